@@ -1,0 +1,128 @@
+"""Followup's rules: cancellation by the assigned unit and the look-back visit. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Literal
+
+from shared.calendar import WorkingCalendar, add_working_days
+from shared.events import (
+    Event,
+    IssueAssigned,
+    IssueLookbackFailed,
+    IssueLookbackPassed,
+    IssueReported,
+    IssueResolved,
+    IssueStatus,
+)
+
+LOOKBACK_WORKING_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Case:
+    """What followup knows of one matter."""
+
+    status: IssueStatus
+    last_event_id: str
+    correlation_id: str
+    assignment_no: int = 0
+    unit: str | None = None
+    deadline: date | None = None
+    lookback_due: date | None = None
+
+
+@dataclass(frozen=True)
+class ResolveIssue:
+    unit: str
+    summary: str
+    resolved_by: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordLookback:
+    outcome: Literal["passed", "failed"]
+    visitor: str
+    notes: str
+
+
+class UnknownIssue(Exception):
+    """No such matter."""
+
+
+class WrongState(Exception):
+    """The matter is not in a state that allows this step; the message says why."""
+
+
+def decide_resolution(
+    case: Case | None, command: ResolveIssue, today: date, calendar: WorkingCalendar
+) -> IssueResolved:
+    """The assigned unit cancels the item; the look-back is due within 7 working days."""
+    if case is None:
+        raise UnknownIssue("no such matter")
+    if case.status in ("reported", "reopened"):
+        raise WrongState(f"the matter is {case.status} and not assigned to a unit yet")
+    if case.status == "resolved":
+        raise WrongState("the matter is already resolved and awaits its look-back visit")
+    if case.status == "closed":
+        raise WrongState("the matter is closed")
+    if command.unit != case.unit:
+        raise WrongState(f"the matter is assigned to {case.unit}, not to {command.unit}")
+    return IssueResolved(
+        unit=command.unit,
+        summary=command.summary,
+        resolved_by=command.resolved_by or command.unit,
+        assignment_no=case.assignment_no,
+        lookback_due=add_working_days(calendar, today, LOOKBACK_WORKING_DAYS),
+    )
+
+
+def decide_lookback(
+    case: Case | None, command: RecordLookback, today: date
+) -> IssueLookbackPassed | IssueLookbackFailed:
+    """Record the visit: passed closes the loop, failed reopens the matter."""
+    if case is None:
+        raise UnknownIssue("no such matter")
+    if case.status == "closed":
+        raise WrongState("the matter is closed; its look-back has passed")
+    if case.status != "resolved" or case.lookback_due is None:
+        raise WrongState(f"the matter is {case.status}: a look-back comes after resolution")
+    cls = IssueLookbackPassed if command.outcome == "passed" else IssueLookbackFailed
+    return cls(
+        visitor=command.visitor,
+        notes=command.notes,
+        assignment_no=case.assignment_no,
+        lookback_due=case.lookback_due,
+        within_window=today <= case.lookback_due,
+    )
+
+
+def evolve(case: Case | None, event: Event, event_id: str, correlation_id: str) -> Case | None:
+    """The case after one event; stale or repeated events leave it as it is."""
+    if isinstance(event, IssueReported):
+        return case or Case(
+            status="reported", last_event_id=event_id, correlation_id=correlation_id
+        )
+    if isinstance(event, IssueAssigned):
+        if case is not None and event.assignment_no <= case.assignment_no:
+            return case
+        return Case(
+            status="assigned",
+            last_event_id=event_id,
+            correlation_id=case.correlation_id if case else correlation_id,
+            assignment_no=event.assignment_no,
+            unit=event.unit,
+            deadline=event.deadline,
+        )
+    if case is None:
+        return None
+    if isinstance(event, IssueResolved):
+        return replace(
+            case, status="resolved", last_event_id=event_id, lookback_due=event.lookback_due
+        )
+    if isinstance(event, IssueLookbackPassed):
+        return replace(case, status="closed", last_event_id=event_id)
+    if isinstance(event, IssueLookbackFailed):
+        return replace(case, status="reopened", last_event_id=event_id)
+    return case

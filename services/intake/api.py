@@ -1,0 +1,127 @@
+"""Intake's HTTP edge: request models, one handler call per route, errors mapped to HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any, Self
+
+from fastapi import APIRouter, Header, HTTPException, Request, Response, status
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from services.intake.domain import ReportIssue
+from services.intake.handlers import IdempotencyKeyReused, report_issue
+from shared.reference import code_of
+from shared.runtime import Runtime
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Phone = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 \-]{4,24}$")
+]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReporterIn(_Input):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    phone: Phone | None = None
+
+
+class LocationIn(_Input):
+    address: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> Self:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon must be given together")
+        return self
+
+
+class ReportIn(_Input):
+    """A matter as a department system, a staff member or a resident reports it."""
+
+    title: Annotated[Text, StringConstraints(max_length=200)]
+    description: Annotated[Text, StringConstraints(max_length=5000)]
+    category: Annotated[str, AfterValidator(code_of("categories"))]
+    village: Annotated[str, AfterValidator(code_of("villages"))]
+    source: Annotated[str, AfterValidator(code_of("sources"))]
+    reporter: ReporterIn | None = None
+    location: LocationIn | None = None
+    recorded_by: Annotated[Text, StringConstraints(max_length=100)] | None = None
+
+    def to_command(self) -> ReportIssue:
+        reporter = self.reporter or ReporterIn()
+        location = self.location or LocationIn()
+        return ReportIssue(
+            title=self.title,
+            description=self.description,
+            category=self.category,
+            village=self.village,
+            source=self.source,
+            reporter_name=reporter.name or None,
+            reporter_phone=reporter.phone,
+            address=location.address or None,
+            lat=location.lat,
+            lon=location.lon,
+            recorded_by=self.recorded_by,
+        )
+
+
+class ReportAccepted(BaseModel):
+    issue_id: str
+    event_id: str
+
+
+def build_router(rt: Runtime) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["intake"])
+
+    @router.post(
+        "/reports",
+        status_code=status.HTTP_201_CREATED,
+        responses={200: {"description": "A retry with the same Idempotency-Key"}},
+    )
+    async def post_report(
+        body: ReportIn,
+        request: Request,
+        response: Response,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> ReportAccepted:
+        """Put a matter on the list; it is routed and assigned automatically."""
+        digest = hashlib.sha256(await request.body()).hexdigest()
+        try:
+            accepted = await report_issue(
+                rt,
+                body.to_command(),
+                idempotency_key=idempotency_key,
+                request_hash=digest,
+                correlation_id=x_correlation_id,
+            )
+        except IdempotencyKeyReused as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        if not accepted.created:
+            response.status_code = status.HTTP_200_OK
+        return ReportAccepted(issue_id=accepted.issue_id, event_id=accepted.event_id)
+
+    @router.get("/reference")
+    async def get_reference() -> dict[str, Any]:
+        """The valid codes: categories, villages, sources and units, with their names."""
+        ref = rt.reference
+        return {
+            "categories": {k: v.model_dump() for k, v in ref.categories.items()},
+            "villages": {k: {"name": v.name, "kind": v.kind} for k, v in ref.villages.items()},
+            "sources": {k: v.name for k, v in ref.sources.items()},
+            "units": ref.codes("units"),
+        }
+
+    return router

@@ -1,0 +1,22 @@
+"""Intake's composition root: reports come in over HTTP and leave as ``issue.reported``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.intake.api import build_router
+from services.intake.store import plumbing
+from shared import reference
+from shared.clock import Clock, system_clock
+from shared.runtime import build_runtime, create_service_app
+from shared.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> FastAPI:
+    rt = build_runtime("intake", settings or Settings(), plumbing, clock=clock)
+    reference.activate(rt.reference)
+    app = create_service_app(
+        rt, title="Minqing intake", description="Accepts residents' matters from every channel."
+    )
+    app.include_router(build_router(rt))
+    return app

@@ -1,0 +1,128 @@
+"""Projection's HTTP edge: what supervisors query."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import AfterValidator, BaseModel
+
+from services.projection import queries
+from services.projection.domain import IssueView, is_overdue
+from shared.clock import local_date
+from shared.events import IssueStatus
+from shared.reference import Kind, active, require
+from shared.runtime import Runtime
+
+
+def _optional_code(kind: Kind) -> Callable[[str | None], str | None]:
+    """A query-parameter validator: absent, or a valid code of ``kind``."""
+
+    def check(code: str | None) -> str | None:
+        return None if code is None else require(active(), kind, code)
+
+    return check
+
+
+class IssueOut(BaseModel):
+    issue_id: str
+    status: IssueStatus | None
+    title: str | None
+    description: str | None
+    category: str | None
+    village: str | None
+    source: str | None
+    reporter_ref: str | None
+    address: str | None
+    lat: float | None
+    lon: float | None
+    unit: str | None
+    responsible_person_id: str | None
+    responsible_person_name: str | None
+    deadline: date | None
+    overdue: bool
+    assignment_no: int
+    lookback_due: date | None
+    reported_at: datetime | None
+    assigned_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    last_event_at: datetime | None
+    last_position: int
+    event_count: int
+
+
+class IssuePage(BaseModel):
+    items: list[IssueOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class HistoryEvent(BaseModel):
+    position: int
+    id: str
+    type: str
+    time: datetime
+    actor: str
+    source: str
+    dataversion: int
+    correlationid: str
+    causationid: str | None
+    data: dict[str, Any]
+
+
+class History(BaseModel):
+    issue_id: str
+    events: list[HistoryEvent]
+
+
+def build_router(rt: Runtime) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/issues", tags=["projection"])
+
+    def today() -> date:
+        return local_date(rt.clock(), rt.settings.timezone)
+
+    def out(view: IssueView) -> IssueOut:
+        return IssueOut(**asdict(view), overdue=is_overdue(view, today()))
+
+    @router.get("")
+    async def list_issues(
+        status_: Annotated[IssueStatus | None, Query(alias="status")] = None,
+        village: Annotated[str | None, Query(), AfterValidator(_optional_code("villages"))] = None,
+        unit: Annotated[str | None, Query(), AfterValidator(_optional_code("units"))] = None,
+        category: Annotated[
+            str | None, Query(), AfterValidator(_optional_code("categories"))
+        ] = None,
+        overdue: bool = False,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> IssuePage:
+        """The list (台账), newest first; filter by status, village, unit, category, overdue."""
+        f = queries.IssueFilter(status_, village, unit, category, today() if overdue else None)
+        async with rt.sessions() as session:
+            views, total = await queries.list_issues(session, f, limit=limit, offset=offset)
+        return IssuePage(items=[out(v) for v in views], total=total, limit=limit, offset=offset)
+
+    @router.get("/{issue_id}", responses={404: {"description": "No such matter"}})
+    async def get_issue(issue_id: str) -> IssueOut:
+        """The current state of one matter."""
+        async with rt.sessions() as session:
+            view = await queries.get_issue(session, issue_id)
+        if view is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such matter")
+        return out(view)
+
+    @router.get("/{issue_id}/history", responses={404: {"description": "No such matter"}})
+    async def get_history(issue_id: str) -> History:
+        """The audit trail: every event of the matter, in stream order."""
+        async with rt.sessions() as session:
+            events = await queries.history(session, issue_id)
+        if not events:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such matter")
+        return History(issue_id=issue_id, events=[HistoryEvent(**e) for e in events])
+
+    return router

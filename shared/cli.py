@@ -1,0 +1,163 @@
+"""The ``minqing`` command: serve one service, run migrations, or bring the whole system up."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shlex
+import signal
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from shared.infra import EmbeddedNats, EmbeddedPostgres, ensure_database, free_port, port_is_free
+from shared.settings import SERVICES, ServiceName, Settings
+
+DEFAULT_NATS_PORT = 4222
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+app = typer.Typer(
+    help="Minqing: closed-loop handling of residents' matters.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+LogLevel = Annotated[str, typer.Option(help=f"Uvicorn log level: {', '.join(LOG_LEVELS)}.")]
+
+
+def _service_name(value: str) -> ServiceName:
+    """Validate a service name against SERVICES."""
+    for name in SERVICES:
+        if name == value:
+            return name
+    raise typer.BadParameter(f"unknown service {value!r}; expected one of: {', '.join(SERVICES)}")
+
+
+def _log_level(value: str) -> str:
+    """Validate a uvicorn log level."""
+    if value.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"unknown log level {value!r}; expected one of: {LOG_LEVELS}")
+    return value.lower()
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}.")],
+    log_level: LogLevel = "info",
+) -> None:
+    """Run one service's HTTP API and consumers (configured by MINQING_* variables)."""
+    name = _service_name(service)
+    level = _log_level(log_level)
+    settings = Settings()
+    module = importlib.import_module(f"services.{name}.app")
+    api = module.create_app(settings)
+    import uvicorn
+
+    uvicorn.run(api, host=settings.host, port=settings.port(name), log_level=level)
+
+
+def _migrate(database_url: str) -> None:
+    """Create the database if needed, then run every service's Alembic migrations."""
+    ensure_database(database_url)
+    importlib.import_module("shared.migrations").upgrade_all(database_url)
+
+
+@app.command()
+def migrate() -> None:
+    """Create the database if missing and upgrade every service's schema to head."""
+    _migrate(Settings().database_url)
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    """Turn SIGTERM into SystemExit so cleanup code stops the embedded servers."""
+    raise SystemExit(128 + signum)
+
+
+def _nats_url(stack: ExitStack, data_dir: Path) -> str:
+    """MINQING_NATS_URL if set, else an embedded nats-server (port 4222 if free)."""
+    if url := os.environ.get("MINQING_NATS_URL"):
+        typer.echo(f"NATS: {url} (from MINQING_NATS_URL)")
+        return url
+    port = DEFAULT_NATS_PORT if port_is_free(DEFAULT_NATS_PORT) else free_port()
+    if port != DEFAULT_NATS_PORT:
+        typer.echo(f"NATS: port {DEFAULT_NATS_PORT} is taken, using free port {port}")
+    nats = stack.enter_context(EmbeddedNats(data_dir / "nats", port=port))
+    typer.echo(f"NATS: embedded nats-server at {nats.url} (store and log in {nats.store_dir})")
+    return nats.url
+
+
+def _database_url(stack: ExitStack, data_dir: Path) -> str:
+    """MINQING_DATABASE_URL if set, else an embedded PostgreSQL on a Unix socket."""
+    if url := os.environ.get("MINQING_DATABASE_URL"):
+        typer.echo("PostgreSQL: from MINQING_DATABASE_URL")
+        return url
+    postgres = stack.enter_context(EmbeddedPostgres(data_dir / "postgres"))
+    typer.echo(f"PostgreSQL: embedded at {postgres.url()} (data in {postgres.data_dir})")
+    return postgres.url()
+
+
+def _display_host(host: str) -> str:
+    """A host to put in a printed URL (wildcard binds are reachable on loopback)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def _print_urls(settings: Settings) -> None:
+    """Print where each service will listen."""
+    host = _display_host(settings.host)
+    for name in SERVICES:
+        base = f"http://{host}:{settings.port(name)}"
+        typer.echo(f"{name:>10}: {base}  (API docs: {base}/docs)")
+
+
+def _run_services(env: dict[str, str], log_level: str) -> int:
+    """Run every service as its own OS process under honcho; return honcho's return code."""
+    from honcho.manager import Manager  # type: ignore[import-untyped]
+
+    manager = Manager()
+    for name in SERVICES:
+        command = [sys.executable, "-m", "shared.cli", "serve", name, "--log-level", log_level]
+        manager.add_process(name, shlex.join(command), env=env)
+    manager.loop()
+    return int(manager.returncode or 0)
+
+
+@app.command()
+def up(
+    data_dir: Annotated[
+        Path,
+        typer.Option(envvar="MINQING_DATA_DIR", help="Where embedded NATS/PostgreSQL keep data."),
+    ] = Path(".minqing"),
+    log_level: LogLevel = "info",
+) -> None:
+    """Run the whole system on this machine, starting NATS and PostgreSQL unless configured."""
+    level = _log_level(log_level)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    root = data_dir.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        with ExitStack() as stack:
+            env = {
+                **os.environ,
+                "MINQING_NATS_URL": _nats_url(stack, root),
+                "MINQING_DATABASE_URL": _database_url(stack, root),
+                "PYTHONUNBUFFERED": "1",
+            }
+            _migrate(env["MINQING_DATABASE_URL"])
+            _print_urls(Settings())
+            code = _run_services(env, level)
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Entry point of the ``minqing`` console script."""
+    app(prog_name="minqing")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""The CloudEvents 1.0 structured-mode envelope every canonical event travels in."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from shared.events import EVENTS_BY_TYPE, Event
+from shared.ids import new_id
+
+TYPE_PREFIX = "minqing."
+CONTENT_TYPE = "application/cloudevents+json"
+
+
+class Envelope(BaseModel):
+    """One CloudEvent: context attributes, our extension attributes and the JSON ``data``."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    subject: str = Field(min_length=1)
+    time: AwareDatetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any]
+    dataversion: int = Field(ge=1)
+    correlationid: str = Field(min_length=1)
+    causationid: str | None = None
+    actor: str = Field(min_length=1)
+
+    @property
+    def short_type(self) -> str:
+        """The type without the ``minqing.`` prefix, e.g. ``issue.reported``."""
+        return self.type.removeprefix(TYPE_PREFIX)
+
+    def to_json(self) -> bytes:
+        """Structured-mode JSON; absent optional attributes are left out, not null."""
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+class UnreadableEvent(ValueError):
+    """A message that is not a valid canonical event; the reason says why."""
+
+
+def wrap(
+    event: Event,
+    *,
+    issue_id: str,
+    service: str,
+    actor: str,
+    time: datetime,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    cause: Envelope | None = None,
+) -> Envelope:
+    """Put one event into a new envelope with a fresh id.
+
+    With ``cause`` (the event this one reacts to), the correlation id is inherited and the
+    causation id is the cause's id.
+    """
+    event_id = new_id()
+    if cause is not None:
+        correlation_id, causation_id = cause.correlationid, cause.id
+    return Envelope(
+        id=event_id,
+        source=f"/minqing/{service}",
+        type=TYPE_PREFIX + event.TYPE,
+        subject=issue_id,
+        time=time,
+        data=event.model_dump(mode="json"),
+        dataversion=event.VERSION,
+        correlationid=correlation_id or event_id,
+        causationid=causation_id,
+        actor=actor,
+    )
+
+
+def parse(raw: bytes) -> Envelope:
+    """Read a structured-mode CloudEvent, or raise ``UnreadableEvent`` with the reason."""
+    try:
+        return Envelope.model_validate_json(raw)
+    except ValidationError as exc:
+        raise UnreadableEvent(f"not a valid event envelope: {_summary(exc)}") from exc
+
+
+def decode(envelope: Envelope) -> Event | None:
+    """The typed event inside an envelope; ``None`` for a type this code does not know."""
+    cls = EVENTS_BY_TYPE.get(envelope.short_type)
+    if cls is None or not envelope.type.startswith(TYPE_PREFIX):
+        return None
+    if envelope.dataversion != cls.VERSION:
+        raise UnreadableEvent(
+            f"{envelope.type} dataversion {envelope.dataversion} is not supported "
+            f"(this code reads version {cls.VERSION})"
+        )
+    try:
+        return cls.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise UnreadableEvent(f"invalid data for {envelope.type}: {_summary(exc)}") from exc
+
+
+def _summary(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
+    )

@@ -1,0 +1,100 @@
+"""The event contract, version 1: one frozen class per fact, carried as CloudEvents ``data``.
+
+The issue id is the CloudEvent ``subject``; who did it is the ``actor`` attribute. Each
+class names its ``type`` (without the ``minqing.`` prefix) and its ``dataversion``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Event(BaseModel):
+    """Base of every event's data: flat, primitives only, frozen, no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+
+
+class IssueReported(Event):
+    """A matter was accepted onto the list."""
+
+    TYPE: ClassVar[str] = "issue.reported"
+
+    title: str
+    description: str
+    category: str
+    village: str
+    source: str
+    reporter_ref: str | None = None
+    address: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+
+
+class IssueAssigned(Event):
+    """A matter was routed to a unit and a responsible person, with a deadline."""
+
+    TYPE: ClassVar[str] = "issue.assigned"
+
+    unit: str
+    responsible_person_id: str
+    responsible_person_name: str
+    deadline: date
+    working_days: int = Field(ge=0)
+    assignment_no: int = Field(ge=1)
+    reason: str
+    category: str
+    village: str
+
+
+class IssueResolved(Event):
+    """The assigned unit reported the matter solved (cancellation, 销号)."""
+
+    TYPE: ClassVar[str] = "issue.resolved"
+
+    unit: str
+    summary: str
+    resolved_by: str
+    assignment_no: int = Field(ge=1)
+    lookback_due: date
+
+
+class LookbackRecorded(Event):
+    """Fields shared by both outcomes of a look-back visit."""
+
+    visitor: str
+    notes: str
+    assignment_no: int = Field(ge=1)
+    lookback_due: date
+    within_window: bool
+
+
+class IssueLookbackPassed(LookbackRecorded):
+    """The look-back visit confirmed the fix: the loop is closed."""
+
+    TYPE: ClassVar[str] = "issue.lookback_passed"
+
+
+class IssueLookbackFailed(LookbackRecorded):
+    """The look-back visit found the matter not fixed: it is reopened."""
+
+    TYPE: ClassVar[str] = "issue.lookback_failed"
+
+
+EVENT_CLASSES: tuple[type[Event], ...] = (
+    IssueReported,
+    IssueAssigned,
+    IssueResolved,
+    IssueLookbackPassed,
+    IssueLookbackFailed,
+)
+EVENTS_BY_TYPE: dict[str, type[Event]] = {cls.TYPE: cls for cls in EVENT_CLASSES}
+
+IssueStatus = Literal["reported", "assigned", "resolved", "closed", "reopened"]
+ISSUE_STATUSES: tuple[IssueStatus, ...] = ("reported", "assigned", "resolved", "closed", "reopened")

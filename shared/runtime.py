@@ -1,0 +1,185 @@
+"""What every service process has: database, broker, outbox relay, consumer, health routes.
+
+Each service's ``app.py`` builds one ``Runtime`` and adds its own routes and handlers; the
+lifespan here connects (retrying until the startup timeout), declares the stream, starts
+the relay and the consumers, and stops them in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from faststream.nats import NatsBroker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from shared import reference
+from shared.calendar import WeekdayCalendar, WorkingCalendar
+from shared.clock import Clock, system_clock
+from shared.consumer import ApplyBatch, BatchConsumer, Delivery, apply_each
+from shared.db import Sessions, make_engine, make_sessions, ping
+from shared.messaging import ensure_stream, make_broker, publisher, subscribe
+from shared.outbox import Relay
+from shared.settings import ServiceName, Settings
+from shared.tables import Plumbing
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """The wired parts of one service process; tests build it with their own settings."""
+
+    name: ServiceName
+    settings: Settings
+    plumbing: Plumbing
+    engine: AsyncEngine
+    sessions: Sessions
+    broker: NatsBroker
+    relay: Relay
+    reference: reference.ReferenceData
+    clock: Clock = system_clock
+    calendar: WorkingCalendar = field(default_factory=WeekdayCalendar)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def consume_each(self, apply_one: Callable[[AsyncSession, Delivery], Awaitable[None]]) -> None:
+        """Subscribe with a function that applies one event at a time (in a batch commit)."""
+
+        async def apply_batch(
+            session: AsyncSession, deliveries: Sequence[Delivery]
+        ) -> Mapping[str, str]:
+            return await apply_each(session, deliveries, apply_one)
+
+        self.consume(apply_batch)
+
+    def consume(self, apply_batch: ApplyBatch) -> None:
+        """Subscribe this service's durable consumer; call before the app starts."""
+        consumer = BatchConsumer(
+            self.sessions,
+            self.plumbing,
+            apply_batch,
+            max_deliver=self.settings.consumer_max_deliver,
+            retry_delay=self.settings.consumer_retry_delay_seconds,
+            after_commit=self.relay.notify,
+        )
+        subscribe(self.broker, self.settings, self.name, consumer)
+
+    async def ready(self) -> dict[str, str]:
+        """Component name -> "ok" or the reason it is not ready."""
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(ping(self.engine), 2.0)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unavailable: {exc!r}"
+        connected = self.broker._connection is not None and self.broker._connection.is_connected
+        checks["nats"] = "ok" if connected else "unavailable: not connected"
+        return checks
+
+
+def build_runtime(
+    name: ServiceName,
+    settings: Settings,
+    plumbing: Plumbing,
+    *,
+    clock: Clock = system_clock,
+    calendar: WorkingCalendar | None = None,
+) -> Runtime:
+    """Wire the parts; nothing connects until the app's lifespan starts."""
+    engine = make_engine(settings.database_url)
+    sessions = make_sessions(engine)
+    broker = make_broker(settings)
+    relay = Relay(
+        sessions,
+        plumbing.outbox,
+        publisher(broker, settings),
+        batch_size=settings.relay_batch_size,
+        poll_seconds=settings.relay_poll_seconds,
+    )
+    return Runtime(
+        name=name,
+        settings=settings,
+        plumbing=plumbing,
+        engine=engine,
+        sessions=sessions,
+        broker=broker,
+        relay=relay,
+        reference=reference.load(settings.reference_dir),
+        clock=clock,
+        calendar=calendar or WeekdayCalendar(),
+    )
+
+
+def create_service_app(runtime: Runtime, *, title: str, description: str) -> FastAPI:
+    """A FastAPI app with the runtime's lifespan and the health routes."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await start(runtime)
+        try:
+            yield
+        finally:
+            await stop(runtime)
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.include_router(health_router(runtime))
+    return app
+
+
+async def start(runtime: Runtime) -> None:
+    """Connect to NATS and PostgreSQL (retrying), declare the stream, start relay and consumers."""
+    deadline = asyncio.get_running_loop().time() + runtime.settings.startup_timeout_seconds
+    await _retry_until(deadline, "PostgreSQL", lambda: ping(runtime.engine))
+    await _retry_until(deadline, "NATS", runtime.broker.connect)
+    await ensure_stream(runtime.broker.connection.jetstream(), runtime.settings)
+    await runtime.broker.start()
+    runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name=f"{runtime.name}-relay"))
+    log.info("%s started", runtime.name)
+
+
+async def stop(runtime: Runtime) -> None:
+    """Stop the relay, then consumers and the connection; unsent rows wait in the outbox."""
+    for task in runtime.tasks:
+        task.cancel()
+    await asyncio.gather(*runtime.tasks, return_exceptions=True)
+    runtime.tasks.clear()
+    await runtime.broker.stop()
+    await runtime.engine.dispose()
+
+
+async def _retry_until(deadline: float, what: str, attempt: Any) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            await attempt()
+            return
+        except Exception as exc:
+            if loop.time() >= deadline:
+                raise RuntimeError(f"{what} did not become available: {exc!r}") from exc
+            log.warning("waiting for %s: %r", what, exc)
+            await asyncio.sleep(0.5)
+
+
+def health_router(runtime: Runtime) -> APIRouter:
+    """``/healthz``: the process is up. ``/readyz``: its database and NATS are reachable."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": runtime.name}
+
+    @router.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        checks = await runtime.ready()
+        ok = all(v == "ok" for v in checks.values())
+        body = {"status": "ready" if ok else "not ready", "service": runtime.name, **checks}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    return router

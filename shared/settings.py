@@ -1,0 +1,50 @@
+"""The one place configuration is read: environment variables prefixed ``MINQING_``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ServiceName = Literal["intake", "assignment", "followup", "projection"]
+SERVICES: tuple[ServiceName, ...] = ("intake", "assignment", "followup", "projection")
+
+REFERENCE_DIR = Path(__file__).parent / "reference_data"
+
+
+class Settings(BaseSettings):
+    """Settings shared by every service; each service reads the fields it needs."""
+
+    model_config = SettingsConfigDict(env_prefix="MINQING_", extra="ignore")
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/minqing"
+    stream_name: str = Field("MINQING_EVENTS", pattern=r"^[A-Za-z0-9_-]+$")
+    subject_prefix: str = Field("minqing.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    duplicate_window_seconds: float = Field(600.0, gt=0)
+    host: str = "127.0.0.1"
+    intake_port: int = 8081
+    assignment_port: int = 8082
+    followup_port: int = 8083
+    projection_port: int = 8084
+    timezone: str = "Asia/Shanghai"
+    reference_dir: Path = REFERENCE_DIR
+    consumer_batch_size: int = Field(100, ge=1, le=1000)
+    consumer_max_deliver: int = Field(8, ge=1)
+    consumer_ack_wait_seconds: float = Field(30.0, gt=0)
+    consumer_retry_delay_seconds: float = Field(1.0, gt=0)
+    relay_batch_size: int = Field(200, ge=1, le=5000)
+    relay_poll_seconds: float = Field(0.5, gt=0)
+    startup_timeout_seconds: float = Field(30.0, gt=0)
+
+    def port(self, service: ServiceName) -> int:
+        """The HTTP port of one service."""
+        ports: dict[ServiceName, int] = {
+            "intake": self.intake_port,
+            "assignment": self.assignment_port,
+            "followup": self.followup_port,
+            "projection": self.projection_port,
+        }
+        return ports[service]

@@ -1,0 +1,113 @@
+"""Test helpers: fresh databases from a migrated template, isolated streams, app clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import httpx
+import nats
+from fastapi import FastAPI
+from nats.js.api import RawStreamMsg, StreamInfo
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from shared.ids import new_id
+from shared.migrations import upgrade_all
+from shared.settings import Settings
+
+T = TypeVar("T")
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server URL, pointing at another database."""
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = create_async_engine(with_database(url, "postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def create_template(server_url: str) -> str:
+    """A database with every service's migrations applied, to copy per test."""
+    name = f"mq_template_{new_id().lower()}"
+    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    await asyncio.to_thread(upgrade_all, with_database(server_url, name))
+    return name
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(server_url: str, template: str) -> AsyncIterator[str]:
+    """A new database copied from the template; dropped afterwards."""
+    name = f"mq_test_{new_id().lower()}"
+    await _admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield with_database(server_url, name)
+    finally:
+        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def isolated_settings(nats_url: str, database_url: str, **overrides: object) -> Settings:
+    """Settings with a stream and subjects of their own, so tests never share messages."""
+    tag = new_id().lower()
+    values: dict[str, object] = {
+        "nats_url": nats_url,
+        "database_url": database_url,
+        "stream_name": f"T_{tag.upper()}",
+        "subject_prefix": f"t{tag}.events",
+        "relay_poll_seconds": 0.1,
+        "consumer_retry_delay_seconds": 0.05,
+        "startup_timeout_seconds": 15.0,
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@contextlib.asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run an app's lifespan (broker, relay, consumers) and give an HTTP client for it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    ok: Callable[[T], bool],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.05,
+) -> T:
+    """Poll ``probe`` until ``ok`` holds for its result; fail with the last value if never."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await probe()
+        if ok(value):
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+        await asyncio.sleep(interval)
+
+
+async def stream_messages(settings: Settings) -> list[RawStreamMsg]:
+    """Every message in the settings' stream, read directly (no consumer state)."""
+    nc = await nats.connect(settings.nats_url)
+    try:
+        js = nc.jetstream()
+        info: StreamInfo = await js.stream_info(settings.stream_name)
+        return [
+            await js.get_msg(settings.stream_name, seq)
+            for seq in range(info.state.first_seq, info.state.last_seq + 1)
+        ]
+    finally:
+        await nc.close()

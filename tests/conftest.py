@@ -1,0 +1,39 @@
+"""Real NATS and PostgreSQL for the whole session; a fresh database and stream per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from shared.settings import Settings
+from shared.testing.harness import create_template, fresh_database, isolated_settings
+from shared.testing.servers import nats_server, postgres_server
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    with nats_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def server_db_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def template_db(server_db_url: str) -> str:
+    return await create_template(server_db_url)
+
+
+@pytest.fixture
+async def database_url(server_db_url: str, template_db: str) -> AsyncIterator[str]:
+    async with fresh_database(server_db_url, template_db) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(nats_url: str, database_url: str) -> Settings:
+    return isolated_settings(nats_url, database_url)

@@ -1,0 +1,115 @@
+"""Embedded NATS and PostgreSQL start, persist data across restarts, and stop cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import nats
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from shared.infra import (
+    NATS_CONFIG,
+    EmbeddedNats,
+    EmbeddedPostgres,
+    _process_alive,
+    docker_available,
+    ensure_database,
+    free_port,
+    nats_server_binary,
+)
+
+
+async def _scalar(url: str, sql: str) -> object:
+    """Run one statement in its own transaction and return the first column of the first row."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            return await conn.scalar(text(sql))
+    finally:
+        await engine.dispose()
+
+
+def test_nats_binary_and_config_are_found() -> None:
+    assert os.access(nats_server_binary(), os.X_OK)
+    assert "sync_interval: always" in NATS_CONFIG.read_text()
+
+
+async def test_embedded_nats_keeps_stream_messages_across_restart(tmp_path: Path) -> None:
+    port = free_port()
+    with EmbeddedNats(tmp_path / "nats", port=port) as server:
+        assert server.url == f"nats://127.0.0.1:{port}"
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        await js.add_stream(name="T", subjects=["t.>"])
+        ack = await js.publish("t.one", b"kept")
+        await nc.close()
+        process = server._process
+    assert process is not None and process.returncode is not None  # stopped and reaped
+
+    with EmbeddedNats(tmp_path / "nats") as server:
+        nc = await nats.connect(server.url)
+        message = await nc.jetstream().get_msg("T", ack.seq)
+        await nc.close()
+    assert message.data == b"kept"
+    assert "Server is ready" in (tmp_path / "nats" / "nats-server.log").read_text()
+
+
+def test_embedded_nats_reports_a_taken_port_with_the_log(tmp_path: Path) -> None:
+    with EmbeddedNats(tmp_path / "a") as first, pytest.raises(RuntimeError, match="exited"):
+        EmbeddedNats(tmp_path / "b", port=first.port, startup_timeout=5).start()
+
+
+async def test_embedded_postgres_serves_sql_and_keeps_tables_across_restart(
+    tmp_path: Path,
+) -> None:
+    with EmbeddedPostgres(tmp_path / "pg") as server:
+        url = server.url()
+        assert make_url(url).database == "minqing"
+        assert await _scalar(url, "select 1") == 1
+        await _scalar(url, "create table kept (v text); insert into kept values ('yes')")
+        pid = server.pid
+    assert pid is not None and not _process_alive(pid)
+
+    with EmbeddedPostgres(tmp_path / "pg") as server:
+        assert await _scalar(server.url(), "select v from kept") == "yes"
+
+
+async def test_embedded_postgres_recovers_after_the_postmaster_is_killed(tmp_path: Path) -> None:
+    server = EmbeddedPostgres(tmp_path / "pg").start()
+    try:
+        await _scalar(server.url(), "create table kept (v int); insert into kept values (7)")
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGKILL)
+    finally:
+        started = time.monotonic()
+        server.stop()
+    assert time.monotonic() - started < 5  # no minute-long pg_ctl wait on a dead postmaster
+
+    with EmbeddedPostgres(tmp_path / "pg") as server:
+        assert await _scalar(server.url(), "select v from kept") == 7
+
+
+async def test_ensure_database_is_idempotent(tmp_path: Path) -> None:
+    with EmbeddedPostgres(tmp_path / "pg") as server:
+        url = server.url("fresh_db")
+        ensure_database(url)
+        ensure_database(url)
+        count = await _scalar(
+            server.url("postgres"), "select count(*) from pg_database where datname = 'fresh_db'"
+        )
+        assert count == 1
+        assert await _scalar(url, "select current_database()") == "fresh_db"
+
+
+def test_docker_available_is_a_quick_bool(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(docker_available(), bool)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    started = time.monotonic()
+    assert docker_available(timeout=1) is False
+    assert time.monotonic() - started < 3
