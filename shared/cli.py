@@ -86,6 +86,7 @@ def _nats_url(stack: ExitStack, data_dir: Path) -> str:
     if port != DEFAULT_NATS_PORT:
         typer.echo(f"NATS: port {DEFAULT_NATS_PORT} is taken, using free port {port}")
     nats = stack.enter_context(EmbeddedNats(data_dir / "nats", port=port))
+    stack.callback(typer.echo, "NATS: stopping the embedded nats-server")
     typer.echo(f"NATS: embedded nats-server at {nats.url} (store and log in {nats.store_dir})")
     return nats.url
 
@@ -96,6 +97,7 @@ def _database_url(stack: ExitStack, data_dir: Path) -> str:
         typer.echo("PostgreSQL: from MINQING_DATABASE_URL")
         return url
     postgres = stack.enter_context(EmbeddedPostgres(data_dir / "postgres"))
+    stack.callback(typer.echo, "PostgreSQL: stopping the embedded server")
     typer.echo(f"PostgreSQL: embedded at {postgres.url()} (data in {postgres.data_dir})")
     return postgres.url()
 

@@ -19,13 +19,13 @@ class Envelope(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
-    specversion: Literal["1.0"] = "1.0"
+    specversion: Literal["1.0"]
     id: str = Field(min_length=1)
     source: str = Field(min_length=1)
     type: str = Field(min_length=1)
     subject: str = Field(min_length=1)
     time: AwareDatetime
-    datacontenttype: Literal["application/json"] = "application/json"
+    datacontenttype: str = Field("application/json", pattern=r"^application/json(\s*;.*)?$")
     data: dict[str, Any]
     dataversion: int = Field(ge=1)
     correlationid: str = Field(min_length=1)
@@ -66,6 +66,7 @@ def wrap(
     if cause is not None:
         correlation_id, causation_id = cause.correlationid, cause.id
     return Envelope(
+        specversion="1.0",
         id=event_id,
         source=f"/minqing/{service}",
         type=TYPE_PREFIX + event.TYPE,
@@ -87,10 +88,17 @@ def parse(raw: bytes) -> Envelope:
         raise UnreadableEvent(f"not a valid event envelope: {_summary(exc)}") from exc
 
 
+def event_class(type_: str) -> type[Event] | None:
+    """The class of a CloudEvents ``type`` such as ``minqing.issue.reported``, if ours."""
+    if not type_.startswith(TYPE_PREFIX):
+        return None
+    return EVENTS_BY_TYPE.get(type_.removeprefix(TYPE_PREFIX))
+
+
 def decode(envelope: Envelope) -> Event | None:
     """The typed event inside an envelope; ``None`` for a type this code does not know."""
-    cls = EVENTS_BY_TYPE.get(envelope.short_type)
-    if cls is None or not envelope.type.startswith(TYPE_PREFIX):
+    cls = event_class(envelope.type)
+    if cls is None:
         return None
     if envelope.dataversion != cls.VERSION:
         raise UnreadableEvent(

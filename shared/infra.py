@@ -31,10 +31,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# shared/ is a (namespace) package installed editable: the repo root is two levels up.
+# The package is installed editable, so deploy/ sits beside shared/ in the repository root.
 NATS_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "nats.conf"
 NATS_LOG_NAME = "nats-server.log"
 STOP_TIMEOUT_SECONDS = 10.0
+PROBE_TIMEOUT_SECONDS = 2.0
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -91,27 +92,33 @@ def nats_server_binary() -> Path:
 
 
 async def _jetstream_answers(url: str) -> bool:
-    """Whether a JetStream-enabled NATS server answers at ``url``."""
+    """Whether a JetStream-enabled NATS server answers at ``url`` within a short time."""
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+            return await _account_info(url)
+    except Exception:
+        return False
+
+
+async def _account_info(url: str) -> bool:
+    """Connect without reconnecting (at most two quick tries) and ask for the account info."""
     import nats
 
     async def _quiet(_: Exception) -> None:
         """Swallow connection errors while probing."""
 
-    try:
-        nc = await nats.connect(
-            url,
-            connect_timeout=1,
-            allow_reconnect=False,
-            max_reconnect_attempts=0,
-            error_cb=_quiet,
-        )
-    except Exception:
-        return False
+    # max_reconnect_attempts=0 would retry the *initial* connect forever in nats-py 2.16.
+    nc = await nats.connect(
+        url,
+        connect_timeout=1,
+        allow_reconnect=False,
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0.1,
+        error_cb=_quiet,
+    )
     try:
         await nc.jetstream().account_info()
         return True
-    except Exception:
-        return False
     finally:
         await nc.close()
 
@@ -133,6 +140,7 @@ class EmbeddedNats:
         self.startup_timeout = startup_timeout
         self.log_path = self.store_dir / NATS_LOG_NAME
         self._process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
 
     @property
     def url(self) -> str:
@@ -157,6 +165,7 @@ class EmbeddedNats:
         """Start nats-server and wait until JetStream answers."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
+            self._log_offset = log.tell()
             # Own session: a Ctrl-C in the terminal reaches `minqing up`, which stops us last.
             self._process = subprocess.Popen(
                 self.command(),
@@ -173,16 +182,25 @@ class EmbeddedNats:
         return self
 
     def _wait_ready(self) -> None:
-        """Poll until JetStream answers; raise with the log tail if it never does."""
+        """Poll until our server logs readiness and JetStream answers; else raise with the log."""
         assert self._process is not None
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 self._fail(f"nats-server exited with code {self._process.returncode}")
-            if run_sync(lambda: _jetstream_answers(self.url)):
+            if self._logged_ready() and run_sync(lambda: _jetstream_answers(self.url)):
                 return
             time.sleep(0.05)
         self._fail(f"JetStream did not answer at {self.url} within {self.startup_timeout}s")
+
+    def _logged_ready(self) -> bool:
+        """Whether *our* process logged "Server is ready" (another may own the port)."""
+        assert self._process is not None
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_offset)
+            lines = log.read().decode(errors="replace").splitlines()
+        mark = f"[{self._process.pid}]"
+        return any(line.startswith(mark) and "Server is ready" in line for line in lines)
 
     def _fail(self, reason: str) -> None:
         """Raise a startup error that carries the server log."""
@@ -278,6 +296,13 @@ def _wait_gone(pid: int, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         time.sleep(0.05)
 
 
+def _shutdown_postmaster(pid: int) -> None:
+    """Fast shutdown (SIGINT, what `pg_ctl stop` sends), then wait until the postmaster is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGINT)
+    _wait_gone(pid)
+
+
 def _postmaster_pid(pgdata: Path) -> int | None:
     """The pid recorded in ``postmaster.pid``, if the file exists and is readable."""
     try:
@@ -365,14 +390,13 @@ class EmbeddedPostgres:
         if server is None:
             return
         pid = server.get_pid()
-        last = server.global_process_id_list.get() == [os.getpid()]
-        if pid is not None and not _process_alive(pid):
-            _reap(pid)  # crashed: pg_ctl stop would wait a minute for a zombie
         try:
-            server._cleanup()
+            if pid is not None and server.global_process_id_list.get() == [os.getpid()]:
+                # We stop it ourselves: pgserver's `pg_ctl -w stop` waits a minute on a zombie.
+                _shutdown_postmaster(pid)
+                server._postmaster_info = None  # nothing left for pgserver to stop
         finally:
-            if last and pid is not None:
-                _wait_gone(pid)
+            server._cleanup()  # drops our handle and pgserver's registry entry
 
     def __enter__(self) -> Self:
         """Start on entering the ``with`` block."""

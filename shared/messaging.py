@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Sequence
 
-from faststream import AckPolicy, Context
-from faststream.nats import JStream, NatsBroker, PullSub
-from faststream.nats.message import NatsBatchMessage
+from faststream.nats import NatsBroker
+from nats.js.api import AckPolicy as AckPolicyApi
 from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -19,9 +21,9 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_SECONDS = 10.0
-# With little traffic a fetch returns after this long with what it has, so events are
-# applied within ~0.2 s; under load batches fill up long before.
-FETCH_WAIT_SECONDS = 0.2
+# How long one fetch waits when nothing is available; anything that arrives is returned
+# at once, so this bounds only how quickly an idle consumer notices it should stop.
+FETCH_WAIT_SECONDS = 1.0
 
 
 def make_broker(settings: Settings) -> NatsBroker:
@@ -74,31 +76,79 @@ def publisher(broker: NatsBroker, settings: Settings) -> Publish:
     return publish
 
 
-def subscribe(
-    broker: NatsBroker, settings: Settings, durable: str, consumer: BatchConsumer
-) -> None:
-    """A durable pull consumer of every canonical event, handled in batches, acked manually.
+def consumer_config(
+    settings: Settings, durable: str, types: Sequence[str] | None = None
+) -> ConsumerConfig:
+    """A durable pull consumer of the given event types (all canonical events if ``None``).
 
     Redelivery is unlimited on the server (``max_deliver=-1``): the consumer itself counts
     attempts and dead-letters, so nothing is silently left behind by the server.
     """
-
-    @broker.subscriber(
-        f"{settings.subject_prefix}.>",
-        stream=JStream(settings.stream_name, declare=False),
-        durable=durable,
-        pull_sub=PullSub(
-            batch_size=settings.consumer_batch_size, timeout=FETCH_WAIT_SECONDS, batch=True
-        ),
-        ack_policy=AckPolicy.MANUAL,
-        config=ConsumerConfig(
-            durable_name=durable,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=settings.consumer_ack_wait_seconds,
-            max_deliver=-1,
-            max_ack_pending=settings.consumer_batch_size * 10,
-        ),
-        title=f"{durable}:events",
+    subjects = [f"{settings.subject_prefix}.{t}" for t in types or [">"]]
+    return ConsumerConfig(
+        durable_name=durable,
+        name=durable,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicyApi.EXPLICIT,
+        ack_wait=settings.consumer_ack_wait_seconds,
+        max_deliver=-1,
+        max_ack_pending=settings.consumer_batch_size * 10,
+        filter_subjects=subjects,
     )
-    async def on_events(body: list[object], message: NatsBatchMessage = Context("message")) -> None:
-        await consumer.consume(message.raw_message)
+
+
+async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
+    """Create the durable consumer, or update it when its configuration changed."""
+    await js.add_consumer(stream, config=config)
+
+
+class PullConsumer:
+    """Fetches batches from a durable pull consumer and hands them to a ``BatchConsumer``.
+
+    Written on nats-py directly rather than FastStream's batch subscriber: that one keeps
+    fetching until the batch is full or its timeout passes (latency at low traffic), and
+    in 0.7.8 a plain ``asyncio.TimeoutError`` from nats-py escapes it, stalling the
+    subscriber for its supervisor's back-off. ``fetch`` here returns as soon as anything is
+    available, up to ``batch_size``.
+    """
+
+    def __init__(self, settings: Settings, config: ConsumerConfig, consumer: BatchConsumer) -> None:
+        self._settings = settings
+        self.config = config
+        self._consumer = consumer
+        self._stopping = asyncio.Event()
+
+    async def run(self, js: JetStreamContext) -> None:
+        """Consume until ``stop``; transient errors are logged and retried."""
+        durable = self.config.durable_name
+        subscription = await js.pull_subscribe_bind(
+            durable=durable, stream=self._settings.stream_name
+        )
+        try:
+            await self._fetch_until_stopped(subscription)
+        finally:
+            # A live subscription would hold the connection's drain for its full timeout.
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+
+    async def _fetch_until_stopped(self, subscription: JetStreamContext.PullSubscription) -> None:
+        durable = self.config.durable_name
+        batch = self._settings.consumer_batch_size
+        while not self._stopping.is_set():
+            try:
+                messages = await subscription.fetch(batch=batch, timeout=FETCH_WAIT_SECONDS)
+            except TimeoutError:
+                continue  # nothing new; nats-py's own TimeoutError subclasses this one
+            except Exception as exc:
+                log.warning("%s: fetch failed (%r); retrying", durable, exc)
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                await self._consumer.consume(messages)
+            except Exception:
+                # e.g. the connection dropped while acking: unacked messages come back.
+                log.exception("%s: batch not finished; it will be redelivered", durable)
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then return from ``run``."""
+        self._stopping.set()

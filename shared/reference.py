@@ -107,8 +107,14 @@ def load(directory: Path) -> ReferenceData:
     """Read and check the four TOML files in ``directory``."""
     tables: dict[str, object] = {}
     for kind in ("categories", "villages", "sources", "units"):
-        with (directory / f"{kind}.toml").open("rb") as fh:
-            tables[kind] = tomllib.load(fh).get(kind, {})
+        path = directory / f"{kind}.toml"
+        with path.open("rb") as fh:
+            content = tomllib.load(fh)
+        if set(content) != {kind}:
+            raise ValueError(
+                f"{path} must hold exactly one table, [{kind}.<code>]; found {sorted(content)}"
+            )
+        tables[kind] = content[kind]
     return ReferenceData.model_validate(tables)
 
 

@@ -24,12 +24,20 @@ from shared.calendar import WeekdayCalendar, WorkingCalendar
 from shared.clock import Clock, system_clock
 from shared.consumer import ApplyBatch, BatchConsumer, Delivery, apply_each
 from shared.db import Sessions, make_engine, make_sessions, ping
-from shared.messaging import ensure_stream, make_broker, publisher, subscribe
+from shared.messaging import (
+    PullConsumer,
+    consumer_config,
+    ensure_consumer,
+    ensure_stream,
+    make_broker,
+    publisher,
+)
 from shared.outbox import Relay
 from shared.settings import ServiceName, Settings
 from shared.tables import Plumbing
 
 log = logging.getLogger(__name__)
+STOP_GRACE_SECONDS = 10.0
 
 
 @dataclass
@@ -47,8 +55,14 @@ class Runtime:
     clock: Clock = system_clock
     calendar: WorkingCalendar = field(default_factory=WeekdayCalendar)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    consumer_tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    consumers: list[PullConsumer] = field(default_factory=list)
 
-    def consume_each(self, apply_one: Callable[[AsyncSession, Delivery], Awaitable[None]]) -> None:
+    def consume_each(
+        self,
+        apply_one: Callable[[AsyncSession, Delivery], Awaitable[None]],
+        types: Sequence[str] | None = None,
+    ) -> None:
         """Subscribe with a function that applies one event at a time (in a batch commit)."""
 
         async def apply_batch(
@@ -56,10 +70,10 @@ class Runtime:
         ) -> Mapping[str, str]:
             return await apply_each(session, deliveries, apply_one)
 
-        self.consume(apply_batch)
+        self.consume(apply_batch, types)
 
-    def consume(self, apply_batch: ApplyBatch) -> None:
-        """Subscribe this service's durable consumer; call before the app starts."""
+    def consume(self, apply_batch: ApplyBatch, types: Sequence[str] | None = None) -> None:
+        """Subscribe this service's durable consumer to ``types`` (default: every event)."""
         consumer = BatchConsumer(
             self.sessions,
             self.plumbing,
@@ -68,7 +82,8 @@ class Runtime:
             retry_delay=self.settings.consumer_retry_delay_seconds,
             after_commit=self.relay.notify,
         )
-        subscribe(self.broker, self.settings, self.name, consumer)
+        config = consumer_config(self.settings, self.name, types)
+        self.consumers.append(PullConsumer(self.settings, config, consumer))
 
     async def ready(self) -> dict[str, str]:
         """Component name -> "ok" or the reason it is not ready."""
@@ -80,6 +95,8 @@ class Runtime:
             checks["database"] = f"unavailable: {exc!r}"
         connected = self.broker._connection is not None and self.broker._connection.is_connected
         checks["nats"] = "ok" if connected else "unavailable: not connected"
+        if any(task.done() for task in self.consumer_tasks):
+            checks["consumer"] = "stopped"
         return checks
 
 
@@ -138,14 +155,24 @@ async def start(runtime: Runtime) -> None:
     deadline = asyncio.get_running_loop().time() + runtime.settings.startup_timeout_seconds
     await _retry_until(deadline, "PostgreSQL", lambda: ping(runtime.engine))
     await _retry_until(deadline, "NATS", runtime.broker.connect)
-    await ensure_stream(runtime.broker.connection.jetstream(), runtime.settings)
+    js = runtime.broker.connection.jetstream()
+    await ensure_stream(js, runtime.settings)
     await runtime.broker.start()
     runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name=f"{runtime.name}-relay"))
+    for consumer in runtime.consumers:
+        await ensure_consumer(js, runtime.settings.stream_name, consumer.config)
+        runtime.consumer_tasks.append(asyncio.create_task(consumer.run(js)))
     log.info("%s started", runtime.name)
 
 
 async def stop(runtime: Runtime) -> None:
-    """Stop the relay, then consumers and the connection; unsent rows wait in the outbox."""
+    """Let consumers finish their batch, stop the relay, close; unsent rows stay in the outbox."""
+    for consumer in runtime.consumers:
+        consumer.stop()
+    if runtime.consumer_tasks:
+        _, pending = await asyncio.wait(runtime.consumer_tasks, timeout=STOP_GRACE_SECONDS)
+        runtime.tasks.extend(pending)
+        runtime.consumer_tasks.clear()
     for task in runtime.tasks:
         task.cancel()
     await asyncio.gather(*runtime.tasks, return_exceptions=True)

@@ -8,6 +8,7 @@ from services.assignment.handlers import apply_event
 from services.assignment.store import plumbing
 from shared.calendar import WorkingCalendar
 from shared.clock import Clock, system_clock
+from shared.events import IssueLookbackFailed, IssueReported
 from shared.runtime import build_runtime, create_service_app
 from shared.settings import Settings
 
@@ -22,7 +23,10 @@ def create_app(
         "assignment", settings or Settings(), plumbing, clock=clock, calendar=calendar
     )
 
-    rt.consume_each(lambda session, delivery: apply_event(rt, session, delivery))
+    rt.consume_each(
+        lambda session, delivery: apply_event(rt, session, delivery),
+        [IssueReported.TYPE, IssueLookbackFailed.TYPE],
+    )
     return create_service_app(
         rt,
         title="Minqing assignment",

@@ -10,6 +10,7 @@ from services.followup.store import plumbing
 from shared import reference
 from shared.calendar import WorkingCalendar
 from shared.clock import Clock, system_clock
+from shared.events import IssueAssigned, IssueReported
 from shared.runtime import build_runtime, create_service_app
 from shared.settings import Settings
 
@@ -23,7 +24,11 @@ def create_app(
     rt = build_runtime("followup", settings or Settings(), plumbing, clock=clock, calendar=calendar)
     reference.activate(rt.reference)
 
-    rt.consume_each(lambda session, delivery: apply_event(rt, session, delivery))
+    # Its own events (resolved, look-back) change its state when they are decided.
+    rt.consume_each(
+        lambda session, delivery: apply_event(rt, session, delivery),
+        [IssueReported.TYPE, IssueAssigned.TYPE],
+    )
     app = create_service_app(
         rt,
         title="Minqing followup",

@@ -115,14 +115,14 @@ def evolve(case: Case | None, event: Event, event_id: str, correlation_id: str) 
             unit=event.unit,
             deadline=event.deadline,
         )
-    if case is None:
-        return None
-    if isinstance(event, IssueResolved):
+    if case is None or getattr(event, "assignment_no", None) != case.assignment_no:
+        return case  # unknown matter, or a step of an earlier assignment
+    if isinstance(event, IssueResolved) and case.status == "assigned":
         return replace(
             case, status="resolved", last_event_id=event_id, lookback_due=event.lookback_due
         )
-    if isinstance(event, IssueLookbackPassed):
+    if isinstance(event, IssueLookbackPassed) and case.status == "resolved":
         return replace(case, status="closed", last_event_id=event_id)
-    if isinstance(event, IssueLookbackFailed):
+    if isinstance(event, IssueLookbackFailed) and case.status == "resolved":
         return replace(case, status="reopened", last_event_id=event_id)
     return case

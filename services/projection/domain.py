@@ -13,9 +13,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.envelope import TYPE_PREFIX
+from shared.envelope import event_class
 from shared.events import (
-    EVENTS_BY_TYPE,
     Event,
     IssueAssigned,
     IssueLookbackFailed,
@@ -80,7 +79,7 @@ def fold(issue_id: str, events: Iterable[Recorded]) -> IssueView:
 
 def typed(record: Recorded) -> Event | None:
     """The known event in a record; ``None`` for unknown types, versions or bad data."""
-    cls = EVENTS_BY_TYPE.get(record.type.removeprefix(TYPE_PREFIX))
+    cls = event_class(record.type)
     if cls is None or record.dataversion != cls.VERSION:
         return None
     try:

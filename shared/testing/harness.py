@@ -84,18 +84,18 @@ async def eventually(
     probe: Callable[[], Awaitable[T]],
     ok: Callable[[T], bool],
     *,
-    timeout: float = 15.0,
+    within: float = 15.0,
     interval: float = 0.05,
 ) -> T:
     """Poll ``probe`` until ``ok`` holds for its result; fail with the last value if never."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         value = await probe()
         if ok(value):
             return value
         if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+            raise AssertionError(f"condition not met within {within}s; last value: {value!r}")
         await asyncio.sleep(interval)
 
 
@@ -105,6 +105,8 @@ async def stream_messages(settings: Settings) -> list[RawStreamMsg]:
     try:
         js = nc.jetstream()
         info: StreamInfo = await js.stream_info(settings.stream_name)
+        if not info.state.messages:
+            return []
         return [
             await js.get_msg(settings.stream_name, seq)
             for seq in range(info.state.first_seq, info.state.last_seq + 1)

@@ -26,11 +26,22 @@ from shared.infra import (
 
 
 async def _scalar(url: str, sql: str) -> object:
-    """Run one statement in its own transaction and return the first column of the first row."""
+    """Run one query in its own transaction and return the first column of the first row."""
     engine = create_async_engine(url)
     try:
         async with engine.begin() as conn:
             return await conn.scalar(text(sql))
+    finally:
+        await engine.dispose()
+
+
+async def _execute(url: str, *statements: str) -> None:
+    """Run statements in one committed transaction."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            for sql in statements:
+                await conn.execute(text(sql))
     finally:
         await engine.dispose()
 
@@ -60,9 +71,14 @@ async def test_embedded_nats_keeps_stream_messages_across_restart(tmp_path: Path
     assert "Server is ready" in (tmp_path / "nats" / "nats-server.log").read_text()
 
 
-def test_embedded_nats_reports_a_taken_port_with_the_log(tmp_path: Path) -> None:
-    with EmbeddedNats(tmp_path / "a") as first, pytest.raises(RuntimeError, match="exited"):
-        EmbeddedNats(tmp_path / "b", port=first.port, startup_timeout=5).start()
+def test_embedded_nats_does_not_mistake_another_server_for_its_own(tmp_path: Path) -> None:
+    with EmbeddedNats(tmp_path / "a") as first:
+        second = EmbeddedNats(tmp_path / "b", port=first.port, startup_timeout=5)
+        try:
+            with pytest.raises(RuntimeError, match="address already in use"):
+                second.start()
+        finally:
+            second.stop()
 
 
 async def test_embedded_postgres_serves_sql_and_keeps_tables_across_restart(
@@ -72,9 +88,11 @@ async def test_embedded_postgres_serves_sql_and_keeps_tables_across_restart(
         url = server.url()
         assert make_url(url).database == "minqing"
         assert await _scalar(url, "select 1") == 1
-        await _scalar(url, "create table kept (v text); insert into kept values ('yes')")
+        await _execute(url, "create table kept (v text)", "insert into kept values ('yes')")
         pid = server.pid
-    assert pid is not None and not _process_alive(pid)
+    assert pid is not None
+    with pytest.raises(ProcessLookupError):  # exited and reaped, not left a zombie
+        os.kill(pid, 0)
 
     with EmbeddedPostgres(tmp_path / "pg") as server:
         assert await _scalar(server.url(), "select v from kept") == "yes"
@@ -83,13 +101,15 @@ async def test_embedded_postgres_serves_sql_and_keeps_tables_across_restart(
 async def test_embedded_postgres_recovers_after_the_postmaster_is_killed(tmp_path: Path) -> None:
     server = EmbeddedPostgres(tmp_path / "pg").start()
     try:
-        await _scalar(server.url(), "create table kept (v int); insert into kept values (7)")
-        assert server.pid is not None
-        os.kill(server.pid, signal.SIGKILL)
+        await _execute(server.url(), "create table kept (v int)", "insert into kept values (7)")
+        pid = server.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
     finally:
         started = time.monotonic()
         server.stop()
     assert time.monotonic() - started < 5  # no minute-long pg_ctl wait on a dead postmaster
+    assert not _process_alive(pid)
 
     with EmbeddedPostgres(tmp_path / "pg") as server:
         assert await _scalar(server.url(), "select v from kept") == 7

@@ -1,0 +1,36 @@
+# The two commands: `make up` runs the whole system, `make test` runs every check.
+# Both create the virtual environment on first use; only Python 3.11+ is needed.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+
+.PHONY: up test lint unit install clean
+
+up: $(STAMP)
+	$(BIN)/minqing up
+
+test: $(STAMP) lint
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check services shared tests
+	$(BIN)/ruff format --check services shared tests
+	$(BIN)/mypy services shared
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed; set PYTHON=python3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,169 @@
+"""Intake over HTTP: what is accepted reaches the stream; what is bad is refused whole."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from services.intake.app import create_app
+from services.intake.store import plumbing, reporter_contacts, reports
+from shared.envelope import Envelope
+from shared.runtime import Runtime
+from shared.settings import Settings
+from shared.testing.harness import eventually, serve, stream_messages
+
+REPORT = {
+    "title": "Dangerous bridge over the East and West River",
+    "description": "The railing is gone and the deck is cracked.",
+    "category": "bridges",
+    "village": "sanqi",
+    "source": "visit",
+    "reporter": {"name": "Wang Wu", "phone": "+86 139 1234 5678"},
+    "location": {"address": "Sanqi Village, east bank"},
+    "recorded_by": "cadre-liu",
+}
+
+
+@pytest.fixture
+async def intake(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+    app = create_app(settings)
+    async with serve(app) as client:
+        yield client, app.state.runtime
+
+
+async def stored(rt: Runtime) -> tuple[int, int, int]:
+    async with rt.sessions() as session:
+        counts = [
+            await session.scalar(select(func.count()).select_from(t))
+            for t in (reports, reporter_contacts, plumbing.outbox)
+        ]
+    return (int(counts[0] or 0), int(counts[1] or 0), int(counts[2] or 0))
+
+
+async def test_a_report_is_published_as_a_cloudevent_without_the_phone_number(
+    intake: tuple[httpx.AsyncClient, Runtime], settings: Settings
+) -> None:
+    client, _ = intake
+    response = await client.post("/api/v1/reports", json=REPORT)
+    assert response.status_code == 201, response.text
+    body = response.json()
+
+    [message] = await eventually(lambda: stream_messages(settings), lambda m: len(m) == 1)
+    assert message.subject == f"{settings.subject_prefix}.issue.reported"
+    assert message.headers is not None
+    assert message.headers["Nats-Msg-Id"] == body["event_id"]
+    assert b"139" not in message.data and b"Wang Wu" not in message.data
+    event = Envelope.model_validate_json(message.data)
+    assert event.id == body["event_id"]
+    assert event.subject == body["issue_id"]
+    assert event.type == "minqing.issue.reported"
+    assert event.source == "/minqing/intake"
+    assert event.actor == "cadre-liu"
+    assert event.data["category"] == "bridges"
+    assert event.data["reporter_ref"].startswith("rpt_")
+
+
+async def test_bad_input_names_every_bad_field_and_stores_nothing(
+    intake: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    client, rt = intake
+    bad = {
+        **REPORT,
+        "title": "   ",
+        "category": "bridge",
+        "village": "atlantis",
+        "source": "fax",
+        "reporter": {"phone": "call me"},
+        "location": {"lat": 95, "lon": 119},
+        "colour": "red",
+    }
+    response = await client.post("/api/v1/reports", json=bad)
+    assert response.status_code == 422
+    errors = {tuple(e["loc"][1:]): e["msg"] for e in response.json()["detail"]}
+    assert set(errors) == {
+        ("title",),
+        ("category",),
+        ("village",),
+        ("source",),
+        ("reporter", "phone"),
+        ("location", "lat"),
+        ("colour",),
+    }
+    assert "valid codes: street_lights, roads, bridges" in errors[("category",)]
+    assert "sanqi" in errors[("village",)]
+    assert "hotline_12345" in errors[("source",)]
+    assert await stored(rt) == (0, 0, 0)
+
+
+async def test_missing_fields_and_non_json_bodies_are_refused(
+    intake: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    client, rt = intake
+    missing = await client.post("/api/v1/reports", json={"title": "Only a title"})
+    assert missing.status_code == 422
+    named = {e["loc"][-1] for e in missing.json()["detail"]}
+    assert named == {"description", "category", "village", "source"}
+    garbage = await client.post(
+        "/api/v1/reports", content=b"not json", headers={"content-type": "application/json"}
+    )
+    assert garbage.status_code == 422
+    assert await stored(rt) == (0, 0, 0)
+
+
+async def test_a_retry_with_the_same_idempotency_key_gets_the_same_matter(
+    intake: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    client, rt = intake
+    headers = {"Idempotency-Key": "12345-ticket-20261125-0042"}
+    first = await client.post("/api/v1/reports", json=REPORT, headers=headers)
+    again = await client.post("/api/v1/reports", json=REPORT, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert await stored(rt) == (1, 1, 1)
+    changed = await client.post(
+        "/api/v1/reports", json={**REPORT, "title": "Another matter"}, headers=headers
+    )
+    assert changed.status_code == 409
+    assert "different request" in changed.json()["detail"]
+
+
+async def test_an_anonymous_report_has_no_reporter_reference(
+    intake: tuple[httpx.AsyncClient, Runtime], settings: Settings
+) -> None:
+    client, rt = intake
+    anonymous = {k: v for k, v in REPORT.items() if k not in ("reporter", "recorded_by")}
+    assert (await client.post("/api/v1/reports", json=anonymous)).status_code == 201
+    [message] = await eventually(lambda: stream_messages(settings), lambda m: len(m) == 1)
+    event = Envelope.model_validate_json(message.data)
+    assert "reporter_ref" not in event.data or event.data["reporter_ref"] is None
+    assert event.actor == "visit"
+    assert await stored(rt) == (1, 0, 1)
+
+
+async def test_reference_codes_are_published_for_clients(
+    intake: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    client, _ = intake
+    reference = (await client.get("/api/v1/reference")).json()
+    assert "street_lights" in reference["categories"]
+    assert {"shihu", "sanqi", "qizhuang", "xuma", "sixing"} <= set(reference["villages"])
+    assert "hotline_12345" in reference["sources"]
+    assert "sanqi_branch" in reference["units"]
+
+
+async def test_health_and_readiness_report_their_connections(
+    intake: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    client, _ = intake
+    assert (await client.get("/healthz")).json()["status"] == "ok"
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {
+        "status": "ready",
+        "service": "intake",
+        "database": "ok",
+        "nats": "ok",
+    }

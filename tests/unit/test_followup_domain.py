@@ -1,0 +1,327 @@
+"""Followup: cancellation by the assigned unit and the look-back visit that verifies it."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+import pytest
+
+from services.followup.domain import (
+    LOOKBACK_WORKING_DAYS,
+    Case,
+    RecordLookback,
+    ResolveIssue,
+    UnknownIssue,
+    WrongState,
+    decide_lookback,
+    decide_resolution,
+    evolve,
+)
+from shared.calendar import WeekdayCalendar
+from shared.events import (
+    IssueAssigned,
+    IssueLookbackFailed,
+    IssueLookbackPassed,
+    IssueReported,
+    IssueResolved,
+    IssueStatus,
+)
+
+FRIDAY = date(2026, 11, 27)
+LOOKBACK_DUE = date(2026, 12, 8)  # seven working days after that Friday
+DEADLINE = date(2026, 12, 4)
+weekdays = WeekdayCalendar()
+
+
+def case(
+    status: IssueStatus = "assigned",
+    *,
+    assignment_no: int = 1,
+    unit: str | None = "town_construction",
+    lookback_due: date | None = None,
+) -> Case:
+    return Case(
+        status=status,
+        last_event_id="evt-previous",
+        correlation_id="corr-1",
+        assignment_no=assignment_no,
+        unit=unit,
+        deadline=DEADLINE,
+        lookback_due=lookback_due,
+    )
+
+
+def resolved_case(assignment_no: int = 1) -> Case:
+    return case("resolved", assignment_no=assignment_no, lookback_due=LOOKBACK_DUE)
+
+
+def resolve(unit: str = "town_construction", resolved_by: str | None = None) -> ResolveIssue:
+    return ResolveIssue(unit=unit, summary="Replaced six lamps", resolved_by=resolved_by)
+
+
+def visit(outcome: Literal["passed", "failed"] = "passed") -> RecordLookback:
+    return RecordLookback(outcome=outcome, visitor="grid-worker-7", notes="Two lamps still dark")
+
+
+def report() -> IssueReported:
+    return IssueReported(
+        title="Street lights out",
+        description="Six lamps dark",
+        category="street_lights",
+        village="shihu",
+        source="hotline_12345",
+    )
+
+
+def assignment(assignment_no: int = 1, unit: str = "town_construction") -> IssueAssigned:
+    return IssueAssigned(
+        unit=unit,
+        responsible_person_id="shihu-secretary",
+        responsible_person_name="Chen Lixin",
+        deadline=DEADLINE,
+        working_days=5,
+        assignment_no=assignment_no,
+        reason="routed on report",
+        category="street_lights",
+        village="shihu",
+    )
+
+
+def resolution(assignment_no: int = 1) -> IssueResolved:
+    return IssueResolved(
+        unit="town_construction",
+        summary="Replaced six lamps",
+        resolved_by="wu",
+        assignment_no=assignment_no,
+        lookback_due=LOOKBACK_DUE,
+    )
+
+
+# Resolution (cancellation)
+
+
+def test_the_assigned_unit_resolves_the_matter() -> None:
+    resolved = decide_resolution(case(assignment_no=2), resolve(), FRIDAY, weekdays)
+
+    assert resolved.unit == "town_construction"
+    assert resolved.summary == "Replaced six lamps"
+    assert resolved.assignment_no == 2
+
+
+def test_the_look_back_is_due_seven_working_days_after_the_resolution() -> None:
+    resolved = decide_resolution(case(), resolve(), FRIDAY, weekdays)
+
+    assert LOOKBACK_WORKING_DAYS == 7
+    assert resolved.lookback_due == LOOKBACK_DUE
+
+
+def test_the_resolver_is_the_unit_unless_a_person_is_named() -> None:
+    assert decide_resolution(case(), resolve(), FRIDAY, weekdays).resolved_by == "town_construction"
+    named = decide_resolution(case(), resolve(resolved_by="wu"), FRIDAY, weekdays)
+    assert named.resolved_by == "wu"
+
+
+def test_resolving_an_unknown_matter_is_refused() -> None:
+    with pytest.raises(UnknownIssue):
+        decide_resolution(None, resolve(), FRIDAY, weekdays)
+
+
+@pytest.mark.parametrize("status", ["reported", "reopened"])
+def test_a_matter_not_yet_assigned_cannot_be_resolved(status: IssueStatus) -> None:
+    with pytest.raises(WrongState, match=f"the matter is {status} and not assigned to a unit yet"):
+        decide_resolution(case(status), resolve(), FRIDAY, weekdays)
+
+
+def test_a_resolved_matter_cannot_be_resolved_again() -> None:
+    with pytest.raises(WrongState, match="already resolved and awaits its look-back"):
+        decide_resolution(resolved_case(), resolve(), FRIDAY, weekdays)
+
+
+def test_a_closed_matter_cannot_be_resolved() -> None:
+    with pytest.raises(WrongState, match="the matter is closed"):
+        decide_resolution(case("closed"), resolve(), FRIDAY, weekdays)
+
+
+def test_only_the_assigned_unit_can_resolve_the_matter() -> None:
+    with pytest.raises(
+        WrongState, match="the matter is assigned to town_construction, not to water_station"
+    ):
+        decide_resolution(case(), resolve(unit="water_station"), FRIDAY, weekdays)
+
+
+# Look-back visit
+
+
+@pytest.mark.parametrize(
+    ("outcome", "kind"),
+    [("passed", IssueLookbackPassed), ("failed", IssueLookbackFailed)],
+)
+def test_the_outcome_of_the_visit_decides_the_event(
+    outcome: Literal["passed", "failed"], kind: type
+) -> None:
+    recorded = decide_lookback(resolved_case(assignment_no=2), visit(outcome), FRIDAY)
+
+    assert type(recorded) is kind
+    assert recorded.visitor == "grid-worker-7"
+    assert recorded.notes == "Two lamps still dark"
+    assert recorded.assignment_no == 2
+    assert recorded.lookback_due == LOOKBACK_DUE
+
+
+@pytest.mark.parametrize(
+    ("visited", "within"),
+    [(date(2026, 12, 1), True), (LOOKBACK_DUE, True), (date(2026, 12, 9), False)],
+    ids=["before the due date", "on the due date", "the day after"],
+)
+def test_a_visit_is_within_the_window_up_to_and_including_the_due_date(
+    visited: date, within: bool
+) -> None:
+    assert decide_lookback(resolved_case(), visit(), visited).within_window is within
+
+
+def test_a_look_back_of_an_unknown_matter_is_refused() -> None:
+    with pytest.raises(UnknownIssue):
+        decide_lookback(None, visit(), FRIDAY)
+
+
+def test_a_closed_matter_takes_no_second_look_back() -> None:
+    with pytest.raises(WrongState, match="the matter is closed; its look-back has passed"):
+        decide_lookback(case("closed", lookback_due=LOOKBACK_DUE), visit(), FRIDAY)
+
+
+@pytest.mark.parametrize("status", ["reported", "assigned", "reopened"])
+def test_a_look_back_comes_only_after_resolution(status: IssueStatus) -> None:
+    with pytest.raises(
+        WrongState, match=f"the matter is {status}: a look-back comes after resolution"
+    ):
+        decide_lookback(case(status), visit(), FRIDAY)
+
+
+# Following the matter's events
+
+
+def test_the_first_report_opens_a_case() -> None:
+    opened = evolve(None, report(), "evt-1", "corr-1")
+
+    assert opened == Case(status="reported", last_event_id="evt-1", correlation_id="corr-1")
+
+
+def test_a_repeated_report_leaves_the_case_as_it_is() -> None:
+    assigned = case()
+
+    assert evolve(assigned, report(), "evt-again", "corr-other") is assigned
+
+
+def test_an_assignment_records_the_unit_deadline_and_number_and_keeps_the_correlation() -> None:
+    opened = evolve(None, report(), "evt-1", "corr-1")
+
+    assigned = evolve(opened, assignment(), "evt-2", "corr-1")
+
+    assert assigned == Case(
+        status="assigned",
+        last_event_id="evt-2",
+        correlation_id="corr-1",
+        assignment_no=1,
+        unit="town_construction",
+        deadline=DEADLINE,
+    )
+
+
+def test_an_assignment_seen_before_the_report_opens_the_case_and_the_report_keeps_it() -> None:
+    assigned = evolve(None, assignment(), "evt-2", "corr-1")
+
+    after_report = evolve(assigned, report(), "evt-1", "corr-1")
+
+    assert after_report is not None
+    assert after_report.status == "assigned"
+    assert after_report.assignment_no == 1
+
+
+@pytest.mark.parametrize("stale_no", [1, 2], ids=["earlier", "same"])
+def test_a_stale_or_repeated_assignment_is_ignored(stale_no: int) -> None:
+    on_second = case("resolved", assignment_no=2, lookback_due=LOOKBACK_DUE)
+
+    after = evolve(on_second, assignment(stale_no, unit="water_station"), "evt-old", "corr-1")
+
+    assert after is on_second
+
+
+def test_a_resolution_sets_the_look_back_due_date() -> None:
+    resolved = evolve(case(), resolution(), "evt-3", "corr-1")
+
+    assert resolved is not None
+    assert resolved.status == "resolved"
+    assert resolved.lookback_due == LOOKBACK_DUE
+    assert resolved.last_event_id == "evt-3"
+
+
+@pytest.mark.parametrize(
+    ("event", "status"),
+    [
+        (IssueLookbackPassed, "closed"),
+        (IssueLookbackFailed, "reopened"),
+    ],
+)
+def test_the_look_back_closes_or_reopens_the_case(
+    event: type[IssueLookbackPassed | IssueLookbackFailed], status: IssueStatus
+) -> None:
+    recorded = event(
+        visitor="grid-worker-7",
+        notes="checked",
+        assignment_no=1,
+        lookback_due=LOOKBACK_DUE,
+        within_window=True,
+    )
+
+    after = evolve(resolved_case(), recorded, "evt-4", "corr-1")
+
+    assert after is not None
+    assert after.status == status
+    assert after.last_event_id == "evt-4"
+
+
+def test_the_next_assignment_after_a_reopening_starts_afresh() -> None:
+    reopened = case("reopened", lookback_due=LOOKBACK_DUE)
+
+    reassigned = evolve(reopened, assignment(2, unit="sanqi_branch"), "evt-5", "corr-other")
+
+    assert reassigned == Case(
+        status="assigned",
+        last_event_id="evt-5",
+        correlation_id="corr-1",
+        assignment_no=2,
+        unit="sanqi_branch",
+        deadline=DEADLINE,
+    )
+
+
+def test_events_after_the_report_for_a_matter_never_seen_are_ignored() -> None:
+    assert evolve(None, resolution(), "evt-3", "corr-1") is None
+
+
+def test_a_failed_look_back_goes_round_again_until_the_second_assignment_is_resolved() -> None:
+    state = evolve(evolve(None, report(), "evt-1", "corr-1"), assignment(1), "evt-2", "corr-1")
+    state = evolve(state, decide_resolution(state, resolve(), FRIDAY, weekdays), "e3", "corr-1")
+    state = evolve(state, decide_lookback(state, visit("failed"), FRIDAY), "e4", "corr-1")
+    assert state is not None
+    with pytest.raises(WrongState):
+        decide_resolution(state, resolve(), FRIDAY, weekdays)
+
+    state = evolve(state, assignment(2), "evt-5", "corr-1")
+    resolved_again = decide_resolution(state, resolve(), date(2026, 12, 14), weekdays)
+
+    assert resolved_again.assignment_no == 2
+    assert resolved_again.lookback_due == date(2026, 12, 23)
+
+
+@pytest.mark.parametrize("status", ["reopened", "closed"])
+def test_a_resolution_seen_again_after_the_look_back_does_not_undo_it(
+    status: IssueStatus,
+) -> None:
+    past_lookback = case(status, lookback_due=LOOKBACK_DUE)
+
+    after = evolve(past_lookback, resolution(1), "evt-3", "corr-1")
+
+    assert after is not None
+    assert after.status == status

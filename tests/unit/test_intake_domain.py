@@ -1,0 +1,69 @@
+"""Intake: a new report becomes the fact that the matter is on the list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.intake.domain import ReportIssue, decide_report
+
+
+def command(**overrides: Any) -> ReportIssue:
+    values: dict[str, Any] = {
+        "title": "Sheep smell from the neighbour's pen",
+        "description": "The pen is two metres from our kitchen window",
+        "category": "neighbour_dispute",
+        "village": "qizhuang",
+        "source": "hotline_12345",
+        "reporter_name": "Zhang San",
+        "reporter_phone": "138 0000 1234",
+        "address": "Qizhuang group 3",
+        "lat": 33.49,
+        "lon": 119.25,
+    }
+    values.update(overrides)
+    return ReportIssue(**values)
+
+
+def test_a_report_never_carries_the_reporters_name_or_phone() -> None:
+    reported = decide_report(command(), reporter_ref="ref-1")
+    as_json = reported.model_dump_json()
+
+    assert "Zhang San" not in as_json
+    assert "138 0000 1234" not in as_json
+    assert not {"reporter_name", "reporter_phone"} & set(reported.model_dump())
+
+
+def test_the_reporter_is_known_only_by_reference() -> None:
+    assert decide_report(command(), reporter_ref="ref-1").reporter_ref == "ref-1"
+
+
+def test_an_anonymous_report_has_no_reporter_reference() -> None:
+    anonymous = command(reporter_name=None, reporter_phone=None)
+
+    assert anonymous.has_reporter is False
+    assert decide_report(anonymous, reporter_ref=None).reporter_ref is None
+
+
+def test_a_name_or_a_phone_alone_is_enough_to_have_a_reporter() -> None:
+    assert command(reporter_phone=None).has_reporter is True
+    assert command(reporter_name=None).has_reporter is True
+
+
+def test_a_report_carries_the_matter_and_where_it_is() -> None:
+    reported = decide_report(command(), reporter_ref=None)
+
+    assert reported.title == "Sheep smell from the neighbour's pen"
+    assert reported.description == "The pen is two metres from our kitchen window"
+    assert reported.category == "neighbour_dispute"
+    assert reported.village == "qizhuang"
+    assert reported.source == "hotline_12345"
+    assert (reported.address, reported.lat, reported.lon) == ("Qizhuang group 3", 33.49, 119.25)
+
+
+def test_the_actor_is_the_staff_member_who_recorded_it() -> None:
+    assert command(recorded_by="cadre-li").actor == "cadre-li"
+
+
+def test_without_a_recorder_the_actor_is_the_channel() -> None:
+    assert command().actor == "hotline_12345"
+    assert command(recorded_by="").actor == "hotline_12345"

@@ -1,0 +1,243 @@
+"""Projection: a matter's events, folded in stream order, into what supervisors see."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.projection.domain import IssueView, Recorded, fold, is_overdue
+from shared.events import (
+    Event,
+    IssueAssigned,
+    IssueLookbackFailed,
+    IssueLookbackPassed,
+    IssueReported,
+    IssueResolved,
+    IssueStatus,
+)
+
+MORNING = datetime(2026, 11, 27, 1, 30, tzinfo=UTC)
+DEADLINE = date(2026, 12, 4)
+LOOKBACK_DUE = date(2026, 12, 15)
+
+
+def at(hours: int) -> datetime:
+    return MORNING + timedelta(hours=hours)
+
+
+def recorded(position: int, event: Event, time: datetime | None = None) -> Recorded:
+    return Recorded(
+        position=position,
+        type=f"minqing.{event.TYPE}",
+        dataversion=event.VERSION,
+        time=time or at(position),
+        data=event.model_dump(mode="json"),
+    )
+
+
+def unknown(position: int, data: dict[str, Any] | None = None, **fields: Any) -> Recorded:
+    values: dict[str, Any] = {
+        "position": position,
+        "type": "minqing.issue.escalated",
+        "dataversion": 1,
+        "time": at(position),
+        "data": data if data is not None else {"level": "town"},
+    }
+    values.update(fields)
+    return Recorded(**values)
+
+
+def report() -> IssueReported:
+    return IssueReported(
+        title="Street lights out on Shiguan Road",
+        description="Six lamps dark for a week",
+        category="street_lights",
+        village="shihu",
+        source="hotline_12345",
+        reporter_ref="ref-1",
+        address="Shiguan Road",
+        lat=33.51,
+        lon=119.21,
+    )
+
+
+def assignment(assignment_no: int = 1, deadline: date = DEADLINE) -> IssueAssigned:
+    return IssueAssigned(
+        unit="town_construction",
+        responsible_person_id="shihu-secretary",
+        responsible_person_name="Chen Lixin",
+        deadline=deadline,
+        working_days=5,
+        assignment_no=assignment_no,
+        reason="routed on report",
+        category="street_lights",
+        village="shihu",
+    )
+
+
+def resolution(assignment_no: int = 1) -> IssueResolved:
+    return IssueResolved(
+        unit="town_construction",
+        summary="Replaced six lamps",
+        resolved_by="wu",
+        assignment_no=assignment_no,
+        lookback_due=LOOKBACK_DUE,
+    )
+
+
+def lookback(cls: type[IssueLookbackPassed | IssueLookbackFailed], assignment_no: int = 1) -> Event:
+    return cls(
+        visitor="grid-worker-7",
+        notes="checked at night",
+        assignment_no=assignment_no,
+        lookback_due=LOOKBACK_DUE,
+        within_window=True,
+    )
+
+
+def history() -> list[Recorded]:
+    """Reported, assigned, resolved: positions 1 to 3."""
+    return [recorded(1, report()), recorded(2, assignment()), recorded(3, resolution())]
+
+
+def test_a_matter_without_events_has_no_status() -> None:
+    assert fold("issue-1", []) == IssueView(issue_id="issue-1")
+
+
+def test_a_report_shows_what_was_reported_and_where() -> None:
+    view = fold("issue-1", [recorded(1, report())])
+
+    assert view.status == "reported"
+    assert view.title == "Street lights out on Shiguan Road"
+    assert view.category == "street_lights"
+    assert view.village == "shihu"
+    assert view.source == "hotline_12345"
+    assert view.reporter_ref == "ref-1"
+    assert (view.address, view.lat, view.lon) == ("Shiguan Road", 33.51, 119.21)
+    assert view.reported_at == at(1)
+
+
+def test_an_assignment_shows_the_unit_the_responsible_person_and_the_deadline() -> None:
+    view = fold("issue-1", history()[:2])
+
+    assert view.status == "assigned"
+    assert view.unit == "town_construction"
+    assert view.responsible_person_id == "shihu-secretary"
+    assert view.responsible_person_name == "Chen Lixin"
+    assert view.deadline == DEADLINE
+    assert view.assignment_no == 1
+    assert view.assigned_at == at(2)
+
+
+def test_a_resolution_shows_when_the_look_back_is_due() -> None:
+    view = fold("issue-1", history())
+
+    assert view.status == "resolved"
+    assert view.lookback_due == LOOKBACK_DUE
+    assert view.resolved_at == at(3)
+
+
+def test_a_passed_look_back_closes_the_matter() -> None:
+    view = fold("issue-1", [*history(), recorded(4, lookback(IssueLookbackPassed))])
+
+    assert view.status == "closed"
+    assert view.closed_at == at(4)
+
+
+def test_events_are_folded_in_stream_order_whatever_order_they_arrive_in() -> None:
+    in_order = fold("issue-1", history())
+
+    shuffled = fold("issue-1", [history()[2], history()[0], history()[1]])
+
+    assert shuffled == in_order
+    assert shuffled.status == "resolved"
+    assert shuffled.last_position == 3
+    assert shuffled.last_event_at == at(3)
+
+
+def test_a_failed_look_back_reopens_the_matter_and_the_next_assignment_is_number_two() -> None:
+    reopened = [*history(), recorded(4, lookback(IssueLookbackFailed))]
+    assert fold("issue-1", reopened).status == "reopened"
+
+    view = fold("issue-1", [*reopened, recorded(5, assignment(2, date(2026, 12, 21)))])
+
+    assert view.status == "assigned"
+    assert view.assignment_no == 2
+    assert view.deadline == date(2026, 12, 21)
+    assert view.assigned_at == at(5)
+    assert view.lookback_due is None
+    assert view.resolved_at is None
+    assert view.reported_at == at(1)
+    assert view.event_count == 5
+
+
+def test_an_unknown_event_type_is_counted_but_does_not_change_the_status() -> None:
+    view = fold("issue-1", [*history()[:2], unknown(3)])
+
+    assert view.status == "assigned"
+    assert view.event_count == 3
+    assert view.last_position == 3
+    assert view.last_event_at == at(3)
+
+
+@pytest.mark.parametrize(
+    "unreadable",
+    [
+        unknown(3, type="minqing.issue.resolved", dataversion=2),
+        unknown(3, type="minqing.issue.resolved", data={"summary": "only a summary"}),
+    ],
+    ids=["newer version", "bad data"],
+)
+def test_an_event_this_code_cannot_read_is_counted_but_changes_nothing_else(
+    unreadable: Recorded,
+) -> None:
+    before = fold("issue-1", history()[:2])
+
+    view = fold("issue-1", [*history()[:2], unreadable])
+
+    assert view.status == "assigned"
+    assert view.lookback_due is None
+    assert view.event_count == before.event_count + 1
+    assert view.last_position == 3
+
+
+def test_a_type_without_our_prefix_is_not_taken_for_one_of_ours() -> None:
+    foreign = unknown(3, type="issue.resolved", data=resolution().model_dump(mode="json"))
+
+    view = fold("issue-1", [*history()[:2], foreign])
+
+    assert view.status == "assigned"
+    assert view.event_count == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "today", "overdue"),
+    [
+        ("assigned", DEADLINE, False),
+        ("assigned", date(2026, 12, 5), True),
+        ("reopened", date(2026, 12, 16), True),
+        ("resolved", date(2026, 12, 16), False),
+        ("closed", date(2026, 12, 16), False),
+    ],
+    ids=[
+        "assigned on its deadline",
+        "assigned the day after",
+        "reopened past the deadline",
+        "resolved past the deadline",
+        "closed past the deadline",
+    ],
+)
+def test_a_matter_is_overdue_when_still_open_after_its_deadline(
+    status: IssueStatus, today: date, overdue: bool
+) -> None:
+    view = IssueView(issue_id="issue-1", status=status, deadline=DEADLINE)
+
+    assert is_overdue(view, today) is overdue
+
+
+def test_a_matter_without_a_deadline_is_not_overdue() -> None:
+    view = IssueView(issue_id="issue-1", status="assigned")
+
+    assert is_overdue(view, date(2027, 1, 1)) is False
