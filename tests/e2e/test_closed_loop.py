@@ -1,0 +1,166 @@
+"""End to end: four service processes, real NATS and PostgreSQL, driven only over HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.settings import Settings
+from shared.testing.processes import ServiceProcess, running_services
+
+pytestmark = pytest.mark.e2e
+
+
+def poll(probe: Callable[[], Any], ok: Callable[[Any], bool], within: float = 20.0) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        value = probe()
+        if ok(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {within}s; last value: {value!r}")
+        time.sleep(0.05)
+
+
+class Town:
+    """The system as its users meet it: four HTTP APIs."""
+
+    def __init__(self, services: dict[str, ServiceProcess]) -> None:
+        self.url = {name: s.url for name, s in services.items()}
+
+    def report(self, **fields: Any) -> str:
+        body = {
+            "title": "Nobody to harvest the rice",
+            "description": "The family's working members cannot come home for the harvest.",
+            "category": "farming_help",
+            "village": "qizhuang",
+            "source": "grid_center",
+            **fields,
+        }
+        response = httpx.post(f"{self.url['intake']}/api/v1/reports", json=body)
+        assert response.status_code == 201, response.text
+        return str(response.json()["issue_id"])
+
+    def history(self, issue_id: str) -> list[dict[str, Any]]:
+        response = httpx.get(f"{self.url['projection']}/api/v1/issues/{issue_id}/history")
+        return list(response.json()["events"]) if response.status_code == 200 else []
+
+    def issue(self, issue_id: str) -> dict[str, Any]:
+        return dict(httpx.get(f"{self.url['projection']}/api/v1/issues/{issue_id}").json())
+
+    def types(self, issue_id: str) -> list[str]:
+        return [e["type"].removeprefix("minqing.") for e in self.history(issue_id)]
+
+    def wait_for_types(self, issue_id: str, *expected: str) -> list[dict[str, Any]]:
+        poll(lambda: self.types(issue_id), lambda got: got == list(expected))
+        return self.history(issue_id)
+
+    def wait_until_assigned(self, issue_id: str, number: int) -> None:
+        def case() -> dict[str, Any]:
+            response = httpx.get(f"{self.url['followup']}/api/v1/issues/{issue_id}")
+            return dict(response.json()) if response.status_code == 200 else {}
+
+        poll(case, lambda c: c.get("status") == "assigned" and c["assignment_no"] == number)
+
+    def resolve(self, issue_id: str, unit: str) -> httpx.Response:
+        return httpx.post(
+            f"{self.url['followup']}/api/v1/issues/{issue_id}/resolution",
+            json={
+                "unit": unit,
+                "summary": "Eight volunteers harvested the rice",
+                "resolved_by": "li",
+            },
+        )
+
+    def lookback(self, issue_id: str, outcome: str, notes: str) -> httpx.Response:
+        return httpx.post(
+            f"{self.url['followup']}/api/v1/issues/{issue_id}/lookback",
+            json={"outcome": outcome, "visitor": "grid-worker-3", "notes": notes},
+        )
+
+
+@pytest.fixture
+def town(settings: Settings, tmp_path: Path) -> Iterator[Town]:
+    with running_services(settings, tmp_path) as services:
+        yield Town(services)
+
+
+def test_two_matters_go_round_the_loop_one_of_them_twice(town: Town) -> None:
+    straight = town.report()
+    detour = town.report(village="xuma", category="land_dispute", source="mediation_center")
+
+    for issue_id in (straight, detour):
+        town.wait_for_types(issue_id, "issue.reported", "issue.assigned")
+        town.wait_until_assigned(issue_id, 1)
+
+    assert town.resolve(straight, "rural_revitalization").status_code == 201
+    assert town.lookback(straight, "passed", "Rice is in").status_code == 201
+
+    assert town.resolve(detour, "mediation_center").status_code == 201
+    failed = town.lookback(detour, "failed", "The harvester still cannot reach the field")
+    assert failed.status_code == 201
+    town.wait_until_assigned(detour, 2)
+    assert town.resolve(detour, "mediation_center").status_code == 201
+    assert town.lookback(detour, "passed", "Road padded, harvester got in").status_code == 201
+
+    loop = ["issue.reported", "issue.assigned", "issue.resolved", "issue.lookback_passed"]
+    history = town.wait_for_types(straight, *loop)
+    assert town.issue(straight)["status"] == "closed"
+    assert [e["actor"] for e in history] == [
+        "grid_center",
+        "assignment",
+        "li",
+        "grid-worker-3",
+    ]
+    assert [e["source"] for e in history] == [
+        "/minqing/intake",
+        "/minqing/assignment",
+        "/minqing/followup",
+        "/minqing/followup",
+    ]
+    positions = [e["position"] for e in history]
+    assert positions == sorted(positions) and len(set(positions)) == 4
+    # Every event after the first was caused by the one before it, in one correlation.
+    assert [e["causationid"] for e in history[1:]] == [e["id"] for e in history[:-1]]
+    assert {e["correlationid"] for e in history} == {history[0]["id"]}
+
+    detour_history = town.wait_for_types(
+        detour,
+        "issue.reported",
+        "issue.assigned",
+        "issue.resolved",
+        "issue.lookback_failed",
+        "issue.assigned",
+        "issue.resolved",
+        "issue.lookback_passed",
+    )
+    assert detour_history[4]["data"]["assignment_no"] == 2
+    assert "harvester still cannot reach" in detour_history[4]["data"]["reason"]
+    assert detour_history[4]["data"]["unit"] == "mediation_center"
+    issue = town.issue(detour)
+    assert issue["status"] == "closed"
+    assert issue["assignment_no"] == 2
+
+
+def test_wrong_steps_are_refused_with_reasons(town: Town) -> None:
+    issue_id = town.report()
+    town.wait_until_assigned(issue_id, 1)
+    early_lookback = town.lookback(issue_id, "passed", "")
+    assert early_lookback.status_code == 409
+    assert "after resolution" in early_lookback.json()["detail"]
+    other_unit = town.resolve(issue_id, "civil_affairs")
+    assert other_unit.status_code == 409
+    assert "assigned to rural_revitalization" in other_unit.json()["detail"]
+    unknown = town.resolve("01NOSUCHMATTER0000000000000", "rural_revitalization")
+    assert unknown.status_code == 404
+    assert town.resolve(issue_id, "rural_revitalization").status_code == 201
+    assert town.resolve(issue_id, "rural_revitalization").status_code == 409
+    assert town.lookback(issue_id, "passed", "fine").status_code == 201
+    closed = town.lookback(issue_id, "failed", "changed my mind")
+    assert closed.status_code == 409
+    assert "closed" in closed.json()["detail"]

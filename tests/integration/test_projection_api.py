@@ -1,0 +1,138 @@
+"""Projection over HTTP: the list with filters and pages, the state, the audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from services.projection.app import create_app
+from shared.envelope import Envelope
+from shared.ids import new_id
+from shared.settings import Settings
+from shared.testing.events import assigned, publish, publish_raw, reported
+from shared.testing.harness import eventually, serve
+
+LATER = datetime(2027, 1, 4, 2, 0, tzinfo=UTC)  # after every deadline the test data has
+
+
+@pytest.fixture
+async def projection(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(create_app(settings, clock=lambda: LATER)) as client:
+        yield client
+
+
+async def total(client: httpx.AsyncClient, **params: str) -> int:
+    response = await client.get("/api/v1/issues", params=params)
+    assert response.status_code == 200, response.text
+    return int(response.json()["total"])
+
+
+async def test_the_list_filters_and_pages(
+    projection: httpx.AsyncClient, settings: Settings
+) -> None:
+    roads = [new_id() for _ in range(3)]
+    water = new_id()
+    await publish(
+        settings,
+        *(reported(i, category="roads", village="xuma") for i in roads),
+        reported(water, category="water", village="sanqi"),
+        assigned(roads[0]),
+    )
+    await eventually(lambda: total(projection), lambda n: n == 4)
+    await eventually(lambda: total(projection, status="assigned"), lambda n: n == 1)
+
+    assert await total(projection, status="reported") == 3
+    assert await total(projection, village="sanqi") == 1
+    assert await total(projection, category="roads") == 3
+    assert await total(projection, unit="town_construction") == 1
+    assert await total(projection, village="xuma", status="reported") == 2
+    assert await total(projection, overdue="true") == 1  # assigned, deadline 2026-12-18
+
+    first = (await projection.get("/api/v1/issues", params={"limit": 3})).json()
+    rest = (await projection.get("/api/v1/issues", params={"limit": 3, "offset": 3})).json()
+    assert (len(first["items"]), len(rest["items"]), first["total"]) == (3, 1, 4)
+    listed = [i["issue_id"] for i in first["items"] + rest["items"]]
+    assert listed == sorted([*roads, water], reverse=True)  # newest first
+    overdue = [i for i in first["items"] + rest["items"] if i["overdue"]]
+    assert [i["issue_id"] for i in overdue] == [roads[0]]
+
+
+async def test_bad_filters_are_a_422_listing_the_valid_values(
+    projection: httpx.AsyncClient,
+) -> None:
+    response = await projection.get(
+        "/api/v1/issues", params={"status": "done", "village": "atlantis", "limit": "0"}
+    )
+    assert response.status_code == 422
+    errors = {e["loc"][-1]: e["msg"] for e in response.json()["detail"]}
+    assert set(errors) == {"status", "village", "limit"}
+    assert "'reopened'" in errors["status"]
+    assert "qizhuang" in errors["village"]
+
+
+async def test_the_history_is_every_event_in_stream_order_with_who_and_when(
+    projection: httpx.AsyncClient, settings: Settings
+) -> None:
+    issue_id = new_id()
+    first, second = reported(issue_id), assigned(issue_id)
+    await publish(settings, first, second)
+    response = await eventually(
+        lambda: projection.get(f"/api/v1/issues/{issue_id}/history"),
+        lambda r: r.status_code == 200 and len(r.json()["events"]) == 2,
+    )
+    events = response.json()["events"]
+    assert [e["id"] for e in events] == [first.id, second.id]
+    assert events[0]["position"] < events[1]["position"]
+    assert events[1] == {
+        "position": events[1]["position"],
+        "id": second.id,
+        "type": "minqing.issue.assigned",
+        "time": "2026-11-27T01:00:00Z",
+        "actor": "assignment",
+        "source": "/minqing/assignment",
+        "dataversion": 1,
+        "correlationid": second.correlationid,
+        "causationid": None,
+        "data": second.data,
+    }
+    view = (await projection.get(f"/api/v1/issues/{issue_id}")).json()
+    assert view["status"] == "assigned"
+    assert view["event_count"] == 2
+    assert view["last_position"] == events[1]["position"]
+
+
+async def test_an_event_type_it_does_not_know_is_kept_and_shown_raw(
+    projection: httpx.AsyncClient, settings: Settings
+) -> None:
+    issue_id = new_id()
+    base = reported(issue_id)
+    future = Envelope.model_validate(
+        {
+            **base.model_dump(mode="json"),
+            "id": new_id(),
+            "type": "minqing.issue.escalated",
+            "dataversion": 3,
+            "data": {"level": "county", "why": "overdue twice"},
+            "actor": "escalation",
+        }
+    )
+    await publish(settings, base)
+    await publish_raw(settings, ("issue.escalated", future.to_json(), future.id))
+    response = await eventually(
+        lambda: projection.get(f"/api/v1/issues/{issue_id}/history"),
+        lambda r: r.status_code == 200 and len(r.json()["events"]) == 2,
+    )
+    escalated = response.json()["events"][1]
+    assert escalated["type"] == "minqing.issue.escalated"
+    assert escalated["data"] == {"level": "county", "why": "overdue twice"}
+    assert escalated["dataversion"] == 3
+    view = (await projection.get(f"/api/v1/issues/{issue_id}")).json()
+    assert (view["status"], view["event_count"]) == ("reported", 2)
+
+
+async def test_an_unknown_matter_is_404(projection: httpx.AsyncClient) -> None:
+    assert (await projection.get(f"/api/v1/issues/{new_id()}")).status_code == 404
+    assert (await projection.get(f"/api/v1/issues/{new_id()}/history")).status_code == 404
