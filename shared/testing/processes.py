@@ -99,7 +99,7 @@ def process_env(settings: Settings) -> dict[str, str]:
 def running_services(settings: Settings, log_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
     """All four services as processes; each is stopped (and reaped) afterwards."""
     env = process_env(settings)
-    services = {name: ServiceProcess(name, env, log_dir) for name in SERVICES}
+    services: dict[str, ServiceProcess] = {n: ServiceProcess(n, env, log_dir) for n in SERVICES}
     try:
         for service in services.values():
             service.start()
