@@ -23,6 +23,7 @@ from shared import reference
 from shared.calendar import WeekdayCalendar, WorkingCalendar
 from shared.clock import Clock, system_clock
 from shared.consumer import ApplyBatch, BatchConsumer, Delivery, apply_each
+from shared.contract import asyncapi
 from shared.db import Sessions, make_engine, make_sessions, ping
 from shared.messaging import (
     PullConsumer,
@@ -208,5 +209,10 @@ def health_router(runtime: Runtime) -> APIRouter:
         ok = all(v == "ok" for v in checks.values())
         body = {"status": "ready" if ok else "not ready", "service": runtime.name, **checks}
         return JSONResponse(body, status_code=200 if ok else 503)
+
+    @router.get("/asyncapi.json", tags=["contract"])
+    async def asyncapi_document() -> dict[str, Any]:
+        """The event contract of the whole system (AsyncAPI 3): channels, schemas, consumers."""
+        return asyncapi(runtime.settings)
 
     return router

@@ -8,7 +8,7 @@ from services.assignment.handlers import apply_event
 from services.assignment.store import plumbing
 from shared.calendar import WorkingCalendar
 from shared.clock import Clock, system_clock
-from shared.events import IssueLookbackFailed, IssueReported
+from shared.contract import consumed_types
 from shared.runtime import build_runtime, create_service_app
 from shared.settings import Settings
 
@@ -25,7 +25,7 @@ def create_app(
 
     rt.consume_each(
         lambda session, delivery: apply_event(rt, session, delivery),
-        [IssueReported.TYPE, IssueLookbackFailed.TYPE],
+        consumed_types("assignment"),
     )
     return create_service_app(
         rt,

@@ -10,7 +10,7 @@ from services.followup.store import plumbing
 from shared import reference
 from shared.calendar import WorkingCalendar
 from shared.clock import Clock, system_clock
-from shared.events import IssueAssigned, IssueReported
+from shared.contract import consumed_types
 from shared.runtime import build_runtime, create_service_app
 from shared.settings import Settings
 
@@ -27,7 +27,7 @@ def create_app(
     # Its own events (resolved, look-back) change its state when they are decided.
     rt.consume_each(
         lambda session, delivery: apply_event(rt, session, delivery),
-        [IssueReported.TYPE, IssueAssigned.TYPE],
+        consumed_types("followup"),
     )
     app = create_service_app(
         rt,

@@ -1,0 +1,49 @@
+"""The AsyncAPI document says what the code does: every event, its subject, its schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.contract import EMITTED_BY, asyncapi, consumed_types
+from shared.events import EVENT_CLASSES
+from shared.settings import Settings
+
+
+def document() -> dict[str, Any]:
+    return asyncapi(Settings())
+
+
+def test_every_event_type_has_an_emitter_and_a_channel_on_its_subject() -> None:
+    channels = document()["channels"]
+    addresses = {c["address"] for c in channels.values()}
+    for cls in EVENT_CLASSES:
+        assert cls in EMITTED_BY
+        assert f"minqing.events.{cls.TYPE}" in addresses
+
+
+def test_each_message_schema_is_the_envelope_with_the_events_data() -> None:
+    schemas = document()["components"]["schemas"]
+    for cls in EVENT_CLASSES:
+        envelope = schemas[f"{cls.__name__}CloudEvent"]
+        assert {"specversion", "id", "source", "type", "subject", "time", "data"} <= set(
+            envelope["properties"]
+        )
+        assert {"dataversion", "correlationid", "causationid", "actor"} <= set(
+            envelope["properties"]
+        )
+        data = schemas[cls.__name__]
+        assert set(data["properties"]) == set(cls.model_fields)
+        assert data["additionalProperties"] is False
+
+
+def test_the_consumers_listen_to_what_they_handle() -> None:
+    assert consumed_types("assignment") == ["issue.reported", "issue.lookback_failed"]
+    assert consumed_types("followup") == ["issue.reported", "issue.assigned"]
+    assert consumed_types("projection") is None  # everything, known or not
+
+
+def test_a_test_stream_is_documented_under_its_own_subjects() -> None:
+    settings = Settings(subject_prefix="t1.events", stream_name="T1")
+    addresses = {c["address"] for c in asyncapi(settings)["channels"].values()}
+    assert "t1.events.issue.reported" in addresses
+    assert not any(a.startswith("minqing.") for a in addresses)
