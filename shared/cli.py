@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import io
+import json
+import logging
 import os
 import shlex
 import signal
@@ -53,6 +56,11 @@ def serve(
     name = _service_name(service)
     level = _log_level(log_level)
     settings = Settings()
+    # Our own modules log what matters (dead letters, retries, relay failures): show them.
+    logging.basicConfig(
+        level="DEBUG" if level == "trace" else level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     module = importlib.import_module(f"services.{name}.app")
     api = module.create_app(settings)
     import uvicorn
@@ -137,6 +145,9 @@ def up(
 ) -> None:
     """Run the whole system on this machine, starting NATS and PostgreSQL unless configured."""
     level = _log_level(log_level)
+    # Our own lines (where NATS, PostgreSQL and the services are) appear at once in a pipe too.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     root = data_dir.resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -154,6 +165,13 @@ def up(
     except KeyboardInterrupt:
         code = 130
     raise typer.Exit(code)
+
+
+@app.command(name="asyncapi")
+def asyncapi_command() -> None:
+    """Print the event contract as an AsyncAPI 3 JSON document."""
+    contract = importlib.import_module("shared.contract")
+    typer.echo(json.dumps(contract.asyncapi(Settings()), indent=2, ensure_ascii=False))
 
 
 def main() -> None:

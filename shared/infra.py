@@ -276,6 +276,13 @@ def _process_alive(pid: int) -> bool:
         return False
 
 
+def _children() -> list[Any]:
+    """This process's direct children (psutil.Process objects)."""
+    import psutil
+
+    return list(psutil.Process().children())
+
+
 def _reap(pid: int) -> None:
     """Collect ``pid``'s exit status if it is our exited child; harmless otherwise."""
     with contextlib.suppress(ChildProcessError):
@@ -365,9 +372,17 @@ class EmbeddedPostgres:
         if self.data_dir.exists():
             with PostgresServer._lock:
                 _clear_stale_state(self.data_dir)
+        before = {child.pid for child in _children()}
         _set_child_subreaper(True)
         try:
             return get_server(self.data_dir, cleanup_mode="stop")
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM) or failed while `pg_ctl -w start` waited: the
+            # postmaster it forked is now our orphan, and pgserver has no handle to stop it.
+            for child in _children():
+                if child.pid not in before:
+                    _shutdown_postmaster(child.pid)
+            raise
         finally:
             _set_child_subreaper(False)
 

@@ -109,5 +109,6 @@ class Relay:
 
     async def _sleep(self) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), self._poll_seconds)
+            async with asyncio.timeout(self._poll_seconds):
+                await self._wakeup.wait()
         self._wakeup.clear()

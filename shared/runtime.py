@@ -14,8 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from faststream.nats import NatsBroker
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -23,8 +22,8 @@ from shared import reference
 from shared.calendar import WeekdayCalendar, WorkingCalendar
 from shared.clock import Clock, system_clock
 from shared.consumer import ApplyBatch, BatchConsumer, Delivery, apply_each
-from shared.contract import asyncapi
 from shared.db import Sessions, make_engine, make_sessions, ping
+from shared.http import install
 from shared.messaging import (
     PullConsumer,
     consumer_config,
@@ -90,7 +89,8 @@ class Runtime:
         """Component name -> "ok" or the reason it is not ready."""
         checks: dict[str, str] = {}
         try:
-            await asyncio.wait_for(ping(self.engine), 2.0)
+            async with asyncio.timeout(2.0):
+                await ping(self.engine)
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"unavailable: {exc!r}"
@@ -147,7 +147,7 @@ def create_service_app(runtime: Runtime, *, title: str, description: str) -> Fas
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.runtime = runtime
-    app.include_router(health_router(runtime))
+    install(app, runtime)
     return app
 
 
@@ -193,26 +193,3 @@ async def _retry_until(deadline: float, what: str, attempt: Any) -> None:
                 raise RuntimeError(f"{what} did not become available: {exc!r}") from exc
             log.warning("waiting for %s: %r", what, exc)
             await asyncio.sleep(0.5)
-
-
-def health_router(runtime: Runtime) -> APIRouter:
-    """``/healthz``: the process is up. ``/readyz``: its database and NATS are reachable."""
-    router = APIRouter(tags=["health"])
-
-    @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": runtime.name}
-
-    @router.get("/readyz")
-    async def readyz(request: Request) -> JSONResponse:
-        checks = await runtime.ready()
-        ok = all(v == "ok" for v in checks.values())
-        body = {"status": "ready" if ok else "not ready", "service": runtime.name, **checks}
-        return JSONResponse(body, status_code=200 if ok else 503)
-
-    @router.get("/asyncapi.json", tags=["contract"])
-    async def asyncapi_document() -> dict[str, Any]:
-        """The event contract of the whole system (AsyncAPI 3): channels, schemas, consumers."""
-        return asyncapi(runtime.settings)
-
-    return router

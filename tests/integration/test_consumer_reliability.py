@@ -78,14 +78,14 @@ async def test_an_event_with_an_unknown_code_is_rejected_with_the_valid_codes(
     bad = reported(category="potholes")
     await publish(settings, bad)
     app = assignment_app(settings)
-    async with serve(app):
+    async with serve(app) as client:
         rt: Runtime = app.state.runtime
         await eventually(lambda: count(rt, "dead_letters"), lambda n: n == 1)
-        async with rt.sessions() as session:
-            row = (await session.execute(select(plumbing.dead_letters))).one()
-        assert row.event_id == bad.id
-        assert "unknown category 'potholes'" in row.reason
-        assert "street_lights" in row.reason
+        [row] = (await client.get("/api/v1/dead-letters")).json()
+        assert row["event_id"] == bad.id
+        assert row["subject"] == f"{settings.subject_prefix}.issue.reported"
+        assert "unknown category 'potholes'" in row["reason"]
+        assert "street_lights" in row["reason"]
         assert await count(rt, "inbox") == 1  # handled: never retried
     assert await assigned_subjects(settings) == []
 

@@ -10,7 +10,9 @@ from sqlalchemy import func, select
 
 from services.intake.app import create_app
 from services.intake.store import plumbing, reporter_contacts, reports
+from shared.db import make_engine, make_sessions
 from shared.envelope import Envelope
+from shared.infra import free_port
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.testing.harness import eventually, serve, stream_messages
@@ -167,3 +169,22 @@ async def test_health_and_readiness_report_their_connections(
         "database": "ok",
         "nats": "ok",
     }
+
+
+async def test_a_database_outage_is_a_503_to_retry_and_records_nothing(
+    intake: tuple[httpx.AsyncClient, Runtime], settings: Settings
+) -> None:
+    client, rt = intake
+    working = rt.sessions
+    unreachable = make_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none")
+    rt.sessions = make_sessions(unreachable)
+    try:
+        response = await client.post("/api/v1/reports", json=REPORT)
+    finally:
+        rt.sessions = working
+        await unreachable.dispose()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "retry" in response.json()["detail"]
+    assert await stored(rt) == (0, 0, 0)
+    assert (await client.post("/api/v1/reports", json=REPORT)).status_code == 201
