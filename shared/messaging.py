@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 
 from faststream.nats import NatsBroker
+from nats.aio.client import Client
 from nats.js.api import AckPolicy as AckPolicyApi
 from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
@@ -45,6 +46,22 @@ def stream_config(settings: Settings) -> StreamConfig:
         max_age=0,
         duplicate_window=settings.duplicate_window_seconds,
     )
+
+
+MIN_SERVER_VERSION = (2, 10)  # consumers filtered to several subjects (filter_subjects)
+
+
+class UnsupportedServer(RuntimeError):
+    """The NATS server is too old for this system's consumers."""
+
+
+def check_server(connection: Client) -> None:
+    """Refuse servers before 2.10: they ignore ``filter_subjects`` and deliver everything."""
+    version = connection.connected_server_version
+    if (version.major, version.minor) < MIN_SERVER_VERSION:
+        wanted = ".".join(map(str, MIN_SERVER_VERSION))
+        found = f"{version.major}.{version.minor}.{version.patch}"
+        raise UnsupportedServer(f"NATS server {found} is too old: {wanted} or newer is needed")
 
 
 async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:

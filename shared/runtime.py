@@ -26,6 +26,7 @@ from shared.db import Sessions, make_engine, make_sessions, ping
 from shared.http import install
 from shared.messaging import (
     PullConsumer,
+    check_server,
     consumer_config,
     ensure_consumer,
     ensure_stream,
@@ -156,6 +157,7 @@ async def start(runtime: Runtime) -> None:
     deadline = asyncio.get_running_loop().time() + runtime.settings.startup_timeout_seconds
     await _retry_until(deadline, "PostgreSQL", lambda: ping(runtime.engine))
     await _retry_until(deadline, "NATS", runtime.broker.connect)
+    check_server(runtime.broker.connection)
     js = runtime.broker.connection.jetstream()
     await ensure_stream(js, runtime.settings)
     await runtime.broker.start()

@@ -7,7 +7,12 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from shared.settings import Settings
-from shared.testing.harness import create_template, fresh_database, isolated_settings
+from shared.testing.harness import (
+    create_template,
+    drop_database,
+    fresh_database,
+    isolated_settings,
+)
 from shared.testing.servers import nats_server, postgres_server
 
 
@@ -24,8 +29,10 @@ def server_db_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-async def template_db(server_db_url: str) -> str:
-    return await create_template(server_db_url)
+async def template_db(server_db_url: str) -> AsyncIterator[str]:
+    name = await create_template(server_db_url)
+    yield name
+    await drop_database(server_db_url, name)
 
 
 @pytest.fixture

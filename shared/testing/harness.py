@@ -52,7 +52,12 @@ async def fresh_database(server_url: str, template: str) -> AsyncIterator[str]:
     try:
         yield with_database(server_url, name)
     finally:
-        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(server_url, name)
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    """Drop a database of the tests, closing whatever still holds it."""
+    await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def isolated_settings(nats_url: str, database_url: str, **overrides: object) -> Settings:

@@ -13,6 +13,7 @@ from services.intake.store import plumbing, reporter_contacts, reports
 from shared.db import make_engine, make_sessions
 from shared.envelope import Envelope
 from shared.infra import free_port
+from shared.messaging import UnsupportedServer, check_server
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.testing.harness import eventually, serve, stream_messages
@@ -188,3 +189,20 @@ async def test_a_database_outage_is_a_503_to_retry_and_records_nothing(
     assert "retry" in response.json()["detail"]
     assert await stored(rt) == (0, 0, 0)
     assert (await client.post("/api/v1/reports", json=REPORT)).status_code == 201
+
+
+async def test_a_nats_server_older_than_2_10_is_refused_with_a_reason(
+    settings: Settings,
+) -> None:
+    app = create_app(settings)
+    rt: Runtime = app.state.runtime
+    await rt.broker.connect()
+    try:
+        server = rt.broker.connection._current_server
+        assert server is not None
+        server.server_version = "2.9.10"  # as Debian 12's nats-server reports itself
+        with pytest.raises(UnsupportedServer, match=r"2\.9\.10 is too old: 2\.10 or newer"):
+            check_server(rt.broker.connection)
+    finally:
+        await rt.broker.stop()
+        await rt.engine.dispose()
