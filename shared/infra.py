@@ -123,7 +123,30 @@ async def _account_info(url: str) -> bool:
         await nc.close()
 
 
-class EmbeddedNats:
+class _Server:
+    """A server process: ``start`` returns self, ``stop`` always cleans up; usable in ``with``."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        """Start on entering the ``with`` block."""
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop on leaving the ``with`` block."""
+        self.stop()
+
+
+class EmbeddedNats(_Server):
     """A nats-server child process with JetStream, configured by ``deploy/nats.conf``."""
 
     def __init__(
@@ -218,19 +241,6 @@ class EmbeddedNats:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-    def __enter__(self) -> Self:
-        """Start on entering the ``with`` block."""
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop on leaving the ``with`` block."""
-        self.stop()
 
 
 # --------------------------------------------------------------------------------- PostgreSQL
@@ -341,7 +351,7 @@ def postgres_socket_url(socket_dir: Path, database: str, user: str = "postgres")
     return f"postgresql+asyncpg://{user}@/{database}?host={quote(str(socket_dir), safe='')}"
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(_Server):
     """A PostgreSQL server from pgserver on a Unix socket; its data persists in ``data_dir``.
 
     Use one instance per data dir per process (pgserver caches servers by data dir).
@@ -412,19 +422,6 @@ class EmbeddedPostgres:
                 server._postmaster_info = None  # nothing left for pgserver to stop
         finally:
             server._cleanup()  # drops our handle and pgserver's registry entry
-
-    def __enter__(self) -> Self:
-        """Start on entering the ``with`` block."""
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop on leaving the ``with`` block."""
-        self.stop()
 
 
 # ------------------------------------------------------------------------------------ helpers

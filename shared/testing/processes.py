@@ -7,14 +7,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
 from shared.infra import free_port
 from shared.settings import SERVICES, ServiceName, Settings
+
+T = TypeVar("T")
 
 
 class ServiceProcess:
@@ -79,6 +82,18 @@ class ServiceProcess:
         if not self.log_path.exists():
             return "(no log)"
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def poll(probe: Callable[[], T], ok: Callable[[T], bool], within: float = 20.0) -> T:
+    """Call ``probe`` until ``ok`` holds for its result; fail with the last value if never."""
+    deadline = time.monotonic() + within
+    while True:
+        value = probe()
+        if ok(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {within}s; last value: {value!r}")
+        time.sleep(0.05)
 
 
 def process_env(settings: Settings) -> dict[str, str]:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,20 +10,9 @@ import httpx
 import pytest
 
 from shared.settings import Settings
-from shared.testing.processes import ServiceProcess, running_services
+from shared.testing.processes import ServiceProcess, poll, running_services
 
 pytestmark = pytest.mark.e2e
-
-
-def poll(probe: Callable[[], Any], ok: Callable[[Any], bool], within: float = 20.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = probe()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {within}s; last value: {value!r}")
-        time.sleep(0.05)
 
 
 class Town:

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import pytest
 
 from shared.infra import free_port, port_is_free, run_sync
 from shared.settings import SERVICES
+from shared.testing.processes import poll
 
 pytestmark = pytest.mark.e2e
 
@@ -33,17 +33,6 @@ EXIT_WITHIN = 30.0
 FLOW_WITHIN = 20.0
 STREAM = "MINQING_EVENTS"  # the Settings default: the environment sets no MINQING_STREAM_NAME
 LOOP = ["issue.reported", "issue.assigned", "issue.resolved", "issue.lookback_passed"]
-
-
-def poll(probe: Callable[[], Any], ok: Callable[[Any], bool], within: float = FLOW_WITHIN) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = probe()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {within}s; last value: {value!r}")
-        time.sleep(0.05)
 
 
 def alive(process: psutil.Process) -> bool:
