@@ -85,11 +85,11 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
-def _nats_url(stack: ExitStack, data_dir: Path) -> str:
+def _nats_url(stack: ExitStack, data_dir: Path, settings: Settings) -> str:
     """MINQING_NATS_URL if set, else an embedded nats-server (port 4222 if free)."""
-    if url := os.environ.get("MINQING_NATS_URL"):
-        typer.echo(f"NATS: {url} (from MINQING_NATS_URL)")
-        return url
+    if "nats_url" in settings.model_fields_set:
+        typer.echo(f"NATS: {settings.nats_url} (from MINQING_NATS_URL)")
+        return settings.nats_url
     port = DEFAULT_NATS_PORT if port_is_free(DEFAULT_NATS_PORT) else free_port()
     if port != DEFAULT_NATS_PORT:
         typer.echo(f"NATS: port {DEFAULT_NATS_PORT} is taken, using free port {port}")
@@ -99,11 +99,11 @@ def _nats_url(stack: ExitStack, data_dir: Path) -> str:
     return nats.url
 
 
-def _database_url(stack: ExitStack, data_dir: Path) -> str:
+def _database_url(stack: ExitStack, data_dir: Path, settings: Settings) -> str:
     """MINQING_DATABASE_URL if set, else an embedded PostgreSQL on a Unix socket."""
-    if url := os.environ.get("MINQING_DATABASE_URL"):
+    if "database_url" in settings.model_fields_set:
         typer.echo("PostgreSQL: from MINQING_DATABASE_URL")
-        return url
+        return settings.database_url
     postgres = stack.enter_context(EmbeddedPostgres(data_dir / "postgres"))
     stack.callback(typer.echo, "PostgreSQL: stopping the embedded server")
     typer.echo(f"PostgreSQL: embedded at {postgres.url()} (data in {postgres.data_dir})")
@@ -151,16 +151,17 @@ def up(
     signal.signal(signal.SIGTERM, _exit_on_signal)
     root = data_dir.resolve()
     root.mkdir(parents=True, exist_ok=True)
+    settings = Settings()
     try:
         with ExitStack() as stack:
             env = {
-                **os.environ,
-                "MINQING_NATS_URL": _nats_url(stack, root),
-                "MINQING_DATABASE_URL": _database_url(stack, root),
+                **os.environ,  # the children's PATH, locale and MINQING_* settings
+                "MINQING_NATS_URL": _nats_url(stack, root, settings),
+                "MINQING_DATABASE_URL": _database_url(stack, root, settings),
                 "PYTHONUNBUFFERED": "1",
             }
             _migrate(env["MINQING_DATABASE_URL"])
-            _print_urls(Settings())
+            _print_urls(settings)
             code = _run_services(env, level)
     except KeyboardInterrupt:
         code = 130

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any, Self
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response, status
+from fastapi import APIRouter, Header, HTTPException, Response, status
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -92,13 +92,13 @@ def build_router(rt: Runtime) -> APIRouter:
     )
     async def post_report(
         body: ReportIn,
-        request: Request,
         response: Response,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
         x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
     ) -> ReportAccepted:
         """Put a matter on the list; it is routed and assigned automatically."""
-        digest = hashlib.sha256(await request.body()).hexdigest()
+        # The validated request, not its bytes: a retry may format the same JSON differently.
+        digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
         try:
             accepted = await report_issue(
                 rt,

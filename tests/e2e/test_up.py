@@ -30,7 +30,6 @@ pytestmark = pytest.mark.e2e
 
 READY_WITHIN = 60.0
 EXIT_WITHIN = 30.0
-FLOW_WITHIN = 20.0
 STREAM = "MINQING_EVENTS"  # the Settings default: the environment sets no MINQING_STREAM_NAME
 LOOP = ["issue.reported", "issue.assigned", "issue.resolved", "issue.lookback_passed"]
 

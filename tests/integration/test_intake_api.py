@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -123,8 +124,13 @@ async def test_a_retry_with_the_same_idempotency_key_gets_the_same_matter(
     headers = {"Idempotency-Key": "12345-ticket-20261125-0042"}
     first = await client.post("/api/v1/reports", json=REPORT, headers=headers)
     again = await client.post("/api/v1/reports", json=REPORT, headers=headers)
-    assert (first.status_code, again.status_code) == (201, 200)
-    assert again.json() == first.json()
+    reformatted = await client.post(
+        "/api/v1/reports",
+        content=json.dumps(REPORT, indent=2, ensure_ascii=False),
+        headers={**headers, "content-type": "application/json"},
+    )
+    assert (first.status_code, again.status_code, reformatted.status_code) == (201, 200, 200)
+    assert again.json() == first.json() == reformatted.json()
     assert await stored(rt) == (1, 1, 1)
     changed = await client.post(
         "/api/v1/reports", json={**REPORT, "title": "Another matter"}, headers=headers
