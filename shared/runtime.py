@@ -1,8 +1,9 @@
-"""What every service process has: database, broker, outbox relay, consumer, health routes.
+"""What every service process has: database, broker, outbox relay, consumers, lifespan.
 
 Each service's ``app.py`` builds one ``Runtime`` and adds its own routes and handlers; the
 lifespan here connects (retrying until the startup timeout), declares the stream, starts
-the relay and the consumers, and stops them in reverse order.
+the relay and the consumers, and stops them in reverse order. The HTTP routes every
+service shares (health, contract, dead letters) are in ``shared.http``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from services.intake.store import plumbing
 from shared.messaging import ensure_stream, publisher
-from shared.outbox import add_events
+from shared.outbox import Relay, add_events
 from shared.runtime import Runtime, build_runtime
 from shared.settings import Settings
 from shared.testing.events import reported
@@ -79,9 +79,7 @@ async def test_a_broker_outage_leaves_rows_unsent_for_the_next_attempt(
     async def broken(subject: str, payload: bytes, message_id: str) -> int:
         raise ConnectionError("nats is down")
 
-    failing = type(runtime.relay)(
-        runtime.sessions, plumbing.outbox, broken, batch_size=10, poll_seconds=0.1
-    )
+    failing = Relay(runtime.sessions, plumbing.outbox, broken, batch_size=10, poll_seconds=0.1)
     with pytest.raises(ConnectionError):
         await failing.relay_once()
     async with runtime.sessions() as session:
