@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from shared.settings import Settings
-from shared.testing.harness import (
+from tests.support.harness import (
     create_template,
     drop_database,
     fresh_database,
     isolated_settings,
 )
-from shared.testing.servers import nats_server, postgres_server
+from tests.support.servers import nats_server, postgres_server
 
 
 @pytest.fixture(scope="session")

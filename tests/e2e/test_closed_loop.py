@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from shared.settings import Settings
-from shared.testing.processes import ServiceProcess, poll, running_services
+from tests.support.processes import ServiceProcess, poll, running_services
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,8 @@ import pytest
 
 from shared.envelope import Envelope
 from shared.settings import Settings
-from shared.testing.harness import stream_messages
-from shared.testing.processes import running_services
+from tests.support.harness import stream_messages
+from tests.support.processes import running_services
 
 pytestmark = pytest.mark.e2e
 

@@ -24,7 +24,7 @@ import pytest
 
 from shared.infra import free_port, port_is_free, run_sync
 from shared.settings import SERVICES
-from shared.testing.processes import poll
+from tests.support.processes import poll
 
 pytestmark = pytest.mark.e2e
 

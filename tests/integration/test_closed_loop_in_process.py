@@ -14,7 +14,7 @@ from services.followup.app import create_app as followup_app
 from services.intake.app import create_app as intake_app
 from services.projection.app import create_app as projection_app
 from shared.settings import Settings
-from shared.testing.harness import eventually, serve
+from tests.support.harness import eventually, serve
 
 REPORT = {
     "title": "Street lights out on Shiguan Road",

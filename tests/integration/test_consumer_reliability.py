@@ -14,8 +14,8 @@ from shared.consumer import ApplyBatch, Delivery
 from shared.envelope import Envelope
 from shared.runtime import Runtime, build_runtime, start, stop
 from shared.settings import Settings
-from shared.testing.events import publish, publish_raw, reported
-from shared.testing.harness import eventually, serve, stream_messages
+from tests.support.events import publish, publish_raw, reported
+from tests.support.harness import eventually, serve, stream_messages
 
 
 async def count(rt: Runtime, table_name: str) -> int:

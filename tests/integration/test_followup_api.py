@@ -10,8 +10,8 @@ import pytest
 from services.followup.app import create_app
 from shared.ids import new_id
 from shared.settings import Settings
-from shared.testing.events import FRIDAY_MORNING, assigned, publish, reported
-from shared.testing.harness import eventually, serve
+from tests.support.events import FRIDAY_MORNING, assigned, publish, reported
+from tests.support.harness import eventually, serve
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from shared.infra import free_port
 from shared.messaging import UnsupportedServer, check_server
 from shared.runtime import Runtime
 from shared.settings import Settings
-from shared.testing.harness import eventually, serve, stream_messages
+from tests.support.harness import eventually, serve, stream_messages
 
 REPORT = {
     "title": "Dangerous bridge over the East and West River",

@@ -12,8 +12,8 @@ from shared.messaging import ensure_stream, publisher
 from shared.outbox import Relay, add_events
 from shared.runtime import Runtime, build_runtime
 from shared.settings import Settings
-from shared.testing.events import reported
-from shared.testing.harness import stream_messages
+from tests.support.events import reported
+from tests.support.harness import stream_messages
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from services.projection.app import create_app
 from shared.envelope import Envelope
 from shared.ids import new_id
 from shared.settings import Settings
-from shared.testing.events import assigned, publish, publish_raw, reported
-from shared.testing.harness import eventually, serve
+from tests.support.events import assigned, publish, publish_raw, reported
+from tests.support.harness import eventually, serve
 
 LATER = datetime(2027, 1, 4, 2, 0, tzinfo=UTC)  # after every deadline the test data has
 
