@@ -11,11 +11,18 @@ from typing import Protocol
 
 
 class WorkingCalendar(Protocol):
+    @property
+    def name(self) -> str:
+        """Which calendar this is: every deadline says which calendar produced it."""
+        ...
+
     def is_working_day(self, day: date) -> bool: ...
 
 
 class WeekdayCalendar:
     """Monday to Friday are working days."""
+
+    name = "weekdays"
 
     def is_working_day(self, day: date) -> bool:
         return day.weekday() < 5

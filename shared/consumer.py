@@ -1,27 +1,35 @@
 """Batch consumption with an inbox: at-least-once delivery, exactly-once effects.
 
-A batch of JetStream messages is applied in one transaction together with the inbox rows
-of the event ids it processed; only after the commit are the messages acknowledged. A
-batch that fails is retried one message per transaction, so one bad message cannot hold
-back the others; a message that keeps failing is dead-lettered with the reason after
-``max_deliver`` attempts. Unreadable messages are dead-lettered at once.
+A fetched batch is parsed once, then applied in one transaction together with the inbox
+rows of the events it processed, its dead letters and the consumer's position; only after
+the commit are the messages acknowledged. Every message ends one of four ways:
+
+- applied (acked);
+- dead-lettered with its raw bytes and a reason (terminated): unreadable, breaks a rule,
+  or failed ``max_deliver`` times *for its own sake*;
+- waiting for a newer consumer (a newer ``dataversion``): nak'd with back-off, listed;
+- retried: while the database is down, no attempt counts against the message.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy import insert, select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import Sessions
-from shared.envelope import Envelope, UnreadableEvent, parse
+from shared.db import Sessions, reachable
+from shared.envelope import Envelope, NewerVersion, UnreadableEvent, parse
+from shared.faults import OutageLog, is_transient
 from shared.tables import Plumbing
 
 log = logging.getLogger(__name__)
+MAX_BACKOFF_SECONDS = 60.0
+OUTAGE_RETRY_SECONDS = 2.0
 
 
 class Rejected(Exception):
@@ -33,6 +41,7 @@ class RawMessage(Protocol):
 
     subject: str
     data: bytes
+    headers: dict[str, str] | None
 
     @property
     def metadata(self) -> _Metadata: ...
@@ -56,194 +65,330 @@ class _Metadata(Protocol):
     @property
     def num_delivered(self) -> int: ...
 
+    @property
+    def stream(self) -> str: ...
+
 
 @dataclass(frozen=True)
 class Delivery:
-    """One readable event as delivered: its envelope and its position in the stream."""
+    """One readable event as delivered: its envelope and where it sits in which stream."""
 
     envelope: Envelope
     subject: str
+    epoch: int
     position: int
     deliveries: int
 
 
-# Applies fresh deliveries in one transaction; returns {event id: reason} for rejected ones.
-ApplyBatch = Callable[[AsyncSession, Sequence[Delivery]], Awaitable[Mapping[str, str]]]
+@dataclass(frozen=True)
+class Outcome:
+    """Why an event was not applied: ``waiting`` for a newer consumer, else dead."""
+
+    reason: str
+    waiting: bool = False
 
 
-async def apply_each(
-    session: AsyncSession,
-    deliveries: Sequence[Delivery],
-    apply_one: Callable[[AsyncSession, Delivery], Awaitable[None]],
-) -> dict[str, str]:
-    """Apply deliveries one after another; ``Rejected``/``UnreadableEvent`` become reasons."""
-    rejected: dict[str, str] = {}
-    for delivery in deliveries:
-        try:
-            await apply_one(session, delivery)
-        except (Rejected, UnreadableEvent) as exc:
-            rejected[delivery.envelope.id] = str(exc)
-    return rejected
+# Applies fresh deliveries in one transaction; returns {event id: outcome} for the others.
+ApplyBatch = Callable[[AsyncSession, Sequence[Delivery]], Awaitable[Mapping[str, Outcome]]]
+# Turns a raw message into the canonical envelope, or raises UnreadableEvent.
+Parser = Callable[[RawMessage], Envelope]
+
+
+def parse_message(message: RawMessage) -> Envelope:
+    """The canonical parser: a structured-mode CloudEvent in the body."""
+    return parse(message.data)
+
+
+def outcome_of(exc: Exception) -> Outcome | None:
+    """The outcome for a rule-breaking or unreadable event; ``None`` for other errors."""
+    if isinstance(exc, NewerVersion):
+        return Outcome(str(exc), waiting=True)
+    if isinstance(exc, Rejected | UnreadableEvent):
+        return Outcome(str(exc))
+    return None
+
+
+@dataclass(eq=False)  # compared by identity: two redelivered copies are two items
+class _Item:
+    message: RawMessage
+    epoch: int
+    delivery: Delivery | None = None
+    unreadable: str | None = None
+
+    @property
+    def position(self) -> int:
+        return self.message.metadata.sequence.stream
+
+
+@dataclass
+class _Result:
+    acked: list[_Item] = field(default_factory=list)
+    dead: list[_Item] = field(default_factory=list)
+    waiting: list[_Item] = field(default_factory=list)
 
 
 class BatchConsumer:
+    """Applies batches for one durable consumer (``name``) in one service's schema."""
+
     def __init__(
         self,
+        name: str,
         sessions: Sessions,
         plumbing: Plumbing,
         apply_batch: ApplyBatch,
         *,
+        parser: Parser = parse_message,
         max_deliver: int,
         retry_delay: float = 1.0,
         after_commit: Callable[[], None] = lambda: None,
     ) -> None:
+        self.name = name
         self._sessions = sessions
         self._plumbing = plumbing
         self._apply_batch = apply_batch
+        self._parser = parser
         self._max_deliver = max_deliver
         self._retry_delay = retry_delay
         self._after_commit = after_commit
+        self._failures: dict[tuple[int, int], int] = {}
+        self._outage = OutageLog(log, f"consumer {name}")
+        self._sql = _Statements(plumbing)
 
-    async def consume(self, messages: Sequence[RawMessage]) -> None:
-        """Process one fetched batch; every message ends acked, terminated or nak'd."""
+    async def consume(self, messages: Sequence[RawMessage], epoch: int) -> bool:
+        """Process one fetched batch; False if the database was down (the caller backs off)."""
+        items = [self._parse(message, epoch) for message in messages]
         try:
-            await self._commit(messages)
-        except Exception:
-            log.exception("batch of %d failed; retrying one message at a time", len(messages))
-            for message in messages:
-                await self._consume_alone(message)
-            return
-        for message in messages:
-            await message.ack()
-
-    async def _consume_alone(self, message: RawMessage) -> None:
-        try:
-            await self._commit([message])
+            result = await self._commit(items)
         except Exception as exc:
-            await self._retry_or_dead_letter(message, exc)
-            return
-        await message.ack()
+            if await self._outage_explains(exc):
+                await _nak_all(items, OUTAGE_RETRY_SECONDS)
+                return False
+            log.warning("%s: batch of %d failed (%r); one at a time", self.name, len(items), exc)
+            for item in items:
+                if not await self._consume_alone(item):
+                    return False
+            return True
+        self._outage.recovered()
+        await self._settle(result)
+        return True
 
-    async def _retry_or_dead_letter(self, message: RawMessage, exc: Exception) -> None:
-        attempts = message.metadata.num_delivered
-        if attempts < self._max_deliver:
-            log.warning("message %s failed (attempt %d): %r", _where(message), attempts, exc)
-            await message.nak(delay=min(self._retry_delay * 2 ** (attempts - 1), 60.0))
-            return
-        reason = f"failed {attempts} times; last error: {exc!r}"
+    def _parse(self, message: RawMessage, epoch: int) -> _Item:
+        item = _Item(message, epoch)
         try:
-            async with self._sessions() as session, session.begin():
-                await self._dead_letter(session, message, reason, event_id=None)
+            envelope = self._parser(message)
+        except UnreadableEvent as exc:
+            item.unreadable = str(exc)
+            return item
+        meta = message.metadata
+        item.delivery = Delivery(
+            envelope, message.subject, epoch, meta.sequence.stream, meta.num_delivered
+        )
+        return item
+
+    async def _consume_alone(self, item: _Item) -> bool:
+        try:
+            result = await self._commit([item])
+        except Exception as exc:
+            if await self._outage_explains(exc):
+                await _nak_all([item], OUTAGE_RETRY_SECONDS)
+                return False
+            await self._own_fault(item, exc)
+            return True
+        await self._settle(result)
+        return True
+
+    async def _outage_explains(self, exc: Exception) -> bool:
+        """A failure is the infrastructure's if it looks like one and the database is down."""
+        if not is_transient(exc):
+            return False
+        try:
+            await reachable(self._sessions)
         except Exception:
-            log.exception("cannot dead-letter %s; it will be redelivered", _where(message))
-            await message.nak(delay=60.0)
+            self._outage.failed(exc)
+            return True
+        return False
+
+    async def _own_fault(self, item: _Item, exc: Exception) -> None:
+        key = (item.epoch, item.position)
+        attempts = self._failures.get(key, 0) + 1
+        self._failures[key] = attempts
+        where = f"{item.message.subject}#{item.position}"
+        if attempts < self._max_deliver:
+            log.warning("%s: %s failed (attempt %d): %r", self.name, where, attempts, exc)
+            await item.message.nak(delay=self._backoff(attempts))
             return
-        log.error("dead-lettered %s: %s", _where(message), reason)
-        await message.term()
+        item.unreadable = f"failed {attempts} times; last error: {exc!r}"
+        try:
+            async with self._sessions() as session:
+                await self._dead_letter(session, [item], "dead")
+                await session.commit()
+        except Exception:
+            log.exception("%s: cannot dead-letter %s; it will be redelivered", self.name, where)
+            await item.message.nak(delay=MAX_BACKOFF_SECONDS)
+            return
+        log.error("%s: dead-lettered %s: %s", self.name, where, item.unreadable)
+        self._failures.pop(key, None)
+        await item.message.term()
 
-    async def _commit(self, messages: Sequence[RawMessage]) -> None:
-        async with self._sessions() as session, session.begin():
-            deliveries = await self._readable(session, messages)
-            fresh = await self._unseen(session, deliveries)
-            rejected = await self._apply_batch(session, fresh) if fresh else {}
-            for delivery in fresh:
-                reason = rejected.get(delivery.envelope.id)
-                if reason is not None:
-                    log.error("rejected %s: %s", delivery.envelope.id, reason)
-                    await self._dead_letter_delivery(session, delivery, reason)
-            if fresh:
-                await session.execute(
-                    insert(self._plumbing.inbox), [{"event_id": d.envelope.id} for d in fresh]
-                )
-        if fresh:
+    def _backoff(self, attempts: int) -> float:
+        return min(float(self._retry_delay * 2 ** (attempts - 1)), MAX_BACKOFF_SECONDS)
+
+    async def _commit(self, items: Sequence[_Item]) -> _Result:
+        result = _Result()
+        async with self._sessions() as session:
+            readable = [i for i in items if i.delivery is not None]
+            fresh = await self._unseen(session, readable)
+            fresh_ids = {id(i) for i in fresh}
+            deliveries = [i.delivery for i in fresh if i.delivery is not None]
+            outcomes = await self._apply_batch(session, deliveries) if deliveries else {}
+            for item in items:
+                if item.unreadable is not None:
+                    result.dead.append(item)
+                elif id(item) not in fresh_ids:
+                    result.acked.append(item)  # already processed: a redelivery
+                elif (outcome := outcomes.get(_event_id(item))) is None:
+                    result.acked.append(item)
+                elif outcome.waiting:
+                    item.unreadable = outcome.reason
+                    result.waiting.append(item)
+                else:
+                    item.unreadable = outcome.reason
+                    result.dead.append(item)
+            await self._dead_letter(session, result.dead, "dead")
+            await self._dead_letter(session, result.waiting, "waiting")
+            waiting_ids = {id(i) for i in result.waiting}
+            done = [i for i in fresh if id(i) not in waiting_ids]
+            await self._record_processed(session, done, items)
+            await session.commit()
+        if deliveries:
             self._after_commit()
+        return result
 
-    async def _readable(
-        self, session: AsyncSession, messages: Sequence[RawMessage]
-    ) -> list[Delivery]:
-        deliveries = []
-        for message in messages:
-            try:
-                envelope = parse(message.data)
-            except UnreadableEvent as exc:
-                log.error("unreadable message %s: %s", _where(message), exc)
-                await self._dead_letter(session, message, str(exc), event_id=None)
-                continue
-            meta = message.metadata
-            deliveries.append(
-                Delivery(envelope, message.subject, meta.sequence.stream, meta.num_delivered)
-            )
-        return deliveries
-
-    async def _unseen(
-        self, session: AsyncSession, deliveries: Sequence[Delivery]
-    ) -> list[Delivery]:
-        """Drop deliveries whose event id was already processed (or repeats in this batch)."""
-        ids = [d.envelope.id for d in deliveries]
-        inbox = self._plumbing.inbox
-        seen = set(await session.scalars(select(inbox.c.event_id).where(inbox.c.event_id.in_(ids))))
+    async def _unseen(self, session: AsyncSession, items: Sequence[_Item]) -> list[_Item]:
+        """Drop items whose event id was already processed (or repeats in this batch)."""
+        if not items:
+            return []
+        ids = [_event_id(i) for i in items]
+        seen = set(await session.scalars(self._sql.inbox_seen, {"consumer": self.name, "ids": ids}))
         fresh = []
-        for delivery in deliveries:
-            if delivery.envelope.id not in seen:
-                seen.add(delivery.envelope.id)
-                fresh.append(delivery)
+        for item in items:
+            if _event_id(item) not in seen:
+                seen.add(_event_id(item))
+                fresh.append(item)
         return fresh
 
-    async def _dead_letter_delivery(
-        self, session: AsyncSession, delivery: Delivery, reason: str
+    async def _record_processed(
+        self, session: AsyncSession, done: Sequence[_Item], items: Sequence[_Item]
     ) -> None:
-        await self._record(
-            session,
-            event_id=delivery.envelope.id,
-            subject=delivery.subject,
-            position=delivery.position,
-            deliveries=delivery.deliveries,
-            reason=reason,
-            payload=delivery.envelope.to_json().decode(),
+        if done:
+            ids = [_event_id(i) for i in done]
+            await session.execute(self._sql.inbox_add, {"consumer": self.name, "ids": ids})
+            redelivered = [i.position for i in done if i.message.metadata.num_delivered > 1]
+            if redelivered:  # it may have waited for a newer consumer before
+                await session.execute(
+                    self._sql.waiting_done,
+                    {"consumer": self.name, "epoch": done[0].epoch, "seqs": redelivered},
+                )
+        last = max(i.position for i in items)
+        await session.execute(
+            self._sql.position, {"consumer": self.name, "epoch": items[0].epoch, "seq": last}
         )
 
     async def _dead_letter(
-        self, session: AsyncSession, message: RawMessage, reason: str, event_id: str | None
+        self, session: AsyncSession, items: Sequence[_Item], status: str
     ) -> None:
-        meta = message.metadata
-        await self._record(
-            session,
-            event_id=event_id,
-            subject=message.subject,
-            position=meta.sequence.stream,
-            deliveries=meta.num_delivered,
-            reason=reason,
-            payload=message.data.decode("utf-8", errors="replace"),
-        )
-
-    async def _record(
-        self,
-        session: AsyncSession,
-        *,
-        event_id: str | None,
-        subject: str,
-        position: int,
-        deliveries: int,
-        reason: str,
-        payload: str,
-    ) -> None:
-        """Store a dead letter once per stream position, however often it is redelivered."""
-        table = self._plumbing.dead_letters
-        known = await session.scalar(
-            select(table.c.id).where(table.c.stream_seq == position, table.c.subject == subject)
-        )
-        if known is None:
-            await session.execute(
-                insert(table).values(
-                    event_id=event_id,
-                    subject=subject,
-                    stream_seq=position,
-                    deliveries=deliveries,
-                    reason=reason,
-                    payload=payload,
-                )
+        if not items:
+            return
+        for item in items:
+            level = logging.WARNING if status == "waiting" else logging.ERROR
+            log.log(
+                level,
+                "%s: %s %s#%d: %s",
+                self.name,
+                status,
+                item.message.subject,
+                item.position,
+                item.unreadable,
             )
+        rows = [
+            {
+                "consumer": self.name,
+                "status": status,
+                "event_id": _event_id(i) if i.delivery else None,
+                "stream": str(i.message.metadata.stream),
+                "epoch": i.epoch,
+                "seq": i.position,
+                "subject": _storable(i.message.subject),
+                "deliveries": i.message.metadata.num_delivered,
+                "reason": _storable(i.unreadable or ""),
+                "headers": _storable_headers(i.message.headers),
+                "raw": bytes(i.message.data),
+            }
+            for i in items
+        ]
+        await session.execute(self._sql.dead_letter, rows)
+
+    async def _settle(self, result: _Result) -> None:
+        for item in result.acked:
+            self._failures.pop((item.epoch, item.position), None)
+            await item.message.ack()
+        for item in result.dead:
+            self._failures.pop((item.epoch, item.position), None)
+            await item.message.term()
+        for item in result.waiting:
+            await item.message.nak(delay=self._backoff(item.message.metadata.num_delivered))
 
 
-def _where(message: RawMessage) -> str:
-    return f"{message.subject}#{message.metadata.sequence.stream}"
+class _Statements:
+    """The consumer's SQL, written once per schema: cached, one round trip each."""
+
+    def __init__(self, plumbing: Plumbing) -> None:
+        inbox = plumbing.inbox.fullname
+        dead = plumbing.dead_letters.fullname
+        positions = plumbing.positions.fullname
+        self.inbox_seen = text(
+            f"select event_id from {inbox} "
+            "where consumer = :consumer and event_id = any(cast(:ids as text[]))"
+        )
+        self.inbox_add = text(
+            f"insert into {inbox} (consumer, event_id) "
+            "select :consumer, unnest(cast(:ids as text[])) on conflict do nothing"
+        )
+        self.waiting_done = text(
+            f"delete from {dead} where consumer = :consumer and status = 'waiting' "
+            "and stream_epoch = :epoch and stream_seq = any(cast(:seqs as bigint[]))"
+        )
+        self.position = text(
+            f"insert into {positions} as p (consumer, stream_epoch, stream_seq) "
+            "values (:consumer, :epoch, :seq) on conflict (consumer) do update set "
+            "stream_epoch = excluded.stream_epoch, updated_at = now(), stream_seq = case "
+            "when p.stream_epoch = excluded.stream_epoch "
+            "then greatest(p.stream_seq, excluded.stream_seq) else excluded.stream_seq end"
+        )
+        self.dead_letter = text(
+            f"insert into {dead} (consumer, status, event_id, stream, stream_epoch, stream_seq, "
+            "subject, deliveries, reason, headers, raw) values (:consumer, :status, :event_id, "
+            ":stream, :epoch, :seq, :subject, :deliveries, :reason, cast(:headers as jsonb), "
+            ":raw) on conflict (consumer, stream_epoch, stream_seq) do update set "
+            "status = excluded.status, reason = excluded.reason, deliveries = excluded.deliveries"
+        )
+
+
+def _event_id(item: _Item) -> str:
+    assert item.delivery is not None
+    return item.delivery.envelope.id
+
+
+def _storable(value: str) -> str:
+    """Text PostgreSQL can store: NUL characters shown as ``\\0``."""
+    return value.replace("\x00", "\\0")
+
+
+def _storable_headers(headers: Mapping[str, str] | None) -> str:
+    clean = {_storable(k): _storable(v) for k, v in (headers or {}).items()}
+    return json.dumps(clean)
+
+
+async def _nak_all(items: Sequence[_Item], delay: float) -> None:
+    for item in items:
+        await item.message.nak(delay=delay)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -30,19 +31,6 @@ EMITTED_BY: dict[type[Event], ServiceName] = {
     IssueLookbackFailed: "followup",
 }
 
-# The event types each consuming service's durable consumer is filtered to; None = all.
-CONSUMES: dict[ServiceName, tuple[type[Event], ...] | None] = {
-    "assignment": (IssueReported, IssueLookbackFailed),
-    "followup": (IssueReported, IssueAssigned),
-    "projection": None,
-}
-
-
-def consumed_types(service: ServiceName) -> list[str] | None:
-    """The short types (``issue.reported``) a service consumes; ``None`` for every event."""
-    classes = CONSUMES[service]
-    return None if classes is None else [cls.TYPE for cls in classes]
-
 
 @cache
 def cloudevent_model(cls: type[Event]) -> type[BaseModel]:
@@ -56,7 +44,11 @@ def cloudevent_model(cls: type[Event]) -> type[BaseModel]:
     return create_model(f"{cls.__name__}CloudEvent", __doc__=cls.__doc__, **fields)
 
 
-def asyncapi(settings: Settings) -> dict[str, Any]:
+# Durable consumer name -> the event classes it consumes (derived from routing tables).
+Consumers = Mapping[str, Sequence[type[Event]]]
+
+
+def asyncapi(settings: Settings, consumers: Consumers) -> dict[str, Any]:
     """The AsyncAPI 3 document of the canonical stream: channels, publishers, consumers."""
     broker = NatsBroker(settings.nats_url)  # never connected: it only carries the documentation
     stream = JStream(settings.stream_name, declare=False)
@@ -68,9 +60,9 @@ def asyncapi(settings: Settings) -> dict[str, Any]:
             description=f"{cls.__doc__} Emitted by {EMITTED_BY[cls]}; dataversion {cls.VERSION}.",
             schema=cloudevent_model(cls),
         )
-    for service, classes in CONSUMES.items():
-        for cls in classes or EVENT_CLASSES:
-            _document_consumer(broker, stream, settings, service, cls)
+    for durable, classes in consumers.items():
+        for cls in classes:
+            _document_consumer(broker, stream, settings, durable, cls)
     spec = AsyncAPI(
         broker,
         title="Minqing event contract",
@@ -87,7 +79,7 @@ def _document_consumer(
     model = cloudevent_model(cls)
 
     async def handler(event: BaseModel) -> None:
-        """Documentation only: the real consumer is shared.messaging.PullConsumer."""
+        """Documentation only: the real consumer is shared.subscription.PullConsumer."""
 
     handler.__annotations__ = {"event": model, "return": None}  # the schema FastStream shows
 

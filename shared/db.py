@@ -27,3 +27,9 @@ async def ping(engine: AsyncEngine) -> None:
     """Raise unless the database answers."""
     async with engine.connect() as conn:
         await conn.execute(text("select 1"))
+
+
+async def reachable(sessions: Sessions) -> None:
+    """Raise unless the database answers a session of ``sessions``."""
+    async with sessions() as session:
+        await session.execute(text("select 1"))

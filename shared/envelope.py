@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from shared.events import EVENTS_BY_TYPE, Event
+from shared.events import EVENTS_BY_TYPE, UPCASTERS, Event
 from shared.ids import new_id
 
 TYPE_PREFIX = "minqing."
@@ -44,6 +44,10 @@ class Envelope(BaseModel):
 
 class UnreadableEvent(ValueError):
     """A message that is not a valid canonical event; the reason says why."""
+
+
+class NewerVersion(Exception):
+    """An event of a ``dataversion`` newer than this code reads: wait for a newer consumer."""
 
 
 def wrap(
@@ -83,9 +87,22 @@ def wrap(
 def parse(raw: bytes) -> Envelope:
     """Read a structured-mode CloudEvent, or raise ``UnreadableEvent`` with the reason."""
     try:
-        return Envelope.model_validate_json(raw)
+        envelope = Envelope.model_validate_json(raw)
     except ValidationError as exc:
         raise UnreadableEvent(f"not a valid event envelope: {_summary(exc)}") from exc
+    if b"\\u0000" in raw and _has_nul(envelope.model_dump()):
+        raise UnreadableEvent("the event holds a NUL character (\\u0000), which cannot be stored")
+    return envelope
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def event_class(type_: str) -> type[Event] | None:
@@ -96,19 +113,34 @@ def event_class(type_: str) -> type[Event] | None:
 
 
 def decode(envelope: Envelope) -> Event | None:
-    """The typed event inside an envelope; ``None`` for a type this code does not know."""
+    """The typed event inside an envelope, read tolerantly; ``None`` for an unknown type.
+
+    Fields this code does not know are ignored; an older ``dataversion`` is upcast step by
+    step; a newer one raises ``NewerVersion`` (the event waits for a consumer that reads it).
+    """
     cls = event_class(envelope.type)
     if cls is None:
         return None
-    if envelope.dataversion != cls.VERSION:
-        raise UnreadableEvent(
-            f"{envelope.type} dataversion {envelope.dataversion} is not supported "
-            f"(this code reads version {cls.VERSION})"
-        )
+    data = upcast(envelope.short_type, envelope.dataversion, envelope.data, cls.VERSION)
     try:
-        return cls.model_validate(envelope.data)
+        return cls.model_validate({k: v for k, v in data.items() if k in cls.model_fields})
     except ValidationError as exc:
         raise UnreadableEvent(f"invalid data for {envelope.type}: {_summary(exc)}") from exc
+
+
+def upcast(type_: str, version: int, data: dict[str, Any], target: int) -> dict[str, Any]:
+    """``data`` of ``version`` brought to ``target`` by the registered upcasters."""
+    if version > target:
+        raise NewerVersion(
+            f"minqing.{type_} dataversion {version} is newer than this consumer reads "
+            f"({target}): waiting for a newer consumer"
+        )
+    while version < target:
+        step = UPCASTERS.get((type_, version))
+        if step is None:
+            raise UnreadableEvent(f"minqing.{type_} dataversion {version} cannot be upcast")
+        data, version = step(data), version + 1
+    return data
 
 
 def _summary(exc: ValidationError) -> str:

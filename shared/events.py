@@ -6,8 +6,9 @@ class names its ``type`` (without the ``minqing.`` prefix) and its ``dataversion
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,9 +39,13 @@ class IssueReported(Event):
 
 
 class IssueAssigned(Event):
-    """A matter was routed to a unit and a responsible person, with a deadline."""
+    """A matter was routed to a unit and a responsible person, with a deadline.
+
+    Version 2 adds ``calendar``: which working-day calendar produced the deadline.
+    """
 
     TYPE: ClassVar[str] = "issue.assigned"
+    VERSION: ClassVar[int] = 2
 
     unit: str
     responsible_person_id: str
@@ -51,6 +56,7 @@ class IssueAssigned(Event):
     reason: str
     category: str
     village: str
+    calendar: str
 
 
 class IssueResolved(Event):
@@ -95,6 +101,19 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     IssueLookbackFailed,
 )
 EVENTS_BY_TYPE: dict[str, type[Event]] = {cls.TYPE: cls for cls in EVENT_CLASSES}
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _assigned_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 deadlines were all counted Monday to Friday."""
+    return {**data, "calendar": "weekdays"}
+
+
+# (type, version) -> the function that turns that version's data into the next version's.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    (IssueAssigned.TYPE, 1): _assigned_v1_to_v2,
+}
 
 IssueStatus = Literal["reported", "assigned", "resolved", "closed", "reopened"]
 ISSUE_STATUSES: tuple[IssueStatus, ...] = ("reported", "assigned", "resolved", "closed", "reopened")

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from shared.contract import asyncapi
 
-if TYPE_CHECKING:
-    from shared.runtime import Runtime
+class Operated(Protocol):
+    """What the shared routes ask of a running service."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def ready(self) -> tuple[bool, dict[str, str]]: ...
+
+    async def dead_letters(self, limit: int, status: str | None) -> list[dict[str, Any]]: ...
+
+    def contract(self) -> dict[str, Any]: ...
 
 
-def install(app: FastAPI, runtime: Runtime) -> None:
+def install(app: FastAPI, runtime: Operated) -> None:
     """Add the shared routes, and answer 503 (not 500) while the database is unreachable."""
     app.include_router(health_router(runtime))
 
@@ -30,7 +37,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
         app.add_exception_handler(error, database_unavailable)
 
 
-def health_router(runtime: Runtime) -> APIRouter:
+def health_router(runtime: Operated) -> APIRouter:
     router = APIRouter()
 
     @router.get("/healthz", tags=["health"])
@@ -40,25 +47,23 @@ def health_router(runtime: Runtime) -> APIRouter:
 
     @router.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
-        """Its database and NATS are reachable and its consumer runs; else 503 with why."""
-        checks = await runtime.ready()
-        ok = all(v == "ok" for v in checks.values())
+        """Whether it can do its job: database, NATS, each consumer attached and keeping up."""
+        ok, checks = await runtime.ready()
         body = {"status": "ready" if ok else "not ready", "service": runtime.name, **checks}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @router.get("/asyncapi.json", tags=["contract"])
     async def asyncapi_document() -> dict[str, Any]:
         """The event contract of the whole system (AsyncAPI 3): channels, schemas, consumers."""
-        return asyncapi(runtime.settings)
+        return runtime.contract()
 
     @router.get("/api/v1/dead-letters", tags=["operations"])
     async def dead_letters(
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        status: Literal["dead", "waiting"] | None = None,
     ) -> list[dict[str, Any]]:
-        """Messages this service gave up on, newest first, with the reason."""
-        table = runtime.plumbing.dead_letters
-        async with runtime.sessions() as session:
-            rows = await session.execute(select(table).order_by(table.c.id.desc()).limit(limit))
-        return [row._asdict() for row in rows]
+        """Messages this service gave up on (``dead``) or that wait for a newer consumer
+        (``waiting``), newest first, with the reason and the raw message."""
+        return await runtime.dead_letters(limit, status)
 
     return router

@@ -1,4 +1,4 @@
-"""NATS JetStream through FastStream: the canonical stream, publishing and batch consumers."""
+"""NATS JetStream: streams, pipelined publishing for the relay, and durable pull consumers."""
 
 from __future__ import annotations
 
@@ -6,35 +6,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
-from faststream.nats import NatsBroker
 from nats.aio.client import Client
-from nats.js.api import AckPolicy as AckPolicyApi
-from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.errors import BadSubjectError, MaxPayloadError
+from nats.js.api import PubAck, StorageType, StreamConfig, StreamInfo
 from nats.js.client import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
-from shared.consumer import BatchConsumer
 from shared.envelope import CONTENT_TYPE
-from shared.outbox import Publish
+from shared.outbox import Outgoing, PermanentPublishError, PublishBatch
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_SECONDS = 10.0
-# How long one fetch waits when nothing is available; anything that arrives is returned
-# at once, so this bounds only how quickly an idle consumer notices it should stop.
-FETCH_WAIT_SECONDS = 1.0
-
-
-def make_broker(settings: Settings) -> NatsBroker:
-    """A broker whose per-message logs are at DEBUG: our own code logs what matters."""
-    return NatsBroker(
-        settings.nats_url,
-        log_level=logging.DEBUG,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=1,
-    )
+PUBLISH_WINDOW = 1000  # publishes in flight at once
 
 
 def stream_config(settings: Settings) -> StreamConfig:
@@ -64,108 +51,75 @@ def check_server(connection: Client) -> None:
         raise UnsupportedServer(f"NATS server {found} is too old: {wanted} or newer is needed")
 
 
-async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
-    """Create the canonical stream, or bring an existing one to our configuration."""
-    config = stream_config(settings)
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> StreamInfo:
+    """Create a stream, or bring an existing one to ``config``; returns its info."""
+    assert config.name is not None
     try:
-        await js.stream_info(settings.stream_name)
+        info = await js.stream_info(config.name)
     except NotFoundError:
-        await js.add_stream(config)
-        log.info("created stream %s", settings.stream_name)
-        return
-    await js.update_stream(config)
+        info = await js.add_stream(config)
+        log.warning("created stream %s (created %s)", config.name, info.created)
+        return info
+    if _differs(info.config, config):
+        info = await js.update_stream(config)
+    return info
 
 
-def publisher(broker: NatsBroker, settings: Settings) -> Publish:
-    """A publish function for the outbox relay: waits for the stream's ack, sets the id."""
+def _differs(current: StreamConfig, wanted: StreamConfig) -> bool:
+    fields = ("subjects", "storage", "max_age", "duplicate_window")
+    return any(getattr(current, f) != getattr(wanted, f) for f in fields)
 
-    async def publish(subject: str, payload: bytes, message_id: str) -> int:
-        ack = await broker.publish(
-            payload,
-            subject,
-            headers={"Nats-Msg-Id": message_id, "content-type": CONTENT_TYPE},
-            correlation_id=message_id,
-            stream=settings.stream_name,
-            timeout=PUBLISH_TIMEOUT_SECONDS,
-        )
-        return int(ack.seq)
+
+def stream_created(info: StreamInfo) -> datetime:
+    """When this incarnation of the stream was created: a re-created stream differs."""
+    if info.created is None:
+        raise RuntimeError(f"NATS did not report when stream {info.config.name} was created")
+    return info.created
+
+
+def batch_publisher(js: JetStreamContext, stream: str) -> PublishBatch:
+    """Publishes pipelined with ``publish_async``, ``Nats-Msg-Id`` = event id; acks in order."""
+
+    async def publish(batch: Sequence[Outgoing]) -> list[int | BaseException]:
+        futures: list[asyncio.Future[PubAck] | BaseException] = []
+        for message in batch:
+            try:
+                futures.append(
+                    await js.publish_async(
+                        message.subject,
+                        message.payload,
+                        stream=stream,
+                        wait_stall=PUBLISH_TIMEOUT_SECONDS,
+                        headers={"Nats-Msg-Id": message.event_id, "content-type": CONTENT_TYPE},
+                    )
+                )
+            except (MaxPayloadError, BadSubjectError) as exc:
+                futures.append(PermanentPublishError(repr(exc)))
+            except Exception as exc:
+                futures.append(exc)
+                break
+        return [await _ack(f) for f in futures]
 
     return publish
 
 
-def consumer_config(
-    settings: Settings, durable: str, types: Sequence[str] | None = None
-) -> ConsumerConfig:
-    """A durable pull consumer of the given event types (all canonical events if ``None``).
-
-    Redelivery is unlimited on the server (``max_deliver=-1``): the consumer itself counts
-    attempts and dead-letters, so nothing is silently left behind by the server.
-    """
-    subjects = [f"{settings.subject_prefix}.{t}" for t in types or [">"]]
-    return ConsumerConfig(
-        durable_name=durable,
-        name=durable,
-        deliver_policy=DeliverPolicy.ALL,
-        ack_policy=AckPolicyApi.EXPLICIT,
-        ack_wait=settings.consumer_ack_wait_seconds,
-        max_deliver=-1,
-        max_ack_pending=settings.consumer_batch_size * 10,
-        filter_subjects=subjects,
-    )
+async def _ack(future: asyncio.Future[PubAck] | BaseException) -> int | BaseException:
+    if isinstance(future, BaseException):
+        return future
+    try:
+        async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+            ack = await future
+    except APIError as exc:
+        if exc.code == 400:  # the stream refuses this message, e.g. over its size limit
+            return PermanentPublishError(repr(exc))
+        return exc
+    except Exception as exc:
+        future.cancel()
+        return exc
+    return int(ack.seq)
 
 
-async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
-    """Create the durable consumer, or update it when its configuration changed."""
-    await js.add_consumer(stream, config=config)
-
-
-class PullConsumer:
-    """Fetches batches from a durable pull consumer and hands them to a ``BatchConsumer``.
-
-    Written on nats-py directly rather than FastStream's batch subscriber: that one keeps
-    fetching until the batch is full or its timeout passes (latency at low traffic), and
-    in 0.7.8 a plain ``asyncio.TimeoutError`` from nats-py escapes it, stalling the
-    subscriber for its supervisor's back-off. ``fetch`` here returns as soon as anything is
-    available, up to ``batch_size``.
-    """
-
-    def __init__(self, settings: Settings, config: ConsumerConfig, consumer: BatchConsumer) -> None:
-        self._settings = settings
-        self.config = config
-        self._consumer = consumer
-        self._stopping = asyncio.Event()
-
-    async def run(self, js: JetStreamContext) -> None:
-        """Consume until ``stop``; transient errors are logged and retried."""
-        durable = self.config.durable_name
-        subscription = await js.pull_subscribe_bind(
-            durable=durable, stream=self._settings.stream_name
-        )
-        try:
-            await self._fetch_until_stopped(subscription)
-        finally:
-            # A live subscription would hold the connection's drain for its full timeout.
-            with contextlib.suppress(Exception):
-                await subscription.unsubscribe()
-
-    async def _fetch_until_stopped(self, subscription: JetStreamContext.PullSubscription) -> None:
-        durable = self.config.durable_name
-        batch = self._settings.consumer_batch_size
-        while not self._stopping.is_set():
-            try:
-                messages = await subscription.fetch(batch=batch, timeout=FETCH_WAIT_SECONDS)
-            except TimeoutError:
-                continue  # nothing new; nats-py's own TimeoutError subclasses this one
-            except Exception as exc:
-                log.warning("%s: fetch failed (%r); retrying", durable, exc)
-                await asyncio.sleep(1.0)
-                continue
-            try:
-                await self._consumer.consume(messages)
-            except Exception:
-                # e.g. the connection dropped while acking: unacked messages come back.
-                log.exception("%s: batch not finished; it will be redelivered", durable)
-
-    def stop(self) -> None:
-        """Finish the batch in hand, then return from ``run``."""
-        self._stopping.set()
+async def delete_quietly(js: JetStreamContext, stream: str, consumer: str) -> None:
+    """Delete a consumer if it exists (tests and tools)."""
+    with contextlib.suppress(NotFoundError):
+        await js.delete_consumer(stream, consumer)

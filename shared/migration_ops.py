@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
 
 
 def create_plumbing_v1(schema: str) -> None:
@@ -48,5 +49,83 @@ def create_plumbing_v1(schema: str) -> None:
         sa.Column(
             "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
         ),
+        schema=schema,
+    )
+
+
+def upgrade_plumbing_v2(schema: str, consumer: str) -> None:
+    """Shape version 2: inbox and dead letters per consumer, raw dead letters, positions.
+
+    Existing inbox and dead-letter rows belonged to the service's only consumer, whose
+    durable name was the service name (``consumer``).
+    """
+    op.add_column("outbox", sa.Column("failed_reason", sa.Text), schema=schema)
+    op.drop_index("outbox_unpublished", "outbox", schema=schema)
+    op.create_index(
+        "outbox_unpublished",
+        "outbox",
+        ["id"],
+        schema=schema,
+        postgresql_where=sa.text("published_at IS NULL AND failed_reason IS NULL"),
+    )
+    op.add_column(
+        "inbox",
+        sa.Column("consumer", sa.Text, nullable=False, server_default=consumer),
+        schema=schema,
+    )
+    op.alter_column("inbox", "consumer", server_default=None, schema=schema)
+    op.drop_constraint("inbox_pkey", "inbox", schema=schema)
+    op.create_primary_key("inbox_pkey", "inbox", ["consumer", "event_id"], schema=schema)
+    op.create_index("inbox_processed_at", "inbox", ["processed_at"], schema=schema)
+    op.execute(f'ALTER TABLE "{schema}".dead_letters RENAME TO dead_letters_v1')
+    op.execute(f'ALTER SEQUENCE "{schema}".dead_letters_id_seq RENAME TO dead_letters_v1_id_seq')
+    op.execute(f'ALTER INDEX "{schema}".dead_letters_pkey RENAME TO dead_letters_v1_pkey')
+    op.create_table(
+        "dead_letters",
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
+        sa.Column("consumer", sa.Text, nullable=False),
+        sa.Column("status", sa.Text, nullable=False),
+        sa.Column("event_id", sa.Text),
+        sa.Column("stream", sa.Text, nullable=False),
+        sa.Column("stream_epoch", sa.Integer, nullable=False),
+        sa.Column("stream_seq", sa.BigInteger, nullable=False),
+        sa.Column("subject", sa.Text, nullable=False),
+        sa.Column("deliveries", sa.Integer, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("headers", JSONB, nullable=False),
+        sa.Column("raw", sa.LargeBinary, nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.UniqueConstraint("consumer", "stream_epoch", "stream_seq", name="dead_letters_position"),
+        schema=schema,
+    )
+    op.execute(
+        f"""INSERT INTO "{schema}".dead_letters (consumer, status, event_id, stream, stream_epoch,
+            stream_seq, subject, deliveries, reason, headers, raw, created_at)
+        SELECT '{consumer}', 'dead', event_id, '', 1, coalesce(stream_seq, -id), subject,
+            deliveries, reason, '{{}}'::jsonb, convert_to(payload, 'UTF8'), created_at
+        FROM "{schema}".dead_letters_v1 ON CONFLICT DO NOTHING"""
+    )
+    op.drop_table("dead_letters_v1", schema=schema)
+    op.create_table(
+        "positions",
+        sa.Column("consumer", sa.Text, primary_key=True),
+        sa.Column("stream_epoch", sa.Integer, nullable=False),
+        sa.Column("stream_seq", sa.BigInteger, nullable=False),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        schema=schema,
+    )
+    op.create_table(
+        "stream_epochs",
+        sa.Column("epoch", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("stream", sa.Text, nullable=False),
+        sa.Column("stream_created", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.UniqueConstraint("stream", "stream_created", name="stream_epochs_incarnation"),
         schema=schema,
     )

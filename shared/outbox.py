@@ -1,111 +1,177 @@
-"""Transactional outbox: events are stored with the state change, then relayed to JetStream."""
+"""Transactional outbox: events are stored with the state change, then relayed to JetStream.
+
+One relay per service publishes at a time (a session-level advisory lock; replicas wait on
+standby), so events leave in the order they were committed. It reads a batch, publishes it
+pipelined (every message carries ``Nats-Msg-Id`` = event id), waits for the stream's acks
+in order and marks the acknowledged prefix sent. No transaction is held while publishing.
+A crash before marking means the rows are published again with the same id: the stream's
+duplicate window and every consumer's inbox absorb the copies.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
-from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from shared.db import Sessions
 from shared.envelope import Envelope
+from shared.faults import OutageLog
 
 log = logging.getLogger(__name__)
 
-# Publishes (subject, payload, message id) and returns the stream sequence it got.
-Publish = Callable[[str, bytes, str], Awaitable[int]]
+
+@dataclass(frozen=True)
+class Outgoing:
+    row_id: int
+    event_id: str
+    subject: str
+    payload: bytes
 
 
-def subject_for(prefix: str, envelope: Envelope) -> str:
-    """``minqing.events.issue.reported`` for type ``minqing.issue.reported``."""
-    return f"{prefix}.{envelope.short_type}"
+class PermanentPublishError(Exception):
+    """This message can never be published (too large, bad subject); others go on."""
 
 
-async def add_events(
-    session: AsyncSession, outbox: Table, prefix: str, envelopes: Sequence[Envelope]
-) -> None:
-    """Queue events for publishing, inside the caller's transaction."""
-    if not envelopes:
-        return
-    await session.execute(
-        insert(outbox),
-        [
-            {"event_id": e.id, "subject": subject_for(prefix, e), "payload": e.to_json().decode()}
-            for e in envelopes
-        ],
-    )
+# Publishes a batch pipelined; returns one result per message, in order: the stream
+# sequence, or the exception that message got.
+PublishBatch = Callable[[Sequence[Outgoing]], Awaitable[list[int | BaseException]]]
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """A service's outbox table, bound to its subject prefix and its relay's wake-up."""
+
+    table: Table
+    subject_prefix: str
+    wake: Callable[[], None] = lambda: None
+
+    def subject(self, envelope: Envelope) -> str:
+        """``minqing.events.issue.reported`` for type ``minqing.issue.reported``."""
+        return f"{self.subject_prefix}.{envelope.short_type}"
+
+    async def add(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+        """Queue events for publishing, inside the caller's transaction."""
+        if envelopes:
+            rows = [
+                {"event_id": e.id, "subject": self.subject(e), "payload": e.to_json().decode()}
+                for e in envelopes
+            ]
+            await session.execute(insert(self.table), rows)
 
 
 class Relay:
-    """Publishes unpublished outbox rows in id order and marks them sent.
-
-    Rows are locked with ``FOR UPDATE SKIP LOCKED`` so replicas share the work; a crash
-    before marking means the row is published again with the same ``Nats-Msg-Id``, which
-    the stream's duplicate window and every consumer's inbox absorb.
-    """
+    """Publishes unpublished outbox rows in id order and marks them sent."""
 
     def __init__(
         self,
-        sessions: Sessions,
+        engine: AsyncEngine,
         outbox: Table,
-        publish: Publish,
+        publish: PublishBatch,
         *,
         batch_size: int,
         poll_seconds: float,
     ) -> None:
-        self._sessions = sessions
+        self._engine = engine
         self._outbox = outbox
         self._publish = publish
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._wakeup = asyncio.Event()
+        self._lock_key = zlib.crc32(f"minqing-relay:{outbox.fullname}".encode())
+        self._outage = OutageLog(log, "outbox relay")
+        self.active = False
 
     def notify(self) -> None:
         """New rows were committed: publish now rather than at the next poll."""
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Relay until cancelled; failures are logged and retried at the next poll."""
+        """Relay until cancelled; transient failures are logged once per outage and retried."""
         while True:
             try:
-                while await self.relay_once() == self._batch_size:
-                    pass
+                async with self._engine.connect() as conn:
+                    if await self._lock(conn):
+                        self.active = True
+                        await self._drain_forever(conn)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("outbox relay failed; retrying")
+            except Exception as exc:
+                self._outage.failed(exc)
+            finally:
+                self.active = False
+            await self._sleep()
+
+    async def _lock(self, conn: AsyncConnection) -> bool:
+        locked = await conn.scalar(text("select pg_try_advisory_lock(:k)"), {"k": self._lock_key})
+        await conn.commit()
+        return bool(locked)
+
+    async def _drain_forever(self, conn: AsyncConnection) -> None:
+        while True:
+            while await self._relay_batch(conn) == self._batch_size:
+                pass
+            self._outage.recovered()
             await self._sleep()
 
     async def relay_once(self) -> int:
-        """Publish one batch; returns how many rows were sent."""
+        """Publish one batch (for tests and tools); returns how many rows were sent."""
+        async with self._engine.connect() as conn:
+            return await self._relay_batch(conn)
+
+    async def _relay_batch(self, conn: AsyncConnection) -> int:
         o = self._outbox
-        async with self._sessions() as session, session.begin():
-            rows = (
-                await session.execute(
-                    select(o.c.id, o.c.event_id, o.c.subject, o.c.payload)
-                    .where(o.c.published_at.is_(None))
-                    .order_by(o.c.id)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            if not rows:
-                return 0
-            sent = []
-            for row in rows:
-                seq = await self._publish(row.subject, row.payload.encode(), row.event_id)
-                sent.append({"row_id": row.id, "seq": seq})
-            await session.execute(
+        rows = (
+            await conn.execute(
+                select(o.c.id, o.c.event_id, o.c.subject, o.c.payload)
+                .where(o.c.published_at.is_(None), o.c.failed_reason.is_(None))
+                .order_by(o.c.id)
+                .limit(self._batch_size)
+            )
+        ).all()
+        await conn.commit()
+        if not rows:
+            return 0
+        batch = [Outgoing(r.id, r.event_id, r.subject, r.payload.encode()) for r in rows]
+        results = await self._publish(batch)
+        sent: list[dict[str, object]] = []
+        failed: list[dict[str, object]] = []
+        for message, result in zip(batch, results, strict=True):
+            if isinstance(result, PermanentPublishError):
+                log.error("outbox row %s can never be published: %s", message.event_id, result)
+                failed.append({"row_id": message.row_id, "reason": str(result)})
+            elif isinstance(result, BaseException):
+                self._outage.failed(result)
+                break  # nothing after a failure is marked: it is retried in order
+            else:
+                sent.append({"row_id": message.row_id, "seq": result})
+        await self._mark(conn, sent, failed)
+        return len(sent)
+
+    async def _mark(
+        self, conn: AsyncConnection, sent: list[dict[str, object]], failed: list[dict[str, object]]
+    ) -> None:
+        o = self._outbox
+        if sent:
+            await conn.execute(
                 update(o)
                 .where(o.c.id == bindparam("row_id"))
-                .values(published_at=datetime.now(UTC), stream_seq=bindparam("seq")),
+                .values(published_at=func.now(), stream_seq=bindparam("seq")),
                 sent,
             )
-        return len(rows)
+        if failed:
+            await conn.execute(
+                update(o)
+                .where(o.c.id == bindparam("row_id"))
+                .values(failed_reason=bindparam("reason")),
+                failed,
+            )
+        await conn.commit()
 
     async def _sleep(self) -> None:
         with contextlib.suppress(TimeoutError):

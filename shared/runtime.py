@@ -1,45 +1,41 @@
-"""What every service process has: database, broker, outbox relay, consumers, lifespan.
+"""What every service process has: database, NATS, outbox relay, subscriptions, lifespan.
 
-Each service's ``app.py`` builds one ``Runtime`` and adds its own routes and handlers; the
-lifespan here connects (retrying until the startup timeout), declares the stream, starts
-the relay and the consumers, and stops them in reverse order. The HTTP routes every
-service shares (health, contract, dead letters) are in ``shared.http``.
+Each service's ``app.py`` builds one ``Runtime``, binds its use cases to the parts they
+use (a unit-of-work factory, the calendar, the reference data) and subscribes its event
+handlers. Handlers never see the runtime. ``start`` connects (retrying until the startup
+timeout), declares the stream, starts the relay, the subscriptions and the housekeeping;
+``stop`` lets consumers finish their batch and closes everything.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import base64
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from fastapi import FastAPI
 from faststream.nats import NatsBroker
+from nats.js.client import JetStreamContext
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from shared import reference
-from shared.calendar import WeekdayCalendar, WorkingCalendar
 from shared.clock import Clock, system_clock
-from shared.consumer import ApplyBatch, BatchConsumer, Delivery, apply_each
-from shared.db import Sessions, make_engine, make_sessions, ping
-from shared.http import install
-from shared.messaging import (
-    PullConsumer,
-    check_server,
-    consumer_config,
-    ensure_consumer,
-    ensure_stream,
-    make_broker,
-    publisher,
-)
-from shared.outbox import Relay
+from shared.consumer import ApplyBatch, BatchConsumer, Parser, parse_message
+from shared.contract import Consumers, asyncapi
+from shared.db import Sessions, make_engine, make_sessions, reachable
+from shared.housekeeping import Housekeeping
+from shared.messaging import batch_publisher, check_server, ensure_stream, stream_config
+from shared.outbox import Outbox, Relay
 from shared.settings import ServiceName, Settings
+from shared.subscription import PullConsumer, Subscription
 from shared.tables import Plumbing
+from shared.uow import SqlUnitOfWork, sql_units_of_work
 
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 10.0
+S = TypeVar("S")
 
 
 @dataclass
@@ -53,119 +49,164 @@ class Runtime:
     sessions: Sessions
     broker: NatsBroker
     relay: Relay
-    reference: reference.ReferenceData
+    outbox: Outbox
     clock: Clock = system_clock
-    calendar: WorkingCalendar = field(default_factory=WeekdayCalendar)
+    consumers: list[PullConsumer] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     consumer_tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    consumers: list[PullConsumer] = field(default_factory=list)
+    js: JetStreamContext | None = None
+    # Durable consumer -> event classes, for the whole system (set from services.catalog).
+    catalog: Consumers = field(default_factory=dict)
 
-    def consume_each(
+    def contract(self) -> dict[str, Any]:
+        """The AsyncAPI 3 document of the whole system's event contract."""
+        return asyncapi(self.settings, self.catalog)
+
+    async def dead_letters(self, limit: int, status: str | None) -> list[dict[str, Any]]:
+        """Dead letters of this service's consumers, newest first, raw bytes shown safely."""
+        table = self.plumbing.dead_letters
+        query = select(table).order_by(table.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(table.c.status == status)
+        async with self.sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [_dead_letter_out(row._asdict()) for row in rows]
+
+    def units_of_work(self, store: Callable[[AsyncSession], S]) -> Callable[[], Any]:
+        """A factory of units of work over this service's database and outbox."""
+        return sql_units_of_work(
+            self.sessions, store, self.outbox, service=self.name, clock=self.clock
+        )
+
+    def batch_unit_of_work(self, session: AsyncSession, store: S) -> SqlUnitOfWork[S]:
+        """A unit of work inside a consumer's batch transaction (the consumer commits)."""
+        return SqlUnitOfWork(session, store, self.outbox, service=self.name, now=self.clock())
+
+    def subscribe(
         self,
-        apply_one: Callable[[AsyncSession, Delivery], Awaitable[None]],
-        types: Sequence[str] | None = None,
+        view: str | None,
+        apply_batch: ApplyBatch,
+        types: list[str] | None,
+        *,
+        parser: Parser = parse_message,
     ) -> None:
-        """Subscribe with a function that applies one event at a time (in a batch commit)."""
-
-        async def apply_batch(
-            session: AsyncSession, deliveries: Sequence[Delivery]
-        ) -> Mapping[str, str]:
-            return await apply_each(session, deliveries, apply_one)
-
-        self.consume(apply_batch, types)
-
-    def consume(self, apply_batch: ApplyBatch, types: Sequence[str] | None = None) -> None:
-        """Subscribe this service's durable consumer to ``types`` (default: every event)."""
+        """A durable consumer ``<service>[-<view>]`` of the canonical events ``types``."""
+        name = self.name if view is None else f"{self.name}-{view}"
+        prefix = self.settings.subject_prefix
+        subjects = tuple(f"{prefix}.{t}" for t in types) if types else (f"{prefix}.>",)
         consumer = BatchConsumer(
+            name,
             self.sessions,
             self.plumbing,
             apply_batch,
+            parser=parser,
             max_deliver=self.settings.consumer_max_deliver,
             retry_delay=self.settings.consumer_retry_delay_seconds,
             after_commit=self.relay.notify,
         )
-        config = consumer_config(self.settings, self.name, types)
-        self.consumers.append(PullConsumer(self.settings, config, consumer))
+        subscription = Subscription(
+            name=name,
+            stream=stream_config(self.settings),
+            subjects=subjects,
+            consumer=consumer,
+            batch_size=self.settings.consumer_batch_size,
+            ack_wait=self.settings.consumer_ack_wait_seconds,
+            check_every=self.settings.consumer_check_seconds,
+            stalled_after=self.settings.consumer_stall_seconds,
+        )
+        self.consumers.append(PullConsumer(subscription, self.sessions, self.plumbing))
 
-    async def ready(self) -> dict[str, str]:
-        """Component name -> "ok" or the reason it is not ready."""
+    async def ready(self) -> tuple[bool, dict[str, str]]:
+        """Whether the service can do its job, and each component's state."""
         checks: dict[str, str] = {}
         try:
             async with asyncio.timeout(2.0):
-                await ping(self.engine)
+                await reachable(self.sessions)
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"unavailable: {exc!r}"
-        connected = self.broker._connection is not None and self.broker._connection.is_connected
+        connection = self.broker._connection
+        connected = connection is not None and connection.is_connected
         checks["nats"] = "ok" if connected else "unavailable: not connected"
-        if any(task.done() for task in self.consumer_tasks):
-            checks["consumer"] = "stopped"
-        return checks
+        for consumer, task in zip(self.consumers, self.consumer_tasks, strict=False):
+            checks[f"consumer {consumer.name}"] = "stopped" if task.done() else consumer.health()
+        ok = all(v == "ok" for v in checks.values())
+        if not self.consumers and checks["database"] == "ok" and not connected:
+            # Intake keeps accepting into its outbox while NATS is away: still ready.
+            checks["nats"] += f"; {await self._unsent()} events wait in the outbox"
+            ok = True
+        return ok, checks
+
+    async def _unsent(self) -> int:
+        o = self.plumbing.outbox
+        async with self.sessions() as session:
+            query = select(func.count()).where(o.c.published_at.is_(None))
+            return int(await session.scalar(query) or 0)
+
+
+def _dead_letter_out(row: dict[str, Any]) -> dict[str, Any]:
+    raw: bytes = row.pop("raw")
+    row["payload"] = raw.decode("utf-8", errors="replace").replace("\x00", "\\0")
+    row["payload_base64"] = base64.b64encode(raw).decode()
+    return row
 
 
 def build_runtime(
-    name: ServiceName,
-    settings: Settings,
-    plumbing: Plumbing,
-    *,
-    clock: Clock = system_clock,
-    calendar: WorkingCalendar | None = None,
+    name: ServiceName, settings: Settings, plumbing: Plumbing, *, clock: Clock = system_clock
 ) -> Runtime:
-    """Wire the parts; nothing connects until the app's lifespan starts."""
+    """Wire the parts; nothing connects until ``start``."""
     engine = make_engine(settings.database_url)
-    sessions = make_sessions(engine)
-    broker = make_broker(settings)
-    relay = Relay(
-        sessions,
-        plumbing.outbox,
-        publisher(broker, settings),
-        batch_size=settings.relay_batch_size,
-        poll_seconds=settings.relay_poll_seconds,
+    broker = NatsBroker(
+        settings.nats_url,
+        log_level=logging.DEBUG,  # per-message logs off: our own code logs what matters
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
     )
-    return Runtime(
+    runtime = Runtime(
         name=name,
         settings=settings,
         plumbing=plumbing,
         engine=engine,
-        sessions=sessions,
+        sessions=make_sessions(engine),
         broker=broker,
-        relay=relay,
-        reference=reference.load(settings.reference_dir),
+        relay=None,  # type: ignore[arg-type]  # set just below: it publishes through the broker
+        outbox=Outbox(plumbing.outbox, settings.subject_prefix),
         clock=clock,
-        calendar=calendar or WeekdayCalendar(),
     )
 
+    async def publish(batch: Any) -> Any:
+        assert runtime.js is not None, "the relay runs only after start()"
+        return await batch_publisher(runtime.js, settings.stream_name)(batch)
 
-def create_service_app(runtime: Runtime, *, title: str, description: str) -> FastAPI:
-    """A FastAPI app with the runtime's lifespan and the health routes."""
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await start(runtime)
-        try:
-            yield
-        finally:
-            await stop(runtime)
-
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
-    app.state.runtime = runtime
-    install(app, runtime)
-    return app
+    runtime.relay = Relay(
+        engine,
+        plumbing.outbox,
+        publish,
+        batch_size=settings.relay_batch_size,
+        poll_seconds=settings.relay_poll_seconds,
+    )
+    runtime.outbox = Outbox(plumbing.outbox, settings.subject_prefix, runtime.relay.notify)
+    return runtime
 
 
 async def start(runtime: Runtime) -> None:
-    """Connect to NATS and PostgreSQL (retrying), declare the stream, start relay and consumers."""
-    deadline = asyncio.get_running_loop().time() + runtime.settings.startup_timeout_seconds
-    await _retry_until(deadline, "PostgreSQL", lambda: ping(runtime.engine))
+    """Connect (retrying), declare the stream, start relay, consumers and housekeeping."""
+    settings = runtime.settings
+    deadline = asyncio.get_running_loop().time() + settings.startup_timeout_seconds
+    await _retry_until(deadline, "PostgreSQL", lambda: reachable(runtime.sessions))
     await _retry_until(deadline, "NATS", runtime.broker.connect)
     check_server(runtime.broker.connection)
-    js = runtime.broker.connection.jetstream()
-    await ensure_stream(js, runtime.settings)
+    runtime.js = runtime.broker.connection.jetstream(publish_async_max_pending=1000)
+    await ensure_stream(runtime.js, stream_config(settings))
     await runtime.broker.start()
+    housekeeping = Housekeeping(runtime.sessions, runtime.plumbing, settings)
     runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name=f"{runtime.name}-relay"))
+    runtime.tasks.append(asyncio.create_task(housekeeping.run(), name=f"{runtime.name}-prune"))
     for consumer in runtime.consumers:
-        await ensure_consumer(js, runtime.settings.stream_name, consumer.config)
-        runtime.consumer_tasks.append(asyncio.create_task(consumer.run(js)))
+        await consumer.attach(runtime.js)
+        runtime.consumer_tasks.append(
+            asyncio.create_task(consumer.run(runtime.js), name=consumer.name)
+        )
     log.info("%s started", runtime.name)
 
 

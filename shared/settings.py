@@ -31,13 +31,18 @@ class Settings(BaseSettings):
     projection_port: int = 8084
     timezone: str = "Asia/Shanghai"
     reference_dir: Path = REFERENCE_DIR
-    consumer_batch_size: int = Field(100, ge=1, le=1000)
+    consumer_batch_size: int = Field(500, ge=1, le=2000)
     consumer_max_deliver: int = Field(8, ge=1)
     consumer_ack_wait_seconds: float = Field(30.0, gt=0)
     consumer_retry_delay_seconds: float = Field(1.0, gt=0)
     relay_batch_size: int = Field(200, ge=1, le=5000)
     relay_poll_seconds: float = Field(0.5, gt=0)
     startup_timeout_seconds: float = Field(30.0, gt=0)
+    consumer_check_seconds: float = Field(5.0, gt=0)
+    consumer_stall_seconds: float = Field(60.0, gt=0)
+    retention_days: float = Field(30.0, gt=0)
+    dead_letter_retention_days: float = Field(90.0, gt=0)
+    prune_interval_seconds: float = Field(3600.0, gt=0)
 
     def port(self, service: ServiceName) -> int:
         """The HTTP port of one service."""

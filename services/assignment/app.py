@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.assignment.handlers import apply_event
-from services.assignment.store import plumbing
-from shared.calendar import WorkingCalendar
+from services import catalog
+from services.assignment.handlers import HANDLERS, Rules
+from services.assignment.store import SqlAssignments, plumbing
+from shared import reference
+from shared.calendar import WeekdayCalendar, WorkingCalendar
 from shared.clock import Clock, system_clock
-from shared.contract import consumed_types
-from shared.runtime import build_runtime, create_service_app
+from shared.dispatch import consumed_types, event_applier
+from shared.runtime import build_runtime
+from shared.service import create_service_app
 from shared.settings import Settings
+from shared.uow import SqlUnitOfWork
 
 
 def create_app(
@@ -19,14 +24,20 @@ def create_app(
     clock: Clock = system_clock,
     calendar: WorkingCalendar | None = None,
 ) -> FastAPI:
-    rt = build_runtime(
-        "assignment", settings or Settings(), plumbing, clock=clock, calendar=calendar
+    settings = settings or Settings()
+    rt = build_runtime("assignment", settings, plumbing, clock=clock)
+    rules = Rules(
+        route=reference.load(settings.reference_dir).route,
+        calendar=calendar or WeekdayCalendar(),
+        timezone=settings.timezone,
     )
 
-    rt.consume_each(
-        lambda session, delivery: apply_event(rt, session, delivery),
-        consumed_types("assignment"),
-    )
+    rt.catalog = catalog.consumers()
+
+    def unit_of_work(session: AsyncSession) -> SqlUnitOfWork[SqlAssignments]:
+        return rt.batch_unit_of_work(session, SqlAssignments(session, clock()))
+
+    rt.subscribe(None, event_applier(HANDLERS, rules, unit_of_work), consumed_types(HANDLERS))
     return create_service_app(
         rt,
         title="Minqing assignment",

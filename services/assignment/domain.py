@@ -96,10 +96,11 @@ def _assign(
         reason=reason,
         category=category,
         village=village,
+        calendar=calendar.name,
     )
 
 
-def evolve(assigned: IssueAssigned) -> Assignment:
+def evolve(current: Assignment | None, assigned: IssueAssigned) -> Assignment:
     """The state after an assignment (each assignment replaces the previous one)."""
     return Assignment(
         category=assigned.category,

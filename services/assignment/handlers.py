@@ -2,53 +2,84 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from dataclasses import dataclass
+from typing import Protocol
 
 from services.assignment.domain import (
     Assignment,
     IssueNotAssigned,
+    Routing,
     decide_initial,
     decide_reassignment,
     evolve,
 )
-from services.assignment.store import assignments
+from shared.calendar import WorkingCalendar
 from shared.clock import local_date
-from shared.consumer import Delivery, Rejected
-from shared.envelope import decode, wrap
+from shared.consumer import Rejected
+from shared.dispatch import Handlers
+from shared.envelope import Envelope
 from shared.events import IssueAssigned, IssueLookbackFailed, IssueReported
-from shared.outbox import add_events
 from shared.reference import UnknownCode
-from shared.runtime import Runtime
-from shared.state import load_state, save_state
+from shared.uow import UnitOfWork
 
 ACTOR = "assignment"
 
 
-async def apply_event(rt: Runtime, session: AsyncSession, delivery: Delivery) -> None:
-    """React to one event inside the batch transaction; other event types are ignored."""
-    event = decode(delivery.envelope)
-    if not isinstance(event, IssueReported | IssueLookbackFailed):
-        return
-    issue_id = delivery.envelope.subject
-    current = await load_state(session, assignments, issue_id, Assignment)
-    today = local_date(delivery.envelope.time, rt.settings.timezone)
+class Assignments(Protocol):
+    """The current assignment of each matter."""
+
+    async def get(self, issue_id: str) -> Assignment | None: ...
+
+    async def save(self, issue_id: str, assignment: Assignment) -> None: ...
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What assignment decides with: the routing rules, the calendar, the town's time zone."""
+
+    route: Routing
+    calendar: WorkingCalendar
+    timezone: str
+
+
+async def on_issue_reported(
+    event: IssueReported, cause: Envelope, uow: UnitOfWork[Assignments], rules: Rules
+) -> None:
+    """Route a new matter to its unit and responsible person, with a deadline."""
+    current = await uow.store.get(cause.subject)
+    today = local_date(cause.time, rules.timezone)
     try:
-        if isinstance(event, IssueReported):
-            assigned = decide_initial(current, event, rt.reference.route, today, rt.calendar)
-        else:
-            assigned = decide_reassignment(current, event, rt.reference.route, today, rt.calendar)
+        assigned = decide_initial(current, event, rules.route, today, rules.calendar)
+    except UnknownCode as exc:
+        raise Rejected(str(exc)) from exc
+    await _record(uow, cause, current, assigned)
+
+
+async def on_lookback_failed(
+    event: IssueLookbackFailed, cause: Envelope, uow: UnitOfWork[Assignments], rules: Rules
+) -> None:
+    """Re-assign a matter whose look-back failed, with a new deadline."""
+    current = await uow.store.get(cause.subject)
+    today = local_date(cause.time, rules.timezone)
+    try:
+        assigned = decide_reassignment(current, event, rules.route, today, rules.calendar)
     except (IssueNotAssigned, UnknownCode) as exc:
         raise Rejected(str(exc)) from exc
-    if assigned is not None:
-        await _record(rt, session, delivery, issue_id, assigned)
+    await _record(uow, cause, current, assigned)
 
 
 async def _record(
-    rt: Runtime, session: AsyncSession, cause: Delivery, issue_id: str, assigned: IssueAssigned
+    uow: UnitOfWork[Assignments],
+    cause: Envelope,
+    current: Assignment | None,
+    assigned: IssueAssigned | None,
 ) -> None:
-    now = rt.clock()
-    await save_state(session, assignments, issue_id, evolve(assigned), now)
-    envelope = wrap(
-        assigned, issue_id=issue_id, service=rt.name, actor=ACTOR, time=now, cause=cause.envelope
-    )
-    await add_events(session, rt.plumbing.outbox, rt.settings.subject_prefix, [envelope])
+    if assigned is not None:
+        await uow.store.save(cause.subject, evolve(current, assigned))
+        uow.record(assigned, issue_id=cause.subject, actor=ACTOR, cause=cause)
+
+
+HANDLERS: Handlers = {
+    IssueReported: on_issue_reported,
+    IssueLookbackFailed: on_lookback_failed,
+}

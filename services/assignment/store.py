@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, DateTime, Integer, MetaData, Table, Text
+from datetime import datetime
 
+from sqlalchemy import Column, Date, DateTime, Integer, MetaData, Table, Text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.assignment.domain import Assignment
+from shared.state import StateTable
 from shared.tables import plumbing_tables
 
 SCHEMA = "assignment"
@@ -24,3 +29,18 @@ assignments = Table(
 )
 
 plumbing = plumbing_tables(metadata)
+_state = StateTable(assignments, Assignment)
+
+
+class SqlAssignments:
+    """The ``Assignments`` store on the service's own table, in the caller's transaction."""
+
+    def __init__(self, session: AsyncSession, now: datetime) -> None:
+        self._session = session
+        self._now = now
+
+    async def get(self, issue_id: str) -> Assignment | None:
+        return await _state.load(self._session, issue_id)
+
+    async def save(self, issue_id: str, assignment: Assignment) -> None:
+        await _state.save(self._session, issue_id, assignment, self._now)

@@ -11,10 +11,17 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
 
 from services.followup.domain import RecordLookback, ResolveIssue, UnknownIssue, WrongState
-from services.followup.handlers import Recorded, load_case, record_lookback, resolve_issue
+from services.followup.handlers import (
+    Cases,
+    Recorded,
+    Rules,
+    load_case,
+    record_lookback,
+    resolve_issue,
+)
 from shared.events import IssueStatus
 from shared.reference import code_of
-from shared.runtime import Runtime
+from shared.uow import UowFactory
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -64,7 +71,7 @@ class StepRecorded(BaseModel):
     lookback_due: date | None
 
 
-def build_router(rt: Runtime) -> APIRouter:
+def build_router(units: UowFactory[Cases], rules: Rules) -> APIRouter:
     router = APIRouter(prefix="/api/v1/issues", tags=["followup"])
     errors: dict[int | str, dict[str, Any]] = {
         404: {"description": "No such matter"},
@@ -75,21 +82,26 @@ def build_router(rt: Runtime) -> APIRouter:
     async def post_resolution(issue_id: str, body: ResolutionIn) -> StepRecorded:
         """The assigned unit cancels the item; a look-back is then due in 7 working days."""
         command = ResolveIssue(unit=body.unit, summary=body.summary, resolved_by=body.resolved_by)
-        return _answer(issue_id, await _guard(resolve_issue(rt, issue_id, command)))
+        return _answer(issue_id, await _guard(resolve_issue(units, rules, issue_id, command)))
 
     @router.post("/{issue_id}/lookback", status_code=201, responses=errors)
     async def post_lookback(issue_id: str, body: LookbackIn) -> StepRecorded:
         """Record the look-back visit: passed closes the matter, failed reopens it."""
         command = RecordLookback(outcome=body.outcome, visitor=body.visitor, notes=body.notes)
-        return _answer(issue_id, await _guard(record_lookback(rt, issue_id, command)))
+        return _answer(issue_id, await _guard(record_lookback(units, rules, issue_id, command)))
 
     @router.get("/{issue_id}", responses={404: {"description": "No such matter"}})
     async def get_case(issue_id: str) -> CaseOut:
         """What followup knows of the matter: whether it can be resolved or visited now."""
-        case = await load_case(rt, issue_id)
-        if case is None:
+        tracked = await load_case(units, issue_id)
+        if tracked is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such matter")
-        return CaseOut(issue_id=issue_id, **asdict(case))
+        return CaseOut(
+            issue_id=issue_id,
+            last_event_id=tracked.last_event_id,
+            correlation_id=tracked.correlation_id,
+            **asdict(tracked.case),
+        )
 
     return router
 

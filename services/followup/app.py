@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services import catalog
 from services.followup.api import build_router
-from services.followup.handlers import apply_event
-from services.followup.store import plumbing
+from services.followup.handlers import HANDLERS, Rules
+from services.followup.store import SqlCases, plumbing
 from shared import reference
-from shared.calendar import WorkingCalendar
+from shared.calendar import WeekdayCalendar, WorkingCalendar
 from shared.clock import Clock, system_clock
-from shared.contract import consumed_types
-from shared.runtime import build_runtime, create_service_app
+from shared.dispatch import consumed_types, event_applier
+from shared.runtime import build_runtime
+from shared.service import create_service_app
 from shared.settings import Settings
 
 
@@ -21,18 +23,25 @@ def create_app(
     clock: Clock = system_clock,
     calendar: WorkingCalendar | None = None,
 ) -> FastAPI:
-    rt = build_runtime("followup", settings or Settings(), plumbing, clock=clock, calendar=calendar)
-    reference.activate(rt.reference)
-
-    # Its own events (resolved, look-back) change its state when they are decided.
-    rt.consume_each(
-        lambda session, delivery: apply_event(rt, session, delivery),
-        consumed_types("followup"),
+    settings = settings or Settings()
+    rt = build_runtime("followup", settings, plumbing, clock=clock)
+    rt.catalog = catalog.consumers()
+    reference.activate(reference.load(settings.reference_dir))
+    rules = Rules(calendar=calendar or WeekdayCalendar(), timezone=settings.timezone)
+    units = rt.units_of_work(lambda session: SqlCases(session, clock()))
+    rt.subscribe(
+        None,
+        event_applier(
+            HANDLERS,
+            rules,
+            lambda session: rt.batch_unit_of_work(session, SqlCases(session, clock())),
+        ),
+        consumed_types(HANDLERS),
     )
     app = create_service_app(
         rt,
         title="Minqing followup",
         description="Cancellation by the assigned unit and the look-back visit that verifies it.",
     )
-    app.include_router(build_router(rt))
+    app.include_router(build_router(units, rules))
     return app

@@ -25,8 +25,6 @@ class Case:
     """What followup knows of one matter."""
 
     status: IssueStatus
-    last_event_id: str
-    correlation_id: str
     assignment_no: int = 0
     unit: str | None = None
     deadline: date | None = None
@@ -98,19 +96,15 @@ def decide_lookback(
     )
 
 
-def evolve(case: Case | None, event: Event, event_id: str, correlation_id: str) -> Case | None:
+def evolve(case: Case | None, event: Event) -> Case | None:
     """The case after one event; stale or repeated events leave it as it is."""
     if isinstance(event, IssueReported):
-        return case or Case(
-            status="reported", last_event_id=event_id, correlation_id=correlation_id
-        )
+        return case or Case(status="reported")
     if isinstance(event, IssueAssigned):
         if case is not None and event.assignment_no <= case.assignment_no:
             return case
         return Case(
             status="assigned",
-            last_event_id=event_id,
-            correlation_id=case.correlation_id if case else correlation_id,
             assignment_no=event.assignment_no,
             unit=event.unit,
             deadline=event.deadline,
@@ -118,11 +112,9 @@ def evolve(case: Case | None, event: Event, event_id: str, correlation_id: str) 
     if case is None or getattr(event, "assignment_no", None) != case.assignment_no:
         return case  # unknown matter, or a step of an earlier assignment
     if isinstance(event, IssueResolved) and case.status == "assigned":
-        return replace(
-            case, status="resolved", last_event_id=event_id, lookback_due=event.lookback_due
-        )
+        return replace(case, status="resolved", lookback_due=event.lookback_due)
     if isinstance(event, IssueLookbackPassed) and case.status == "resolved":
-        return replace(case, status="closed", last_event_id=event_id)
+        return replace(case, status="closed")
     if isinstance(event, IssueLookbackFailed) and case.status == "resolved":
-        return replace(case, status="reopened", last_event_id=event_id)
+        return replace(case, status="reopened")
     return case

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Protocol
 
 from services.followup.domain import (
     Case,
@@ -16,14 +15,37 @@ from services.followup.domain import (
     decide_resolution,
     evolve,
 )
-from services.followup.store import cases
+from shared.calendar import WorkingCalendar
 from shared.clock import local_date
-from shared.consumer import Delivery
-from shared.envelope import decode, wrap
-from shared.events import Event
-from shared.outbox import add_events
-from shared.runtime import Runtime
-from shared.state import load_state, save_state
+from shared.dispatch import Handlers
+from shared.envelope import Envelope
+from shared.events import Event, IssueAssigned, IssueReported
+from shared.uow import UnitOfWork, UowFactory
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """A case and, beside it, the ids its next event is chained to."""
+
+    case: Case
+    last_event_id: str
+    correlation_id: str
+
+
+class Cases(Protocol):
+    """What followup knows of each matter."""
+
+    async def get(self, issue_id: str, *, lock: bool = True) -> Tracked | None: ...
+
+    async def save(self, issue_id: str, tracked: Tracked) -> None: ...
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What followup decides with: the calendar and the town's time zone."""
+
+    calendar: WorkingCalendar
+    timezone: str
 
 
 @dataclass(frozen=True)
@@ -32,61 +54,76 @@ class Recorded:
     case: Case
 
 
-async def apply_event(rt: Runtime, session: AsyncSession, delivery: Delivery) -> None:
+async def on_issue_event(
+    event: Event, cause: Envelope, uow: UnitOfWork[Cases], rules: Rules
+) -> None:
     """Follow the matter's state from the events other services publish."""
-    event = decode(delivery.envelope)
-    if event is None:
-        return
-    issue_id = delivery.envelope.subject
-    case = await load_state(session, cases, issue_id, Case)
-    new = evolve(case, event, delivery.envelope.id, delivery.envelope.correlationid)
+    tracked = await uow.store.get(cause.subject)
+    case = tracked.case if tracked else None
+    new = evolve(case, event)
     if new is not None and new != case:
-        await save_state(session, cases, issue_id, new, rt.clock())
+        correlation = tracked.correlation_id if tracked else cause.correlationid
+        await uow.store.save(cause.subject, Tracked(new, cause.id, correlation))
 
 
-async def load_case(rt: Runtime, issue_id: str) -> Case | None:
-    async with rt.sessions() as session:
-        return await load_state(session, cases, issue_id, Case, lock=False)
+async def load_case(units: UowFactory[Cases], issue_id: str) -> Tracked | None:
+    async with units() as uow:
+        return await uow.store.get(issue_id, lock=False)
 
 
-async def resolve_issue(rt: Runtime, issue_id: str, command: ResolveIssue) -> Recorded:
+async def resolve_issue(
+    units: UowFactory[Cases], rules: Rules, issue_id: str, command: ResolveIssue
+) -> Recorded:
     """The assigned unit reports the matter solved (cancellation)."""
     return await _decide_and_record(
-        rt,
+        units,
+        rules,
         issue_id,
         command.resolved_by or command.unit,
-        lambda case, today: decide_resolution(case, command, today, rt.calendar),
+        lambda case, today: decide_resolution(case, command, today, rules.calendar),
     )
 
 
-async def record_lookback(rt: Runtime, issue_id: str, command: RecordLookback) -> Recorded:
+async def record_lookback(
+    units: UowFactory[Cases], rules: Rules, issue_id: str, command: RecordLookback
+) -> Recorded:
     """Line staff record the look-back visit: passed closes the loop, failed reopens it."""
     return await _decide_and_record(
-        rt, issue_id, command.visitor, lambda case, today: decide_lookback(case, command, today)
+        units,
+        rules,
+        issue_id,
+        command.visitor,
+        lambda case, today: decide_lookback(case, command, today),
     )
 
 
 async def _decide_and_record(
-    rt: Runtime, issue_id: str, actor: str, decide: Callable[[Case | None, date], Event]
+    units: UowFactory[Cases],
+    rules: Rules,
+    issue_id: str,
+    actor: str,
+    decide: Callable[[Case | None, date], Event],
 ) -> Recorded:
     """Load and lock the case, decide, then save the new case and its event in one commit."""
-    now = rt.clock()
-    async with rt.sessions() as session, session.begin():
-        case = await load_state(session, cases, issue_id, Case)
-        event = decide(case, local_date(now, rt.settings.timezone))
-        assert case is not None  # deciding on an unknown matter raises UnknownIssue
-        envelope = wrap(
+    async with units() as uow:
+        tracked = await uow.store.get(issue_id)
+        event = decide(tracked.case if tracked else None, local_date(uow.now, rules.timezone))
+        assert tracked is not None  # deciding on an unknown matter raises UnknownIssue
+        envelope = uow.record(
             event,
             issue_id=issue_id,
-            service=rt.name,
             actor=actor,
-            time=now,
-            correlation_id=case.correlation_id,
-            causation_id=case.last_event_id,
+            correlation_id=tracked.correlation_id,
+            causation_id=tracked.last_event_id,
         )
-        new = evolve(case, event, envelope.id, case.correlation_id)
+        new = evolve(tracked.case, event)
         assert new is not None
-        await save_state(session, cases, issue_id, new, now)
-        await add_events(session, rt.plumbing.outbox, rt.settings.subject_prefix, [envelope])
-    rt.relay.notify()
+        await uow.store.save(issue_id, Tracked(new, envelope.id, tracked.correlation_id))
+        await uow.commit()
     return Recorded(event_id=envelope.id, case=new)
+
+
+HANDLERS: Handlers = {
+    IssueReported: on_issue_event,
+    IssueAssigned: on_issue_event,
+}

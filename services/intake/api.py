@@ -16,9 +16,9 @@ from pydantic import (
 )
 
 from services.intake.domain import ReportIssue
-from services.intake.handlers import IdempotencyKeyReused, report_issue
-from shared.reference import code_of
-from shared.runtime import Runtime
+from services.intake.handlers import IdempotencyKeyReused, Reports, report_issue
+from shared.reference import ReferenceData, code_of
+from shared.uow import UowFactory
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Phone = Annotated[
@@ -82,7 +82,7 @@ class ReportAccepted(BaseModel):
     event_id: str
 
 
-def build_router(rt: Runtime) -> APIRouter:
+def build_router(units: UowFactory[Reports], ref: ReferenceData) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["intake"])
 
     @router.post(
@@ -101,7 +101,7 @@ def build_router(rt: Runtime) -> APIRouter:
         digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
         try:
             accepted = await report_issue(
-                rt,
+                units,
                 body.to_command(),
                 idempotency_key=idempotency_key,
                 request_hash=digest,
@@ -116,7 +116,6 @@ def build_router(rt: Runtime) -> APIRouter:
     @router.get("/reference")
     async def get_reference() -> dict[str, Any]:
         """The valid codes: categories, villages, sources and units, with their names."""
-        ref = rt.reference
         return {
             "categories": {k: v.model_dump() for k, v in ref.categories.items()},
             "villages": {k: {"name": v.name, "kind": v.kind} for k, v in ref.villages.items()},

@@ -1,7 +1,14 @@
 """Intake's own schema: accepted reports, reporters' contact details, and the plumbing."""
 
-from sqlalchemy import Column, DateTime, Float, MetaData, Table, Text
+from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import Column, DateTime, Float, MetaData, Table, Text, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.intake.handlers import Earlier
+from shared.events import IssueReported
 from shared.tables import plumbing_tables
 
 SCHEMA = "intake"
@@ -37,3 +44,47 @@ reporter_contacts = Table(
 )
 
 plumbing = plumbing_tables(metadata)
+
+
+class SqlReports:
+    """The ``Reports`` store on the service's own tables, in the caller's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def by_key(self, key: str) -> Earlier | None:
+        query = select(reports.c.issue_id, reports.c.event_id, reports.c.request_hash).where(
+            reports.c.idempotency_key == key
+        )
+        row = (await self._session.execute(query)).first()
+        return None if row is None else Earlier(row.issue_id, row.event_id, row.request_hash)
+
+    async def add(
+        self,
+        issue_id: str,
+        event_id: str,
+        report: IssueReported,
+        *,
+        received_at: datetime,
+        idempotency_key: str | None,
+        request_hash: str | None,
+    ) -> None:
+        values = {
+            **report.model_dump(),
+            "issue_id": issue_id,
+            "event_id": event_id,
+            "received_at": received_at,
+            "idempotency_key": idempotency_key,
+            "request_hash": request_hash,
+        }
+        await self._session.execute(_INSERT_REPORT, values)
+
+    async def add_contact(
+        self, reporter_ref: str, name: str | None, phone: str | None, created_at: datetime
+    ) -> None:
+        values = {"reporter_ref": reporter_ref, "name": name, "phone": phone}
+        await self._session.execute(_INSERT_CONTACT, {**values, "created_at": created_at})
+
+
+_INSERT_REPORT = insert(reports)
+_INSERT_CONTACT = insert(reporter_contacts)

@@ -10,12 +10,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AfterValidator, BaseModel
 
-from services.projection import queries
 from services.projection.domain import IssueView, is_overdue
-from shared.clock import local_date
+from services.projection.views import history, issues
+from shared.clock import Clock, local_date
+from shared.db import Sessions
 from shared.events import IssueStatus
 from shared.reference import Kind, active, require
-from shared.runtime import Runtime
 
 
 def _optional_code(kind: Kind) -> Callable[[str | None], str | None]:
@@ -29,7 +29,7 @@ def _optional_code(kind: Kind) -> Callable[[str | None], str | None]:
 
 class IssueOut(BaseModel):
     issue_id: str
-    status: IssueStatus | None
+    status: IssueStatus
     title: str | None
     description: str | None
     category: str | None
@@ -43,6 +43,7 @@ class IssueOut(BaseModel):
     responsible_person_id: str | None
     responsible_person_name: str | None
     deadline: date | None
+    deadline_calendar: str | None
     overdue: bool
     assignment_no: int
     lookback_due: date | None
@@ -51,6 +52,7 @@ class IssueOut(BaseModel):
     resolved_at: datetime | None
     closed_at: datetime | None
     last_event_at: datetime | None
+    last_epoch: int
     last_position: int
     event_count: int
 
@@ -64,6 +66,7 @@ class IssuePage(BaseModel):
 
 class HistoryEvent(BaseModel):
     position: int
+    epoch: int
     id: str
     type: str
     time: datetime
@@ -80,11 +83,11 @@ class History(BaseModel):
     events: list[HistoryEvent]
 
 
-def build_router(rt: Runtime) -> APIRouter:
+def build_router(sessions: Sessions, clock: Clock, timezone: str) -> APIRouter:
     router = APIRouter(prefix="/api/v1/issues", tags=["projection"])
 
     def today() -> date:
-        return local_date(rt.clock(), rt.settings.timezone)
+        return local_date(clock(), timezone)
 
     def out(view: IssueView) -> IssueOut:
         return IssueOut(**asdict(view), overdue=is_overdue(view, today()))
@@ -102,16 +105,16 @@ def build_router(rt: Runtime) -> APIRouter:
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> IssuePage:
         """The list (台账), newest first; filter by status, village, unit, category, overdue."""
-        f = queries.IssueFilter(status_, village, unit, category, today() if overdue else None)
-        async with rt.sessions() as session:
-            views, total = await queries.list_issues(session, f, limit=limit, offset=offset)
+        f = issues.IssueFilter(status_, village, unit, category, today() if overdue else None)
+        async with sessions() as session:
+            views, total = await issues.list_issues(session, f, limit=limit, offset=offset)
         return IssuePage(items=[out(v) for v in views], total=total, limit=limit, offset=offset)
 
     @router.get("/{issue_id}", responses={404: {"description": "No such matter"}})
     async def get_issue(issue_id: str) -> IssueOut:
         """The current state of one matter."""
-        async with rt.sessions() as session:
-            view = await queries.get_issue(session, issue_id)
+        async with sessions() as session:
+            view = await issues.get_issue(session, issue_id)
         if view is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such matter")
         return out(view)
@@ -119,8 +122,8 @@ def build_router(rt: Runtime) -> APIRouter:
     @router.get("/{issue_id}/history", responses={404: {"description": "No such matter"}})
     async def get_history(issue_id: str) -> History:
         """The audit trail: every event of the matter, in stream order."""
-        async with rt.sessions() as session:
-            events = await queries.history(session, issue_id)
+        async with sessions() as session:
+            events = await history.trail(session, issue_id)
         if not events:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such matter")
         return History(issue_id=issue_id, events=[HistoryEvent(**e) for e in events])

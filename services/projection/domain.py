@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.envelope import event_class
+from shared.envelope import NewerVersion, UnreadableEvent, event_class, upcast
 from shared.events import (
     Event,
     IssueAssigned,
@@ -27,13 +27,19 @@ from shared.events import (
 
 @dataclass(frozen=True)
 class Recorded:
-    """One event as the projection stored it."""
+    """One event as the projection stored it, at (epoch, position) in the stream."""
 
     position: int
     type: str
     dataversion: int
     time: datetime
     data: dict[str, Any]
+    epoch: int = 1
+    event_id: str = ""
+
+    @property
+    def at(self) -> tuple[int, int]:
+        return (self.epoch, self.position)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class IssueView:
     responsible_person_id: str | None = None
     responsible_person_name: str | None = None
     deadline: date | None = None
+    deadline_calendar: str | None = None
     assignment_no: int = 0
     lookback_due: date | None = None
     reported_at: datetime | None = None
@@ -60,31 +67,44 @@ class IssueView:
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
     last_event_at: datetime | None = None
+    last_epoch: int = 0
     last_position: int = 0
     event_count: int = 0
+
+    @property
+    def at(self) -> tuple[int, int]:
+        """Where in the stream the last applied event sits: (epoch, position)."""
+        return (self.last_epoch, self.last_position)
 
 
 def fold(issue_id: str, events: Iterable[Recorded]) -> IssueView:
     """The view after all of a matter's events, applied in stream order."""
     view = IssueView(issue_id=issue_id)
-    for record in sorted(events, key=lambda r: r.position):
-        view = replace(
-            apply(view, typed(record), record.time),
-            last_event_at=record.time,
-            last_position=record.position,
-            event_count=view.event_count + 1,
-        )
+    for record in sorted(events, key=lambda r: r.at):
+        view = step(view, typed(record), record)
     return view
 
 
+def step(view: IssueView, event: Event | None, record: Recorded) -> IssueView:
+    """Apply the next event (in stream order) and note where it sits."""
+    return replace(
+        apply(view, event, record.time),
+        last_event_at=record.time,
+        last_epoch=record.epoch,
+        last_position=record.position,
+        event_count=view.event_count + 1,
+    )
+
+
 def typed(record: Recorded) -> Event | None:
-    """The known event in a record; ``None`` for unknown types, versions or bad data."""
+    """The known event in a record, read tolerantly; ``None`` if it cannot be read."""
     cls = event_class(record.type)
-    if cls is None or record.dataversion != cls.VERSION:
+    if cls is None:
         return None
     try:
-        return cls.model_validate(record.data)
-    except ValidationError:
+        data = upcast(cls.TYPE, record.dataversion, record.data, cls.VERSION)
+        return cls.model_validate({k: v for k, v in data.items() if k in cls.model_fields})
+    except (ValidationError, UnreadableEvent, NewerVersion):
         return None
 
 
@@ -100,6 +120,7 @@ def apply(view: IssueView, event: Event | None, at: datetime) -> IssueView:
             responsible_person_id=event.responsible_person_id,
             responsible_person_name=event.responsible_person_name,
             deadline=event.deadline,
+            deadline_calendar=event.calendar,
             assignment_no=event.assignment_no,
             assigned_at=at,
             category=view.category or event.category,

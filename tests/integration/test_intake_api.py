@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from services.intake.app import create_app
 from services.intake.store import plumbing, reporter_contacts, reports
-from shared.db import make_engine, make_sessions
+from shared.db import make_engine
 from shared.envelope import Envelope
 from shared.infra import free_port
 from shared.messaging import UnsupportedServer, check_server
@@ -182,13 +182,12 @@ async def test_a_database_outage_is_a_503_to_retry_and_records_nothing(
     intake: tuple[httpx.AsyncClient, Runtime], settings: Settings
 ) -> None:
     client, rt = intake
-    working = rt.sessions
     unreachable = make_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none")
-    rt.sessions = make_sessions(unreachable)
+    rt.sessions.configure(bind=unreachable)
     try:
         response = await client.post("/api/v1/reports", json=REPORT)
     finally:
-        rt.sessions = working
+        rt.sessions.configure(bind=rt.engine)
         await unreachable.dispose()
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"

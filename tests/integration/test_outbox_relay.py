@@ -1,15 +1,15 @@
-"""The outbox relay: publishes with Nats-Msg-Id, in order, and a crash never duplicates."""
+"""The outbox relay: pipelined, in order, Nats-Msg-Id set, and no failure loses or reorders."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from sqlalchemy import select
 
 from services.intake.store import plumbing
-from shared.messaging import ensure_stream, publisher
-from shared.outbox import Relay, add_events
+from shared.messaging import batch_publisher, ensure_stream, stream_config
+from shared.outbox import Outbox, Outgoing, PermanentPublishError, Relay
 from shared.runtime import Runtime, build_runtime
 from shared.settings import Settings
 from tests.support.events import reported
@@ -21,7 +21,8 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Connected, but with no relay task running: the test drives the relay itself."""
     rt = build_runtime("intake", settings, plumbing)
     await rt.broker.connect()
-    await ensure_stream(rt.broker.connection.jetstream(), settings)
+    rt.js = rt.broker.connection.jetstream()
+    await ensure_stream(rt.js, stream_config(settings))
     try:
         yield rt
     finally:
@@ -29,62 +30,148 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
         await rt.engine.dispose()
 
 
+async def queue(rt: Runtime, count: int) -> list[str]:
+    events = [reported() for _ in range(count)]
+    async with rt.sessions() as session:
+        await Outbox(plumbing.outbox, rt.settings.subject_prefix).add(session, events)
+        await session.commit()
+    return [e.id for e in events]
+
+
+async def outbox_rows(rt: Runtime) -> list[object]:
+    async with rt.sessions() as session:
+        return list((await session.execute(select(plumbing.outbox).order_by("id"))).all())
+
+
 async def test_rows_are_published_in_order_with_their_event_id_and_marked_sent(
     runtime: Runtime, settings: Settings
 ) -> None:
-    events = [reported() for _ in range(5)]
-    async with runtime.sessions() as session, session.begin():
-        await add_events(session, plumbing.outbox, settings.subject_prefix, events)
+    ids = await queue(runtime, 5)
 
     assert await runtime.relay.relay_once() == 5
     assert await runtime.relay.relay_once() == 0
 
     messages = await stream_messages(settings)
-    assert [m.headers["Nats-Msg-Id"] for m in messages if m.headers] == [e.id for e in events]
+    assert [m.headers["Nats-Msg-Id"] for m in messages if m.headers] == ids
     assert {m.subject for m in messages} == {f"{settings.subject_prefix}.issue.reported"}
-    async with runtime.sessions() as session:
-        rows = (await session.execute(select(plumbing.outbox).order_by("id"))).all()
-    assert all(row.published_at is not None for row in rows)
-    assert [row.stream_seq for row in rows] == [m.seq for m in messages]
+    rows = await outbox_rows(runtime)
+    assert all(row.published_at is not None for row in rows)  # type: ignore[attr-defined]
+    assert [row.stream_seq for row in rows] == [m.seq for m in messages]  # type: ignore[attr-defined]
+
+
+async def test_a_large_outbox_drains_in_pipelined_batches_in_order(
+    runtime: Runtime, settings: Settings
+) -> None:
+    ids = await queue(runtime, 450)
+    relay = Relay(
+        runtime.engine,
+        plumbing.outbox,
+        batch_publisher(runtime.js, settings.stream_name),  # type: ignore[arg-type]
+        batch_size=200,
+        poll_seconds=0.1,
+    )
+
+    sent = [await relay.relay_once() for _ in range(4)]
+
+    assert sent == [200, 200, 50, 0]
+    messages = await stream_messages(settings)
+    assert [m.headers["Nats-Msg-Id"] for m in messages if m.headers] == ids
 
 
 async def test_a_crash_between_publishing_and_marking_does_not_duplicate_the_event(
     runtime: Runtime, settings: Settings
 ) -> None:
-    event = reported()
-    async with runtime.sessions() as session, session.begin():
-        await add_events(session, plumbing.outbox, settings.subject_prefix, [event])
-    # The relay published, then died before its transaction committed.
-    publish = publisher(runtime.broker, settings)
-    first_seq = await publish(
-        f"{settings.subject_prefix}.issue.reported", event.to_json(), event.id
-    )
+    [event_id] = await queue(runtime, 1)
+    [row] = await outbox_rows(runtime)
+    # The relay published, then died before it marked the row.
+    publish = batch_publisher(runtime.js, settings.stream_name)  # type: ignore[arg-type]
+    [first_seq] = await publish([Outgoing(1, event_id, row.subject, row.payload.encode())])  # type: ignore[attr-defined]
 
     assert await runtime.relay.relay_once() == 1  # after restart it sends the row again
 
+    assert len(await stream_messages(settings)) == 1
+    [row] = await outbox_rows(runtime)
+    assert row.stream_seq == first_seq  # type: ignore[attr-defined]
+
+
+async def test_nothing_after_a_failed_publish_is_marked_and_it_is_retried_in_order(
+    runtime: Runtime, settings: Settings
+) -> None:
+    ids = await queue(runtime, 5)
+    real = batch_publisher(runtime.js, settings.stream_name)  # type: ignore[arg-type]
+
+    async def third_times_out(batch: Sequence[Outgoing]) -> list[int | BaseException]:
+        results = await real(batch[:2])
+        return [*results, TimeoutError("no ack from the stream"), *await real(batch[3:])]
+
+    flaky = Relay(runtime.engine, plumbing.outbox, third_times_out, batch_size=10, poll_seconds=1)
+
+    assert await flaky.relay_once() == 2
+    rows = await outbox_rows(runtime)
+    assert [r.published_at is not None for r in rows] == [True, True, False, False, False]  # type: ignore[attr-defined]
+
+    assert await runtime.relay.relay_once() == 3
     messages = await stream_messages(settings)
-    assert len(messages) == 1
-    async with runtime.sessions() as session:
-        row = (await session.execute(select(plumbing.outbox))).one()
-    assert row.stream_seq == first_seq
+    # The two published after the failure were sent again: the stream dropped the copies.
+    # (They went out before the lost one: consumers cope with that order, see README.)
+    published = [m.headers["Nats-Msg-Id"] for m in messages if m.headers]
+    assert sorted(published) == sorted(ids) and len(published) == 5
+
+
+async def test_an_unpublishable_row_is_set_aside_and_the_rows_behind_it_go_out(
+    runtime: Runtime, settings: Settings
+) -> None:
+    ids = await queue(runtime, 3)
+    real = batch_publisher(runtime.js, settings.stream_name)  # type: ignore[arg-type]
+
+    async def first_too_large(batch: Sequence[Outgoing]) -> list[int | BaseException]:
+        refused = PermanentPublishError("MaxPayloadError: maximum payload exceeded")
+        return [refused, *await real(batch[1:])]
+
+    relay = Relay(runtime.engine, plumbing.outbox, first_too_large, batch_size=10, poll_seconds=1)
+
+    assert await relay.relay_once() == 2
+    assert await runtime.relay.relay_once() == 0  # the failed row is not retried for ever
+    rows = await outbox_rows(runtime)
+    assert "maximum payload" in (rows[0].failed_reason or "")  # type: ignore[attr-defined]
+    assert [r.failed_reason for r in rows[1:]] == [None, None]  # type: ignore[attr-defined]
+    messages = await stream_messages(settings)
+    assert [m.headers["Nats-Msg-Id"] for m in messages if m.headers] == ids[1:]
+
+
+async def test_a_real_oversized_payload_is_refused_by_the_client_and_set_aside(
+    runtime: Runtime, settings: Settings
+) -> None:
+    publish = batch_publisher(runtime.js, settings.stream_name)  # type: ignore[arg-type]
+    huge = b"x" * (2 * 1024 * 1024)
+
+    [result] = await publish([Outgoing(1, "evt-huge", f"{settings.subject_prefix}.x", huge)])
+
+    assert isinstance(result, PermanentPublishError)
 
 
 async def test_a_broker_outage_leaves_rows_unsent_for_the_next_attempt(
     runtime: Runtime, settings: Settings
 ) -> None:
-    event = reported()
-    async with runtime.sessions() as session, session.begin():
-        await add_events(session, plumbing.outbox, settings.subject_prefix, [event])
+    await queue(runtime, 1)
 
-    async def broken(subject: str, payload: bytes, message_id: str) -> int:
-        raise ConnectionError("nats is down")
+    async def broken(batch: Sequence[Outgoing]) -> list[int | BaseException]:
+        return [ConnectionError("nats is down") for _ in batch]
 
-    failing = Relay(runtime.sessions, plumbing.outbox, broken, batch_size=10, poll_seconds=0.1)
-    with pytest.raises(ConnectionError):
-        await failing.relay_once()
-    async with runtime.sessions() as session:
-        row = (await session.execute(select(plumbing.outbox))).one()
-    assert row.published_at is None
+    failing = Relay(runtime.engine, plumbing.outbox, broken, batch_size=10, poll_seconds=0.1)
+    assert await failing.relay_once() == 0
+    [row] = await outbox_rows(runtime)
+    assert row.published_at is None  # type: ignore[attr-defined]
 
     assert await runtime.relay.relay_once() == 1
     assert len(await stream_messages(settings)) == 1
+
+
+async def test_only_one_relay_publishes_at_a_time(runtime: Runtime) -> None:
+    other = build_runtime("intake", runtime.settings, plumbing)
+    try:
+        async with runtime.engine.connect() as mine, other.engine.connect() as theirs:
+            assert await runtime.relay._lock(mine)
+            assert not await other.relay._lock(theirs)  # a replica waits on standby
+    finally:
+        await other.engine.dispose()

@@ -88,12 +88,13 @@ async def test_the_history_is_every_event_in_stream_order_with_who_and_when(
     assert events[0]["position"] < events[1]["position"]
     assert events[1] == {
         "position": events[1]["position"],
+        "epoch": 1,
         "id": second.id,
         "type": "minqing.issue.assigned",
         "time": "2026-11-27T01:00:00Z",
         "actor": "assignment",
         "source": "/minqing/assignment",
-        "dataversion": 1,
+        "dataversion": 2,
         "correlationid": second.correlationid,
         "causationid": None,
         "data": second.data,

@@ -9,7 +9,7 @@ import nats
 from shared.envelope import Envelope, wrap
 from shared.events import Event, IssueAssigned, IssueReported
 from shared.ids import new_id
-from shared.messaging import ensure_stream
+from shared.messaging import ensure_stream, stream_config
 from shared.settings import Settings
 
 FRIDAY_MORNING = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)  # 09:00 in Shihu
@@ -39,6 +39,7 @@ def assigned(issue_id: str, *, unit: str = "town_construction", number: int = 1)
         reason="routed on report",
         category="roads",
         village="xuma",
+        calendar="weekdays",
     )
     return envelope(event, issue_id, actor="assignment", service="assignment")
 
@@ -52,7 +53,7 @@ async def publish_raw(settings: Settings, *payloads: tuple[str, bytes, str]) -> 
     nc = await nats.connect(settings.nats_url)
     try:
         js = nc.jetstream()
-        await ensure_stream(js, settings)
+        await ensure_stream(js, stream_config(settings))
         for suffix, body, msg_id in payloads:
             await js.publish(
                 f"{settings.subject_prefix}.{suffix}", body, headers={"Nats-Msg-Id": msg_id}

@@ -70,6 +70,7 @@ def isolated_settings(nats_url: str, database_url: str, **overrides: object) -> 
         "subject_prefix": f"t{tag}.events",
         "relay_poll_seconds": 0.1,
         "consumer_retry_delay_seconds": 0.05,
+        "consumer_check_seconds": 0.3,
         "startup_timeout_seconds": 15.0,
     }
     values.update(overrides)

@@ -176,7 +176,7 @@ def test_an_assignment_becomes_the_current_state() -> None:
     assigned = decide_initial(None, report(), routing_to(route()), FRIDAY, weekdays)
     assert assigned is not None
 
-    assert evolve(assigned) == Assignment(
+    assert evolve(None, assigned) == Assignment(
         category="bridges",
         village="sanqi",
         unit="town_construction",
@@ -191,13 +191,13 @@ def test_each_assignment_replaces_the_previous_one() -> None:
     first = decide_initial(None, report(), routing_to(route()), FRIDAY, weekdays)
     assert first is not None
     second = decide_reassignment(
-        evolve(first), failure(1), routing_to(route()), MONDAY_AFTER_LOOKBACK, weekdays
+        evolve(None, first), failure(1), routing_to(route()), MONDAY_AFTER_LOOKBACK, weekdays
     )
     assert second is not None
 
-    state = evolve(second)
+    state = evolve(None, second)
 
-    assert state == replace(evolve(first), assignment_no=2, deadline=date(2026, 12, 21))
+    assert state == replace(evolve(None, first), assignment_no=2, deadline=date(2026, 12, 21))
     assert (
         decide_reassignment(state, failure(1), routing_to(route()), MONDAY_AFTER_LOOKBACK, weekdays)
         is None

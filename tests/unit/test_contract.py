@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.contract import EMITTED_BY, asyncapi, consumed_types
+from services.assignment.handlers import HANDLERS as ASSIGNMENT
+from services.catalog import consumers
+from services.followup.handlers import HANDLERS as FOLLOWUP
+from shared.contract import EMITTED_BY, asyncapi
+from shared.dispatch import consumed_types
 from shared.events import EVENT_CLASSES
 from shared.settings import Settings
 
 
-def document() -> dict[str, Any]:
-    return asyncapi(Settings())
+def document(settings: Settings | None = None) -> dict[str, Any]:
+    return asyncapi(settings or Settings(), consumers())
 
 
 def test_every_event_type_has_an_emitter_and_a_channel_on_its_subject() -> None:
@@ -36,14 +40,27 @@ def test_each_message_schema_is_the_envelope_with_the_events_data() -> None:
         assert data["additionalProperties"] is False
 
 
-def test_the_consumers_listen_to_what_they_handle() -> None:
-    assert consumed_types("assignment") == ["issue.reported", "issue.lookback_failed"]
-    assert consumed_types("followup") == ["issue.reported", "issue.assigned"]
-    assert consumed_types("projection") is None  # everything, known or not
+def test_the_consumers_listen_to_what_their_routing_tables_handle() -> None:
+    assert consumed_types(ASSIGNMENT) == ["issue.reported", "issue.lookback_failed"]
+    assert consumed_types(FOLLOWUP) == ["issue.reported", "issue.assigned"]
+    assert set(consumers()) == {
+        "assignment",
+        "followup",
+        "projection-history",
+        "projection-issues",
+    }
+
+
+def test_the_documented_consumers_are_the_routing_tables() -> None:
+    operations = document()["operations"]
+    titles = {name for name, op in operations.items() if op["action"] == "receive"}
+    for cls in ASSIGNMENT:
+        assert f"assignment consumes minqing.{cls.TYPE}" in titles
+    assert not any(t.startswith("assignment consumes minqing.issue.resolved") for t in titles)
 
 
 def test_a_test_stream_is_documented_under_its_own_subjects() -> None:
     settings = Settings(subject_prefix="t1.events", stream_name="T1")
-    addresses = {c["address"] for c in asyncapi(settings)["channels"].values()}
+    addresses = {c["address"] for c in document(settings)["channels"].values()}
     assert "t1.events.issue.reported" in addresses
     assert not any(a.startswith("minqing.") for a in addresses)

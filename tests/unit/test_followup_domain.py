@@ -43,8 +43,6 @@ def case(
 ) -> Case:
     return Case(
         status=status,
-        last_event_id="evt-previous",
-        correlation_id="corr-1",
         assignment_no=assignment_no,
         unit=unit,
         deadline=DEADLINE,
@@ -85,6 +83,7 @@ def assignment(assignment_no: int = 1, unit: str = "town_construction") -> Issue
         reason="routed on report",
         category="street_lights",
         village="shihu",
+        calendar="weekdays",
     )
 
 
@@ -202,26 +201,24 @@ def test_a_look_back_comes_only_after_resolution(status: IssueStatus) -> None:
 
 
 def test_the_first_report_opens_a_case() -> None:
-    opened = evolve(None, report(), "evt-1", "corr-1")
+    opened = evolve(None, report())
 
-    assert opened == Case(status="reported", last_event_id="evt-1", correlation_id="corr-1")
+    assert opened == Case(status="reported")
 
 
 def test_a_repeated_report_leaves_the_case_as_it_is() -> None:
     assigned = case()
 
-    assert evolve(assigned, report(), "evt-again", "corr-other") is assigned
+    assert evolve(assigned, report()) is assigned
 
 
-def test_an_assignment_records_the_unit_deadline_and_number_and_keeps_the_correlation() -> None:
-    opened = evolve(None, report(), "evt-1", "corr-1")
+def test_an_assignment_records_the_unit_the_deadline_and_the_number() -> None:
+    opened = evolve(None, report())
 
-    assigned = evolve(opened, assignment(), "evt-2", "corr-1")
+    assigned = evolve(opened, assignment())
 
     assert assigned == Case(
         status="assigned",
-        last_event_id="evt-2",
-        correlation_id="corr-1",
         assignment_no=1,
         unit="town_construction",
         deadline=DEADLINE,
@@ -229,9 +226,9 @@ def test_an_assignment_records_the_unit_deadline_and_number_and_keeps_the_correl
 
 
 def test_an_assignment_seen_before_the_report_opens_the_case_and_the_report_keeps_it() -> None:
-    assigned = evolve(None, assignment(), "evt-2", "corr-1")
+    assigned = evolve(None, assignment())
 
-    after_report = evolve(assigned, report(), "evt-1", "corr-1")
+    after_report = evolve(assigned, report())
 
     assert after_report is not None
     assert after_report.status == "assigned"
@@ -242,18 +239,17 @@ def test_an_assignment_seen_before_the_report_opens_the_case_and_the_report_keep
 def test_a_stale_or_repeated_assignment_is_ignored(stale_no: int) -> None:
     on_second = case("resolved", assignment_no=2, lookback_due=LOOKBACK_DUE)
 
-    after = evolve(on_second, assignment(stale_no, unit="water_station"), "evt-old", "corr-1")
+    after = evolve(on_second, assignment(stale_no, unit="water_station"))
 
     assert after is on_second
 
 
 def test_a_resolution_sets_the_look_back_due_date() -> None:
-    resolved = evolve(case(), resolution(), "evt-3", "corr-1")
+    resolved = evolve(case(), resolution())
 
     assert resolved is not None
     assert resolved.status == "resolved"
     assert resolved.lookback_due == LOOKBACK_DUE
-    assert resolved.last_event_id == "evt-3"
 
 
 @pytest.mark.parametrize(
@@ -274,22 +270,19 @@ def test_the_look_back_closes_or_reopens_the_case(
         within_window=True,
     )
 
-    after = evolve(resolved_case(), recorded, "evt-4", "corr-1")
+    after = evolve(resolved_case(), recorded)
 
     assert after is not None
     assert after.status == status
-    assert after.last_event_id == "evt-4"
 
 
 def test_the_next_assignment_after_a_reopening_starts_afresh() -> None:
     reopened = case("reopened", lookback_due=LOOKBACK_DUE)
 
-    reassigned = evolve(reopened, assignment(2, unit="sanqi_branch"), "evt-5", "corr-other")
+    reassigned = evolve(reopened, assignment(2, unit="sanqi_branch"))
 
     assert reassigned == Case(
         status="assigned",
-        last_event_id="evt-5",
-        correlation_id="corr-1",
         assignment_no=2,
         unit="sanqi_branch",
         deadline=DEADLINE,
@@ -297,18 +290,18 @@ def test_the_next_assignment_after_a_reopening_starts_afresh() -> None:
 
 
 def test_events_after_the_report_for_a_matter_never_seen_are_ignored() -> None:
-    assert evolve(None, resolution(), "evt-3", "corr-1") is None
+    assert evolve(None, resolution()) is None
 
 
 def test_a_failed_look_back_goes_round_again_until_the_second_assignment_is_resolved() -> None:
-    state = evolve(evolve(None, report(), "evt-1", "corr-1"), assignment(1), "evt-2", "corr-1")
-    state = evolve(state, decide_resolution(state, resolve(), FRIDAY, weekdays), "e3", "corr-1")
-    state = evolve(state, decide_lookback(state, visit("failed"), FRIDAY), "e4", "corr-1")
+    state = evolve(evolve(None, report()), assignment(1))
+    state = evolve(state, decide_resolution(state, resolve(), FRIDAY, weekdays))
+    state = evolve(state, decide_lookback(state, visit("failed"), FRIDAY))
     assert state is not None
     with pytest.raises(WrongState):
         decide_resolution(state, resolve(), FRIDAY, weekdays)
 
-    state = evolve(state, assignment(2), "evt-5", "corr-1")
+    state = evolve(state, assignment(2))
     resolved_again = decide_resolution(state, resolve(), date(2026, 12, 14), weekdays)
 
     assert resolved_again.assignment_no == 2
@@ -321,7 +314,7 @@ def test_a_resolution_seen_again_after_the_look_back_does_not_undo_it(
 ) -> None:
     past_lookback = case(status, lookback_due=LOOKBACK_DUE)
 
-    after = evolve(past_lookback, resolution(1), "evt-3", "corr-1")
+    after = evolve(past_lookback, resolution(1))
 
     assert after is not None
     assert after.status == status

@@ -74,6 +74,7 @@ def assignment(assignment_no: int = 1, deadline: date = DEADLINE) -> IssueAssign
         reason="routed on report",
         category="street_lights",
         village="shihu",
+        calendar="weekdays",
     )
 
 

@@ -1,0 +1,24 @@
+"""Who consumes what, for the whole system, derived from each service's routing table.
+
+The AsyncAPI "consumes" section comes from here, so it cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from services.assignment.handlers import HANDLERS as ASSIGNMENT
+from services.followup.handlers import HANDLERS as FOLLOWUP
+from services.projection.views import VIEWS
+from shared.events import EVENT_CLASSES, Event
+
+
+def consumers() -> dict[str, Sequence[type[Event]]]:
+    """Durable consumer name -> the event classes it consumes."""
+    found: dict[str, Sequence[type[Event]]] = {
+        "assignment": list(ASSIGNMENT),
+        "followup": list(FOLLOWUP),
+    }
+    for view in VIEWS:
+        found[f"projection-{view.NAME}"] = EVENT_CLASSES  # every event, known type or not
+    return found

@@ -1,0 +1,28 @@
+"""A service's FastAPI app: the runtime's lifespan plus the routes every service shares."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from shared.http import install
+from shared.runtime import Runtime, start, stop
+
+
+def create_service_app(runtime: Runtime, *, title: str, description: str) -> FastAPI:
+    """A FastAPI app with the runtime's lifespan and the health routes."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await start(runtime)
+        try:
+            yield
+        finally:
+            await stop(runtime)
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    install(app, runtime)
+    return app

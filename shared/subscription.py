@@ -1,0 +1,258 @@
+"""Named durable pull consumers on any stream, each feeding one ``BatchConsumer``.
+
+A subscription attaches (stream, epoch, durable consumer), then fetches batches and hands
+them on, fetching the next batch while the current one commits. It checks every few
+seconds that its stream and durable still exist: a deleted durable is re-created from the
+last committed position, and a re-created stream (sequences restart at 1) starts a new
+epoch, so nothing is ever keyed by a stale position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+from sqlalchemy import select, text
+
+from shared.consumer import BatchConsumer, RawMessage
+from shared.db import Sessions
+from shared.messaging import ensure_stream, stream_created
+from shared.tables import Plumbing
+
+log = logging.getLogger(__name__)
+
+FETCH_WAIT_SECONDS = 1.0  # bounds only how quickly an idle consumer notices it should stop
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A durable consumer: its name, stream, subjects and what applies its batches."""
+
+    name: str
+    stream: StreamConfig
+    subjects: tuple[str, ...]
+    consumer: BatchConsumer
+    batch_size: int
+    ack_wait: float
+    check_every: float = 5.0  # seconds between checks that the durable and stream exist
+    stalled_after: float = 60.0  # seconds without progress, with a backlog, before "stalled"
+
+
+class ConsumerMissing(Exception):
+    """The durable consumer or its stream is gone; attach again."""
+
+
+class PullConsumer:
+    """Runs one subscription until ``stop``; ``health()`` says whether it does its job."""
+
+    def __init__(self, subscription: Subscription, sessions: Sessions, plumbing: Plumbing):
+        self.subscription = subscription
+        self._epochs = Epochs(sessions, plumbing)
+        self._sessions = sessions
+        self._positions = plumbing.positions
+        self._stopping = asyncio.Event()
+        self.epoch = 0
+        self._attached = False
+        self._problem: str | None = "not started"
+        self._backlog = 0
+        self._progress = time.monotonic()
+        self._busy_since: float | None = None
+        self._checked = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.subscription.name
+
+    def config(self, start_after: tuple[int, int] | None) -> ConsumerConfig:
+        """Durable pull consumer; the server never gives up (we dead-letter ourselves)."""
+        sub = self.subscription
+        start = start_after[1] + 1 if start_after and start_after[0] == self.epoch else None
+        return ConsumerConfig(
+            durable_name=sub.name,
+            name=sub.name,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start else DeliverPolicy.ALL,
+            opt_start_seq=start,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=sub.ack_wait,
+            max_deliver=-1,
+            max_ack_pending=sub.batch_size * 10,
+            filter_subjects=list(sub.subjects),
+        )
+
+    async def run(self, js: JetStreamContext) -> None:
+        """Attach and consume until ``stop``; every failure is logged and retried."""
+        while not self._stopping.is_set():
+            try:
+                subscription = await self.attach(js)
+                await self._consume(js, subscription)
+            except asyncio.CancelledError:
+                raise
+            except ConsumerMissing as exc:
+                self._attached = False
+                self._problem = str(exc)
+                log.warning("%s: %s; attaching again", self.name, exc)
+            except Exception as exc:
+                self._attached = False
+                self._problem = f"cannot attach: {exc!r}"
+                log.warning("%s: %s", self.name, self._problem)
+                await self._pause(1.0)
+
+    async def attach(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
+        """Ensure stream and durable exist (re-creating what is missing), then bind."""
+        sub = self.subscription
+        assert sub.stream.name is not None
+        info = await ensure_stream(js, sub.stream)
+        self.epoch = await self._epochs.resolve(sub.stream.name, stream_created(info))
+        try:
+            existing = await js.consumer_info(sub.stream.name, sub.name)
+        except NotFoundError:
+            existing = None
+        if existing is None:
+            position = await self._position()
+            await js.add_consumer(sub.stream.name, config=self.config(position))
+            log.warning("%s: created durable consumer after position %s", self.name, position)
+        elif list(existing.config.filter_subjects or []) != list(sub.subjects):
+            config = self.config(None)
+            config.deliver_policy = existing.config.deliver_policy
+            config.opt_start_seq = existing.config.opt_start_seq
+            await js.add_consumer(sub.stream.name, config=config)
+        bound = await js.pull_subscribe_bind(sub.name, stream=sub.stream.name)
+        self._attached, self._problem = True, None
+        self._progress = time.monotonic()
+        return bound
+
+    async def _position(self) -> tuple[int, int] | None:
+        p = self._positions
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(p.c.stream_epoch, p.c.stream_seq).where(p.c.consumer == self.name)
+                )
+            ).first()
+        return None if row is None else (row.stream_epoch, row.stream_seq)
+
+    async def _consume(
+        self, js: JetStreamContext, subscription: JetStreamContext.PullSubscription
+    ) -> None:
+        batch = self.subscription.batch_size
+        pending: asyncio.Task[list[RawMessage]] | None = None
+        try:
+            while not self._stopping.is_set():
+                if pending is None:
+                    pending = asyncio.create_task(_fetch(subscription, batch))
+                messages = await pending
+                pending = None
+                if messages and not self._stopping.is_set():
+                    # The next batch is fetched while this one commits.
+                    pending = asyncio.create_task(_fetch(subscription, batch))
+                    self._busy_since = time.monotonic()
+                    applied = await self.subscription.consumer.consume(messages, self.epoch)
+                    self._busy_since = None
+                    if applied:
+                        self._progress = time.monotonic()
+                    else:
+                        await self._pause(2.0)  # database down: wait, the messages come back
+                elif messages:
+                    for message in messages:
+                        await message.nak()
+                await self._check(js)
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    for message in await pending:
+                        await message.nak()
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+
+    async def _check(self, js: JetStreamContext) -> None:
+        """Every few seconds: is the durable still there, and is it keeping up?"""
+        now = time.monotonic()
+        if now - self._checked < self.subscription.check_every:
+            return
+        self._checked = now
+        sub = self.subscription
+        assert sub.stream.name is not None
+        try:
+            info = await js.consumer_info(sub.stream.name, sub.name)
+            stream = await js.stream_info(sub.stream.name)
+        except NotFoundError as exc:
+            raise ConsumerMissing(f"durable consumer or stream missing ({exc})") from exc
+        if self.epoch != await self._epochs.resolve(sub.stream.name, stream_created(stream)):
+            raise ConsumerMissing("the stream was re-created")
+        self._backlog = (info.num_pending or 0) + (info.num_ack_pending or 0)
+        if not self._backlog:
+            self._progress = now
+
+    def health(self) -> str:
+        """ "ok", or why this consumer is not doing its job."""
+        if self._problem is not None:
+            return self._problem
+        if not self._attached:
+            return "not attached"
+        now, limit = time.monotonic(), self.subscription.stalled_after
+        if self._busy_since is not None and now - self._busy_since > limit:
+            return f"stalled: one batch in hand for {now - self._busy_since:.0f} s"
+        if self._backlog and now - self._progress > limit:
+            waiting = f"{self._backlog} messages waiting"
+            return f"stalled: {waiting}, no progress for {now - self._progress:.0f} s"
+        return "ok"
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then return from ``run``."""
+        self._stopping.set()
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+
+
+async def _fetch(subscription: JetStreamContext.PullSubscription, batch: int) -> list[RawMessage]:
+    try:
+        return list(await subscription.fetch(batch=batch, timeout=FETCH_WAIT_SECONDS))
+    except TimeoutError:
+        return []  # nothing new; nats-py's own TimeoutError subclasses this one
+
+
+class Epochs:
+    """Numbers each incarnation of a stream, so positions survive a re-created stream."""
+
+    def __init__(self, sessions: Sessions, plumbing: Plumbing) -> None:
+        self._sessions = sessions
+        table = plumbing.stream_epochs.fullname
+        self._add = text(
+            f"insert into {table} (stream, stream_created) values (:stream, :created) "
+            "on conflict do nothing"
+        )
+        self._get = text(
+            f"select epoch, (select count(*) from {table} where stream = :stream) as seen "
+            f"from {table} where stream = :stream and stream_created = :created"
+        )
+        self._known: dict[tuple[str, object], int] = {}
+
+    async def resolve(self, stream: str, created: object) -> int:
+        key = (stream, created)
+        if key in self._known:
+            return self._known[key]
+        async with self._sessions() as session:
+            added = await session.execute(self._add, {"stream": stream, "created": created})
+            row = (await session.execute(self._get, {"stream": stream, "created": created})).one()
+            await session.commit()
+        if getattr(added, "rowcount", 0) and row.seen > 1:
+            log.error(
+                "stream %s was re-created (created %s): it no longer holds the events before; "
+                "positions now count in epoch %d. Restore the stream from a backup if you have "
+                "one; services keep what they applied and never re-key it",
+                stream,
+                created,
+                row.epoch,
+            )
+        self._known[key] = int(row.epoch)
+        return int(row.epoch)
