@@ -227,32 +227,39 @@ class Epochs:
     def __init__(self, sessions: Sessions, plumbing: Plumbing) -> None:
         self._sessions = sessions
         table = plumbing.stream_epochs.fullname
-        self._add = text(
-            f"insert into {table} (stream, stream_created) values (:stream, :created) "
-            "on conflict do nothing"
-        )
         self._get = text(
-            f"select epoch, (select count(*) from {table} where stream = :stream) as seen "
-            f"from {table} where stream = :stream and stream_created = :created"
+            f"select epoch from {table} where stream = :stream and stream_created = :created"
         )
+        # Dense numbers (1, 2, 3...): a racing insert conflicts and reads the winner's.
+        self._add = text(
+            f"insert into {table} (epoch, stream, stream_created) "
+            f"select coalesce(max(epoch), 0) + 1, :stream, :created from {table} "
+            "on conflict do nothing returning epoch"
+        )
+        self._count = text(f"select count(*) from {table} where stream = :stream")
         self._known: dict[tuple[str, object], int] = {}
 
     async def resolve(self, stream: str, created: object) -> int:
+        """The epoch of this incarnation of ``stream``, numbering it if it is new."""
         key = (stream, created)
         if key in self._known:
             return self._known[key]
+        params = {"stream": stream, "created": created}
         async with self._sessions() as session:
-            added = await session.execute(self._add, {"stream": stream, "created": created})
-            row = (await session.execute(self._get, {"stream": stream, "created": created})).one()
+            epoch = await session.scalar(self._get, params)
+            if epoch is None:  # first seen: insert (a concurrent insert may win the race)
+                epoch = await session.scalar(self._add, params)
+                if epoch is not None and await session.scalar(self._count, params) > 1:
+                    log.error(
+                        "stream %s was re-created (created %s): it no longer holds the events "
+                        "before; positions now count in epoch %d. Restore the stream from a "
+                        "backup if you have one; services keep what they applied and never "
+                        "re-key it",
+                        stream,
+                        created,
+                        epoch,
+                    )
+                epoch = epoch or await session.scalar(self._get, params)
             await session.commit()
-        if getattr(added, "rowcount", 0) and row.seen > 1:
-            log.error(
-                "stream %s was re-created (created %s): it no longer holds the events before; "
-                "positions now count in epoch %d. Restore the stream from a backup if you have "
-                "one; services keep what they applied and never re-key it",
-                stream,
-                created,
-                row.epoch,
-            )
-        self._known[key] = int(row.epoch)
-        return int(row.epoch)
+        self._known[key] = int(epoch)
+        return int(epoch)

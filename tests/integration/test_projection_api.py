@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
+import nats
 import pytest
 
 from services.projection.app import create_app
@@ -137,3 +138,55 @@ async def test_an_event_type_it_does_not_know_is_kept_and_shown_raw(
 async def test_an_unknown_matter_is_404(projection: httpx.AsyncClient) -> None:
     assert (await projection.get(f"/api/v1/issues/{new_id()}")).status_code == 404
     assert (await projection.get(f"/api/v1/issues/{new_id()}/history")).status_code == 404
+
+
+async def test_a_matter_known_only_by_an_unknown_event_type_is_not_in_the_list(
+    projection: httpx.AsyncClient, settings: Settings
+) -> None:
+    stranger, known = new_id(), new_id()
+    novel = Envelope.model_validate(
+        {
+            **reported(stranger).model_dump(mode="json"),
+            "id": new_id(),
+            "type": "minqing.issue.merged",
+            "data": {"into": known},
+        }
+    )
+    await publish_raw(settings, ("issue.merged", novel.to_json(), novel.id))
+    await publish(settings, reported(known))
+    await eventually(lambda: total(projection), lambda n: n == 1)
+    history = await eventually(
+        lambda: projection.get(f"/api/v1/issues/{stranger}/history"),
+        lambda r: r.status_code == 200,
+    )
+    assert history.json()["events"][0]["type"] == "minqing.issue.merged"  # kept, shown raw
+    assert (await projection.get(f"/api/v1/issues/{stranger}")).status_code == 404
+    assert [i["issue_id"] for i in (await projection.get("/api/v1/issues")).json()["items"]] == [
+        known
+    ]
+
+
+async def test_a_re_created_stream_starts_a_new_epoch_and_no_event_is_lost(
+    projection: httpx.AsyncClient, settings: Settings
+) -> None:
+    before = [new_id() for _ in range(3)]
+    await publish(settings, *(reported(i) for i in before))
+    await eventually(lambda: total(projection), lambda n: n == 3)
+    nc = await nats.connect(settings.nats_url)
+    try:
+        await nc.jetstream().delete_stream(settings.stream_name)  # lost: sequences restart at 1
+    finally:
+        await nc.close()
+    after = [new_id() for _ in range(3)]
+    await publish(settings, *(reported(i) for i in after))  # publishing re-creates the stream
+    await publish(settings, *(assigned(i) for i in after))
+    await eventually(lambda: total(projection, status="assigned"), lambda n: n == 3, within=30)
+    assert await total(projection) == 6
+    for issue_id in after:
+        events = (await projection.get(f"/api/v1/issues/{issue_id}/history")).json()["events"]
+        assert [(e["type"], e["epoch"]) for e in events] == [
+            ("minqing.issue.reported", 2),
+            ("minqing.issue.assigned", 2),
+        ]
+    old = (await projection.get(f"/api/v1/issues/{before[0]}/history")).json()["events"]
+    assert [(e["epoch"], e["position"]) for e in old] == [(1, 1)]

@@ -1,0 +1,239 @@
+"""Every service's use cases, run against an in-memory unit of work: no NATS, no database."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from services.assignment.handlers import HANDLERS as ASSIGNMENT
+from services.assignment.handlers import Rules as AssignmentRules
+from services.assignment.handlers import on_issue_reported, on_lookback_failed
+from services.followup.domain import RecordLookback, ResolveIssue, WrongState
+from services.followup.handlers import HANDLERS as FOLLOWUP
+from services.followup.handlers import Rules as FollowupRules
+from services.followup.handlers import Tracked, on_issue_event, record_lookback, resolve_issue
+from services.intake.domain import ReportIssue
+from services.intake.handlers import IdempotencyKeyReused, report_issue
+from shared.calendar import WeekdayCalendar
+from shared.consumer import Rejected
+from shared.envelope import Envelope, wrap
+from shared.events import (
+    IssueAssigned,
+    IssueLookbackFailed,
+    IssueLookbackPassed,
+    IssueReported,
+    IssueResolved,
+)
+from shared.reference import Route, UnknownCode
+from tests.support.fakes import (
+    InMemoryAssignments,
+    InMemoryCases,
+    InMemoryReports,
+    InMemoryUnitOfWork,
+    Units,
+)
+
+FRIDAY_MORNING = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)  # 09:00 in Shihu
+TZ = "Asia/Shanghai"
+
+
+def clock() -> datetime:
+    return FRIDAY_MORNING
+
+
+def command(**changes: object) -> ReportIssue:
+    fields: dict[str, object] = {
+        "title": "Street lights out",
+        "description": "Six lamps dark on Shiguan Road",
+        "category": "street_lights",
+        "village": "shihu",
+        "source": "grid_center",
+        "reporter_name": "Zhang San",
+        "reporter_phone": "13800001234",
+    }
+    return ReportIssue(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+def as_published(event: IssueReported | IssueAssigned | IssueLookbackFailed) -> Envelope:
+    return wrap(event, issue_id="issue-1", service="x", actor="x", time=FRIDAY_MORNING)
+
+
+# ---------------------------------------------------------------------------------- intake
+
+
+async def test_a_report_records_one_event_and_keeps_the_contact_apart() -> None:
+    units = Units(InMemoryReports(), service="intake", clock=clock)
+
+    accepted = await report_issue(units, command())
+
+    [event] = units.committed
+    assert event.type == "minqing.issue.reported" and event.subject == accepted.issue_id
+    assert "Zhang San" not in event.to_json().decode()
+    assert list(units.store.contacts.values()) == [("Zhang San", "13800001234")]
+    assert event.data["reporter_ref"] in units.store.contacts
+
+
+async def test_a_retry_with_the_same_key_records_nothing_new() -> None:
+    units = Units(InMemoryReports(), service="intake", clock=clock)
+    first = await report_issue(units, command(), idempotency_key="k1", request_hash="h1")
+
+    again = await report_issue(units, command(), idempotency_key="k1", request_hash="h1")
+
+    assert (again.issue_id, again.created) == (first.issue_id, False)
+    assert len(units.committed) == 1
+
+
+async def test_the_same_key_with_another_body_is_refused() -> None:
+    units = Units(InMemoryReports(), service="intake", clock=clock)
+    await report_issue(units, command(), idempotency_key="k1", request_hash="h1")
+
+    with pytest.raises(IdempotencyKeyReused):
+        await report_issue(units, command(), idempotency_key="k1", request_hash="h2")
+
+
+# ------------------------------------------------------------------------------ assignment
+
+
+def assignment_rules() -> AssignmentRules:
+    def route(category: str, village: str) -> Route:
+        if category == "potholes":
+            raise UnknownCode("unknown category 'potholes'")
+        return Route(unit="town_construction", person_id="p1", person_name="Chen", working_days=5)
+
+    return AssignmentRules(route=route, calendar=WeekdayCalendar(), timezone=TZ)
+
+
+def assignment_uow() -> InMemoryUnitOfWork[InMemoryAssignments]:
+    return InMemoryUnitOfWork(InMemoryAssignments(), service="assignment", now=FRIDAY_MORNING)
+
+
+def reported_event(category: str = "street_lights") -> IssueReported:
+    return IssueReported(
+        title="t", description="d", category=category, village="shihu", source="visit"
+    )
+
+
+async def test_a_reported_matter_is_assigned_with_a_deadline_and_the_calendar_named() -> None:
+    uow = assignment_uow()
+    cause = as_published(reported_event())
+
+    await on_issue_reported(reported_event(), cause, uow, assignment_rules())
+
+    [assigned] = uow.recorded
+    assert assigned.causationid == cause.id and assigned.correlationid == cause.correlationid
+    assert assigned.data["deadline"] == "2026-12-04"  # five working days after that Friday
+    assert assigned.data["calendar"] == "weekdays"
+    assert uow.store.rows["issue-1"].assignment_no == 1
+
+
+async def test_a_repeated_report_is_not_assigned_twice() -> None:
+    uow = assignment_uow()
+    for _ in range(2):
+        await on_issue_reported(
+            reported_event(), as_published(reported_event()), uow, assignment_rules()
+        )
+    assert len(uow.recorded) == 1
+
+
+async def test_an_unknown_category_is_rejected_for_the_dead_letters() -> None:
+    with pytest.raises(Rejected, match="potholes"):
+        await on_issue_reported(
+            reported_event("potholes"),
+            as_published(reported_event()),
+            assignment_uow(),
+            assignment_rules(),
+        )
+
+
+async def test_a_failed_look_back_is_assigned_again() -> None:
+    uow = assignment_uow()
+    rules = assignment_rules()
+    await on_issue_reported(reported_event(), as_published(reported_event()), uow, rules)
+    failed = IssueLookbackFailed(
+        visitor="v",
+        notes="still dark",
+        assignment_no=1,
+        lookback_due=date(2026, 12, 8),
+        within_window=True,
+    )
+
+    await on_lookback_failed(failed, as_published(failed), uow, rules)
+
+    assert [e.data["assignment_no"] for e in uow.recorded] == [1, 2]
+
+
+def test_assignment_reacts_to_reports_and_failed_look_backs_only() -> None:
+    assert set(ASSIGNMENT) == {IssueReported, IssueLookbackFailed}
+
+
+# -------------------------------------------------------------------------------- followup
+
+
+def followup_rules() -> FollowupRules:
+    return FollowupRules(calendar=WeekdayCalendar(), timezone=TZ)
+
+
+async def assigned_case(units: Units[InMemoryCases]) -> None:
+    event = IssueAssigned(
+        unit="town_construction",
+        responsible_person_id="p1",
+        responsible_person_name="Chen",
+        deadline=date(2026, 12, 4),
+        working_days=5,
+        assignment_no=1,
+        reason="routed",
+        category="street_lights",
+        village="shihu",
+        calendar="weekdays",
+    )
+    uow = InMemoryUnitOfWork(units.store, service="followup", now=FRIDAY_MORNING)
+    await on_issue_event(event, as_published(event), uow, followup_rules())
+
+
+async def test_a_resolution_is_recorded_with_its_look_back_due_and_chained_to_the_case() -> None:
+    units = Units(InMemoryCases(), service="followup", clock=clock)
+    await assigned_case(units)
+    before: Tracked | None = units.store.rows["issue-1"]
+    assert before is not None
+
+    recorded = await resolve_issue(
+        units, followup_rules(), "issue-1", ResolveIssue(unit="town_construction", summary="ok")
+    )
+
+    [event] = units.committed
+    assert event.type == "minqing." + IssueResolved.TYPE
+    assert event.causationid == before.last_event_id
+    assert event.data["lookback_due"] == "2026-12-08"  # seven working days later
+    assert recorded.case.status == "resolved"
+
+
+async def test_a_passed_look_back_closes_the_loop() -> None:
+    units = Units(InMemoryCases(), service="followup", clock=clock)
+    await assigned_case(units)
+    rules = followup_rules()
+    await resolve_issue(
+        units, rules, "issue-1", ResolveIssue(unit="town_construction", summary="ok")
+    )
+
+    recorded = await record_lookback(
+        units, rules, "issue-1", RecordLookback(outcome="passed", visitor="v", notes="")
+    )
+
+    assert recorded.case.status == "closed"
+    assert units.committed[-1].type == "minqing." + IssueLookbackPassed.TYPE
+
+
+async def test_a_wrong_unit_records_nothing() -> None:
+    units = Units(InMemoryCases(), service="followup", clock=clock)
+    await assigned_case(units)
+
+    with pytest.raises(WrongState):
+        await resolve_issue(
+            units, followup_rules(), "issue-1", ResolveIssue(unit="water", summary="ok")
+        )
+    assert units.committed == []
+
+
+def test_followup_reacts_to_reports_and_assignments() -> None:
+    assert set(FOLLOWUP) == {IssueReported, IssueAssigned}
