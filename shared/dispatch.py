@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.consumer import ApplyBatch, Delivery, Outcome, outcome_of
 from shared.envelope import decode
 from shared.events import Event
-from shared.uow import UnitOfWork
+from shared.uow import Buffered, UnitOfWork
 
 S = TypeVar("S")
 D = TypeVar("D")
@@ -39,6 +39,8 @@ def event_applier(
 
     async def apply(session: AsyncSession, deliveries: Sequence[Delivery]) -> Mapping[str, Outcome]:
         uow = unit_of_work(session)
+        if isinstance(uow.store, Buffered):  # every touched matter in one query
+            await uow.store.preload([d.envelope.subject for d in deliveries])
         outcomes: dict[str, Outcome] = {}
         for delivery in deliveries:
             try:

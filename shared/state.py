@@ -1,22 +1,27 @@
 """One matter's state kept as a dataclass in a table keyed by ``issue_id``.
 
-The statements are built once per table, so SQLAlchemy compiles each a single time.
+The statements are built once per table, so SQLAlchemy compiles each a single time. A
+consumer's batch loads every matter it touches in one locked query (``preload``), works
+on the rows in memory and writes the changed ones back in one executemany (``flush``):
+two round trips per batch instead of two per event.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import Table, bindparam, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Table, Text, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 State = TypeVar("State", bound="DataclassInstance")
+Row = dict[str, Any]
 
 
 class StateTable(Generic[State]):
@@ -25,37 +30,75 @@ class StateTable(Generic[State]):
     def __init__(self, table: Table, cls: type[State]) -> None:
         self._cls = cls
         self._names = [f.name for f in fields(cls)]
-        key = table.c.issue_id == bindparam("issue_id")
-        self._select = select(table).where(key)
-        self._select_locked = self._select.with_for_update()
+        one = select(table).where(table.c.issue_id == bindparam("issue_id"))
+        self._select = one
+        self._select_locked = one.with_for_update()
+        many = table.c.issue_id == any_(bindparam("ids", type_=ARRAY(Text)))
+        # Locked in key order, so two batches touching the same matters cannot deadlock.
+        self._select_many_locked = (
+            select(table).where(many).order_by(table.c.issue_id).with_for_update()
+        )
         stmt = insert(table)
         self._upsert = stmt.on_conflict_do_update(
             index_elements=[table.c.issue_id],
             set_={c.name: stmt.excluded[c.name] for c in table.c if c.name != "issue_id"},
         )
 
-    async def load(
-        self, session: AsyncSession, issue_id: str, *, lock: bool = True
-    ) -> State | None:
-        """The state of one matter, locked for this transaction unless ``lock`` is false."""
-        row = await self.load_row(session, issue_id, lock=lock)
-        return None if row is None else self.state(row)
-
     async def load_row(
         self, session: AsyncSession, issue_id: str, *, lock: bool = True
-    ) -> dict[str, Any] | None:
+    ) -> Row | None:
         """The whole row of one matter (state and the columns beside it)."""
         query = self._select_locked if lock else self._select
         row = (await session.execute(query, {"issue_id": issue_id})).first()
         return None if row is None else row._asdict()
 
-    def state(self, row: dict[str, Any]) -> State:
+    async def load_rows(self, session: AsyncSession, issue_ids: Sequence[str]) -> dict[str, Row]:
+        """The rows of several matters, locked, in one query."""
+        rows = await session.execute(self._select_many_locked, {"ids": list(issue_ids)})
+        return {row.issue_id: row._asdict() for row in rows}
+
+    def state(self, row: Row) -> State:
         """The state held in a row."""
         return self._cls(**{name: row[name] for name in self._names})
 
-    async def save(
-        self, session: AsyncSession, issue_id: str, state: State, now: datetime, **extra: Any
-    ) -> None:
-        """Insert or replace the state of one matter (``extra``: columns beside the state)."""
-        values = {**asdict(state), **extra, "issue_id": issue_id, "updated_at": now}
-        await session.execute(self._upsert, values)
+    def row(self, issue_id: str, state: State, now: datetime, **extra: Any) -> Row:
+        """The row for a state (``extra``: columns beside the state)."""
+        return {**asdict(state), **extra, "issue_id": issue_id, "updated_at": now}
+
+    async def save_rows(self, session: AsyncSession, rows: Sequence[Row]) -> None:
+        """Insert or replace rows, in one executemany."""
+        if rows:
+            await session.execute(self._upsert, list(rows))
+
+
+class StateCache(Generic[State]):
+    """The rows of one transaction: loaded once, changed in memory, written at ``flush``."""
+
+    def __init__(self, table: StateTable[State], session: AsyncSession, now: datetime) -> None:
+        self._table = table
+        self._session = session
+        self._now = now
+        self._rows: dict[str, Row | None] = {}
+        self._dirty: dict[str, Row] = {}
+
+    async def preload(self, issue_ids: Sequence[str]) -> None:
+        """Load (and lock) the rows of these matters in one query."""
+        wanted = [i for i in dict.fromkeys(issue_ids) if i not in self._rows]
+        if wanted:
+            found = await self._table.load_rows(self._session, wanted)
+            for issue_id in wanted:
+                self._rows[issue_id] = found.get(issue_id)
+
+    async def get(self, issue_id: str, *, lock: bool = True) -> Row | None:
+        if issue_id not in self._rows:
+            self._rows[issue_id] = await self._table.load_row(self._session, issue_id, lock=lock)
+        return self._rows[issue_id]
+
+    def put(self, issue_id: str, state: State, **extra: Any) -> None:
+        row = self._table.row(issue_id, state, self._now, **extra)
+        self._rows[issue_id] = self._dirty[issue_id] = row
+
+    async def flush(self) -> None:
+        """Write the changed rows back."""
+        await self._table.save_rows(self._session, list(self._dirty.values()))
+        self._dirty.clear()

@@ -9,10 +9,10 @@ in-memory unit of work that keeps what was recorded.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +23,15 @@ from shared.events import Event
 from shared.outbox import Outbox
 
 S = TypeVar("S")
+
+
+@runtime_checkable
+class Buffered(Protocol):
+    """A store that keeps changes in memory until the unit of work flushes it."""
+
+    async def preload(self, issue_ids: Sequence[str]) -> None: ...
+
+    async def flush(self) -> None: ...
 
 
 class UnitOfWork(Generic[S]):
@@ -78,6 +87,8 @@ class SqlUnitOfWork(UnitOfWork[S]):
         self._flushed = 0
 
     async def flush(self) -> None:
+        if isinstance(self.store, Buffered):
+            await self.store.flush()
         await self._outbox.add(self.session, self.recorded[self._flushed :])
         self._flushed = len(self.recorded)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Column, Date, DateTime, Integer, MetaData, Table, Text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assignment.domain import Assignment
-from shared.state import StateTable
+from shared.state import StateCache, StateTable
 from shared.tables import plumbing_tables
 
 SCHEMA = "assignment"
@@ -29,18 +30,24 @@ assignments = Table(
 )
 
 plumbing = plumbing_tables(metadata)
-_state = StateTable(assignments, Assignment)
+_table = StateTable(assignments, Assignment)
 
 
 class SqlAssignments:
     """The ``Assignments`` store on the service's own table, in the caller's transaction."""
 
     def __init__(self, session: AsyncSession, now: datetime) -> None:
-        self._session = session
-        self._now = now
+        self._rows = StateCache(_table, session, now)
+
+    async def preload(self, issue_ids: Sequence[str]) -> None:
+        await self._rows.preload(issue_ids)
 
     async def get(self, issue_id: str) -> Assignment | None:
-        return await _state.load(self._session, issue_id)
+        row = await self._rows.get(issue_id)
+        return None if row is None else _table.state(row)
 
     async def save(self, issue_id: str, assignment: Assignment) -> None:
-        await _state.save(self._session, issue_id, assignment, self._now)
+        self._rows.put(issue_id, assignment)
+
+    async def flush(self) -> None:
+        await self._rows.flush()

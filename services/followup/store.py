@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Column, Date, DateTime, Integer, MetaData, Table, Text
@@ -9,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.followup.domain import Case
 from services.followup.handlers import Tracked
-from shared.state import StateTable
+from shared.state import StateCache, StateTable
 from shared.tables import plumbing_tables
 
 SCHEMA = "followup"
@@ -30,28 +31,31 @@ cases = Table(
 )
 
 plumbing = plumbing_tables(metadata)
-_state = StateTable(cases, Case)
+_table = StateTable(cases, Case)
 
 
 class SqlCases:
     """The ``Cases`` store on the service's own table, in the caller's transaction."""
 
     def __init__(self, session: AsyncSession, now: datetime) -> None:
-        self._session = session
-        self._now = now
+        self._rows = StateCache(_table, session, now)
+
+    async def preload(self, issue_ids: Sequence[str]) -> None:
+        await self._rows.preload(issue_ids)
 
     async def get(self, issue_id: str, *, lock: bool = True) -> Tracked | None:
-        row = await _state.load_row(self._session, issue_id, lock=lock)
+        row = await self._rows.get(issue_id, lock=lock)
         if row is None:
             return None
-        return Tracked(_state.state(row), row["last_event_id"], row["correlation_id"])
+        return Tracked(_table.state(row), row["last_event_id"], row["correlation_id"])
 
     async def save(self, issue_id: str, tracked: Tracked) -> None:
-        await _state.save(
-            self._session,
+        self._rows.put(
             issue_id,
             tracked.case,
-            self._now,
             last_event_id=tracked.last_event_id,
             correlation_id=tracked.correlation_id,
         )
+
+    async def flush(self) -> None:
+        await self._rows.flush()
