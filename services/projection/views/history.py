@@ -9,8 +9,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Table, Text, func, select
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projection.domain import Recorded
@@ -103,7 +115,8 @@ async def recorded(session: AsyncSession, issue_ids: Sequence[str]) -> dict[str,
             events.c.dataversion,
             events.c.time,
             events.c.data,
-        ).where(events.c.issue_id.in_(issue_ids))
+        ).where(events.c.issue_id == any_(bindparam("ids", type_=ARRAY(Text)))),
+        {"ids": list(issue_ids)},
     )
     found: dict[str, list[Recorded]] = {}
     for r in rows:

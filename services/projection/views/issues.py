@@ -24,10 +24,12 @@ from sqlalchemy import (
     Select,
     Table,
     Text,
+    any_,
+    bindparam,
     func,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projection.domain import IssueView, Recorded, fold, step
@@ -130,8 +132,13 @@ def _record(delivery: Delivery) -> Recorded:
     return Recorded(delivery.position, e.type, e.dataversion, e.time, e.data, delivery.epoch, e.id)
 
 
+_SELECT_MANY = select(issues).where(
+    issues.c.issue_id == any_(bindparam("ids", type_=ARRAY(Text)))
+)  # one statement text whatever the batch size: prepared once
+
+
 async def _load(session: AsyncSession, issue_ids: list[str]) -> dict[str, IssueView]:
-    rows = await session.execute(select(issues).where(issues.c.issue_id.in_(issue_ids)))
+    rows = await session.execute(_SELECT_MANY, {"ids": issue_ids})
     return {row.issue_id: _view(row._asdict()) for row in rows}
 
 
