@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, OperationalError
 
+from shared import edge
 from shared.contract import asyncapi
 
 if TYPE_CHECKING:
@@ -16,18 +16,9 @@ if TYPE_CHECKING:
 
 
 def install(app: FastAPI, runtime: Runtime) -> None:
-    """Add the shared routes, and answer 503 (not 500) while the database is unreachable."""
+    """Add the shared routes, and the edge: body limit, 4xx for client errors, 503 outages."""
     app.include_router(health_router(runtime))
-
-    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(
-            {"detail": "the database is unavailable; nothing was recorded, please retry"},
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
-
-    for error in (OperationalError, DBAPIError, ConnectionError, OSError):
-        app.add_exception_handler(error, database_unavailable)
+    edge.install(app, runtime.settings)
 
 
 def health_router(runtime: Runtime) -> APIRouter:

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(200, ge=1, le=5000)
     relay_poll_seconds: float = Field(0.5, gt=0)
     startup_timeout_seconds: float = Field(30.0, gt=0)
+    # The HTTP edge: a larger request body is refused with 413 (reports are a few KiB).
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # Database waits: opening a connection, one statement (the client gives up one second
+    # after the server should have), and waiting for a free connection from the pool.
+    database_connect_timeout_seconds: float = Field(5.0, gt=0)
+    database_statement_timeout_seconds: float = Field(5.0, gt=0)
+    database_pool_timeout_seconds: float = Field(5.0, gt=0)
 
     def port(self, service: ServiceName) -> int:
         """The HTTP port of one service."""
