@@ -35,7 +35,9 @@ async def report_issue(
     correlation_id: str | None = None,
 ) -> Accepted:
     """Accept a matter; a retried request with the same Idempotency-Key gets the same issue."""
-    if idempotency_key and (earlier := await _by_key(rt, idempotency_key, request_hash)):
+    if idempotency_key and (
+        earlier := await _by_key(rt, command.source, idempotency_key, request_hash)
+    ):
         return earlier
     now = rt.clock()
     issue_id = new_id()
@@ -72,19 +74,21 @@ async def report_issue(
             await add_events(session, plumbing.outbox, rt.settings.subject_prefix, [envelope])
     except IntegrityError:
         # A concurrent request with the same key won the race: answer as it did.
-        if idempotency_key and (earlier := await _by_key(rt, idempotency_key, request_hash)):
+        if idempotency_key and (
+            earlier := await _by_key(rt, command.source, idempotency_key, request_hash)
+        ):
             return earlier
         raise
     rt.relay.notify()
     return Accepted(issue_id=issue_id, event_id=envelope.id, created=True)
 
 
-async def _by_key(rt: Runtime, key: str, request_hash: str | None) -> Accepted | None:
+async def _by_key(rt: Runtime, source: str, key: str, request_hash: str | None) -> Accepted | None:
     async with rt.sessions() as session:
         row = (
             await session.execute(
                 select(reports.c.issue_id, reports.c.event_id, reports.c.request_hash).where(
-                    reports.c.idempotency_key == key
+                    reports.c.source == source, reports.c.idempotency_key == key
                 )
             )
         ).first()

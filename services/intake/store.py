@@ -1,6 +1,6 @@
 """Intake's own schema: accepted reports, reporters' contact details, and the plumbing."""
 
-from sqlalchemy import Column, DateTime, Float, MetaData, Table, Text
+from sqlalchemy import Column, DateTime, Float, MetaData, Table, Text, UniqueConstraint
 
 from shared.tables import plumbing_tables
 
@@ -22,8 +22,11 @@ reports = Table(
     Column("lat", Float),
     Column("lon", Float),
     Column("received_at", DateTime(timezone=True), nullable=False),
-    Column("idempotency_key", Text, unique=True),
+    Column("idempotency_key", Text),
     Column("request_hash", Text),
+    # An Idempotency-Key is the caller's: scoped by the source channel until callers
+    # authenticate.
+    UniqueConstraint("source", "idempotency_key", name="reports_source_idempotency_key_key"),
 )
 
 # Personal data stays here; events carry only the opaque reporter_ref.
