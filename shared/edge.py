@@ -3,7 +3,8 @@
 - A request body over ``MINQING_MAX_BODY_BYTES`` is a 413, decided from Content-Length when
   given and otherwise as the body streams in, never after buffering it whole.
 - A validation error is a 422 listing ``loc``, ``msg`` and ``type`` of each error; it never
-  echoes the input, and what it quotes is shortened and always encodable.
+  echoes the input, and what it quotes is shortened and always encodable. A malformed path
+  parameter alone (an issue id that is not a ULID) is a 404, as an unknown id is.
 - Database errors: a lost connection or a timeout is a 503 with Retry-After (nothing was
   recorded, retry); a value the database refuses (SQLSTATE class 22) is a 422; anything
   else is a 500, logged.
@@ -78,6 +79,11 @@ def _message(error: Mapping[str, Any]) -> object:
 
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    locations = [tuple(error.get("loc", ())) for error in exc.errors()]
+    if locations and all(loc[:1] == ("path",) for loc in locations):
+        # A malformed id names nothing, as an unknown one: the same answer, 404.
+        names = ", ".join(sorted({str(quoted(loc[-1])) for loc in locations}))
+        return JSONResponse({"detail": f"not found: malformed {names}"}, status_code=404)
     errors = [
         {
             "loc": [quoted(part) for part in error.get("loc", ())],

@@ -223,13 +223,14 @@ async def test_errors_never_echo_unbounded_input(
         "/api/v1/issues/{long}",
     ],
 )
-async def test_a_malformed_issue_id_is_a_client_error_in_the_projection(
+async def test_a_malformed_issue_id_is_not_found_in_the_projection(
     projection: httpx.AsyncClient, path: str
 ) -> None:
     issue_id = new_id()
     url = path.format(id=issue_id, lower=issue_id.lower(), long=issue_id * 400)
     response = await projection.get(url)
-    assert_small_error(response, 422)
+    assert_small_error(response, 404)
+    assert response.json()["detail"] == "not found: malformed issue_id"
 
 
 STEPS = {
@@ -239,14 +240,26 @@ STEPS = {
 
 
 @pytest.mark.parametrize("bad_id", ["{id}%00", "%00", "{id}{id}", "{lower}"])
-async def test_a_malformed_issue_id_is_a_client_error_in_followup(
+async def test_a_malformed_issue_id_is_not_found_in_followup(
     followup: httpx.AsyncClient, bad_id: str
 ) -> None:
     issue_id = new_id()
     bad = bad_id.format(id=issue_id, lower=issue_id.lower())
     for step, body in STEPS.items():
-        assert_small_error(await followup.post(f"/api/v1/issues/{bad}/{step}", json=body), 422)
-    assert_small_error(await followup.get(f"/api/v1/issues/{bad}"), 422)
+        assert_small_error(await followup.post(f"/api/v1/issues/{bad}/{step}", json=body), 404)
+    assert_small_error(await followup.get(f"/api/v1/issues/{bad}"), 404)
+
+
+async def test_a_malformed_issue_id_with_a_bad_body_lists_both(
+    followup: httpx.AsyncClient,
+) -> None:
+    response = await followup.post("/api/v1/issues/%00/lookback", json={"outcome": "maybe"})
+    errors = assert_small_error(response, 422)
+    assert {tuple(e["loc"]) for e in errors} == {
+        ("path", "issue_id"),
+        ("body", "outcome"),
+        ("body", "visitor"),
+    }
 
 
 async def test_offsets_are_bounded(projection: httpx.AsyncClient) -> None:
