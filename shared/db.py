@@ -10,23 +10,39 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from shared.settings import Settings
+
 Sessions = async_sessionmaker[AsyncSession]
 
+# The client waits this much longer than the server's statement_timeout, so that a slow
+# statement ends with the server's clean error and only a hung server hits the client's.
+CLIENT_GRACE_SECONDS = 1.0
 
-def make_engine(url: str) -> AsyncEngine:
-    """An engine with pre-ping, so a restarted database does not fail the first request."""
-    return create_async_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+def make_engine(url: str, settings: Settings) -> AsyncEngine:
+    """An engine whose every wait is bounded: connect, statement, and pool checkout.
+
+    No pre-ping (it costs a round trip per checkout): after a database restart the first
+    statement on a dead connection fails (a 503 at the edge), SQLAlchemy then invalidates
+    the whole pool, and the next request connects afresh.
+    """
+    statement_timeout = settings.database_statement_timeout_seconds
+    return create_async_engine(
+        url,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=settings.database_pool_timeout_seconds,
+        connect_args={
+            "timeout": settings.database_connect_timeout_seconds,
+            "command_timeout": statement_timeout + CLIENT_GRACE_SECONDS,
+            "server_settings": {"statement_timeout": str(round(statement_timeout * 1000))},
+        },
+    )
 
 
 def make_sessions(engine: AsyncEngine) -> Sessions:
     """Sessions that keep loaded values usable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-async def ping(engine: AsyncEngine) -> None:
-    """Raise unless the database answers."""
-    async with engine.connect() as conn:
-        await conn.execute(text("select 1"))
 
 
 async def reachable(sessions: Sessions) -> None:

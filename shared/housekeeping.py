@@ -13,7 +13,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, text
 
 from shared.db import Sessions
 from shared.faults import OutageLog
@@ -57,6 +57,8 @@ class Housekeeping:
         }
         removed = {}
         async with self._sessions() as session:
+            # A first prune after a long time can be big: allow it more than a request.
+            await session.execute(text("set local statement_timeout = '10min'"))
             for name, statement in statements.items():
                 result = await session.execute(statement)
                 removed[name] = int(getattr(result, "rowcount", 0) or 0)

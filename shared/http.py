@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Protocol
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+
+from shared import edge
+from shared.settings import Settings
 
 
 class Operated(Protocol):
@@ -14,6 +16,9 @@ class Operated(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def settings(self) -> Settings: ...
 
     async def ready(self) -> tuple[bool, dict[str, str]]: ...
 
@@ -23,18 +28,9 @@ class Operated(Protocol):
 
 
 def install(app: FastAPI, runtime: Operated) -> None:
-    """Add the shared routes, and answer 503 (not 500) while the database is unreachable."""
+    """Add the shared routes, and the edge: body limit, 4xx for client errors, 503 outages."""
     app.include_router(health_router(runtime))
-
-    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(
-            {"detail": "the database is unavailable; nothing was recorded, please retry"},
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
-
-    for error in (OperationalError, DBAPIError, ConnectionError, OSError):
-        app.add_exception_handler(error, database_unavailable)
+    edge.install(app, runtime.settings)
 
 
 def health_router(runtime: Operated) -> APIRouter:

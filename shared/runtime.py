@@ -155,7 +155,7 @@ def build_runtime(
     name: ServiceName, settings: Settings, plumbing: Plumbing, *, clock: Clock = system_clock
 ) -> Runtime:
     """Wire the parts; nothing connects until ``start``."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, settings)
     broker = NatsBroker(
         settings.nats_url,
         log_level=logging.DEBUG,  # per-message logs off: our own code logs what matters

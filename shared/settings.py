@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     retention_days: float = Field(30.0, gt=0)
     dead_letter_retention_days: float = Field(90.0, gt=0)
     prune_interval_seconds: float = Field(3600.0, gt=0)
+    # The HTTP edge: a larger request body is refused with 413 (reports are a few KiB).
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # Database waits: opening a connection, one statement (the client gives up one second
+    # after the server should have), and waiting for a free connection from the pool.
+    database_connect_timeout_seconds: float = Field(5.0, gt=0)
+    database_statement_timeout_seconds: float = Field(5.0, gt=0)
+    database_pool_timeout_seconds: float = Field(5.0, gt=0)
 
     def port(self, service: ServiceName) -> int:
         """The HTTP port of one service."""

@@ -19,12 +19,14 @@ from services.followup.handlers import (
     record_lookback,
     resolve_issue,
 )
+from shared.edge import IssueId
 from shared.events import IssueStatus
 from shared.reference import code_of
+from shared.text import Line, Text
 from shared.uow import UowFactory
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Summary = Annotated[Text, StringConstraints(min_length=1, max_length=5000)]
+Name = Annotated[Line, StringConstraints(min_length=1, max_length=100)]
 
 
 class _Input(BaseModel):
@@ -35,7 +37,7 @@ class ResolutionIn(_Input):
     """The assigned unit reports the matter solved."""
 
     unit: Annotated[str, AfterValidator(code_of("units"))]
-    summary: Text
+    summary: Summary
     resolved_by: Name | None = None
 
 
@@ -44,7 +46,7 @@ class LookbackIn(_Input):
 
     outcome: Literal["passed", "failed"]
     visitor: Name
-    notes: Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)] = ""
+    notes: Text = ""
 
     @model_validator(mode="after")
     def _failed_says_why(self) -> Self:
@@ -79,19 +81,19 @@ def build_router(units: UowFactory[Cases], rules: Rules) -> APIRouter:
     }
 
     @router.post("/{issue_id}/resolution", status_code=201, responses=errors)
-    async def post_resolution(issue_id: str, body: ResolutionIn) -> StepRecorded:
+    async def post_resolution(issue_id: IssueId, body: ResolutionIn) -> StepRecorded:
         """The assigned unit cancels the item; a look-back is then due in 7 working days."""
         command = ResolveIssue(unit=body.unit, summary=body.summary, resolved_by=body.resolved_by)
         return _answer(issue_id, await _guard(resolve_issue(units, rules, issue_id, command)))
 
     @router.post("/{issue_id}/lookback", status_code=201, responses=errors)
-    async def post_lookback(issue_id: str, body: LookbackIn) -> StepRecorded:
+    async def post_lookback(issue_id: IssueId, body: LookbackIn) -> StepRecorded:
         """Record the look-back visit: passed closes the matter, failed reopens it."""
         command = RecordLookback(outcome=body.outcome, visitor=body.visitor, notes=body.notes)
         return _answer(issue_id, await _guard(record_lookback(units, rules, issue_id, command)))
 
     @router.get("/{issue_id}", responses={404: {"description": "No such matter"}})
-    async def get_case(issue_id: str) -> CaseOut:
+    async def get_case(issue_id: IssueId) -> CaseOut:
         """What followup knows of the matter: whether it can be resolved or visited now."""
         tracked = await load_case(units, issue_id)
         if tracked is None:

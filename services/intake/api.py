@@ -18,9 +18,9 @@ from pydantic import (
 from services.intake.domain import ReportIssue
 from services.intake.handlers import IdempotencyKeyReused, Reports, report_issue
 from shared.reference import ReferenceData, code_of
+from shared.text import Finite, Line, Text
 from shared.uow import UowFactory
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Phone = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 \-]{4,24}$")
 ]
@@ -31,14 +31,14 @@ class _Input(BaseModel):
 
 
 class ReporterIn(_Input):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    name: Annotated[Line, StringConstraints(max_length=100)] | None = None
     phone: Phone | None = None
 
 
 class LocationIn(_Input):
-    address: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
-    lat: float | None = Field(None, ge=-90, le=90)
-    lon: float | None = Field(None, ge=-180, le=180)
+    address: Annotated[Line, StringConstraints(max_length=500)] | None = None
+    lat: Annotated[Finite, Field(ge=-90, le=90)] | None = None
+    lon: Annotated[Finite, Field(ge=-180, le=180)] | None = None
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> Self:
@@ -50,14 +50,14 @@ class LocationIn(_Input):
 class ReportIn(_Input):
     """A matter as a department system, a staff member or a resident reports it."""
 
-    title: Annotated[Text, StringConstraints(max_length=200)]
-    description: Annotated[Text, StringConstraints(max_length=5000)]
+    title: Annotated[Text, StringConstraints(min_length=1, max_length=200)]
+    description: Annotated[Text, StringConstraints(min_length=1, max_length=5000)]
     category: Annotated[str, AfterValidator(code_of("categories"))]
     village: Annotated[str, AfterValidator(code_of("villages"))]
     source: Annotated[str, AfterValidator(code_of("sources"))]
     reporter: ReporterIn | None = None
     location: LocationIn | None = None
-    recorded_by: Annotated[Text, StringConstraints(max_length=100)] | None = None
+    recorded_by: Annotated[Line, StringConstraints(min_length=1, max_length=100)] | None = None
 
     def to_command(self) -> ReportIssue:
         reporter = self.reporter or ReporterIn()
@@ -93,8 +93,8 @@ def build_router(units: UowFactory[Reports], ref: ReferenceData) -> APIRouter:
     async def post_report(
         body: ReportIn,
         response: Response,
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-        x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
+        idempotency_key: Annotated[Line | None, Header(max_length=200)] = None,
+        x_correlation_id: Annotated[Line | None, Header(max_length=200)] = None,
     ) -> ReportAccepted:
         """Put a matter on the list; it is routed and assigned automatically."""
         # The validated request, not its bytes: a retry may format the same JSON differently.

@@ -37,7 +37,9 @@ class IdempotencyKeyReused(Exception):
 class Reports(Protocol):
     """Accepted reports and, apart from them, the reporters' contact details."""
 
-    async def by_key(self, key: str) -> Earlier | None: ...
+    async def by_key(self, source: str, key: str) -> Earlier | None:
+        """The report a channel (``source``) sent earlier under this Idempotency-Key."""
+        ...
 
     async def add(
         self,
@@ -66,7 +68,9 @@ async def report_issue(
     """Accept a matter; a retried request with the same Idempotency-Key gets the same issue."""
     try:
         async with units() as uow:
-            if idempotency_key and (earlier := await _earlier(uow, idempotency_key, request_hash)):
+            if idempotency_key and (
+                earlier := await _earlier(uow, command.source, idempotency_key, request_hash)
+            ):
                 return earlier
             accepted = await _accept(uow, command, idempotency_key, request_hash, correlation_id)
             await uow.commit()
@@ -75,7 +79,7 @@ async def report_issue(
         # A concurrent request with the same key won the race: answer as it did.
         if idempotency_key:
             async with units() as uow:
-                if earlier := await _earlier(uow, idempotency_key, request_hash):
+                if earlier := await _earlier(uow, command.source, idempotency_key, request_hash):
                     return earlier
         raise
 
@@ -108,8 +112,10 @@ async def _accept(
     return Accepted(issue_id=issue_id, event_id=envelope.id, created=True)
 
 
-async def _earlier(uow: UnitOfWork[Reports], key: str, request_hash: str | None) -> Accepted | None:
-    earlier = await uow.store.by_key(key)
+async def _earlier(
+    uow: UnitOfWork[Reports], source: str, key: str, request_hash: str | None
+) -> Accepted | None:
+    earlier = await uow.store.by_key(source, key)
     if earlier is None:
         return None
     if earlier.request_hash != request_hash:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, Float, MetaData, Table, Text, insert, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    insert,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.handlers import Earlier
@@ -29,8 +39,11 @@ reports = Table(
     Column("lat", Float),
     Column("lon", Float),
     Column("received_at", DateTime(timezone=True), nullable=False),
-    Column("idempotency_key", Text, unique=True),
+    Column("idempotency_key", Text),
     Column("request_hash", Text),
+    # An Idempotency-Key is the caller's: scoped by the source channel until callers
+    # authenticate.
+    UniqueConstraint("source", "idempotency_key", name="reports_source_idempotency_key_key"),
 )
 
 # Personal data stays here; events carry only the opaque reporter_ref.
@@ -52,9 +65,9 @@ class SqlReports:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def by_key(self, key: str) -> Earlier | None:
+    async def by_key(self, source: str, key: str) -> Earlier | None:
         query = select(reports.c.issue_id, reports.c.event_id, reports.c.request_hash).where(
-            reports.c.idempotency_key == key
+            reports.c.source == source, reports.c.idempotency_key == key
         )
         row = (await self._session.execute(query)).first()
         return None if row is None else Earlier(row.issue_id, row.event_id, row.request_hash)

@@ -14,8 +14,11 @@ from services.projection.domain import IssueView, is_overdue
 from services.projection.views import history, issues
 from shared.clock import Clock, local_date
 from shared.db import Sessions
+from shared.edge import IssueId
 from shared.events import IssueStatus
 from shared.reference import Kind, active, require
+
+MAX_OFFSET = 1_000_000  # deeper pages are refused (422): narrow the filters instead
 
 
 def _optional_code(kind: Kind) -> Callable[[str | None], str | None]:
@@ -102,7 +105,7 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str) -> APIRouter:
         ] = None,
         overdue: bool = False,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> IssuePage:
         """The list (台账), newest first; filter by status, village, unit, category, overdue."""
         f = issues.IssueFilter(status_, village, unit, category, today() if overdue else None)
@@ -111,7 +114,7 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str) -> APIRouter:
         return IssuePage(items=[out(v) for v in views], total=total, limit=limit, offset=offset)
 
     @router.get("/{issue_id}", responses={404: {"description": "No such matter"}})
-    async def get_issue(issue_id: str) -> IssueOut:
+    async def get_issue(issue_id: IssueId) -> IssueOut:
         """The current state of one matter."""
         async with sessions() as session:
             view = await issues.get_issue(session, issue_id)
@@ -120,7 +123,7 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str) -> APIRouter:
         return out(view)
 
     @router.get("/{issue_id}/history", responses={404: {"description": "No such matter"}})
-    async def get_history(issue_id: str) -> History:
+    async def get_history(issue_id: IssueId) -> History:
         """The audit trail: every event of the matter, in stream order."""
         async with sessions() as session:
             events = await history.trail(session, issue_id)

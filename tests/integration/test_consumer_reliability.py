@@ -266,7 +266,9 @@ async def test_a_database_outage_does_not_spend_the_retry_budget(settings: Setti
     await publish(settings, event)
     settings = settings.model_copy(update={"consumer_max_deliver": 2})
     app = assignment_app(settings)
-    unreachable = make_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none")
+    unreachable = make_engine(
+        f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none", settings
+    )
     async with serve(app) as client:
         rt: Runtime = app.state.runtime
         rt.sessions.configure(bind=unreachable)  # the database goes away

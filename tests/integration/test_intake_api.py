@@ -139,6 +139,27 @@ async def test_a_retry_with_the_same_idempotency_key_gets_the_same_matter(
     assert "different request" in changed.json()["detail"]
 
 
+async def test_an_idempotency_key_belongs_to_the_source_that_sent_it(
+    intake: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    client, rt = intake
+    headers = {"Idempotency-Key": "ticket-0042"}
+    hotline = {**REPORT, "source": "hotline_12345"}
+    grid = {**REPORT, "source": "grid_center"}
+    first = await client.post("/api/v1/reports", json=hotline, headers=headers)
+    other = await client.post("/api/v1/reports", json=grid, headers=headers)
+    assert (first.status_code, other.status_code) == (201, 201), other.text
+    assert first.json()["issue_id"] != other.json()["issue_id"]
+
+    retry = await client.post("/api/v1/reports", json=grid, headers=headers)
+    assert (retry.status_code, retry.json()) == (200, other.json())
+    changed = await client.post(
+        "/api/v1/reports", json={**grid, "title": "Another matter"}, headers=headers
+    )
+    assert changed.status_code == 409
+    assert await stored(rt) == (2, 2, 2)
+
+
 async def test_an_anonymous_report_has_no_reporter_reference(
     intake: tuple[httpx.AsyncClient, Runtime], settings: Settings
 ) -> None:
@@ -182,7 +203,9 @@ async def test_a_database_outage_is_a_503_to_retry_and_records_nothing(
     intake: tuple[httpx.AsyncClient, Runtime], settings: Settings
 ) -> None:
     client, rt = intake
-    unreachable = make_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none")
+    unreachable = make_engine(
+        f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none", settings
+    )
     rt.sessions.configure(bind=unreachable)
     try:
         response = await client.post("/api/v1/reports", json=REPORT)

@@ -78,9 +78,9 @@ class InMemoryReports:
         self.reports: dict[str, tuple[str, IssueReported, str | None, str | None]] = {}
         self.contacts: dict[str, tuple[str | None, str | None]] = {}
 
-    async def by_key(self, key: str) -> Earlier | None:
-        for issue_id, (event_id, _, k, request_hash) in self.reports.items():
-            if k == key:
+    async def by_key(self, source: str, key: str) -> Earlier | None:
+        for issue_id, (event_id, report, k, request_hash) in self.reports.items():
+            if (report.source, k) == (source, key):
                 return Earlier(issue_id, event_id, request_hash)
         return None
 

@@ -1,12 +1,12 @@
 """Plumbing shape 2: inbox and dead letters per consumer, raw dead letters, positions, epochs.
 
-Revision ID: intake_0002
+Revision ID: intake_0003
 """
 
 from shared.migration_ops import upgrade_plumbing_v2
 
-revision = "intake_0002"
-down_revision = "intake_0001"
+revision = "intake_0003"
+down_revision = "intake_0002"
 branch_labels = None
 depends_on = None
 SCHEMA = "intake"
