@@ -10,11 +10,33 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from shared.infra import EmbeddedNats, EmbeddedPostgres, docker_available, ensure_database
+from shared.embedded import EmbeddedNats, EmbeddedPostgres
+from shared.infra import ensure_database
 
 NATS_IMAGE = "nats:2.11"
 POSTGRES_IMAGE = "postgres:16-alpine"
 TEST_DATABASE = "minqing_test"
+
+
+def docker_available(timeout: float = 2.0) -> bool:
+    """True only if a Docker engine answers a ping within ``timeout`` seconds."""
+    try:
+        import docker  # type: ignore[import-untyped]
+        from testcontainers.core.docker_client import get_docker_host
+
+        host = get_docker_host()
+        seconds = max(1, round(timeout))
+        client = (
+            docker.DockerClient(base_url=host, timeout=seconds)
+            if host
+            else docker.from_env(timeout=seconds)
+        )
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
 
 
 def _temp_dir(stack: ExitStack, prefix: str) -> Path:
