@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import runpy
+import sys
 from pathlib import Path
 
 from alembic import command, context
@@ -87,6 +88,16 @@ def revision(
     rev_id = next_revision_id(config, service)
     # The file is named like the first ones: 0002_<slug>.py ("%%": ConfigParser escaping).
     config.set_main_option("file_template", rev_id.rsplit("_", 1)[1] + "_%%(slug)s")
+    ruff = Path(sys.executable).parent / "ruff"  # a development install: format the draft
+    if ruff.is_file():
+        hooks = {
+            "hooks": "ruff_format",
+            "ruff_format.type": "exec",
+            "ruff_format.executable": str(ruff),
+            "ruff_format.options": "format REVISION_SCRIPT_FILENAME",
+        }
+        for key, value in hooks.items():
+            config.set_section_option("post_write_hooks", key, value)
     script = command.revision(config, message=message, autogenerate=autogenerate, rev_id=rev_id)
     if script is None or isinstance(script, list):
         raise RuntimeError(f"Alembic wrote no single revision for {service}: {script!r}")

@@ -1,0 +1,100 @@
+"""`minqing db revision` drafts a service's next migration from its tables in store.py."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from typer.testing import CliRunner
+
+from shared.cli import app
+from shared.migrations import migrations_dir, revision, upgrade
+from shared.settings import ServiceName
+
+
+def _versions_copy(service: ServiceName, tmp_path: Path) -> Path:
+    """The service's revisions, copied so that a test can add one without touching the repo."""
+    versions = tmp_path / "versions"
+    shutil.copytree(migrations_dir(service) / "versions", versions)
+    return versions
+
+
+def _assigned(path: Path, name: str) -> str | None:
+    """The string assigned to ``name`` at the top of a revision file (either quotes)."""
+    found = re.search(rf"^{name} = ['\"](\w+)['\"]$", path.read_text(), re.MULTILINE)
+    return found.group(1) if found else None
+
+
+def _upgrade_body(path: Path) -> str:
+    source = path.read_text()
+    return source[source.index("def upgrade()") : source.index("def downgrade()")]
+
+
+async def _execute(url: str, statement: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("service", ["intake", "projection"])
+async def test_autogenerate_on_a_migrated_database_finds_nothing_to_do(
+    database_url: str, service: ServiceName, tmp_path: Path
+) -> None:
+    versions = _versions_copy(service, tmp_path)
+    path = await asyncio.to_thread(
+        revision, database_url, service, "nothing", autogenerate=True, versions_dir=versions
+    )
+    assert path == versions / "0002_nothing.py"
+    assert _assigned(path, "revision") == f"{service}_0002"
+    assert _assigned(path, "down_revision") == f"{service}_0001"
+    assert "op." not in _upgrade_body(path)
+
+
+async def test_autogenerate_drafts_the_table_the_database_lacks(
+    database_url: str, tmp_path: Path
+) -> None:
+    await _execute(database_url, "drop table intake.reporter_contacts")
+    versions = _versions_copy("intake", tmp_path)
+    path = await asyncio.to_thread(
+        revision, database_url, "intake", "contacts again", autogenerate=True, versions_dir=versions
+    )
+    upgrade_body = _upgrade_body(path)
+    assert re.search(r"op\.create_table\(\s*['\"]reporter_contacts['\"]", upgrade_body)
+    assert re.search(r"schema=['\"]intake['\"]", upgrade_body)
+    assert upgrade_body.count("op.") == 1  # nothing from the other services' schemas
+
+    await asyncio.to_thread(upgrade, database_url, "intake", versions_dir=versions)
+    await _execute(database_url, "select name, phone from intake.reporter_contacts")
+
+
+def test_db_revision_command_numbers_revisions_in_sequence(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MINQING_DATABASE_URL", database_url)
+    versions = _versions_copy("followup", tmp_path)
+    runner = CliRunner()
+    for message in ("first step", "second step"):
+        result = runner.invoke(
+            app, ["db", "revision", "followup", "-m", message, "--versions-dir", str(versions)]
+        )
+        assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in versions.glob("*.py")) == [
+        "0001_initial.py",
+        "0002_first_step.py",
+        "0003_second_step.py",
+    ]
+    assert _assigned(versions / "0003_second_step.py", "down_revision") == "followup_0002"
+
+
+def test_db_commands_refuse_an_unknown_service() -> None:
+    result = CliRunner().invoke(app, ["db", "revision", "billing", "-m", "x"])
+    assert result.exit_code != 0
+    assert "unknown service" in result.output
