@@ -38,33 +38,29 @@ def nats_server_binary() -> Path:
 
 async def _jetstream_answers(url: str) -> bool:
     """Whether a JetStream-enabled NATS server answers at ``url`` within a short time."""
-    try:
-        async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
-            return await _account_info(url)
-    except Exception:
-        return False
-
-
-async def _account_info(url: str) -> bool:
-    """Connect without reconnecting (at most two quick tries) and ask for the account info."""
 
     async def _quiet(_: Exception) -> None:
         """Swallow connection errors while probing."""
 
-    # max_reconnect_attempts=0 would retry the *initial* connect forever in nats-py 2.16.
-    nc = await nats.connect(
-        url,
-        connect_timeout=1,
-        allow_reconnect=False,
-        max_reconnect_attempts=1,
-        reconnect_time_wait=0.1,
-        error_cb=_quiet,
-    )
     try:
-        await nc.jetstream().account_info()
-        return True
-    finally:
-        await nc.close()
+        async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+            # At most two quick tries: max_reconnect_attempts=0 would retry the *initial*
+            # connect forever in nats-py 2.16.
+            nc = await nats.connect(
+                url,
+                connect_timeout=1,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.1,
+                error_cb=_quiet,
+            )
+            try:
+                await nc.jetstream().account_info()
+                return True
+            finally:
+                await nc.close()
+    except Exception:
+        return False
 
 
 class EmbeddedNats(ServerProcess):
