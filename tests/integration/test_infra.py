@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nats
@@ -20,7 +21,14 @@ from shared.embedded import EmbeddedNats, EmbeddedPostgres
 from shared.embedded.nats import NATS_CONFIG, nats_server_binary
 from shared.embedded.process import process_alive
 from shared.infra import ensure_database, free_port, run_sync
-from tests.support.servers import docker_available
+from tests.support.servers import docker_available, scratch_dir
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """Not under pytest's own temp root: see ``scratch_dir``."""
+    with scratch_dir("minqing-infra-") as path:
+        yield path
 
 
 async def _scalar(url: str, sql: str) -> object:

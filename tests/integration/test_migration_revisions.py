@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from typer.testing import CliRunner
 
 from shared.cli import app
+from shared.ids import new_id
 from shared.migrations import migrations_dir, revision, upgrade
 from shared.settings import ServiceName
+from tests.support.harness import drop_database, with_database
 
 
 def _versions_copy(service: ServiceName, tmp_path: Path) -> Path:
@@ -98,3 +101,33 @@ def test_db_commands_refuse_an_unknown_service() -> None:
     result = CliRunner().invoke(app, ["db", "revision", "billing", "-m", "x"])
     assert result.exit_code != 0
     assert "unknown service" in result.output
+
+
+async def _scalar(url: str, statement: str) -> object:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.scalar(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def test_db_upgrade_command_creates_the_database_and_one_services_schema(
+    server_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = with_database(server_db_url, f"mq_upgrade_{new_id().lower()}")
+    monkeypatch.setenv("MINQING_DATABASE_URL", url)
+    try:
+        result = await asyncio.to_thread(CliRunner().invoke, app, ["db", "upgrade", "assignment"])
+        assert result.exit_code == 0, result.output
+        version = await _scalar(url, "select version_num from assignment.alembic_version")
+        assert version == "assignment_0001"
+        assert await _scalar(url, "select to_regnamespace('intake')") is None
+    finally:
+        await drop_database(server_db_url, make_url(url).database or "")
+
+
+def test_db_upgrade_command_needs_a_service_for_another_revision() -> None:
+    result = CliRunner().invoke(app, ["db", "upgrade", "--revision", "base"])
+    assert result.exit_code != 0
+    assert "needs a service" in result.output

@@ -39,9 +39,21 @@ def docker_available(timeout: float = 2.0) -> bool:
         return False
 
 
+@contextmanager
+def scratch_dir(prefix: str = "minqing-") -> Iterator[Path]:
+    """A temporary directory for embedded PostgreSQL data, outside pytest's ``tmp_path``.
+
+    Run as root, PostgreSQL runs as the OS user ``pgserver``, which pgserver lets traverse the
+    data dir's parents (chmod o+x). Every pytest session that starts on this machine resets
+    ``/tmp/pytest-of-<user>`` to 0700, which would lock that user out of a server in use.
+    """
+    with tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as path:
+        yield Path(path)
+
+
 def _temp_dir(stack: ExitStack, prefix: str) -> Path:
     """A temporary directory deleted when ``stack`` closes."""
-    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+    return stack.enter_context(scratch_dir(prefix))
 
 
 def _nats_url(stack: ExitStack) -> str:
