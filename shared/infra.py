@@ -7,6 +7,7 @@ asking whether Docker runs) live under ``tests/support``.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import socket
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -79,3 +80,13 @@ def ensure_database(url: str) -> None:
     """Create the database named in a SQLAlchemy PostgreSQL URL if it does not exist."""
     parsed = make_url(url)
     run_sync(lambda: _ensure_database(parsed))
+
+
+def __getattr__(name: str) -> Any:
+    """``EmbeddedNats`` and ``EmbeddedPostgres`` moved to ``shared.embedded``: old imports work.
+
+    Looked up lazily because ``shared.embedded`` imports this module.
+    """
+    if name in ("EmbeddedNats", "EmbeddedPostgres"):
+        return getattr(importlib.import_module("shared.embedded"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,6 +27,11 @@ def _versions_copy(service: ServiceName, tmp_path: Path) -> Path:
     return versions
 
 
+def _head(versions: Path) -> int:
+    """The number of the newest revision file (``0001_initial.py`` is 1)."""
+    return max(int(path.name.split("_", 1)[0]) for path in versions.glob("[0-9]*_*.py"))
+
+
 def _assigned(path: Path, name: str) -> str | None:
     """The string assigned to ``name`` at the top of a revision file (either quotes)."""
     found = re.search(rf"^{name} = ['\"](\w+)['\"]$", path.read_text(), re.MULTILINE)
@@ -52,12 +57,13 @@ async def test_autogenerate_on_a_migrated_database_finds_nothing_to_do(
     database_url: str, service: ServiceName, tmp_path: Path
 ) -> None:
     versions = _versions_copy(service, tmp_path)
+    head = _head(versions)
     path = await asyncio.to_thread(
         revision, database_url, service, "nothing", autogenerate=True, versions_dir=versions
     )
-    assert path == versions / "0002_nothing.py"
-    assert _assigned(path, "revision") == f"{service}_0002"
-    assert _assigned(path, "down_revision") == f"{service}_0001"
+    assert path == versions / f"{head + 1:04d}_nothing.py"
+    assert _assigned(path, "revision") == f"{service}_{head + 1:04d}"
+    assert _assigned(path, "down_revision") == f"{service}_{head:04d}"
     assert "op." not in _upgrade_body(path)
 
 
@@ -83,18 +89,18 @@ def test_db_revision_command_numbers_revisions_in_sequence(
 ) -> None:
     monkeypatch.setenv("MINQING_DATABASE_URL", database_url)
     versions = _versions_copy("followup", tmp_path)
+    head = _head(versions)
+    before = {p.name for p in versions.glob("*.py")}
     runner = CliRunner()
     for message in ("first step", "second step"):
         result = runner.invoke(
             app, ["db", "revision", "followup", "-m", message, "--versions-dir", str(versions)]
         )
         assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in versions.glob("*.py")) == [
-        "0001_initial.py",
-        "0002_first_step.py",
-        "0003_second_step.py",
-    ]
-    assert _assigned(versions / "0003_second_step.py", "down_revision") == "followup_0002"
+    first, second = f"{head + 1:04d}_first_step.py", f"{head + 2:04d}_second_step.py"
+    assert {p.name for p in versions.glob("*.py")} - before == {first, second}
+    assert _assigned(versions / second, "revision") == f"followup_{head + 2:04d}"
+    assert _assigned(versions / second, "down_revision") == f"followup_{head + 1:04d}"
 
 
 def test_db_commands_refuse_an_unknown_service() -> None:
@@ -121,7 +127,7 @@ async def test_db_upgrade_command_creates_the_database_and_one_services_schema(
         result = await asyncio.to_thread(CliRunner().invoke, app, ["db", "upgrade", "assignment"])
         assert result.exit_code == 0, result.output
         version = await _scalar(url, "select version_num from assignment.alembic_version")
-        assert version == "assignment_0001"
+        assert version == f"assignment_{_head(migrations_dir('assignment') / 'versions'):04d}"
         assert await _scalar(url, "select to_regnamespace('intake')") is None
     finally:
         await drop_database(server_db_url, make_url(url).database or "")
