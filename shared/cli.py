@@ -17,7 +17,8 @@ from typing import Annotated
 
 import typer
 
-from shared.infra import EmbeddedNats, EmbeddedPostgres, ensure_database, free_port, port_is_free
+from shared.embedded import EmbeddedNats, EmbeddedPostgres
+from shared.infra import ensure_database, free_port, port_is_free
 from shared.settings import SERVICES, ServiceName, Settings
 
 DEFAULT_NATS_PORT = 4222
@@ -70,14 +71,68 @@ def serve(
 
 def _migrate(database_url: str) -> None:
     """Create the database if needed, then run every service's Alembic migrations."""
+    from shared.migrations import upgrade_all
+
     ensure_database(database_url)
-    importlib.import_module("shared.migrations").upgrade_all(database_url)
+    upgrade_all(database_url)
 
 
 @app.command()
 def migrate() -> None:
     """Create the database if missing and upgrade every service's schema to head."""
     _migrate(Settings().database_url)
+
+
+db = typer.Typer(
+    help="Alembic migrations, one schema per service (database: MINQING_DATABASE_URL).",
+    no_args_is_help=True,
+)
+app.add_typer(db, name="db")
+
+
+@db.command("upgrade")
+def db_upgrade(
+    service: Annotated[
+        str | None, typer.Argument(help=f"One of: {', '.join(SERVICES)}; default: all.")
+    ] = None,
+    revision: Annotated[str, typer.Option(help="Target revision (one service only).")] = "head",
+) -> None:
+    """Create the database if missing and upgrade one service's schema (or all) to a revision."""
+    from shared.migrations import upgrade
+
+    if service is None and revision != "head":
+        raise typer.BadParameter("--revision needs a service", param_hint="--revision")
+    if service is None:
+        _migrate(Settings().database_url)
+        return
+    database_url = Settings().database_url
+    ensure_database(database_url)
+    upgrade(database_url, _service_name(service), revision)
+
+
+@db.command("revision")
+def db_revision(
+    service: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}.")],
+    message: Annotated[str, typer.Option("--message", "-m", help="What the revision does.")],
+    autogenerate: Annotated[
+        bool, typer.Option(help="Draft the upgrade from what the database lacks vs. store.py.")
+    ] = False,
+    versions_dir: Annotated[
+        Path | None, typer.Option(help="Write here instead of the service's migrations/versions.")
+    ] = None,
+) -> None:
+    """Write the service's next revision (<service>_000N) from the shared template."""
+    from shared.migrations import revision
+
+    name = _service_name(service)
+    path = revision(
+        Settings().database_url,
+        name,
+        message,
+        autogenerate=autogenerate,
+        versions_dir=versions_dir,
+    )
+    typer.echo(f"Wrote {path}: review it, then run `minqing db upgrade {name}`.")
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:

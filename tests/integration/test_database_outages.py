@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from services.projection.app import create_app
-from shared.infra import EmbeddedPostgres
+from shared.embedded import EmbeddedPostgres
 from shared.migrations import upgrade_all
 from tests.support.harness import isolated_settings, serve
 

@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nats
+import psutil
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.infra import (
-    NATS_CONFIG,
-    EmbeddedNats,
-    EmbeddedPostgres,
-    _process_alive,
-    docker_available,
-    ensure_database,
-    free_port,
-    nats_server_binary,
-)
+from shared.embedded import EmbeddedNats, EmbeddedPostgres
+from shared.embedded.nats import NATS_CONFIG, nats_server_binary
+from shared.embedded.process import process_alive
+from shared.infra import ensure_database, free_port, run_sync
+from tests.support.servers import docker_available, scratch_dir
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """Not under pytest's own temp root: see ``scratch_dir``."""
+    with scratch_dir("minqing-infra-") as path:
+        yield path
 
 
 async def _scalar(url: str, sql: str) -> object:
@@ -109,7 +115,7 @@ async def test_embedded_postgres_recovers_after_the_postmaster_is_killed(tmp_pat
         started = time.monotonic()
         server.stop()
     assert time.monotonic() - started < 5  # no minute-long pg_ctl wait on a dead postmaster
-    assert not _process_alive(pid)
+    assert not process_alive(pid)
 
     with EmbeddedPostgres(tmp_path / "pg") as server:
         assert await _scalar(server.url(), "select v from kept") == 7
@@ -133,3 +139,65 @@ def test_docker_available_is_a_quick_bool(monkeypatch: pytest.MonkeyPatch) -> No
     started = time.monotonic()
     assert docker_available(timeout=1) is False
     assert time.monotonic() - started < 3
+
+
+def _listening(pid: int) -> list[tuple[str, int]]:
+    """The TCP addresses ``pid`` listens on."""
+    connections = psutil.Process(pid).net_connections(kind="inet")
+    return [(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN]
+
+
+def test_embedded_nats_listens_on_loopback_only(tmp_path: Path) -> None:
+    with EmbeddedNats(tmp_path / "nats") as server:
+        assert server.pid is not None
+        assert _listening(server.pid) == [("127.0.0.1", server.port)]
+
+
+def test_embedded_postgres_listens_on_its_unix_socket_only(tmp_path: Path) -> None:
+    with EmbeddedPostgres(tmp_path / "pg") as server:
+        assert server.pid is not None
+        assert _listening(server.pid) == []
+        assert make_url(server.url()).query["host"] == str(tmp_path / "pg")
+
+
+def test_a_data_dir_has_one_owner_at_a_time(tmp_path: Path) -> None:
+    with EmbeddedPostgres(tmp_path / "pg"), pytest.raises(RuntimeError, match="in use"):
+        EmbeddedPostgres(tmp_path / "pg").start()
+
+
+OWNER = """
+import sys, time
+from pathlib import Path
+from shared.embedded import EmbeddedPostgres
+server = EmbeddedPostgres(Path(sys.argv[1])).start()
+print(server.pid, server.url(), flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_postmaster_left_by_a_killed_owner_is_stopped_and_the_data_kept(
+    tmp_path: Path,
+) -> None:
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, str(tmp_path / "pg")], stdout=subprocess.PIPE, text=True
+    )
+    assert owner.stdout is not None
+    orphan, url = owner.stdout.readline().split()
+    try:
+        run_sync(lambda: _execute(url, "create table kept (v int)", "insert into kept values (3)"))
+        owner.kill()  # SIGKILL: no clean-up runs, its postmaster keeps running
+        owner.wait()
+        assert process_alive(int(orphan))
+
+        with EmbeddedPostgres(tmp_path / "pg") as server:
+            assert not process_alive(int(orphan))
+            assert run_sync(lambda: _scalar(server.url(), "select v from kept")) == 3
+            pid = server.pid
+        assert pid is not None and not process_alive(pid)
+        with EmbeddedPostgres(tmp_path / "pg") as server:  # and again, in the same process
+            assert run_sync(lambda: _scalar(server.url(), "select v from kept")) == 3
+    finally:
+        owner.kill()
+        owner.wait()
+        if process_alive(int(orphan)):
+            os.kill(int(orphan), signal.SIGKILL)

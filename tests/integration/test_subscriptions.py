@@ -13,8 +13,8 @@ from services.assignment.app import create_app as assignment_app
 from services.assignment.store import plumbing
 from services.intake.app import create_app as intake_app
 from shared.consumer import Delivery, Outcome
+from shared.embedded import EmbeddedNats
 from shared.envelope import Envelope
-from shared.infra import EmbeddedNats
 from shared.runtime import build_runtime, start, stop
 from shared.settings import Settings
 from tests.support.events import publish, reported

@@ -10,16 +10,50 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from shared.infra import EmbeddedNats, EmbeddedPostgres, docker_available, ensure_database
+from shared.embedded import EmbeddedNats, EmbeddedPostgres
+from shared.infra import ensure_database
 
 NATS_IMAGE = "nats:2.11"
 POSTGRES_IMAGE = "postgres:16-alpine"
 TEST_DATABASE = "minqing_test"
 
 
+def docker_available(timeout: float = 2.0) -> bool:
+    """True only if a Docker engine answers a ping within ``timeout`` seconds."""
+    try:
+        import docker  # type: ignore[import-untyped]
+        from testcontainers.core.docker_client import get_docker_host
+
+        host = get_docker_host()
+        seconds = max(1, round(timeout))
+        client = (
+            docker.DockerClient(base_url=host, timeout=seconds)
+            if host
+            else docker.from_env(timeout=seconds)
+        )
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+@contextmanager
+def scratch_dir(prefix: str = "minqing-") -> Iterator[Path]:
+    """A temporary directory for embedded PostgreSQL data, outside pytest's ``tmp_path``.
+
+    Run as root, PostgreSQL runs as the OS user ``pgserver``, which pgserver lets traverse the
+    data dir's parents (chmod o+x). Every pytest session that starts on this machine resets
+    ``/tmp/pytest-of-<user>`` to 0700, which would lock that user out of a server in use.
+    """
+    with tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as path:
+        yield Path(path)
+
+
 def _temp_dir(stack: ExitStack, prefix: str) -> Path:
     """A temporary directory deleted when ``stack`` closes."""
-    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+    return stack.enter_context(scratch_dir(prefix))
 
 
 def _nats_url(stack: ExitStack) -> str:
