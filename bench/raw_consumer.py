@@ -14,7 +14,7 @@ import os
 import signal
 from datetime import datetime
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
