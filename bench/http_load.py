@@ -247,4 +247,10 @@ async def visibility(urls: dict[str, str], rate: float, seconds: float) -> Visib
         await asyncio.gather(*posts)
         posting = False
         await prober
-    return Visibility(len(latencies), quantile(latencies, 0.5), quantile(latencies, 0.99), failures)
+    return Visibility(
+        len(latencies),
+        quantile(latencies, 0.5),
+        quantile(latencies, 0.99),
+        failures,
+        quantile(accepted, 0.99),
+    )
