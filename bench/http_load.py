@@ -16,7 +16,7 @@ from bench.events import SOURCES, VILLAGES
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
 LOOP_TIMEOUT_SECONDS = 30.0
 # Waiting for another service: look again at once, then back off to this interval.
-POLL_MIN_SECONDS, POLL_MAX_SECONDS = 0.005, 0.05
+POLL_MIN_SECONDS, POLL_MAX_SECONDS = 0.005, 0.1
 VISIBLE_POLL_SECONDS = 0.01
 
 
