@@ -47,7 +47,7 @@ class Sizes:
     visible_seconds: float
 
 
-FULL = Sizes(200_000, 20_000, 10.0, 1.0, 20.0)
+FULL = Sizes(200_000, 20_000, 10.0, 2.0, 20.0)
 QUICK = Sizes(10_000, 2_000, 3.0, 0.5, 5.0)
 
 
@@ -341,6 +341,7 @@ def context(args: argparse.Namespace, sizes: Sizes) -> str:
         f"{SETTINGS.consumer_batch_size}, relay {sizes.relay_rows:,} rows, "
         f"{sizes.http_seconds:.0f} s per HTTP load. Indicative: other work on the machine "
         "moves these figures."
+        + (" Catch-up ran under py-spy (--profile), which slows it." if args.profile else "")
     )
 
 
