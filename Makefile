@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: up test lint unit install clean
+.PHONY: up test lint unit install bench clean
 
 up: $(STAMP)
 	$(BIN)/minqing up
@@ -15,14 +15,26 @@ test: $(STAMP) lint
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check services shared tests
-	$(BIN)/ruff format --check services shared tests
+	$(BIN)/ruff check services shared tests bench
+	$(BIN)/ruff format --check services shared tests bench
 	$(BIN)/mypy services shared
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 install: $(STAMP)
+
+# The benchmark (README "Benchmarks"): minutes of load on this machine, never part of `make test`.
+# Options after ARGS=, e.g. make bench ARGS='--quick' or ARGS='--only projection --profile'.
+BENCH_STAMP := $(VENV)/.bench-installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+
+bench: $(STAMP) $(BENCH_STAMP)
+	$(BIN)/python -m bench $(ARGS)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	rm -f $(VENV)/.bench-installed-*
+	touch $@
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed; set PYTHON=python3.11")'

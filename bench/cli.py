@@ -1,0 +1,373 @@
+"""``python -m bench``: measure, print the table, and optionally write it into README.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date
+
+from nats.aio.client import Client
+
+from bench import catchup, events, http_load, relay
+from bench.report import Row, percent, rate, text_table, write_readme
+from bench.stack import (
+    REPO,
+    SETTINGS,
+    Failed,
+    Process,
+    Stack,
+    asyncpg_dsn,
+    connect,
+    free_port,
+    fresh_stream,
+    wait_ready,
+)
+
+CATCHUP = ("projection", "followup", "assignment")  # assignment last: it publishes assignments
+FIGURES = (*CATCHUP, "relay", "intake", "loops", "visible")
+SERVICES = ("intake", "assignment", "followup", "projection")
+CLIENTS = (16, 64)
+VISIBLE_RATE = 50.0
+RSS_LIMIT_MB = 150.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    events: int
+    relay_rows: int
+    http_seconds: float
+    warmup_seconds: float
+    visible_seconds: float
+
+
+FULL = Sizes(200_000, 20_000, 10.0, 2.0, 20.0)
+QUICK = Sizes(10_000, 2_000, 3.0, 0.5, 5.0)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Minqing's throughput and latency beside the raw limits of its stack, "
+        "measured in the same run on this machine. Never run two load tests at once.",
+    )
+    parser.add_argument("--events", type=int, help="catch-up backlog size (default 200,000)")
+    parser.add_argument("--relay-rows", type=int, help="outbox rows to drain (default 20,000)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes and short runs, to check the harness"
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="FIGURE",
+        choices=(*FIGURES, "catchup"),
+        help=f"measure only these: {', '.join(FIGURES)}, or catchup (the three services)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="record each catch-up with py-spy (flame graphs)"
+    )
+    parser.add_argument(
+        "--write-readme",
+        action="store_true",
+        help="replace the table between the bench markers in README.md",
+    )
+    args = parser.parse_args(argv)
+    if args.write_readme and args.quick:
+        parser.error("--write-readme needs full sizes: drop --quick")
+    return args
+
+
+def selected(args: argparse.Namespace) -> list[str]:
+    if not args.only:
+        return list(FIGURES)
+    wanted = set(args.only) | (set(CATCHUP) if "catchup" in args.only else set())
+    return [f for f in FIGURES if f in wanted]
+
+
+def failed_row(figure: str, target: str, exc: BaseException) -> Row:
+    reason = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
+    return Row(figure, target, f"FAILED: {reason}", met=False)
+
+
+class Bench:
+    def __init__(self, stack: Stack, nc: Client, sizes: Sizes, args: argparse.Namespace) -> None:
+        self.stack, self.nc, self.sizes, self.args = stack, nc, sizes, args
+        self.rows: list[Row] = []
+
+    async def guarded(
+        self, label: str, targets: list[tuple[str, str]], step: Awaitable[None]
+    ) -> None:
+        """Run one group; if it fails, its rows say FAILED with the reason and the run goes on."""
+        print(f"\n== {label}", flush=True)
+        try:
+            await step
+        except Exception as exc:
+            traceback.print_exc()
+            self.rows += [failed_row(figure, target, exc) for figure, target in targets]
+
+    # ------------------------------------------------------------------------ catch-up
+
+    async def catch_up(self, services: list[str]) -> None:
+        database = self.stack.database("catchup")
+        await fresh_stream(self.nc)
+        total = events.backlog_size(self.sizes.events)
+        print(f"  publishing {total:,} canonical events (publish_async, Nats-Msg-Id)", flush=True)
+        progress = events.Progress("published", total)
+        counts = await events.publish_all(self.nc, events.backlog(self.sizes.events), progress)
+        print("  raw loop (nats-py + asyncpg, projection's inserts)", flush=True)
+        raw = await catchup.raw(self.stack, self.nc, database, counts)
+        print(f"  raw loop: {raw.events:,} events in {raw.seconds:.1f}s", flush=True)
+        for service in services:
+            print(f"  {service}: catching up", flush=True)
+            target = catchup_target(service)
+            try:
+                result = await catchup.service(
+                    self.stack,
+                    self.nc,
+                    service,
+                    database,
+                    counts,
+                    with_profile=self.args.profile,
+                )
+            except Exception as exc:
+                traceback.print_exc()
+                self.rows.append(failed_row(f"{service} catch-up", target, exc))
+                continue
+            print(f"  {service}: {result.events:,} events in {result.seconds:.1f}s", flush=True)
+            self.rows.append(catchup_row(service, target, result, raw))
+
+    # --------------------------------------------------------------------------- relay
+
+    async def relay(self) -> None:
+        database = self.stack.database("relay")
+        messages = events.reports(self.sizes.relay_rows)
+        raw_seconds = await relay.raw(self.nc, messages)
+        print(f"  raw publish_async: {len(messages):,} in {raw_seconds:.2f}s", flush=True)
+        seconds = await relay.service(self.stack, self.nc, database, messages)
+        print(f"  intake relay: {len(messages):,} in {seconds:.2f}s", flush=True)
+        measured, raw = len(messages) / seconds, len(messages) / raw_seconds
+        self.rows.append(
+            Row(
+                f"relay drain ({len(messages):,} rows)",
+                "≥ 70% of raw",
+                rate(measured),
+                rate(raw),
+                percent(measured, raw),
+                measured >= 0.7 * raw,
+            )
+        )
+
+    # -------------------------------------------------------------------------- intake
+
+    async def intake(self) -> None:
+        database = self.stack.database("intake")
+        await fresh_stream(self.nc, create=False)
+        port = free_port()
+        env = {"BENCH_PG": json_dsn(database)}
+        argv = [sys.executable, "-m", "bench.raw_endpoint", str(port)]
+        endpoint = self.stack.start_process("raw-endpoint", argv, env, port)
+        raw: dict[int, http_load.Throughput] = {}
+        try:
+            await wait_ready(endpoint)
+            for clients in CLIENTS:
+                raw[clients] = await self.load_intake(endpoint, clients, "raw endpoint")
+        finally:
+            self.stack.stop(endpoint)
+        service = self.stack.start_service("intake", database)
+        try:
+            await wait_ready(service)
+            for clients in CLIENTS:
+                measured = await self.load_intake(service, clients, "intake")
+                self.rows.append(
+                    Row(
+                        f"intake reports, {clients} clients",
+                        "≥ 60% of raw",
+                        rate(measured.per_second) + errors_note(measured.errors),
+                        rate(raw[clients].per_second),
+                        percent(measured.per_second, raw[clients].per_second),
+                        measured.per_second >= 0.6 * raw[clients].per_second,
+                    )
+                )
+        finally:
+            self.stack.stop(service)
+
+    async def load_intake(self, process: Process, clients: int, label: str) -> http_load.Throughput:
+        sizes = self.sizes
+        result = await http_load.intake(
+            process.base_url, clients, sizes.http_seconds, sizes.warmup_seconds
+        )
+        print(f"  {label}, {clients} clients: {result.per_second:,.0f}/s", flush=True)
+        return result
+
+    # ------------------------------------------------------------------ whole system
+
+    async def system(
+        self, database_name: str, body: Callable[[dict[str, str]], Awaitable[None]]
+    ) -> None:
+        """All four services on a fresh database and stream, for the duration of ``body``."""
+        database = self.stack.database(database_name)
+        await fresh_stream(self.nc, create=False)
+        processes = [self.stack.start_service(name, database) for name in SERVICES]
+        try:
+            for process in processes:
+                await wait_ready(process)
+            await body({p.label: p.base_url for p in processes})
+        finally:
+            for process in processes:
+                self.stack.stop(process)
+
+    async def loops(self, urls: dict[str, str]) -> None:
+        sizes = self.sizes
+        results: dict[int, http_load.Loops] = {}
+        for clients in CLIENTS:
+            result = await http_load.closed_loops(
+                urls, clients, sizes.http_seconds, sizes.warmup_seconds
+            )
+            results[clients] = result
+            print(f"  closed loops, {clients} clients: {result.per_second:,.1f}/s", flush=True)
+            target = "≥ 100/s" + (f" and ≥ {CLIENTS[0]}-client figure" if clients > 16 else "")
+            met = result.per_second >= 100 and all(
+                result.per_second >= earlier.per_second for earlier in results.values()
+            )
+            measured = (
+                f"{result.per_second:,.1f}/s (p50 {ms(result.p50)}, p99 {ms(result.p99)})"
+                + errors_note(result.failures)
+            )
+            self.rows.append(Row(f"closed loops, {clients} clients", target, measured, met=met))
+
+    async def visible(self, urls: dict[str, str]) -> None:
+        result = await http_load.visibility(urls, VISIBLE_RATE, self.sizes.visible_seconds)
+        measured = (
+            f"p50 {ms(result.p50)}, p99 {ms(result.p99)} (of which POST p99 {ms(result.post_p99)})"
+            + errors_note(result.failures)
+        )
+        print(f"  report-to-visible: {measured} over {result.reports} reports", flush=True)
+        met = result.failures == 0 and result.p99 <= 0.25
+        self.rows.append(
+            Row(f"report-to-visible at {VISIBLE_RATE:.0f}/s", "p99 ≤ 250 ms", measured, met=met)
+        )
+
+    def rss(self) -> None:
+        for service in SERVICES:
+            peak = self.stack.rss.peak_mb.get(service)
+            if peak is not None:
+                self.rows.append(
+                    Row(
+                        f"peak RSS {service}",
+                        f"≤ {RSS_LIMIT_MB:.0f} MB",
+                        f"{peak:,.0f} MB",
+                        met=peak <= RSS_LIMIT_MB,
+                    )
+                )
+
+
+def catchup_target(service: str) -> str:
+    return "≥ 10,000/s and ≥ 60% of raw" if service == "projection" else "≥ 5,000/s"
+
+
+def catchup_row(service: str, target: str, result: catchup.CatchUp, raw: catchup.CatchUp) -> Row:
+    measured = rate(result.per_second) + f" ({result.events:,} events)"
+    if result.dead_letters:
+        measured += f", {result.dead_letters:,} dead letters!"
+    if service == "projection":
+        met = result.per_second >= 10_000 and result.per_second >= 0.6 * raw.per_second
+    else:
+        met = result.per_second >= 5_000
+    met = met and not result.dead_letters
+    return Row(
+        f"{service} catch-up",
+        target,
+        measured,
+        rate(raw.per_second),
+        percent(result.per_second, raw.per_second),
+        met,
+    )
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.0f} ms"
+
+
+def errors_note(count: int) -> str:
+    return f", {count:,} failed" if count else ""
+
+
+def json_dsn(database_url: str) -> str:
+    return json.dumps(asyncpg_dsn(database_url))
+
+
+async def measure(stack: Stack, args: argparse.Namespace, sizes: Sizes) -> list[Row]:
+    figures = selected(args)
+    nc = await connect(stack.nats_url)
+    bench = Bench(stack, nc, sizes, args)
+    try:
+        services = [f for f in CATCHUP if f in figures]
+        if services:
+            targets = [(f"{s} catch-up", catchup_target(s)) for s in services]
+            await bench.guarded("catch-up", targets, bench.catch_up(services))
+        if "relay" in figures:
+            targets = [("relay drain", "≥ 70% of raw")]
+            await bench.guarded("relay drain", targets, bench.relay())
+        if "intake" in figures:
+            targets = [(f"intake reports, {c} clients", "≥ 60% of raw") for c in CLIENTS]
+            await bench.guarded("intake over HTTP", targets, bench.intake())
+        if "loops" in figures:
+            targets = [(f"closed loops, {c} clients", "≥ 100/s") for c in CLIENTS]
+            await bench.guarded("closed loops", targets, bench.system("loops", bench.loops))
+        if "visible" in figures:
+            targets = [(f"report-to-visible at {VISIBLE_RATE:.0f}/s", "p99 ≤ 250 ms")]
+            await bench.guarded(
+                "report-to-visible", targets, bench.system("visible", bench.visible)
+            )
+        bench.rss()
+    finally:
+        await nc.close()
+    today = date.today().isoformat()
+    return [Row(**{**row.__dict__, "date": today}) for row in bench.rows]
+
+
+def context(args: argparse.Namespace, sizes: Sizes) -> str:
+    command = "make bench" + (f" ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "")
+    return (
+        f"Measured {date.today().isoformat()} by `{command}` on {os.cpu_count()} cores "
+        f"({platform.machine()}, Python {platform.python_version()}): backlog "
+        f"{events.backlog_size(sizes.events):,} events, consumer batch "
+        f"{SETTINGS.consumer_batch_size}, relay {sizes.relay_rows:,} rows, "
+        f"{sizes.http_seconds:.0f} s per HTTP load. Indicative: other work on the machine "
+        "moves these figures."
+        + (" Catch-up ran under py-spy (--profile), which slows it." if args.profile else "")
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    base = QUICK if args.quick else FULL
+    sizes = Sizes(
+        args.events or base.events,
+        args.relay_rows or base.relay_rows,
+        base.http_seconds,
+        base.warmup_seconds,
+        base.visible_seconds,
+    )
+    stack = Stack()
+    try:
+        print(f"starting embedded NATS and PostgreSQL in {stack.root}", flush=True)
+        stack.start()
+        rows = asyncio.run(measure(stack, args, sizes))
+    except Failed as exc:
+        raise SystemExit(f"bench: {exc}") from None
+    finally:
+        stack.close()
+    note = context(args, sizes)
+    print(f"\n{note}\n\n{text_table(rows)}")
+    if args.write_readme:
+        write_readme(REPO / "README.md", rows, note)
+        print("\nREADME.md: table written between the bench markers")
+    if args.quick:
+        print("\n(--quick: sizes too small for the targets to mean anything)")

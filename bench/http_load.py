@@ -1,0 +1,256 @@
+"""HTTP load: reports/s at a fixed concurrency, closed loops, and report-to-visible latency."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from bench.events import SOURCES, VILLAGES
+
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
+LOOP_TIMEOUT_SECONDS = 30.0
+# Waiting for another service: look again at once, then back off to this interval.
+POLL_MIN_SECONDS, POLL_MAX_SECONDS = 0.005, 0.1
+VISIBLE_POLL_SECONDS = 0.01
+
+
+def report_body(i: int) -> dict[str, Any]:
+    """A valid report (README "Try the loop"), with a reporter and a location."""
+    return {
+        "title": f"Street lights out on Shiguan Road ({i})",
+        "description": "Six lamps between the school and the market are dark.",
+        "category": ("street_lights", "water", "sanitation", "other")[i % 4],
+        "village": VILLAGES[i % len(VILLAGES)],
+        "source": SOURCES[i % len(SOURCES)],
+        "reporter": {"name": "Zhang San", "phone": "13800001234"},
+        "location": {"address": "Shiguan Road", "lat": 33.51, "lon": 119.21},
+    }
+
+
+def session(connections: int) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=connections)
+    return aiohttp.ClientSession(connector=connector, timeout=REQUEST_TIMEOUT)
+
+
+def quantile(values: list[float], q: float) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+@dataclass(frozen=True)
+class Throughput:
+    per_second: float
+    errors: int
+
+
+async def run_clients(
+    clients: int, seconds: float, warmup: float, work: Callable[[int], Awaitable[float | None]]
+) -> tuple[list[float], int, float]:
+    """``clients`` workers repeat ``work`` until the end; counts what ends inside the window.
+
+    ``work`` returns its latency, or None on failure. Returns (latencies, failures, window).
+    """
+    start = time.monotonic()
+    measure_from, end = start + warmup, start + warmup + seconds
+    latencies: list[float] = []
+    failures = 0
+
+    async def worker(client: int) -> None:
+        nonlocal failures
+        n = 0
+        while time.monotonic() < end:
+            latency = await work(client * 1_000_000 + n)
+            n += 1
+            finished = time.monotonic()
+            if measure_from <= finished <= end:
+                if latency is None:
+                    failures += 1
+                else:
+                    latencies.append(latency)
+
+    tasks = [asyncio.create_task(worker(c)) for c in range(clients)]
+    await asyncio.sleep(end - time.monotonic())
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return latencies, failures, seconds
+
+
+async def intake(base_url: str, clients: int, seconds: float, warmup: float) -> Throughput:
+    """Reports accepted (201) per second with ``clients`` concurrent clients."""
+    async with session(clients) as http:
+        url = f"{base_url}/api/v1/reports"
+
+        async def post(i: int) -> float | None:
+            try:
+                async with http.post(url, json=report_body(i)) as response:
+                    await response.read()
+                    return 0.0 if response.status == 201 else None
+            except (aiohttp.ClientError, TimeoutError):
+                return None
+
+        done, failures, window = await run_clients(clients, seconds, warmup, post)
+    return Throughput(len(done) / window, failures)
+
+
+@dataclass(frozen=True)
+class Loops:
+    per_second: float
+    p50: float
+    p99: float
+    failures: int
+
+
+async def wait_for(
+    http: aiohttp.ClientSession, url: str, accept: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """GET ``url`` until it answers 200 with a body ``accept`` likes; back off while waiting."""
+    delay = POLL_MIN_SECONDS
+    deadline = time.monotonic() + LOOP_TIMEOUT_SECONDS
+    while True:
+        async with http.get(url) as response:
+            if response.status == 200:
+                body: dict[str, Any] = await response.json()
+                if accept(body):
+                    return body
+            else:
+                await response.read()
+        if time.monotonic() > deadline:
+            raise TimeoutError(url)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, POLL_MAX_SECONDS)
+
+
+async def closed_loops(urls: dict[str, str], clients: int, seconds: float, warmup: float) -> Loops:
+    """Each client: report, wait for assignment, resolve, pass the look-back, wait for closed."""
+    async with session(clients) as http:
+
+        async def loop(i: int) -> float | None:
+            started = time.monotonic()
+            try:
+                async with http.post(
+                    f"{urls['intake']}/api/v1/reports", json=report_body(i)
+                ) as response:
+                    if response.status != 201:
+                        return None
+                    issue_id = (await response.json())["issue_id"]
+                case = await wait_for(
+                    http,
+                    f"{urls['followup']}/api/v1/issues/{issue_id}",
+                    lambda body: body.get("status") == "assigned",
+                )
+                steps = [
+                    ("resolution", {"unit": case["unit"], "summary": "Fixed", "resolved_by": "wu"}),
+                    ("lookback", {"outcome": "passed", "visitor": "gw-7", "notes": "All lit"}),
+                ]
+                for step, body in steps:
+                    url = f"{urls['followup']}/api/v1/issues/{issue_id}/{step}"
+                    async with http.post(url, json=body) as response:
+                        await response.read()
+                        if response.status != 201:
+                            return None
+                await wait_for(
+                    http,
+                    f"{urls['projection']}/api/v1/issues/{issue_id}",
+                    lambda body: body.get("status") == "closed",
+                )
+            except (aiohttp.ClientError, TimeoutError, KeyError):
+                return None
+            return time.monotonic() - started
+
+        latencies, failures, window = await run_clients(clients, seconds, warmup, loop)
+    return Loops(
+        len(latencies) / window, quantile(latencies, 0.5), quantile(latencies, 0.99), failures
+    )
+
+
+@dataclass(frozen=True)
+class Visibility:
+    reports: int
+    p50: float
+    p99: float
+    failures: int
+    post_p99: float  # of the same latency, the part until intake answered 201
+
+
+async def visibility(urls: dict[str, str], rate: float, seconds: float) -> Visibility:
+    """Open loop at ``rate`` reports/s: time from the scheduled POST to the projection's 200.
+
+    Latency counts from the scheduled send time, so a slow intake is not hidden by sending
+    late (no coordinated omission). Every 10 ms one prober asks the projection for the oldest
+    report not yet seen (``GET /api/v1/issues/{id}``) and, once it answers 200, at once for
+    the next one, until one is not there yet. Reports become visible in the order intake
+    accepted them (outbox order, stream order), so this sees each one within 10 ms while
+    costing the projection ~150 GETs/s whatever the lag; were a report visible before an
+    older one, its latency would be over-stated, never under-stated. Polling each report
+    every 10 ms instead buries a lagging projection under thousands of GETs/s, and then
+    measures only the polls.
+    """
+    async with session(256) as http:
+        waiting: dict[int, tuple[str, float]] = {}  # report number -> (issue id, scheduled)
+        latencies: list[float] = []
+        accepted: list[float] = []
+        failures = 0
+        posting = True
+
+        async def post(i: int, scheduled: float) -> None:
+            nonlocal failures
+            try:
+                url = f"{urls['intake']}/api/v1/reports"
+                async with http.post(url, json=report_body(i)) as response:
+                    if response.status != 201:
+                        failures += 1
+                        return
+                    waiting[i] = ((await response.json())["issue_id"], scheduled)
+                    accepted.append(time.monotonic() - scheduled)
+            except (aiohttp.ClientError, TimeoutError, KeyError):
+                failures += 1
+
+        async def probe() -> None:
+            nonlocal failures
+            while posting or waiting:
+                tick = time.monotonic()
+                while waiting:
+                    oldest = min(waiting)
+                    issue_id, scheduled = waiting[oldest]
+                    url = f"{urls['projection']}/api/v1/issues/{issue_id}"
+                    try:
+                        async with http.get(url) as response:
+                            await response.read()
+                            seen = response.status == 200
+                    except (aiohttp.ClientError, TimeoutError):
+                        seen = False
+                    now = time.monotonic()
+                    if seen:
+                        latencies.append(now - scheduled)
+                    elif now - scheduled > LOOP_TIMEOUT_SECONDS:
+                        failures += 1
+                    else:
+                        break
+                    del waiting[oldest]
+                await asyncio.sleep(max(0.0, tick + VISIBLE_POLL_SECONDS - time.monotonic()))
+
+        prober = asyncio.create_task(probe())
+        start = time.monotonic()
+        posts = []
+        for i in range(round(rate * seconds)):
+            scheduled = start + i / rate
+            await asyncio.sleep(max(0.0, scheduled - time.monotonic()))
+            posts.append(asyncio.create_task(post(i, scheduled)))
+        await asyncio.gather(*posts)
+        posting = False
+        await prober
+    return Visibility(
+        len(latencies),
+        quantile(latencies, 0.5),
+        quantile(latencies, 0.99),
+        failures,
+        quantile(accepted, 0.99),
+    )
