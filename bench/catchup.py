@@ -115,6 +115,15 @@ async def dead_letters(database_url: str, service: str) -> int | None:
         await conn.close()
 
 
+async def settle(database_url: str) -> None:
+    """CHECKPOINT before a timed phase, so one phase's writes are not flushed on the next's time."""
+    conn = await asyncpg.connect(**asyncpg_dsn(database_url))
+    try:
+        await conn.execute("checkpoint")
+    finally:
+        await conn.close()
+
+
 async def service(
     stack: Stack,
     nc: Client,
@@ -124,6 +133,7 @@ async def service(
     *,
     with_profile: bool,
 ) -> CatchUp:
+    await settle(database_url)
     process = stack.start_service(name, database_url)
     profiler = profile.start(stack, process) if with_profile else None
     try:
@@ -143,6 +153,7 @@ async def raw(stack: Stack, nc: Client, database_url: str, counts: Counter[str])
         "BENCH_STREAM": SETTINGS.stream_name,
         "BENCH_DURABLE": RAW_DURABLE,
     }
+    await settle(database_url)
     process = stack.start_process("raw-consumer", [sys.executable, "-m", "bench.raw_consumer"], env)
     try:
         return await watch(nc, RAW_DURABLE, process, counts)

@@ -80,6 +80,7 @@ def assigned(report: IssueReported, day: date, number: int) -> IssueAssigned:
         reason=f"routed on report: category {report.category} -> {unit}",
         category=report.category,
         village=report.village,
+        calendar="weekdays",
     )
 
 

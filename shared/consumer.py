@@ -78,6 +78,7 @@ class Delivery:
     epoch: int
     position: int
     deliveries: int
+    raw: bytes = b""  # the message body as received (the envelope's JSON for canonical events)
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,12 @@ class BatchConsumer:
             return item
         meta = message.metadata
         item.delivery = Delivery(
-            envelope, message.subject, epoch, meta.sequence.stream, meta.num_delivered
+            envelope,
+            message.subject,
+            epoch,
+            meta.sequence.stream,
+            meta.num_delivered,
+            bytes(message.data),
         )
         return item
 

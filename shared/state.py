@@ -9,7 +9,7 @@ two round trips per batch instead of two per event.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -63,7 +63,8 @@ class StateTable(Generic[State]):
 
     def row(self, issue_id: str, state: State, now: datetime, **extra: Any) -> Row:
         """The row for a state (``extra``: columns beside the state)."""
-        return {**asdict(state), **extra, "issue_id": issue_id, "updated_at": now}
+        values = {name: getattr(state, name) for name in self._names}  # shallow, unlike asdict
+        return {**values, **extra, "issue_id": issue_id, "updated_at": now}
 
     async def save_rows(self, session: AsyncSession, rows: Sequence[Row]) -> None:
         """Insert or replace rows, in one executemany."""

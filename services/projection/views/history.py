@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -22,11 +23,12 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projection.domain import Recorded
 from services.projection.schema import metadata
+from shared.bulk import column_names, executemany, insert_sql
 from shared.consumer import Delivery, Outcome
 
 NAME = "history"
@@ -51,34 +53,35 @@ events = Table(
 )
 Index("events_issue_position", events.c.issue_id, events.c.stream_epoch, events.c.stream_seq)
 
-_INSERT = insert(events).on_conflict_do_nothing(index_elements=[events.c.event_id])
+_INSERT = insert_sql(events, "event_id", update=False)
+assert column_names(events, "event_id")[-2:] == ["data", "envelope"]
 
 
 async def apply_batch(
     session: AsyncSession, deliveries: Sequence[Delivery]
 ) -> Mapping[str, Outcome]:
     """Store every event once, in one executemany; events of any type and version."""
-    await session.execute(_INSERT, [_row(d) for d in deliveries])
+    await executemany(session, _INSERT, [_row(d) for d in deliveries])
     return {}
 
 
-def _row(delivery: Delivery) -> dict[str, Any]:
+def _row(delivery: Delivery) -> tuple[Any, ...]:
     e = delivery.envelope
-    return {
-        "event_id": e.id,
-        "stream_epoch": delivery.epoch,
-        "stream_seq": delivery.position,
-        "issue_id": e.subject,
-        "type": e.type,
-        "time": e.time,
-        "actor": e.actor,
-        "source": e.source,
-        "dataversion": e.dataversion,
-        "correlationid": e.correlationid,
-        "causationid": e.causationid,
-        "data": e.data,
-        "envelope": e.model_dump(mode="json", exclude_none=True),
-    }
+    return (
+        e.id,
+        delivery.epoch,
+        delivery.position,
+        e.subject,
+        e.type,
+        e.time,
+        e.actor,
+        e.source,
+        e.dataversion,
+        e.correlationid,
+        e.causationid,
+        to_json(e.data).decode(),
+        (delivery.raw or e.to_json()).decode(),  # the envelope exactly as received
+    )
 
 
 async def trail(session: AsyncSession, issue_id: str) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ of that matter from the audit trail.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import date
 from typing import Any
 
@@ -29,12 +29,13 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projection.domain import IssueView, Recorded, fold, step
 from services.projection.schema import metadata
 from services.projection.views import history
+from shared.bulk import column_names, executemany, insert_sql
 from shared.consumer import Delivery, Outcome
 from shared.envelope import NewerVersion, UnreadableEvent, decode, event_class
 from shared.events import Event
@@ -77,11 +78,9 @@ Index("issues_unit", issues.c.unit)
 Index("issues_category", issues.c.category)
 
 _FIELDS = [f.name for f in fields(IssueView)]
-_stmt = insert(issues)
-_UPSERT = _stmt.on_conflict_do_update(
-    index_elements=[issues.c.issue_id],
-    set_={c.name: _stmt.excluded[c.name] for c in issues.c if c.name != "issue_id"},
-)
+_UPSERT = insert_sql(issues, "issue_id", update=True)
+_COLUMNS = column_names(issues, "issue_id")
+assert set(_COLUMNS) == set(_FIELDS), "the issues table and IssueView must match"
 
 
 async def apply_batch(
@@ -113,9 +112,8 @@ async def apply_batch(
         batch = {i: [d for d in deliveries if d.envelope.subject == i] for i in behind}
         views.update(await _refold(session, batch))
         changed.update(behind)
-    rows = [asdict(views[i]) for i in changed if i in views and views[i].status is not None]
-    if rows:
-        await session.execute(_UPSERT, rows)
+    rows = [_row(views[i]) for i in changed if i in views and views[i].status is not None]
+    await executemany(session, _UPSERT, rows)
     return outcomes
 
 
@@ -155,6 +153,11 @@ async def _refold(session: AsyncSession, behind: dict[str, list[Delivery]]) -> d
         if known:
             views[issue_id] = fold(issue_id, records.values())
     return views
+
+
+def _row(view: IssueView) -> tuple[Any, ...]:
+    """The view as a row in the upsert's column order."""
+    return tuple(getattr(view, name) for name in _COLUMNS)
 
 
 def _view(values: dict[str, Any]) -> IssueView:
