@@ -114,7 +114,8 @@ class _Item:
     message: RawMessage
     epoch: int
     delivery: Delivery | None = None
-    unreadable: str | None = None
+    unreadable: str | None = None  # why it cannot be parsed: decided once
+    reason: str | None = None  # why it was not applied in the latest attempt
 
     @property
     def position(self) -> int:
@@ -139,6 +140,7 @@ class BatchConsumer:
         apply_batch: ApplyBatch,
         *,
         parser: Parser = parse_message,
+        dead_letters: DeadLetterSink | None = None,
         max_deliver: int,
         retry_delay: float = 1.0,
         after_commit: Callable[[], None] = lambda: None,
@@ -148,6 +150,7 @@ class BatchConsumer:
         self._plumbing = plumbing
         self._apply_batch = apply_batch
         self._parser = parser
+        self._dead_letters = dead_letters or TableDeadLetters(plumbing)
         self._max_deliver = max_deliver
         self._retry_delay = retry_delay
         self._after_commit = after_commit
@@ -223,7 +226,7 @@ class BatchConsumer:
             log.warning("%s: %s failed (attempt %d): %r", self.name, where, attempts, exc)
             await item.message.nak(delay=self._backoff(attempts))
             return
-        item.unreadable = f"failed {attempts} times; last error: {exc!r}"
+        item.reason = f"failed {attempts} times; last error: {exc!r}"
         try:
             async with self._sessions() as session:
                 await self._dead_letter(session, [item], "dead")
@@ -232,7 +235,7 @@ class BatchConsumer:
             log.exception("%s: cannot dead-letter %s; it will be redelivered", self.name, where)
             await item.message.nak(delay=MAX_BACKOFF_SECONDS)
             return
-        log.error("%s: dead-lettered %s: %s", self.name, where, item.unreadable)
+        log.error("%s: dead-lettered %s: %s", self.name, where, item.reason)
         self._failures.pop(key, None)
         await item.message.term()
 
@@ -241,6 +244,8 @@ class BatchConsumer:
 
     async def _commit(self, items: Sequence[_Item]) -> _Result:
         result = _Result()
+        for item in items:
+            item.reason = item.unreadable
         async with self._sessions() as session:
             readable = [i for i in items if i.delivery is not None]
             fresh = await self._unseen(session, readable)
@@ -248,17 +253,17 @@ class BatchConsumer:
             deliveries = [i.delivery for i in fresh if i.delivery is not None]
             outcomes = await self._apply_batch(session, deliveries) if deliveries else {}
             for item in items:
-                if item.unreadable is not None:
+                if item.reason is not None:
                     result.dead.append(item)
                 elif id(item) not in fresh_ids:
                     result.acked.append(item)  # already processed: a redelivery
                 elif (outcome := outcomes.get(_event_id(item))) is None:
                     result.acked.append(item)
                 elif outcome.waiting:
-                    item.unreadable = outcome.reason
+                    item.reason = outcome.reason
                     result.waiting.append(item)
                 else:
-                    item.unreadable = outcome.reason
+                    item.reason = outcome.reason
                     result.dead.append(item)
             await self._dead_letter(session, result.dead, "dead")
             await self._dead_letter(session, result.waiting, "waiting")
@@ -314,25 +319,25 @@ class BatchConsumer:
                 status,
                 item.message.subject,
                 item.position,
-                item.unreadable,
+                item.reason,
             )
-        rows = [
-            {
-                "consumer": self.name,
-                "status": status,
-                "event_id": _event_id(i) if i.delivery else None,
-                "stream": str(i.message.metadata.stream),
-                "epoch": i.epoch,
-                "seq": i.position,
-                "subject": _storable(i.message.subject),
-                "deliveries": i.message.metadata.num_delivered,
-                "reason": _storable(i.unreadable or ""),
-                "headers": _storable_headers(i.message.headers),
-                "raw": bytes(i.message.data),
-            }
+        letters = [
+            DeadLetter(
+                consumer=self.name,
+                status=status,
+                event_id=_event_id(i) if i.delivery else None,
+                stream=str(i.message.metadata.stream),
+                epoch=i.epoch,
+                seq=i.position,
+                subject=i.message.subject,
+                deliveries=i.message.metadata.num_delivered,
+                reason=i.reason or "",
+                headers=dict(i.message.headers or {}),
+                raw=bytes(i.message.data),
+            )
             for i in items
         ]
-        await session.execute(self._sql.dead_letter, rows)
+        await self._dead_letters.put(session, letters)
 
     async def _settle(self, result: _Result) -> None:
         for item in result.acked:
@@ -350,7 +355,7 @@ class _Statements:
 
     def __init__(self, plumbing: Plumbing) -> None:
         inbox = plumbing.inbox.fullname
-        dead = plumbing.dead_letters.fullname
+        dead = plumbing.dead_letters.fullname  # waiting letters that were applied at last
         positions = plumbing.positions.fullname
         self.inbox_seen = text(
             f"select event_id from {inbox} "
@@ -371,13 +376,57 @@ class _Statements:
             "when p.stream_epoch = excluded.stream_epoch "
             "then greatest(p.stream_seq, excluded.stream_seq) else excluded.stream_seq end"
         )
-        self.dead_letter = text(
-            f"insert into {dead} (consumer, status, event_id, stream, stream_epoch, stream_seq, "
-            "subject, deliveries, reason, headers, raw) values (:consumer, :status, :event_id, "
-            ":stream, :epoch, :seq, :subject, :deliveries, :reason, cast(:headers as jsonb), "
-            ":raw) on conflict (consumer, stream_epoch, stream_seq) do update set "
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message a consumer gave up on (``dead``) or that waits for a newer consumer."""
+
+    consumer: str
+    status: str
+    event_id: str | None
+    stream: str
+    epoch: int
+    seq: int
+    subject: str
+    deliveries: int
+    reason: str
+    headers: dict[str, str]
+    raw: bytes
+
+
+class DeadLetterSink(Protocol):
+    """Where a consumer puts its dead letters, inside its batch transaction."""
+
+    async def put(self, session: AsyncSession, letters: Sequence[DeadLetter]) -> None: ...
+
+
+class TableDeadLetters:
+    """The service's ``dead_letters`` table: raw bytes kept, one row per stream position."""
+
+    def __init__(self, plumbing: Plumbing) -> None:
+        self._insert = text(
+            f"insert into {plumbing.dead_letters.fullname} (consumer, status, event_id, stream, "
+            "stream_epoch, stream_seq, subject, deliveries, reason, headers, raw) values "
+            "(:consumer, :status, :event_id, :stream, :epoch, :seq, :subject, :deliveries, "
+            ":reason, cast(:headers as jsonb), :raw) "
+            "on conflict (consumer, stream_epoch, stream_seq) do update set "
             "status = excluded.status, reason = excluded.reason, deliveries = excluded.deliveries"
         )
+
+    async def put(self, session: AsyncSession, letters: Sequence[DeadLetter]) -> None:
+        if letters:
+            rows = [
+                {
+                    **{k: getattr(d, k) for k in ("consumer", "status", "event_id", "stream")},
+                    **{k: getattr(d, k) for k in ("epoch", "seq", "deliveries", "raw")},
+                    "subject": _storable(d.subject),
+                    "reason": _storable(d.reason),
+                    "headers": _storable_headers(d.headers),
+                }
+                for d in letters
+            ]
+            await session.execute(self._insert, rows)
 
 
 def _event_id(item: _Item) -> str:

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from faststream.nats import NatsBroker
+from nats.js.api import StreamConfig
 from nats.js.client import JetStreamContext
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.clock import Clock, system_clock
-from shared.consumer import ApplyBatch, BatchConsumer, Parser, parse_message
+from shared.consumer import ApplyBatch, BatchConsumer, DeadLetterSink, Parser, parse_message
 from shared.contract import Consumers, asyncapi
 from shared.db import Sessions, make_engine, make_sessions, reachable
 from shared.housekeeping import Housekeeping
@@ -89,24 +90,31 @@ class Runtime:
         types: list[str] | None,
         *,
         parser: Parser = parse_message,
+        stream: StreamConfig | None = None,
+        subjects: tuple[str, ...] | None = None,
+        dead_letters: DeadLetterSink | None = None,
     ) -> None:
-        """A durable consumer ``<service>[-<view>]`` of the canonical events ``types``."""
+        """A durable consumer ``<service>[-<view>]``: by default of the canonical events
+        ``types`` on the canonical stream; any stream, subjects, parser and dead-letter sink
+        can be given instead (the ingress stream, a dead-letter stream)."""
         name = self.name if view is None else f"{self.name}-{view}"
         prefix = self.settings.subject_prefix
-        subjects = tuple(f"{prefix}.{t}" for t in types) if types else (f"{prefix}.>",)
+        if subjects is None:
+            subjects = tuple(f"{prefix}.{t}" for t in types) if types else (f"{prefix}.>",)
         consumer = BatchConsumer(
             name,
             self.sessions,
             self.plumbing,
             apply_batch,
             parser=parser,
+            dead_letters=dead_letters,
             max_deliver=self.settings.consumer_max_deliver,
             retry_delay=self.settings.consumer_retry_delay_seconds,
             after_commit=self.relay.notify,
         )
         subscription = Subscription(
             name=name,
-            stream=stream_config(self.settings),
+            stream=stream or stream_config(self.settings),
             subjects=subjects,
             consumer=consumer,
             batch_size=self.settings.consumer_batch_size,

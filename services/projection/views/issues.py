@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projection.domain import IssueView, Recorded, fold, step
 from services.projection.schema import metadata
-from services.projection.views import history
+from services.projection.views.history import recorded
 from shared.bulk import column_names, executemany, insert_sql
 from shared.consumer import Delivery, Outcome
 from shared.envelope import NewerVersion, UnreadableEvent, decode, event_class
@@ -143,7 +143,7 @@ async def _load(session: AsyncSession, issue_ids: list[str]) -> dict[str, IssueV
 async def _refold(session: AsyncSession, behind: dict[str, list[Delivery]]) -> dict[str, IssueView]:
     """Matters that got an event behind their position: fold them again from the audit
     trail plus this batch's events of theirs."""
-    stored = await history.recorded(session, list(behind))
+    stored = await recorded(session, list(behind))
     views = {}
     for issue_id, late in behind.items():
         records = {r.event_id: r for r in stored.get(issue_id, [])}
