@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic_core import to_json
+from pydantic import TypeAdapter
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -54,6 +54,7 @@ events = Table(
 Index("events_issue_position", events.c.issue_id, events.c.stream_epoch, events.c.stream_seq)
 
 _INSERT = insert_sql(events, "event_id", update=False)
+_DATA = TypeAdapter(dict[str, Any])  # serialises ``data`` in Rust, like the envelope
 assert column_names(events, "event_id")[-2:] == ["data", "envelope"]
 
 
@@ -79,7 +80,7 @@ def _row(delivery: Delivery) -> tuple[Any, ...]:
         e.dataversion,
         e.correlationid,
         e.causationid,
-        to_json(e.data).decode(),
+        _DATA.dump_json(e.data).decode(),
         (delivery.raw or e.to_json()).decode(),  # the envelope exactly as received
     )
 
