@@ -29,9 +29,25 @@ def insert_sql(table: Table, key: str, *, update: bool) -> str:
     return f"{target} on conflict ({key}) {conflict}"
 
 
+def plain_insert_sql(table: Table, names: Sequence[str]) -> str:
+    """``INSERT`` of the named columns, parameters ``$1...`` in that order."""
+    columns = ", ".join(f'"{n}"' for n in names)
+    values = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+    return f"insert into {table.fullname} ({columns}) values ({values})"
+
+
 def column_names(table: Table, key: str) -> list[str]:
     """The columns ``insert_sql`` writes, in its order (server-defaulted ones left out)."""
     return [c.name for c in table.c if not (c.server_default is not None and c.name != key)]
+
+
+async def execute(session: AsyncSession, sql: str, *args: Any) -> None:
+    """Run ``sql`` once on the session's own connection and transaction."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None, "a checked-out connection has its asyncpg connection"
+    await driver.execute(sql, *args)
 
 
 async def executemany(session: AsyncSession, sql: str, rows: Sequence[Sequence[Any]]) -> None:

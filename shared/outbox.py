@@ -17,9 +17,10 @@ import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from shared.bulk import executemany
 from shared.envelope import Envelope
 from shared.faults import OutageLog
 
@@ -57,12 +58,9 @@ class Outbox:
 
     async def add(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
         """Queue events for publishing, inside the caller's transaction."""
-        if envelopes:
-            rows = [
-                {"event_id": e.id, "subject": self.subject(e), "payload": e.to_json().decode()}
-                for e in envelopes
-            ]
-            await session.execute(insert(self.table), rows)
+        rows = [(e.id, self.subject(e), e.to_json().decode()) for e in envelopes]
+        sql = f"insert into {self.table.fullname} (event_id, subject, payload) values ($1, $2, $3)"
+        await executemany(session, sql, rows)
 
 
 class Relay:

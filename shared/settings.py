@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     database_connect_timeout_seconds: float = Field(5.0, gt=0)
     database_statement_timeout_seconds: float = Field(5.0, gt=0)
     database_pool_timeout_seconds: float = Field(5.0, gt=0)
+    database_pool_size: int = Field(16, ge=2, le=200)
 
     def port(self, service: ServiceName) -> int:
         """The HTTP port of one service."""

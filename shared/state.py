@@ -14,8 +14,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import Table, Text, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.bulk import column_names, executemany, insert_sql
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -38,11 +40,8 @@ class StateTable(Generic[State]):
         self._select_many_locked = (
             select(table).where(many).order_by(table.c.issue_id).with_for_update()
         )
-        stmt = insert(table)
-        self._upsert = stmt.on_conflict_do_update(
-            index_elements=[table.c.issue_id],
-            set_={c.name: stmt.excluded[c.name] for c in table.c if c.name != "issue_id"},
-        )
+        self._upsert = insert_sql(table, "issue_id", update=True)
+        self._columns = column_names(table, "issue_id")
 
     async def load_row(
         self, session: AsyncSession, issue_id: str, *, lock: bool = True
@@ -68,8 +67,7 @@ class StateTable(Generic[State]):
 
     async def save_rows(self, session: AsyncSession, rows: Sequence[Row]) -> None:
         """Insert or replace rows, in one executemany."""
-        if rows:
-            await session.execute(self._upsert, list(rows))
+        await executemany(session, self._upsert, [tuple(r[c] for c in self._columns) for r in rows])
 
 
 class StateCache(Generic[State]):

@@ -12,12 +12,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    insert,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.handlers import Earlier
+from shared.bulk import execute, plain_insert_sql
 from shared.events import IssueReported
 from shared.tables import plumbing_tables
 
@@ -90,14 +90,17 @@ class SqlReports:
             "idempotency_key": idempotency_key,
             "request_hash": request_hash,
         }
-        await self._session.execute(_INSERT_REPORT, values)
+        await execute(self._session, _INSERT_REPORT, *(values[c] for c in _REPORT_COLUMNS))
 
     async def add_contact(
         self, reporter_ref: str, name: str | None, phone: str | None, created_at: datetime
     ) -> None:
-        values = {"reporter_ref": reporter_ref, "name": name, "phone": phone}
-        await self._session.execute(_INSERT_CONTACT, {**values, "created_at": created_at})
+        # In the table's column order: reporter_ref, name, phone, created_at.
+        await execute(self._session, _INSERT_CONTACT, reporter_ref, name, phone, created_at)
 
 
-_INSERT_REPORT = insert(reports)
-_INSERT_CONTACT = insert(reporter_contacts)
+_REPORT_COLUMNS = [c.name for c in reports.c]
+_INSERT_REPORT = plain_insert_sql(reports, _REPORT_COLUMNS)
+_INSERT_CONTACT = plain_insert_sql(
+    reporter_contacts, ["reporter_ref", "name", "phone", "created_at"]
+)
