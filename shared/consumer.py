@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -29,6 +30,7 @@ from shared.tables import Plumbing
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 60.0
+POSITION_EVERY_SECONDS = 1.0
 OUTAGE_RETRY_SECONDS = 2.0
 
 
@@ -155,6 +157,7 @@ class BatchConsumer:
         self._retry_delay = retry_delay
         self._after_commit = after_commit
         self._failures: dict[tuple[int, int], int] = {}
+        self._position_written = 0.0
         self._outage = OutageLog(log, f"consumer {name}")
         self._sql = _Statements(plumbing)
 
@@ -248,7 +251,7 @@ class BatchConsumer:
             item.reason = item.unreadable
         async with self._sessions() as session:
             readable = [i for i in items if i.delivery is not None]
-            fresh = await self._unseen(session, readable)
+            fresh = await self._claim(session, readable)
             fresh_ids = {id(i) for i in fresh}
             deliveries = [i.delivery for i in fresh if i.delivery is not None]
             outcomes = await self._apply_batch(session, deliveries) if deliveries else {}
@@ -269,41 +272,53 @@ class BatchConsumer:
             await self._dead_letter(session, result.waiting, "waiting")
             waiting_ids = {id(i) for i in result.waiting}
             done = [i for i in fresh if id(i) not in waiting_ids]
-            await self._record_processed(session, done, items)
+            await self._record_processed(session, done, items, result.waiting)
             await session.commit()
         if deliveries:
             self._after_commit()
         return result
 
-    async def _unseen(self, session: AsyncSession, items: Sequence[_Item]) -> list[_Item]:
-        """Drop items whose event id was already processed (or repeats in this batch)."""
+    async def _claim(self, session: AsyncSession, items: Sequence[_Item]) -> list[_Item]:
+        """Insert the inbox rows first, in one statement: the items it inserted are fresh;
+        the rest were processed before (or repeat in this batch). A concurrent replica that
+        claimed the same event makes this wait for its commit, then see it as processed."""
         if not items:
             return []
-        ids = [_event_id(i) for i in items]
-        seen = set(await session.scalars(self._sql.inbox_seen, {"consumer": self.name, "ids": ids}))
+        ids = list(dict.fromkeys(_event_id(i) for i in items))
+        params = {"consumer": self.name, "ids": ids}
+        claimed = set(await session.scalars(self._sql.inbox_claim, params))
         fresh = []
         for item in items:
-            if _event_id(item) not in seen:
-                seen.add(_event_id(item))
+            if _event_id(item) in claimed:
+                claimed.discard(_event_id(item))
                 fresh.append(item)
         return fresh
 
     async def _record_processed(
-        self, session: AsyncSession, done: Sequence[_Item], items: Sequence[_Item]
+        self,
+        session: AsyncSession,
+        done: Sequence[_Item],
+        items: Sequence[_Item],
+        waiting: Sequence[_Item],
     ) -> None:
+        if waiting:  # claimed but not applied: they come back for a newer consumer
+            params = {"consumer": self.name, "ids": [_event_id(i) for i in waiting]}
+            await session.execute(self._sql.inbox_release, params)
         if done:
-            ids = [_event_id(i) for i in done]
-            await session.execute(self._sql.inbox_add, {"consumer": self.name, "ids": ids})
             redelivered = [i.position for i in done if i.message.metadata.num_delivered > 1]
             if redelivered:  # it may have waited for a newer consumer before
                 await session.execute(
                     self._sql.waiting_done,
                     {"consumer": self.name, "epoch": done[0].epoch, "seqs": redelivered},
                 )
-        last = max(i.position for i in items)
-        await session.execute(
-            self._sql.position, {"consumer": self.name, "epoch": items[0].epoch, "seq": last}
-        )
+        now = time.monotonic()
+        if now - self._position_written >= POSITION_EVERY_SECONDS:
+            # Only a hint for re-creating a deleted durable (the inbox absorbs any replay),
+            # so live traffic does not pay a statement per transaction for it.
+            self._position_written = now
+            last = max(i.position for i in items)
+            position = {"consumer": self.name, "epoch": items[0].epoch, "seq": last}
+            await session.execute(self._sql.position, position)
 
     async def _dead_letter(
         self, session: AsyncSession, items: Sequence[_Item], status: str
@@ -357,13 +372,14 @@ class _Statements:
         inbox = plumbing.inbox.fullname
         dead = plumbing.dead_letters.fullname  # waiting letters that were applied at last
         positions = plumbing.positions.fullname
-        self.inbox_seen = text(
-            f"select event_id from {inbox} "
-            "where consumer = :consumer and event_id = any(cast(:ids as text[]))"
-        )
-        self.inbox_add = text(
+        self.inbox_claim = text(
             f"insert into {inbox} (consumer, event_id) "
-            "select :consumer, unnest(cast(:ids as text[])) on conflict do nothing"
+            "select :consumer, unnest(cast(:ids as text[])) on conflict do nothing "
+            "returning event_id"
+        )
+        self.inbox_release = text(
+            f"delete from {inbox} where consumer = :consumer "
+            "and event_id = any(cast(:ids as text[]))"
         )
         self.waiting_done = text(
             f"delete from {dead} where consumer = :consumer and status = 'waiting' "

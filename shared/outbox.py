@@ -44,13 +44,26 @@ class PermanentPublishError(Exception):
 PublishBatch = Callable[[Sequence[Outgoing]], Awaitable[list[int | BaseException]]]
 
 
-@dataclass(frozen=True)
 class Outbox:
     """A service's outbox table, bound to its subject prefix and its relay's wake-up."""
 
-    table: Table
-    subject_prefix: str
-    wake: Callable[[], None] = lambda: None
+    def __init__(
+        self, table: Table, subject_prefix: str, wake: Callable[[], None] = lambda: None
+    ) -> None:
+        self.table = table
+        self.subject_prefix = subject_prefix
+        self.wake = wake
+        self._added = False
+        self._insert = (
+            f"insert into {table.fullname} (event_id, subject, payload) values ($1, $2, $3)"
+        )
+
+    def wake_if_added(self) -> None:
+        """After a commit: wake the relay only if rows were added since the last wake-up
+        (a consumer that records nothing, like the projection, never wakes it)."""
+        if self._added:
+            self._added = False
+            self.wake()
 
     def subject(self, envelope: Envelope) -> str:
         """``minqing.events.issue.reported`` for type ``minqing.issue.reported``."""
@@ -58,9 +71,10 @@ class Outbox:
 
     async def add(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
         """Queue events for publishing, inside the caller's transaction."""
-        rows = [(e.id, self.subject(e), e.to_json().decode()) for e in envelopes]
-        sql = f"insert into {self.table.fullname} (event_id, subject, payload) values ($1, $2, $3)"
-        await executemany(session, sql, rows)
+        if envelopes:
+            rows = [(e.id, self.subject(e), e.to_json().decode()) for e in envelopes]
+            await executemany(session, self._insert, rows)
+            self._added = True
 
 
 class Relay:

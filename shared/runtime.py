@@ -110,7 +110,7 @@ class Runtime:
             dead_letters=dead_letters,
             max_deliver=self.settings.consumer_max_deliver,
             retry_delay=self.settings.consumer_retry_delay_seconds,
-            after_commit=self.relay.notify,
+            after_commit=self.outbox.wake_if_added,
         )
         subscription = Subscription(
             name=name,
