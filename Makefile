@@ -12,7 +12,7 @@ up: $(STAMP)
 	$(BIN)/minqing up
 
 test: $(STAMP) lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=12
 
 lint: $(STAMP)
 	$(BIN)/ruff check services shared tests bench
