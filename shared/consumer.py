@@ -13,7 +13,6 @@ the commit are the messages acknowledged. Every message ends one of four ways:
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -24,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import Sessions, reachable
+from shared.dead_letters import DeadLetter, DeadLetterSink, TableDeadLetters
 from shared.envelope import Envelope, NewerVersion, UnreadableEvent, parse
 from shared.faults import OutageLog, is_transient
 from shared.tables import Plumbing
@@ -394,70 +394,9 @@ class _Statements:
         )
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    """A message a consumer gave up on (``dead``) or that waits for a newer consumer."""
-
-    consumer: str
-    status: str
-    event_id: str | None
-    stream: str
-    epoch: int
-    seq: int
-    subject: str
-    deliveries: int
-    reason: str
-    headers: dict[str, str]
-    raw: bytes
-
-
-class DeadLetterSink(Protocol):
-    """Where a consumer puts its dead letters, inside its batch transaction."""
-
-    async def put(self, session: AsyncSession, letters: Sequence[DeadLetter]) -> None: ...
-
-
-class TableDeadLetters:
-    """The service's ``dead_letters`` table: raw bytes kept, one row per stream position."""
-
-    def __init__(self, plumbing: Plumbing) -> None:
-        self._insert = text(
-            f"insert into {plumbing.dead_letters.fullname} (consumer, status, event_id, stream, "
-            "stream_epoch, stream_seq, subject, deliveries, reason, headers, raw) values "
-            "(:consumer, :status, :event_id, :stream, :epoch, :seq, :subject, :deliveries, "
-            ":reason, cast(:headers as jsonb), :raw) "
-            "on conflict (consumer, stream_epoch, stream_seq) do update set "
-            "status = excluded.status, reason = excluded.reason, deliveries = excluded.deliveries"
-        )
-
-    async def put(self, session: AsyncSession, letters: Sequence[DeadLetter]) -> None:
-        if letters:
-            rows = [
-                {
-                    **{k: getattr(d, k) for k in ("consumer", "status", "event_id", "stream")},
-                    **{k: getattr(d, k) for k in ("epoch", "seq", "deliveries", "raw")},
-                    "subject": _storable(d.subject),
-                    "reason": _storable(d.reason),
-                    "headers": _storable_headers(d.headers),
-                }
-                for d in letters
-            ]
-            await session.execute(self._insert, rows)
-
-
 def _event_id(item: _Item) -> str:
     assert item.delivery is not None
     return item.delivery.envelope.id
-
-
-def _storable(value: str) -> str:
-    """Text PostgreSQL can store: NUL characters shown as ``\\0``."""
-    return value.replace("\x00", "\\0")
-
-
-def _storable_headers(headers: Mapping[str, str] | None) -> str:
-    clean = {_storable(k): _storable(v) for k, v in (headers or {}).items()}
-    return json.dumps(clean)
 
 
 async def _nak_all(items: Sequence[_Item], delay: float) -> None:

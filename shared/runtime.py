@@ -23,9 +23,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.clock import Clock, system_clock
-from shared.consumer import ApplyBatch, BatchConsumer, DeadLetterSink, Parser, parse_message
+from shared.consumer import ApplyBatch, BatchConsumer, Parser, parse_message
 from shared.contract import Consumers, asyncapi
 from shared.db import Sessions, make_engine, make_sessions, reachable
+from shared.dead_letters import DeadLetterSink
 from shared.housekeeping import Housekeeping
 from shared.messaging import batch_publisher, check_server, ensure_stream, stream_config
 from shared.outbox import Outbox, Relay
