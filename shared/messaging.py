@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -117,9 +116,3 @@ async def _ack(future: asyncio.Future[PubAck] | BaseException) -> int | BaseExce
         future.cancel()
         return exc
     return int(ack.seq)
-
-
-async def delete_quietly(js: JetStreamContext, stream: str, consumer: str) -> None:
-    """Delete a consumer if it exists (tests and tools)."""
-    with contextlib.suppress(NotFoundError):
-        await js.delete_consumer(stream, consumer)

@@ -97,7 +97,6 @@ class Relay:
         self._wakeup = asyncio.Event()
         self._lock_key = zlib.crc32(f"minqing-relay:{outbox.fullname}".encode())
         self._outage = OutageLog(log, "outbox relay")
-        self.active = False
 
     def notify(self) -> None:
         """New rows were committed: publish now rather than at the next poll."""
@@ -109,14 +108,11 @@ class Relay:
             try:
                 async with self._engine.connect() as conn:
                     if await self._lock(conn):
-                        self.active = True
                         await self._drain_forever(conn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self._outage.failed(exc)
-            finally:
-                self.active = False
             await self._sleep()
 
     async def _lock(self, conn: AsyncConnection) -> bool:
