@@ -118,14 +118,19 @@ def decode(envelope: Envelope) -> Event | None:
     Fields this code does not know are ignored; an older ``dataversion`` is upcast step by
     step; a newer one raises ``NewerVersion`` (the event waits for a consumer that reads it).
     """
-    cls = event_class(envelope.type)
+    return read(envelope.type, envelope.dataversion, envelope.data)
+
+
+def read(type_: str, dataversion: int, data: dict[str, Any]) -> Event | None:
+    """``decode`` for an event stored apart from its envelope (type, version, data)."""
+    cls = event_class(type_)
     if cls is None:
         return None
-    data = upcast(envelope.short_type, envelope.dataversion, envelope.data, cls.VERSION)
+    data = upcast(cls.TYPE, dataversion, data, cls.VERSION)
     try:
         return cls.model_validate({k: v for k, v in data.items() if k in cls.model_fields})
     except ValidationError as exc:
-        raise UnreadableEvent(f"invalid data for {envelope.type}: {_summary(exc)}") from exc
+        raise UnreadableEvent(f"invalid data for {type_}: {_summary(exc)}") from exc
 
 
 def upcast(type_: str, version: int, data: dict[str, Any], target: int) -> dict[str, Any]:

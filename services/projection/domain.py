@@ -11,9 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
-from shared.envelope import NewerVersion, UnreadableEvent, event_class, upcast
+from shared.envelope import NewerVersion, UnreadableEvent, read
 from shared.events import (
     Event,
     IssueAssigned,
@@ -98,13 +96,9 @@ def step(view: IssueView, event: Event | None, record: Recorded) -> IssueView:
 
 def typed(record: Recorded) -> Event | None:
     """The known event in a record, read tolerantly; ``None`` if it cannot be read."""
-    cls = event_class(record.type)
-    if cls is None:
-        return None
     try:
-        data = upcast(cls.TYPE, record.dataversion, record.data, cls.VERSION)
-        return cls.model_validate({k: v for k, v in data.items() if k in cls.model_fields})
-    except (ValidationError, UnreadableEvent, NewerVersion):
+        return read(record.type, record.dataversion, record.data)
+    except (UnreadableEvent, NewerVersion):
         return None
 
 
