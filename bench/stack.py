@@ -225,6 +225,9 @@ class Stack:
             "MINQING_DATABASE_URL": database_url,
             "MINQING_HOST": "127.0.0.1",
             f"MINQING_{service.upper()}_PORT": str(port),
+            # The load's titles differ only by a number: as duplicates they would all join
+            # one matter. Detection still runs (lock and candidate query) but never matches.
+            "MINQING_DUPLICATE_THRESHOLD": "101",
         }
         argv = [sys.executable, "-m", "shared.cli", "serve", service, "--log-level", "warning"]
         process = self.start_process(service, argv, env, port)

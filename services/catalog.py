@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from services.assignment.handlers import HANDLERS as ASSIGNMENT
 from services.followup.handlers import HANDLERS as FOLLOWUP
+from services.intake.handlers import HANDLERS as INTAKE
 from services.projection.views import VIEWS
 from shared.events import EVENT_CLASSES, Event
 
@@ -16,6 +17,7 @@ from shared.events import EVENT_CLASSES, Event
 def consumers() -> dict[str, Sequence[type[Event]]]:
     """Durable consumer name -> the event classes it consumes."""
     found: dict[str, Sequence[type[Event]]] = {
+        "intake-status": list(INTAKE),
         "assignment": list(ASSIGNMENT),
         "followup": list(FOLLOWUP),
     }

@@ -16,6 +16,8 @@ from shared.events import (
     EVENT_CLASSES,
     Event,
     IssueAssigned,
+    IssueDuplicateReported,
+    IssueDuplicateSplit,
     IssueLookbackFailed,
     IssueLookbackPassed,
     IssueReported,
@@ -25,6 +27,8 @@ from shared.settings import ServiceName, Settings
 
 EMITTED_BY: dict[type[Event], ServiceName] = {
     IssueReported: "intake",
+    IssueDuplicateReported: "intake",
+    IssueDuplicateSplit: "intake",
     IssueAssigned: "assignment",
     IssueResolved: "followup",
     IssueLookbackPassed: "followup",

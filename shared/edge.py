@@ -1,7 +1,8 @@
 """The HTTP edge every service shares: body limit, path ids, and errors mapped to status codes.
 
 - A request body over ``MINQING_MAX_BODY_BYTES`` is a 413, decided from Content-Length when
-  given and otherwise as the body streams in, never after buffering it whole.
+  given and otherwise as the body streams in, never after buffering it whole. Upload paths
+  (files, attachments) named by the service get ``MINQING_MAX_UPLOAD_BYTES`` instead.
 - A validation error is a 422 listing ``loc``, ``msg`` and ``type`` of each error; it never
   echoes the input, and what it quotes is shortened and always encodable. A malformed path
   parameter alone (an issue id that is not a ULID) is a 404, as an unknown id is.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -25,6 +26,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.settings import Settings
 
@@ -47,9 +49,16 @@ MAX_MESSAGE_CHARS = 2000  # room for the list of valid codes
 _UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "55P03")
 
 
-def install(app: FastAPI, settings: Settings) -> None:
-    """Bound request bodies, and answer client errors with 4xx and outages with 503."""
-    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes)
+def install(app: FastAPI, settings: Settings, upload_paths: Sequence[str] = ()) -> None:
+    """Bound request bodies, and answer client errors with 4xx and outages with 503.
+
+    ``upload_paths`` are path prefixes that take files: they get the larger upload limit."""
+    app.add_middleware(
+        BodyLimits,
+        default=settings.max_body_bytes,
+        uploads=settings.max_upload_bytes,
+        upload_paths=tuple(upload_paths),
+    )
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(DBAPIError, _database_error)
     # Raised outside the DBAPI: connect failures and refusals (OSError, ConnectionError),
@@ -75,6 +84,24 @@ def _message(error: Mapping[str, Any]) -> object:
     if isinstance(value, str) and len(value) > MAX_QUOTED_CHARS:
         message = message.replace(repr(value), f"{value[:MAX_QUOTED_CHARS]!r}...")
     return quoted(message, MAX_MESSAGE_CHARS)
+
+
+class BodyLimits:
+    """Starlette's streaming body limit, with a larger one for the upload paths."""
+
+    def __init__(
+        self, app: ASGIApp, *, default: int, uploads: int, upload_paths: tuple[str, ...]
+    ) -> None:
+        self._default = RequestBodyLimitMiddleware(app, max_body_size=default)
+        self._uploads = RequestBodyLimitMiddleware(app, max_body_size=uploads)
+        self._upload_paths = upload_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if self._upload_paths and path.startswith(self._upload_paths):
+            await self._uploads(scope, receive, send)
+        else:
+            await self._default(scope, receive, send)
 
 
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:

@@ -23,7 +23,12 @@ class Event(BaseModel):
 
 
 class IssueReported(Event):
-    """A matter was accepted onto the list."""
+    """A matter was accepted onto the list.
+
+    The reporter appears only as ``reporter_ref`` and a masked phone (``138****5678``);
+    the name and phone stay in intake. ``external_ref`` is the sending system's own ticket
+    id; ``split_from`` names the matter this report was wrongly merged into, if it was.
+    """
 
     TYPE: ClassVar[str] = "issue.reported"
 
@@ -33,9 +38,39 @@ class IssueReported(Event):
     village: str
     source: str
     reporter_ref: str | None = None
+    reporter_phone_masked: str | None = None
     address: str | None = None
     lat: float | None = None
     lon: float | None = None
+    external_ref: str | None = None
+    split_from: str | None = None
+
+
+class IssueDuplicateReported(Event):
+    """Another report of a matter already on the list (same village and category, close
+    text): its reporter is added to the matter instead of opening a second one."""
+
+    TYPE: ClassVar[str] = "issue.duplicate_reported"
+
+    report_id: str
+    source: str
+    title: str
+    description: str
+    similarity: float = Field(ge=0, le=100)
+    reporter_ref: str | None = None
+    reporter_phone_masked: str | None = None
+    external_ref: str | None = None
+
+
+class IssueDuplicateSplit(Event):
+    """A supervisor undid a wrong duplicate match: the report became a matter of its own
+    (``new_issue_id``, whose ``issue.reported`` names this matter in ``split_from``)."""
+
+    TYPE: ClassVar[str] = "issue.duplicate_split"
+
+    report_id: str
+    new_issue_id: str
+    reason: str
 
 
 class IssueAssigned(Event):
@@ -95,6 +130,8 @@ class IssueLookbackFailed(LookbackRecorded):
 
 EVENT_CLASSES: tuple[type[Event], ...] = (
     IssueReported,
+    IssueDuplicateReported,
+    IssueDuplicateSplit,
     IssueAssigned,
     IssueResolved,
     IssueLookbackPassed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, FastAPI, Query
@@ -27,10 +28,10 @@ class Operated(Protocol):
     def contract(self) -> dict[str, Any]: ...
 
 
-def install(app: FastAPI, runtime: Operated) -> None:
+def install(app: FastAPI, runtime: Operated, upload_paths: Sequence[str] = ()) -> None:
     """Add the shared routes, and the edge: body limit, 4xx for client errors, 503 outages."""
     app.include_router(health_router(runtime))
-    edge.install(app, runtime.settings)
+    edge.install(app, runtime.settings, upload_paths)
 
 
 def health_router(runtime: Operated) -> APIRouter:

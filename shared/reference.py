@@ -24,10 +24,24 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+Scale = Literal["small", "major"]
+
+
+class Group(_Frozen):
+    """How the town groups matters (the article's kinds)."""
+
+    name: str
+
+
 class Category(_Frozen):
     name: str
     unit: str
     working_days: int = Field(ge=1, le=365)
+    group: str
+    service_code: str = Field(min_length=1, max_length=64)
+    scale: Scale = "small"
+    description: str = ""
+    aliases: tuple[str, ...] = ()
 
 
 class Village(_Frozen):
@@ -35,6 +49,7 @@ class Village(_Frozen):
     kind: Literal["village", "community"]
     secretary_id: str
     secretary_name: str
+    aliases: tuple[str, ...] = ()
 
     def branch(self, code: str) -> str:
         """The unit code of this village's party branch."""
@@ -55,6 +70,7 @@ class Route(_Frozen):
 
 
 class ReferenceData(_Frozen):
+    groups: dict[str, Group]
     categories: dict[str, Category]
     villages: dict[str, Village]
     sources: dict[str, Named]
@@ -66,13 +82,42 @@ class ReferenceData(_Frozen):
             for code in getattr(self, kind):
                 _check_code(kind, code)
         offices = set(self.units)
+        service_codes: dict[str, str] = {}
         for code, category in self.categories.items():
             if category.unit != VILLAGE_BRANCH and category.unit not in offices:
                 raise ValueError(f"category {code!r} routes to unknown unit {category.unit!r}")
+            if category.group not in self.groups:
+                raise ValueError(f"category {code!r} is in unknown group {category.group!r}")
+            if (other := service_codes.setdefault(category.service_code, code)) != code:
+                raise ValueError(
+                    f"categories {other!r} and {code!r} share service_code "
+                    f"{category.service_code!r}"
+                )
+        for kind in ("categories", "villages"):
+            _alias_index(kind, getattr(self, kind))  # refuses an alias naming two codes
         for code, village in self.villages.items():
             if village.branch(code) in offices:
                 raise ValueError(f"unit {village.branch(code)!r} clashes with a village branch")
         return self
+
+    def resolve(self, kind: Kind, value: str) -> str:
+        """The code ``value`` names: the code itself, or (categories and villages) a name,
+        its Chinese or English part, or an alias, compared case- and space-insensitively.
+        Raises ``UnknownCode`` naming the valid codes."""
+        if value in self.codes(kind):
+            return value
+        if kind in ("categories", "villages"):
+            index = _cached_index(self, kind)
+            if (code := index.get(_normal(value))) is not None:
+                return code
+        return require(self, kind, value)
+
+    def by_service_code(self, service_code: str) -> str | None:
+        """The category with this Open311 service code."""
+        for code, category in self.categories.items():
+            if category.service_code == service_code:
+                return code
+        return None
 
     def codes(self, kind: Kind) -> list[str]:
         """The valid codes of one kind, in file order."""
@@ -97,25 +142,76 @@ class ReferenceData(_Frozen):
         )
 
 
+def _normal(value: str) -> str:
+    return " ".join(value.split()).casefold()
+
+
+def _names(code: str, entry: Category | Village) -> set[str]:
+    """Every normalised name an entry answers to: code, name, its parts, aliases."""
+    names = {code, entry.name, *entry.aliases}
+    # "三岐村 Sanqi Village": the Chinese part and the English part.
+    first, _, rest = entry.name.partition(" ")
+    if rest and not first.isascii():
+        names |= {first, rest}
+    return {_normal(n) for n in names if n.strip()}
+
+
+def _alias_index(kind: str, entries: dict[str, Category] | dict[str, Village]) -> dict[str, str]:
+    index: dict[str, str] = {}
+    for code, entry in entries.items():
+        for name in _names(code, entry):
+            if (other := index.setdefault(name, code)) != code:
+                raise ValueError(f"{kind}: {name!r} names both {other!r} and {code!r}")
+    return index
+
+
+_INDEXES: dict[tuple[int, str], dict[str, str]] = {}
+
+
+def _cached_index(reference: ReferenceData, kind: str) -> dict[str, str]:
+    key = (id(reference), kind)
+    if key not in _INDEXES:
+        _INDEXES[key] = _alias_index(kind, getattr(reference, kind))
+    return _INDEXES[key]
+
+
 def _check_code(kind: str, code: str) -> None:
     if not re.fullmatch(CODE_PATTERN, code):
         raise ValueError(f"{kind} code {code!r} must match {CODE_PATTERN} (NATS-subject safe)")
+
+
+# Each file and the tables it holds.
+FILES: dict[str, tuple[str, ...]] = {
+    "categories": ("groups", "categories"),
+    "villages": ("villages",),
+    "sources": ("sources",),
+    "units": ("units",),
+}
+
+
+class InvalidReferenceData(ValueError):
+    """A reference data file that cannot be used; the message names the file and the fault."""
 
 
 @lru_cache(maxsize=8)
 def load(directory: Path) -> ReferenceData:
     """Read and check the four TOML files in ``directory``."""
     tables: dict[str, object] = {}
-    for kind in ("categories", "villages", "sources", "units"):
-        path = directory / f"{kind}.toml"
-        with path.open("rb") as fh:
-            content = tomllib.load(fh)
-        if set(content) != {kind}:
-            raise ValueError(
-                f"{path} must hold exactly one table, [{kind}.<code>]; found {sorted(content)}"
-            )
-        tables[kind] = content[kind]
-    return ReferenceData.model_validate(tables)
+    for file, expected in FILES.items():
+        path = directory / f"{file}.toml"
+        try:
+            with path.open("rb") as fh:
+                content = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise InvalidReferenceData(f"{path}: {exc}") from exc
+        if set(content) != set(expected):
+            wanted = ", ".join(f"[{t}.<code>]" for t in expected)
+            raise InvalidReferenceData(f"{path} must hold {wanted}; found {sorted(content)}")
+        tables.update(content)
+    try:
+        return ReferenceData.model_validate(tables)
+    except ValueError as exc:
+        raise InvalidReferenceData(f"reference data in {directory}: {exc}") from exc
 
 
 class UnknownCode(ValueError):
@@ -148,9 +244,10 @@ def active() -> ReferenceData:
 
 
 def code_of(kind: Kind) -> Callable[[str], str]:
-    """A pydantic after-validator: the value must be a valid code of ``kind``."""
+    """A pydantic after-validator: the value must name a valid code of ``kind`` (for
+    categories and villages also by name or alias); it becomes the code."""
 
     def check(code: str) -> str:
-        return require(active(), kind, code)
+        return active().resolve(kind, code)
 
     return check

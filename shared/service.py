@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from fastapi import FastAPI
 
@@ -11,8 +11,11 @@ from shared.http import install
 from shared.runtime import Runtime, start, stop
 
 
-def create_service_app(runtime: Runtime, *, title: str, description: str) -> FastAPI:
-    """A FastAPI app with the runtime's lifespan and the health routes."""
+def create_service_app(
+    runtime: Runtime, *, title: str, description: str, upload_paths: Sequence[str] = ()
+) -> FastAPI:
+    """A FastAPI app with the runtime's lifespan and the health routes; ``upload_paths``
+    (path prefixes) take bodies up to the upload limit."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -24,5 +27,5 @@ def create_service_app(runtime: Runtime, *, title: str, description: str) -> Fas
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.runtime = runtime
-    install(app, runtime)
+    install(app, runtime, upload_paths)
     return app

@@ -45,12 +45,17 @@ class Settings(BaseSettings):
     prune_interval_seconds: float = Field(3600.0, gt=0)
     # The HTTP edge: a larger request body is refused with 413 (reports are a few KiB).
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # Paths that take files (an Open311 photo, a compiled list): a larger body is a 413.
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     # Database waits: opening a connection, one statement (the client gives up one second
     # after the server should have), and waiting for a free connection from the pool.
     database_connect_timeout_seconds: float = Field(5.0, gt=0)
     database_statement_timeout_seconds: float = Field(5.0, gt=0)
     database_pool_timeout_seconds: float = Field(5.0, gt=0)
     database_pool_size: int = Field(16, ge=2, le=200)
+    # A new report whose title is at least this alike (0-100, rapidfuzz token-set ratio) to an
+    # open matter's in the same village and category joins that matter; above 100: never.
+    duplicate_threshold: float = Field(85.0, ge=0, le=101)
 
     def port(self, service: ServiceName) -> int:
         """The HTTP port of one service."""

@@ -16,11 +16,24 @@ from pydantic import (
 )
 
 from services.intake.domain import ReportIssue
-from services.intake.handlers import IdempotencyKeyReused, Reports, report_issue
+from services.intake.handlers import (
+    Accepted,
+    IdempotencyKeyReused,
+    NotADuplicate,
+    Policy,
+    Reports,
+    report_issue,
+    split_duplicate,
+)
+from shared.edge import IssueId
 from shared.reference import ReferenceData, code_of
 from shared.text import Finite, Line, Text
 from shared.uow import UowFactory
 
+# A sender's own ticket id: printable, no spaces at the ends.
+ExternalRef = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[!-~](?:[ -~]*[!-~])?$")
+]
 Phone = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 \-]{4,24}$")
 ]
@@ -58,6 +71,7 @@ class ReportIn(_Input):
     reporter: ReporterIn | None = None
     location: LocationIn | None = None
     recorded_by: Annotated[Line, StringConstraints(min_length=1, max_length=100)] | None = None
+    external_ref: ExternalRef | None = None
 
     def to_command(self) -> ReportIssue:
         reporter = self.reporter or ReporterIn()
@@ -74,15 +88,37 @@ class ReportIn(_Input):
             lat=location.lat,
             lon=location.lon,
             recorded_by=self.recorded_by,
+            external_ref=self.external_ref,
         )
 
 
 class ReportAccepted(BaseModel):
+    """The matter the report is on. ``duplicate_of`` is set when the report was merged into
+    a matter already on the list (its reporter hears back with everyone else's)."""
+
     issue_id: str
     event_id: str
+    report_id: str
+    duplicate_of: str | None = None
+    similarity: float | None = None
+
+    @classmethod
+    def of(cls, accepted: Accepted) -> ReportAccepted:
+        return cls(
+            issue_id=accepted.issue_id,
+            event_id=accepted.event_id,
+            report_id=accepted.report_id,
+            duplicate_of=accepted.duplicate_of,
+            similarity=accepted.similarity,
+        )
 
 
-def build_router(units: UowFactory[Reports], ref: ReferenceData) -> APIRouter:
+class SplitIn(_Input):
+    reason: Annotated[Text, StringConstraints(min_length=1, max_length=1000)]
+    by: Annotated[Line, StringConstraints(min_length=1, max_length=100)]
+
+
+def build_router(units: UowFactory[Reports], ref: ReferenceData, policy: Policy) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["intake"])
 
     @router.post(
@@ -103,6 +139,7 @@ def build_router(units: UowFactory[Reports], ref: ReferenceData) -> APIRouter:
             accepted = await report_issue(
                 units,
                 body.to_command(),
+                policy=policy,
                 idempotency_key=idempotency_key,
                 request_hash=digest,
                 correlation_id=x_correlation_id,
@@ -111,14 +148,33 @@ def build_router(units: UowFactory[Reports], ref: ReferenceData) -> APIRouter:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
         if not accepted.created:
             response.status_code = status.HTTP_200_OK
-        return ReportAccepted(issue_id=accepted.issue_id, event_id=accepted.event_id)
+        return ReportAccepted.of(accepted)
+
+    @router.post(
+        "/issues/{issue_id}/reports/{report_id}/split",
+        status_code=status.HTTP_201_CREATED,
+        responses={404: {"description": "That report is not merged into that matter"}},
+    )
+    async def post_split(issue_id: IssueId, report_id: IssueId, body: SplitIn) -> ReportAccepted:
+        """Undo a wrong duplicate match: the report becomes a matter of its own."""
+        try:
+            accepted = await split_duplicate(
+                units, issue_id, report_id, reason=body.reason, actor=body.by
+            )
+        except NotADuplicate as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        return ReportAccepted.of(accepted)
 
     @router.get("/reference")
     async def get_reference() -> dict[str, Any]:
         """The valid codes: categories, villages, sources and units, with their names."""
         return {
+            "groups": {k: v.name for k, v in ref.groups.items()},
             "categories": {k: v.model_dump() for k, v in ref.categories.items()},
-            "villages": {k: {"name": v.name, "kind": v.kind} for k, v in ref.villages.items()},
+            "villages": {
+                k: {"name": v.name, "kind": v.kind, "aliases": list(v.aliases)}
+                for k, v in ref.villages.items()
+            },
             "sources": {k: v.name for k, v in ref.sources.items()},
             "units": ref.codes("units"),
         }

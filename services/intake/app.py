@@ -1,27 +1,39 @@
-"""Intake's composition root: reports come in over HTTP and leave as ``issue.reported``."""
+"""Intake's composition root: reports come in from every channel and leave as events."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import catalog
 from services.intake.api import build_router
+from services.intake.handlers import HANDLERS, Policy
 from services.intake.store import SqlReports, plumbing
 from shared import reference
 from shared.clock import Clock, system_clock
+from shared.dispatch import consumed_types, event_applier
 from shared.runtime import build_runtime
 from shared.service import create_service_app
 from shared.settings import Settings
+from shared.uow import SqlUnitOfWork
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> FastAPI:
     settings = settings or Settings()
     rt = build_runtime("intake", settings, plumbing, clock=clock)
     rt.catalog = catalog.consumers()
+    rt.accepts_without_nats = True
     ref = reference.load(settings.reference_dir)
     reference.activate(ref)
+    policy = Policy(duplicate_threshold=settings.duplicate_threshold)
+
+    def unit_of_work(session: AsyncSession) -> SqlUnitOfWork[SqlReports]:
+        return rt.batch_unit_of_work(session, SqlReports(session))
+
+    # Each matter's status, to report back to the channels (Open311, outcomes).
+    rt.subscribe("status", event_applier(HANDLERS, None, unit_of_work), consumed_types(HANDLERS))
     app = create_service_app(
         rt, title="Minqing intake", description="Accepts residents' matters from every channel."
     )
-    app.include_router(build_router(rt.units_of_work(SqlReports), ref))
+    app.include_router(build_router(rt.units_of_work(SqlReports), ref, policy))
     return app

@@ -1,15 +1,27 @@
-"""Intake's rules: what a new report becomes. Pure: no I/O, time comes in as an argument."""
+"""Intake's rules: what a new report becomes. Pure: no I/O, time comes in as an argument.
+
+Every channel (HTTP, department systems on NATS, Open311, compiled lists) turns its input
+into one ``ReportIssue`` and calls the same use case; no channel holds rules of its own.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.events import IssueReported
+from rapidfuzz import fuzz, utils
+
+from shared.events import IssueDuplicateReported, IssueReported
 
 
 @dataclass(frozen=True)
 class ReportIssue:
-    """Command: put a matter on the list. Codes are already checked against reference data."""
+    """Command: put a matter on the list. Codes are already checked against reference data.
+
+    ``external_ref`` is the sending system's own ticket id: the same source and reference
+    twice is the same matter.
+    """
 
     title: str
     description: str
@@ -22,6 +34,7 @@ class ReportIssue:
     lat: float | None = None
     lon: float | None = None
     recorded_by: str | None = None
+    external_ref: str | None = None
 
     @property
     def has_reporter(self) -> bool:
@@ -33,6 +46,19 @@ class ReportIssue:
         return self.recorded_by or self.source
 
 
+def mask_phone(phone: str | None) -> str | None:
+    """``138****5678``: the first three and last four digits of the national number, the
+    rest hidden; shorter numbers keep only their last two digits."""
+    if not phone:
+        return None
+    digits = re.sub(r"\D", "", phone)
+    if len(digits) == 13 and digits.startswith("86"):
+        digits = digits[2:]  # +86 country code
+    if len(digits) >= 10:
+        return f"{digits[:3]}****{digits[-4:]}"
+    return "*" * max(len(digits) - 2, 1) + digits[-2:]
+
+
 def decide_report(command: ReportIssue, reporter_ref: str | None) -> IssueReported:
     """The fact that the matter was accepted; never the reporter's name or phone."""
     return IssueReported(
@@ -42,7 +68,69 @@ def decide_report(command: ReportIssue, reporter_ref: str | None) -> IssueReport
         village=command.village,
         source=command.source,
         reporter_ref=reporter_ref,
+        reporter_phone_masked=mask_phone(command.reporter_phone),
         address=command.address,
         lat=command.lat,
         lon=command.lon,
+        external_ref=command.external_ref,
+    )
+
+
+# ------------------------------------------------------------------------------ duplicates
+
+
+@dataclass(frozen=True)
+class OpenMatter:
+    """A matter on the list that is not closed, as a candidate for a duplicate report."""
+
+    issue_id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class DuplicateMatch:
+    issue_id: str
+    similarity: float
+
+
+_CJK = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])")
+
+
+def comparable(text: str) -> str:
+    """Lower case, punctuation gone, and every Chinese character a token of its own, so
+    word-set similarity works for Chinese (no spaces between words) as for English."""
+    return " ".join(_CJK.sub(r" \1 ", utils.default_process(text)).split())
+
+
+def similarity(a: str, b: str) -> float:
+    """0-100: how alike two titles are, as sets of words (or Chinese characters)."""
+    return float(fuzz.token_set_ratio(comparable(a), comparable(b)))
+
+
+def find_duplicate(
+    title: str, candidates: Sequence[OpenMatter], threshold: float
+) -> DuplicateMatch | None:
+    """The open matter (same village and category: the caller's query) whose title is
+    most alike, if it reaches ``threshold``; ties go to the first candidate given."""
+    best: DuplicateMatch | None = None
+    for candidate in candidates:
+        score = similarity(title, candidate.title)
+        if score >= threshold and (best is None or score > best.similarity):
+            best = DuplicateMatch(candidate.issue_id, score)
+    return best
+
+
+def decide_duplicate(
+    command: ReportIssue, report_id: str, reporter_ref: str | None, match: DuplicateMatch
+) -> IssueDuplicateReported:
+    """The fact that another reporter reported a matter already on the list."""
+    return IssueDuplicateReported(
+        report_id=report_id,
+        source=command.source,
+        title=command.title,
+        description=command.description,
+        similarity=round(match.similarity, 1),
+        reporter_ref=reporter_ref,
+        reporter_phone_masked=mask_phone(command.reporter_phone),
+        external_ref=command.external_ref,
     )

@@ -1,125 +1,303 @@
-"""Intake's use cases: accept a report, in one transaction with its outbox event."""
+"""Intake's use cases: accept a report (or merge it into the matter it duplicates), split a
+wrong merge back out, and keep each matter's status for the channels that report it back.
+
+Every channel calls ``accept_report`` (through ``report_issue`` when it has no transaction
+of its own), so idempotency, privacy and duplicate detection hold for all of them alike.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from sqlalchemy.exc import IntegrityError
 
-from services.intake.domain import ReportIssue, decide_report
-from shared.events import IssueReported
+from services.intake.domain import (
+    OpenMatter,
+    ReportIssue,
+    decide_duplicate,
+    decide_report,
+    find_duplicate,
+)
+from shared.dispatch import Handlers
+from shared.envelope import Envelope
+from shared.events import (
+    IssueAssigned,
+    IssueDuplicateSplit,
+    IssueLookbackFailed,
+    IssueLookbackPassed,
+    IssueReported,
+    IssueResolved,
+)
 from shared.ids import new_id
 from shared.uow import UnitOfWork, UowFactory
 
 
 @dataclass(frozen=True)
 class Accepted:
+    """What became of a report: the matter it is on, and whether this call created it."""
+
     issue_id: str
     event_id: str
+    report_id: str
     created: bool
+    duplicate_of: str | None = None  # set when it was merged into a matter already listed
+    similarity: float | None = None
 
 
 @dataclass(frozen=True)
-class Earlier:
-    """A report accepted before under an Idempotency-Key."""
+class StoredReport:
+    """One report as intake keeps it; ``issue_id`` is the matter it is on."""
 
+    report_id: str
     issue_id: str
     event_id: str
-    request_hash: str | None
+    content: IssueReported
+    received_at: datetime
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    similarity: float | None = None  # set while it is merged into another's matter
+
+    @property
+    def is_duplicate(self) -> bool:
+        return self.similarity is not None
+
+
+@dataclass(frozen=True)
+class MatterStatus:
+    """Where a matter stands, as the channels report it back (Open311 ``status``)."""
+
+    status: str  # open | closed
+    notes: str
+    unit: str | None = None
+    deadline: date | None = None
 
 
 class IdempotencyKeyReused(Exception):
     """The same Idempotency-Key came with a different request body."""
 
 
-class Reports(Protocol):
-    """Accepted reports and, apart from them, the reporters' contact details."""
+class NotADuplicate(Exception):
+    """The report named is not merged into the matter named; nothing to split."""
 
-    async def by_key(self, source: str, key: str) -> Earlier | None:
-        """The report a channel (``source``) sent earlier under this Idempotency-Key."""
+
+class Reports(Protocol):
+    """Reports, the matters they are on, and, apart from them, reporters' contact details."""
+
+    async def by_key(self, source: str, key: str) -> StoredReport | None:
+        """The report a channel (``source``) sent earlier under this idempotency key."""
         ...
 
-    async def add(
-        self,
-        issue_id: str,
-        event_id: str,
-        report: IssueReported,
-        *,
-        received_at: datetime,
-        idempotency_key: str | None,
-        request_hash: str | None,
-    ) -> None: ...
+    async def by_external_ref(self, source: str, external_ref: str) -> StoredReport | None:
+        """The report a channel sent earlier under its own ticket id."""
+        ...
+
+    async def get(self, report_id: str) -> StoredReport | None: ...
+
+    async def open_matters(self, village: str, category: str) -> list[OpenMatter]:
+        """Matters not closed in this village and category, newest first; holds a lock on
+        the pair until the transaction ends, so two alike reports cannot both open one."""
+        ...
+
+    async def add(self, report: StoredReport) -> None: ...
+
+    async def add_matter(self, issue_id: str, content: IssueReported, at: datetime) -> None: ...
+
+    async def move(self, report_id: str, issue_id: str, event_id: str) -> None:
+        """The report now stands on its own matter (a split)."""
+        ...
+
+    async def set_status(self, issue_id: str, status: MatterStatus, at: datetime) -> None: ...
 
     async def add_contact(
         self, reporter_ref: str, name: str | None, phone: str | None, created_at: datetime
     ) -> None: ...
 
 
+@dataclass(frozen=True)
+class Policy:
+    """What intake decides with: when a report counts as a duplicate (0-100; above 100
+    never)."""
+
+    duplicate_threshold: float = 85.0
+
+
 async def report_issue(
     units: UowFactory[Reports],
     command: ReportIssue,
+    *,
+    policy: Policy = Policy(),
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    correlation_id: str | None = None,
+) -> Accepted:
+    """Accept a matter in a transaction of its own; a retry gets the same answer."""
+    try:
+        async with units() as uow:
+            accepted = await accept_report(
+                uow,
+                command,
+                policy,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+                correlation_id=correlation_id,
+            )
+            await uow.commit()
+            return accepted
+    except IntegrityError:
+        # A concurrent request with the same key or reference won the race: answer as it did.
+        async with units() as uow:
+            if earlier := await _earlier(uow, command, idempotency_key, request_hash):
+                return earlier
+        raise
+
+
+async def accept_report(
+    uow: UnitOfWork[Reports],
+    command: ReportIssue,
+    policy: Policy,
     *,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
     correlation_id: str | None = None,
 ) -> Accepted:
-    """Accept a matter; a retried request with the same Idempotency-Key gets the same issue."""
-    try:
-        async with units() as uow:
-            if idempotency_key and (
-                earlier := await _earlier(uow, command.source, idempotency_key, request_hash)
-            ):
-                return earlier
-            accepted = await _accept(uow, command, idempotency_key, request_hash, correlation_id)
-            await uow.commit()
-            return accepted
-    except IntegrityError:
-        # A concurrent request with the same key won the race: answer as it did.
-        if idempotency_key:
-            async with units() as uow:
-                if earlier := await _earlier(uow, command.source, idempotency_key, request_hash):
-                    return earlier
-        raise
-
-
-async def _accept(
-    uow: UnitOfWork[Reports],
-    command: ReportIssue,
-    key: str | None,
-    request_hash: str | None,
-    correlation_id: str | None,
-) -> Accepted:
-    issue_id = new_id()
+    """Accept a matter inside the caller's unit of work (no commit): a new matter, or its
+    reporter added to the open matter it duplicates, or the earlier answer to a retry."""
+    if earlier := await _earlier(uow, command, idempotency_key, request_hash):
+        return earlier
+    report_id = new_id()
     reporter_ref = f"rpt_{new_id()}" if command.has_reporter else None
-    event = decide_report(command, reporter_ref)
-    envelope = uow.record(
-        event, issue_id=issue_id, actor=command.actor, correlation_id=correlation_id
-    )
+    content = decide_report(command, reporter_ref)
+    candidates = await uow.store.open_matters(command.village, command.category)
+    match = find_duplicate(command.title, candidates, policy.duplicate_threshold)
+    if match is None:
+        issue_id = report_id
+        envelope = uow.record(
+            content, issue_id=issue_id, actor=command.actor, correlation_id=correlation_id
+        )
+        await uow.store.add_matter(issue_id, content, uow.now)
+    else:
+        issue_id = match.issue_id
+        duplicate = decide_duplicate(command, report_id, reporter_ref, match)
+        envelope = uow.record(
+            duplicate, issue_id=issue_id, actor=command.actor, correlation_id=correlation_id
+        )
     if reporter_ref:
         await uow.store.add_contact(
             reporter_ref, command.reporter_name, command.reporter_phone, uow.now
         )
     await uow.store.add(
-        issue_id,
-        envelope.id,
-        event,
-        received_at=uow.now,
-        idempotency_key=key,
-        request_hash=request_hash,
+        StoredReport(
+            report_id=report_id,
+            issue_id=issue_id,
+            event_id=envelope.id,
+            content=content,
+            received_at=uow.now,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            similarity=None if match is None else match.similarity,
+        )
     )
-    return Accepted(issue_id=issue_id, event_id=envelope.id, created=True)
+    return Accepted(
+        issue_id=issue_id,
+        event_id=envelope.id,
+        report_id=report_id,
+        created=True,
+        duplicate_of=None if match is None else match.issue_id,
+        similarity=None if match is None else match.similarity,
+    )
 
 
 async def _earlier(
-    uow: UnitOfWork[Reports], source: str, key: str, request_hash: str | None
+    uow: UnitOfWork[Reports],
+    command: ReportIssue,
+    key: str | None,
+    request_hash: str | None,
 ) -> Accepted | None:
-    earlier = await uow.store.by_key(source, key)
-    if earlier is None:
-        return None
-    if earlier.request_hash != request_hash:
-        raise IdempotencyKeyReused(
-            "this Idempotency-Key was already used with a different request body"
+    if key and (earlier := await uow.store.by_key(command.source, key)):
+        if earlier.request_hash != request_hash:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request body"
+            )
+        return _again(earlier)
+    if command.external_ref and (
+        earlier := await uow.store.by_external_ref(command.source, command.external_ref)
+    ):
+        return _again(earlier)
+    return None
+
+
+def _again(earlier: StoredReport) -> Accepted:
+    return Accepted(
+        issue_id=earlier.issue_id,
+        event_id=earlier.event_id,
+        report_id=earlier.report_id,
+        created=False,
+        duplicate_of=earlier.issue_id if earlier.is_duplicate else None,
+        similarity=earlier.similarity,
+    )
+
+
+async def split_duplicate(
+    units: UowFactory[Reports], issue_id: str, report_id: str, *, reason: str, actor: str
+) -> Accepted:
+    """Undo a wrong duplicate match: the report becomes a matter of its own, and both
+    matters' histories say so."""
+    async with units() as uow:
+        report = await uow.store.get(report_id)
+        if report is None or report.issue_id != issue_id or not report.is_duplicate:
+            raise NotADuplicate(f"report {report_id} is not merged into matter {issue_id}")
+        new_issue_id = report.report_id
+        uow.record(
+            IssueDuplicateSplit(report_id=report_id, new_issue_id=new_issue_id, reason=reason),
+            issue_id=issue_id,
+            actor=actor,
         )
-    return Accepted(issue_id=earlier.issue_id, event_id=earlier.event_id, created=False)
+        content = report.content.model_copy(update={"split_from": issue_id})
+        envelope = uow.record(content, issue_id=new_issue_id, actor=actor)
+        await uow.store.add_matter(new_issue_id, content, uow.now)
+        await uow.store.move(report_id, new_issue_id, envelope.id)
+        await uow.commit()
+    return Accepted(issue_id=new_issue_id, event_id=envelope.id, report_id=report_id, created=True)
+
+
+# ------------------------------------------------------- status, for reporting back to channels
+
+
+async def on_assigned(
+    event: IssueAssigned, cause: Envelope, uow: UnitOfWork[Reports], deps: None
+) -> None:
+    notes = f"assigned to {event.unit}, due {event.deadline.isoformat()} ({event.calendar})"
+    status = MatterStatus("open", notes, unit=event.unit, deadline=event.deadline)
+    await uow.store.set_status(cause.subject, status, cause.time)
+
+
+async def on_resolved(
+    event: IssueResolved, cause: Envelope, uow: UnitOfWork[Reports], deps: None
+) -> None:
+    notes = f"resolved by {event.unit}: {event.summary}; look-back due by {event.lookback_due}"
+    status = MatterStatus("open", notes, unit=event.unit)
+    await uow.store.set_status(cause.subject, status, cause.time)
+
+
+async def on_lookback_passed(
+    event: IssueLookbackPassed, cause: Envelope, uow: UnitOfWork[Reports], deps: None
+) -> None:
+    notes = f"closed: the look-back visit confirmed the fix ({event.notes})"
+    await uow.store.set_status(cause.subject, MatterStatus("closed", notes), cause.time)
+
+
+async def on_lookback_failed(
+    event: IssueLookbackFailed, cause: Envelope, uow: UnitOfWork[Reports], deps: None
+) -> None:
+    notes = f"reopened: the look-back visit found it not fixed ({event.notes})"
+    await uow.store.set_status(cause.subject, MatterStatus("open", notes), cause.time)
+
+
+HANDLERS: Handlers = {
+    IssueAssigned: on_assigned,
+    IssueResolved: on_resolved,
+    IssueLookbackPassed: on_lookback_passed,
+    IssueLookbackFailed: on_lookback_failed,
+}

@@ -1,33 +1,45 @@
-"""Intake's own schema: accepted reports, reporters' contact details, and the plumbing."""
+"""Intake's own schema: reports, the matters they are on, reporters' contact details, and
+the plumbing."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Column,
+    Date,
     DateTime,
     Float,
+    Index,
     MetaData,
     Table,
     Text,
     UniqueConstraint,
+    func,
     select,
+    text,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.handlers import Earlier
+from services.intake.domain import OpenMatter
+from services.intake.handlers import MatterStatus, StoredReport
 from shared.bulk import execute, plain_insert_sql
 from shared.events import IssueReported
 from shared.tables import plumbing_tables
 
 SCHEMA = "intake"
+# Duplicate detection compares a new report with at most this many open matters of its
+# village and category, the most recent first.
+MAX_CANDIDATES = 1000
 metadata = MetaData(schema=SCHEMA)
 
 reports = Table(
     "reports",
     metadata,
-    Column("issue_id", Text, primary_key=True),
+    Column("report_id", Text, primary_key=True),
+    Column("issue_id", Text, nullable=False),  # the matter it is on (its own, or another's)
     Column("event_id", Text, nullable=False, unique=True),
     Column("title", Text, nullable=False),
     Column("description", Text, nullable=False),
@@ -41,12 +53,39 @@ reports = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("idempotency_key", Text),
     Column("request_hash", Text),
+    Column("reporter_phone_masked", Text),
+    Column("external_ref", Text),
+    Column("similarity", Float),  # set while merged into another report's matter
     # An Idempotency-Key is the caller's: scoped by the source channel until callers
-    # authenticate.
+    # authenticate. A sender's own ticket id likewise.
     UniqueConstraint("source", "idempotency_key", name="reports_source_idempotency_key_key"),
+    UniqueConstraint("source", "external_ref", name="reports_source_external_ref_key"),
+)
+Index("reports_issue_id", reports.c.issue_id)
+
+# One row per matter: what duplicate detection compares with, and what channels report back.
+matters = Table(
+    "matters",
+    metadata,
+    Column("issue_id", Text, primary_key=True),
+    Column("village", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("status", Text, nullable=False),  # open | closed
+    Column("status_notes", Text, nullable=False),
+    Column("unit", Text),
+    Column("deadline", Date),
+    Column("reported_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index(
+    "matters_open_by_village_category",
+    matters.c.village,
+    matters.c.category,
+    postgresql_where=text("status <> 'closed'"),
 )
 
-# Personal data stays here; events carry only the opaque reporter_ref.
+# Personal data stays here; events carry only the opaque reporter_ref and a masked phone.
 reporter_contacts = Table(
     "reporter_contacts",
     metadata,
@@ -58,6 +97,8 @@ reporter_contacts = Table(
 
 plumbing = plumbing_tables(metadata)
 
+_CONTENT = [name for name in IssueReported.model_fields if name in reports.c]
+
 
 class SqlReports:
     """The ``Reports`` store on the service's own tables, in the caller's transaction."""
@@ -65,32 +106,85 @@ class SqlReports:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def by_key(self, source: str, key: str) -> Earlier | None:
-        query = select(reports.c.issue_id, reports.c.event_id, reports.c.request_hash).where(
-            reports.c.source == source, reports.c.idempotency_key == key
-        )
-        row = (await self._session.execute(query)).first()
-        return None if row is None else Earlier(row.issue_id, row.event_id, row.request_hash)
+    async def by_key(self, source: str, key: str) -> StoredReport | None:
+        return await self._one(reports.c.source == source, reports.c.idempotency_key == key)
 
-    async def add(
-        self,
-        issue_id: str,
-        event_id: str,
-        report: IssueReported,
-        *,
-        received_at: datetime,
-        idempotency_key: str | None,
-        request_hash: str | None,
-    ) -> None:
+    async def by_external_ref(self, source: str, external_ref: str) -> StoredReport | None:
+        return await self._one(reports.c.source == source, reports.c.external_ref == external_ref)
+
+    async def get(self, report_id: str) -> StoredReport | None:
+        return await self._one(reports.c.report_id == report_id)
+
+    async def _one(self, *where: Any) -> StoredReport | None:
+        row = (await self._session.execute(select(reports).where(*where))).first()
+        return None if row is None else _stored(row._asdict())
+
+    async def open_matters(self, village: str, category: str) -> list[OpenMatter]:
+        # Serialises reports of one village and category (until commit), so two alike
+        # reports arriving together cannot both open a matter.
+        await self._session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(f"{village}/{category}", 0)))
+        )
+        query = (
+            select(matters.c.issue_id, matters.c.title)
+            .where(
+                matters.c.village == village,
+                matters.c.category == category,
+                matters.c.status != "closed",
+            )
+            .order_by(matters.c.reported_at.desc())
+            .limit(MAX_CANDIDATES)
+        )
+        rows = (await self._session.execute(query)).all()
+        return [OpenMatter(row.issue_id, row.title) for row in rows]
+
+    async def add(self, report: StoredReport) -> None:
         values = {
-            **report.model_dump(),
-            "issue_id": issue_id,
-            "event_id": event_id,
-            "received_at": received_at,
-            "idempotency_key": idempotency_key,
-            "request_hash": request_hash,
+            **report.content.model_dump(include=set(_CONTENT)),
+            "report_id": report.report_id,
+            "issue_id": report.issue_id,
+            "event_id": report.event_id,
+            "received_at": report.received_at,
+            "idempotency_key": report.idempotency_key,
+            "request_hash": report.request_hash,
+            "similarity": report.similarity,
         }
         await execute(self._session, _INSERT_REPORT, *(values[c] for c in _REPORT_COLUMNS))
+
+    async def add_matter(self, issue_id: str, content: IssueReported, at: datetime) -> None:
+        values = {
+            "issue_id": issue_id,
+            "village": content.village,
+            "category": content.category,
+            "title": content.title,
+            "status": "open",
+            "status_notes": "reported; waiting to be assigned",
+            "unit": None,
+            "deadline": None,
+            "reported_at": at,
+            "updated_at": at,
+        }
+        await execute(self._session, _INSERT_MATTER, *(values[c] for c in _MATTER_COLUMNS))
+
+    async def move(self, report_id: str, issue_id: str, event_id: str) -> None:
+        await self._session.execute(
+            update(reports)
+            .where(reports.c.report_id == report_id)
+            .values(issue_id=issue_id, event_id=event_id, similarity=None)
+        )
+
+    async def set_status(self, issue_id: str, status: MatterStatus, at: datetime) -> None:
+        await self._session.execute(
+            update(matters)
+            .where(matters.c.issue_id == issue_id)
+            .values(
+                status=status.status,
+                status_notes=status.notes,
+                unit=func.coalesce(status.unit, matters.c.unit),
+                deadline=func.coalesce(status.deadline, matters.c.deadline),
+                updated_at=at,
+            )
+        )
 
     async def add_contact(
         self, reporter_ref: str, name: str | None, phone: str | None, created_at: datetime
@@ -99,8 +193,23 @@ class SqlReports:
         await execute(self._session, _INSERT_CONTACT, reporter_ref, name, phone, created_at)
 
 
+def _stored(row: dict[str, Any]) -> StoredReport:
+    return StoredReport(
+        report_id=row["report_id"],
+        issue_id=row["issue_id"],
+        event_id=row["event_id"],
+        content=IssueReported.model_validate({k: row[k] for k in _CONTENT}),
+        received_at=row["received_at"],
+        idempotency_key=row["idempotency_key"],
+        request_hash=row["request_hash"],
+        similarity=row["similarity"],
+    )
+
+
 _REPORT_COLUMNS = [c.name for c in reports.c]
 _INSERT_REPORT = plain_insert_sql(reports, _REPORT_COLUMNS)
+_MATTER_COLUMNS = [c.name for c in matters.c]
+_INSERT_MATTER = plain_insert_sql(matters, _MATTER_COLUMNS)
 _INSERT_CONTACT = plain_insert_sql(
     reporter_contacts, ["reporter_ref", "name", "phone", "created_at"]
 )

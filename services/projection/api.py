@@ -39,6 +39,10 @@ class IssueOut(BaseModel):
     village: str | None
     source: str | None
     reporter_ref: str | None
+    reporter_phone_masked: str | None
+    external_ref: str | None
+    split_from: str | None
+    duplicate_count: int
     address: str | None
     lat: float | None
     lon: float | None

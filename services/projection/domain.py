@@ -15,6 +15,7 @@ from shared.envelope import NewerVersion, UnreadableEvent, read
 from shared.events import (
     Event,
     IssueAssigned,
+    IssueDuplicateReported,
     IssueLookbackFailed,
     IssueLookbackPassed,
     IssueReported,
@@ -50,6 +51,10 @@ class IssueView:
     village: str | None = None
     source: str | None = None
     reporter_ref: str | None = None
+    reporter_phone_masked: str | None = None
+    external_ref: str | None = None
+    split_from: str | None = None
+    duplicate_count: int = 0
     address: str | None = None
     lat: float | None = None
     lon: float | None = None
@@ -106,6 +111,8 @@ def apply(view: IssueView, event: Event | None, at: datetime) -> IssueView:
     """One step of the fold."""
     if isinstance(event, IssueReported):
         return replace(view, status=view.status or "reported", reported_at=at, **event.model_dump())
+    if isinstance(event, IssueDuplicateReported):
+        return replace(view, duplicate_count=view.duplicate_count + 1)
     if isinstance(event, IssueAssigned):
         return replace(
             view,

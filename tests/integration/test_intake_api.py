@@ -59,8 +59,10 @@ async def test_a_report_is_published_as_a_cloudevent_without_the_phone_number(
     assert message.subject == f"{settings.subject_prefix}.issue.reported"
     assert message.headers is not None
     assert message.headers["Nats-Msg-Id"] == body["event_id"]
-    assert b"139" not in message.data and b"Wang Wu" not in message.data
+    assert b"Wang Wu" not in message.data
+    assert b"13912345678" not in message.data and b"139 1234 5678" not in message.data
     event = Envelope.model_validate_json(message.data)
+    assert event.data["reporter_phone_masked"] == "139****5678"
     assert event.id == body["event_id"]
     assert event.subject == body["issue_id"]
     assert event.type == "minqing.issue.reported"
@@ -77,7 +79,7 @@ async def test_bad_input_names_every_bad_field_and_stores_nothing(
     bad = {
         **REPORT,
         "title": "   ",
-        "category": "bridge",
+        "category": "bridgework",
         "village": "atlantis",
         "source": "fax",
         "reporter": {"phone": "call me"},
@@ -149,7 +151,7 @@ async def test_an_idempotency_key_belongs_to_the_source_that_sent_it(
     first = await client.post("/api/v1/reports", json=hotline, headers=headers)
     other = await client.post("/api/v1/reports", json=grid, headers=headers)
     assert (first.status_code, other.status_code) == (201, 201), other.text
-    assert first.json()["issue_id"] != other.json()["issue_id"]
+    assert first.json()["report_id"] != other.json()["report_id"]
 
     retry = await client.post("/api/v1/reports", json=grid, headers=headers)
     assert (retry.status_code, retry.json()) == (200, other.json())
@@ -196,6 +198,7 @@ async def test_health_and_readiness_report_their_connections(
         "service": "intake",
         "database": "ok",
         "nats": "ok",
+        "consumer intake-status": "ok",
     }
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Generic, TypeVar
 
 from services.assignment.domain import Assignment
 from services.followup.handlers import Tracked
-from services.intake.handlers import Earlier
+from services.intake.domain import OpenMatter
+from services.intake.handlers import MatterStatus, StoredReport
 from shared.envelope import Envelope
 from shared.events import IssueReported
 from shared.uow import UnitOfWork
@@ -75,26 +77,47 @@ class InMemoryCases:
 
 class InMemoryReports:
     def __init__(self) -> None:
-        self.reports: dict[str, tuple[str, IssueReported, str | None, str | None]] = {}
+        self.reports: dict[str, StoredReport] = {}
+        self.matters: dict[str, tuple[IssueReported, MatterStatus]] = {}
         self.contacts: dict[str, tuple[str | None, str | None]] = {}
 
-    async def by_key(self, source: str, key: str) -> Earlier | None:
-        for issue_id, (event_id, report, k, request_hash) in self.reports.items():
-            if (report.source, k) == (source, key):
-                return Earlier(issue_id, event_id, request_hash)
-        return None
+    async def by_key(self, source: str, key: str) -> StoredReport | None:
+        return self._find(lambda r: (r.content.source, r.idempotency_key) == (source, key))
 
-    async def add(
-        self,
-        issue_id: str,
-        event_id: str,
-        report: IssueReported,
-        *,
-        received_at: datetime,
-        idempotency_key: str | None,
-        request_hash: str | None,
-    ) -> None:
-        self.reports[issue_id] = (event_id, report, idempotency_key, request_hash)
+    async def by_external_ref(self, source: str, external_ref: str) -> StoredReport | None:
+        return self._find(
+            lambda r: (r.content.source, r.content.external_ref) == (source, external_ref)
+        )
+
+    def _find(self, match: Callable[[StoredReport], bool]) -> StoredReport | None:
+        return next((r for r in self.reports.values() if match(r)), None)
+
+    async def get(self, report_id: str) -> StoredReport | None:
+        return self.reports.get(report_id)
+
+    async def open_matters(self, village: str, category: str) -> list[OpenMatter]:
+        return [
+            OpenMatter(issue_id, content.title)
+            for issue_id, (content, status) in self.matters.items()
+            if (content.village, content.category) == (village, category)
+            and status.status != "closed"
+        ]
+
+    async def add(self, report: StoredReport) -> None:
+        self.reports[report.report_id] = report
+
+    async def add_matter(self, issue_id: str, content: IssueReported, at: datetime) -> None:
+        self.matters[issue_id] = (content, MatterStatus("open", "reported"))
+
+    async def move(self, report_id: str, issue_id: str, event_id: str) -> None:
+        report = self.reports[report_id]
+        self.reports[report_id] = replace(
+            report, issue_id=issue_id, event_id=event_id, similarity=None
+        )
+
+    async def set_status(self, issue_id: str, status: MatterStatus, at: datetime) -> None:
+        if issue_id in self.matters:
+            self.matters[issue_id] = (self.matters[issue_id][0], status)
 
     async def add_contact(
         self, reporter_ref: str, name: str | None, phone: str | None, created_at: datetime

@@ -72,6 +72,9 @@ def isolated_settings(nats_url: str, database_url: str, **overrides: object) -> 
         "consumer_retry_delay_seconds": 0.05,
         "consumer_check_seconds": 0.3,
         "startup_timeout_seconds": 15.0,
+        # Tests about delivery send many alike reports that must stay separate matters;
+        # tests about duplicates set the threshold they mean.
+        "duplicate_threshold": 101.0,
     }
     values.update(overrides)
     return Settings.model_validate(values)

@@ -107,6 +107,7 @@ def process_env(settings: Settings) -> dict[str, str]:
             "MINQING_SUBJECT_PREFIX": settings.subject_prefix,
             "MINQING_RELAY_POLL_SECONDS": str(settings.relay_poll_seconds),
             "MINQING_CONSUMER_ACK_WAIT_SECONDS": str(settings.consumer_ack_wait_seconds),
+            "MINQING_DUPLICATE_THRESHOLD": str(settings.duplicate_threshold),
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -44,6 +44,7 @@ def test_the_consumers_listen_to_what_their_routing_tables_handle() -> None:
     assert consumed_types(ASSIGNMENT) == ["issue.reported", "issue.lookback_failed"]
     assert consumed_types(FOLLOWUP) == ["issue.reported", "issue.assigned"]
     assert set(consumers()) == {
+        "intake-status",
         "assignment",
         "followup",
         "projection-history",

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.intake.domain import ReportIssue, decide_report
+import pytest
+
+from services.intake.domain import (
+    OpenMatter,
+    ReportIssue,
+    decide_report,
+    find_duplicate,
+    mask_phone,
+    similarity,
+)
 
 
 def command(**overrides: Any) -> ReportIssue:
@@ -67,3 +76,58 @@ def test_the_actor_is_the_staff_member_who_recorded_it() -> None:
 def test_without_a_recorder_the_actor_is_the_channel() -> None:
     assert command().actor == "hotline_12345"
     assert command(recorded_by="").actor == "hotline_12345"
+
+
+@pytest.mark.parametrize(
+    ("phone", "masked"),
+    [
+        ("13812345678", "138****5678"),
+        ("138 1234 5678", "138****5678"),
+        ("+86 138-1234-5678", "138****5678"),
+        ("0517-8288 1234", "051****1234"),
+        ("12345", "***45"),
+        (None, None),
+    ],
+)
+def test_a_phone_is_masked_to_its_first_three_and_last_four_digits(
+    phone: str | None, masked: str | None
+) -> None:
+    assert mask_phone(phone) == masked
+
+
+def test_events_carry_the_masked_phone_only() -> None:
+    reported = decide_report(command(reporter_phone="13812345678"), reporter_ref="r")
+
+    assert reported.reporter_phone_masked == "138****5678"
+    assert "13812345678" not in reported.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("石官路路灯不亮", "石官路路灯不亮了"),
+        ("Street lights on Shiguan Road are out", "street lights on shiguan road: out!"),
+    ],
+)
+def test_near_identical_titles_match_in_chinese_and_english(a: str, b: str) -> None:
+    assert similarity(a, b) >= 85
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("石官路路灯不亮", "中心街路灯不亮"),
+        ("Street lights on Shiguan Road are out", "Pothole on Main street"),
+    ],
+)
+def test_different_problems_stay_below_the_default_threshold(a: str, b: str) -> None:
+    assert similarity(a, b) < 85
+
+
+def test_the_most_alike_open_matter_is_the_match() -> None:
+    candidates = [OpenMatter("a", "石官路路灯坏了"), OpenMatter("b", "石官路路灯不亮")]
+
+    match = find_duplicate("石官路路灯不亮了", candidates, threshold=85)
+
+    assert match is not None and match.issue_id == "b"
+    assert find_duplicate("石官路路灯不亮了", candidates, threshold=101) is None

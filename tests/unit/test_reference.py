@@ -7,27 +7,36 @@ from pathlib import Path
 
 import pytest
 
-from shared.reference import UnknownCode, load, require
+from shared.reference import InvalidReferenceData, UnknownCode, load, require
 from shared.settings import REFERENCE_DIR
 
 CATEGORIES = """
+[groups.livelihood]
+name = "Livelihood"
+
 [categories.roads]
-name = "Roads"
+name = "道路 Roads"
 unit = "town_construction"
 working_days = 15
+group = "livelihood"
+service_code = "102"
+aliases = ["broken road"]
 
 [categories.other]
 name = "Other"
 unit = "village_branch"
 working_days = 10
+group = "livelihood"
+service_code = "999"
 """
 
 VILLAGES = """
 [villages.sanqi]
-name = "Sanqi Village"
+name = "三岐村 Sanqi Village"
 kind = "village"
 secretary_id = "sanqi-secretary"
 secretary_name = "Wang Jianguo"
+aliases = ["Sanqi", "三岐"]
 
 [villages.xuma]
 name = "Xuma Village"
@@ -213,7 +222,7 @@ def test_a_missing_file_fails_to_load_naming_it(tmp_path: Path) -> None:
     write_set(tmp_path)
     (tmp_path / "sources.toml").unlink()
 
-    with pytest.raises(FileNotFoundError, match=r"sources\.toml"):
+    with pytest.raises(InvalidReferenceData, match=r"sources\.toml"):
         load(tmp_path)
 
 
@@ -222,3 +231,59 @@ def test_a_misspelled_table_name_fails_to_load(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="village"):
         load(write_set(tmp_path, villages=villages))
+
+
+@pytest.mark.parametrize(
+    "name", ["sanqi", "Sanqi", "SANQI", "Sanqi Village", "  sanqi   village ", "三岐村", "三岐"]
+)
+def test_a_village_is_found_by_code_name_either_part_of_it_or_alias(
+    tmp_path: Path, name: str
+) -> None:
+    reference = load(write_set(tmp_path))
+
+    assert reference.resolve("villages", name) == "sanqi"
+
+
+@pytest.mark.parametrize("name", ["roads", "道路", "Roads", "broken road", "道路 Roads"])
+def test_a_category_is_found_by_code_name_or_alias(tmp_path: Path, name: str) -> None:
+    reference = load(write_set(tmp_path))
+
+    assert reference.resolve("categories", name) == "roads"
+    assert reference.by_service_code("102") == "roads"
+
+
+def test_an_unknown_name_still_names_the_valid_codes(tmp_path: Path) -> None:
+    reference = load(write_set(tmp_path))
+
+    with pytest.raises(UnknownCode, match="unknown village 'Sanqiao'; valid codes: sanqi, xuma"):
+        reference.resolve("villages", "Sanqiao")
+
+
+def test_an_alias_naming_two_villages_fails_to_load(tmp_path: Path) -> None:
+    villages = VILLAGES.replace(
+        'secretary_name = "Xu Haijun"', 'secretary_name = "Xu"\naliases = ["Sanqi"]'
+    )
+
+    with pytest.raises(InvalidReferenceData, match="'sanqi' names both 'sanqi' and 'xuma'"):
+        load(write_set(tmp_path, villages=villages))
+
+
+def test_two_categories_with_one_open311_service_code_fail_to_load(tmp_path: Path) -> None:
+    categories = CATEGORIES.replace('service_code = "999"', 'service_code = "102"')
+
+    with pytest.raises(InvalidReferenceData, match="share service_code '102'"):
+        load(write_set(tmp_path, categories=categories))
+
+
+def test_a_category_in_an_unknown_group_fails_to_load(tmp_path: Path) -> None:
+    categories = CATEGORIES.replace(
+        'group = "livelihood"\nservice_code = "999"', 'group = "x"\nservice_code = "999"'
+    )
+
+    with pytest.raises(InvalidReferenceData, match="category 'other' is in unknown group 'x'"):
+        load(write_set(tmp_path, categories=categories))
+
+
+def test_a_file_that_is_not_toml_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(InvalidReferenceData, match=r"villages\.toml"):
+        load(write_set(tmp_path, villages="[villages.sanqi\nname="))

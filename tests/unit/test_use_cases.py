@@ -14,7 +14,14 @@ from services.followup.handlers import HANDLERS as FOLLOWUP
 from services.followup.handlers import Rules as FollowupRules
 from services.followup.handlers import Tracked, on_issue_event, record_lookback, resolve_issue
 from services.intake.domain import ReportIssue
-from services.intake.handlers import IdempotencyKeyReused, report_issue
+from services.intake.handlers import (
+    IdempotencyKeyReused,
+    MatterStatus,
+    NotADuplicate,
+    Policy,
+    report_issue,
+    split_duplicate,
+)
 from shared.calendar import WeekdayCalendar
 from shared.consumer import Rejected
 from shared.envelope import Envelope, wrap
@@ -90,6 +97,98 @@ async def test_the_same_key_with_another_body_is_refused() -> None:
 
     with pytest.raises(IdempotencyKeyReused):
         await report_issue(units, command(), idempotency_key="k1", request_hash="h2")
+
+
+async def test_the_same_senders_ticket_id_twice_is_the_same_matter() -> None:
+    units = Units(InMemoryReports(), service="intake", clock=clock)
+    first = await report_issue(units, command(external_ref="HL-1", source="hotline_12345"))
+
+    again = await report_issue(
+        units, command(external_ref="HL-1", source="hotline_12345", title="changed")
+    )
+
+    assert (again.issue_id, again.created) == (first.issue_id, False)
+    assert len(units.committed) == 1
+    assert units.committed[0].data["external_ref"] == "HL-1"
+
+
+async def test_another_senders_ticket_id_of_the_same_value_is_another_report() -> None:
+    units = Units(InMemoryReports(), service="intake", clock=clock)
+    await report_issue(units, command(external_ref="T-1", source="hotline_12345"))
+
+    other = await report_issue(
+        units, command(external_ref="T-1", source="grid_center", title="Something else")
+    )
+
+    assert other.created and other.duplicate_of is None
+
+
+async def test_an_alike_report_joins_the_open_matter_with_its_reporter() -> None:
+    units = Units(InMemoryReports(), service="intake", clock=clock)
+    first = await report_issue(units, command(title="石官路路灯不亮"))
+
+    second = await report_issue(
+        units, command(title="石官路路灯不亮了", reporter_name="Li Si", source="visit")
+    )
+
+    assert second.duplicate_of == first.issue_id == second.issue_id
+    assert second.report_id != first.report_id
+    duplicate = units.committed[-1]
+    assert duplicate.type == "minqing.issue.duplicate_reported"
+    assert duplicate.subject == first.issue_id
+    assert duplicate.data["reporter_ref"] in units.store.contacts
+    assert duplicate.data["reporter_phone_masked"] == "138****1234"
+    assert len(units.store.matters) == 1
+
+
+async def test_an_alike_report_in_another_village_or_category_is_a_matter_of_its_own() -> None:
+    units = Units(InMemoryReports(), service="intake", clock=clock)
+    first = await report_issue(units, command(title="石官路路灯不亮"))
+
+    other_village = await report_issue(units, command(title="石官路路灯不亮", village="xuma"))
+    other_category = await report_issue(units, command(title="石官路路灯不亮", category="roads"))
+
+    assert len({first.issue_id, other_village.issue_id, other_category.issue_id}) == 3
+
+
+async def test_a_closed_matter_takes_no_duplicates() -> None:
+    units = Units(InMemoryReports(), service="intake", clock=clock)
+    first = await report_issue(units, command(title="石官路路灯不亮"))
+    await units.store.set_status(first.issue_id, MatterStatus("closed", "done"), FRIDAY_MORNING)
+
+    again = await report_issue(units, command(title="石官路路灯不亮"))
+
+    assert again.duplicate_of is None and again.issue_id != first.issue_id
+
+
+async def test_the_threshold_is_policy() -> None:
+    units = Units(InMemoryReports(), service="intake", clock=clock)
+    await report_issue(units, command(title="石官路路灯不亮"))
+
+    never = Policy(duplicate_threshold=101)
+    again = await report_issue(units, command(title="石官路路灯不亮"), policy=never)
+
+    assert again.duplicate_of is None
+
+
+async def test_a_wrong_merge_is_split_back_into_its_own_matter() -> None:
+    units = Units(InMemoryReports(), service="intake", clock=clock)
+    first = await report_issue(units, command(title="石官路路灯不亮"))
+    merged = await report_issue(units, command(title="石官路路灯不亮了", reporter_name="Li Si"))
+
+    split = await split_duplicate(
+        units, first.issue_id, merged.report_id, reason="another lamp", actor="supervisor-1"
+    )
+
+    assert split.issue_id == merged.report_id != first.issue_id
+    undo, reported = units.committed[-2:]
+    assert (undo.type, undo.subject) == ("minqing.issue.duplicate_split", first.issue_id)
+    assert undo.data["new_issue_id"] == split.issue_id
+    assert (reported.type, reported.subject) == ("minqing.issue.reported", split.issue_id)
+    assert reported.data["split_from"] == first.issue_id
+    assert reported.data["title"] == "石官路路灯不亮了"
+    with pytest.raises(NotADuplicate):
+        await split_duplicate(units, first.issue_id, merged.report_id, reason="x", actor="y")
 
 
 # ------------------------------------------------------------------------------ assignment
