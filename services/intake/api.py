@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, Header, HTTPException, Response, status
@@ -22,7 +23,9 @@ from services.intake.handlers import (
     NotADuplicate,
     Policy,
     Reports,
+    StoredReport,
     report_issue,
+    reports_of,
     split_duplicate,
 )
 from shared.edge import IssueId
@@ -113,6 +116,37 @@ class ReportAccepted(BaseModel):
         )
 
 
+class ReportOut(BaseModel):
+    """One report of a matter, without the reporter's name or phone."""
+
+    report_id: str
+    source: str
+    title: str
+    description: str
+    received_at: datetime
+    reporter_ref: str | None
+    reporter_phone_masked: str | None
+    external_ref: str | None
+    duplicate: bool
+    similarity: float | None
+
+    @classmethod
+    def of(cls, report: StoredReport) -> ReportOut:
+        content = report.content
+        return cls(
+            report_id=report.report_id,
+            source=content.source,
+            title=content.title,
+            description=content.description,
+            received_at=report.received_at,
+            reporter_ref=content.reporter_ref,
+            reporter_phone_masked=content.reporter_phone_masked,
+            external_ref=content.external_ref,
+            duplicate=report.is_duplicate,
+            similarity=report.similarity,
+        )
+
+
 class SplitIn(_Input):
     reason: Annotated[Text, StringConstraints(min_length=1, max_length=1000)]
     by: Annotated[Line, StringConstraints(min_length=1, max_length=100)]
@@ -149,6 +183,18 @@ def build_router(units: UowFactory[Reports], ref: ReferenceData, policy: Policy)
         if not accepted.created:
             response.status_code = status.HTTP_200_OK
         return ReportAccepted.of(accepted)
+
+    @router.get(
+        "/issues/{issue_id}/reports",
+        responses={404: {"description": "No such matter"}},
+    )
+    async def get_reports(issue_id: IssueId) -> list[ReportOut]:
+        """Every report a matter stands on: the first, then the duplicates that joined it
+        (each reporter hears back). Names and phone numbers never leave intake."""
+        found = await reports_of(units, issue_id)
+        if not found:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no matter {issue_id}")
+        return [ReportOut.of(r) for r in found]
 
     @router.post(
         "/issues/{issue_id}/reports/{report_id}/split",

@@ -95,6 +95,10 @@ class Reports(Protocol):
 
     async def get(self, report_id: str) -> StoredReport | None: ...
 
+    async def of_issue(self, issue_id: str) -> list[StoredReport]:
+        """The reports a matter stands on, first received first."""
+        ...
+
     async def open_matters(self, village: str, category: str) -> list[OpenMatter]:
         """Matters not closed in this village and category, newest first; holds a lock on
         the pair until the transaction ends, so two alike reports cannot both open one."""
@@ -260,6 +264,12 @@ async def split_duplicate(
         await uow.store.move(report_id, new_issue_id, envelope.id)
         await uow.commit()
     return Accepted(issue_id=new_issue_id, event_id=envelope.id, report_id=report_id, created=True)
+
+
+async def reports_of(units: UowFactory[Reports], issue_id: str) -> list[StoredReport]:
+    """Who reported a matter, through which channels: the first report and its duplicates."""
+    async with units() as uow:
+        return await uow.store.of_issue(issue_id)
 
 
 # ------------------------------------------------------- status, for reporting back to channels

@@ -115,6 +115,11 @@ class SqlReports:
     async def get(self, report_id: str) -> StoredReport | None:
         return await self._one(reports.c.report_id == report_id)
 
+    async def of_issue(self, issue_id: str) -> list[StoredReport]:
+        query = select(reports).where(reports.c.issue_id == issue_id)
+        rows = (await self._session.execute(query.order_by(reports.c.received_at))).all()
+        return [_stored(row._asdict()) for row in rows]
+
     async def _one(self, *where: Any) -> StoredReport | None:
         row = (await self._session.execute(select(reports).where(*where))).first()
         return None if row is None else _stored(row._asdict())

@@ -95,6 +95,9 @@ class InMemoryReports:
     async def get(self, report_id: str) -> StoredReport | None:
         return self.reports.get(report_id)
 
+    async def of_issue(self, issue_id: str) -> list[StoredReport]:
+        return [r for r in self.reports.values() if r.issue_id == issue_id]
+
     async def open_matters(self, village: str, category: str) -> list[OpenMatter]:
         return [
             OpenMatter(issue_id, content.title)
