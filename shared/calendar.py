@@ -1,13 +1,28 @@
 """Working days: the rule deadlines and look-back windows are counted in.
 
-For now a working day is Monday to Friday; the Chinese official calendar (statutory
-holidays and make-up working days) plugs in here as another ``WorkingCalendar``.
+The town counts on the Chinese official calendar: weekends off, statutory holidays off, and
+the weekend days declared working days (调休) counted. ``OfficialCalendar`` reads it from the
+maintained ``chinesecalendar`` package, with a local override file on top for town-specific
+days and for years the package does not know yet. A day no source knows is counted Monday
+to Friday, and a deadline that crosses such a day is **provisional**, with the reason: it is
+recomputed (an event in the matter's history) once the override file or the package learns
+that year. Nothing is guessed silently.
 """
 
 from __future__ import annotations
 
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Protocol
+from importlib.metadata import version
+from pathlib import Path
+from typing import Literal, Protocol
+
+import chinese_calendar  # type: ignore[import-untyped]
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+DayKind = Literal["workday", "holiday"]
 
 
 class WorkingCalendar(Protocol):
@@ -18,24 +33,138 @@ class WorkingCalendar(Protocol):
 
     def is_working_day(self, day: date) -> bool: ...
 
+    def knows(self, day: date) -> bool:
+        """Whether an authoritative source says what ``day`` is (else: Monday to Friday)."""
+        ...
+
 
 class WeekdayCalendar:
-    """Monday to Friday are working days."""
+    """Monday to Friday are working days (no holidays); it knows every day."""
 
     name = "weekdays"
 
     def is_working_day(self, day: date) -> bool:
         return day.weekday() < 5
 
+    def knows(self, day: date) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A date counted in working days, the calendar that counted it, and whether it is
+    provisional (it crossed days no source knows yet), with the reason."""
+
+    day: date
+    calendar: str
+    provisional: bool = False
+    note: str | None = None
+
 
 def add_working_days(calendar: WorkingCalendar, start: date, days: int) -> date:
     """The date ``days`` working days after ``start`` (``start`` itself does not count)."""
+    return deadline_after(calendar, start, days).day
+
+
+def deadline_after(calendar: WorkingCalendar, start: date, days: int) -> Deadline:
+    """``days`` working days after ``start``, provisional if it counted an unknown day."""
     if days < 0:
         raise ValueError("days must not be negative")
     current = start
     remaining = days
+    unknown: set[int] = set()
     while remaining:
         current += timedelta(days=1)
+        if not calendar.knows(current):
+            unknown.add(current.year)
         if calendar.is_working_day(current):
             remaining -= 1
-    return current
+    if not unknown:
+        return Deadline(current, calendar.name)
+    years = ", ".join(str(y) for y in sorted(unknown))
+    note = (
+        f"provisional: the official calendar for {years} is not known yet, so those days "
+        "were counted Monday to Friday; it is recomputed when the calendar is published"
+    )
+    return Deadline(current, calendar.name, provisional=True, note=note)
+
+
+# ----------------------------------------------------------------------- the official calendar
+
+
+class _Overrides(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    complete_years: tuple[int, ...] = ()
+    days: dict[date, DayKind] = {}
+
+
+class InvalidCalendar(ValueError):
+    """The override file cannot be used; the message names the file and the fault."""
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Town-specific days, and years the file covers completely (every other day of such
+    a year is Monday to Friday)."""
+
+    days: Mapping[date, DayKind] = field(default_factory=dict)
+    complete_years: frozenset[int] = frozenset()
+
+    @classmethod
+    def load(cls, path: Path) -> Overrides:
+        """Read ``path`` (TOML); a missing file means no overrides."""
+        if not path.exists():
+            return cls()
+        try:
+            with path.open("rb") as fh:
+                parsed = _Overrides.model_validate(tomllib.load(fh))
+        except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
+            raise InvalidCalendar(f"{path}: {exc}") from exc
+        return cls(dict(parsed.days), frozenset(parsed.complete_years))
+
+
+class OfficialCalendar:
+    """The Chinese official calendar: the override file first, then ``chinesecalendar``,
+    then (unknown, provisional) Monday to Friday."""
+
+    def __init__(self, overrides: Overrides | None = None) -> None:
+        self.overrides = overrides or Overrides()
+        package = f"chinesecalendar {version('chinesecalendar')}"
+        self.name = f"cn-official ({package}{' + overrides' if self.overrides.days else ''})"
+
+    def knows(self, day: date) -> bool:
+        if day in self.overrides.days or day.year in self.overrides.complete_years:
+            return True
+        return _package_knows(day)
+
+    def is_working_day(self, day: date) -> bool:
+        kind = self.overrides.days.get(day)
+        if kind is not None:
+            return kind == "workday"
+        if day.year not in self.overrides.complete_years and _package_knows(day):
+            return bool(chinese_calendar.is_workday(day))
+        return day.weekday() < 5
+
+
+def _package_knows(day: date) -> bool:
+    try:
+        chinese_calendar.is_workday(day)
+    except NotImplementedError:  # "no available data for year ..."
+        return False
+    return True
+
+
+CALENDAR_FILE = "calendar.toml"
+
+
+def official(reference_dir: Path) -> OfficialCalendar:
+    """The official calendar with the override file from the reference data directory."""
+    return OfficialCalendar(Overrides.load(reference_dir / CALENDAR_FILE))
+
+
+def configured(name: str, reference_dir: Path) -> WorkingCalendar:
+    """The calendar a service counts on, by its setting (``MINQING_CALENDAR``)."""
+    if name == "weekdays":
+        return WeekdayCalendar()
+    return official(reference_dir)

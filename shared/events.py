@@ -76,7 +76,10 @@ class IssueDuplicateSplit(Event):
 class IssueAssigned(Event):
     """A matter was routed to a unit and a responsible person, with a deadline.
 
-    Version 2 adds ``calendar``: which working-day calendar produced the deadline.
+    Version 2 adds ``calendar``: which working-day calendar produced the deadline. A
+    deadline that counted days no calendar source knows yet is ``deadline_provisional``,
+    with the reason in ``deadline_note``; it is recomputed later
+    (``issue.deadline_recomputed``).
     """
 
     TYPE: ClassVar[str] = "issue.assigned"
@@ -92,6 +95,21 @@ class IssueAssigned(Event):
     category: str
     village: str
     calendar: str
+    deadline_provisional: bool = False
+    deadline_note: str | None = None
+
+
+class IssueDeadlineRecomputed(Event):
+    """A provisional deadline was counted again once the calendar learned its days."""
+
+    TYPE: ClassVar[str] = "issue.deadline_recomputed"
+
+    previous_deadline: date
+    deadline: date
+    calendar: str
+    provisional: bool
+    note: str | None = None
+    assignment_no: int = Field(ge=1)
 
 
 class IssueResolved(Event):
@@ -104,6 +122,24 @@ class IssueResolved(Event):
     resolved_by: str
     assignment_no: int = Field(ge=1)
     lookback_due: date
+    resolved_on: date | None = None  # the local day; absent on events from before
+    calendar: str | None = None  # absent on events from before calendars were named
+    lookback_due_provisional: bool = False
+    lookback_due_note: str | None = None
+
+
+class IssueLookbackDueRecomputed(Event):
+    """A provisional look-back due date was counted again once the calendar learned its
+    days."""
+
+    TYPE: ClassVar[str] = "issue.lookback_due_recomputed"
+
+    previous_lookback_due: date
+    lookback_due: date
+    calendar: str
+    provisional: bool
+    note: str | None = None
+    assignment_no: int = Field(ge=1)
 
 
 class LookbackRecorded(Event):
@@ -133,7 +169,9 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     IssueDuplicateReported,
     IssueDuplicateSplit,
     IssueAssigned,
+    IssueDeadlineRecomputed,
     IssueResolved,
+    IssueLookbackDueRecomputed,
     IssueLookbackPassed,
     IssueLookbackFailed,
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -61,6 +61,12 @@ class Runtime:
     catalog: Consumers = field(default_factory=dict)
     # Intake keeps accepting reports into its outbox while NATS is away: still ready then.
     accepts_without_nats: bool = False
+    jobs: list[Job] = field(default_factory=list)
+
+    def every(self, seconds: float, name: str, run: Callable[[], Awaitable[object]]) -> None:
+        """Run ``run`` once the service has started, then every ``seconds``; a failure is
+        logged and the job runs again at its next time."""
+        self.jobs.append(Job(name, seconds, run))
 
     def contract(self) -> dict[str, Any]:
         """The AsyncAPI 3 document of the whole system's event contract."""
@@ -154,6 +160,28 @@ class Runtime:
             return int(await session.scalar(query) or 0)
 
 
+@dataclass
+class Job:
+    """A periodic task of a service (e.g. recounting provisional deadlines)."""
+
+    name: str
+    seconds: float
+    run: Callable[[], Awaitable[object]]
+    completed: int = 0  # runs that finished without error
+
+    async def loop(self) -> None:
+        while True:
+            try:
+                result = await self.run()
+                self.completed += 1
+                log.info("%s: %s", self.name, result)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s failed; it runs again in %.0f s", self.name, self.seconds)
+            await asyncio.sleep(self.seconds)
+
+
 def _dead_letter_out(row: dict[str, Any]) -> dict[str, Any]:
     raw: bytes = row.pop("raw")
     row["payload"] = raw.decode("utf-8", errors="replace").replace("\x00", "\\0")
@@ -217,6 +245,8 @@ async def start(runtime: Runtime) -> None:
         runtime.consumer_tasks.append(
             asyncio.create_task(consumer.run(runtime.js), name=consumer.name)
         )
+    for job in runtime.jobs:
+        runtime.tasks.append(asyncio.create_task(job.loop(), name=job.name))
     log.info("%s started", runtime.name)
 
 

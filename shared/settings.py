@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     projection_port: int = 8084
     timezone: str = "Asia/Shanghai"
     reference_dir: Path = REFERENCE_DIR
+    # Working days: the Chinese official calendar (chinesecalendar + `calendar.toml` in the
+    # reference directory), or plain Monday to Friday.
+    calendar: Literal["cn-official", "weekdays"] = "cn-official"
+    # How often provisional deadlines are counted again (also once at every start).
+    recompute_interval_seconds: float = Field(3600.0, gt=0)
     consumer_batch_size: int = Field(500, ge=1, le=2000)
     consumer_max_deliver: int = Field(8, ge=1)
     consumer_ack_wait_seconds: float = Field(30.0, gt=0)

@@ -6,10 +6,10 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import catalog
-from services.assignment.handlers import HANDLERS, Rules
+from services.assignment.handlers import HANDLERS, Rules, recompute_deadlines
 from services.assignment.store import SqlAssignments, plumbing
 from shared import reference
-from shared.calendar import WeekdayCalendar, WorkingCalendar
+from shared.calendar import WorkingCalendar, configured
 from shared.clock import Clock, system_clock
 from shared.dispatch import consumed_types, event_applier
 from shared.runtime import build_runtime
@@ -28,7 +28,7 @@ def create_app(
     rt = build_runtime("assignment", settings, plumbing, clock=clock)
     rules = Rules(
         route=reference.load(settings.reference_dir).route,
-        calendar=calendar or WeekdayCalendar(),
+        calendar=calendar or configured(settings.calendar, settings.reference_dir),
         timezone=settings.timezone,
     )
 
@@ -38,6 +38,12 @@ def create_app(
         return rt.batch_unit_of_work(session, SqlAssignments(session, clock()))
 
     rt.subscribe(None, event_applier(HANDLERS, rules, unit_of_work), consumed_types(HANDLERS))
+    units = rt.units_of_work(lambda session: SqlAssignments(session, clock()))
+
+    async def recompute() -> str:
+        return f"{await recompute_deadlines(units, rules)} provisional deadlines recomputed"
+
+    rt.every(settings.recompute_interval_seconds, "assignment-recompute-deadlines", recompute)
     return create_service_app(
         rt,
         title="Minqing assignment",

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
-from shared.calendar import WorkingCalendar, add_working_days
-from shared.events import IssueAssigned, IssueLookbackFailed, IssueReported
+from shared.calendar import WorkingCalendar, deadline_after
+from shared.events import (
+    IssueAssigned,
+    IssueDeadlineRecomputed,
+    IssueLookbackFailed,
+    IssueReported,
+)
 from shared.reference import Route
 
 Routing = Callable[[str, str], Route]  # (category, village) -> who is responsible
@@ -25,6 +30,10 @@ class Assignment:
     person_name: str
     deadline: date
     assignment_no: int
+    assigned_on: date  # the local day the deadline was counted from
+    working_days: int
+    calendar: str
+    deadline_provisional: bool = False
 
 
 class IssueNotAssigned(Exception):
@@ -86,28 +95,64 @@ def _assign(
     assignment_no: int,
     reason: str,
 ) -> IssueAssigned:
+    deadline = deadline_after(calendar, today, route.working_days)
     return IssueAssigned(
         unit=route.unit,
         responsible_person_id=route.person_id,
         responsible_person_name=route.person_name,
-        deadline=add_working_days(calendar, today, route.working_days),
+        deadline=deadline.day,
         working_days=route.working_days,
         assignment_no=assignment_no,
         reason=reason,
         category=category,
         village=village,
-        calendar=calendar.name,
+        calendar=deadline.calendar,
+        deadline_provisional=deadline.provisional,
+        deadline_note=deadline.note,
     )
 
 
-def evolve(current: Assignment | None, assigned: IssueAssigned) -> Assignment:
-    """The state after an assignment (each assignment replaces the previous one)."""
+def decide_recompute(
+    current: Assignment, calendar: WorkingCalendar
+) -> IssueDeadlineRecomputed | None:
+    """Count a provisional deadline again; an event when it became firm or moved."""
+    if not current.deadline_provisional:
+        return None
+    again = deadline_after(calendar, current.assigned_on, current.working_days)
+    if again.provisional and again.day == current.deadline:
+        return None
+    return IssueDeadlineRecomputed(
+        previous_deadline=current.deadline,
+        deadline=again.day,
+        calendar=again.calendar,
+        provisional=again.provisional,
+        note=again.note,
+        assignment_no=current.assignment_no,
+    )
+
+
+def evolve(
+    current: Assignment | None, event: IssueAssigned | IssueDeadlineRecomputed, today: date
+) -> Assignment:
+    """The state after an assignment (each replaces the previous one) or a recount."""
+    if isinstance(event, IssueDeadlineRecomputed):
+        assert current is not None, "only an assigned matter's deadline is recomputed"
+        return replace(
+            current,
+            deadline=event.deadline,
+            calendar=event.calendar,
+            deadline_provisional=event.provisional,
+        )
     return Assignment(
-        category=assigned.category,
-        village=assigned.village,
-        unit=assigned.unit,
-        person_id=assigned.responsible_person_id,
-        person_name=assigned.responsible_person_name,
-        deadline=assigned.deadline,
-        assignment_no=assigned.assignment_no,
+        category=event.category,
+        village=event.village,
+        unit=event.unit,
+        person_id=event.responsible_person_id,
+        person_name=event.responsible_person_name,
+        deadline=event.deadline,
+        assignment_no=event.assignment_no,
+        assigned_on=today,
+        working_days=event.working_days,
+        calendar=event.calendar,
+        deadline_provisional=event.deadline_provisional,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Protocol
 
 from services.assignment.domain import (
@@ -11,6 +12,7 @@ from services.assignment.domain import (
     Routing,
     decide_initial,
     decide_reassignment,
+    decide_recompute,
     evolve,
 )
 from shared.calendar import WorkingCalendar
@@ -20,7 +22,7 @@ from shared.dispatch import Handlers
 from shared.envelope import Envelope
 from shared.events import IssueAssigned, IssueLookbackFailed, IssueReported
 from shared.reference import UnknownCode
-from shared.uow import UnitOfWork
+from shared.uow import UnitOfWork, UowFactory
 
 ACTOR = "assignment"
 
@@ -31,6 +33,10 @@ class Assignments(Protocol):
     async def get(self, issue_id: str) -> Assignment | None: ...
 
     async def save(self, issue_id: str, assignment: Assignment) -> None: ...
+
+    async def provisional(self) -> list[tuple[str, Assignment]]:
+        """The assignments whose deadline is provisional, locked until commit."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ async def on_issue_reported(
         assigned = decide_initial(current, event, rules.route, today, rules.calendar)
     except UnknownCode as exc:
         raise Rejected(str(exc)) from exc
-    await _record(uow, cause, current, assigned)
+    await _record(uow, cause, current, assigned, today)
 
 
 async def on_lookback_failed(
@@ -65,7 +71,7 @@ async def on_lookback_failed(
         assigned = decide_reassignment(current, event, rules.route, today, rules.calendar)
     except (IssueNotAssigned, UnknownCode) as exc:
         raise Rejected(str(exc)) from exc
-    await _record(uow, cause, current, assigned)
+    await _record(uow, cause, current, assigned, today)
 
 
 async def _record(
@@ -73,10 +79,26 @@ async def _record(
     cause: Envelope,
     current: Assignment | None,
     assigned: IssueAssigned | None,
+    today: date,
 ) -> None:
     if assigned is not None:
-        await uow.store.save(cause.subject, evolve(current, assigned))
+        await uow.store.save(cause.subject, evolve(current, assigned, today))
         uow.record(assigned, issue_id=cause.subject, actor=ACTOR, cause=cause)
+
+
+async def recompute_deadlines(units: UowFactory[Assignments], rules: Rules) -> int:
+    """Count provisional deadlines again on the calendar as it is now (after the override
+    file or the package learned a year); each change is an event. Returns how many."""
+    changed = 0
+    async with units() as uow:
+        for issue_id, current in await uow.store.provisional():
+            event = decide_recompute(current, rules.calendar)
+            if event is not None:
+                await uow.store.save(issue_id, evolve(current, event, current.assigned_on))
+                uow.record(event, issue_id=issue_id, actor=ACTOR)
+                changed += 1
+        await uow.commit()
+    return changed
 
 
 HANDLERS: Handlers = {

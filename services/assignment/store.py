@@ -5,7 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Column, Date, DateTime, Integer, MetaData, Table, Text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.assignment.domain import Assignment
@@ -26,7 +38,17 @@ assignments = Table(
     Column("person_name", Text, nullable=False),
     Column("deadline", Date, nullable=False),
     Column("assignment_no", Integer, nullable=False),
+    Column("assigned_on", Date, nullable=False),
+    Column("working_days", Integer, nullable=False),
+    Column("calendar", Text, nullable=False),
+    Column("deadline_provisional", Boolean, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+Index(
+    "assignments_provisional",
+    assignments.c.issue_id,
+    postgresql_where=text("deadline_provisional"),
 )
 
 plumbing = plumbing_tables(metadata)
@@ -37,6 +59,7 @@ class SqlAssignments:
     """The ``Assignments`` store on the service's own table, in the caller's transaction."""
 
     def __init__(self, session: AsyncSession, now: datetime) -> None:
+        self._session = session
         self._rows = StateCache(_table, session, now)
 
     async def preload(self, issue_ids: Sequence[str]) -> None:
@@ -48,6 +71,13 @@ class SqlAssignments:
 
     async def save(self, issue_id: str, assignment: Assignment) -> None:
         self._rows.put(issue_id, assignment)
+
+    async def provisional(self) -> list[tuple[str, Assignment]]:
+        query = select(assignments.c.issue_id).where(assignments.c.deadline_provisional)
+        ids = list((await self._session.scalars(query)).all())
+        await self._rows.preload(ids)  # locked; re-read, since a consumer may have moved on
+        found = [(i, await self.get(i)) for i in ids]
+        return [(i, a) for i, a in found if a is not None and a.deadline_provisional]
 
     async def flush(self) -> None:
         await self._rows.flush()

@@ -6,10 +6,10 @@ from fastapi import FastAPI
 
 from services import catalog
 from services.followup.api import build_router
-from services.followup.handlers import HANDLERS, Rules
+from services.followup.handlers import HANDLERS, Rules, recompute_lookbacks
 from services.followup.store import SqlCases, plumbing
 from shared import reference
-from shared.calendar import WeekdayCalendar, WorkingCalendar
+from shared.calendar import WorkingCalendar, configured
 from shared.clock import Clock, system_clock
 from shared.dispatch import consumed_types, event_applier
 from shared.runtime import build_runtime
@@ -27,7 +27,8 @@ def create_app(
     rt = build_runtime("followup", settings, plumbing, clock=clock)
     rt.catalog = catalog.consumers()
     reference.activate(reference.load(settings.reference_dir))
-    rules = Rules(calendar=calendar or WeekdayCalendar(), timezone=settings.timezone)
+    calendar = calendar or configured(settings.calendar, settings.reference_dir)
+    rules = Rules(calendar=calendar, timezone=settings.timezone)
     units = rt.units_of_work(lambda session: SqlCases(session, clock()))
     rt.subscribe(
         None,
@@ -38,6 +39,11 @@ def create_app(
         ),
         consumed_types(HANDLERS),
     )
+
+    async def recompute() -> str:
+        return f"{await recompute_lookbacks(units, rules)} provisional look-back dates recomputed"
+
+    rt.every(settings.recompute_interval_seconds, "followup-recompute-lookbacks", recompute)
     app = create_service_app(
         rt,
         title="Minqing followup",

@@ -6,10 +6,11 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 
-from shared.calendar import WorkingCalendar, add_working_days
+from shared.calendar import WorkingCalendar, deadline_after
 from shared.events import (
     Event,
     IssueAssigned,
+    IssueLookbackDueRecomputed,
     IssueLookbackFailed,
     IssueLookbackPassed,
     IssueReported,
@@ -29,6 +30,8 @@ class Case:
     unit: str | None = None
     deadline: date | None = None
     lookback_due: date | None = None
+    resolved_on: date | None = None
+    lookback_provisional: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,12 +70,37 @@ def decide_resolution(
         raise WrongState("the matter is closed")
     if command.unit != case.unit:
         raise WrongState(f"the matter is assigned to {case.unit}, not to {command.unit}")
+    due = deadline_after(calendar, today, LOOKBACK_WORKING_DAYS)
     return IssueResolved(
         unit=command.unit,
         summary=command.summary,
         resolved_by=command.resolved_by or command.unit,
         assignment_no=case.assignment_no,
-        lookback_due=add_working_days(calendar, today, LOOKBACK_WORKING_DAYS),
+        lookback_due=due.day,
+        resolved_on=today,
+        calendar=due.calendar,
+        lookback_due_provisional=due.provisional,
+        lookback_due_note=due.note,
+    )
+
+
+def decide_lookback_recompute(
+    case: Case, calendar: WorkingCalendar
+) -> IssueLookbackDueRecomputed | None:
+    """Count a provisional look-back due date again; an event when it became firm or
+    moved."""
+    if not case.lookback_provisional or case.resolved_on is None or case.lookback_due is None:
+        return None
+    again = deadline_after(calendar, case.resolved_on, LOOKBACK_WORKING_DAYS)
+    if again.provisional and again.day == case.lookback_due:
+        return None
+    return IssueLookbackDueRecomputed(
+        previous_lookback_due=case.lookback_due,
+        lookback_due=again.day,
+        calendar=again.calendar,
+        provisional=again.provisional,
+        note=again.note,
+        assignment_no=case.assignment_no,
     )
 
 
@@ -112,7 +140,17 @@ def evolve(case: Case | None, event: Event) -> Case | None:
     if case is None or getattr(event, "assignment_no", None) != case.assignment_no:
         return case  # unknown matter, or a step of an earlier assignment
     if isinstance(event, IssueResolved) and case.status == "assigned":
-        return replace(case, status="resolved", lookback_due=event.lookback_due)
+        return replace(
+            case,
+            status="resolved",
+            lookback_due=event.lookback_due,
+            resolved_on=event.resolved_on,
+            lookback_provisional=event.lookback_due_provisional,
+        )
+    if isinstance(event, IssueLookbackDueRecomputed) and case.status == "resolved":
+        return replace(
+            case, lookback_due=event.lookback_due, lookback_provisional=event.provisional
+        )
     if isinstance(event, IssueLookbackPassed) and case.status == "resolved":
         return replace(case, status="closed")
     if isinstance(event, IssueLookbackFailed) and case.status == "resolved":

@@ -12,6 +12,7 @@ from services.followup.domain import (
     RecordLookback,
     ResolveIssue,
     decide_lookback,
+    decide_lookback_recompute,
     decide_resolution,
     evolve,
 )
@@ -21,6 +22,8 @@ from shared.dispatch import Handlers
 from shared.envelope import Envelope
 from shared.events import Event, IssueAssigned, IssueReported
 from shared.uow import UnitOfWork, UowFactory
+
+ACTOR = "followup"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,10 @@ class Cases(Protocol):
     async def get(self, issue_id: str, *, lock: bool = True) -> Tracked | None: ...
 
     async def save(self, issue_id: str, tracked: Tracked) -> None: ...
+
+    async def provisional(self) -> list[tuple[str, Tracked]]:
+        """The cases whose look-back due date is provisional, locked until commit."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,30 @@ async def _decide_and_record(
         await uow.store.save(issue_id, Tracked(new, envelope.id, tracked.correlation_id))
         await uow.commit()
     return Recorded(event_id=envelope.id, case=new)
+
+
+async def recompute_lookbacks(units: UowFactory[Cases], rules: Rules) -> int:
+    """Count provisional look-back due dates again on the calendar as it is now; each
+    change is an event. Returns how many."""
+    changed = 0
+    async with units() as uow:
+        for issue_id, tracked in await uow.store.provisional():
+            event = decide_lookback_recompute(tracked.case, rules.calendar)
+            if event is None:
+                continue
+            envelope = uow.record(
+                event,
+                issue_id=issue_id,
+                actor=ACTOR,
+                correlation_id=tracked.correlation_id,
+                causation_id=tracked.last_event_id,
+            )
+            new = evolve(tracked.case, event)
+            assert new is not None
+            await uow.store.save(issue_id, Tracked(new, envelope.id, tracked.correlation_id))
+            changed += 1
+        await uow.commit()
+    return changed
 
 
 HANDLERS: Handlers = {

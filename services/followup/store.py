@@ -5,7 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Column, Date, DateTime, Integer, MetaData, Table, Text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.followup.domain import Case
@@ -27,8 +39,12 @@ cases = Table(
     Column("unit", Text),
     Column("deadline", Date),
     Column("lookback_due", Date),
+    Column("resolved_on", Date),
+    Column("lookback_provisional", Boolean, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+Index("cases_provisional", cases.c.issue_id, postgresql_where=text("lookback_provisional"))
 
 plumbing = plumbing_tables(metadata)
 _table = StateTable(cases, Case)
@@ -38,7 +54,15 @@ class SqlCases:
     """The ``Cases`` store on the service's own table, in the caller's transaction."""
 
     def __init__(self, session: AsyncSession, now: datetime) -> None:
+        self._session = session
         self._rows = StateCache(_table, session, now)
+
+    async def provisional(self) -> list[tuple[str, Tracked]]:
+        query = select(cases.c.issue_id).where(cases.c.lookback_provisional)
+        ids = list((await self._session.scalars(query)).all())
+        await self._rows.preload(ids)  # locked; re-read, since a consumer may have moved on
+        found = [(i, await self.get(i)) for i in ids]
+        return [(i, t) for i, t in found if t is not None and t.case.lookback_provisional]
 
     async def preload(self, issue_ids: Sequence[str]) -> None:
         await self._rows.preload(issue_ids)

@@ -51,9 +51,12 @@ class IssueOut(BaseModel):
     responsible_person_name: str | None
     deadline: date | None
     deadline_calendar: str | None
+    deadline_provisional: bool
+    deadline_note: str | None
     overdue: bool
     assignment_no: int
     lookback_due: date | None
+    lookback_due_provisional: bool
     reported_at: datetime | None
     assigned_at: datetime | None
     resolved_at: datetime | None

@@ -15,7 +15,9 @@ from shared.envelope import NewerVersion, UnreadableEvent, read
 from shared.events import (
     Event,
     IssueAssigned,
+    IssueDeadlineRecomputed,
     IssueDuplicateReported,
+    IssueLookbackDueRecomputed,
     IssueLookbackFailed,
     IssueLookbackPassed,
     IssueReported,
@@ -63,8 +65,11 @@ class IssueView:
     responsible_person_name: str | None = None
     deadline: date | None = None
     deadline_calendar: str | None = None
+    deadline_provisional: bool = False
+    deadline_note: str | None = None
     assignment_no: int = 0
     lookback_due: date | None = None
+    lookback_due_provisional: bool = False
     reported_at: datetime | None = None
     assigned_at: datetime | None = None
     resolved_at: datetime | None = None
@@ -122,15 +127,36 @@ def apply(view: IssueView, event: Event | None, at: datetime) -> IssueView:
             responsible_person_name=event.responsible_person_name,
             deadline=event.deadline,
             deadline_calendar=event.calendar,
+            deadline_provisional=event.deadline_provisional,
+            deadline_note=event.deadline_note,
             assignment_no=event.assignment_no,
             assigned_at=at,
             category=view.category or event.category,
             village=view.village or event.village,
             lookback_due=None,
+            lookback_due_provisional=False,
             resolved_at=None,
         )
+    if isinstance(event, IssueDeadlineRecomputed):
+        return replace(
+            view,
+            deadline=event.deadline,
+            deadline_calendar=event.calendar,
+            deadline_provisional=event.provisional,
+            deadline_note=event.note,
+        )
     if isinstance(event, IssueResolved):
-        return replace(view, status="resolved", resolved_at=at, lookback_due=event.lookback_due)
+        return replace(
+            view,
+            status="resolved",
+            resolved_at=at,
+            lookback_due=event.lookback_due,
+            lookback_due_provisional=event.lookback_due_provisional,
+        )
+    if isinstance(event, IssueLookbackDueRecomputed):
+        return replace(
+            view, lookback_due=event.lookback_due, lookback_due_provisional=event.provisional
+        )
     if isinstance(event, IssueLookbackPassed):
         return replace(view, status="closed", closed_at=at)
     if isinstance(event, IssueLookbackFailed):

@@ -63,6 +63,9 @@ class InMemoryAssignments:
     async def save(self, issue_id: str, assignment: Assignment) -> None:
         self.rows[issue_id] = assignment
 
+    async def provisional(self) -> list[tuple[str, Assignment]]:
+        return [(i, a) for i, a in self.rows.items() if a.deadline_provisional]
+
 
 class InMemoryCases:
     def __init__(self) -> None:
@@ -73,6 +76,9 @@ class InMemoryCases:
 
     async def save(self, issue_id: str, tracked: Tracked) -> None:
         self.rows[issue_id] = tracked
+
+    async def provisional(self) -> list[tuple[str, Tracked]]:
+        return [(i, t) for i, t in self.rows.items() if t.case.lookback_provisional]
 
 
 class InMemoryReports:

@@ -63,6 +63,9 @@ def current(assignment_no: int = 1) -> Assignment:
         person_name="Wang Jianguo",
         deadline=date(2026, 12, 4),
         assignment_no=assignment_no,
+        assigned_on=FRIDAY,
+        working_days=5,
+        calendar="weekdays",
     )
 
 
@@ -176,7 +179,7 @@ def test_an_assignment_becomes_the_current_state() -> None:
     assigned = decide_initial(None, report(), routing_to(route()), FRIDAY, weekdays)
     assert assigned is not None
 
-    assert evolve(None, assigned) == Assignment(
+    assert evolve(None, assigned, FRIDAY) == Assignment(
         category="bridges",
         village="sanqi",
         unit="town_construction",
@@ -184,6 +187,9 @@ def test_an_assignment_becomes_the_current_state() -> None:
         person_name="Wang Jianguo",
         deadline=date(2026, 12, 4),
         assignment_no=1,
+        assigned_on=FRIDAY,
+        working_days=5,
+        calendar="weekdays",
     )
 
 
@@ -191,13 +197,22 @@ def test_each_assignment_replaces_the_previous_one() -> None:
     first = decide_initial(None, report(), routing_to(route()), FRIDAY, weekdays)
     assert first is not None
     second = decide_reassignment(
-        evolve(None, first), failure(1), routing_to(route()), MONDAY_AFTER_LOOKBACK, weekdays
+        evolve(None, first, FRIDAY),
+        failure(1),
+        routing_to(route()),
+        MONDAY_AFTER_LOOKBACK,
+        weekdays,
     )
     assert second is not None
 
-    state = evolve(None, second)
+    state = evolve(None, second, MONDAY_AFTER_LOOKBACK)
 
-    assert state == replace(evolve(None, first), assignment_no=2, deadline=date(2026, 12, 21))
+    assert state == replace(
+        evolve(None, first, FRIDAY),
+        assignment_no=2,
+        deadline=date(2026, 12, 21),
+        assigned_on=MONDAY_AFTER_LOOKBACK,
+    )
     assert (
         decide_reassignment(state, failure(1), routing_to(route()), MONDAY_AFTER_LOOKBACK, weekdays)
         is None

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 
-from shared.calendar import WeekdayCalendar, add_working_days
+from shared.calendar import (
+    InvalidCalendar,
+    OfficialCalendar,
+    Overrides,
+    WeekdayCalendar,
+    add_working_days,
+    configured,
+    deadline_after,
+)
+from shared.settings import REFERENCE_DIR
 
 FRIDAY = date(2026, 11, 27)
 SATURDAY = date(2026, 11, 28)
@@ -63,20 +73,79 @@ def test_the_weekday_calendar_works_monday_to_friday(day: date, working: bool) -
     assert weekdays.is_working_day(day) is working
 
 
-class HolidayCalendar:
-    """A statutory holiday on a Monday and a make-up working Saturday (调休)."""
-
-    holidays = frozenset({MONDAY})
-    make_up_days = frozenset({SATURDAY})
-
-    def is_working_day(self, day: date) -> bool:
-        if day in self.make_up_days:
-            return True
-        return day.weekday() < 5 and day not in self.holidays
+official = OfficialCalendar()
 
 
-def test_another_calendar_plugs_in_with_its_holidays_and_make_up_days() -> None:
-    calendar = HolidayCalendar()
+def test_national_day_week_is_off_and_its_make_up_saturday_is_a_working_day() -> None:
+    # 2026: 1-7 October off; Saturday 10 October is worked (调休).
+    assert not official.is_working_day(date(2026, 10, 1))
+    assert official.is_working_day(date(2026, 10, 10))
+    assert add_working_days(official, date(2026, 9, 30), 1) == date(2026, 10, 8)
+    assert add_working_days(official, date(2026, 9, 30), 3) == date(2026, 10, 10)
 
-    assert add_working_days(calendar, FRIDAY, 1) == SATURDAY
-    assert add_working_days(calendar, FRIDAY, 2) == TUESDAY
+
+def test_a_deadline_within_a_known_year_is_firm_and_names_the_calendar() -> None:
+    deadline = deadline_after(official, date(2026, 9, 30), 3)
+
+    assert not deadline.provisional and deadline.note is None
+    assert deadline.calendar.startswith("cn-official (chinesecalendar ")
+
+
+def test_a_deadline_crossing_into_an_unknown_year_is_provisional_with_the_reason() -> None:
+    assert not official.knows(date(2099, 1, 1))
+
+    deadline = deadline_after(official, date(2098, 12, 24), 10)
+
+    assert deadline.provisional
+    assert deadline.note is not None and "2099" in deadline.note
+    assert deadline.day == add_working_days(weekdays, date(2098, 12, 24), 10)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "calendar.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_override_file_makes_an_unknown_year_known(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        'complete_years = [2099]\n[days]\n2099-01-01 = "holiday"\n2099-01-03 = "workday"\n',
+    )
+    calendar = OfficialCalendar(Overrides.load(path))
+
+    deadline = deadline_after(calendar, date(2098, 12, 31), 2)  # Thu 1 Jan off, Sat 3 worked
+
+    assert (deadline.day, deadline.provisional) == (date(2099, 1, 3), False)
+    assert calendar.name.endswith("+ overrides)")
+
+
+def test_a_town_day_off_overrides_the_package_in_a_known_year(tmp_path: Path) -> None:
+    calendar = OfficialCalendar(Overrides.load(write(tmp_path, '[days]\n2026-12-01 = "holiday"\n')))
+
+    assert not calendar.is_working_day(date(2026, 12, 1))
+    assert add_working_days(calendar, FRIDAY, 2) == date(2026, 12, 2)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[days]\n2026-13-01 = "holiday"\n',
+        '[days]\n2026-12-01 = "off"\n',
+        "complete = [2027]\n",
+        "[days\n",
+    ],
+    ids=["bad date", "bad kind", "unknown key", "not toml"],
+)
+def test_a_bad_override_file_fails_loudly_naming_it(tmp_path: Path, text: str) -> None:
+    with pytest.raises(InvalidCalendar, match=r"calendar\.toml"):
+        Overrides.load(write(tmp_path, text))
+
+
+def test_no_override_file_means_no_overrides(tmp_path: Path) -> None:
+    assert Overrides.load(tmp_path / "missing.toml") == Overrides()
+
+
+def test_the_shipped_override_file_loads() -> None:
+    assert isinstance(configured("cn-official", REFERENCE_DIR), OfficialCalendar)
+    assert configured("weekdays", REFERENCE_DIR).name == "weekdays"

@@ -15,6 +15,7 @@ from services.followup.domain import (
     UnknownIssue,
     WrongState,
     decide_lookback,
+    decide_lookback_recompute,
     decide_resolution,
     evolve,
 )
@@ -318,3 +319,47 @@ def test_a_resolution_seen_again_after_the_look_back_does_not_undo_it(
 
     assert after is not None
     assert after.status == status
+
+
+# Provisional look-back due dates
+
+
+class Year2027Unknown:
+    name = "before 2027 was published"
+
+    def knows(self, day: date) -> bool:
+        return day.year != 2027
+
+    def is_working_day(self, day: date) -> bool:
+        return day.weekday() < 5
+
+
+class Published:
+    name = "published"
+
+    def knows(self, day: date) -> bool:
+        return True
+
+    def is_working_day(self, day: date) -> bool:
+        return day.weekday() < 5 and day != date(2027, 1, 1)
+
+
+def test_a_look_back_window_into_an_unknown_year_is_provisional_and_recomputed() -> None:
+    christmas = date(2026, 12, 25)
+    resolved = decide_resolution(case(), resolve(), christmas, Year2027Unknown())
+    assert resolved.lookback_due_provisional and resolved.lookback_due == date(2027, 1, 5)
+    assert resolved.resolved_on == christmas and resolved.calendar == Year2027Unknown.name
+    state = evolve(case(), resolved)
+    assert state is not None and state.lookback_provisional
+
+    recomputed = decide_lookback_recompute(state, Published())
+
+    assert recomputed is not None
+    assert (recomputed.previous_lookback_due, recomputed.lookback_due) == (
+        date(2027, 1, 5),
+        date(2027, 1, 6),
+    )
+    after = evolve(state, recomputed)
+    assert after is not None and not after.lookback_provisional
+    assert after.lookback_due == date(2027, 1, 6)
+    assert decide_lookback_recompute(after, Published()) is None

@@ -8,7 +8,11 @@ import pytest
 
 from services.assignment.handlers import HANDLERS as ASSIGNMENT
 from services.assignment.handlers import Rules as AssignmentRules
-from services.assignment.handlers import on_issue_reported, on_lookback_failed
+from services.assignment.handlers import (
+    on_issue_reported,
+    on_lookback_failed,
+    recompute_deadlines,
+)
 from services.followup.domain import RecordLookback, ResolveIssue, WrongState
 from services.followup.handlers import HANDLERS as FOLLOWUP
 from services.followup.handlers import Rules as FollowupRules
@@ -336,3 +340,64 @@ async def test_a_wrong_unit_records_nothing() -> None:
 
 def test_followup_reacts_to_reports_and_assignments() -> None:
     assert set(FOLLOWUP) == {IssueReported, IssueAssigned}
+
+
+# --------------------------------------------------------------------- provisional deadlines
+
+
+class YearUnknown:
+    """New Year's Day 2027 off, but (like chinesecalendar 1.11) 2027 may not be known yet:
+    an unknown day is counted Monday to Friday, as the official calendar does."""
+
+    def __init__(self, unknown_year: int | None, name: str) -> None:
+        self.unknown_year = unknown_year
+        self.name = name
+
+    def knows(self, day: date) -> bool:
+        return day.year != self.unknown_year
+
+    def is_working_day(self, day: date) -> bool:
+        if not self.knows(day):
+            return day.weekday() < 5
+        return day.weekday() < 5 and day != date(2027, 1, 1)
+
+
+async def test_a_deadline_into_an_unknown_year_is_provisional_then_recomputed_once() -> None:
+    monday = datetime(2026, 12, 28, 1, 0, tzinfo=UTC)
+    units = Units(InMemoryAssignments(), service="assignment", clock=lambda: monday)
+    route = assignment_rules().route  # five working days
+    unknown = AssignmentRules(route=route, calendar=YearUnknown(2027, "before"), timezone=TZ)
+    cause = wrap(reported_event(), issue_id="issue-1", service="x", actor="x", time=monday)
+    async with units() as uow:
+        await on_issue_reported(reported_event(), cause, uow, unknown)
+        await uow.commit()
+    [assigned] = units.committed
+    assert assigned.data["deadline"] == "2027-01-04"  # 1 January counted as a Friday
+    assert assigned.data["deadline_provisional"] is True
+    assert "2027" in assigned.data["deadline_note"]
+
+    known = AssignmentRules(route=route, calendar=YearUnknown(None, "published"), timezone=TZ)
+    assert await recompute_deadlines(units, known) == 1
+    assert await recompute_deadlines(units, known) == 0  # nothing twice
+
+    recomputed = units.committed[-1]
+    assert recomputed.type == "minqing.issue.deadline_recomputed"
+    assert recomputed.data["previous_deadline"] == "2027-01-04"
+    assert recomputed.data["deadline"] == "2027-01-05"  # 1 January is a holiday after all
+    assert (recomputed.data["provisional"], recomputed.data["calendar"]) == (False, "published")
+    assert units.store.rows["issue-1"].deadline_provisional is False
+
+
+async def test_a_still_unknown_year_recomputes_nothing() -> None:
+    monday = datetime(2026, 12, 28, 1, 0, tzinfo=UTC)
+    units = Units(InMemoryAssignments(), service="assignment", clock=lambda: monday)
+    unknown = AssignmentRules(
+        route=assignment_rules().route, calendar=YearUnknown(2027, "before"), timezone=TZ
+    )
+    cause = wrap(reported_event(), issue_id="issue-1", service="x", actor="x", time=monday)
+    async with units() as uow:
+        await on_issue_reported(reported_event(), cause, uow, unknown)
+        await uow.commit()
+
+    assert await recompute_deadlines(units, unknown) == 0
+    assert len(units.committed) == 1

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -65,8 +66,11 @@ issues = Table(
     Column("responsible_person_name", Text),
     Column("deadline", Date),
     Column("deadline_calendar", Text),
+    Column("deadline_provisional", Boolean, nullable=False),
+    Column("deadline_note", Text),
     Column("assignment_no", Integer, nullable=False),
     Column("lookback_due", Date),
+    Column("lookback_due_provisional", Boolean, nullable=False),
     Column("reported_at", DateTime(timezone=True)),
     Column("assigned_at", DateTime(timezone=True)),
     Column("resolved_at", DateTime(timezone=True)),
