@@ -142,6 +142,36 @@ class IssueLookbackDueRecomputed(Event):
     assignment_no: int = Field(ge=1)
 
 
+OverdueKind = Literal["resolution", "lookback"]
+
+
+class IssueOverdue(Event):
+    """A matter was not resolved by its deadline (``resolution``), or its look-back was
+    not done within its window (``lookback``)."""
+
+    TYPE: ClassVar[str] = "issue.overdue"
+
+    kind: OverdueKind
+    due: date
+    assignment_no: int = Field(ge=1)
+    unit: str | None = None
+
+
+class IssueEscalated(Event):
+    """One step up the escalation ladder of an overdue matter."""
+
+    TYPE: ClassVar[str] = "issue.escalated"
+
+    kind: OverdueKind
+    level: int = Field(ge=1)
+    to_role: str
+    to_person_id: str
+    to_person_name: str
+    due: date
+    assignment_no: int = Field(ge=1)
+    reason: str
+
+
 class LookbackRecorded(Event):
     """Fields shared by both outcomes of a look-back visit."""
 
@@ -172,6 +202,8 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     IssueDeadlineRecomputed,
     IssueResolved,
     IssueLookbackDueRecomputed,
+    IssueOverdue,
+    IssueEscalated,
     IssueLookbackPassed,
     IssueLookbackFailed,
 )

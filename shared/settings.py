@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     calendar: Literal["cn-official", "weekdays"] = "cn-official"
     # How often provisional deadlines are counted again (also once at every start).
     recompute_interval_seconds: float = Field(3600.0, gt=0)
+    # How often followup checks deadlines and look-back windows (also once at every start).
+    deadline_check_seconds: float = Field(60.0, gt=0)
     consumer_batch_size: int = Field(500, ge=1, le=2000)
     consumer_max_deliver: int = Field(8, ge=1)
     consumer_ack_wait_seconds: float = Field(30.0, gt=0)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services import catalog
+from services.followup import escalation
 from services.followup.api import build_router
-from services.followup.handlers import HANDLERS, Rules, recompute_lookbacks
+from services.followup.handlers import HANDLERS, Rules, check_deadlines, recompute_lookbacks
 from services.followup.store import SqlCases, plumbing
 from shared import reference
 from shared.calendar import WorkingCalendar, configured
-from shared.clock import Clock, system_clock
+from shared.clock import Clock, local_date, system_clock
 from shared.dispatch import consumed_types, event_applier
 from shared.runtime import build_runtime
 from shared.service import create_service_app
@@ -28,7 +29,11 @@ def create_app(
     rt.catalog = catalog.consumers()
     reference.activate(reference.load(settings.reference_dir))
     calendar = calendar or configured(settings.calendar, settings.reference_dir)
-    rules = Rules(calendar=calendar, timezone=settings.timezone)
+    rules = Rules(
+        calendar=calendar,
+        timezone=settings.timezone,
+        ladder=escalation.load(settings.reference_dir),
+    )
     units = rt.units_of_work(lambda session: SqlCases(session, clock()))
     rt.subscribe(
         None,
@@ -44,6 +49,12 @@ def create_app(
         return f"{await recompute_lookbacks(units, rules)} provisional look-back dates recomputed"
 
     rt.every(settings.recompute_interval_seconds, "followup-recompute-lookbacks", recompute)
+
+    async def deadlines() -> str:
+        today = local_date(clock(), settings.timezone)
+        return f"{await check_deadlines(units, rules, today)} overdue and escalation events"
+
+    rt.every(settings.deadline_check_seconds, "followup-deadlines", deadlines)
     app = create_service_app(
         rt,
         title="Minqing followup",

@@ -6,16 +6,21 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 
-from shared.calendar import WorkingCalendar, deadline_after
+from services.followup.escalation import Ladder, Person
+from shared.calendar import WorkingCalendar, add_working_days, deadline_after
 from shared.events import (
     Event,
     IssueAssigned,
+    IssueDeadlineRecomputed,
+    IssueEscalated,
     IssueLookbackDueRecomputed,
     IssueLookbackFailed,
     IssueLookbackPassed,
+    IssueOverdue,
     IssueReported,
     IssueResolved,
     IssueStatus,
+    OverdueKind,
 )
 
 LOOKBACK_WORKING_DAYS = 7
@@ -32,6 +37,13 @@ class Case:
     lookback_due: date | None = None
     resolved_on: date | None = None
     lookback_provisional: bool = False
+    responsible_person_id: str | None = None
+    responsible_person_name: str | None = None
+    # The overdue the matter is in (what, and the date it was due), and how far it has
+    # escalated: a new deadline or look-back makes a new overdue, from level 0.
+    overdue_kind: str | None = None
+    overdue_due: date | None = None
+    escalation_level: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,58 @@ def decide_lookback(
     )
 
 
+def watched(case: Case) -> tuple[OverdueKind, date] | None:
+    """What the matter waits for, and by when: resolution by the deadline while assigned,
+    the look-back by its due date while resolved."""
+    if case.status == "assigned" and case.deadline is not None:
+        return ("resolution", case.deadline)
+    if case.status == "resolved" and case.lookback_due is not None:
+        return ("lookback", case.lookback_due)
+    return None
+
+
+def decide_deadline_checks(
+    case: Case, today: date, calendar: WorkingCalendar, ladder: Ladder
+) -> list[IssueOverdue | IssueEscalated]:
+    """What ``today`` makes of the matter: overdue the day after it was due, then each
+    ladder step ``after_working_days`` working days after the due date, each once. Run
+    late (after a restart), it records every step that fell due meanwhile, in order."""
+    waiting = watched(case)
+    if waiting is None or today <= waiting[1]:
+        return []
+    kind, due = waiting
+    events: list[IssueOverdue | IssueEscalated] = []
+    level = case.escalation_level
+    if (case.overdue_kind, case.overdue_due) != (kind, due):
+        events.append(
+            IssueOverdue(kind=kind, due=due, assignment_no=case.assignment_no, unit=case.unit)
+        )
+        level = 0
+    for number, step in enumerate(ladder.steps[level:], start=level + 1):
+        if today <= add_working_days(calendar, due, step.after_working_days):
+            break
+        person = (
+            ladder.leader_of(case.unit)
+            if step.to == "leader_in_charge" or case.responsible_person_id is None
+            else Person(id=case.responsible_person_id, name=case.responsible_person_name or "")
+        )
+        what = "not resolved by its deadline" if kind == "resolution" else "look-back not done"
+        events.append(
+            IssueEscalated(
+                kind=kind,
+                level=number,
+                to_role=step.to,
+                to_person_id=person.id,
+                to_person_name=person.name,
+                due=due,
+                assignment_no=case.assignment_no,
+                reason=f"{what} (due {due.isoformat()}); step {number}: "
+                f"{step.after_working_days} working days after the due date",
+            )
+        )
+    return events
+
+
 def evolve(case: Case | None, event: Event) -> Case | None:
     """The case after one event; stale or repeated events leave it as it is."""
     if isinstance(event, IssueReported):
@@ -136,6 +200,8 @@ def evolve(case: Case | None, event: Event) -> Case | None:
             assignment_no=event.assignment_no,
             unit=event.unit,
             deadline=event.deadline,
+            responsible_person_id=event.responsible_person_id,
+            responsible_person_name=event.responsible_person_name,
         )
     if case is None or getattr(event, "assignment_no", None) != case.assignment_no:
         return case  # unknown matter, or a step of an earlier assignment
@@ -147,6 +213,12 @@ def evolve(case: Case | None, event: Event) -> Case | None:
             resolved_on=event.resolved_on,
             lookback_provisional=event.lookback_due_provisional,
         )
+    if isinstance(event, IssueDeadlineRecomputed) and case.status == "assigned":
+        return replace(case, deadline=event.deadline)
+    if isinstance(event, IssueOverdue):
+        return replace(case, overdue_kind=event.kind, overdue_due=event.due, escalation_level=0)
+    if isinstance(event, IssueEscalated):
+        return replace(case, escalation_level=max(case.escalation_level, event.level))
     if isinstance(event, IssueLookbackDueRecomputed) and case.status == "resolved":
         return replace(
             case, lookback_due=event.lookback_due, lookback_provisional=event.provisional

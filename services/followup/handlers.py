@@ -11,16 +11,18 @@ from services.followup.domain import (
     Case,
     RecordLookback,
     ResolveIssue,
+    decide_deadline_checks,
     decide_lookback,
     decide_lookback_recompute,
     decide_resolution,
     evolve,
 )
+from services.followup.escalation import Ladder
 from shared.calendar import WorkingCalendar
 from shared.clock import local_date
 from shared.dispatch import Handlers
 from shared.envelope import Envelope
-from shared.events import Event, IssueAssigned, IssueReported
+from shared.events import Event, IssueAssigned, IssueDeadlineRecomputed, IssueReported
 from shared.uow import UnitOfWork, UowFactory
 
 ACTOR = "followup"
@@ -46,13 +48,20 @@ class Cases(Protocol):
         """The cases whose look-back due date is provisional, locked until commit."""
         ...
 
+    async def past_due(self, today: date) -> list[tuple[str, Tracked]]:
+        """Cases waiting for a resolution or a look-back that was due before ``today``,
+        locked until commit."""
+        ...
+
 
 @dataclass(frozen=True)
 class Rules:
-    """What followup decides with: the calendar and the town's time zone."""
+    """What followup decides with: the calendar, the town's time zone, the escalation
+    ladder."""
 
     calendar: WorkingCalendar
     timezone: str
+    ladder: Ladder
 
 
 @dataclass(frozen=True)
@@ -154,7 +163,34 @@ async def recompute_lookbacks(units: UowFactory[Cases], rules: Rules) -> int:
     return changed
 
 
+async def check_deadlines(units: UowFactory[Cases], rules: Rules, today: date) -> int:
+    """Mark overdue and escalate every matter past its deadline or look-back window as of
+    ``today``; each step is recorded once, in the transaction that saves the case.
+    Returns how many events were recorded."""
+    recorded = 0
+    async with units() as uow:
+        for issue_id, tracked in await uow.store.past_due(today):
+            case, last = tracked.case, tracked.last_event_id
+            for event in decide_deadline_checks(case, today, rules.calendar, rules.ladder):
+                envelope = uow.record(
+                    event,
+                    issue_id=issue_id,
+                    actor=ACTOR,
+                    correlation_id=tracked.correlation_id,
+                    causation_id=last,
+                )
+                new = evolve(case, event)
+                assert new is not None
+                case, last = new, envelope.id
+                recorded += 1
+            if last != tracked.last_event_id:
+                await uow.store.save(issue_id, Tracked(case, last, tracked.correlation_id))
+        await uow.commit()
+    return recorded
+
+
 HANDLERS: Handlers = {
     IssueReported: on_issue_event,
     IssueAssigned: on_issue_event,
+    IssueDeadlineRecomputed: on_issue_event,
 }

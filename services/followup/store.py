@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     Boolean,
@@ -15,6 +15,8 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    and_,
+    or_,
     select,
     text,
 )
@@ -41,10 +43,17 @@ cases = Table(
     Column("lookback_due", Date),
     Column("resolved_on", Date),
     Column("lookback_provisional", Boolean, nullable=False),
+    Column("responsible_person_id", Text),
+    Column("responsible_person_name", Text),
+    Column("overdue_kind", Text),
+    Column("overdue_due", Date),
+    Column("escalation_level", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 Index("cases_provisional", cases.c.issue_id, postgresql_where=text("lookback_provisional"))
+Index("cases_deadline_waiting", cases.c.deadline, postgresql_where=text("status = 'assigned'"))
+Index("cases_lookback_waiting", cases.c.lookback_due, postgresql_where=text("status = 'resolved'"))
 
 plumbing = plumbing_tables(metadata)
 _table = StateTable(cases, Case)
@@ -63,6 +72,18 @@ class SqlCases:
         await self._rows.preload(ids)  # locked; re-read, since a consumer may have moved on
         found = [(i, await self.get(i)) for i in ids]
         return [(i, t) for i, t in found if t is not None and t.case.lookback_provisional]
+
+    async def past_due(self, today: date) -> list[tuple[str, Tracked]]:
+        query = select(cases.c.issue_id).where(
+            or_(
+                and_(cases.c.status == "assigned", cases.c.deadline < today),
+                and_(cases.c.status == "resolved", cases.c.lookback_due < today),
+            )
+        )
+        ids = list((await self._session.scalars(query)).all())
+        await self._rows.preload(ids)  # locked; re-read, since a consumer may have moved on
+        found = [(i, await self.get(i)) for i in ids]
+        return [(i, t) for i, t in found if t is not None]
 
     async def preload(self, issue_ids: Sequence[str]) -> None:
         await self._rows.preload(issue_ids)

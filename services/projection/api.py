@@ -57,6 +57,8 @@ class IssueOut(BaseModel):
     assignment_no: int
     lookback_due: date | None
     lookback_due_provisional: bool
+    escalation_level: int
+    escalated_to: str | None
     reported_at: datetime | None
     assigned_at: datetime | None
     resolved_at: datetime | None

@@ -17,9 +17,11 @@ from shared.events import (
     IssueAssigned,
     IssueDeadlineRecomputed,
     IssueDuplicateReported,
+    IssueEscalated,
     IssueLookbackDueRecomputed,
     IssueLookbackFailed,
     IssueLookbackPassed,
+    IssueOverdue,
     IssueReported,
     IssueResolved,
     IssueStatus,
@@ -70,6 +72,8 @@ class IssueView:
     assignment_no: int = 0
     lookback_due: date | None = None
     lookback_due_provisional: bool = False
+    escalation_level: int = 0
+    escalated_to: str | None = None
     reported_at: datetime | None = None
     assigned_at: datetime | None = None
     resolved_at: datetime | None = None
@@ -135,8 +139,14 @@ def apply(view: IssueView, event: Event | None, at: datetime) -> IssueView:
             village=view.village or event.village,
             lookback_due=None,
             lookback_due_provisional=False,
+            escalation_level=0,
+            escalated_to=None,
             resolved_at=None,
         )
+    if isinstance(event, IssueOverdue):
+        return replace(view, escalation_level=0, escalated_to=None)
+    if isinstance(event, IssueEscalated):
+        return replace(view, escalation_level=event.level, escalated_to=event.to_person_name)
     if isinstance(event, IssueDeadlineRecomputed):
         return replace(
             view,

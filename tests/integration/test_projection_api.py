@@ -115,20 +115,20 @@ async def test_an_event_type_it_does_not_know_is_kept_and_shown_raw(
         {
             **base.model_dump(mode="json"),
             "id": new_id(),
-            "type": "minqing.issue.escalated",
+            "type": "minqing.issue.teleported",
             "dataversion": 3,
             "data": {"level": "county", "why": "overdue twice"},
             "actor": "escalation",
         }
     )
     await publish(settings, base)
-    await publish_raw(settings, ("issue.escalated", future.to_json(), future.id))
+    await publish_raw(settings, ("issue.teleported", future.to_json(), future.id))
     response = await eventually(
         lambda: projection.get(f"/api/v1/issues/{issue_id}/history"),
         lambda r: r.status_code == 200 and len(r.json()["events"]) == 2,
     )
     escalated = response.json()["events"][1]
-    assert escalated["type"] == "minqing.issue.escalated"
+    assert escalated["type"] == "minqing.issue.teleported"
     assert escalated["data"] == {"level": "county", "why": "overdue twice"}
     assert escalated["dataversion"] == 3
     view = (await projection.get(f"/api/v1/issues/{issue_id}")).json()

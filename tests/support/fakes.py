@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Generic, TypeVar
 
 from services.assignment.domain import Assignment
+from services.followup.domain import Case
 from services.followup.handlers import Tracked
 from services.intake.domain import OpenMatter
 from services.intake.handlers import MatterStatus, StoredReport
@@ -79,6 +80,18 @@ class InMemoryCases:
 
     async def provisional(self) -> list[tuple[str, Tracked]]:
         return [(i, t) for i, t in self.rows.items() if t.case.lookback_provisional]
+
+    async def past_due(self, today: date) -> list[tuple[str, Tracked]]:
+        def due(case: Case) -> bool:
+            if case.status == "assigned":
+                return case.deadline is not None and case.deadline < today
+            return (
+                case.status == "resolved"
+                and case.lookback_due is not None
+                and (case.lookback_due < today)
+            )
+
+        return [(i, t) for i, t in self.rows.items() if due(t.case)]
 
 
 class InMemoryReports:

@@ -42,7 +42,11 @@ def test_each_message_schema_is_the_envelope_with_the_events_data() -> None:
 
 def test_the_consumers_listen_to_what_their_routing_tables_handle() -> None:
     assert consumed_types(ASSIGNMENT) == ["issue.reported", "issue.lookback_failed"]
-    assert consumed_types(FOLLOWUP) == ["issue.reported", "issue.assigned"]
+    assert consumed_types(FOLLOWUP) == [
+        "issue.reported",
+        "issue.assigned",
+        "issue.deadline_recomputed",
+    ]
     assert set(consumers()) == {
         "intake-status",
         "assignment",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal
 
 import pytest
@@ -14,16 +14,20 @@ from services.followup.domain import (
     ResolveIssue,
     UnknownIssue,
     WrongState,
+    decide_deadline_checks,
     decide_lookback,
     decide_lookback_recompute,
     decide_resolution,
     evolve,
 )
+from services.followup.escalation import Ladder, Person, Step
 from shared.calendar import WeekdayCalendar
 from shared.events import (
     IssueAssigned,
+    IssueEscalated,
     IssueLookbackFailed,
     IssueLookbackPassed,
+    IssueOverdue,
     IssueReported,
     IssueResolved,
     IssueStatus,
@@ -223,6 +227,8 @@ def test_an_assignment_records_the_unit_the_deadline_and_the_number() -> None:
         assignment_no=1,
         unit="town_construction",
         deadline=DEADLINE,
+        responsible_person_id="shihu-secretary",
+        responsible_person_name="Chen Lixin",
     )
 
 
@@ -287,6 +293,8 @@ def test_the_next_assignment_after_a_reopening_starts_afresh() -> None:
         assignment_no=2,
         unit="sanqi_branch",
         deadline=DEADLINE,
+        responsible_person_id="shihu-secretary",
+        responsible_person_name="Chen Lixin",
     )
 
 
@@ -363,3 +371,96 @@ def test_a_look_back_window_into_an_unknown_year_is_provisional_and_recomputed()
     assert after is not None and not after.lookback_provisional
     assert after.lookback_due == date(2027, 1, 6)
     assert decide_lookback_recompute(after, Published()) is None
+
+
+# Overdue and escalation
+
+LADDER = Ladder(
+    steps=(
+        Step(after_working_days=0, to="responsible_person"),
+        Step(after_working_days=3, to="leader_in_charge"),
+    ),
+    leaders={
+        "default": Person(id="deputy-secretary", name="Deputy Secretary"),
+        "town_construction": Person(id="deputy-mayor", name="Deputy Mayor"),
+    },
+)
+
+
+def assigned_case() -> Case:
+    state = evolve(evolve(None, report()), assignment())
+    assert state is not None
+    return state
+
+
+def run_checks(state: Case, today: date) -> tuple[Case, list[str]]:
+    """Apply the checks of ``today`` to the case, as the use case does."""
+    events = decide_deadline_checks(state, today, weekdays, LADDER)
+    for event in events:
+        after = evolve(state, event)
+        assert after is not None
+        state = after
+    return state, [f"{e.TYPE}:{getattr(e, 'level', '')}" for e in events]
+
+
+def test_nothing_happens_up_to_and_including_the_deadline() -> None:
+    assert decide_deadline_checks(assigned_case(), DEADLINE, weekdays, LADDER) == []
+
+
+def test_the_day_after_the_deadline_it_is_overdue_and_goes_to_the_responsible_person() -> None:
+    [overdue, escalated] = decide_deadline_checks(
+        assigned_case(), DEADLINE + timedelta(days=1), weekdays, LADDER
+    )
+
+    assert isinstance(overdue, IssueOverdue)
+    assert (overdue.kind, overdue.due, overdue.unit) == (
+        "resolution",
+        DEADLINE,
+        "town_construction",
+    )
+    assert isinstance(escalated, IssueEscalated)
+    assert (escalated.level, escalated.to_role, escalated.to_person_id) == (
+        1,
+        "responsible_person",
+        "shihu-secretary",
+    )
+
+
+def test_three_working_days_later_it_goes_to_the_leader_in_charge_of_the_unit() -> None:
+    state, first = run_checks(assigned_case(), DEADLINE + timedelta(days=1))
+    # DEADLINE is a Friday: three working days after it is Wednesday; Thursday escalates.
+    wednesday, thursday = DEADLINE + timedelta(days=5), DEADLINE + timedelta(days=6)
+
+    assert run_checks(state, wednesday)[1] == []
+    state, second = run_checks(state, thursday)
+
+    assert first == ["issue.overdue:", "issue.escalated:1"]
+    assert second == ["issue.escalated:2"]
+    assert state.escalation_level == 2
+    assert run_checks(state, thursday + timedelta(days=30))[1] == []  # nothing twice
+
+
+def test_a_check_after_a_long_outage_records_every_step_that_fell_due_in_order() -> None:
+    _, events = run_checks(assigned_case(), DEADLINE + timedelta(days=20))
+
+    assert events == ["issue.overdue:", "issue.escalated:1", "issue.escalated:2"]
+
+
+def test_a_resolved_matter_is_no_longer_overdue_but_its_look_back_can_be() -> None:
+    state, _ = run_checks(assigned_case(), DEADLINE + timedelta(days=20))
+    resolved = evolve(state, resolution())
+    assert resolved is not None
+
+    assert run_checks(resolved, LOOKBACK_DUE)[1] == []
+    after, events = run_checks(resolved, LOOKBACK_DUE + timedelta(days=1))
+
+    assert events == ["issue.overdue:", "issue.escalated:1"]
+    assert (after.overdue_kind, after.overdue_due) == ("lookback", LOOKBACK_DUE)
+
+
+def test_a_new_assignment_starts_a_new_clock() -> None:
+    state, _ = run_checks(assigned_case(), DEADLINE + timedelta(days=20))
+    reassigned = evolve(state, assignment(2))
+    assert reassigned is not None and reassigned.escalation_level == 0
+
+    assert decide_deadline_checks(reassigned, DEADLINE, weekdays, LADDER) == []

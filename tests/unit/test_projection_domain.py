@@ -40,7 +40,7 @@ def recorded(position: int, event: Event, time: datetime | None = None) -> Recor
 def unknown(position: int, data: dict[str, Any] | None = None, **fields: Any) -> Recorded:
     values: dict[str, Any] = {
         "position": position,
-        "type": "minqing.issue.escalated",
+        "type": "minqing.issue.teleported",
         "dataversion": 1,
         "time": at(position),
         "data": data if data is not None else {"level": "town"},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -13,10 +13,17 @@ from services.assignment.handlers import (
     on_lookback_failed,
     recompute_deadlines,
 )
+from services.followup import escalation
 from services.followup.domain import RecordLookback, ResolveIssue, WrongState
 from services.followup.handlers import HANDLERS as FOLLOWUP
 from services.followup.handlers import Rules as FollowupRules
-from services.followup.handlers import Tracked, on_issue_event, record_lookback, resolve_issue
+from services.followup.handlers import (
+    Tracked,
+    check_deadlines,
+    on_issue_event,
+    record_lookback,
+    resolve_issue,
+)
 from services.intake.domain import ReportIssue
 from services.intake.handlers import (
     IdempotencyKeyReused,
@@ -31,12 +38,14 @@ from shared.consumer import Rejected
 from shared.envelope import Envelope, wrap
 from shared.events import (
     IssueAssigned,
+    IssueDeadlineRecomputed,
     IssueLookbackFailed,
     IssueLookbackPassed,
     IssueReported,
     IssueResolved,
 )
 from shared.reference import Route, UnknownCode
+from shared.settings import REFERENCE_DIR
 from tests.support.fakes import (
     InMemoryAssignments,
     InMemoryCases,
@@ -274,7 +283,9 @@ def test_assignment_reacts_to_reports_and_failed_look_backs_only() -> None:
 
 
 def followup_rules() -> FollowupRules:
-    return FollowupRules(calendar=WeekdayCalendar(), timezone=TZ)
+    return FollowupRules(
+        calendar=WeekdayCalendar(), timezone=TZ, ladder=escalation.load(REFERENCE_DIR)
+    )
 
 
 async def assigned_case(units: Units[InMemoryCases]) -> None:
@@ -339,7 +350,7 @@ async def test_a_wrong_unit_records_nothing() -> None:
 
 
 def test_followup_reacts_to_reports_and_assignments() -> None:
-    assert set(FOLLOWUP) == {IssueReported, IssueAssigned}
+    assert set(FOLLOWUP) == {IssueReported, IssueAssigned, IssueDeadlineRecomputed}
 
 
 # --------------------------------------------------------------------- provisional deadlines
@@ -401,3 +412,26 @@ async def test_a_still_unknown_year_recomputes_nothing() -> None:
 
     assert await recompute_deadlines(units, unknown) == 0
     assert len(units.committed) == 1
+
+
+# ----------------------------------------------------------------------- overdue, escalation
+
+
+async def test_deadline_checks_record_each_step_once_chained_to_the_case() -> None:
+    units = Units(InMemoryCases(), service="followup", clock=clock)
+    await assigned_case(units)
+    deadline = units.store.rows["issue-1"].case.deadline
+    assert deadline is not None
+    rules = followup_rules()
+
+    assert await check_deadlines(units, rules, deadline) == 0
+    assert await check_deadlines(units, rules, deadline + timedelta(days=1)) == 2
+    assert await check_deadlines(units, rules, deadline + timedelta(days=1)) == 0
+    assert await check_deadlines(units, rules, deadline + timedelta(days=30)) == 1
+    assert await check_deadlines(units, rules, deadline + timedelta(days=60)) == 0
+
+    types = [e.type for e in units.committed]
+    assert types == ["minqing.issue.overdue", "minqing.issue.escalated", "minqing.issue.escalated"]
+    assert units.committed[1].causationid == units.committed[0].id
+    assert units.committed[2].data["to_role"] == "leader_in_charge"
+    assert units.store.rows["issue-1"].last_event_id == units.committed[2].id

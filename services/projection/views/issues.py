@@ -71,6 +71,8 @@ issues = Table(
     Column("assignment_no", Integer, nullable=False),
     Column("lookback_due", Date),
     Column("lookback_due_provisional", Boolean, nullable=False),
+    Column("escalation_level", Integer, nullable=False),
+    Column("escalated_to", Text),
     Column("reported_at", DateTime(timezone=True)),
     Column("assigned_at", DateTime(timezone=True)),
     Column("resolved_at", DateTime(timezone=True)),

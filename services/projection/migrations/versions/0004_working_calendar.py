@@ -1,4 +1,5 @@
-"""The working calendar: provisional deadlines and look-back due dates, and why.
+"""The working calendar and escalation: provisional deadlines and look-back due dates, and
+why; how far an overdue matter has escalated, and to whom.
 
 Revision ID: projection_0004
 """
@@ -22,8 +23,21 @@ def upgrade() -> None:
         )
         op.alter_column("issues", name, server_default=None, schema=SCHEMA)
     op.add_column("issues", sa.Column("deadline_note", sa.Text), schema=SCHEMA)
+    op.add_column(
+        "issues",
+        sa.Column("escalation_level", sa.Integer, nullable=False, server_default="0"),
+        schema=SCHEMA,
+    )
+    op.alter_column("issues", "escalation_level", server_default=None, schema=SCHEMA)
+    op.add_column("issues", sa.Column("escalated_to", sa.Text), schema=SCHEMA)
 
 
 def downgrade() -> None:
-    for name in ("deadline_note", "lookback_due_provisional", "deadline_provisional"):
+    for name in (
+        "escalated_to",
+        "escalation_level",
+        "deadline_note",
+        "lookback_due_provisional",
+        "deadline_provisional",
+    ):
         op.drop_column("issues", name, schema=SCHEMA)
