@@ -42,10 +42,11 @@ Text = Annotated[
 
 Line = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=200),
+    StringConstraints(strip_whitespace=True, max_length=1000),
     AfterValidator(_refusing(_NOT_IN_LINE)),
 ]
-"""One line: a name, an address, a key; no control character at all."""
+"""One line: a name, an address, a key; no control character at all. Narrow its length
+where it is used (the widest constraint does not win: the narrowest applies)."""
 
 Finite = Annotated[float, Strict(), AllowInfNan(False)]
 """A finite number: an integer or a float, never a bool, a string, NaN or infinity."""

@@ -237,3 +237,30 @@ async def test_a_nats_server_older_than_2_10_is_refused_with_a_reason(
     finally:
         await rt.broker.stop()
         await rt.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "accepted"),
+    [
+        (("location", "address"), "路" * 500, True),
+        (("location", "address"), "路" * 501, False),
+        (("title",), "灯" * 200, True),
+        (("title",), "灯" * 201, False),
+        (("external_ref",), "R" * 200, True),
+        (("external_ref",), "R" * 201, False),
+    ],
+    ids=["address-500", "address-501", "title-200", "title-201", "ref-200", "ref-201"],
+)
+async def test_field_lengths_are_the_documented_ones(
+    intake: tuple[httpx.AsyncClient, Runtime], field: tuple[str, ...], value: str, accepted: bool
+) -> None:
+    client, _ = intake
+    body = json.loads(json.dumps(REPORT))
+    target = body
+    for key in field[:-1]:
+        target = target[key]
+    target[field[-1]] = value
+
+    response = await client.post("/api/v1/reports", json=body)
+
+    assert response.status_code == (201 if accepted else 422), response.text
