@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -61,6 +61,9 @@ class Runtime:
     catalog: Consumers = field(default_factory=dict)
     # Intake keeps accepting reports into its outbox while NATS is away: still ready then.
     accepts_without_nats: bool = False
+    # Background loops of the service's own (intake's import worker): started after the
+    # consumers, cancelled at stop.
+    workers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
     def contract(self) -> dict[str, Any]:
         """The AsyncAPI 3 document of the whole system's event contract."""
@@ -217,6 +220,8 @@ async def start(runtime: Runtime) -> None:
         runtime.consumer_tasks.append(
             asyncio.create_task(consumer.run(runtime.js), name=consumer.name)
         )
+    for worker in runtime.workers:
+        runtime.tasks.append(asyncio.create_task(worker(), name=f"{runtime.name}-worker"))
     log.info("%s started", runtime.name)
 
 
