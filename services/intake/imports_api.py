@@ -80,8 +80,10 @@ def validate_row(row: Row, sheet: Sheet, source: str, recorded_by: str | None) -
         return ListRow(row.number, None, errors)
     if report.external_ref:
         return ListRow(row.number, report.to_command())
-    # No reference of the sender's: the same content from the same source is the same row.
-    digest = hashlib.sha256(report.model_dump_json().encode()).hexdigest()
+    # No reference of the sender's: the same matter (the same content from the same source,
+    # whoever uploads the list) is the same row.
+    content = report.model_dump_json(exclude={"recorded_by"})
+    digest = hashlib.sha256(content.encode()).hexdigest()
     return ListRow(row.number, report.to_command(), (), f"list-{digest}", digest)
 
 
