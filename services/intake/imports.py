@@ -159,10 +159,14 @@ async def process_batch(units: UowFactory[ImportStore], policy: Policy, batch_si
                 await uow.store.finish_if_done(import_id, uow.now)
             await uow.commit()
             return len(rows)
-    except DBAPIError as exc:
+    except (DBAPIError, OSError, TimeoutError):
+        if not rows:
+            raise  # the database is not there: the worker retries later
+        log.warning("import batch failed; taking its rows one at a time", exc_info=True)
+    except Exception:
         if not rows:
             raise
-        log.warning("import batch failed (%r); taking its rows one at a time", exc)
+        log.exception("import batch failed; taking its rows one at a time")
     for row in rows:
         await _process_one(units, row, policy)
     return len(rows)
@@ -203,17 +207,23 @@ async def _process_one(units: UowFactory[ImportStore], row: PendingRow, policy: 
     except DBAPIError as exc:
         if not _sqlstate(exc).startswith("22"):  # not a refused value: retry later
             raise
-        reason = "the database cannot store a value of this row"
-        result = {
-            "row": row.number,
-            "status": "rejected",
-            "errors": [{"field": "row", "column": None, "reason": reason}],
-        }
+        result = _refused(row.number, "the database cannot store a value of this row")
+    except (OSError, TimeoutError):
+        raise  # the database is not there: the worker retries later
+    except Exception:
+        # A fault of ours on this row must not hold up the rows after it: say so, log it.
+        log.exception("import %s row %d could not be accepted", row.import_id, row.number)
+        result = _refused(row.number, "intake could not accept this row (logged); retry it")
     async with units() as uow:
         if await uow.store.pending_row(row.import_id, row.number) is not None:
             await uow.store.set_result(row.import_id, row.number, result)
             await uow.store.finish_if_done(row.import_id, uow.now)
             await uow.commit()
+
+
+def _refused(number: int, reason: str) -> dict[str, Any]:
+    errors = [{"field": "row", "column": None, "reason": reason}]
+    return {"row": number, "status": "rejected", "errors": errors}
 
 
 def accepted_result(number: int, accepted: Accepted) -> dict[str, Any]:

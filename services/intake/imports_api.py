@@ -26,7 +26,15 @@ from services.intake.imports import (
     import_progress,
     start_import,
 )
-from services.intake.lists import ListRefused, Row, Sheet, TooManyRows, UnsupportedFormat, read_list
+from services.intake.lists import (
+    ListRefused,
+    Row,
+    Sheet,
+    TooManyRows,
+    UnsupportedFormat,
+    printable,
+    read_list,
+)
 from shared.edge import ULID_PATTERN, quoted
 from shared.ids import new_id
 from shared.reference import code_of
@@ -103,7 +111,7 @@ def _row_error(error: Any, sheet: Sheet) -> RowError:
         reason = "the cell is empty; every matter needs it"
     else:
         reason = str(error.get("msg", "")).removeprefix("Value error, ")
-    return RowError(name, sheet.columns.get(name), str(quoted(reason, 2000)))
+    return RowError(name, sheet.columns.get(name), printable(str(quoted(reason, 2000))))
 
 
 class ImportRowOut(BaseModel):
@@ -233,7 +241,7 @@ def build_imports_router(
         job = ImportJob(
             import_id=new_id(),
             source=source,
-            filename=(file.filename or "")[:200] or None,
+            filename=printable(str(quoted(file.filename or "", 200))) or None,
             format=sheet.format,
             header_row=sheet.header_row,
             columns=sheet.columns,

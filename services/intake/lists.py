@@ -89,6 +89,14 @@ class Sheet:
     blank_rows: list[int] = field(default_factory=list)
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown escaped (``\\x00``): safe to store and show."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def normal_header(header: str) -> str:
     return re.sub("[\\s_\\-*\uff0a:\uff1a]", "", header).casefold()
 
@@ -144,13 +152,13 @@ def _sheet(kind: Format, records: Iterator[tuple[int, list[str]]], max_rows: int
         name = _BY_HEADER.get(normal_header(title))
         if name is None:
             if title.strip():
-                ignored.append(title.strip())
+                ignored.append(printable(title.strip())[:200])
             continue
         if name in columns:
             raise UnreadableList(
                 f"columns {columns[name]!r} and {title.strip()!r} both mean {name!r}: keep one"
             )
-        columns[name] = title.strip()
+        columns[name] = printable(title.strip())
         positions[position] = name
     rows: list[Row] = []
     blank: list[int] = []

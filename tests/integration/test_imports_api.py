@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -13,7 +14,12 @@ from openpyxl import Workbook
 from sqlalchemy import func, select, text
 
 from services.intake.app import create_app
-from services.intake.store import import_rows, imports, plumbing, reports
+from services.intake.handlers import Policy
+from services.intake.imports import ImportJob, import_progress, process_batch, start_import
+from services.intake.imports_api import validate_row
+from services.intake.lists import read_list
+from services.intake.store import SqlImportStore, import_rows, imports, plumbing, reports
+from shared import reference
 from shared.runtime import Runtime
 from shared.settings import Settings
 from tests.support.harness import eventually, isolated_settings, serve
@@ -205,3 +211,52 @@ async def test_files_that_are_not_lists_are_refused_with_4xx_and_store_nothing(
         assert await count(rt, imports) == 0
         assert await count(rt, import_rows) == 0
         assert await count(rt, reports) == 0
+
+
+class FailingOnReporter(SqlImportStore):
+    """Intake's real store, with a fault of ours on one reporter's row."""
+
+    async def add_contact(
+        self, reporter_ref: str, name: str | None, phone: str | None, created_at: datetime
+    ) -> None:
+        if name == "Boom":
+            raise RuntimeError("a fault on this row")
+        await super().add_contact(reporter_ref, name, phone, created_at)
+
+
+async def test_a_row_that_fails_in_its_batch_is_rejected_alone_and_the_others_are_kept(
+    settings: Settings,
+) -> None:
+    reference.activate(reference.load(settings.reference_dir))
+    rt = create_app(settings).state.runtime  # not started: this test is the worker
+    units = rt.units_of_work(FailingOnReporter)
+    text = "title,description,category,village,reporter_name\n" + "".join(
+        f"Lane {i},Potholes,roads,sanqi,{name}\n" for i, name in enumerate(["Li", "Boom", "Wu"])
+    )
+    sheet = read_list(text.encode(), "faulty.csv", max_rows=10)
+    rows = [validate_row(row, sheet, "village_branch", None) for row in sheet.rows]
+    job = ImportJob(
+        "01KB1Y8ZQ4J7ZKQ1V2S3T4W5X6",
+        "village_branch",
+        "faulty.csv",
+        "csv",
+        1,
+        sheet.columns,
+        [],
+        [],
+        len(rows),
+    )
+    try:
+        await start_import(units, job, rows)
+        assert await process_batch(units, Policy(), batch_size=10) == 3
+        assert await process_batch(units, Policy(), batch_size=10) == 0
+        progress = await import_progress(units, job.import_id)
+        async with rt.sessions() as session:
+            query = select(reports.c.title).order_by(reports.c.title)
+            titles = (await session.scalars(query)).all()
+    finally:
+        await rt.engine.dispose()
+    assert progress is not None and progress.done
+    assert [r["status"] for r in progress.results] == ["accepted", "rejected", "accepted"]
+    assert "could not accept this row" in progress.results[1]["errors"][0]["reason"]
+    assert titles == ["Lane 0", "Lane 2"]
