@@ -9,6 +9,7 @@ from openpyxl import Workbook
 
 from services.intake.imports_api import validate_row
 from services.intake.lists import (
+    Row,
     TooManyRows,
     UnreadableList,
     UnsupportedFormat,
@@ -170,3 +171,13 @@ def test_a_bad_row_names_each_field_with_its_column() -> None:
         "status": "rejected",
         "errors": [{"field": e.field, "column": e.column, "reason": e.reason} for e in row.errors],
     }
+
+
+def test_a_control_character_in_a_cell_is_named_escaped_never_stored_raw() -> None:
+    reference.activate(reference.load(REFERENCE_DIR))
+    sheet = read_list(CHINESE.encode(), "list.csv", max_rows=10)
+    cells = {"title": "a", "description": "b", "category": "roads", "village": "x\x00y"}
+    row = validate_row(Row(9, cells), sheet, "village_branch", None)
+    [error] = row.errors
+    assert error.field == "village" and "\x00" not in error.reason
+    assert "x\\x00y" in error.reason
