@@ -20,9 +20,10 @@ from services.intake.imports_api import validate_row
 from services.intake.lists import read_list
 from services.intake.store import SqlImportStore, import_rows, imports, plumbing, reports
 from shared import reference
+from shared.envelope import Envelope
 from shared.runtime import Runtime
 from shared.settings import Settings
-from tests.support.harness import eventually, isolated_settings, serve
+from tests.support.harness import eventually, isolated_settings, serve, stream_messages
 
 GBK_LIST = (
     "三岐村民情台账\n"
@@ -70,7 +71,7 @@ async def count(rt: Runtime, table: Any) -> int:
 
 
 async def test_a_gbk_list_with_good_and_bad_rows_gets_a_result_per_row_and_reimports_nothing(
-    intake: tuple[httpx.AsyncClient, Runtime],
+    intake: tuple[httpx.AsyncClient, Runtime], settings: Settings
 ) -> None:
     client, rt = intake
     data = GBK_LIST.encode("gbk")
@@ -97,6 +98,11 @@ async def test_a_gbk_list_with_good_and_bad_rows_gets_a_result_per_row_and_reimp
     assert rows[7]["errors"][0]["field"] == "description"
     assert await count(rt, reports) == 2
     assert await count(rt, plumbing.outbox) == 2
+    messages = await eventually(lambda: stream_messages(settings), lambda m: len(m) == 2)
+    events = [Envelope.model_validate_json(m.data) for m in messages]
+    assert {e.correlationid for e in events} == {body["import_id"]}
+    assert {e.actor for e in events} == {"cadre-liu"}
+    assert {e.data["source"] for e in events} == {"village_branch"}
 
     again = (await upload(client, data, "三岐 (copy).csv")).json()
     assert again["import_id"] != body["import_id"]
@@ -117,6 +123,19 @@ async def test_a_gbk_list_with_good_and_bad_rows_gets_a_result_per_row_and_reimp
         ).all()
     assert ref.external_ref == "SQ-001" and ref.idempotency_key is None
     assert key.external_ref is None and key.idempotency_key.startswith("list-")
+
+
+async def test_the_same_row_twice_in_a_list_is_one_matter(
+    intake: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    client, rt = intake
+    row = "Broken lane,Potholes by the school,roads,Sanqi Village\n"
+    data = ("title,description,category,village\n" + row + row.replace(",", " ,")).encode()
+    body = (await upload(client, data, "twice.csv")).json()
+    first, second = body["rows"]
+    assert first["issue_id"] == second["issue_id"]
+    assert (first["already_imported"], second["already_imported"]) == (False, True)
+    assert await count(rt, reports) == 1
 
 
 async def test_an_xlsx_list_with_english_headers_merges_alike_rows_into_one_matter(
