@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import catalog
 from services.intake.api import build_router
 from services.intake.handlers import HANDLERS, Policy
-from services.intake.imports import ImportWorker, process_batch
+from services.intake.imports import ImportWorker, process_batch, prune_imports
 from services.intake.imports_api import PREFIX as IMPORTS_PATH
 from services.intake.imports_api import build_imports_router
 from services.intake.store import SqlImportStore, SqlReports, plumbing
@@ -41,6 +43,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         lambda: process_batch(import_units, policy, settings.import_batch_size),
         poll_seconds=settings.import_poll_seconds,
         retry_seconds=settings.consumer_retry_delay_seconds,
+        prune=lambda: prune_imports(import_units, timedelta(days=settings.retention_days)),
+        prune_every=settings.prune_interval_seconds,
     )
     rt.workers.append(worker.run)
     app = create_service_app(

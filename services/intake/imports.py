@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, cast
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -121,6 +121,10 @@ class Imports(Protocol):
 
     async def progress(self, import_id: str, with_results: bool) -> ImportProgress | None: ...
 
+    async def prune(self, finished_before: datetime) -> int:
+        """Forget jobs finished before then, with their rows; how many jobs went."""
+        ...
+
 
 class ImportStore(Reports, Imports, Protocol):
     """What the import use cases work on: reports (to accept rows) and the jobs."""
@@ -141,6 +145,15 @@ async def import_progress(units: UowFactory[ImportStore], import_id: str) -> Imp
     """The job, its counts, and (when done) every row's result in row order."""
     async with units() as uow:
         return await uow.store.progress(import_id, with_results=True)
+
+
+async def prune_imports(units: UowFactory[ImportStore], keep: timedelta) -> int:
+    """Forget finished jobs older than ``keep``. Re-imports are still recognised: that
+    rests on the reports' own keys, not on the jobs."""
+    async with units() as uow:
+        removed = await uow.store.prune(uow.now - keep)
+        await uow.commit()
+        return removed
 
 
 async def process_batch(units: UowFactory[ImportStore], policy: Policy, batch_size: int) -> int:
@@ -253,11 +266,29 @@ class ImportWorker:
         *,
         poll_seconds: float,
         retry_seconds: float,
+        prune: Callable[[], Awaitable[int]] | None = None,
+        prune_every: float = 3600.0,
     ) -> None:
         self._process = process
         self._poll = poll_seconds
         self._retry = retry_seconds
+        self._prune = prune
+        self._prune_every = prune_every
+        self._pruned_at: float | None = None
         self._wake = asyncio.Event()
+
+    async def _prune_if_due(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._prune is None or (
+            self._pruned_at is not None and now - self._pruned_at < self._prune_every
+        ):
+            return
+        self._pruned_at = now
+        try:
+            if removed := await self._prune():
+                log.info("pruned %d finished import jobs", removed)
+        except Exception:
+            log.warning("pruning import jobs failed; trying again later", exc_info=True)
 
     def notify(self) -> None:
         self._wake.set()
@@ -274,5 +305,6 @@ class ImportWorker:
             if done:
                 await asyncio.sleep(0)  # let requests in between batches
                 continue
+            await self._prune_if_due()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    delete,
     func,
     insert,
     select,
@@ -345,6 +346,12 @@ class SqlImportStore(SqlReports):
             )
             results = list((await self._session.scalars(query)).all())
         return ImportProgress(job, counts, results)
+
+    async def prune(self, finished_before: datetime) -> int:
+        result = await self._session.execute(
+            delete(imports).where(imports.c.finished_at < finished_before)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _pending(row: dict[str, Any]) -> PendingRow:

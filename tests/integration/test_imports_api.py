@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,7 +15,13 @@ from sqlalchemy import func, select, text
 
 from services.intake.app import create_app
 from services.intake.handlers import Policy
-from services.intake.imports import ImportJob, import_progress, process_batch, start_import
+from services.intake.imports import (
+    ImportJob,
+    import_progress,
+    process_batch,
+    prune_imports,
+    start_import,
+)
 from services.intake.imports_api import validate_row
 from services.intake.lists import read_list
 from services.intake.store import SqlImportStore, import_rows, imports, plumbing, reports
@@ -279,3 +285,30 @@ async def test_a_row_that_fails_in_its_batch_is_rejected_alone_and_the_others_ar
     assert [r["status"] for r in progress.results] == ["accepted", "rejected", "accepted"]
     assert "could not accept this row" in progress.results[1]["errors"][0]["reason"]
     assert titles == ["Lane 0", "Lane 2"]
+
+
+async def test_finished_jobs_are_pruned_after_the_retention_and_waiting_ones_kept(
+    settings: Settings,
+) -> None:
+    reference.activate(reference.load(settings.reference_dir))
+    rt = create_app(settings).state.runtime  # not started: this test is the worker
+    units = rt.units_of_work(SqlImportStore)
+    sheet = read_list(b"title,description,category,village\nA,B,roads,sanqi\n", "a", max_rows=9)
+    rows = [validate_row(row, sheet, "village_branch", None) for row in sheet.rows]
+
+    def job(import_id: str) -> ImportJob:
+        return ImportJob(import_id, "village_branch", "a", "csv", 1, sheet.columns, [], [], 1)
+
+    finished, waiting = job("01KB1Y8ZQ4J7ZKQ1V2S3T4W5X6"), job("01KB1Y8ZQ4J7ZKQ1V2S3T4W5X7")
+    try:
+        await start_import(units, finished, rows)
+        assert await process_batch(units, Policy(), batch_size=10) == 1
+        await start_import(units, waiting, rows)
+        assert await prune_imports(units, timedelta(days=1)) == 0
+        assert await prune_imports(units, timedelta(0)) == 1
+        assert await import_progress(units, finished.import_id) is None
+        kept = await import_progress(units, waiting.import_id)
+        assert kept is not None and kept.counts == {"pending": 1}
+        assert await count(rt, reports) == 1
+    finally:
+        await rt.engine.dispose()
