@@ -115,6 +115,8 @@ def detect_format(data: bytes, filename: str | None = None) -> Format:
         )
     if name.endswith((".xlsx", ".xlsm")):
         raise UnsupportedFormat("the file is named .xlsx but is not an XLSX workbook (a zip)")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UnsupportedFormat("UTF-16 text (Excel's Unicode Text): save it as CSV UTF-8 or XLSX")
     if b"\x00" in data[:8192]:
         raise UnsupportedFormat("a binary file: upload a CSV (UTF-8 or GB18030/GBK) or XLSX")
     return "csv"
@@ -162,17 +164,21 @@ def _sheet(kind: Format, records: Iterator[tuple[int, list[str]]], max_rows: int
         positions[position] = name
     rows: list[Row] = []
     blank: list[int] = []
+    gap: list[int] = []  # blank rows since the last row: listed only if a row follows
     for number, values in records:
+        if not any(v.strip() for v in values):
+            if len(gap) < max_rows:  # trailing formatted-but-empty rows can be very many
+                gap.append(number)
+            continue
+        blank.extend(gap)
+        gap.clear()
+        if len(rows) == max_rows or len(blank) > max_rows:
+            raise TooManyRows(f"a list may have at most {max_rows} rows; split the file")
         cells = {
             positions[i]: value.strip()
             for i, value in enumerate(values)
             if i in positions and value.strip()
         }
-        if not any(v.strip() for v in values):
-            blank.append(number)
-            continue
-        if len(rows) == max_rows:
-            raise TooManyRows(f"a list may have at most {max_rows} rows; split the file")
         rows.append(Row(number, cells))
     if not rows:
         raise UnreadableList(f"no rows below the header (row {header_row})")
@@ -198,9 +204,10 @@ def _find_header(records: Iterator[tuple[int, list[str]]]) -> tuple[int, list[st
 
 
 def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
-    first_line = text.split("\n", 1)[0]
-    delimiter = max(_SEPARATORS, key=first_line.count) if first_line else ","
-    if not first_line.count(delimiter):
+    # The separator the first lines use most (a title line above the header has none).
+    sample = text.split("\n", HEADER_SEARCH_ROWS)[:HEADER_SEARCH_ROWS]
+    delimiter = max(_SEPARATORS, key=lambda d: sum(line.count(d) for line in sample))
+    if not any(delimiter in line for line in sample):
         delimiter = ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:

@@ -72,6 +72,16 @@ def test_a_title_above_the_header_and_blank_rows_are_passed_over_and_reported() 
     assert row.number == 4
 
 
+def test_trailing_blank_rows_are_not_listed_and_a_title_line_does_not_hide_the_separator() -> None:
+    text = (
+        "三岐村台账\ntitle\tdescription\tcategory\tvillage\nA\tB\troads\tsanqi\n" + "\t\t\t\n" * 50
+    )
+    sheet = read_list(text.encode(), "list.tsv", max_rows=10)
+    assert sheet.header_row == 2
+    assert [r.number for r in sheet.rows] == [3]
+    assert sheet.blank_rows == []
+
+
 def test_tabs_and_multiline_cells_keep_the_row_numbers_a_spreadsheet_shows() -> None:
     text = (
         'title\tdescription\tcategory\tvillage\nA\t"two\nlines"\troads\tsanqi\nB\tx\troads\txuma\n'
@@ -114,6 +124,7 @@ def test_two_columns_meaning_the_same_field_are_refused() -> None:
     [
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100, "list.xls", "97-2003"),
         (b"%PDF-1.7\n\x00\x01binary", "list.pdf", "binary"),
+        ("标题\t描述\n".encode("utf-16"), "list.txt", "UTF-16"),
         (b"title,description\n", "list.xlsx", "not an XLSX"),
     ],
 )
