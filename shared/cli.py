@@ -223,6 +223,45 @@ def up(
     raise typer.Exit(code)
 
 
+@app.command(name="import")
+def import_command(
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="A CSV or XLSX list."),
+    ],
+    source: Annotated[str, typer.Option(help="The channel the list comes from.")] = (
+        "village_branch"
+    ),
+    recorded_by: Annotated[
+        str | None, typer.Option(help="Who recorded the rows (unless a column says).")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="Intake's base URL; default: http://MINQING_HOST:MINQING_INTAKE_PORT."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the import job as JSON.")] = False,
+) -> None:
+    """Import a compiled list (one matter per row) through intake's HTTP API, showing
+    progress, then print each row's result. Exit status: 0 all rows accepted, 1 some rows
+    rejected, 2 the file refused or intake not reachable."""
+    from rich.console import Console
+
+    from shared.cli_import import run_import
+
+    settings = Settings()
+    base = url or f"http://{_display_host(settings.host)}:{settings.intake_port}"
+    code = run_import(
+        file,
+        url=base,
+        source=source,
+        recorded_by=recorded_by,
+        as_json=as_json,
+        out=Console(),
+        err=Console(stderr=True),
+    )
+    raise typer.Exit(code)
+
+
 @app.command(name="asyncapi")
 def asyncapi_command() -> None:
     """Print the event contract as an AsyncAPI 3 JSON document."""

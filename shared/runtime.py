@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -67,6 +67,10 @@ class Runtime:
         """Run ``run`` once the service has started, then every ``seconds``; a failure is
         logged and the job runs again at its next time."""
         self.jobs.append(Job(name, seconds, run))
+
+    # Background loops of the service's own (intake's import worker): started after the
+    # consumers, cancelled at stop.
+    workers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
     def contract(self) -> dict[str, Any]:
         """The AsyncAPI 3 document of the whole system's event contract."""
@@ -247,6 +251,8 @@ async def start(runtime: Runtime) -> None:
         )
     for job in runtime.jobs:
         runtime.tasks.append(asyncio.create_task(job.loop(), name=job.name))
+    for worker in runtime.workers:
+        runtime.tasks.append(asyncio.create_task(worker(), name=f"{runtime.name}-worker"))
     log.info("%s started", runtime.name)
 
 

@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     # A new report whose title is at least this alike (0-100, rapidfuzz token-set ratio) to an
     # open matter's in the same village and category joins that matter; above 100: never.
     duplicate_threshold: float = Field(85.0, ge=0, le=101)
+    # Compiled lists (`minqing import`, POST /api/v1/imports): at most this many rows per
+    # file (the file itself is bounded by max_upload_bytes); rows are accepted in the
+    # background this many per transaction; `?wait=true` waits at most this long for the
+    # report; an idle worker looks for rows left waiting (a restart) this often.
+    import_max_rows: int = Field(10_000, ge=1, le=1_000_000)
+    import_batch_size: int = Field(100, ge=1, le=5000)
+    import_wait_seconds: float = Field(10.0, ge=0, le=300)
+    import_poll_seconds: float = Field(2.0, gt=0)
 
     def port(self, service: ServiceName) -> int:
         """The HTTP port of one service."""

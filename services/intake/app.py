@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import catalog
 from services.intake.api import build_router
 from services.intake.handlers import HANDLERS, Policy
-from services.intake.store import SqlReports, plumbing
+from services.intake.imports import ImportWorker, process_batch, prune_imports
+from services.intake.imports_api import PREFIX as IMPORTS_PATH
+from services.intake.imports_api import build_imports_router
+from services.intake.store import SqlImportStore, SqlReports, plumbing
 from shared import reference
 from shared.clock import Clock, system_clock
 from shared.dispatch import consumed_types, event_applier
@@ -32,8 +37,22 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
 
     # Each matter's status, to report back to the channels (Open311, outcomes).
     rt.subscribe("status", event_applier(HANDLERS, None, unit_of_work), consumed_types(HANDLERS))
+    # Compiled lists: rows stored at upload, accepted in the background batch by batch.
+    import_units = rt.units_of_work(SqlImportStore)
+    worker = ImportWorker(
+        lambda: process_batch(import_units, policy, settings.import_batch_size),
+        poll_seconds=settings.import_poll_seconds,
+        retry_seconds=settings.consumer_retry_delay_seconds,
+        prune=lambda: prune_imports(import_units, timedelta(days=settings.retention_days)),
+        prune_every=settings.prune_interval_seconds,
+    )
+    rt.workers.append(worker.run)
     app = create_service_app(
-        rt, title="Minqing intake", description="Accepts residents' matters from every channel."
+        rt,
+        title="Minqing intake",
+        description="Accepts residents' matters from every channel.",
+        upload_paths=(IMPORTS_PATH,),
     )
     app.include_router(build_router(rt.units_of_work(SqlReports), ref, policy))
+    app.include_router(build_imports_router(import_units, settings, worker.notify))
     return app

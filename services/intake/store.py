@@ -3,6 +3,8 @@ the plumbing."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -11,20 +13,26 @@ from sqlalchemy import (
     Date,
     DateTime,
     Float,
+    ForeignKey,
     Index,
+    Integer,
     MetaData,
     Table,
     Text,
     UniqueConstraint,
+    delete,
     func,
+    insert,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.domain import OpenMatter
+from services.intake.domain import OpenMatter, ReportIssue
 from services.intake.handlers import MatterStatus, StoredReport
+from services.intake.imports import ImportJob, ImportProgress, ListRow, PendingRow
 from shared.bulk import execute, plain_insert_sql
 from shared.events import IssueReported
 from shared.tables import plumbing_tables
@@ -93,6 +101,46 @@ reporter_contacts = Table(
     Column("name", Text),
     Column("phone", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Compiled lists: one row per upload, and each of its rows with the result once known.
+imports = Table(
+    "imports",
+    metadata,
+    Column("import_id", Text, primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("filename", Text),
+    Column("format", Text, nullable=False),  # csv | xlsx
+    Column("header_row", Integer, nullable=False),
+    Column("columns", JSONB, nullable=False),  # field -> header as written
+    Column("ignored_columns", JSONB, nullable=False),
+    Column("blank_rows", JSONB, nullable=False),
+    Column("total_rows", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+import_rows = Table(
+    "import_rows",
+    metadata,
+    Column(
+        "import_id",
+        Text,
+        ForeignKey(imports.c.import_id, ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("row", Integer, primary_key=True),  # as a spreadsheet numbers it
+    Column("status", Text, nullable=False),  # pending | accepted | rejected
+    Column("command", JSONB),  # the validated report, while it waits
+    Column("idempotency_key", Text),
+    Column("request_hash", Text),
+    Column("result", JSONB),
+)
+Index(
+    "import_rows_pending",
+    import_rows.c.import_id,
+    import_rows.c.row,
+    postgresql_where=text("status = 'pending'"),
 )
 
 plumbing = plumbing_tables(metadata)
@@ -196,6 +244,124 @@ class SqlReports:
     ) -> None:
         # In the table's column order: reporter_ref, name, phone, created_at.
         await execute(self._session, _INSERT_CONTACT, reporter_ref, name, phone, created_at)
+
+
+class SqlImportStore(SqlReports):
+    """Reports and import jobs on intake's tables, in the caller's transaction."""
+
+    async def add_import(self, job: ImportJob, at: datetime, finished: bool) -> None:
+        await self._session.execute(
+            insert(imports).values(
+                import_id=job.import_id,
+                source=job.source,
+                filename=job.filename,
+                format=job.format,
+                header_row=job.header_row,
+                columns=job.columns,
+                ignored_columns=job.ignored_columns,
+                blank_rows=job.blank_rows,
+                total_rows=job.total_rows,
+                created_at=at,
+                finished_at=at if finished else None,
+            )
+        )
+
+    async def add_rows(self, import_id: str, rows: Sequence[ListRow]) -> None:
+        values = [
+            {
+                "import_id": import_id,
+                "row": row.number,
+                "status": "pending" if row.command is not None else "rejected",
+                "command": None if row.command is None else asdict(row.command),
+                "idempotency_key": row.idempotency_key,
+                "request_hash": row.request_hash,
+                "result": row.result(),
+            }
+            for row in rows
+        ]
+        if values:
+            await self._session.execute(insert(import_rows), values)
+
+    async def pending(self, limit: int) -> list[PendingRow]:
+        query = (
+            select(import_rows)
+            .where(import_rows.c.status == "pending")
+            .order_by(import_rows.c.import_id, import_rows.c.row)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [_pending(row._asdict()) for row in (await self._session.execute(query)).all()]
+
+    async def pending_row(self, import_id: str, number: int) -> PendingRow | None:
+        query = (
+            select(import_rows)
+            .where(
+                import_rows.c.import_id == import_id,
+                import_rows.c.row == number,
+                import_rows.c.status == "pending",
+            )
+            .with_for_update()
+        )
+        row = (await self._session.execute(query)).first()
+        return None if row is None else _pending(row._asdict())
+
+    async def set_result(self, import_id: str, number: int, result: dict[str, Any]) -> None:
+        await self._session.execute(
+            update(import_rows)
+            .where(import_rows.c.import_id == import_id, import_rows.c.row == number)
+            .values(status=result["status"], result=result, command=None)
+        )
+
+    async def finish_if_done(self, import_id: str, at: datetime) -> None:
+        waiting = (
+            select(import_rows.c.row)
+            .where(import_rows.c.import_id == import_id, import_rows.c.status == "pending")
+            .exists()
+        )
+        await self._session.execute(
+            update(imports)
+            .where(imports.c.import_id == import_id, imports.c.finished_at.is_(None), ~waiting)
+            .values(finished_at=at)
+        )
+
+    async def progress(self, import_id: str, with_results: bool) -> ImportProgress | None:
+        found = (
+            await self._session.execute(select(imports).where(imports.c.import_id == import_id))
+        ).first()
+        if found is None:
+            return None
+        job = ImportJob(**found._asdict())
+        query = (
+            select(import_rows.c.status, func.count())
+            .where(import_rows.c.import_id == import_id)
+            .group_by(import_rows.c.status)
+        )
+        counts = {status: int(n) for status, n in (await self._session.execute(query)).all()}
+        results: list[dict[str, Any]] = []
+        if with_results and job.finished_at is not None:
+            query = (
+                select(import_rows.c.result)
+                .where(import_rows.c.import_id == import_id)
+                .order_by(import_rows.c.row)
+            )
+            results = list((await self._session.scalars(query)).all())
+        return ImportProgress(job, counts, results)
+
+    async def prune(self, finished_before: datetime) -> int:
+        result = await self._session.execute(
+            delete(imports).where(imports.c.finished_at < finished_before)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _pending(row: dict[str, Any]) -> PendingRow:
+    return PendingRow(
+        import_id=row["import_id"],
+        number=row["row"],
+        command=ReportIssue(**row["command"]),
+        idempotency_key=row["idempotency_key"],
+        request_hash=row["request_hash"],
+    )
 
 
 def _stored(row: dict[str, Any]) -> StoredReport:
