@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     # A new report whose title is at least this alike (0-100, rapidfuzz token-set ratio) to an
     # open matter's in the same village and category joins that matter; above 100: never.
     duplicate_threshold: float = Field(85.0, ge=0, le=101)
+    # Open311: the one jurisdiction this endpoint serves (a request naming another is a 404),
+    # and the public URL of /open311/v2 behind a proxy (media_url, discovery); default: the
+    # URL the request came in on.
+    open311_jurisdiction_id: str = Field("minqing", min_length=1, max_length=200)
+    open311_public_url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
 
     def port(self, service: ServiceName) -> int:
         """The HTTP port of one service."""

@@ -8,6 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services import catalog
 from services.intake.api import build_router
 from services.intake.handlers import HANDLERS, Policy
+from services.intake.open311 import api as open311
+from services.intake.open311.store import Open311Reports
 from services.intake.store import SqlReports, plumbing
 from shared import reference
 from shared.clock import Clock, system_clock
@@ -33,7 +35,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     # Each matter's status, to report back to the channels (Open311, outcomes).
     rt.subscribe("status", event_applier(HANDLERS, None, unit_of_work), consumed_types(HANDLERS))
     app = create_service_app(
-        rt, title="Minqing intake", description="Accepts residents' matters from every channel."
+        rt,
+        title="Minqing intake",
+        description="Accepts residents' matters from every channel.",
+        upload_paths=[f"{open311.PREFIX}/requests"],  # a photo may come with a request
     )
     app.include_router(build_router(rt.units_of_work(SqlReports), ref, policy))
+    open311.install(
+        app, rt.units_of_work(Open311Reports), rt.sessions, ref, policy, settings, clock
+    )
     return app

@@ -213,3 +213,7 @@ _INSERT_MATTER = plain_insert_sql(matters, _MATTER_COLUMNS)
 _INSERT_CONTACT = plain_insert_sql(
     reporter_contacts, ["reporter_ref", "name", "phone", "created_at"]
 )
+
+# Open311's tables live in this schema too: registered here, so migrations and the drift
+# test see every intake table through this module's ``metadata``.
+from services.intake.open311 import tables as _open311_tables  # noqa: E402, F401
