@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -18,11 +19,13 @@ import pytest
 import uvicorn
 from georeport import GeoReport
 from sqlalchemy import func, select
+from typer.testing import CliRunner, Result
 
 from services.intake.app import create_app
 from services.intake.open311.keys import create_key, revoke_key
-from services.intake.open311.tables import media, requests
+from services.intake.open311.tables import api_keys, media, requests
 from services.intake.store import reporter_contacts, reports
+from shared import cli
 from shared.db import make_engine
 from shared.envelope import Envelope
 from shared.events import IssueLookbackPassed
@@ -276,6 +279,50 @@ async def test_filters_by_id_window_and_count(open311: Open311) -> None:
 
 
 # ------------------------------------------------------------------- keys and bad input
+
+
+def minqing(*args: str, database_url: str) -> Result:
+    """The ``minqing`` command, on the database named by MINQING_DATABASE_URL."""
+    return CliRunner().invoke(cli.app, list(args), env={"MINQING_DATABASE_URL": database_url})
+
+
+async def test_a_key_from_the_command_works_until_it_is_revoked(open311: Open311) -> None:
+    url = open311.settings.database_url
+    created = await asyncio.to_thread(
+        minqing,
+        "open311-key",
+        "create",
+        "Village app",
+        "--source",
+        "grid_center",
+        database_url=url,
+    )
+    assert created.exit_code == 0, created.output
+    key = created.output.strip().splitlines()[-1]
+    assert key.startswith("o311_") and len(key) > 40
+    async with open311.rt.sessions() as session:
+        stored = list(await session.scalars(select(api_keys.c.key_hash)))
+    assert key not in stored and hashlib.sha256(key.encode()).hexdigest() in stored
+
+    response = await open311.post(api_key=key)
+    assert response.status_code == 200, response.text
+    [message] = await eventually(lambda: stream_messages(open311.settings), lambda m: len(m) == 1)
+    assert Envelope.model_validate_json(message.data).data["source"] == "grid_center"
+
+    again = await asyncio.to_thread(
+        minqing, "open311-key", "create", "Village app", database_url=url
+    )
+    assert again.exit_code == 1 and "exists already" in again.output
+    revoked = await asyncio.to_thread(
+        minqing, "open311-key", "revoke", "Village app", database_url=url
+    )
+    assert revoked.exit_code == 0, revoked.output
+    listed = await asyncio.to_thread(minqing, "open311-key", "list", database_url=url)
+    rows = dict(line.split("\t", 1) for line in listed.output.strip().splitlines())
+    assert rows["town-app"].endswith("active")
+    assert "grid_center" in rows["Village app"] and "revoked" in rows["Village app"]
+    assert key not in listed.output
+    assert (await open311.post(api_key=key)).status_code == 403
 
 
 async def test_creating_a_request_needs_a_valid_unrevoked_api_key(open311: Open311) -> None:
