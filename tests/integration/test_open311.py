@@ -390,6 +390,22 @@ async def test_bad_fields_are_all_named_in_the_spec_format_and_nothing_is_stored
     assert await counts(open311) == (0, 0, 0)
 
 
+async def test_a_retry_with_the_same_idempotency_key_gets_the_same_request(
+    open311: Open311,
+) -> None:
+    url, data = f"{open311.base}/requests.json", {**POTHOLE, "api_key": open311.key}
+    headers = {"Idempotency-Key": "app-42-send-1"}
+    first = await open311.http.post(url, data=data, headers=headers)
+    again = await open311.http.post(url, data=data, headers=headers)
+    assert first.status_code == again.status_code == 200, again.text
+    assert first.json()[0]["service_request_id"] == again.json()[0]["service_request_id"]
+    changed = await open311.http.post(url, data={**data, "lat": "31.31"}, headers=headers)
+    assert changed.status_code == 409 and errors(changed)[0][0] == 409
+    long_form = await open311.http.post(url, data={**data, "description": "x" * 70_000})
+    assert long_form.status_code == 413 and "limited to" in errors(long_form)[0][1]
+    assert await counts(open311) == (1, 1, 0)
+
+
 # ------------------------------------------------------------------------------- media
 
 

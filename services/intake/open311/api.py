@@ -49,14 +49,19 @@ MAX_FIELDS = 100
 
 
 async def _params(
-    request: Request, *, form: bool, max_upload: int
+    request: Request, *, form: bool, max_form: int
 ) -> tuple[dict[str, list[str]], UploadFile | None]:
-    """Query string and (for POST) form fields, by name; the ``media`` file if any."""
+    """Query string and (for POST) form fields, by name; the ``media`` file if any. Only a
+    multipart body (with a photo) may be larger than ``max_form`` bytes."""
     params: dict[str, list[str]] = {}
     for name, value in request.query_params.multi_items():
         params.setdefault(name, []).append(value)
     upload: UploadFile | None = None
     if form:
+        multipart = request.headers.get("content-type", "").startswith("multipart/")
+        length = request.headers.get("content-length", "")
+        if not multipart and length.isdigit() and int(length) > max_form:
+            raise Open311Error(413, f"a form without a photo is limited to {max_form} bytes")
         try:
             body = await request.form(
                 max_files=1, max_fields=MAX_FIELDS, max_part_size=domain.MAX_DESCRIPTION * 4
@@ -137,7 +142,7 @@ def build_router(
     ) -> Response:
         """Create a service request (api_key required): a matter on the list at once."""
         out = formats.format_of(fmt)
-        params, upload = await _params(request, form=True, max_upload=settings.max_upload_bytes)
+        params, upload = await _params(request, form=True, max_form=settings.max_body_bytes)
         given = domain.present(params)
         domain.check_jurisdiction(given, jurisdiction)
         api_key = domain.single(given, "api_key")

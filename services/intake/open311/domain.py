@@ -167,6 +167,17 @@ Url = Annotated[str, StringConstraints(max_length=MAX_URL, pattern=r"^https?://[
 Short = Annotated[Line, StringConstraints(max_length=MAX_ID)]
 
 
+def _one_line(value: str) -> str:
+    if any(c in value for c in "\t\r\n"):
+        raise ValueError("must be one line")
+    return value
+
+
+# ``Line`` stops at 200 characters (its own constraint holds beside a wider one): an
+# address may be longer.
+Address = Annotated[Text, StringConstraints(max_length=MAX_ADDRESS), AfterValidator(_one_line)]
+
+
 def _number(value: str) -> float:
     number = float(value)
     if number != number or number in (float("inf"), float("-inf")):
@@ -188,7 +199,7 @@ class RequestForm(BaseModel):
     description: Annotated[Text, StringConstraints(max_length=MAX_DESCRIPTION)] | None = None
     lat: Annotated[float, AfterValidator(_number), Field(ge=-90, le=90)] | None = None
     long: Annotated[float, AfterValidator(_number), Field(ge=-180, le=180)] | None = None
-    address_string: Annotated[Line, StringConstraints(max_length=MAX_ADDRESS)] | None = None
+    address_string: Address | None = None
     address_id: Short | None = None
     email: Email | None = None
     device_id: Short | None = None
