@@ -12,7 +12,6 @@ from sqlalchemy import (
     DateTime,
     Float,
     Index,
-    MetaData,
     Table,
     Text,
     UniqueConstraint,
@@ -25,15 +24,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.domain import OpenMatter
 from services.intake.handlers import MatterStatus, StoredReport
+
+# Open311's tables are in this schema too: imported so that this module's ``metadata``
+# (migrations, the drift test) holds every intake table.
+from services.intake.open311 import tables as _open311_tables  # noqa: F401
+from services.intake.schema import SCHEMA as SCHEMA
+from services.intake.schema import metadata as metadata
 from shared.bulk import execute, plain_insert_sql
 from shared.events import IssueReported
 from shared.tables import plumbing_tables
 
-SCHEMA = "intake"
+__all__ = [
+    "SCHEMA",
+    "SqlReports",
+    "matters",
+    "metadata",
+    "plumbing",
+    "reporter_contacts",
+    "reports",
+]
+
 # Duplicate detection compares a new report with at most this many open matters of its
 # village and category, the most recent first.
 MAX_CANDIDATES = 1000
-metadata = MetaData(schema=SCHEMA)
 
 reports = Table(
     "reports",
@@ -62,6 +75,7 @@ reports = Table(
     UniqueConstraint("source", "external_ref", name="reports_source_external_ref_key"),
 )
 Index("reports_issue_id", reports.c.issue_id)
+Index("reports_received_at", reports.c.received_at)  # Open311 lists reports newest first
 
 # One row per matter: what duplicate detection compares with, and what channels report back.
 matters = Table(
@@ -213,7 +227,3 @@ _INSERT_MATTER = plain_insert_sql(matters, _MATTER_COLUMNS)
 _INSERT_CONTACT = plain_insert_sql(
     reporter_contacts, ["reporter_ref", "name", "phone", "created_at"]
 )
-
-# Open311's tables live in this schema too: registered here, so migrations and the drift
-# test see every intake table through this module's ``metadata``.
-from services.intake.open311 import tables as _open311_tables  # noqa: E402, F401

@@ -3,9 +3,9 @@ report (email, device, media), and uploaded media."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, LargeBinary, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, LargeBinary, Table, Text
 
-from services.intake.store import metadata, reports
+from services.intake.schema import metadata
 
 # Only the sha256 of each key is kept; the key itself is printed once, when it is created.
 api_keys = Table(
@@ -44,6 +44,3 @@ media = Table(
     Column("content", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
-
-# GET requests lists reports newest first within a date window.
-Index("reports_received_at", reports.c.received_at)
