@@ -401,9 +401,18 @@ async def test_a_retry_with_the_same_idempotency_key_gets_the_same_request(
     assert first.json()[0]["service_request_id"] == again.json()[0]["service_request_id"]
     changed = await open311.http.post(url, data={**data, "lat": "31.31"}, headers=headers)
     assert changed.status_code == 409 and errors(changed)[0][0] == 409
+    # Another app's keys are its own, though both report as `online`.
+    engine = make_engine(open311.settings.database_url, open311.settings)
+    try:
+        other = (await create_key(engine, "other-app", "online", datetime.now(UTC))).key
+    finally:
+        await engine.dispose()
+    theirs = await open311.http.post(url, data={**data, "api_key": other}, headers=headers)
+    assert theirs.status_code == 200, theirs.text
+    assert theirs.json()[0]["service_request_id"] != first.json()[0]["service_request_id"]
     long_form = await open311.http.post(url, data={**data, "description": "x" * 70_000})
     assert long_form.status_code == 413 and "limited to" in errors(long_form)[0][1]
-    assert await counts(open311) == (1, 1, 0)
+    assert await counts(open311) == (2, 2, 0)
 
 
 # ------------------------------------------------------------------------------- media
@@ -432,13 +441,19 @@ async def test_a_photo_sent_as_multipart_is_stored_and_served_back(open311: Open
     shown = await call(lambda: open311.library().get_service_request(linked_id))
     assert shown["media_url"] == "https://photos.example.cn/p/1.jpg"
 
+    empty = await open311.http.post(
+        f"{open311.base}/requests.json",
+        data=fields,
+        files={"media": ("", b"", "application/octet-stream")},  # a file input left empty
+    )
+    assert empty.status_code == 200, empty.text
     svg = await open311.http.post(
         f"{open311.base}/requests.json",
         data=fields,
         files={"media": ("x.svg", b"<svg/>", "image/svg+xml")},
     )
     assert svg.status_code == 400 and "not accepted" in errors(svg)[0][1]
-    assert await counts(open311) == (2, 2, 1)
+    assert await counts(open311) == (3, 3, 1)
 
 
 async def test_a_body_over_the_upload_limit_is_a_413_in_the_spec_format(

@@ -157,9 +157,11 @@ def build_router(
         command, extras = domain.parse_request(params, ref, key.source)
         photo = await _media(upload, settings.max_upload_bytes)
         digest = _request_hash(given, photo)
+        # Scoped by api key: two apps reporting as the same source keep their keys apart.
+        scoped = f"open311:{key.key_id}:{idempotency_key}" if idempotency_key else None
         try:
             accepted = await _create(
-                units, command, extras, photo, key.key_id, policy, (idempotency_key, digest)
+                units, command, extras, photo, key.key_id, policy, (scoped, digest)
             )
         except IdempotencyKeyReused as exc:
             raise Open311Error(409, str(exc)) from exc
@@ -244,17 +246,18 @@ def _query(request: Request) -> dict[str, list[str]]:
 
 
 async def _media(upload: UploadFile | None, limit: int) -> tuple[str, bytes] | None:
-    """The uploaded photo (type, bytes), within the upload limit and of an image type."""
+    """The uploaded photo (type, bytes), within the upload limit and of an image type. An
+    empty file is no photo (a form's file field left empty)."""
     if upload is None:
         return None
+    content = await upload.read(limit + 1)
+    if not content:
+        return None
+    if len(content) > limit:
+        raise Open311Error(413, f"media: larger than {limit} bytes")
     content_type = (upload.content_type or "").split(";")[0].strip().lower()
     if content_type not in MEDIA_TYPES:
         raise bad_request(f"media: type {content_type[:50]!r} not accepted; use {MEDIA_TYPES}")
-    content = await upload.read(limit + 1)
-    if len(content) > limit:
-        raise Open311Error(413, f"media: larger than {limit} bytes")
-    if not content:
-        raise bad_request("media: the file is empty")
     return content_type, content
 
 
