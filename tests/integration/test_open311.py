@@ -33,7 +33,7 @@ from shared.infra import free_port
 from shared.runtime import Runtime
 from shared.settings import Settings
 from tests.support.events import assigned, envelope, publish
-from tests.support.harness import eventually, stream_messages
+from tests.support.harness import eventually, isolated_settings, stream_messages
 
 T = TypeVar("T")
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -456,17 +456,41 @@ async def test_a_photo_sent_as_multipart_is_stored_and_served_back(open311: Open
     assert await counts(open311) == (3, 3, 1)
 
 
+async def new_key(settings: Settings) -> str:
+    engine = make_engine(settings.database_url, settings)
+    try:
+        return (await create_key(engine, "app", "online", datetime.now(UTC))).key
+    finally:
+        await engine.dispose()
+
+
+async def test_a_second_report_of_the_same_problem_joins_the_first_matter(
+    nats_url: str, database_url: str
+) -> None:
+    settings = isolated_settings(nats_url, database_url, duplicate_threshold=80)
+    key = await new_key(settings)
+    async with running(settings) as (url, _), httpx.AsyncClient(timeout=10) as http:
+        posts = [
+            await http.post(f"{url}/open311/v2/requests.json", data={**POTHOLE, "api_key": key})
+            for _ in range(2)
+        ]
+        first, second = (p.json()[0] for p in posts)
+        assert "Already reported as service request" not in first["service_notice"]
+        assert second["service_notice"].startswith(
+            f"Already reported as service request {first['service_request_id']}"
+        )
+        shown = GeoReport(f"{url}/open311/v2").get_service_request
+        joined = await call(lambda: shown(second["service_request_id"]))
+    assert joined["status_notes"].startswith(
+        f"Merged into service request {first['service_request_id']}"
+    )
+
+
 async def test_a_body_over_the_upload_limit_is_a_413_in_the_spec_format(
     nats_url: str, database_url: str
 ) -> None:
-    from tests.support.harness import isolated_settings
-
     settings = isolated_settings(nats_url, database_url, max_upload_bytes=4096)
-    engine = make_engine(settings.database_url, settings)
-    try:
-        key = (await create_key(engine, "small", "online", datetime.now(UTC))).key
-    finally:
-        await engine.dispose()
+    key = await new_key(settings)
     async with running(settings) as (url, _), httpx.AsyncClient(timeout=10) as http:
         big = await http.post(
             f"{url}/open311/v2/requests.xml",

@@ -48,35 +48,44 @@ MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/heic
 MAX_FIELDS = 100
 
 
-async def _params(
-    request: Request, *, form: bool, max_form: int
-) -> tuple[dict[str, list[str]], UploadFile | None]:
-    """Query string and (for POST) form fields, by name; the ``media`` file if any. Only a
-    multipart body (with a photo) may be larger than ``max_form`` bytes."""
+def _raw_query(request: Request) -> dict[str, list[str]]:
     params: dict[str, list[str]] = {}
     for name, value in request.query_params.multi_items():
         params.setdefault(name, []).append(value)
+    return params
+
+
+def _query(request: Request) -> dict[str, list[str]]:
+    """The query string's parameters, empty ones dropped."""
+    return domain.present(_raw_query(request))
+
+
+async def _form_params(
+    request: Request, *, max_form: int
+) -> tuple[dict[str, list[str]], UploadFile | None]:
+    """Query string and form fields, by name, and the ``media`` file if any. Only a
+    multipart body (with a photo) may be larger than ``max_form`` bytes."""
+    params = _raw_query(request)
+    multipart = request.headers.get("content-type", "").startswith("multipart/")
+    length = request.headers.get("content-length", "")
+    if not multipart and length.isdigit() and int(length) > max_form:
+        raise Open311Error(413, f"a form without a photo is limited to {max_form} bytes")
+    try:
+        body = await request.form(
+            max_files=1, max_fields=MAX_FIELDS, max_part_size=domain.MAX_DESCRIPTION * 4
+        )
+    except StarletteHTTPException as exc:
+        if exc.status_code == 413:
+            raise
+        raise bad_request(f"the form body cannot be read: {exc.detail}") from None
     upload: UploadFile | None = None
-    if form:
-        multipart = request.headers.get("content-type", "").startswith("multipart/")
-        length = request.headers.get("content-length", "")
-        if not multipart and length.isdigit() and int(length) > max_form:
-            raise Open311Error(413, f"a form without a photo is limited to {max_form} bytes")
-        try:
-            body = await request.form(
-                max_files=1, max_fields=MAX_FIELDS, max_part_size=domain.MAX_DESCRIPTION * 4
-            )
-        except StarletteHTTPException as exc:
-            if exc.status_code == 413:
-                raise
-            raise bad_request(f"the form body cannot be read: {exc.detail}") from None
-        for name, field in body.multi_items():
-            if isinstance(field, UploadFile):
-                if name != "media":
-                    raise bad_request(f"{name}: only the media field may be a file")
-                upload = field
-            else:
-                params.setdefault(name, []).append(field)
+    for name, field in body.multi_items():
+        if isinstance(field, UploadFile):
+            if name != "media":
+                raise bad_request(f"{name}: only the media field may be a file")
+            upload = field
+        else:
+            params.setdefault(name, []).append(field)
     return params, upload
 
 
@@ -142,7 +151,7 @@ def build_router(
     ) -> Response:
         """Create a service request (api_key required): a matter on the list at once."""
         out = formats.format_of(fmt)
-        params, upload = await _params(request, form=True, max_form=settings.max_body_bytes)
+        params, upload = await _form_params(request, max_form=settings.max_body_bytes)
         given = domain.present(params)
         domain.check_jurisdiction(given, jurisdiction)
         api_key = domain.single(given, "api_key")
@@ -168,7 +177,7 @@ def build_router(
         body = [
             {
                 "service_request_id": accepted.report_id,
-                "service_notice": domain.service_notice(ref, command),
+                "service_notice": domain.service_notice(ref, command, accepted.duplicate_of),
                 "account_id": extras.account_id,
             }
         ]
@@ -238,13 +247,6 @@ def build_router(
     return router
 
 
-def _query(request: Request) -> dict[str, list[str]]:
-    params: dict[str, list[str]] = {}
-    for name, value in request.query_params.multi_items():
-        params.setdefault(name, []).append(value)
-    return domain.present(params)
-
-
 async def _media(upload: UploadFile | None, limit: int) -> tuple[str, bytes] | None:
     """The uploaded photo (type, bytes), within the upload limit and of an image type. An
     empty file is no photo (a form's file field left empty)."""
@@ -281,29 +283,36 @@ async def _create(
     idempotency: tuple[str | None, str],
 ) -> Accepted:
     """The report, the request's extras and the photo, in one transaction."""
+    try:
+        return await _create_once(units, command, extras, photo, key_id, policy, idempotency)
+    except IntegrityError:
+        # A concurrent retry with the same Idempotency-Key won: this try finds its answer.
+        return await _create_once(units, command, extras, photo, key_id, policy, idempotency)
+
+
+async def _create_once(
+    units: UowFactory[Open311Reports],
+    command: ReportIssue,
+    extras: domain.Extras,
+    photo: tuple[str, bytes] | None,
+    key_id: str,
+    policy: Policy,
+    idempotency: tuple[str | None, str],
+) -> Accepted:
     key, digest = idempotency
-    for attempt in range(2):
-        try:
-            async with units() as uow:
-                # UnitOfWork is invariant; Open311Reports is a Reports store plus extras.
-                reports_uow = cast("UnitOfWork[Reports]", uow)
-                accepted = await accept_report(
-                    reports_uow, command, policy, idempotency_key=key, request_hash=digest
-                )
-                if accepted.created:
-                    media_id = new_id() if photo else None
-                    if photo and media_id:
-                        await uow.store.add_media(
-                            media_id, accepted.report_id, photo[0], photo[1], uow.now
-                        )
-                    await uow.store.add_request(accepted.report_id, key_id, extras, media_id)
-                await uow.commit()
-                return accepted
-        except IntegrityError:
-            # A concurrent retry with the same Idempotency-Key won: answer as it did.
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
+    async with units() as uow:
+        # UnitOfWork is invariant; Open311Reports is a Reports store plus Open311's tables.
+        reports_uow = cast("UnitOfWork[Reports]", uow)
+        accepted = await accept_report(
+            reports_uow, command, policy, idempotency_key=key, request_hash=digest
+        )
+        if accepted.created:
+            media_id = new_id() if photo else None
+            if photo and media_id:
+                await uow.store.add_media(media_id, accepted.report_id, photo[0], photo[1], uow.now)
+            await uow.store.add_request(accepted.report_id, key_id, extras, media_id)
+        await uow.commit()
+        return accepted
 
 
 def install(

@@ -287,8 +287,14 @@ def _describe(error: Any) -> str:
     return f"{name}: {message}" if name else message
 
 
-def service_notice(ref: ReferenceData, command: ReportIssue) -> str:
-    """What happens next: the unit it is routed to and its time limit."""
+def service_notice(ref: ReferenceData, command: ReportIssue, duplicate_of: str | None) -> str:
+    """What happens next: the unit it is routed to and its time limit, or the matter
+    already on the list that it joined."""
+    if duplicate_of:
+        return (
+            f"Already reported as service request {duplicate_of}: this report joins it, "
+            "and its status is that matter's."
+        )
     route = ref.route(command.category, command.village)
     return (
         f"Routed to {unit_name(ref, route.unit)}; to be handled within "
