@@ -10,18 +10,24 @@ import os
 import shlex
 import signal
 import sys
-from contextlib import ExitStack
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from shared.embedded import EmbeddedNats, EmbeddedPostgres
-from shared.infra import ensure_database, free_port, port_is_free
+from shared.infra import ensure_database, free_port, port_is_free, run_sync
 from shared.settings import SERVICES, ServiceName, Settings
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
 DEFAULT_NATS_PORT = 4222
+T = TypeVar("T")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 app = typer.Typer(
@@ -260,6 +266,114 @@ def import_command(
         err=Console(stderr=True),
     )
     raise typer.Exit(code)
+
+
+open311_key = typer.Typer(
+    help="Open311 api keys: each key is printed once; only its SHA-256 is stored. Works on "
+    "MINQING_DATABASE_URL, else on the embedded database of `minqing up` in --data-dir.",
+    no_args_is_help=True,
+)
+app.add_typer(open311_key, name="open311-key")
+
+DataDir = Annotated[
+    Path,
+    typer.Option(envvar="MINQING_DATA_DIR", help="The data dir of `minqing up` (its database)."),
+]
+
+
+@contextmanager
+def _key_database(data_dir: Path) -> Iterator[AsyncEngine]:
+    """MINQING_DATABASE_URL if set, else the embedded database `minqing up` keeps in
+    ``data_dir``: the running one, or started for this command."""
+    from shared.db import make_engine
+    from shared.embedded.postgres import embedded_database
+
+    settings = Settings()
+    with ExitStack() as stack:
+        if "database_url" in settings.model_fields_set:
+            url = settings.database_url
+        else:
+            try:
+                url = stack.enter_context(embedded_database(data_dir / "postgres"))
+            except (FileNotFoundError, RuntimeError) as exc:
+                typer.echo(
+                    f"{exc}: run `minqing up` in this folder first (or pass --data-dir), "
+                    "or set MINQING_DATABASE_URL",
+                    err=True,
+                )
+                raise typer.Exit(1) from None
+        engine = make_engine(url, settings)
+        stack.callback(run_sync, engine.dispose)
+        yield engine
+
+
+def _key_command(data_dir: Path, action: Callable[[AsyncEngine], Coroutine[Any, Any, T]]) -> T:
+    """Run ``action`` on the key database; a missing schema or a refused operation is a
+    message and exit code 1, not a traceback."""
+    from sqlalchemy.exc import ProgrammingError
+
+    from services.intake.open311.keys import KeyProblem
+
+    with _key_database(data_dir) as engine:
+        try:
+            return run_sync(lambda: action(engine))
+        except KeyProblem as exc:
+            typer.echo(str(exc), err=True)
+        except ProgrammingError as exc:
+            typer.echo(
+                f"the database has no Open311 tables ({exc.orig}): run `minqing "
+                "migrate` (or `minqing up`) first",
+                err=True,
+            )
+    raise typer.Exit(1)
+
+
+@open311_key.command("create")
+def open311_key_create(
+    name: Annotated[str, typer.Argument(help="Who the key is for, e.g. the app's name.")],
+    source: Annotated[
+        str, typer.Option(help="The channel its requests are reported under (sources.toml).")
+    ] = "online",
+    data_dir: DataDir = Path(".minqing"),
+) -> None:
+    """Create a key and print it, once."""
+    from services.intake.open311.keys import create_key
+    from shared import reference
+
+    name = name.strip()
+    if not name or len(name) > 100 or not name.isprintable():
+        raise typer.BadParameter("a name of 1 to 100 printable characters", param_hint="NAME")
+    ref = reference.load(Settings().reference_dir)
+    try:
+        source = ref.resolve("sources", source)
+    except reference.UnknownCode as exc:
+        raise typer.BadParameter(str(exc), param_hint="--source") from None
+    created = _key_command(data_dir, lambda e: create_key(e, name, source, datetime.now(UTC)))
+    typer.echo(f"Created Open311 api key {name!r} (requests reported as {source}).")
+    typer.echo("The key is shown only now; only its hash is stored:")
+    typer.echo(created.key)
+
+
+@open311_key.command("list")
+def open311_key_list(data_dir: DataDir = Path(".minqing")) -> None:
+    """List the keys: name, source, created, revoked (never the keys themselves)."""
+    from services.intake.open311.keys import list_keys
+
+    for key in _key_command(data_dir, list_keys):
+        revoked = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        typer.echo(f"{key.name}\t{key.source}\tcreated {key.created_at:%Y-%m-%d %H:%M}\t{revoked}")
+
+
+@open311_key.command("revoke")
+def open311_key_revoke(
+    name: Annotated[str, typer.Argument(help="The key's name.")],
+    data_dir: DataDir = Path(".minqing"),
+) -> None:
+    """Revoke a key: requests with it are refused (403) from now on."""
+    from services.intake.open311.keys import revoke_key
+
+    _key_command(data_dir, lambda e: revoke_key(e, name.strip(), datetime.now(UTC)))
+    typer.echo(f"Revoked Open311 api key {name.strip()!r}.")
 
 
 @app.command(name="asyncapi")

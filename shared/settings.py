@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     import_batch_size: int = Field(100, ge=1, le=5000)
     import_wait_seconds: float = Field(10.0, ge=0, le=300)
     import_poll_seconds: float = Field(2.0, gt=0)
+    # Open311: the one jurisdiction this endpoint serves (a request naming another is a 404),
+    # and the public URL of /open311/v2 behind a proxy (media_url, discovery); default: the
+    # URL the request came in on.
+    open311_jurisdiction_id: str = Field("minqing", min_length=1, max_length=200)
+    open311_public_url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
 
     def port(self, service: ServiceName) -> int:
         """The HTTP port of one service."""

@@ -13,6 +13,8 @@ from services.intake.handlers import HANDLERS, Policy
 from services.intake.imports import ImportWorker, process_batch, prune_imports
 from services.intake.imports_api import PREFIX as IMPORTS_PATH
 from services.intake.imports_api import build_imports_router
+from services.intake.open311 import api as open311
+from services.intake.open311.store import Open311Reports
 from services.intake.store import SqlImportStore, SqlReports, plumbing
 from shared import reference
 from shared.clock import Clock, system_clock
@@ -51,8 +53,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         rt,
         title="Minqing intake",
         description="Accepts residents' matters from every channel.",
-        upload_paths=(IMPORTS_PATH,),
+        # A list, and a photo with an Open311 request, may be larger than a report.
+        upload_paths=(IMPORTS_PATH, f"{open311.PREFIX}/requests"),
     )
     app.include_router(build_router(rt.units_of_work(SqlReports), ref, policy))
     app.include_router(build_imports_router(import_units, settings, worker.notify))
+    open311.install(
+        app, rt.units_of_work(Open311Reports), rt.sessions, ref, policy, settings, clock
+    )
     return app

@@ -16,7 +16,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     Table,
     Text,
     UniqueConstraint,
@@ -33,15 +32,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.intake.domain import OpenMatter, ReportIssue
 from services.intake.handlers import MatterStatus, StoredReport
 from services.intake.imports import ImportJob, ImportProgress, ListRow, PendingRow
+
+# Open311's tables are in this schema too: imported so that this module's ``metadata``
+# (migrations, the drift test) holds every intake table.
+from services.intake.open311 import tables as _open311_tables  # noqa: F401
+from services.intake.schema import SCHEMA as SCHEMA
+from services.intake.schema import metadata as metadata
 from shared.bulk import execute, plain_insert_sql
 from shared.events import IssueReported
 from shared.tables import plumbing_tables
 
-SCHEMA = "intake"
+__all__ = [
+    "SCHEMA",
+    "SqlReports",
+    "matters",
+    "metadata",
+    "plumbing",
+    "reporter_contacts",
+    "reports",
+]
+
 # Duplicate detection compares a new report with at most this many open matters of its
 # village and category, the most recent first.
 MAX_CANDIDATES = 1000
-metadata = MetaData(schema=SCHEMA)
 
 reports = Table(
     "reports",
@@ -70,6 +83,7 @@ reports = Table(
     UniqueConstraint("source", "external_ref", name="reports_source_external_ref_key"),
 )
 Index("reports_issue_id", reports.c.issue_id)
+Index("reports_received_at", reports.c.received_at)  # Open311 lists reports newest first
 
 # One row per matter: what duplicate detection compares with, and what channels report back.
 matters = Table(

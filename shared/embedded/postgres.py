@@ -7,8 +7,10 @@ owner that died (SIGKILL); we stop it and start our own, which is our child and 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Self
 from urllib.parse import quote
@@ -142,3 +144,35 @@ class EmbeddedPostgres(ServerProcess):
         finally:
             if lock is not None:
                 lock.close()
+
+
+def running_url(data_dir: Path, database: str = "minqing") -> str | None:
+    """The URL of the server another process (``minqing up``) runs on ``data_dir``, if one
+    is running there: its socket is in the data dir's ``postmaster.pid``."""
+    try:
+        lines = (Path(data_dir) / "postmaster.pid").read_text().splitlines()
+        pid, socket_dir = int(lines[0]), lines[4].strip()
+    except (OSError, ValueError, IndexError):
+        return None
+    if not socket_dir or not process_alive(pid):
+        return None
+    return postgres_socket_url(Path(socket_dir), database)
+
+
+@contextlib.contextmanager
+def embedded_database(data_dir: Path) -> Iterator[str]:
+    """The URL of the embedded database in ``data_dir``: the running server's while
+    ``minqing up`` holds it, else one started for the duration of the block."""
+    data_dir = Path(data_dir).resolve()
+    if not (data_dir / "PG_VERSION").is_file():
+        raise FileNotFoundError(f"no embedded database in {data_dir}")
+    try:
+        lock = _lock(data_dir)
+    except RuntimeError:
+        if (url := running_url(data_dir)) is None:
+            raise
+        yield url
+        return
+    lock.close()  # EmbeddedPostgres takes it again; a race with `up` fails it cleanly
+    with EmbeddedPostgres(data_dir) as server:
+        yield server.url()

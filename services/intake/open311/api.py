@@ -1,0 +1,335 @@
+"""Open311 GeoReport v2 over HTTP under ``/open311/v2``: parse, call one use case, render.
+
+Parameters are read from the query string and, for POST, the form body too (url-encoded
+or multipart); errors are answered in the spec's format (a list of code and description)
+in the format the path asks for, including the edge's own (413, 404, 405, 503).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, FastAPI, Header, Request
+from fastapi.responses import Response
+from sqlalchemy.exc import IntegrityError
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.intake.domain import ReportIssue
+from services.intake.handlers import (
+    Accepted,
+    IdempotencyKeyReused,
+    Policy,
+    Reports,
+    accept_report,
+)
+from services.intake.open311 import domain, formats
+from services.intake.open311.domain import Open311Error, bad_request, not_found
+from services.intake.open311.errors import Open311ErrorFormat
+from services.intake.open311.keys import key_hash
+from services.intake.open311.store import (
+    Open311Reports,
+    active_key,
+    find_media,
+    find_requests,
+)
+from shared.clock import Clock
+from shared.db import Sessions
+from shared.ids import new_id
+from shared.reference import ReferenceData
+from shared.settings import Settings
+from shared.text import Line
+from shared.uow import UnitOfWork, UowFactory
+
+PREFIX = "/open311/v2"
+# Uploaded photos: image types a browser shows, never SVG (it can carry script).
+MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/heic")
+MAX_FIELDS = 100
+
+
+def _raw_query(request: Request) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    for name, value in request.query_params.multi_items():
+        params.setdefault(name, []).append(value)
+    return params
+
+
+def _query(request: Request) -> dict[str, list[str]]:
+    """The query string's parameters, empty ones dropped."""
+    return domain.present(_raw_query(request))
+
+
+async def _form_params(
+    request: Request, *, max_form: int
+) -> tuple[dict[str, list[str]], UploadFile | None]:
+    """Query string and form fields, by name, and the ``media`` file if any. Only a
+    multipart body (with a photo) may be larger than ``max_form`` bytes."""
+    params = _raw_query(request)
+    multipart = request.headers.get("content-type", "").startswith("multipart/")
+    length = request.headers.get("content-length", "")
+    if not multipart and length.isdigit() and int(length) > max_form:
+        raise Open311Error(413, f"a form without a photo is limited to {max_form} bytes")
+    try:
+        body = await request.form(
+            max_files=1, max_fields=MAX_FIELDS, max_part_size=domain.MAX_DESCRIPTION * 4
+        )
+    except StarletteHTTPException as exc:
+        if exc.status_code == 413:
+            raise
+        raise bad_request(f"the form body cannot be read: {exc.detail}") from None
+    upload: UploadFile | None = None
+    for name, field in body.multi_items():
+        if isinstance(field, UploadFile):
+            if name != "media":
+                raise bad_request(f"{name}: only the media field may be a file")
+            upload = field
+        else:
+            params.setdefault(name, []).append(field)
+    return params, upload
+
+
+def build_router(
+    units: UowFactory[Open311Reports],
+    sessions: Sessions,
+    ref: ReferenceData,
+    policy: Policy,
+    settings: Settings,
+    clock: Clock,
+) -> APIRouter:
+    router = APIRouter(prefix=PREFIX, tags=["open311"])
+    jurisdiction = settings.open311_jurisdiction_id
+
+    def base_url(request: Request) -> str:
+        return settings.open311_public_url or str(request.base_url).rstrip("/") + PREFIX
+
+    @router.get("/discovery.{fmt}")
+    async def discovery(request: Request, fmt: str) -> Response:
+        """Service discovery: this endpoint, its specification and formats."""
+        out = formats.format_of(fmt)
+        url = base_url(request)
+        return formats.render(
+            out,
+            "discovery",
+            {
+                "changeset": "2026-11-25T00:00:00Z",
+                "contact": f"Minqing intake for {jurisdiction}",
+                "key_service": "Api keys are issued by the town (minqing open311-key create)",
+                "endpoints": [
+                    {
+                        "specification": domain.SPECIFICATION,
+                        "url": url,
+                        "changeset": "2026-11-25T00:00:00Z",
+                        "type": "production",
+                        "formats": list(domain.FORMATS.values()),
+                    }
+                ],
+            },
+        )
+
+    @router.get("/services.{fmt}")
+    async def services(request: Request, fmt: str) -> Response:
+        """The service list: the town's category catalogue."""
+        out = formats.format_of(fmt)
+        domain.check_jurisdiction(_query(request), jurisdiction)
+        return formats.render(out, "services", domain.services(ref))
+
+    @router.get("/services/{service_code}.{fmt}")
+    async def service_definition(request: Request, service_code: str, fmt: str) -> Response:
+        """A service's attributes: the village (required) and a short title."""
+        out = formats.format_of(fmt)
+        domain.check_jurisdiction(_query(request), jurisdiction)
+        return formats.render(
+            out, "service_definition", domain.service_definition(ref, service_code)
+        )
+
+    @router.post("/requests.{fmt}")
+    async def post_request(
+        request: Request,
+        fmt: str,
+        idempotency_key: Annotated[Line | None, Header(max_length=200)] = None,
+    ) -> Response:
+        """Create a service request (api_key required): a matter on the list at once."""
+        out = formats.format_of(fmt)
+        params, upload = await _form_params(request, max_form=settings.max_body_bytes)
+        given = domain.present(params)
+        domain.check_jurisdiction(given, jurisdiction)
+        api_key = domain.single(given, "api_key")
+        if api_key is None:
+            raise Open311Error(403, "api_key is required to create a service request")
+        async with sessions() as session:
+            key = await active_key(session, key_hash(api_key.strip()))
+        if key is None:
+            raise Open311Error(403, "invalid api_key: unknown or revoked")
+        if key.source not in ref.sources:
+            raise bad_request(f"this api_key reports as {key.source!r}, no longer a source")
+        command, extras = domain.parse_request(params, ref, key.source)
+        photo = await _media(upload, settings.max_upload_bytes)
+        digest = _request_hash(given, photo)
+        # Scoped by api key: two apps reporting as the same source keep their keys apart.
+        scoped = f"open311:{key.key_id}:{idempotency_key}" if idempotency_key else None
+        try:
+            accepted = await _create(
+                units, command, extras, photo, key.key_id, policy, (scoped, digest)
+            )
+        except IdempotencyKeyReused as exc:
+            raise Open311Error(409, str(exc)) from exc
+        body = [
+            {
+                "service_request_id": accepted.report_id,
+                "service_notice": domain.service_notice(ref, command, accepted.duplicate_of),
+                "account_id": extras.account_id,
+            }
+        ]
+        return formats.render(out, "service_requests", body)
+
+    @router.get("/requests.{fmt}")
+    async def get_requests(request: Request, fmt: str) -> Response:
+        """Requests by id, or by service code, date window (90 days) and status."""
+        out = formats.format_of(fmt)
+        given = _query(request)
+        domain.check_jurisdiction(given, jurisdiction)
+        query = domain.parse_query(given, ref, clock())
+        async with sessions() as session:
+            rows = await find_requests(session, query)
+        return formats.render(out, "service_requests", [_view(request, row) for row in rows])
+
+    @router.get("/requests/{service_request_id}.{fmt}")
+    async def get_request(request: Request, service_request_id: str, fmt: str) -> Response:
+        """One request, as a list of one (as the spec shows it)."""
+        out = formats.format_of(fmt)
+        domain.check_jurisdiction(_query(request), jurisdiction)
+        row = await _one(service_request_id)
+        return formats.render(out, "service_requests", [_view(request, row)])
+
+    @router.get("/tokens/{token}.{fmt}")
+    async def get_token(request: Request, token: str, fmt: str) -> Response:
+        """Requests are created at once, so a token is the request's own id."""
+        out = formats.format_of(fmt)
+        domain.check_jurisdiction(_query(request), jurisdiction)
+        row = await _one(token, what="token")
+        body = [{"service_request_id": row.report_id, "token": token}]
+        return formats.render(out, "service_requests", body)
+
+    @router.get("/media/{media_id}")
+    async def get_media(media_id: str) -> Response:
+        """A photo uploaded with a request."""
+        async with sessions() as session:
+            found = await find_media(session, media_id) if domain.is_request_id(media_id) else None
+        if found is None:
+            raise not_found(f"media {media_id[:40]!r} not found")
+        return Response(
+            found.content,
+            media_type=found.content_type,
+            headers={
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'",
+                "Cache-Control": "public, max-age=86400, immutable",
+            },
+        )
+
+    async def _one(request_id: str, what: str = "service_request_id") -> domain.StoredRequest:
+        rows = []
+        if domain.is_request_id(request_id):
+            async with sessions() as session:
+                rows = await find_requests(
+                    session, domain.RequestQuery(ids=(request_id.upper(),), limit=1)
+                )
+        if not rows:
+            raise not_found(f"{what} {request_id[:40]!r} not found")
+        return rows[0]
+
+    def _view(request: Request, row: domain.StoredRequest) -> dict[str, Any]:
+        return domain.request_view(
+            ref, row, timezone=settings.timezone, media_base=f"{base_url(request)}/media"
+        )
+
+    return router
+
+
+async def _media(upload: UploadFile | None, limit: int) -> tuple[str, bytes] | None:
+    """The uploaded photo (type, bytes), within the upload limit and of an image type. An
+    empty file is no photo (a form's file field left empty)."""
+    if upload is None:
+        return None
+    content = await upload.read(limit + 1)
+    if not content:
+        return None
+    if len(content) > limit:
+        raise Open311Error(413, f"media: larger than {limit} bytes")
+    content_type = (upload.content_type or "").split(";")[0].strip().lower()
+    if content_type not in MEDIA_TYPES:
+        raise bad_request(f"media: type {content_type[:50]!r} not accepted; use {MEDIA_TYPES}")
+    return content_type, content
+
+
+def _request_hash(given: dict[str, list[str]], photo: tuple[str, bytes] | None) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(given):
+        if name != "api_key":
+            digest.update(repr((name, given[name])).encode())
+    if photo:
+        digest.update(hashlib.sha256(photo[1]).digest())
+    return digest.hexdigest()
+
+
+async def _create(
+    units: UowFactory[Open311Reports],
+    command: ReportIssue,
+    extras: domain.Extras,
+    photo: tuple[str, bytes] | None,
+    key_id: str,
+    policy: Policy,
+    idempotency: tuple[str | None, str],
+) -> Accepted:
+    """The report, the request's extras and the photo, in one transaction."""
+    try:
+        return await _create_once(units, command, extras, photo, key_id, policy, idempotency)
+    except IntegrityError:
+        # A concurrent retry with the same Idempotency-Key won: this try finds its answer.
+        return await _create_once(units, command, extras, photo, key_id, policy, idempotency)
+
+
+async def _create_once(
+    units: UowFactory[Open311Reports],
+    command: ReportIssue,
+    extras: domain.Extras,
+    photo: tuple[str, bytes] | None,
+    key_id: str,
+    policy: Policy,
+    idempotency: tuple[str | None, str],
+) -> Accepted:
+    key, digest = idempotency
+    async with units() as uow:
+        # UnitOfWork is invariant; Open311Reports is a Reports store plus Open311's tables.
+        reports_uow = cast("UnitOfWork[Reports]", uow)
+        accepted = await accept_report(
+            reports_uow, command, policy, idempotency_key=key, request_hash=digest
+        )
+        if accepted.created:
+            media_id = new_id() if photo else None
+            if photo and media_id:
+                await uow.store.add_media(media_id, accepted.report_id, photo[0], photo[1], uow.now)
+            await uow.store.add_request(accepted.report_id, key_id, extras, media_id)
+        await uow.commit()
+        return accepted
+
+
+def install(
+    app: FastAPI,
+    units: UowFactory[Open311Reports],
+    sessions: Sessions,
+    ref: ReferenceData,
+    policy: Policy,
+    settings: Settings,
+    clock: Clock,
+) -> None:
+    """Serve Open311 on ``app``: the routes, and errors in the spec's format."""
+    app.include_router(build_router(units, sessions, ref, policy, settings, clock))
+
+    async def open311_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Open311Error)
+        return formats.error(formats.format_of_path(request.url.path), exc)
+
+    app.add_exception_handler(Open311Error, open311_error)
+    app.add_middleware(Open311ErrorFormat, prefix=PREFIX)
