@@ -42,6 +42,9 @@ class Category(_Frozen):
     scale: Scale = "small"
     description: str = ""
     aliases: tuple[str, ...] = ()
+    # Matters of this category appear in public listings (Open311 GET requests); a
+    # dispute between neighbours or a family's hardship does not.
+    public: bool = False
 
 
 class Village(_Frozen):
@@ -60,6 +63,13 @@ class Named(_Frozen):
     name: str
 
 
+class Source(Named):
+    """A channel. ``public``: its reports appear in public listings (Open311 GET requests);
+    a letter to the Letters and Visits Office or a mediation case does not."""
+
+    public: bool = False
+
+
 class Route(_Frozen):
     """Who is responsible for a new matter, and in how many working days."""
 
@@ -73,7 +83,7 @@ class ReferenceData(_Frozen):
     groups: dict[str, Group]
     categories: dict[str, Category]
     villages: dict[str, Village]
-    sources: dict[str, Named]
+    sources: dict[str, Source]
     units: dict[str, Named]
 
     @model_validator(mode="after")
@@ -118,6 +128,11 @@ class ReferenceData(_Frozen):
             if category.service_code == service_code:
                 return code
         return None
+
+    def public(self, kind: Literal["categories", "sources"]) -> tuple[str, ...]:
+        """The codes whose matters may appear in public listings."""
+        entries: dict[str, Category] | dict[str, Source] = getattr(self, kind)
+        return tuple(code for code, entry in entries.items() if entry.public)
 
     def codes(self, kind: Kind) -> list[str]:
         """The valid codes of one kind, in file order."""

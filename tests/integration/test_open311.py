@@ -515,3 +515,33 @@ async def counts(open311: Open311) -> tuple[int, int, int]:
         contacts = await session.scalar(select(func.count()).select_from(reporter_contacts))
     assert contacts == values[0]  # every request here names its reporter
     return (int(values[0] or 0), int(values[1] or 0), int(values[2] or 0))
+
+
+async def test_a_listing_shows_only_public_channels_and_categories(open311: Open311) -> None:
+    api = open311.base.removesuffix("/open311/v2") + "/api/v1/reports"
+    base = {"description": "d", "village": "sanqi", "reporter": {"name": "Li Si"}}
+    private_channel = {
+        **base,
+        "title": "信访: 路面塌陷",
+        "category": "roads",
+        "source": "letters_visits",
+    }
+    private_matter = {
+        **base,
+        "title": "邻居养羊",
+        "category": "neighbour_dispute",
+        "source": "hotline_12345",
+    }
+    public = {**base, "title": "路灯不亮", "category": "street_lights", "source": "hotline_12345"}
+    ids = []
+    for body in (private_channel, private_matter, public):
+        response = await open311.http.post(api, json=body)
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["report_id"])
+
+    listed = (await open311.http.get(f"{open311.base}/requests.json")).json()
+
+    assert [r["service_request_id"] for r in listed] == [ids[2]]
+    for request_id in ids:  # a lookup by its (unguessable) id still answers
+        one = await open311.http.get(f"{open311.base}/requests/{request_id}.json")
+        assert one.status_code == 200

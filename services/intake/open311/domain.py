@@ -323,6 +323,9 @@ class RequestQuery:
 
     ids: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
+    # A listing (not a lookup by id) shows only public channels' and categories' matters.
+    public_sources: tuple[str, ...] | None = None
+    public_categories: tuple[str, ...] | None = None
     start: datetime | None = None
     end: datetime | None = None
     statuses: tuple[str, ...] = ()
@@ -354,7 +357,14 @@ def parse_query(params: Params, ref: ReferenceData, now: datetime) -> RequestQue
         raise bad_request("end_date is before start_date")
     if end - start > WINDOW:
         raise bad_request("start_date to end_date may not span more than 90 days")
-    return RequestQuery(categories=categories, start=start, end=end, statuses=statuses)
+    return RequestQuery(
+        categories=categories,
+        start=start,
+        end=end,
+        statuses=statuses,
+        public_sources=ref.public("sources"),
+        public_categories=ref.public("categories"),
+    )
 
 
 def _w3(params: dict[str, list[str]], name: str) -> datetime | None:

@@ -91,6 +91,10 @@ async def find_requests(session: AsyncSession, query: RequestQuery) -> list[Stor
     else:
         if query.categories:
             statement = statement.where(reports.c.category.in_(query.categories))
+        if query.public_sources is not None:
+            statement = statement.where(reports.c.source.in_(query.public_sources))
+        if query.public_categories is not None:
+            statement = statement.where(reports.c.category.in_(query.public_categories))
         if query.statuses:
             statement = statement.where(matters.c.status.in_(query.statuses))
         if query.start is not None:
