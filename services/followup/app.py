@@ -26,6 +26,7 @@ def create_app(
     settings = settings or Settings()
     rt = build_runtime("followup", settings, plumbing, clock=clock)
     rt.catalog = catalog.consumers()
+    rt.channels = catalog.channels(settings)
     reference.activate(reference.load(settings.reference_dir))
     rules = Rules(calendar=calendar or WeekdayCalendar(), timezone=settings.timezone)
     units = rt.units_of_work(lambda session: SqlCases(session, clock()))

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.domain import OpenMatter
@@ -95,7 +97,20 @@ reporter_contacts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-plumbing = plumbing_tables(metadata)
+# The outcome of each department system's message, by its CloudEvent id (an accepted
+# outcome is kept; a rejected one is replaced when a fixed message comes in).
+ingress_outcomes = Table(
+    "ingress_outcomes",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("ingress_id", Text, primary_key=True),
+    Column("accepted", Boolean, nullable=False),
+    Column("outcome", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Intake also publishes outcomes and dead letters to streams of their own (external=True).
+plumbing = plumbing_tables(metadata, external=True)
 
 _CONTENT = [name for name in IssueReported.model_fields if name in reports.c]
 
