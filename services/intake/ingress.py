@@ -194,7 +194,7 @@ def _attributes(attributes: dict[str, Any]) -> Attributes:
     try:
         return Attributes.model_validate(attributes)
     except ValidationError as exc:
-        raise Refused(*_problems(exc, "not_a_cloudevent")) from None
+        raise Refused(*_problems(exc, "not_a_cloudevent", codes={})) from None
 
 
 def _check(event: Attributes, token: str, sources: Collection[str]) -> None:
@@ -258,11 +258,13 @@ _SINGULAR = {"category": "category", "village": "village", "source": "source"}
 _CODES = {"missing": "missing_field", "extra_forbidden": "unknown_field"}
 
 
-def _problems(exc: ValidationError, default: str, prefix: str = "") -> list[Problem]:
+def _problems(
+    exc: ValidationError, default: str, prefix: str = "", codes: Mapping[str, str] = _CODES
+) -> list[Problem]:
     problems = []
     for error in exc.errors():
         field = prefix + ".".join(str(p) for p in error["loc"]) if error["loc"] else None
-        code = _CODES.get(error["type"], default)
+        code = codes.get(error["type"], default)
         cause = (error.get("ctx") or {}).get("error")
         if isinstance(cause, UnknownCode) and error["loc"]:
             code = f"unknown_{_SINGULAR.get(str(error['loc'][-1]), 'code')}"
