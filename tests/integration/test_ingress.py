@@ -332,3 +332,17 @@ async def _metrics(intake: Intake) -> str:
     response = await intake.client.get("/metrics")
     assert response.status_code == 200
     return response.text
+
+
+async def test_the_served_contract_covers_ingress_outcomes_dead_letters_and_events(
+    intake: Intake,
+) -> None:
+    document = (await intake.client.get("/asyncapi.json")).json()
+    addresses = {c["address"] for c in document["channels"].values()}
+    s = intake.settings
+    assert {
+        f"{s.ingress_subject_prefix}.{{source}}.report",
+        f"{s.outcomes_subject_prefix}.{{source}}",
+        f"{s.dlq_subject_prefix}.ingress.{{source}}",
+        f"{s.subject_prefix}.issue.reported",
+    } <= addresses
