@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
+from sqlalchemy import func, select
 
 from services.intake import outcomes
 from services.intake.metrics import IngressMetrics
 from services.intake.resubmit import LetterNotFound, NotResubmittable, resubmit
+from services.intake.store import plumbing
 from shared.runtime import Runtime
 
 SourceCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,100}$")]
@@ -58,6 +60,10 @@ def build_ingress_router(rt: Runtime, metrics: IngressMetrics) -> APIRouter:
     @router.get("/metrics", tags=["operations"], response_class=Response)
     async def get_metrics() -> Response:
         """Prometheus metrics: ingress messages accepted and refused, dead letters."""
-        return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
+        t = plumbing.dead_letters
+        query = select(t.c.consumer, t.c.status, func.count()).group_by(t.c.consumer, t.c.status)
+        async with rt.sessions() as session:
+            stored = [(r[0], r[1], int(r[2])) for r in (await session.execute(query)).all()]
+        return Response(metrics.exposition(stored), media_type="text/plain; version=0.0.4")
 
     return router

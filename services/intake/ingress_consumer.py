@@ -157,7 +157,8 @@ class IngressConsumer:
         )
 
     def parse(self, message: RawMessage) -> Envelope:
-        """The consumer's view of a readable message (its key is the inbox id)."""
+        """The consumer's view of a readable message: its key is the inbox id, the sender's
+        CloudEvent id the correlation id, the report the data."""
         m = self.read(message)
         return Envelope(
             specversion="1.0",
@@ -170,7 +171,6 @@ class IngressConsumer:
             dataversion=1,
             correlationid=m.ingress_id,
             actor=m.source,
-            ingressid=m.ingress_id,
         )
 
     # ------------------------------------------------------------------------------ apply

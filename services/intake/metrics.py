@@ -7,7 +7,9 @@ that is retried notes the same positions again, so it is not counted twice.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 Position = tuple[int, int]  # (stream epoch, stream sequence)
 
@@ -33,6 +35,12 @@ class IngressMetrics:
             ["consumer", "reason"],
             registry=self.registry,
         )
+        self._stored = Gauge(
+            "minqing_dead_letters_stored",
+            "Dead letters in intake's table now, by consumer and status (any process).",
+            ["consumer", "status"],
+            registry=self.registry,
+        )
         self._noted: dict[Position, tuple[str, str | None]] = {}
 
     def accepted(self, source: str, at: Position) -> None:
@@ -51,6 +59,10 @@ class IngressMetrics:
                 self._rejected.labels(source, reason).inc()
                 self._dead.labels("intake-ingress", reason).inc()
 
-    def exposition(self) -> bytes:
-        """The text format Prometheus scrapes."""
+    def exposition(self, stored: Iterable[tuple[str, str, int]]) -> bytes:
+        """The text format Prometheus scrapes; ``stored``: dead letters counted in the table
+        (consumer, status, count)."""
+        self._stored.clear()
+        for consumer, status, count in stored:
+            self._stored.labels(consumer, status).set(count)
         return generate_latest(self.registry)

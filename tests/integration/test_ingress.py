@@ -326,6 +326,7 @@ async def test_metrics_count_accepted_and_refused_messages_by_source_and_reason(
     )
     assert 'minqing_ingress_accepted_total{source="civil_affairs"} 1.0' in text
     assert 'minqing_dead_letters_total{consumer="intake-ingress",reason="unknown_category"}' in text
+    assert 'minqing_dead_letters_stored{consumer="intake-ingress",status="dead"}' in text
 
 
 async def _metrics(intake: Intake) -> str:
