@@ -11,6 +11,7 @@ fingerprint), so a redelivery is skipped while a re-submitted or changed one is 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from services.intake.ingress import (
     Problem,
     Refused,
     read_ingress,
+    refused,
     report_command,
     source_token,
 )
@@ -47,6 +49,7 @@ from shared.reference import ReferenceData
 from shared.runtime import Runtime
 from shared.settings import Settings
 
+log = logging.getLogger(__name__)
 CONSUMER_VIEW = "ingress"
 CONSUMER = f"intake-{CONSUMER_VIEW}"
 PROCESSING_FAILED = "processing_failed"
@@ -158,8 +161,18 @@ class IngressConsumer:
 
     def parse(self, message: RawMessage) -> Envelope:
         """The consumer's view of a readable message: its key is the inbox id, the sender's
-        CloudEvent id the correlation id, the report the data."""
-        m = self.read(message)
+        CloudEvent id the correlation id, the report the data. Whatever goes wrong in
+        reading is a refusal: one message never stops the consumer."""
+        try:
+            return self._envelope(self.read(message))
+        except Refused:
+            raise
+        except Exception as exc:
+            log.exception("ingress message on %s could not be read", message.subject)
+            raise refused(PROCESSING_FAILED, f"could not be read: {exc!r}"[:500]) from exc
+
+    @staticmethod
+    def _envelope(m: IngressMessage) -> Envelope:
         return Envelope(
             specversion="1.0",
             id=m.key,
@@ -181,7 +194,7 @@ class IngressConsumer:
         store: Reports = SqlReports(session)
         uow = self._rt.batch_unit_of_work(session, store)
         self._problems.clear()  # left from an attempt that did not commit
-        refused: dict[str, Outcome] = {}
+        rejected: dict[str, Outcome] = {}
         answers: list[outcomes.IngressOutcome] = []
         for delivery in deliveries:
             envelope = delivery.envelope
@@ -199,14 +212,14 @@ class IngressConsumer:
             except (Refused, IdempotencyKeyReused) as exc:
                 problems = exc.problems if isinstance(exc, Refused) else (_reused(ingress_id),)
                 self._problems[envelope.id] = problems
-                refused[envelope.id] = Outcome(str(exc), code=problems[0].code)
+                rejected[envelope.id] = Outcome(str(exc), code=problems[0].code)
                 continue
             external_ref = ingress.command.external_ref
             answers.append(outcomes.accepted_outcome(ingress_id, source, accepted, external_ref))
             self.metrics.accepted(source, (delivery.epoch, delivery.position))
         await uow.flush()
         await self._answer(session, answers)
-        return refused
+        return rejected
 
     async def _answer(self, session: AsyncSession, answers: list[outcomes.IngressOutcome]) -> None:
         messages = [
@@ -252,7 +265,7 @@ class IngressConsumer:
                 max_bytes=self._settings.max_ingress_bytes,
                 sources=self._ref.codes("sources"),
             )
-        except Refused:
+        except Exception:
             return _id_as_far_as_readable(letter)
         return message.ingress_id
 

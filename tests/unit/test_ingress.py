@@ -10,6 +10,7 @@ import pytest
 from cloudevents.v1.conversion import to_binary, to_structured
 from cloudevents.v1.http import CloudEvent
 
+from services.intake.handlers import Policy
 from services.intake.ingress import (
     IngressMessage,
     Refused,
@@ -17,7 +18,11 @@ from services.intake.ingress import (
     report_command,
     source_token,
 )
+from services.intake.ingress_consumer import IngressConsumer
+from services.intake.metrics import IngressMetrics
+from services.intake.store import plumbing
 from shared import reference
+from shared.runtime import build_runtime
 from shared.settings import REFERENCE_DIR, Settings
 
 PREFIX = "minqing.ingress"
@@ -161,3 +166,26 @@ def test_the_streams_never_overlap() -> None:
     with pytest.raises(ValueError, match="larger"):
         Settings(max_ingress_bytes=600 * 1024)
     assert json.loads(Settings().model_dump_json())["ingress_subject_prefix"] == "minqing.ingress"
+
+
+class _Raw:
+    subject = SUBJECT
+    data = b"{}"
+    headers: dict[str, str] | None = None
+
+
+def test_a_reader_failure_is_a_refusal_not_a_stopped_consumer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    runtime = build_runtime("intake", settings, plumbing)
+    consumer = IngressConsumer(runtime, reference.active(), Policy(), IngressMetrics())
+
+    def broken(message: object) -> None:
+        raise RuntimeError("a bug in the reader")
+
+    monkeypatch.setattr(consumer, "read", broken)
+    with pytest.raises(Refused) as refused:
+        consumer.parse(_Raw())  # type: ignore[arg-type]
+    assert refused.value.code == "processing_failed"
+    assert "a bug in the reader" in str(refused.value)
