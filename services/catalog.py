@@ -10,8 +10,11 @@ from collections.abc import Sequence
 from services.assignment.handlers import HANDLERS as ASSIGNMENT
 from services.followup.handlers import HANDLERS as FOLLOWUP
 from services.intake.handlers import HANDLERS as INTAKE
+from services.intake.ingress_consumer import ingress_channels
 from services.projection.views import VIEWS
+from shared.contract import Channel
 from shared.events import EVENT_CLASSES, Event
+from shared.settings import Settings
 
 
 def consumers() -> dict[str, Sequence[type[Event]]]:
@@ -24,3 +27,9 @@ def consumers() -> dict[str, Sequence[type[Event]]]:
     for view in VIEWS:
         found[f"projection-{view.NAME}"] = EVENT_CLASSES  # every event, known type or not
     return found
+
+
+def channels(settings: Settings) -> list[Channel]:
+    """The channels beside the canonical stream: department systems' ingress and outcomes,
+    and the dead letters of what could not be accepted."""
+    return ingress_channels(settings)

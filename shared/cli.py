@@ -380,7 +380,10 @@ def open311_key_revoke(
 def asyncapi_command() -> None:
     """Print the event contract as an AsyncAPI 3 JSON document."""
     contract = importlib.import_module("shared.contract")
-    typer.echo(json.dumps(contract.asyncapi(Settings()), indent=2, ensure_ascii=False))
+    catalog = importlib.import_module("services.catalog")
+    settings = Settings()
+    document = contract.asyncapi(settings, catalog.consumers(), catalog.channels(settings))
+    typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
 
 def main() -> None:

@@ -81,14 +81,17 @@ class Delivery:
     position: int
     deliveries: int
     raw: bytes = b""  # the message body as received (the envelope's JSON for canonical events)
+    headers: Mapping[str, str] = field(default_factory=dict)  # the message's headers
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """Why an event was not applied: ``waiting`` for a newer consumer, else dead."""
+    """Why an event was not applied: ``waiting`` for a newer consumer, else dead; ``code``
+    is a machine-readable reason, when the consumer has one."""
 
     reason: str
     waiting: bool = False
+    code: str | None = None
 
 
 # Applies fresh deliveries in one transaction; returns {event id: outcome} for the others.
@@ -117,7 +120,9 @@ class _Item:
     epoch: int
     delivery: Delivery | None = None
     unreadable: str | None = None  # why it cannot be parsed: decided once
+    unreadable_code: str | None = None
     reason: str | None = None  # why it was not applied in the latest attempt
+    code: str | None = None  # the reason's machine-readable code, if any
 
     @property
     def position(self) -> int:
@@ -185,6 +190,7 @@ class BatchConsumer:
             envelope = self._parser(message)
         except UnreadableEvent as exc:
             item.unreadable = str(exc)
+            item.unreadable_code = getattr(exc, "code", None)
             return item
         meta = message.metadata
         item.delivery = Delivery(
@@ -194,6 +200,7 @@ class BatchConsumer:
             meta.sequence.stream,
             meta.num_delivered,
             bytes(message.data),
+            dict(message.headers or {}),
         )
         return item
 
@@ -238,6 +245,7 @@ class BatchConsumer:
             log.exception("%s: cannot dead-letter %s; it will be redelivered", self.name, where)
             await item.message.nak(delay=MAX_BACKOFF_SECONDS)
             return
+        self._after_commit()
         log.error("%s: dead-lettered %s: %s", self.name, where, item.reason)
         self._failures.pop(key, None)
         await item.message.term()
@@ -248,7 +256,7 @@ class BatchConsumer:
     async def _commit(self, items: Sequence[_Item]) -> _Result:
         result = _Result()
         for item in items:
-            item.reason = item.unreadable
+            item.reason, item.code = item.unreadable, item.unreadable_code
         async with self._sessions() as session:
             readable = [i for i in items if i.delivery is not None]
             fresh = await self._claim(session, readable)
@@ -263,10 +271,10 @@ class BatchConsumer:
                 elif (outcome := outcomes.get(_event_id(item))) is None:
                     result.acked.append(item)
                 elif outcome.waiting:
-                    item.reason = outcome.reason
+                    item.reason, item.code = outcome.reason, outcome.code
                     result.waiting.append(item)
                 else:
-                    item.reason = outcome.reason
+                    item.reason, item.code = outcome.reason, outcome.code
                     result.dead.append(item)
             await self._dead_letter(session, result.dead, "dead")
             await self._dead_letter(session, result.waiting, "waiting")
@@ -274,7 +282,7 @@ class BatchConsumer:
             done = [i for i in fresh if id(i) not in waiting_ids]
             await self._record_processed(session, done, items, result.waiting)
             await session.commit()
-        if deliveries:
+        if deliveries or result.dead or result.waiting:
             self._after_commit()
         return result
 
@@ -349,6 +357,7 @@ class BatchConsumer:
                 reason=i.reason or "",
                 headers=dict(i.message.headers or {}),
                 raw=bytes(i.message.data),
+                code=i.code,
             )
             for i in items
         ]

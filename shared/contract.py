@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -60,8 +62,25 @@ def cloudevent_model(cls: type[Event]) -> type[BaseModel]:
 Consumers = Mapping[str, Sequence[type[Event]]]
 
 
-def asyncapi(settings: Settings, consumers: Consumers) -> dict[str, Any]:
-    """The AsyncAPI 3 document of the canonical stream: channels, publishers, consumers."""
+@dataclass(frozen=True)
+class Channel:
+    """A channel beside the canonical stream (ingress, outcomes, dead letters): its subject
+    (``{source}`` a parameter), stream, message schema, and who receives it (a durable
+    consumer) or, if ``receiver`` is None, that a service publishes it."""
+
+    address: str
+    stream: str
+    schema: type[BaseModel] | None
+    title: str
+    description: str
+    receiver: str | None = None
+
+
+def asyncapi(
+    settings: Settings, consumers: Consumers, channels: Sequence[Channel] = ()
+) -> dict[str, Any]:
+    """The AsyncAPI 3 document: the canonical stream's channels, publishers and consumers,
+    and the channels beside it (department systems' ingress, outcomes, dead letters)."""
     broker = NatsBroker(settings.nats_url)  # never connected: it only carries the documentation
     stream = JStream(settings.stream_name, declare=False)
     for cls in EVENT_CLASSES:
@@ -75,13 +94,21 @@ def asyncapi(settings: Settings, consumers: Consumers) -> dict[str, Any]:
     for durable, classes in consumers.items():
         for cls in classes:
             _document_consumer(broker, stream, settings, durable, cls)
+    for channel in channels:
+        _document_channel(broker, settings, channel)
     spec = AsyncAPI(
         broker,
         title="Minqing event contract",
         version="1.0.0",
-        description="CloudEvents 1.0 structured mode on JetStream; Nats-Msg-Id = event id.",
+        description="CloudEvents 1.0 structured mode on JetStream; Nats-Msg-Id = event id. "
+        "Department systems send reports on the ingress stream and read every message's "
+        "outcome on the outcomes stream.",
     )
     document: dict[str, Any] = json.loads(spec.to_specification().to_json())
+    for channel in document.get("channels", {}).values():
+        for name in re.findall(r"\{(\w+)\}", channel["address"]):
+            described = {"description": f"the {name} code, as in the reference data"}
+            channel.setdefault("parameters", {}).setdefault(name, described)
     return document
 
 
@@ -101,4 +128,30 @@ def _document_consumer(
         durable=service,
         pull_sub=PullSub(batch_size=settings.consumer_batch_size, batch=False),
         title=f"{service} consumes {TYPE_PREFIX}{cls.TYPE}",
+    )(handler)
+
+
+def _document_channel(broker: NatsBroker, settings: Settings, channel: Channel) -> None:
+    stream = JStream(channel.stream, declare=False)
+    if channel.receiver is None:
+        broker.publisher(
+            channel.address,
+            stream=stream,
+            title=channel.title,
+            description=channel.description,
+            schema=channel.schema,
+        )
+        return
+
+    async def handler(message: BaseModel) -> None:
+        """Documentation only: the real consumer is shared.subscription.PullConsumer."""
+
+    handler.__annotations__ = {"message": channel.schema, "return": None}
+    broker.subscriber(
+        channel.address,
+        stream=stream,
+        durable=channel.receiver,
+        pull_sub=PullSub(batch_size=settings.consumer_batch_size, batch=False),
+        title=channel.title,
+        description=channel.description,
     )(handler)

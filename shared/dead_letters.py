@@ -33,6 +33,7 @@ class DeadLetter:
     reason: str
     headers: dict[str, str]
     raw: bytes
+    code: str | None = None  # a machine-readable reason, when the consumer has one
 
 
 class DeadLetterSink(Protocol):

@@ -51,7 +51,7 @@ class Housekeeping:
             "outbox": delete(p.outbox).where(p.outbox.c.published_at < now - self._keep),
             "inbox": delete(p.inbox).where(p.inbox.c.processed_at < now - self._keep),
             "dead_letters": delete(p.dead_letters).where(
-                p.dead_letters.c.status == "dead",
+                p.dead_letters.c.status.in_(("dead", "resubmitted")),
                 p.dead_letters.c.created_at < now - self._keep_dead,
             ),
         }

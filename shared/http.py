@@ -57,10 +57,12 @@ def health_router(runtime: Operated) -> APIRouter:
     @router.get("/api/v1/dead-letters", tags=["operations"])
     async def dead_letters(
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        status: Literal["dead", "waiting"] | None = None,
+        status: Literal["dead", "waiting", "resubmitted"] | None = None,
     ) -> list[dict[str, Any]]:
-        """Messages this service gave up on (``dead``) or that wait for a newer consumer
-        (``waiting``), newest first, with the reason and the raw message."""
+        """Messages this service gave up on (``dead``), that wait for a newer consumer
+        (``waiting``) or that were fixed and sent again (``resubmitted``), newest first, with
+        the reason (and, for ingress messages, its ``reason_code``), the subject and the raw
+        message."""
         return await runtime.dead_letters(limit, status)
 
     return router

@@ -64,8 +64,43 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> StreamInf
     return info
 
 
+def ingress_stream_config(settings: Settings) -> StreamConfig:
+    """Department systems' reports: kept as the canonical log is, larger messages allowed
+    than the consumer accepts, so an oversized one reaches it and is dead-lettered."""
+    return StreamConfig(
+        name=settings.ingress_stream_name,
+        subjects=[f"{settings.ingress_subject_prefix}.>"],
+        storage=StorageType.FILE,
+        max_age=0,
+        max_msg_size=settings.ingress_stream_max_msg_bytes,
+        duplicate_window=settings.duplicate_window_seconds,
+    )
+
+
+def outcomes_stream_config(settings: Settings) -> StreamConfig:
+    """The outcome of every ingress message, kept for a while for systems that were away."""
+    return StreamConfig(
+        name=settings.outcomes_stream_name,
+        subjects=[f"{settings.outcomes_subject_prefix}.>"],
+        storage=StorageType.FILE,
+        max_age=settings.outcomes_max_age_days * 86400,
+        duplicate_window=settings.duplicate_window_seconds,
+    )
+
+
+def dlq_stream_config(settings: Settings) -> StreamConfig:
+    """Messages that cannot be accepted: original bytes and headers, and the reason."""
+    return StreamConfig(
+        name=settings.dlq_stream_name,
+        subjects=[f"{settings.dlq_subject_prefix}.>"],
+        storage=StorageType.FILE,
+        max_age=settings.dead_letter_retention_days * 86400,
+        duplicate_window=settings.duplicate_window_seconds,
+    )
+
+
 def _differs(current: StreamConfig, wanted: StreamConfig) -> bool:
-    fields = ("subjects", "storage", "max_age", "duplicate_window")
+    fields = ("subjects", "storage", "max_age", "duplicate_window", "max_msg_size")
     return any(getattr(current, f) != getattr(wanted, f) for f in fields)
 
 
@@ -77,19 +112,23 @@ def stream_created(info: StreamInfo) -> datetime:
 
 
 def batch_publisher(js: JetStreamContext, stream: str) -> PublishBatch:
-    """Publishes pipelined with ``publish_async``, ``Nats-Msg-Id`` = event id; acks in order."""
+    """Publishes pipelined with ``publish_async``, ``Nats-Msg-Id`` = event id; acks in order.
+    A message naming its own stream and headers goes there with them."""
 
     async def publish(batch: Sequence[Outgoing]) -> list[int | BaseException]:
         futures: list[asyncio.Future[PubAck] | BaseException] = []
         for message in batch:
             try:
+                headers = {"content-type": CONTENT_TYPE} if message.headers is None else {}
+                headers.update(message.headers or {})
+                headers["Nats-Msg-Id"] = message.event_id
                 futures.append(
                     await js.publish_async(
                         message.subject,
                         message.payload,
-                        stream=stream,
+                        stream=message.stream or stream,
                         wait_stall=PUBLISH_TIMEOUT_SECONDS,
-                        headers={"Nats-Msg-Id": message.event_id, "content-type": CONTENT_TYPE},
+                        headers=headers,
                     )
                 )
             except (MaxPayloadError, BadSubjectError) as exc:

@@ -6,16 +6,22 @@ pipelined (every message carries ``Nats-Msg-Id`` = event id), waits for the stre
 in order and marks the acknowledged prefix sent. No transaction is held while publishing.
 A crash before marking means the rows are published again with the same id: the stream's
 duplicate window and every consumer's inbox absorb the copies.
+
+A service that talks to systems outside the canonical stream (intake) has an outbox with
+routing columns: a row may name its own stream, headers and raw body (an outcome, a dead
+letter), and leaves in the same order, through the same relay, as the canonical events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -29,10 +35,26 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Outgoing:
+    """One row to publish; ``stream`` None is the canonical stream, ``headers`` None its
+    CloudEvents content type."""
+
     row_id: int
     event_id: str
     subject: str
     payload: bytes
+    stream: str | None = None
+    headers: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message for another stream than the canonical one, sent through the outbox."""
+
+    message_id: str  # Nats-Msg-Id: the stream de-duplicates by it
+    stream: str
+    subject: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class PermanentPublishError(Exception):
@@ -75,6 +97,28 @@ class Outbox:
             rows = [(e.id, self.subject(e), e.to_json().decode()) for e in envelopes]
             await executemany(session, self._insert, rows)
             self._added = True
+
+    async def send(self, session: AsyncSession, messages: Sequence[Message]) -> None:
+        """Queue messages for other streams, inside the caller's transaction (only an outbox
+        with routing columns, ``plumbing_tables(external=True)``, takes them)."""
+        if not messages:
+            return
+        if "body" not in self.table.c:
+            raise TypeError(f"{self.table.fullname} has no routing columns")
+        rows = [
+            (m.message_id, m.subject, "", m.stream, json.dumps(dict(m.headers)), m.body)
+            for m in messages
+        ]
+        await executemany(session, self._insert_routed, rows)
+        self._added = True
+
+    @property
+    def _insert_routed(self) -> str:
+        return (
+            f"insert into {self.table.fullname} (event_id, subject, payload, stream, headers, "
+            "body) values ($1, $2, $3, $4, cast($5 as jsonb), $6) "
+            "on conflict (event_id) do nothing"  # the same message queued again: once is enough
+        )
 
 
 class Relay:
@@ -134,9 +178,13 @@ class Relay:
 
     async def _relay_batch(self, conn: AsyncConnection) -> int:
         o = self._outbox
+        routed = "body" in o.c
+        columns = [o.c.id, o.c.event_id, o.c.subject, o.c.payload]
+        if routed:
+            columns += [o.c.stream, o.c.headers, o.c.body]
         rows = (
             await conn.execute(
-                select(o.c.id, o.c.event_id, o.c.subject, o.c.payload)
+                select(*columns)
                 .where(o.c.published_at.is_(None), o.c.failed_reason.is_(None))
                 .order_by(o.c.id)
                 .limit(self._batch_size)
@@ -145,7 +193,7 @@ class Relay:
         await conn.commit()
         if not rows:
             return 0
-        batch = [Outgoing(r.id, r.event_id, r.subject, r.payload.encode()) for r in rows]
+        batch = [_outgoing(r, routed) for r in rows]
         results = await self._publish(batch)
         sent: list[dict[str, object]] = []
         failed: list[dict[str, object]] = []
@@ -186,3 +234,10 @@ class Relay:
             async with asyncio.timeout(self._poll_seconds):
                 await self._wakeup.wait()
         self._wakeup.clear()
+
+
+def _outgoing(row: Any, routed: bool) -> Outgoing:
+    if routed and row.stream is not None:
+        body = row.body if row.body is not None else row.payload.encode()
+        return Outgoing(row.id, row.event_id, row.subject, body, row.stream, row.headers)
+    return Outgoing(row.id, row.event_id, row.subject, row.payload.encode())

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.clock import Clock, system_clock
 from shared.consumer import ApplyBatch, BatchConsumer, Parser, parse_message
-from shared.contract import Consumers, asyncapi
+from shared.contract import Channel, Consumers, asyncapi
 from shared.db import Sessions, make_engine, make_sessions, reachable
 from shared.dead_letters import DeadLetterSink
 from shared.housekeeping import Housekeeping
@@ -59,6 +59,8 @@ class Runtime:
     js: JetStreamContext | None = None
     # Durable consumer -> event classes, for the whole system (set from services.catalog).
     catalog: Consumers = field(default_factory=dict)
+    # Channels beside the canonical stream, for the whole system (set from services.catalog).
+    channels: list[Channel] = field(default_factory=list)
     # Intake keeps accepting reports into its outbox while NATS is away: still ready then.
     accepts_without_nats: bool = False
     jobs: list[Job] = field(default_factory=list)
@@ -71,10 +73,12 @@ class Runtime:
     # Background loops of the service's own (intake's import worker): started after the
     # consumers, cancelled at stop.
     workers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # Streams besides the canonical one this service publishes to (declared at start).
+    streams: list[StreamConfig] = field(default_factory=list)
 
     def contract(self) -> dict[str, Any]:
         """The AsyncAPI 3 document of the whole system's event contract."""
-        return asyncapi(self.settings, self.catalog)
+        return asyncapi(self.settings, self.catalog, self.channels)
 
     async def dead_letters(self, limit: int, status: str | None) -> list[dict[str, Any]]:
         """Dead letters of this service's consumers, newest first, raw bytes shown safely."""
@@ -106,10 +110,12 @@ class Runtime:
         stream: StreamConfig | None = None,
         subjects: tuple[str, ...] | None = None,
         dead_letters: DeadLetterSink | None = None,
+        after_commit: Callable[[], None] | None = None,
     ) -> None:
         """A durable consumer ``<service>[-<view>]``: by default of the canonical events
         ``types`` on the canonical stream; any stream, subjects, parser and dead-letter sink
-        can be given instead (the ingress stream, a dead-letter stream)."""
+        can be given instead (the ingress stream, a dead-letter stream). ``after_commit``
+        runs after each committed batch (e.g. to count what it did)."""
         name = self.name if view is None else f"{self.name}-{view}"
         prefix = self.settings.subject_prefix
         if subjects is None:
@@ -123,7 +129,7 @@ class Runtime:
             dead_letters=dead_letters,
             max_deliver=self.settings.consumer_max_deliver,
             retry_delay=self.settings.consumer_retry_delay_seconds,
-            after_commit=self.outbox.wake_if_added,
+            after_commit=_both(self.outbox.wake_if_added, after_commit),
         )
         subscription = Subscription(
             name=name,
@@ -186,6 +192,17 @@ class Job:
             await asyncio.sleep(self.seconds)
 
 
+def _both(first: Callable[[], None], then: Callable[[], None] | None) -> Callable[[], None]:
+    if then is None:
+        return first
+
+    def both() -> None:
+        first()
+        then()
+
+    return both
+
+
 def _dead_letter_out(row: dict[str, Any]) -> dict[str, Any]:
     raw: bytes = row.pop("raw")
     row["payload"] = raw.decode("utf-8", errors="replace").replace("\x00", "\\0")
@@ -240,6 +257,8 @@ async def start(runtime: Runtime) -> None:
     check_server(runtime.broker.connection)
     runtime.js = runtime.broker.connection.jetstream(publish_async_max_pending=1000)
     await ensure_stream(runtime.js, stream_config(settings))
+    for extra in runtime.streams:
+        await ensure_stream(runtime.js, extra)
     await runtime.broker.start()
     housekeeping = Housekeeping(runtime.sessions, runtime.plumbing, settings)
     runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name=f"{runtime.name}-relay"))

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ServiceName = Literal["intake", "assignment", "followup", "projection"]
 SERVICES: tuple[ServiceName, ...] = ("intake", "assignment", "followup", "projection")
 
 REFERENCE_DIR = Path(__file__).parent / "reference_data"
+_NAME = r"^[A-Za-z0-9_-]+$"
+_PREFIX = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 
 
 class Settings(BaseSettings):
@@ -21,8 +23,24 @@ class Settings(BaseSettings):
 
     nats_url: str = "nats://127.0.0.1:4222"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/minqing"
-    stream_name: str = Field("MINQING_EVENTS", pattern=r"^[A-Za-z0-9_-]+$")
-    subject_prefix: str = Field("minqing.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    stream_name: str = Field("MINQING_EVENTS", pattern=_NAME)
+    subject_prefix: str = Field("minqing.events", pattern=_PREFIX)
+    # Department systems publish reports on <ingress_subject_prefix>.<source>.report; every
+    # message's outcome goes to <outcomes_subject_prefix>.<source>; what cannot be accepted
+    # goes to the dead-letter stream. Each stream captures <prefix>.>, so no two may overlap.
+    ingress_stream_name: str = Field("MINQING_INGRESS", pattern=_NAME)
+    ingress_subject_prefix: str = Field("minqing.ingress", pattern=_PREFIX)
+    outcomes_stream_name: str = Field("MINQING_OUTCOMES", pattern=_NAME)
+    outcomes_subject_prefix: str = Field("minqing.outcomes", pattern=_PREFIX)
+    dlq_stream_name: str = Field("MINQING_DLQ", pattern=_NAME)
+    dlq_subject_prefix: str = Field("minqing.dlq", pattern=_PREFIX)
+    # An ingress message (body) larger than this is dead-lettered ("too_large"); the ingress
+    # stream itself stores messages up to ingress_stream_max_msg_bytes so that such a
+    # message reaches the consumer (and fits in the dead-letter stream with its reason).
+    max_ingress_bytes: int = Field(64 * 1024, ge=1024)
+    ingress_stream_max_msg_bytes: int = Field(512 * 1024, ge=2048, le=900 * 1024)
+    # How long the outcomes stream keeps an outcome, for a system that was offline.
+    outcomes_max_age_days: float = Field(7.0, gt=0)
     duplicate_window_seconds: float = Field(600.0, gt=0)
     host: str = "127.0.0.1"
     intake_port: int = 8081
@@ -76,6 +94,28 @@ class Settings(BaseSettings):
     # URL the request came in on.
     open311_jurisdiction_id: str = Field("minqing", min_length=1, max_length=200)
     open311_public_url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
+
+    @model_validator(mode="after")
+    def _streams_apart(self) -> Self:
+        """Each stream captures ``<prefix>.>``: no prefix may equal or contain another,
+        and the four streams need four names."""
+        prefixes = {
+            "subject_prefix": self.subject_prefix,
+            "ingress_subject_prefix": self.ingress_subject_prefix,
+            "outcomes_subject_prefix": self.outcomes_subject_prefix,
+            "dlq_subject_prefix": self.dlq_subject_prefix,
+        }
+        for a, pa in prefixes.items():
+            for b, pb in prefixes.items():
+                if a < b and (pa == pb or pa.startswith(pb + ".") or pb.startswith(pa + ".")):
+                    raise ValueError(f"{a} ({pa!r}) and {b} ({pb!r}) overlap")
+        names = [self.stream_name, self.ingress_stream_name]
+        names += [self.outcomes_stream_name, self.dlq_stream_name]
+        if len(set(names)) != len(names):
+            raise ValueError(f"the stream names must differ: {names}")
+        if self.ingress_stream_max_msg_bytes <= self.max_ingress_bytes:
+            raise ValueError("ingress_stream_max_msg_bytes must be larger than max_ingress_bytes")
+        return self
 
     def port(self, service: ServiceName) -> int:
         """The HTTP port of one service."""

@@ -40,8 +40,22 @@ def _now() -> Column[object]:
     return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
-def plumbing_tables(metadata: MetaData) -> Plumbing:
-    """Declare the tables on a service's metadata (its schema comes from the metadata)."""
+def plumbing_tables(metadata: MetaData, *, external: bool = False) -> Plumbing:
+    """Declare the tables on a service's metadata (its schema comes from the metadata).
+
+    ``external``: the service also talks to systems outside the canonical stream (intake:
+    outcomes, a dead-letter stream), so an outbox row may name its own stream, headers and
+    raw body, and a dead letter keeps a machine-readable reason code.
+    """
+    routing = (
+        [
+            Column("stream", Text),  # NULL: the canonical stream
+            Column("headers", JSONB),  # NULL: the canonical CloudEvents content type
+            Column("body", LargeBinary),  # the bytes to publish, when not ``payload``
+        ]
+        if external
+        else []
+    )
     outbox = Table(
         "outbox",
         metadata,
@@ -53,6 +67,7 @@ def plumbing_tables(metadata: MetaData) -> Plumbing:
         Column("published_at", DateTime(timezone=True)),
         Column("stream_seq", BigInteger),
         Column("failed_reason", Text),
+        *routing,
     )
     Index(
         "outbox_unpublished",
@@ -83,6 +98,7 @@ def plumbing_tables(metadata: MetaData) -> Plumbing:
         Column("headers", JSONB, nullable=False),
         Column("raw", LargeBinary, nullable=False),
         _now(),
+        *([Column("reason_code", Text)] if external else []),
         UniqueConstraint("consumer", "stream_epoch", "stream_seq", name="dead_letters_position"),
     )
     positions = Table(

@@ -33,6 +33,7 @@ def create_app(
     )
 
     rt.catalog = catalog.consumers()
+    rt.channels = catalog.channels(settings)
 
     def unit_of_work(session: AsyncSession) -> SqlUnitOfWork[SqlAssignments]:
         return rt.batch_unit_of_work(session, SqlAssignments(session, clock()))

@@ -27,6 +27,7 @@ def create_app(
     settings = settings or Settings()
     rt = build_runtime("followup", settings, plumbing, clock=clock)
     rt.catalog = catalog.consumers()
+    rt.channels = catalog.channels(settings)
     reference.activate(reference.load(settings.reference_dir))
     calendar = calendar or configured(settings.calendar, settings.reference_dir)
     rules = Rules(

@@ -13,12 +13,16 @@ from services.intake.handlers import HANDLERS, Policy
 from services.intake.imports import ImportWorker, process_batch, prune_imports
 from services.intake.imports_api import PREFIX as IMPORTS_PATH
 from services.intake.imports_api import build_imports_router
+from services.intake.ingress_api import build_ingress_router
+from services.intake.ingress_consumer import IngressConsumer
+from services.intake.metrics import IngressMetrics
 from services.intake.open311 import api as open311
 from services.intake.open311.store import Open311Reports
 from services.intake.store import SqlImportStore, SqlReports, plumbing
 from shared import reference
 from shared.clock import Clock, system_clock
 from shared.dispatch import consumed_types, event_applier
+from shared.messaging import dlq_stream_config, outcomes_stream_config
 from shared.runtime import build_runtime
 from shared.service import create_service_app
 from shared.settings import Settings
@@ -29,6 +33,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     settings = settings or Settings()
     rt = build_runtime("intake", settings, plumbing, clock=clock)
     rt.catalog = catalog.consumers()
+    rt.channels = catalog.channels(settings)
+    rt.streams = [outcomes_stream_config(settings), dlq_stream_config(settings)]
     rt.accepts_without_nats = True
     ref = reference.load(settings.reference_dir)
     reference.activate(ref)
@@ -49,6 +55,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         prune_every=settings.prune_interval_seconds,
     )
     rt.workers.append(worker.run)
+    # Department systems' reports on NATS (CloudEvents), answered on the outcomes stream.
+    metrics = IngressMetrics()
+    IngressConsumer(rt, ref, policy, metrics).subscribe()
     app = create_service_app(
         rt,
         title="Minqing intake",
@@ -61,4 +70,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     open311.install(
         app, rt.units_of_work(Open311Reports), rt.sessions, ref, policy, settings, clock
     )
+    app.include_router(build_ingress_router(rt, metrics))
     return app

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -157,7 +158,20 @@ Index(
     postgresql_where=text("status = 'pending'"),
 )
 
-plumbing = plumbing_tables(metadata)
+# The outcome of each department system's message, by its CloudEvent id (an accepted
+# outcome is kept; a rejected one is replaced when a fixed message comes in).
+ingress_outcomes = Table(
+    "ingress_outcomes",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("ingress_id", Text, primary_key=True),
+    Column("accepted", Boolean, nullable=False),
+    Column("outcome", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Intake also publishes outcomes and dead letters to streams of their own (external=True).
+plumbing = plumbing_tables(metadata, external=True)
 
 _CONTENT = [name for name in IssueReported.model_fields if name in reports.c]
 

@@ -19,6 +19,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     settings = settings or Settings()
     rt = build_runtime("projection", settings, plumbing, clock=clock)
     rt.catalog = catalog.consumers()
+    rt.channels = catalog.channels(settings)
     reference.activate(reference.load(settings.reference_dir))
     for view in VIEWS:
         rt.subscribe(view.NAME, view.apply_batch, None)  # every event, known type or not

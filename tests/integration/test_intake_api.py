@@ -199,6 +199,7 @@ async def test_health_and_readiness_report_their_connections(
         "database": "ok",
         "nats": "ok",
         "consumer intake-status": "ok",
+        "consumer intake-ingress": "ok",
     }
 
 

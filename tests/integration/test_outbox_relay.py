@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from services.intake.store import plumbing
-from shared.messaging import batch_publisher, ensure_stream, stream_config
-from shared.outbox import Outbox, Outgoing, PermanentPublishError, Relay
+from shared.envelope import CONTENT_TYPE
+from shared.messaging import batch_publisher, dlq_stream_config, ensure_stream, stream_config
+from shared.outbox import Message, Outbox, Outgoing, PermanentPublishError, Relay
 from shared.runtime import Runtime, build_runtime
 from shared.settings import Settings
 from tests.support.events import reported
@@ -175,3 +176,40 @@ async def test_only_one_relay_publishes_at_a_time(runtime: Runtime) -> None:
             assert not await other.relay._lock(theirs)  # a replica waits on standby
     finally:
         await other.engine.dispose()
+
+
+async def test_rows_for_other_streams_leave_in_order_with_their_own_bytes_and_headers(
+    runtime: Runtime, settings: Settings
+) -> None:
+    assert runtime.js is not None
+    await ensure_stream(runtime.js, dlq_stream_config(settings))
+    outbox = Outbox(plumbing.outbox, settings.subject_prefix)
+    first, last = reported(), reported()
+    raw = b"\xff\x00 not even UTF-8"
+    other = Message(
+        message_id="dead/1",
+        stream=settings.dlq_stream_name,
+        subject=f"{settings.dlq_subject_prefix}.ingress.visit",
+        body=raw,
+        headers={"Minqing-Dead-Reason-Code": "not_utf8", "content-type": "text/plain"},
+    )
+    async with runtime.sessions() as session:
+        await outbox.add(session, [first])
+        await outbox.send(session, [other])
+        await outbox.send(session, [other])  # queued twice: sent once
+        await outbox.add(session, [last])
+        await session.commit()
+
+    assert await runtime.relay.relay_once() == 3
+
+    canonical = await stream_messages(settings)
+    assert [m.headers["Nats-Msg-Id"] for m in canonical if m.headers] == [first.id, last.id]
+    assert all(m.headers and m.headers["content-type"] == CONTENT_TYPE for m in canonical)
+    [dead] = await stream_messages(settings, settings.dlq_stream_name)
+    assert dead.data == raw
+    assert dead.headers is not None
+    assert dead.headers["Nats-Msg-Id"] == "dead/1"
+    assert dead.headers["Minqing-Dead-Reason-Code"] == "not_utf8"
+    assert dead.headers["content-type"] == "text/plain"  # not the CloudEvents type
+    seqs = [row.stream_seq for row in await outbox_rows(runtime)]  # type: ignore[attr-defined]
+    assert seqs == [canonical[0].seq, dead.seq, canonical[1].seq]

@@ -68,6 +68,12 @@ def isolated_settings(nats_url: str, database_url: str, **overrides: object) -> 
         "database_url": database_url,
         "stream_name": f"T_{tag.upper()}",
         "subject_prefix": f"t{tag}.events",
+        "ingress_stream_name": f"T_{tag.upper()}_INGRESS",
+        "ingress_subject_prefix": f"t{tag}.ingress",
+        "outcomes_stream_name": f"T_{tag.upper()}_OUTCOMES",
+        "outcomes_subject_prefix": f"t{tag}.outcomes",
+        "dlq_stream_name": f"T_{tag.upper()}_DLQ",
+        "dlq_subject_prefix": f"t{tag}.dlq",
         "relay_poll_seconds": 0.1,
         "consumer_retry_delay_seconds": 0.05,
         "consumer_check_seconds": 0.3,
@@ -108,16 +114,18 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
-async def stream_messages(settings: Settings) -> list[RawStreamMsg]:
-    """Every message in the settings' stream, read directly (no consumer state)."""
+async def stream_messages(settings: Settings, stream: str | None = None) -> list[RawStreamMsg]:
+    """Every message in the settings' stream (or ``stream``), read directly (no consumer
+    state)."""
+    name = stream or settings.stream_name
     nc = await nats.connect(settings.nats_url)
     try:
         js = nc.jetstream()
-        info: StreamInfo = await js.stream_info(settings.stream_name)
+        info: StreamInfo = await js.stream_info(name)
         if not info.state.messages:
             return []
         return [
-            await js.get_msg(settings.stream_name, seq)
+            await js.get_msg(name, seq)
             for seq in range(info.state.first_seq, info.state.last_seq + 1)
         ]
     finally:

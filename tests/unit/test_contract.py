@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from typer.testing import CliRunner
+
 from services.assignment.handlers import HANDLERS as ASSIGNMENT
-from services.catalog import consumers
+from services.catalog import channels, consumers
 from services.followup.handlers import HANDLERS as FOLLOWUP
+from services.intake.ingress_consumer import ingress_subjects
+from shared import cli
 from shared.contract import EMITTED_BY, asyncapi
 from shared.dispatch import consumed_types
 from shared.events import EVENT_CLASSES
@@ -69,3 +74,39 @@ def test_a_test_stream_is_documented_under_its_own_subjects() -> None:
     addresses = {c["address"] for c in document(settings)["channels"].values()}
     assert "t1.events.issue.reported" in addresses
     assert not any(a.startswith("minqing.") for a in addresses)
+
+
+def full_document(settings: Settings | None = None) -> dict[str, Any]:
+    settings = settings or Settings()
+    return asyncapi(settings, consumers(), channels(settings))
+
+
+def test_the_ingress_outcome_and_dead_letter_channels_are_documented_from_the_consumer() -> None:
+    settings = Settings()
+    document = full_document(settings)
+    by_address = {c["address"]: c for c in document["channels"].values()}
+    [reports] = ingress_subjects(settings.ingress_subject_prefix)
+    assert reports.replace("*", "{source}") == "minqing.ingress.{source}.report"
+    for address in (
+        "minqing.ingress.{source}.report",
+        "minqing.outcomes.{source}",
+        "minqing.dlq.ingress.{source}",
+    ):
+        assert "source" in by_address[address]["parameters"]
+    operations = document["operations"]
+    receive = {name for name, op in operations.items() if op["action"] == "receive"}
+    send = {name for name, op in operations.items() if op["action"] == "send"}
+    assert "intake-ingress consumes minqing.ingress.report" in receive
+    assert "intake: outcome of each ingress message" in send
+    schemas = document["components"]["schemas"]
+    assert set(schemas["IngressReport"]["properties"]) >= {"title", "category", "external_ref"}
+    assert "external_ref" in schemas["IngressReport"]["required"]
+    assert set(schemas["IngressOutcome"]["properties"]) >= {"ingress_id", "accepted", "errors"}
+    # The canonical events are still there, unchanged.
+    assert "minqing.events.issue.reported" in by_address
+
+
+def test_the_cli_exports_the_same_document() -> None:
+    result = CliRunner().invoke(cli.app, ["asyncapi"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == full_document()

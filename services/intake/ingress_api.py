@@ -1,0 +1,69 @@
+"""HTTP for the NATS channel: an ingress message's outcome, re-submitting a dead letter, and
+the Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Request, Response, status
+from sqlalchemy import func, select
+
+from services.intake import outcomes
+from services.intake.metrics import IngressMetrics
+from services.intake.resubmit import LetterNotFound, NotResubmittable, resubmit
+from services.intake.store import plumbing
+from shared.runtime import Runtime
+
+SourceCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,100}$")]
+
+
+def build_ingress_router(rt: Runtime, metrics: IngressMetrics) -> APIRouter:
+    router = APIRouter()
+
+    @router.get(
+        "/api/v1/ingress/{source}/{ingress_id:path}",
+        tags=["ingress"],
+        responses={404: {"description": "No message with this id from this source (yet)"}},
+    )
+    async def get_outcome(source: SourceCode, ingress_id: str) -> dict[str, Any]:
+        """The outcome of a department system's message, by its CloudEvent id: as published
+        on the outcomes stream."""
+        async with rt.sessions() as session:
+            found = await outcomes.find(session, source, ingress_id)
+        if found is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no outcome for this message (yet)")
+        return found
+
+    @router.post(
+        "/api/v1/dead-letters/{letter_id}/resubmit",
+        tags=["operations"],
+        status_code=status.HTTP_202_ACCEPTED,
+        responses={
+            404: {"description": "No such dead letter"},
+            409: {"description": "Not a dead ingress message, or already re-submitted"},
+        },
+    )
+    async def post_resubmit(letter_id: int, request: Request) -> dict[str, object]:
+        """Publish a dead ingress message again on the subject it came on: as it was, or
+        with the request body (the corrected message) in its place. Its outcome follows on
+        the outcomes stream."""
+        body = await request.body()
+        try:
+            return await resubmit(
+                rt.sessions, rt.outbox, rt.settings.ingress_stream_name, letter_id, body or None
+            )
+        except LetterNotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        except NotResubmittable as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+
+    @router.get("/metrics", tags=["operations"], response_class=Response)
+    async def get_metrics() -> Response:
+        """Prometheus metrics: ingress messages accepted and refused, dead letters."""
+        t = plumbing.dead_letters
+        query = select(t.c.consumer, t.c.status, func.count()).group_by(t.c.consumer, t.c.status)
+        async with rt.sessions() as session:
+            stored = [(r[0], r[1], int(r[2])) for r in (await session.execute(query)).all()]
+        return Response(metrics.exposition(stored), media_type="text/plain; version=0.0.4")
+
+    return router

@@ -1,0 +1,68 @@
+"""Prometheus counters of the ingress channel, counted once a batch has committed.
+
+Each process has its own registry (tests run several apps in one process). What a batch
+did is noted by stream position while it is applied and counted after its commit; a batch
+that is retried notes the same positions again, so it is not counted twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+Position = tuple[int, int]  # (stream epoch, stream sequence)
+
+
+class IngressMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._accepted = Counter(
+            "minqing_ingress_accepted",
+            "Ingress messages accepted (a new matter, a duplicate joined, or a repeat).",
+            ["source"],
+            registry=self.registry,
+        )
+        self._rejected = Counter(
+            "minqing_ingress_rejected",
+            "Ingress messages refused, by reason code (each is also a dead letter).",
+            ["source", "reason"],
+            registry=self.registry,
+        )
+        self._dead = Counter(
+            "minqing_dead_letters",
+            "Messages put on the dead-letter stream, by consumer and reason code.",
+            ["consumer", "reason"],
+            registry=self.registry,
+        )
+        self._stored = Gauge(
+            "minqing_dead_letters_stored",
+            "Dead letters in intake's table now, by consumer and status (any process).",
+            ["consumer", "status"],
+            registry=self.registry,
+        )
+        self._noted: dict[Position, tuple[str, str | None]] = {}
+
+    def accepted(self, source: str, at: Position) -> None:
+        self._noted[at] = (source, None)
+
+    def rejected(self, source: str, reason: str, at: Position) -> None:
+        self._noted[at] = (source, reason)
+
+    def commit(self) -> None:
+        """The batch committed: count what it noted."""
+        noted, self._noted = self._noted, {}
+        for source, reason in noted.values():
+            if reason is None:
+                self._accepted.labels(source).inc()
+            else:
+                self._rejected.labels(source, reason).inc()
+                self._dead.labels("intake-ingress", reason).inc()
+
+    def exposition(self, stored: Iterable[tuple[str, str, int]]) -> bytes:
+        """The text format Prometheus scrapes; ``stored``: dead letters counted in the table
+        (consumer, status, count)."""
+        self._stored.clear()
+        for consumer, status, count in stored:
+            self._stored.labels(consumer, status).set(count)
+        return generate_latest(self.registry)

@@ -1,0 +1,67 @@
+"""The README's department-system example runs as written against a real intake."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from pathlib import Path
+
+from sqlalchemy import select
+
+from services.intake.store import reports
+from tests.support.harness import isolated_settings
+from tests.support.ingress import running_intake
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def example() -> str:
+    """The first Python block of the section "Integrating a department system"."""
+    section = README.read_text().split("## Integrating a department system", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    found = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert found, "the section has no python example"
+    return found.group(1)
+
+
+async def test_the_readme_example_reports_a_matter_and_reads_its_outcome(
+    nats_url: str, database_url: str
+) -> None:
+    # The example uses the default ingress and outcome subjects; only this test does.
+    settings = isolated_settings(
+        nats_url,
+        database_url,
+        ingress_stream_name="MINQING_INGRESS",
+        ingress_subject_prefix="minqing.ingress",
+        outcomes_stream_name="MINQING_OUTCOMES",
+        outcomes_subject_prefix="minqing.outcomes",
+    )
+    async with running_intake(settings) as intake:
+        env = {**os.environ, "MINQING_NATS_URL": nats_url}
+        for created in ("True", "False"):  # the same ticket twice: the same matter
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                example(),
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            output, _ = await asyncio.wait_for(process.communicate(), 60)
+            text = output.decode()
+            assert process.returncode == 0, text
+            assert "stored as message" in text
+            assert f"(created: {created})" in text, text
+        issue_id = re.search(r"accepted: matter (\w+)", text)
+        assert issue_id
+        async with intake.runtime.sessions() as session:
+            row = (
+                await session.execute(
+                    select(reports.c.issue_id, reports.c.source, reports.c.village).where(
+                        reports.c.external_ref == "HL-2026-000123"
+                    )
+                )
+            ).one()
+        assert tuple(row) == (issue_id.group(1), "hotline_12345", "sanqi")

@@ -1,0 +1,191 @@
+"""Reading a department system's CloudEvent: what is accepted, and the reason code of what
+is not (pure; the integration tests send the same through NATS)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from cloudevents.v1.conversion import to_binary, to_structured
+from cloudevents.v1.http import CloudEvent
+
+from services.intake.handlers import Policy
+from services.intake.ingress import (
+    IngressMessage,
+    Refused,
+    read_ingress,
+    report_command,
+    source_token,
+)
+from services.intake.ingress_consumer import IngressConsumer
+from services.intake.metrics import IngressMetrics
+from services.intake.store import plumbing
+from shared import reference
+from shared.runtime import build_runtime
+from shared.settings import REFERENCE_DIR, Settings
+
+PREFIX = "minqing.ingress"
+SUBJECT = f"{PREFIX}.hotline_12345.report"
+SOURCES = ("hotline_12345", "visit", "grid_center")
+DATA = {
+    "title": "Street light out",
+    "description": "Dark for a week.",
+    "category": "Street lights",  # a name: resolved to its code as over HTTP
+    "village": "Sanqi Village",
+    "external_ref": "HL-2026-0001",
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def reference_data() -> None:
+    reference.activate(reference.load(REFERENCE_DIR))
+
+
+def event(data: Any = None, **attributes: Any) -> CloudEvent:
+    attrs = {"type": "minqing.ingress.report", "source": "/hotline_12345", "id": "ev-1"}
+    attrs.update(attributes)
+    return CloudEvent(attrs, DATA if data is None else data)
+
+
+def read(body: bytes, headers: dict[str, str] | None = None, subject: str = SUBJECT) -> Any:
+    return read_ingress(subject, body, headers, prefix=PREFIX, max_bytes=2048, sources=SOURCES)
+
+
+def code_of(body: bytes, headers: dict[str, str] | None = None, subject: str = SUBJECT) -> str:
+    with pytest.raises(Refused) as refused:
+        report_command(read(body, headers, subject))
+    return refused.value.code
+
+
+def test_structured_and_binary_mode_read_the_same_report() -> None:
+    headers, body = to_structured(event())
+    structured = report_command(read(body, dict(headers)))
+    headers, body = to_binary(event())
+    binary = report_command(read(body, dict(headers)))
+
+    assert structured.command == binary.command
+    assert structured.command.source == "hotline_12345"
+    assert structured.command.category == "street_lights"
+    assert structured.command.external_ref == "HL-2026-0001"
+    assert structured.request_hash == binary.request_hash
+
+
+def test_a_longer_source_path_is_the_same_sender() -> None:
+    _, body = to_structured(event(source="/hotline_12345/gateway-2"))
+    assert read(body).source == "hotline_12345"
+
+
+def test_an_identical_copy_has_the_same_key_a_changed_or_resubmitted_one_another() -> None:
+    _, body = to_structured(event(time="2026-11-25T08:00:00Z"))
+    _, later = to_structured(event(time="2026-11-25T08:00:05Z"))
+    first = read(body)
+    assert read(body).key == first.key
+    assert read(later).key != first.key
+    assert read(body, {"Minqing-Resubmit-Of": "7"}).key != first.key
+    assert read(later).ingress_id == first.ingress_id == "ev-1"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "subject", "code"),
+    [
+        (b"{", None, SUBJECT, "not_json"),
+        (b"\xff", None, SUBJECT, "not_utf8"),
+        (b"[" * 1500, None, SUBJECT, "not_json"),
+        (b'"a string"', None, SUBJECT, "not_a_cloudevent"),
+        (b"{}", None, SUBJECT, "not_a_cloudevent"),
+        (b"x" * 3000, None, SUBJECT, "too_large"),
+        (
+            to_structured(event())[1],
+            {"content-type": "text/xml"},
+            SUBJECT,
+            "unsupported_content_type",
+        ),
+        (to_structured(event(type="x.y"))[1], None, SUBJECT, "wrong_type"),
+        (to_structured(event(source="hotline_12345"))[1], None, SUBJECT, "not_a_cloudevent"),
+        (to_structured(event(source="/visit"))[1], None, SUBJECT, "source_mismatch"),
+        (
+            to_structured(event(source="/nobody"))[1],
+            None,
+            f"{PREFIX}.nobody.report",
+            "unknown_source",
+        ),
+        (to_structured(event())[1], None, f"{PREFIX}.hotline_12345.progress", "wrong_subject"),
+        (to_structured(event(id="bad\x00id"))[1], None, SUBJECT, "not_a_cloudevent"),
+    ],
+)
+def test_a_message_that_is_not_a_readable_cloudevent_is_refused_with_its_code(
+    body: bytes, headers: dict[str, str] | None, subject: str, code: str
+) -> None:
+    assert code_of(body, headers, subject) == code
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "field"),
+    [
+        ({"category": "unicorns"}, "unknown_category", "data.category"),
+        ({"village": "atlantis"}, "unknown_village", "data.village"),
+        ({"source": "visit"}, "source_mismatch", "data.source"),
+        ({"source": "nobody"}, "unknown_source", "data.source"),
+        ({"external_ref": None}, "invalid_report", "data.external_ref"),
+        ({"title": 5}, "invalid_report", "data.title"),
+        ({"colour": "red"}, "unknown_field", "data.colour"),
+        ({"description": "bad \x07 bell"}, "invalid_report", "data.description"),
+    ],
+)
+def test_a_report_that_breaks_the_rules_is_refused_naming_the_field(
+    change: dict[str, Any], code: str, field: str
+) -> None:
+    _, body = to_structured(event({**DATA, **change}))
+    with pytest.raises(Refused) as refused:
+        report_command(read(body))
+    assert refused.value.code == code
+    assert refused.value.problems[0].field == field
+
+
+def test_data_that_is_not_an_object_is_refused() -> None:
+    message = IngressMessage("hotline_12345", "ev-1", ["a"], "f")
+    with pytest.raises(Refused) as refused:
+        report_command(message)
+    assert refused.value.code == "invalid_report"
+
+
+def test_the_subject_names_the_source() -> None:
+    assert source_token(SUBJECT, PREFIX) == "hotline_12345"
+    assert source_token("other.hotline_12345.report", PREFIX) is None
+    assert source_token(f"{PREFIX}.a.b.report", PREFIX) is None
+
+
+def test_the_streams_never_overlap() -> None:
+    with pytest.raises(ValueError, match="overlap"):
+        Settings(ingress_subject_prefix="minqing.events")
+    with pytest.raises(ValueError, match="overlap"):
+        Settings(subject_prefix="a.b", dlq_subject_prefix="a.b.dlq")
+    with pytest.raises(ValueError, match="differ"):
+        Settings(dlq_stream_name="MINQING_EVENTS")
+    with pytest.raises(ValueError, match="larger"):
+        Settings(max_ingress_bytes=600 * 1024)
+    assert json.loads(Settings().model_dump_json())["ingress_subject_prefix"] == "minqing.ingress"
+
+
+class _Raw:
+    subject = SUBJECT
+    data = b"{}"
+    headers: dict[str, str] | None = None
+
+
+def test_a_reader_failure_is_a_refusal_not_a_stopped_consumer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    runtime = build_runtime("intake", settings, plumbing)
+    consumer = IngressConsumer(runtime, reference.active(), Policy(), IngressMetrics())
+
+    def broken(message: object) -> None:
+        raise RuntimeError("a bug in the reader")
+
+    monkeypatch.setattr(consumer, "read", broken)
+    with pytest.raises(Refused) as refused:
+        consumer.parse(_Raw())  # type: ignore[arg-type]
+    assert refused.value.code == "processing_failed"
+    assert "a bug in the reader" in str(refused.value)
