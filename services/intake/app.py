@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import catalog
+from services.intake import outcomes
 from services.intake.api import build_router
 from services.intake.handlers import HANDLERS, Policy
 from services.intake.imports import ImportWorker, process_batch, prune_imports
@@ -58,6 +59,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     # Department systems' reports on NATS (CloudEvents), answered on the outcomes stream.
     metrics = IngressMetrics()
     IngressConsumer(rt, ref, policy, metrics).subscribe()
+
+    async def prune_outcomes() -> str:
+        before = clock() - timedelta(days=settings.outcomes_max_age_days)
+        async with rt.sessions() as session:
+            pruned = await outcomes.prune(session, before)
+            await session.commit()
+        return f"{pruned} ingress outcomes older than the outcomes stream pruned"
+
+    rt.every(settings.prune_interval_seconds, "intake-prune-outcomes", prune_outcomes)
     app = create_service_app(
         rt,
         title="Minqing intake",

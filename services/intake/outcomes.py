@@ -3,10 +3,11 @@ kept in ``intake.ingress_outcomes`` for reading over HTTP."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -100,3 +101,11 @@ async def find(session: AsyncSession, source: str, ingress_id: str) -> dict[str,
     query = select(t.c.outcome).where(t.c.source == source, t.c.ingress_id == ingress_id)
     outcome: dict[str, Any] | None = await session.scalar(query)
     return outcome
+
+
+async def prune(session: AsyncSession, before: datetime) -> int:
+    """Forget outcomes last updated before ``before`` (the outcomes stream's own age), in
+    the caller's transaction; returns how many."""
+    t = ingress_outcomes
+    result = await session.execute(delete(t).where(t.c.updated_at < before))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -90,3 +90,34 @@ async def test_old_published_rows_processed_ids_and_dead_letters_are_pruned_not_
         assert letters == 2  # the waiting one is never pruned
     finally:
         await rt.engine.dispose()
+
+
+async def test_ingress_outcomes_older_than_the_outcomes_stream_are_forgotten(
+    settings: Settings,
+) -> None:
+    from services.intake import outcomes
+    from services.intake.store import ingress_outcomes
+    from services.intake.store import plumbing as intake_plumbing
+
+    rt = build_runtime("intake", settings, intake_plumbing)
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "source": "grid_center",
+            "ingress_id": name,
+            "accepted": True,
+            "outcome": {},
+            "updated_at": at,
+        }
+        for name, at in (("old", now - timedelta(days=8)), ("recent", now - timedelta(days=6)))
+    ]
+    try:
+        async with rt.sessions() as s:
+            await s.execute(insert(ingress_outcomes), rows)
+            pruned = await outcomes.prune(s, now - timedelta(days=settings.outcomes_max_age_days))
+            await s.commit()
+            left = (await s.scalars(select(ingress_outcomes.c.ingress_id))).all()
+    finally:
+        await rt.engine.dispose()
+
+    assert (pruned, left) == (1, ["recent"])
