@@ -89,6 +89,15 @@ def deadline_after(calendar: WorkingCalendar, start: date, days: int) -> Deadlin
     return Deadline(current, calendar.name, provisional=True, note=note)
 
 
+def recount(calendar: WorkingCalendar, start: date, days: int, current: date) -> Deadline | None:
+    """A provisional date (``current``, counted ``days`` from ``start``) counted again: the
+    new deadline if it became firm or moved, else ``None``."""
+    again = deadline_after(calendar, start, days)
+    if again.provisional and again.day == current:
+        return None
+    return again
+
+
 # ----------------------------------------------------------------------- the official calendar
 
 

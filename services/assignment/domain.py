@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 
-from shared.calendar import WorkingCalendar, deadline_after
+from shared.calendar import WorkingCalendar, deadline_after, recount
 from shared.events import (
     IssueAssigned,
     IssueDeadlineRecomputed,
@@ -118,8 +118,8 @@ def decide_recompute(
     """Count a provisional deadline again; an event when it became firm or moved."""
     if not current.deadline_provisional:
         return None
-    again = deadline_after(calendar, current.assigned_on, current.working_days)
-    if again.provisional and again.day == current.deadline:
+    again = recount(calendar, current.assigned_on, current.working_days, current.deadline)
+    if again is None:
         return None
     return IssueDeadlineRecomputed(
         previous_deadline=current.deadline,

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Literal
 
 from services.followup.escalation import Ladder, Person
-from shared.calendar import WorkingCalendar, add_working_days, deadline_after
+from shared.calendar import WorkingCalendar, add_working_days, deadline_after, recount
 from shared.events import (
     Event,
     IssueAssigned,
@@ -103,8 +103,8 @@ def decide_lookback_recompute(
     moved."""
     if not case.lookback_provisional or case.resolved_on is None or case.lookback_due is None:
         return None
-    again = deadline_after(calendar, case.resolved_on, LOOKBACK_WORKING_DAYS)
-    if again.provisional and again.day == case.lookback_due:
+    again = recount(calendar, case.resolved_on, LOOKBACK_WORKING_DAYS, case.lookback_due)
+    if again is None:
         return None
     return IssueLookbackDueRecomputed(
         previous_lookback_due=case.lookback_due,

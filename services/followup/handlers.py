@@ -125,6 +125,17 @@ async def _decide_and_record(
         tracked = await uow.store.get(issue_id)
         event = decide(tracked.case if tracked else None, local_date(uow.now, rules.timezone))
         assert tracked is not None  # deciding on an unknown matter raises UnknownIssue
+        after = await _record_chained(uow, issue_id, tracked, [event], actor)
+        await uow.commit()
+    return Recorded(event_id=after.last_event_id, case=after.case)
+
+
+async def _record_chained(
+    uow: UnitOfWork[Cases], issue_id: str, tracked: Tracked, events: list[Event], actor: str
+) -> Tracked:
+    """Record ``events`` in order, each caused by the one before (the first by the case's
+    last event), and save the case they lead to."""
+    for event in events:
         envelope = uow.record(
             event,
             issue_id=issue_id,
@@ -134,9 +145,10 @@ async def _decide_and_record(
         )
         new = evolve(tracked.case, event)
         assert new is not None
-        await uow.store.save(issue_id, Tracked(new, envelope.id, tracked.correlation_id))
-        await uow.commit()
-    return Recorded(event_id=envelope.id, case=new)
+        tracked = Tracked(new, envelope.id, tracked.correlation_id)
+    if events:
+        await uow.store.save(issue_id, tracked)
+    return tracked
 
 
 async def recompute_lookbacks(units: UowFactory[Cases], rules: Rules) -> int:
@@ -146,19 +158,9 @@ async def recompute_lookbacks(units: UowFactory[Cases], rules: Rules) -> int:
     async with units() as uow:
         for issue_id, tracked in await uow.store.provisional():
             event = decide_lookback_recompute(tracked.case, rules.calendar)
-            if event is None:
-                continue
-            envelope = uow.record(
-                event,
-                issue_id=issue_id,
-                actor=ACTOR,
-                correlation_id=tracked.correlation_id,
-                causation_id=tracked.last_event_id,
-            )
-            new = evolve(tracked.case, event)
-            assert new is not None
-            await uow.store.save(issue_id, Tracked(new, envelope.id, tracked.correlation_id))
-            changed += 1
+            if event is not None:
+                await _record_chained(uow, issue_id, tracked, [event], ACTOR)
+                changed += 1
         await uow.commit()
     return changed
 
@@ -170,21 +172,11 @@ async def check_deadlines(units: UowFactory[Cases], rules: Rules, today: date) -
     recorded = 0
     async with units() as uow:
         for issue_id, tracked in await uow.store.past_due(today):
-            case, last = tracked.case, tracked.last_event_id
-            for event in decide_deadline_checks(case, today, rules.calendar, rules.ladder):
-                envelope = uow.record(
-                    event,
-                    issue_id=issue_id,
-                    actor=ACTOR,
-                    correlation_id=tracked.correlation_id,
-                    causation_id=last,
-                )
-                new = evolve(case, event)
-                assert new is not None
-                case, last = new, envelope.id
-                recorded += 1
-            if last != tracked.last_event_id:
-                await uow.store.save(issue_id, Tracked(case, last, tracked.correlation_id))
+            events: list[Event] = list(
+                decide_deadline_checks(tracked.case, today, rules.calendar, rules.ladder)
+            )
+            await _record_chained(uow, issue_id, tracked, events, ACTOR)
+            recorded += len(events)
         await uow.commit()
     return recorded
 
