@@ -97,6 +97,8 @@ class IssueAssigned(Event):
     calendar: str
     deadline_provisional: bool = False
     deadline_note: str | None = None
+    # A major affair's staged plan: the template (plans.toml) its milestones come from.
+    plan_template: str | None = None
 
 
 class IssueDeadlineRecomputed(Event):
