@@ -282,7 +282,7 @@ DataDir = Annotated[
 
 
 @contextmanager
-def _key_database(data_dir: Path) -> Iterator[AsyncEngine]:
+def _database(data_dir: Path) -> Iterator[AsyncEngine]:
     """MINQING_DATABASE_URL if set, else the embedded database `minqing up` keeps in
     ``data_dir``: the running one, or started for this command."""
     from shared.db import make_engine
@@ -314,7 +314,7 @@ def _key_command(data_dir: Path, action: Callable[[AsyncEngine], Coroutine[Any, 
 
     from services.intake.open311.keys import KeyProblem
 
-    with _key_database(data_dir) as engine:
+    with _database(data_dir) as engine:
         try:
             return run_sync(lambda: action(engine))
         except KeyProblem as exc:
@@ -374,6 +374,88 @@ def open311_key_revoke(
 
     _key_command(data_dir, lambda e: revoke_key(e, name.strip(), datetime.now(UTC)))
     typer.echo(f"Revoked Open311 api key {name.strip()!r}.")
+
+
+audit = typer.Typer(
+    help="The tamper-evident audit trail: export its head as a checkpoint, verify its hash "
+    "chain. Works on MINQING_DATABASE_URL, else on the embedded database of `minqing up`.",
+    no_args_is_help=True,
+)
+app.add_typer(audit, name="audit")
+
+
+@audit.command("checkpoint")
+def audit_checkpoint(data_dir: DataDir = Path(".minqing")) -> None:
+    """Print the audit log's head (log_seq, hash, count, time) as JSON: keep it outside the
+    database, and verify against it later."""
+    from services.projection.audit_store import checkpoint
+    from shared.db import make_sessions
+
+    with _database(data_dir) as engine:
+        head = run_sync(lambda: checkpoint(make_sessions(engine)))
+    typer.echo(json.dumps({**head.__dict__, "time": head.time.isoformat()}))
+
+
+@audit.command("verify")
+def audit_verify(
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="A checkpoint printed earlier by `minqing audit checkpoint`."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    data_dir: DataDir = Path(".minqing"),
+) -> None:
+    """Recompute the hash chain and name the first entry that was changed, deleted or
+    inserted; exit 1 if there is one."""
+    from services.projection.audit import Checkpoint
+    from services.projection.audit_store import verify
+    from shared.db import make_sessions
+
+    against = None
+    if checkpoint is not None:
+        try:
+            saved = json.loads(checkpoint.read_text(encoding="utf-8"))
+            against = Checkpoint(
+                log_seq=int(saved["log_seq"]),
+                hash=str(saved["hash"]),
+                count=int(saved.get("count", 0)),
+                time=datetime.fromisoformat(saved["time"])
+                if "time" in saved
+                else datetime.now(UTC),
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise typer.BadParameter(
+                f"not a checkpoint: {exc}", param_hint="--checkpoint"
+            ) from None
+    with _database(data_dir) as engine:
+        found = run_sync(lambda: verify(make_sessions(engine), against))
+    problem = found.problem
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "ok": found.ok,
+                    "entries": found.entries,
+                    "head_log_seq": found.head_log_seq,
+                    "head_hash": found.head_hash,
+                    "problem": None if problem is None else problem.__dict__,
+                }
+            )
+        )
+    elif problem is None:
+        held = f"; it holds checkpoint {against.log_seq}" if against else ""
+        typer.echo(
+            f"audit trail intact: {found.entries} entries, head {found.head_log_seq} "
+            f"{found.head_hash}{held}"
+        )
+    else:
+        typer.echo(
+            f"audit trail NOT intact: entry {problem.log_seq} {problem.kind}"
+            f" (event {problem.event_id}, matter {problem.issue_id}): {problem.detail}",
+            err=True,
+        )
+    if problem is not None:
+        raise typer.Exit(1)
 
 
 @app.command(name="asyncapi")

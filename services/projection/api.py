@@ -88,6 +88,8 @@ class HistoryEvent(BaseModel):
     correlationid: str
     causationid: str | None
     data: dict[str, Any]
+    log_seq: int
+    hash: str
 
 
 class History(BaseModel):

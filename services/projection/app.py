@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services import catalog
 from services.projection.api import build_router
+from services.projection.audit_api import build_audit_router
 from services.projection.store import plumbing
 from services.projection.views import VIEWS
 from shared import reference
@@ -29,4 +30,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         description="The list of matters and each matter's full audit trail, for supervisors.",
     )
     app.include_router(build_router(rt.sessions, clock, settings.timezone))
+    app.include_router(build_audit_router(rt.sessions))
     return app

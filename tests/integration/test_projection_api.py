@@ -99,7 +99,10 @@ async def test_the_history_is_every_event_in_stream_order_with_who_and_when(
         "correlationid": second.correlationid,
         "causationid": None,
         "data": second.data,
+        "log_seq": 2,
+        "hash": events[1]["hash"],
     }
+    assert len(events[1]["hash"]) == 64 and events[1]["hash"] != events[0]["hash"]
     view = (await projection.get(f"/api/v1/issues/{issue_id}")).json()
     assert view["status"] == "assigned"
     assert view["event_count"] == 2

@@ -2,11 +2,15 @@
 
 Rows are keyed by event id and placed by (stream epoch, stream sequence): a re-created
 stream restarts its sequences at 1 in a new epoch, so nothing collides or is dropped.
+Each row is numbered in the log (``log_seq``) and sealed by hash, chained to the log's
+previous entry and to its matter's previous entry (``services/projection/audit.py``); one
+batch at a time extends the chain (a transaction-scoped advisory lock).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -23,9 +27,10 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.projection import audit
 from services.projection.domain import Recorded
 from services.projection.schema import metadata
 from shared.bulk import column_names, executemany, insert_sql
@@ -50,39 +55,67 @@ events = Table(
     Column("data", JSONB, nullable=False),
     Column("envelope", JSONB, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("log_seq", BigInteger, nullable=False, unique=True),
+    Column("prev_hash", Text, nullable=False),
+    Column("hash", Text, nullable=False),
+    Column("issue_prev_hash", Text, nullable=False),
+    Column("issue_hash", Text, nullable=False),
 )
 Index("events_issue_position", events.c.issue_id, events.c.stream_epoch, events.c.stream_seq)
+Index("events_issue_log", events.c.issue_id, events.c.log_seq)
 
 _INSERT = insert_sql(events, "event_id", update=False)
 _DATA = TypeAdapter(dict[str, Any])  # serialises ``data`` in Rust, like the envelope
-assert column_names(events, "event_id")[-2:] == ["data", "envelope"]
+_COLUMNS = column_names(events, "event_id")
+_CHAIN_LOCK = 0x4D51_4155  # "MQAU": one batch at a time extends the audit chain
+_HEAD = select(events.c.log_seq, events.c.hash).order_by(events.c.log_seq.desc()).limit(1)
+_ISSUE_HEADS = (
+    select(events.c.issue_id, events.c.issue_hash)
+    .ext(distinct_on(events.c.issue_id))
+    .where(events.c.issue_id == any_(bindparam("ids", type_=ARRAY(Text))))
+    .order_by(events.c.issue_id, events.c.log_seq.desc())
+)
 
 
 async def apply_batch(
     session: AsyncSession, deliveries: Sequence[Delivery]
 ) -> Mapping[str, Outcome]:
-    """Store every event once, in one executemany; events of any type and version."""
-    await executemany(session, _INSERT, [_row(d) for d in deliveries])
+    """Store every event once, sealed into the chain, in one executemany; events of any
+    type and version."""
+    await session.execute(select(func.pg_advisory_xact_lock(_CHAIN_LOCK)))
+    head = (await session.execute(_HEAD)).first()
+    ids = list({d.envelope.subject for d in deliveries})
+    issue_heads = {
+        r.issue_id: r.issue_hash for r in await session.execute(_ISSUE_HEADS, {"ids": ids})
+    }
+    entries = [_entry(d) for d in deliveries]
+    sealed = audit.seal(entries, (head[0], head[1]) if head else (0, audit.GENESIS), issue_heads)
+    rows = []
+    for entry, seal in zip(entries, sealed, strict=True):
+        values = {**entry, **asdict(seal)}
+        values["data"] = _DATA.dump_json(entry["data"]).decode()
+        rows.append(tuple(values[c] for c in _COLUMNS))
+    await executemany(session, _INSERT, rows)
     return {}
 
 
-def _row(delivery: Delivery) -> tuple[Any, ...]:
+def _entry(delivery: Delivery) -> dict[str, Any]:
     e = delivery.envelope
-    return (
-        e.id,
-        delivery.epoch,
-        delivery.position,
-        e.subject,
-        e.type,
-        e.time,
-        e.actor,
-        e.source,
-        e.dataversion,
-        e.correlationid,
-        e.causationid,
-        _DATA.dump_json(e.data).decode(),
-        (delivery.raw or e.to_json()).decode(),  # the envelope exactly as received
-    )
+    return {
+        "event_id": e.id,
+        "stream_epoch": delivery.epoch,
+        "stream_seq": delivery.position,
+        "issue_id": e.subject,
+        "type": e.type,
+        "time": e.time,
+        "actor": e.actor,
+        "source": e.source,
+        "dataversion": e.dataversion,
+        "correlationid": e.correlationid,
+        "causationid": e.causationid,
+        "data": e.data,
+        "envelope": (delivery.raw or e.to_json()).decode(),  # exactly as received
+    }
 
 
 async def trail(session: AsyncSession, issue_id: str) -> list[dict[str, Any]]:
@@ -100,6 +133,8 @@ async def trail(session: AsyncSession, issue_id: str) -> list[dict[str, Any]]:
             events.c.correlationid,
             events.c.causationid,
             events.c.data,
+            events.c.log_seq,
+            events.c.hash,
         )
         .where(events.c.issue_id == issue_id)
         .order_by(events.c.stream_epoch, events.c.stream_seq)
