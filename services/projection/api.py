@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AfterValidator, BaseModel
 
 from services.projection.domain import IssueView, is_overdue
+from services.projection.sentences import Names, describe
 from services.projection.views import history, issues
 from shared.clock import Clock, local_date
 from shared.db import Sessions
@@ -90,6 +91,14 @@ class HistoryEvent(BaseModel):
     data: dict[str, Any]
     log_seq: int
     hash: str
+    sentence: SentenceOut
+
+
+class SentenceOut(BaseModel):
+    """What happened, in words: Chinese and English."""
+
+    zh: str
+    en: str
 
 
 class History(BaseModel):
@@ -97,7 +106,7 @@ class History(BaseModel):
     events: list[HistoryEvent]
 
 
-def build_router(sessions: Sessions, clock: Clock, timezone: str) -> APIRouter:
+def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) -> APIRouter:
     router = APIRouter(prefix="/api/v1/issues", tags=["projection"])
 
     def today() -> date:
@@ -140,6 +149,17 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str) -> APIRouter:
             events = await history.trail(session, issue_id)
         if not events:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such matter")
-        return History(issue_id=issue_id, events=[HistoryEvent(**e) for e in events])
+        return History(
+            issue_id=issue_id,
+            events=[
+                HistoryEvent(
+                    **e,
+                    sentence=SentenceOut(
+                        **asdict(describe(e["type"], e["dataversion"], e["data"], names))
+                    ),
+                )
+                for e in events
+            ],
+        )
 
     return router

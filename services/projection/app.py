@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services import catalog
 from services.projection.api import build_router
 from services.projection.audit_api import build_audit_router
+from services.projection.sentences import Names
 from services.projection.store import plumbing
 from services.projection.views import VIEWS
 from shared import reference
@@ -21,7 +22,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     rt = build_runtime("projection", settings, plumbing, clock=clock)
     rt.catalog = catalog.consumers()
     rt.channels = catalog.channels(settings)
-    reference.activate(reference.load(settings.reference_dir))
+    ref = reference.load(settings.reference_dir)
+    reference.activate(ref)
     for view in VIEWS:
         rt.subscribe(view.NAME, view.apply_batch, None)  # every event, known type or not
     app = create_service_app(
@@ -29,6 +31,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         title="Minqing projection",
         description="The list of matters and each matter's full audit trail, for supervisors.",
     )
-    app.include_router(build_router(rt.sessions, clock, settings.timezone))
+    app.include_router(build_router(rt.sessions, clock, settings.timezone, Names(ref)))
     app.include_router(build_audit_router(rt.sessions))
     return app

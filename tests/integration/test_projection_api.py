@@ -101,7 +101,10 @@ async def test_the_history_is_every_event_in_stream_order_with_who_and_when(
         "data": second.data,
         "log_seq": 2,
         "hash": events[1]["hash"],
+        "sentence": events[1]["sentence"],
     }
+    assert events[1]["sentence"]["zh"].startswith("交办建设管理所，责任人Xu Haijun")
+    assert events[1]["sentence"]["en"].startswith("Assigned to Town Construction Office")
     assert len(events[1]["hash"]) == 64 and events[1]["hash"] != events[0]["hash"]
     view = (await projection.get(f"/api/v1/issues/{issue_id}")).json()
     assert view["status"] == "assigned"

@@ -1,0 +1,209 @@
+"""The audit trail in words: one sentence per event, in Chinese and in English. Pure.
+
+Each known type has its sentence, with codes turned into the names of the reference data
+(units, villages, categories, sources); a type this version does not know, or data it
+cannot read, still gets a sentence that says so, next to the raw data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.envelope import NewerVersion, UnreadableEvent, read
+from shared.events import (
+    Event,
+    IssueAssigned,
+    IssueDeadlineRecomputed,
+    IssueDuplicateReported,
+    IssueDuplicateSplit,
+    IssueEscalated,
+    IssueLookbackDueRecomputed,
+    IssueLookbackFailed,
+    IssueLookbackPassed,
+    IssueOverdue,
+    IssueReported,
+    IssueResolved,
+)
+from shared.reference import ReferenceData
+
+
+@dataclass(frozen=True)
+class Sentence:
+    zh: str
+    en: str
+
+
+class Names:
+    """Codes as people read them: ``三岐村`` / ``Sanqi Village`` for ``sanqi``."""
+
+    def __init__(self, reference: ReferenceData) -> None:
+        self._names: dict[str, dict[str, str]] = {
+            "categories": {k: v.name for k, v in reference.categories.items()},
+            "villages": {k: v.name for k, v in reference.villages.items()},
+            "sources": {k: v.name for k, v in reference.sources.items()},
+            "units": {k: v.name for k, v in reference.units.items()},
+        }
+        for code, village in reference.villages.items():
+            zh, en = _parts(village.name)
+            self._names["units"][village.branch(code)] = f"{zh}党支部 {en} party branch"
+
+    def zh(self, kind: str, code: str | None) -> str:
+        return _parts(self._names[kind].get(code or "", code or "?"))[0]
+
+    def en(self, kind: str, code: str | None) -> str:
+        return _parts(self._names[kind].get(code or "", code or "?"))[1]
+
+
+def _parts(name: str) -> tuple[str, str]:
+    """``"三岐村 Sanqi Village"`` -> (``三岐村``, ``Sanqi Village``); a name in one
+    language serves for both."""
+    first, _, rest = name.partition(" ")
+    if rest and not first.isascii():
+        return first, rest
+    return name, name
+
+
+Describe = Callable[[Any, Names], Sentence]
+
+
+def _reported(e: IssueReported, n: Names) -> Sentence:
+    split = (
+        (f"（从 {e.split_from} 拆分而来）", f" (split from {e.split_from})")
+        if e.split_from
+        else ("", "")
+    )
+    return Sentence(
+        f"经{n.zh('sources', e.source)}反映：「{e.title}」，{n.zh('villages', e.village)}，"
+        f"{n.zh('categories', e.category)}{split[0]}",
+        f"Reported through {n.en('sources', e.source)}: \u201c{e.title}\u201d, "
+        f"{n.en('villages', e.village)}, {n.en('categories', e.category)}{split[1]}",
+    )
+
+
+def _duplicate(e: IssueDuplicateReported, n: Names) -> Sentence:
+    return Sentence(
+        f"经{n.zh('sources', e.source)}再次反映（相似度 {e.similarity:g}），反映人已并入本事项",
+        f"Reported again through {n.en('sources', e.source)} (similarity {e.similarity:g}); "
+        "the reporter was added to this matter",
+    )
+
+
+def _split(e: IssueDuplicateSplit, n: Names) -> Sentence:
+    return Sentence(
+        f"误并的反映已拆分为独立事项 {e.new_issue_id}：{e.reason}",
+        f"A wrongly merged report was split into its own matter {e.new_issue_id}: {e.reason}",
+    )
+
+
+def _assigned(e: IssueAssigned, n: Names) -> Sentence:
+    again = e.assignment_no > 1
+    provisional = ("（暂定）", " (provisional)") if e.deadline_provisional else ("", "")
+    return Sentence(
+        f"{'重新' if again else ''}交办{n.zh('units', e.unit)}，责任人"
+        f"{_parts(e.responsible_person_name)[0]}，{e.working_days}个工作日内办结，期限 "
+        f"{e.deadline.isoformat()}{provisional[0]}（{e.calendar}）",
+        f"{'Re-assigned' if again else 'Assigned'} to {n.en('units', e.unit)}, responsible "
+        f"{_parts(e.responsible_person_name)[1]}, within {e.working_days} working days: due "
+        f"{e.deadline.isoformat()}{provisional[1]} ({e.calendar})",
+    )
+
+
+def _recomputed(e: IssueDeadlineRecomputed, n: Names) -> Sentence:
+    firm = ("已确定", "now firm") if not e.provisional else ("仍为暂定", "still provisional")
+    return Sentence(
+        f"期限按公布的工作日历重算：{e.previous_deadline.isoformat()} → "
+        f"{e.deadline.isoformat()}，{firm[0]}（{e.calendar}）",
+        f"Deadline recounted on the published calendar: {e.previous_deadline.isoformat()} → "
+        f"{e.deadline.isoformat()}, {firm[1]} ({e.calendar})",
+    )
+
+
+def _resolved(e: IssueResolved, n: Names) -> Sentence:
+    return Sentence(
+        f"{n.zh('units', e.unit)}报告办结（销号），办理人 {e.resolved_by}：{e.summary}；"
+        f"回头看期限 {e.lookback_due.isoformat()}",
+        f"{n.en('units', e.unit)} reported it solved (cancellation), by {e.resolved_by}: "
+        f"{e.summary}; look-back due {e.lookback_due.isoformat()}",
+    )
+
+
+def _lookback_recomputed(e: IssueLookbackDueRecomputed, n: Names) -> Sentence:
+    return Sentence(
+        f"回头看期限按公布的工作日历重算：{e.previous_lookback_due.isoformat()} → "
+        f"{e.lookback_due.isoformat()}",
+        f"Look-back due date recounted on the published calendar: "
+        f"{e.previous_lookback_due.isoformat()} → {e.lookback_due.isoformat()}",
+    )
+
+
+_KIND = {
+    "resolution": ("未在期限内办结", "not resolved by its deadline"),
+    "lookback": ("未在期限内回头看", "look-back not done in time"),
+}
+
+
+def _overdue(e: IssueOverdue, n: Names) -> Sentence:
+    zh, en = _KIND.get(e.kind, (e.kind, e.kind))
+    return Sentence(
+        f"逾期：{zh}（期限 {e.due.isoformat()}）", f"Overdue: {en} (due {e.due.isoformat()})"
+    )
+
+
+def _escalated(e: IssueEscalated, n: Names) -> Sentence:
+    zh, en = _parts(e.to_person_name)
+    return Sentence(f"第{e.level}级督办：报{zh}", f"Escalated, step {e.level}: to {en}")
+
+
+def _passed(e: IssueLookbackPassed, n: Names) -> Sentence:
+    late = ("", "") if e.within_window else ("（超过回头看期限）", " (after its window)")
+    return Sentence(
+        f"回头看通过，{e.visitor}：{e.notes}{late[0]}。事项闭环",
+        f"Look-back passed, {e.visitor}: {e.notes}{late[1]}. The loop is closed",
+    )
+
+
+def _failed(e: IssueLookbackFailed, n: Names) -> Sentence:
+    return Sentence(
+        f"回头看未通过，{e.visitor}：{e.notes}。事项重新打开",
+        f"Look-back failed, {e.visitor}: {e.notes}. The matter is reopened",
+    )
+
+
+SENTENCES: dict[type[Event], Describe] = {
+    IssueReported: _reported,
+    IssueDuplicateReported: _duplicate,
+    IssueDuplicateSplit: _split,
+    IssueAssigned: _assigned,
+    IssueDeadlineRecomputed: _recomputed,
+    IssueResolved: _resolved,
+    IssueLookbackDueRecomputed: _lookback_recomputed,
+    IssueOverdue: _overdue,
+    IssueEscalated: _escalated,
+    IssueLookbackPassed: _passed,
+    IssueLookbackFailed: _failed,
+}
+
+
+def describe(type_: str, dataversion: int, data: dict[str, Any], names: Names) -> Sentence:
+    """The sentence for one recorded event; never fails."""
+    try:
+        event = read(type_, dataversion, data)
+    except NewerVersion:
+        return Sentence(
+            f"{type_} 的新版本（{dataversion}），本系统尚不能解读，原始数据见右",
+            f"A newer version ({dataversion}) of {type_} than this system reads; raw data shown",
+        )
+    except UnreadableEvent:
+        return Sentence(
+            f"{type_} 事件的数据无法解读，原始数据见右",
+            f"The data of this {type_} event cannot be read; raw data shown",
+        )
+    describe_one = SENTENCES.get(type(event)) if event is not None else None
+    if event is None or describe_one is None:
+        return Sentence(
+            f"本系统不认识的事件类型 {type_}，原始数据见右",
+            f"An event of a type this system does not know ({type_}); raw data shown",
+        )
+    return describe_one(event, names)
