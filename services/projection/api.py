@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AfterValidator, BaseModel
@@ -18,7 +19,9 @@ from shared.db import Sessions
 from shared.edge import IssueId
 from shared.events import IssueStatus
 from shared.reference import Kind, active, require
+from shared.text import Line
 
+ONE_DAY = timedelta(days=1)
 MAX_OFFSET = 1_000_000  # deeper pages are refused (422): narrow the filters instead
 
 
@@ -75,6 +78,8 @@ class IssuePage(BaseModel):
     total: int
     limit: int
     offset: int
+    sort: str
+    next_cursor: str | None  # pass as ?cursor= for the next page; null on the last
 
 
 class HistoryEvent(BaseModel):
@@ -112,10 +117,16 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
     def today() -> date:
         return local_date(clock(), timezone)
 
+    zone = ZoneInfo(timezone)
+
+    def start_of(day: date) -> datetime:
+        """Midnight of ``day`` in the town's time zone."""
+        return datetime.combine(day, time.min, tzinfo=zone)
+
     def out(view: IssueView) -> IssueOut:
         return IssueOut(**asdict(view), overdue=is_overdue(view, today()))
 
-    @router.get("")
+    @router.get("", responses={422: {"description": "A bad filter or cursor"}})
     async def list_issues(
         status_: Annotated[IssueStatus | None, Query(alias="status")] = None,
         village: Annotated[str | None, Query(), AfterValidator(_optional_code("villages"))] = None,
@@ -123,15 +134,53 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
         category: Annotated[
             str | None, Query(), AfterValidator(_optional_code("categories"))
         ] = None,
+        source: Annotated[str | None, Query(), AfterValidator(_optional_code("sources"))] = None,
+        responsible: Annotated[Line | None, Query(max_length=100)] = None,
         overdue: bool = False,
+        deadline_from: date | None = None,
+        deadline_to: date | None = None,
+        reported_from: date | None = None,
+        reported_to: date | None = None,
+        q: Annotated[Line | None, Query(min_length=1, max_length=100)] = None,
+        sort: issues.Sort = "newest",
+        cursor: Annotated[str | None, Query(max_length=500)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> IssuePage:
-        """The list (台账), newest first; filter by status, village, unit, category, overdue."""
-        f = issues.IssueFilter(status_, village, unit, category, today() if overdue else None)
-        async with sessions() as session:
-            views, total = await issues.list_issues(session, f, limit=limit, offset=offset)
-        return IssuePage(items=[out(v) for v in views], total=total, limit=limit, offset=offset)
+        """The list (台账). Filters: status, village, unit, category, source, responsible
+        person id, overdue, deadline and report date ranges (report dates in the town's
+        time zone, `reported_to` inclusive), and free text `q` (Chinese too: 路灯 finds
+        石官路路灯不亮). Sorted `newest` (default), `oldest`, `deadline` (soonest first) or
+        `updated`; page with `cursor` (the previous page's `next_cursor`)."""
+        f = issues.IssueFilter(
+            status=status_,
+            village=village,
+            unit=unit,
+            category=category,
+            source=source,
+            responsible_person_id=responsible,
+            overdue_on=today() if overdue else None,
+            deadline_from=deadline_from,
+            deadline_to=deadline_to,
+            reported_from=None if reported_from is None else start_of(reported_from),
+            reported_to=None if reported_to is None else start_of(reported_to + ONE_DAY),
+            text=q,
+        )
+        try:
+            async with sessions() as session:
+                views, total, after = await issues.list_issues(
+                    session, f, limit=limit, offset=offset, sort=sort, cursor=cursor
+                )
+        except issues.BadCursor as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        return IssuePage(
+            items=[out(v) for v in views],
+            total=total,
+            limit=limit,
+            offset=offset,
+            sort=sort,
+            next_cursor=after,
+        )
 
     @router.get("/{issue_id}", responses={404: {"description": "No such matter"}})
     async def get_issue(issue_id: IssueId) -> IssueOut:

@@ -196,3 +196,75 @@ async def test_a_re_created_stream_starts_a_new_epoch_and_no_event_is_lost(
         ]
     old = (await projection.get(f"/api/v1/issues/{before[0]}/history")).json()["events"]
     assert [(e["epoch"], e["position"]) for e in old] == [(1, 1)]
+
+
+async def test_free_text_finds_chinese_and_english_and_the_other_filters_narrow(
+    projection: httpx.AsyncClient, settings: Settings
+) -> None:
+    from shared.events import IssueReported
+    from tests.support.events import envelope
+
+    def report(title: str, village: str, source: str) -> Envelope:
+        event = IssueReported(
+            title=title,
+            description="详见现场",
+            category="street_lights",
+            village=village,
+            source=source,
+        )
+        return envelope(event, new_id(), actor=source, service="intake")
+
+    lamps = report("石官路路灯不亮", "shihu", "hotline_12345")
+    bridge = report("三岐村东西河危桥", "sanqi", "visit")
+    english = report("Street light out at the bus stop", "qizhuang", "online")
+    await publish(settings, lamps, bridge, english, assigned(bridge.subject))
+    await eventually(lambda: total(projection), lambda n: n == 3)
+
+    async def found(**params: str) -> list[str]:
+        response = await projection.get("/api/v1/issues", params=params)
+        assert response.status_code == 200, response.text
+        return [i["issue_id"] for i in response.json()["items"]]
+
+    assert await found(q="路灯") == [lamps.subject]
+    assert await found(q="东西河") == [bridge.subject]
+    assert await found(q="ＳＴＲＥＥＴ  light") == [english.subject]  # full-width, spaces, case
+    assert await found(q="灯") == [lamps.subject]  # one character: no pair, still found
+    assert await found(q="自来水") == []
+    assert await found(source="visit") == [bridge.subject]
+    assert await found(responsible="xuma-secretary") == [bridge.subject]
+    assert await found(deadline_from="2026-12-18", deadline_to="2026-12-18") == [bridge.subject]
+    assert set(await found(reported_from="2026-11-27", reported_to="2026-11-27")) == {
+        lamps.subject,
+        bridge.subject,
+        english.subject,
+    }
+    assert await found(reported_to="2026-11-26") == []
+
+
+async def test_keyset_pages_cover_every_matter_once_in_each_order(
+    projection: httpx.AsyncClient, settings: Settings
+) -> None:
+    ids = [new_id() for _ in range(7)]
+    await publish(settings, *(reported(i) for i in ids), assigned(ids[2]), assigned(ids[5]))
+    await eventually(lambda: total(projection, status="assigned"), lambda n: n == 2)
+
+    async def walk(sort: str) -> list[str]:
+        seen, cursor = [], None
+        while True:
+            params = {"limit": "3", "sort": sort, **({"cursor": cursor} if cursor else {})}
+            page = (await projection.get("/api/v1/issues", params=params)).json()
+            seen += [i["issue_id"] for i in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return seen
+
+    assert await walk("newest") == sorted(ids, reverse=True)
+    assert await walk("oldest") == sorted(ids)
+    by_deadline = await walk("deadline")
+    assert set(by_deadline[:2]) == {ids[2], ids[5]} and sorted(by_deadline) == sorted(ids)
+    assert sorted(await walk("updated")) == sorted(ids)
+    other = (await projection.get("/api/v1/issues", params={"limit": 3})).json()["next_cursor"]
+    wrong = await projection.get("/api/v1/issues", params={"sort": "deadline", "cursor": other})
+    assert wrong.status_code == 422
+    junk = await projection.get("/api/v1/issues", params={"cursor": "not-a-cursor"})
+    assert junk.status_code == 422

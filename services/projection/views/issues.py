@@ -8,15 +8,18 @@ of that matter from the audit trail.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
-from datetime import date
-from typing import Any
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime
+from typing import Any, Literal
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     Date,
     DateTime,
     Float,
@@ -27,14 +30,18 @@ from sqlalchemy import (
     Text,
     any_,
     bindparam,
+    cast,
     func,
+    literal,
     select,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.projection.domain import IssueView, Recorded, fold, step
 from services.projection.schema import metadata
+from services.projection.search import bigrams, normalise, searchable
 from services.projection.views.history import recorded
 from shared.bulk import column_names, executemany, insert_sql
 from shared.consumer import Delivery, Outcome
@@ -81,16 +88,21 @@ issues = Table(
     Column("last_epoch", Integer, nullable=False),
     Column("last_position", BigInteger, nullable=False),
     Column("event_count", Integer, nullable=False),
+    # Free text (services/projection/search.py): the normalised text and its character pairs.
+    Column("search_text", Text, nullable=False),
+    Column("search_grams", ARRAY(Text), nullable=False),
 )
 Index("issues_status", issues.c.status)
 Index("issues_village", issues.c.village)
 Index("issues_unit", issues.c.unit)
 Index("issues_category", issues.c.category)
+Index("issues_search", issues.c.search_grams, postgresql_using="gin")
 
 _FIELDS = [f.name for f in fields(IssueView)]
+_DERIVED = ["search_text", "search_grams"]
 _UPSERT = insert_sql(issues, "issue_id", update=True)
 _COLUMNS = column_names(issues, "issue_id")
-assert set(_COLUMNS) == set(_FIELDS), "the issues table and IssueView must match"
+assert set(_COLUMNS) == set(_FIELDS) | set(_DERIVED), "the issues table and IssueView must match"
 
 
 async def apply_batch(
@@ -166,16 +178,36 @@ async def _refold(session: AsyncSession, behind: dict[str, list[Delivery]]) -> d
 
 
 def _row(view: IssueView) -> tuple[Any, ...]:
-    """The view as a row in the upsert's column order."""
-    return tuple(getattr(view, name) for name in _COLUMNS)
+    """The view as a row in the upsert's column order, with its search columns."""
+    text, grams = searchable((view.title, view.description, view.address, view.external_ref))
+    derived = {"search_text": text, "search_grams": grams}
+    return tuple(derived[name] if name in derived else getattr(view, name) for name in _COLUMNS)
 
 
 def _view(values: dict[str, Any]) -> IssueView:
     return IssueView(**{name: values[name] for name in _FIELDS})
 
 
+@dataclass(frozen=True)
+class IssueFilter:
+    """What a supervisor narrows the list to; every field is optional."""
+
+    status: str | None = None
+    village: str | None = None
+    unit: str | None = None
+    category: str | None = None
+    source: str | None = None
+    responsible_person_id: str | None = None
+    overdue_on: date | None = None  # only matters past their deadline on this date
+    deadline_from: date | None = None
+    deadline_to: date | None = None
+    reported_from: datetime | None = None
+    reported_to: datetime | None = None
+    text: str | None = None  # free text, Chinese or not
+
+
 def filtered(query: Select[Any], f: IssueFilter) -> Select[Any]:
-    for column in ("status", "village", "unit", "category"):
+    for column in ("status", "village", "unit", "category", "source", "responsible_person_id"):
         value = getattr(f, column)
         if value is not None:
             query = query.where(issues.c[column] == value)
@@ -183,31 +215,101 @@ def filtered(query: Select[Any], f: IssueFilter) -> Select[Any]:
         query = query.where(
             issues.c.status.in_(("assigned", "reopened")), issues.c.deadline < f.overdue_on
         )
+    if f.deadline_from is not None:
+        query = query.where(issues.c.deadline >= f.deadline_from)
+    if f.deadline_to is not None:
+        query = query.where(issues.c.deadline <= f.deadline_to)
+    if f.reported_from is not None:
+        query = query.where(issues.c.reported_at >= f.reported_from)
+    if f.reported_to is not None:
+        query = query.where(issues.c.reported_at < f.reported_to)
+    if f.text:
+        wanted = normalise(f.text)
+        grams = bigrams(wanted)
+        if grams:  # candidates through the index, confirmed on the text
+            query = query.where(issues.c.search_grams.contains(cast(grams, ARRAY(Text))))
+        query = query.where(func.strpos(issues.c.search_text, wanted) > 0)
     return query
 
 
-class IssueFilter:
-    def __init__(
-        self,
-        status: str | None = None,
-        village: str | None = None,
-        unit: str | None = None,
-        category: str | None = None,
-        overdue_on: date | None = None,
-    ) -> None:
-        self.status, self.village, self.unit, self.category = status, village, unit, category
-        self.overdue_on = overdue_on  # only matters past their deadline on this date
+Sort = Literal["newest", "oldest", "deadline", "updated"]
+_FAR = date(9999, 12, 31)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _sort_key(sort: Sort) -> tuple[ColumnElement[Any], bool]:
+    """The expression a sort orders by (before the issue id), and whether descending."""
+    if sort == "deadline":  # soonest first; matters without a deadline last
+        return func.coalesce(issues.c.deadline, _FAR), False
+    if sort == "updated":
+        return func.coalesce(issues.c.last_event_at, _EPOCH), True
+    return issues.c.issue_id, sort == "newest"  # a ULID: the order of reporting
+
+
+def _cursor_value(sort: Sort, view: IssueView) -> str:
+    if sort == "deadline":
+        return (view.deadline or _FAR).isoformat()
+    if sort == "updated":
+        return (view.last_event_at or _EPOCH).isoformat()
+    return view.issue_id
+
+
+def encode_cursor(sort: Sort, view: IssueView) -> str:
+    """Where the next page starts: after this matter, in this order (opaque to clients)."""
+    raw = json.dumps([sort, _cursor_value(sort, view), view.issue_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+class BadCursor(ValueError):
+    """A cursor that this list did not give out (or for another sort)."""
+
+
+def decode_cursor(sort: Sort, cursor: str) -> tuple[Any, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        kind, value, issue_id = json.loads(base64.urlsafe_b64decode(padded))
+        if kind != sort or not isinstance(issue_id, str):
+            raise BadCursor("the cursor belongs to another sort order")
+        if sort == "deadline":
+            return date.fromisoformat(value), issue_id
+        if sort == "updated":
+            return datetime.fromisoformat(value), issue_id
+        return str(value), issue_id
+    except BadCursor:
+        raise
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise BadCursor("not a cursor this list gave out") from exc
 
 
 async def list_issues(
-    session: AsyncSession, f: IssueFilter, *, limit: int, offset: int
-) -> tuple[list[IssueView], int]:
-    """One page of matters, newest first, and how many match in all."""
+    session: AsyncSession,
+    f: IssueFilter,
+    *,
+    limit: int,
+    offset: int = 0,
+    sort: Sort = "newest",
+    cursor: str | None = None,
+) -> tuple[list[IssueView], int, str | None]:
+    """One page of matters in the chosen order, how many match in all, and the cursor of
+    the next page (keyset: as fast on page 10,000 as on page 1)."""
     total = await session.scalar(filtered(select(func.count()).select_from(issues), f))
-    rows = await session.execute(
-        filtered(select(issues), f).order_by(issues.c.issue_id.desc()).limit(limit).offset(offset)
-    )
-    return [_view(row._asdict()) for row in rows], int(total or 0)
+    key, descending = _sort_key(sort)
+    query = filtered(select(issues), f)
+    if cursor is not None:
+        value, issue_id = decode_cursor(sort, cursor)
+        after = tuple_(key, issues.c.issue_id)
+        position = tuple_(literal(value), literal(issue_id))
+        query = query.where(after < position if descending else after > position)
+    if descending:
+        query = query.order_by(key.desc(), issues.c.issue_id.desc())
+    else:
+        query = query.order_by(key.asc(), issues.c.issue_id.asc())
+    rows = await session.execute(query.limit(limit + 1).offset(offset))
+    views = [_view(row._asdict()) for row in rows]
+    more = len(views) > limit
+    views = views[:limit]
+    next_cursor = encode_cursor(sort, views[-1]) if more and views else None
+    return views, int(total or 0), next_cursor
 
 
 async def get_issue(session: AsyncSession, issue_id: str) -> IssueView | None:
