@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, AwareDatetime, BaseModel
 
 from services.projection.domain import IssueView, is_overdue
 from services.projection.sentences import Names, describe
@@ -123,8 +123,8 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
         """Midnight of ``day`` in the town's time zone."""
         return datetime.combine(day, time.min, tzinfo=zone)
 
-    def out(view: IssueView) -> IssueOut:
-        return IssueOut(**asdict(view), overdue=is_overdue(view, today()))
+    def out(view: IssueView, on: date | None = None) -> IssueOut:
+        return IssueOut(**asdict(view), overdue=is_overdue(view, on or today()))
 
     @router.get("", responses={422: {"description": "A bad filter or cursor"}})
     async def list_issues(
@@ -182,14 +182,18 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
             next_cursor=after,
         )
 
-    @router.get("/{issue_id}", responses={404: {"description": "No such matter"}})
-    async def get_issue(issue_id: IssueId) -> IssueOut:
-        """The current state of one matter."""
+    @router.get("/{issue_id}", responses={404: {"description": "No such matter (then)"}})
+    async def get_issue(issue_id: IssueId, as_of: AwareDatetime | None = None) -> IssueOut:
+        """The current state of one matter; with ``as_of`` (a time with its offset), the
+        state as it stood then: its events up to that moment, folded again."""
         async with sessions() as session:
-            view = await issues.get_issue(session, issue_id)
+            if as_of is None:
+                view = await issues.get_issue(session, issue_id)
+            else:
+                view = await issues.issue_as_of(session, issue_id, as_of)
         if view is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such matter")
-        return out(view)
+        return out(view, local_date(as_of, timezone) if as_of else None)
 
     @router.get("/{issue_id}/history", responses={404: {"description": "No such matter"}})
     async def get_history(issue_id: IssueId) -> History:

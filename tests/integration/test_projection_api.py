@@ -268,3 +268,32 @@ async def test_keyset_pages_cover_every_matter_once_in_each_order(
     assert wrong.status_code == 422
     junk = await projection.get("/api/v1/issues", params={"cursor": "not-a-cursor"})
     assert junk.status_code == 422
+
+
+async def test_a_matter_as_it_stood_at_an_earlier_time(
+    projection: httpx.AsyncClient, settings: Settings
+) -> None:
+    from datetime import timedelta
+
+    issue_id = new_id()
+    first, second = reported(issue_id), assigned(issue_id)
+    later = second.model_copy(update={"time": second.time + timedelta(days=3)})
+    await publish(settings, first, later)
+    await eventually(lambda: total(projection, status="assigned"), lambda n: n == 1)
+
+    async def state(as_of: datetime) -> httpx.Response:
+        return await projection.get(
+            f"/api/v1/issues/{issue_id}", params={"as_of": as_of.isoformat()}
+        )
+
+    between = await state(first.time + timedelta(days=1))
+    after = await state(later.time)
+    before = await state(first.time - timedelta(seconds=1))
+    naive = await projection.get(
+        f"/api/v1/issues/{issue_id}", params={"as_of": "2026-11-28T00:00:00"}
+    )
+
+    assert (between.json()["status"], between.json()["event_count"]) == ("reported", 1)
+    assert (after.json()["status"], after.json()["deadline"]) == ("assigned", "2026-12-18")
+    assert before.status_code == 404
+    assert naive.status_code == 422  # a time without its offset is ambiguous

@@ -315,3 +315,13 @@ async def list_issues(
 async def get_issue(session: AsyncSession, issue_id: str) -> IssueView | None:
     row = (await session.execute(select(issues).where(issues.c.issue_id == issue_id))).first()
     return _view(row._asdict()) if row else None
+
+
+async def issue_as_of(session: AsyncSession, issue_id: str, moment: datetime) -> IssueView | None:
+    """One matter as it stood at ``moment``: its recorded events up to then, folded."""
+    stored = (await recorded(session, [issue_id])).get(issue_id, [])
+    then = [r for r in stored if r.time <= moment]
+    if not any(event_class(r.type) for r in then):
+        return None
+    view = fold(issue_id, then)
+    return view if view.status is not None else None
