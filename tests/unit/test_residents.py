@@ -4,6 +4,7 @@ in-memory fakes; the webhook notifier on an in-memory transport."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
@@ -32,9 +33,10 @@ from services.intake.residents.handlers import (
     record_supervision,
     send_due_replies,
 )
-from services.intake.residents.notifier import Message, NotDelivered, WebhookNotifier
+from services.intake.residents.notifier import LogNotifier, Message, NotDelivered, WebhookNotifier
 from shared.envelope import Envelope, decode, wrap
 from shared.events import IssueLookbackFailed, IssueLookbackPassed, IssueResolved
+from shared.settings import Settings
 from tests.support.fakes import InMemoryUnitOfWork, Units
 from tests.support.residents import InMemoryResidents
 
@@ -325,3 +327,20 @@ async def test_the_webhook_gives_up_for_this_round_after_its_tries() -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as client:
         with pytest.raises(NotDelivered, match=r"ConnectError.*2 tries"):
             await WebhookNotifier(client, "http://gw/send", attempts=2).send(message())
+
+
+# ------------------------------------------------------------------ settings and the log
+
+
+def test_a_webhook_notifier_needs_its_url() -> None:
+    with pytest.raises(ValueError, match="notifier_webhook_url"):
+        Settings(notifier_kind="webhook")
+    with pytest.raises(ValueError):
+        Settings(notifier_kind="sms")
+    assert Settings().notifier_kind == "log"
+
+
+async def test_the_log_notifier_masks_the_phone(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="minqing.intake.notifier")
+    await LogNotifier().send(message())
+    assert "139****5678" in caplog.text and "13912345678" not in caplog.text
