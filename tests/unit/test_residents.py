@@ -23,6 +23,7 @@ from services.intake.residents.domain import (
     decide_feedback,
     next_attempt,
     reply_text,
+    supervised_groups,
     with_link,
 )
 from services.intake.residents.handlers import (
@@ -136,6 +137,12 @@ def test_only_open_facility_projects_are_supervised() -> None:
         check_supervisable(bridge(group="dispute"), GROUPS)
     with pytest.raises(MatterClosed):
         check_supervisable(bridge(closed=True), GROUPS)
+
+
+def test_supervised_groups_must_be_known() -> None:
+    assert supervised_groups(["livelihood"], {"livelihood", "dispute"}) == GROUPS
+    with pytest.raises(ValueError, match=r"unknown groups \['roads'\]"):
+        supervised_groups(["roads"], {"livelihood", "dispute"})
 
 
 def test_retries_double_up_to_a_ceiling() -> None:

@@ -72,6 +72,16 @@ class Reply:
     answered: bool = False
 
 
+def supervised_groups(configured: list[str], known: set[str]) -> frozenset[str]:
+    """The configured category groups, each checked against the reference data."""
+    unknown = sorted(set(configured) - known)
+    if unknown:
+        raise ValueError(
+            f"supervision_groups names unknown groups {unknown}; the groups are {sorted(known)}"
+        )
+    return frozenset(configured)
+
+
 def check_supervisable(matter: Matter | None, groups: frozenset[str]) -> Matter:
     """A matter residents may be invited to supervise."""
     if matter is None:

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from sqlalchemy.exc import IntegrityError
+
 from services.intake.domain import mask_phone
 from services.intake.residents.domain import (
+    FeedbackAlreadyGiven,
     Matter,
     Reply,
     Stage,
@@ -276,6 +279,15 @@ async def give_feedback(
     units: UowFactory[Residents], token: str, score: int, comment: str
 ) -> FeedbackTaken:
     """A reporter answers one reply (the token in its link) with a score and a comment."""
+    try:
+        return await _give_feedback(units, token, score, comment)
+    except IntegrityError as exc:  # the same reply answered twice at once: one wins
+        raise FeedbackAlreadyGiven("this reply was already answered") from exc
+
+
+async def _give_feedback(
+    units: UowFactory[Residents], token: str, score: int, comment: str
+) -> FeedbackTaken:
     async with units() as uow:
         reply = await uow.store.reply_by_token(token_hash(token), lock=True)
         feedback, revisit = decide_feedback(reply, score, comment)

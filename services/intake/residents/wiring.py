@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.residents.api import build_residents_router
+from services.intake.residents.domain import supervised_groups
 from services.intake.residents.handlers import REPLY_HANDLERS, ReplyPolicy, send_due_replies
 from services.intake.residents.notifier import open_notifier
 from services.intake.residents.store import SqlResidents
@@ -25,6 +26,7 @@ log = logging.getLogger("minqing.intake.replies")
 def install(rt: Runtime, ref: ReferenceData) -> APIRouter:
     """Subscribe ``intake-replies``, start the reply worker; return the routes."""
     settings = rt.settings
+    supervised = supervised_groups(settings.supervision_groups, set(ref.groups))
     groups = {code: category.group for code, category in ref.categories.items()}
     units = rt.units_of_work(lambda session: SqlResidents(session, groups))
     wake = asyncio.Event()
@@ -63,4 +65,4 @@ def install(rt: Runtime, ref: ReferenceData) -> APIRouter:
                     await asyncio.wait_for(wake.wait(), settings.reply_poll_seconds)
 
     rt.workers.append(worker)
-    return build_residents_router(units, rt.sessions, frozenset(settings.supervision_groups))
+    return build_residents_router(units, rt.sessions, supervised)
