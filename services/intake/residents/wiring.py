@@ -51,15 +51,24 @@ def install(rt: Runtime, ref: ReferenceData) -> APIRouter:
 
     async def worker() -> None:
         async with open_notifier(settings) as notifier:
+            failing = False
             while True:
                 try:
                     sent, failed = await send_due_replies(units, notifier, policy)
+                    if failing:
+                        log.warning("replies: the worker works again")
+                    failing = False
                     if sent or failed:
                         log.info("replies: %d sent, %d to try again", sent, failed)
                     if sent + failed >= policy.batch_size:
                         continue  # more may be due
-                except Exception:
-                    log.exception("replies: sending failed; trying again shortly")
+                except Exception as exc:
+                    # The traceback once per outage (the database away), not every round.
+                    if failing:
+                        log.warning("replies: still failing (%r)", exc)
+                    else:
+                        log.exception("replies: the worker failed; it tries again every round")
+                    failing = True
                 wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), settings.reply_poll_seconds)
