@@ -11,6 +11,7 @@ from services.assignment.handlers import HANDLERS as ASSIGNMENT
 from services.followup.handlers import HANDLERS as FOLLOWUP
 from services.intake.handlers import HANDLERS as INTAKE
 from services.intake.ingress_consumer import ingress_channels
+from services.intake.residents.handlers import REPLY_HANDLERS as INTAKE_REPLIES
 from services.projection.views import VIEWS
 from shared.contract import Channel
 from shared.events import EVENT_CLASSES, Event
@@ -21,6 +22,7 @@ def consumers() -> dict[str, Sequence[type[Event]]]:
     """Durable consumer name -> the event classes it consumes."""
     found: dict[str, Sequence[type[Event]]] = {
         "intake-status": list(INTAKE),
+        "intake-replies": list(INTAKE_REPLIES),
         "assignment": list(ASSIGNMENT),
         "followup": list(FOLLOWUP),
     }

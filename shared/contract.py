@@ -22,12 +22,17 @@ from shared.events import (
     IssueDuplicateReported,
     IssueDuplicateSplit,
     IssueEscalated,
+    IssueFeedbackRecorded,
     IssueLookbackDueRecomputed,
     IssueLookbackFailed,
     IssueLookbackPassed,
     IssueOverdue,
     IssueReported,
+    IssueReporterReplied,
     IssueResolved,
+    IssueRevisitFlagged,
+    IssueSupervisionRecorded,
+    IssueSupervisorInvited,
 )
 from shared.settings import ServiceName, Settings
 
@@ -43,6 +48,11 @@ EMITTED_BY: dict[type[Event], ServiceName] = {
     IssueResolved: "followup",
     IssueLookbackPassed: "followup",
     IssueLookbackFailed: "followup",
+    IssueSupervisorInvited: "intake",
+    IssueSupervisionRecorded: "intake",
+    IssueReporterReplied: "intake",
+    IssueFeedbackRecorded: "intake",
+    IssueRevisitFlagged: "intake",
 }
 
 

@@ -196,6 +196,67 @@ class IssueLookbackFailed(LookbackRecorded):
     TYPE: ClassVar[str] = "issue.lookback_failed"
 
 
+class IssueSupervisorInvited(Event):
+    """A resident was invited to supervise a matter (a project improving production or
+    living facilities). The name and phone stay in intake: ``supervisor_ref`` and a masked
+    phone travel."""
+
+    TYPE: ClassVar[str] = "issue.supervisor_invited"
+
+    supervisor_ref: str
+    supervisor_phone_masked: str | None = None
+    invited_by: str
+
+
+class IssueSupervisionRecorded(Event):
+    """A resident supervisor checked a matter's work (``check``) or signed it off
+    (``sign_off``), satisfied or not, with notes."""
+
+    TYPE: ClassVar[str] = "issue.supervision_recorded"
+
+    supervisor_ref: str
+    kind: Literal["check", "sign_off"]
+    satisfied: bool
+    notes: str
+
+
+class IssueReporterReplied(Event):
+    """A reporter was answered (``stage``: the matter was resolved, or closed) through the
+    notifier named in ``channel``; ``reply_id`` is the reply's key at the receiver."""
+
+    TYPE: ClassVar[str] = "issue.reporter_replied"
+
+    reply_id: str
+    reporter_ref: str
+    stage: Literal["resolved", "closed"]
+    channel: str
+    attempts: int = Field(ge=1)
+    feedback_link: bool
+
+
+class IssueFeedbackRecorded(Event):
+    """A reporter rated how a matter was handled (1-5), answering one reply."""
+
+    TYPE: ClassVar[str] = "issue.feedback_recorded"
+
+    reply_id: str
+    reporter_ref: str
+    stage: Literal["resolved", "closed"]
+    score: int = Field(ge=1, le=5)
+    comment: str
+
+
+class IssueRevisitFlagged(Event):
+    """A reporter was dissatisfied (score 2 or less): the matter is flagged for a re-visit."""
+
+    TYPE: ClassVar[str] = "issue.revisit_flagged"
+
+    reply_id: str
+    reporter_ref: str
+    score: int = Field(ge=1, le=5)
+    reason: str
+
+
 EVENT_CLASSES: tuple[type[Event], ...] = (
     IssueReported,
     IssueDuplicateReported,
@@ -208,6 +269,11 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     IssueEscalated,
     IssueLookbackPassed,
     IssueLookbackFailed,
+    IssueSupervisorInvited,
+    IssueSupervisionRecorded,
+    IssueReporterReplied,
+    IssueFeedbackRecorded,
+    IssueRevisitFlagged,
 )
 EVENTS_BY_TYPE: dict[str, type[Event]] = {cls.TYPE: cls for cls in EVENT_CLASSES}
 

@@ -94,6 +94,24 @@ class Settings(BaseSettings):
     # URL the request came in on.
     open311_jurisdiction_id: str = Field("minqing", min_length=1, max_length=200)
     open311_public_url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
+    # Answers to reporters (when a matter is resolved, and when it is closed): "log" writes
+    # them to the service log; "webhook" POSTs each as JSON to notifier_webhook_url (an SMS
+    # gateway's adapter), trying notifier_attempts times per round with notifier_timeout_seconds
+    # each. A reply not delivered is tried again later (doubling, up to
+    # reply_retry_max_seconds), never dropped. The worker looks for due replies every
+    # reply_poll_seconds. A reply's feedback link is <feedback_base_url>/feedback/<token>
+    # (none when unset).
+    notifier_kind: Literal["log", "webhook"] = "log"
+    notifier_webhook_url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
+    notifier_timeout_seconds: float = Field(5.0, gt=0, le=120)
+    notifier_attempts: int = Field(3, ge=1, le=10)
+    reply_poll_seconds: float = Field(2.0, gt=0)
+    reply_batch_size: int = Field(50, ge=1, le=1000)
+    reply_retry_max_seconds: float = Field(600.0, gt=0)
+    feedback_base_url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
+    # Residents may be invited to supervise matters of these category groups (projects that
+    # improve production and living facilities).
+    supervision_groups: list[str] = Field(default_factory=lambda: ["livelihood"])
 
     @model_validator(mode="after")
     def _streams_apart(self) -> Self:
@@ -115,6 +133,8 @@ class Settings(BaseSettings):
             raise ValueError(f"the stream names must differ: {names}")
         if self.ingress_stream_max_msg_bytes <= self.max_ingress_bytes:
             raise ValueError("ingress_stream_max_msg_bytes must be larger than max_ingress_bytes")
+        if self.notifier_kind == "webhook" and not self.notifier_webhook_url:
+            raise ValueError("notifier_kind 'webhook' needs notifier_webhook_url")
         return self
 
     def port(self, service: ServiceName) -> int:

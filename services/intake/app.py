@@ -19,6 +19,7 @@ from services.intake.ingress_consumer import IngressConsumer
 from services.intake.metrics import IngressMetrics
 from services.intake.open311 import api as open311
 from services.intake.open311.store import Open311Reports
+from services.intake.residents import wiring as residents
 from services.intake.store import SqlImportStore, SqlReports, plumbing
 from shared import reference
 from shared.clock import Clock, system_clock
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     # Department systems' reports on NATS (CloudEvents), answered on the outcomes stream.
     metrics = IngressMetrics()
     IngressConsumer(rt, ref, policy, metrics).subscribe()
+    # Residents: supervisors, answers to every reporter (durable, through a notifier), feedback.
+    residents_router = residents.install(rt, ref)
 
     async def prune_outcomes() -> str:
         before = clock() - timedelta(days=settings.outcomes_max_age_days)
@@ -81,4 +84,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         app, rt.units_of_work(Open311Reports), rt.sessions, ref, policy, settings, clock
     )
     app.include_router(build_ingress_router(rt, metrics))
+    app.include_router(residents_router)
     return app

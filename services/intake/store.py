@@ -37,6 +37,7 @@ from services.intake.imports import ImportJob, ImportProgress, ListRow, PendingR
 # Open311's tables are in this schema too: imported so that this module's ``metadata``
 # (migrations, the drift test) holds every intake table.
 from services.intake.open311 import tables as _open311_tables  # noqa: F401
+from services.intake.residents import tables as _residents_tables  # noqa: F401
 from services.intake.schema import SCHEMA as SCHEMA
 from services.intake.schema import metadata as metadata
 from shared.bulk import execute, plain_insert_sql

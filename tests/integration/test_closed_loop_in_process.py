@@ -48,9 +48,14 @@ class Town:
         await eventually(lambda: self.case_status(issue_id), lambda status: status == "assigned")
 
     async def wait_for(self, issue_id: str, *types: str) -> list[str]:
-        return await eventually(
-            lambda: self.history_types(issue_id), lambda got: got == [f"minqing.{t}" for t in types]
-        )
+        """Wait for the matter's own steps; answers to its reporters, which intake sends as
+        they come (``issue.reporter_replied``), may fall anywhere between them."""
+
+        async def steps() -> list[str]:
+            got = await self.history_types(issue_id)
+            return [t for t in got if t != "minqing.issue.reporter_replied"]
+
+        return await eventually(steps, lambda got: got == [f"minqing.{t}" for t in types])
 
 
 @pytest.fixture
@@ -90,6 +95,12 @@ async def test_a_matter_goes_round_the_whole_loop(town: Town) -> None:
     )
     issue = (await town.projection.get(f"/api/v1/issues/{issue_id}")).json()
     assert issue["status"] == "closed"
+    # The reporter was answered when it was resolved, and when it was closed.
+    replies = await eventually(
+        lambda: town.history_types(issue_id),
+        lambda got: got.count("minqing.issue.reporter_replied") == 2,
+    )
+    assert len(replies) == 6
 
 
 async def test_a_failed_lookback_reopens_and_reassigns_the_matter(town: Town) -> None:

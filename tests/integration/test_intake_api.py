@@ -200,6 +200,7 @@ async def test_health_and_readiness_report_their_connections(
         "nats": "ok",
         "consumer intake-status": "ok",
         "consumer intake-ingress": "ok",
+        "consumer intake-replies": "ok",
     }
 
 

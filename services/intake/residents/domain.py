@@ -1,0 +1,162 @@
+"""Pure rules for residents: supervisors of a matter, answers to its reporters, and their
+feedback. No I/O and no clock: the moment is an argument."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from shared.events import (
+    IssueFeedbackRecorded,
+    IssueRevisitFlagged,
+    IssueSupervisionRecorded,
+)
+
+Stage = Literal["resolved", "closed"]
+SupervisionKind = Literal["check", "sign_off"]
+
+# A score at or below this is dissatisfaction: the matter is flagged for a re-visit.
+DISSATISFIED_AT_MOST = 2
+
+
+class MatterNotFound(Exception):
+    """No matter has this id."""
+
+
+class NotSupervisable(Exception):
+    """Residents supervise only projects improving production and living facilities."""
+
+
+class MatterClosed(Exception):
+    """The matter is closed: nothing more to supervise."""
+
+
+class SupervisorNotFound(Exception):
+    """No supervisor with this reference was invited to this matter."""
+
+
+class NotYetResolved(Exception):
+    """A sign-off needs the matter reported resolved first."""
+
+
+class UnknownToken(Exception):
+    """No reply carries this feedback token."""
+
+
+class FeedbackAlreadyGiven(Exception):
+    """This reply was already answered; each reply takes one answer."""
+
+
+@dataclass(frozen=True)
+class Matter:
+    """What the rules need to know of a matter."""
+
+    issue_id: str
+    title: str
+    group: str  # the category's group (livelihood, dispute, ...)
+    closed: bool
+    resolved: bool  # a resolution stands (not undone by a failed look-back)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer to one reporter, at one stage of the matter."""
+
+    reply_id: str
+    issue_id: str
+    reporter_ref: str
+    stage: Stage
+    text: str
+    sent: bool = False
+    answered: bool = False
+
+
+def supervised_groups(configured: list[str], known: set[str]) -> frozenset[str]:
+    """The configured category groups, each checked against the reference data."""
+    unknown = sorted(set(configured) - known)
+    if unknown:
+        raise ValueError(
+            f"supervision_groups names unknown groups {unknown}; the groups are {sorted(known)}"
+        )
+    return frozenset(configured)
+
+
+def check_supervisable(matter: Matter | None, groups: frozenset[str]) -> Matter:
+    """A matter residents may be invited to supervise."""
+    if matter is None:
+        raise MatterNotFound("no matter has this id")
+    if matter.group not in groups:
+        raise NotSupervisable(
+            f"residents supervise matters of the groups {sorted(groups)}; "
+            f"this matter is in {matter.group!r}"
+        )
+    if matter.closed:
+        raise MatterClosed("the matter is closed")
+    return matter
+
+
+def decide_supervision(
+    matter: Matter | None,
+    groups: frozenset[str],
+    supervisor_of: str | None,
+    supervisor_ref: str,
+    kind: SupervisionKind,
+    satisfied: bool,
+    notes: str,
+) -> IssueSupervisionRecorded:
+    """A supervisor's check (any time the matter is open) or sign-off (once resolved)."""
+    matter = check_supervisable(matter, groups)
+    if supervisor_of != matter.issue_id:
+        raise SupervisorNotFound(f"supervisor {supervisor_ref} was not invited to this matter")
+    if kind == "sign_off" and not matter.resolved:
+        raise NotYetResolved("a sign-off needs the matter reported resolved first")
+    return IssueSupervisionRecorded(
+        supervisor_ref=supervisor_ref, kind=kind, satisfied=satisfied, notes=notes
+    )
+
+
+def reply_text(stage: Stage, title: str, detail: str) -> str:
+    """What a reporter is told (the feedback link, if any, is added when it is sent)."""
+    if stage == "resolved":
+        return (
+            f"Your report “{title}” has been resolved: {detail}. A look-back visit will check it."
+        )
+    return f"Your report “{title}” is closed: the look-back visit confirmed the fix ({detail})."
+
+
+def with_link(text: str, feedback_url: str | None) -> str:
+    if feedback_url is None:
+        return text
+    return f"{text} How satisfied are you (1-5)? {feedback_url}"
+
+
+def decide_feedback(
+    reply: Reply | None, score: int, comment: str
+) -> tuple[IssueFeedbackRecorded, IssueRevisitFlagged | None]:
+    """A reporter's satisfaction; dissatisfaction flags the matter for a re-visit."""
+    if reply is None:
+        raise UnknownToken("no reply carries this feedback token")
+    if reply.answered:
+        raise FeedbackAlreadyGiven("this reply was already answered")
+    feedback = IssueFeedbackRecorded(
+        reply_id=reply.reply_id,
+        reporter_ref=reply.reporter_ref,
+        stage=reply.stage,
+        score=score,
+        comment=comment,
+    )
+    if score > DISSATISFIED_AT_MOST:
+        return feedback, None
+    reason = f"reporter dissatisfied ({score}/5) after the matter was {reply.stage}"
+    if comment:
+        reason += f": {comment}"
+    revisit = IssueRevisitFlagged(
+        reply_id=reply.reply_id, reporter_ref=reply.reporter_ref, score=score, reason=reason
+    )
+    return feedback, revisit
+
+
+def next_attempt(now: datetime, attempts: int, first: float, most: float) -> datetime:
+    """When to try a reply again after ``attempts`` failed rounds: doubling, capped."""
+    return now + timedelta(seconds=min(first * 2 ** max(attempts - 1, 0), most))

@@ -1,0 +1,77 @@
+"""Residents in intake's composition root: the consumer that queues replies, the worker
+that sends them, and the HTTP routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.intake.residents.api import build_residents_router
+from services.intake.residents.domain import supervised_groups
+from services.intake.residents.handlers import REPLY_HANDLERS, ReplyPolicy, send_due_replies
+from services.intake.residents.notifier import open_notifier
+from services.intake.residents.store import SqlResidents
+from shared.dispatch import consumed_types, event_applier
+from shared.reference import ReferenceData
+from shared.runtime import Runtime
+from shared.uow import SqlUnitOfWork
+
+log = logging.getLogger("minqing.intake.replies")
+
+
+def install(rt: Runtime, ref: ReferenceData) -> APIRouter:
+    """Subscribe ``intake-replies``, start the reply worker; return the routes."""
+    settings = rt.settings
+    supervised = supervised_groups(settings.supervision_groups, set(ref.groups))
+    groups = {code: category.group for code, category in ref.categories.items()}
+    units = rt.units_of_work(lambda session: SqlResidents(session, groups))
+    wake = asyncio.Event()
+
+    def unit_of_work(session: AsyncSession) -> SqlUnitOfWork[SqlResidents]:
+        return rt.batch_unit_of_work(session, SqlResidents(session, groups))
+
+    rt.subscribe(
+        "replies",
+        event_applier(REPLY_HANDLERS, None, unit_of_work),
+        consumed_types(REPLY_HANDLERS),
+        after_commit=wake.set,
+    )
+    policy = ReplyPolicy(
+        batch_size=settings.reply_batch_size,
+        # A claim outlives every try of one reply, so two replicas never send it together.
+        hold_seconds=2 * settings.notifier_attempts * (settings.notifier_timeout_seconds + 1),
+        retry_first_seconds=settings.reply_poll_seconds,
+        retry_most_seconds=settings.reply_retry_max_seconds,
+        feedback_base_url=settings.feedback_base_url,
+    )
+
+    async def worker() -> None:
+        async with open_notifier(settings) as notifier:
+            failing = False
+            while True:
+                try:
+                    sent, failed = await send_due_replies(units, notifier, policy)
+                    if failing:
+                        log.warning("replies: the worker works again")
+                    failing = False
+                    if sent or failed:
+                        log.info("replies: %d sent, %d to try again", sent, failed)
+                    if sent + failed >= policy.batch_size:
+                        continue  # more may be due
+                except Exception as exc:
+                    # The traceback once per outage (the database away), not every round.
+                    if failing:
+                        log.warning("replies: still failing (%r)", exc)
+                    else:
+                        log.exception("replies: the worker failed; it tries again every round")
+                    failing = True
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), settings.reply_poll_seconds)
+
+    rt.workers.append(worker)
+    return build_residents_router(units, rt.sessions, supervised)

@@ -1,0 +1,132 @@
+"""An in-memory residents store: the residents' use cases tested without PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from services.intake.residents.domain import Matter, Reply
+from services.intake.residents.handlers import DueReply, NewReply, Supervisor, token_hash
+
+
+@dataclass
+class StoredReply:
+    new: NewReply
+    status: str = "pending"
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    held_until: datetime | None = None
+    last_error: str | None = None
+    token: str | None = None
+
+
+class InMemoryResidents:
+    def __init__(self) -> None:
+        self.matters: dict[str, Matter] = {}
+        self.reporters_of: dict[str, list[str]] = {}
+        self.contacts: dict[str, tuple[str | None, str | None]] = {}
+        self.replies: dict[str, StoredReply] = {}
+        self.feedback: dict[str, tuple[int, str, bool]] = {}
+        self.supervisors: dict[str, tuple[Supervisor, str, str | None]] = {}
+        self.supervisions: list[tuple[str, str, str, bool]] = []
+
+    async def matter(self, issue_id: str) -> Matter | None:
+        return self.matters.get(issue_id)
+
+    async def set_resolved(self, issue_id: str, resolved: bool, at: datetime) -> None:
+        if issue_id in self.matters:
+            self.matters[issue_id] = replace(self.matters[issue_id], resolved=resolved)
+
+    async def reporters(self, issue_id: str) -> list[str]:
+        return list(dict.fromkeys(self.reporters_of.get(issue_id, [])))
+
+    async def add_replies(self, replies: list[NewReply], at: datetime) -> None:
+        for new in replies:
+            key = (new.cause_event_id, new.reporter_ref)
+            if any(
+                (r.new.cause_event_id, r.new.reporter_ref) == key for r in self.replies.values()
+            ):
+                continue
+            self.replies[new.reply_id] = StoredReply(new, next_attempt_at=at, token=new.token)
+
+    async def claim_due(self, now: datetime, until: datetime, limit: int) -> list[DueReply]:
+        due = [
+            r
+            for r in self.replies.values()
+            if r.status == "pending"
+            and r.next_attempt_at is not None
+            and r.next_attempt_at <= now
+            and (r.held_until is None or r.held_until <= now)
+        ][:limit]
+        claimed = []
+        for r in due:
+            r.held_until = until
+            name, phone = self.contacts.get(r.new.reporter_ref, (None, None))
+            assert r.token is not None
+            claimed.append(
+                DueReply(
+                    reply_id=r.new.reply_id,
+                    issue_id=r.new.issue_id,
+                    reporter_ref=r.new.reporter_ref,
+                    stage=r.new.stage,
+                    text=r.new.text,
+                    token=r.token,
+                    attempts=r.attempts,
+                    cause_event_id=r.new.cause_event_id,
+                    correlation_id=r.new.correlation_id,
+                    name=name,
+                    phone=phone,
+                )
+            )
+        return claimed
+
+    async def mark_sent(self, reply_id: str, channel: str, attempts: int, at: datetime) -> bool:
+        r = self.replies[reply_id]
+        if r.status != "pending":
+            return False
+        r.status, r.attempts, r.held_until, r.token = "sent", attempts, None, None
+        return True
+
+    async def mark_failed(
+        self, reply_id: str, attempts: int, error: str, retry_at: datetime
+    ) -> None:
+        r = self.replies[reply_id]
+        r.attempts, r.last_error, r.next_attempt_at, r.held_until = attempts, error, retry_at, None
+
+    async def reply_by_token(self, hashed: str, *, lock: bool) -> Reply | None:
+        for r in self.replies.values():
+            if token_hash(r.new.token) == hashed:
+                return Reply(
+                    reply_id=r.new.reply_id,
+                    issue_id=r.new.issue_id,
+                    reporter_ref=r.new.reporter_ref,
+                    stage=r.new.stage,
+                    text=r.new.text,
+                    sent=r.status == "sent",
+                    answered=r.new.reply_id in self.feedback,
+                )
+        return None
+
+    async def add_feedback(
+        self, reply: Reply, score: int, comment: str, revisit: bool, at: datetime
+    ) -> None:
+        self.feedback[reply.reply_id] = (score, comment, revisit)
+
+    async def add_supervisor(self, supervisor: Supervisor, name: str, phone: str | None) -> None:
+        self.supervisors[supervisor.supervisor_ref] = (supervisor, name, phone)
+
+    async def supervisor_issue(self, supervisor_ref: str) -> str | None:
+        found = self.supervisors.get(supervisor_ref)
+        return found[0].issue_id if found else None
+
+    async def add_supervision(
+        self,
+        event_id: str,
+        issue_id: str,
+        supervisor_ref: str,
+        kind: str,
+        satisfied: bool,
+        notes: str,
+        at: datetime,
+    ) -> None:
+        self.supervisions.append((issue_id, supervisor_ref, kind, satisfied))
