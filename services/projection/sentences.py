@@ -19,12 +19,17 @@ from shared.events import (
     IssueDuplicateReported,
     IssueDuplicateSplit,
     IssueEscalated,
+    IssueFeedbackRecorded,
     IssueLookbackDueRecomputed,
     IssueLookbackFailed,
     IssueLookbackPassed,
     IssueOverdue,
     IssueReported,
+    IssueReporterReplied,
     IssueResolved,
+    IssueRevisitFlagged,
+    IssueSupervisionRecorded,
+    IssueSupervisorInvited,
 )
 from shared.reference import ReferenceData
 
@@ -171,6 +176,48 @@ def _failed(e: IssueLookbackFailed, n: Names) -> Sentence:
     )
 
 
+def _supervisor_invited(e: IssueSupervisorInvited, n: Names) -> Sentence:
+    return Sentence(
+        f"邀请群众监督员 {e.supervisor_ref} 全程监督（{e.invited_by} 邀请）",
+        f"Resident supervisor {e.supervisor_ref} invited to oversee it (by {e.invited_by})",
+    )
+
+
+def _supervision(e: IssueSupervisionRecorded, n: Names) -> Sentence:
+    what = ("验收签字", "signed off") if e.kind == "sign_off" else ("检查", "checked it")
+    verdict = ("满意", "satisfied") if e.satisfied else ("不满意", "not satisfied")
+    return Sentence(
+        f"群众监督员 {e.supervisor_ref} {what[0]}，{verdict[0]}：{e.notes}",
+        f"Resident supervisor {e.supervisor_ref} {what[1]}, {verdict[1]}: {e.notes}",
+    )
+
+
+_STAGE = {"resolved": ("办结", "resolution"), "closed": ("闭环", "closing")}
+
+
+def _replied(e: IssueReporterReplied, n: Names) -> Sentence:
+    zh, en = _STAGE.get(e.stage, (e.stage, e.stage))
+    return Sentence(
+        f"已就{zh}答复反映人 {e.reporter_ref}（{e.channel}）",
+        f"Reporter {e.reporter_ref} answered about its {en} ({e.channel})",
+    )
+
+
+def _feedback(e: IssueFeedbackRecorded, n: Names) -> Sentence:
+    comment = f"：{e.comment}" if e.comment else ""
+    return Sentence(
+        f"反映人 {e.reporter_ref} 评价 {e.score}/5{comment}",
+        f"Reporter {e.reporter_ref} rated it {e.score}/5" + (f": {e.comment}" if e.comment else ""),
+    )
+
+
+def _revisit(e: IssueRevisitFlagged, n: Names) -> Sentence:
+    return Sentence(
+        f"群众不满意（{e.score}/5），需再次回访：{e.reason}",
+        f"The reporter is dissatisfied ({e.score}/5): flagged for a re-visit: {e.reason}",
+    )
+
+
 SENTENCES: dict[type[Event], Describe] = {
     IssueReported: _reported,
     IssueDuplicateReported: _duplicate,
@@ -183,6 +230,11 @@ SENTENCES: dict[type[Event], Describe] = {
     IssueEscalated: _escalated,
     IssueLookbackPassed: _passed,
     IssueLookbackFailed: _failed,
+    IssueSupervisorInvited: _supervisor_invited,
+    IssueSupervisionRecorded: _supervision,
+    IssueReporterReplied: _replied,
+    IssueFeedbackRecorded: _feedback,
+    IssueRevisitFlagged: _revisit,
 }
 
 
