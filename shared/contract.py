@@ -22,10 +22,13 @@ from shared.events import (
     IssueDuplicateReported,
     IssueDuplicateSplit,
     IssueEscalated,
+    IssueFundingRecorded,
     IssueLookbackDueRecomputed,
     IssueLookbackFailed,
     IssueLookbackPassed,
     IssueOverdue,
+    IssuePlanSet,
+    IssueProgressReported,
     IssueReported,
     IssueResolved,
 )
@@ -43,6 +46,9 @@ EMITTED_BY: dict[type[Event], ServiceName] = {
     IssueResolved: "followup",
     IssueLookbackPassed: "followup",
     IssueLookbackFailed: "followup",
+    IssuePlanSet: "followup",
+    IssueProgressReported: "followup",
+    IssueFundingRecorded: "followup",
 }
 
 

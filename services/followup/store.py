@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -22,9 +26,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.followup.domain import Case
-from services.followup.handlers import Tracked
-from shared.state import StateCache, StateTable
+from services.followup.domain import Case, Funding, Milestone, next_milestone_due
+from services.followup.handlers import FundTotal, Tracked
+from shared.state import Row, StateCache, StateTable
 from shared.tables import plumbing_tables
 
 SCHEMA = "followup"
@@ -48,15 +52,58 @@ cases = Table(
     Column("overdue_kind", Text),
     Column("overdue_due", Date),
     Column("escalation_level", Integer, nullable=False),
+    Column("plan_template", Text),
+    Column("milestones", Text, nullable=False),  # JSON list, see _CaseTable
+    Column("milestone_due", Date),  # the earliest due date of a milestone not done
+    Column("funds", Text, nullable=False),  # JSON list, see _CaseTable
+    Column("resolved_by", Text),
+    Column("lookback_unit", Text),
+    Column("lookback_failures", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 Index("cases_provisional", cases.c.issue_id, postgresql_where=text("lookback_provisional"))
 Index("cases_deadline_waiting", cases.c.deadline, postgresql_where=text("status = 'assigned'"))
 Index("cases_lookback_waiting", cases.c.lookback_due, postgresql_where=text("status = 'resolved'"))
+Index(
+    "cases_milestone_waiting", cases.c.milestone_due, postgresql_where=text("status = 'assigned'")
+)
 
 plumbing = plumbing_tables(metadata)
-_table = StateTable(cases, Case)
+
+
+class _CaseTable(StateTable[Case]):
+    """A case's plan and funds are kept as JSON text beside its plain columns."""
+
+    def state(self, row: Row) -> Case:
+        milestones = tuple(
+            Milestone(**{**m, "due": date.fromisoformat(m["due"])})
+            for m in json.loads(row["milestones"])
+        )
+        funds = tuple(
+            Funding(**{**f, "amount": Decimal(f["amount"])}) for f in json.loads(row["funds"])
+        )
+        return super().state({**row, "milestones": milestones, "funds": funds})
+
+    def row(self, issue_id: str, state: Case, now: datetime, **extra: Any) -> Row:
+        row = super().row(issue_id, state, now, **extra)
+        row["milestones"] = json.dumps([asdict(m) for m in state.milestones], default=str)
+        row["funds"] = json.dumps([asdict(f) for f in state.funds], default=str)
+        row["milestone_due"] = next_milestone_due(state)
+        return row
+
+
+_table = _CaseTable(cases, Case)
+
+_FUND_TOTALS = text(
+    """
+    select f->>'source' as source, f->>'status' as status,
+           sum((f->>'amount')::numeric) as amount, count(*) as entries,
+           count(distinct c.issue_id) as matters
+    from followup.cases c, jsonb_array_elements(c.funds::jsonb) f
+    group by 1, 2 order by 1, 2
+    """
+)
 
 
 class SqlCases:
@@ -78,12 +125,17 @@ class SqlCases:
             or_(
                 and_(cases.c.status == "assigned", cases.c.deadline < today),
                 and_(cases.c.status == "resolved", cases.c.lookback_due < today),
+                and_(cases.c.status == "assigned", cases.c.milestone_due < today),
             )
         )
         ids = list((await self._session.scalars(query)).all())
         await self._rows.preload(ids)  # locked; re-read, since a consumer may have moved on
         found = [(i, await self.get(i)) for i in ids]
         return [(i, t) for i, t in found if t is not None]
+
+    async def fund_totals(self) -> list[FundTotal]:
+        rows = await self._session.execute(_FUND_TOTALS)
+        return [FundTotal(**row._asdict()) for row in rows]
 
     async def preload(self, issue_ids: Sequence[str]) -> None:
         await self._rows.preload(issue_ids)
