@@ -227,7 +227,7 @@ def build_router(units: UowFactory[Cases], rules: Rules) -> APIRouter:
         try:
             recorded = await _guard(set_plan(units, rules, issue_id, command))
         except UnknownTemplate as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+            raise HTTPException(422, str(exc)) from exc
         return _answer(issue_id, recorded)
 
     @router.post("/{issue_id}/progress", status_code=201, responses=errors)
