@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -372,10 +373,19 @@ def _milestone_checks(
         level = 0
     person = Person(id=milestone.responsible_id, name=milestone.responsible_name)
     what = f"milestone {milestone.number} ({milestone.title}) not done by its due date"
-    return events + _climb(
-        case, "milestone", milestone.due, level, person, what, today, calendar, ladder,
+    climbed = _climb(
+        case,
+        "milestone",
+        milestone.due,
+        level,
+        person,
+        what,
+        today,
+        calendar,
+        ladder,
         milestone=milestone.number,
-    )  # fmt: skip
+    )
+    return events + climbed
 
 
 def _climb(
@@ -459,11 +469,18 @@ def evolve(case: Case | None, event: Event) -> Case | None:
             case, plan_template=event.plan_template, milestones=_milestones(event.milestones)
         )
     if isinstance(event, IssueProgressReported) and event.done:
-        return _with_milestone(case, event.milestone, done=True)
+        return _with_milestone(case, event.milestone, lambda m: replace(m, done=True))
     if isinstance(event, IssueOverdue) and event.milestone is not None:
-        return _with_milestone(case, event.milestone, overdue=True, escalation_level=0)
+        return _with_milestone(
+            case, event.milestone, lambda m: replace(m, overdue=True, escalation_level=0)
+        )
     if isinstance(event, IssueEscalated) and event.milestone is not None:
-        return _with_milestone(case, event.milestone, escalation_level=event.level)
+        level = event.level
+        return _with_milestone(
+            case,
+            event.milestone,
+            lambda m: replace(m, escalation_level=max(m.escalation_level, level)),
+        )
     if isinstance(event, IssueOverdue):
         return replace(case, overdue_kind=event.kind, overdue_due=event.due, escalation_level=0)
     if isinstance(event, IssueEscalated) and event.kind != "lookback_failed":
@@ -493,27 +510,12 @@ def _milestones(planned: tuple[PlannedMilestone, ...]) -> tuple[Milestone, ...]:
     )
 
 
-def _with_milestone(
-    case: Case,
-    number: int,
-    *,
-    done: bool | None = None,
-    overdue: bool | None = None,
-    escalation_level: int | None = None,
-) -> Case:
-    changed = []
-    for m in case.milestones:
-        if m.number == number:
-            m = replace(
-                m,
-                done=m.done if done is None else done,
-                overdue=m.overdue if overdue is None else overdue,
-                escalation_level=m.escalation_level
-                if escalation_level is None
-                else max(escalation_level, m.escalation_level if overdue is None else 0),
-            )
-        changed.append(m)
-    return replace(case, milestones=tuple(changed))
+def _with_milestone(case: Case, number: int, change: Callable[[Milestone], Milestone]) -> Case:
+    """The case with milestone ``number`` changed."""
+    return replace(
+        case,
+        milestones=tuple(change(m) if m.number == number else m for m in case.milestones),
+    )
 
 
 def _funded(funds: tuple[Funding, ...], event: IssueFundingRecorded) -> tuple[Funding, ...]:
