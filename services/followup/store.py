@@ -78,19 +78,27 @@ class _CaseTable(StateTable[Case]):
     def state(self, row: Row) -> Case:
         milestones = tuple(
             Milestone(**{**m, "due": date.fromisoformat(m["due"])})
-            for m in json.loads(row["milestones"])
+            for m in _loads(row["milestones"])
         )
         funds = tuple(
-            Funding(**{**f, "amount": Decimal(f["amount"])}) for f in json.loads(row["funds"])
+            Funding(**{**f, "amount": Decimal(f["amount"])}) for f in _loads(row["funds"])
         )
         return super().state({**row, "milestones": milestones, "funds": funds})
 
     def row(self, issue_id: str, state: Case, now: datetime, **extra: Any) -> Row:
         row = super().row(issue_id, state, now, **extra)
-        row["milestones"] = json.dumps([asdict(m) for m in state.milestones], default=str)
-        row["funds"] = json.dumps([asdict(f) for f in state.funds], default=str)
+        row["milestones"] = _dumps(state.milestones)
+        row["funds"] = _dumps(state.funds)
         row["milestone_due"] = next_milestone_due(state)
         return row
+
+
+def _loads(text: str) -> list[dict[str, Any]]:
+    return [] if text == "[]" else list(json.loads(text))  # most matters have neither
+
+
+def _dumps(items: tuple[Milestone, ...] | tuple[Funding, ...]) -> str:
+    return json.dumps([asdict(i) for i in items], default=str) if items else "[]"
 
 
 _table = _CaseTable(cases, Case)
