@@ -26,6 +26,7 @@ from shared.events import (
     IssueLookbackDueRecomputed,
     IssueLookbackFailed,
     IssueLookbackPassed,
+    IssueMilestoneDueRecomputed,
     IssueOverdue,
     IssuePlanSet,
     IssueProgressReported,
@@ -49,6 +50,7 @@ EMITTED_BY: dict[type[Event], ServiceName] = {
     IssuePlanSet: "followup",
     IssueProgressReported: "followup",
     IssueFundingRecorded: "followup",
+    IssueMilestoneDueRecomputed: "followup",
 }
 
 

@@ -249,6 +249,21 @@ class IssueFundingRecorded(Event):
     recorded_by: str
 
 
+class IssueMilestoneDueRecomputed(Event):
+    """A provisional milestone due date was counted again once the calendar learned its
+    days."""
+
+    TYPE: ClassVar[str] = "issue.milestone_due_recomputed"
+
+    milestone: int = Field(ge=1)
+    previous_due: date
+    due: date
+    calendar: str
+    provisional: bool
+    note: str | None = None
+    assignment_no: int = Field(ge=1)
+
+
 class LookbackRecorded(Event):
     """Fields shared by both outcomes of a look-back visit."""
 
@@ -289,6 +304,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     IssuePlanSet,
     IssueProgressReported,
     IssueFundingRecorded,
+    IssueMilestoneDueRecomputed,
 )
 EVENTS_BY_TYPE: dict[str, type[Event]] = {cls.TYPE: cls for cls in EVENT_CLASSES}
 

@@ -22,6 +22,7 @@ from shared.events import (
     IssueLookbackDueRecomputed,
     IssueLookbackFailed,
     IssueLookbackPassed,
+    IssueMilestoneDueRecomputed,
     IssueOverdue,
     IssuePlanSet,
     IssueProgressReported,
@@ -47,6 +48,7 @@ class Milestone:
     responsible_id: str
     responsible_name: str
     provisional: bool = False
+    working_days: int = 0  # counted from the case's plan_counted_from
     done: bool = False
     overdue: bool = False
     escalation_level: int = 0
@@ -82,6 +84,7 @@ class Case:
     escalation_level: int = 0
     # A major affair's plan, and the money of the matter; both outlive a re-assignment.
     plan_template: str | None = None
+    plan_counted_from: date | None = None
     milestones: tuple[Milestone, ...] = ()
     funds: tuple[Funding, ...] = ()
     # Who resolved it, who is to look back, and how many look-backs failed so far.
@@ -189,6 +192,37 @@ def decide_lookback_recompute(
         note=again.note,
         assignment_no=case.assignment_no,
     )
+
+
+def decide_milestone_recompute(
+    case: Case, calendar: WorkingCalendar
+) -> list[IssueMilestoneDueRecomputed]:
+    """Count the provisional due dates of milestones not done again; an event for each
+    that became firm or moved."""
+    if case.plan_counted_from is None:
+        return []
+    events = []
+    for m in case.milestones:
+        if not m.provisional or m.done:
+            continue
+        again = recount(calendar, case.plan_counted_from, m.working_days, m.due)
+        if again is not None:
+            events.append(
+                IssueMilestoneDueRecomputed(
+                    milestone=m.number,
+                    previous_due=m.due,
+                    due=again.day,
+                    calendar=again.calendar,
+                    provisional=again.provisional,
+                    note=again.note,
+                    assignment_no=case.assignment_no,
+                )
+            )
+    return events
+
+
+def has_provisional_milestones(case: Case) -> bool:
+    return any(m.provisional and not m.done for m in case.milestones)
 
 
 def decide_lookback(
@@ -444,6 +478,7 @@ def evolve(case: Case | None, event: Event) -> Case | None:
             responsible_person_id=event.responsible_person_id,
             responsible_person_name=event.responsible_person_name,
             plan_template=kept.plan_template,
+            plan_counted_from=kept.plan_counted_from,
             milestones=kept.milestones,
             funds=kept.funds,
             lookback_failures=kept.lookback_failures,
@@ -466,7 +501,15 @@ def evolve(case: Case | None, event: Event) -> Case | None:
         return replace(case, deadline=event.deadline)
     if isinstance(event, IssuePlanSet):
         return replace(
-            case, plan_template=event.plan_template, milestones=_milestones(event.milestones)
+            case,
+            plan_template=event.plan_template,
+            plan_counted_from=event.counted_from,
+            milestones=_milestones(event.milestones),
+        )
+    if isinstance(event, IssueMilestoneDueRecomputed):
+        due, provisional = event.due, event.provisional
+        return _with_milestone(
+            case, event.milestone, lambda m: replace(m, due=due, provisional=provisional)
         )
     if isinstance(event, IssueProgressReported) and event.done:
         return _with_milestone(case, event.milestone, lambda m: replace(m, done=True))
@@ -505,6 +548,7 @@ def _milestones(planned: tuple[PlannedMilestone, ...]) -> tuple[Milestone, ...]:
             responsible_id=m.responsible_id,
             responsible_name=m.responsible_name,
             provisional=m.provisional,
+            working_days=m.working_days,
         )
         for m in planned
     )

@@ -22,6 +22,7 @@ from services.followup.domain import (
     decide_lookback,
     decide_lookback_escalation,
     decide_lookback_recompute,
+    decide_milestone_recompute,
     decide_plan,
     decide_progress,
     decide_resolution,
@@ -65,7 +66,8 @@ class Cases(Protocol):
     async def save(self, issue_id: str, tracked: Tracked) -> None: ...
 
     async def provisional(self) -> list[tuple[str, Tracked]]:
-        """The cases whose look-back due date is provisional, locked until commit."""
+        """The cases whose look-back due date, or a milestone's due date, is provisional,
+        locked until commit."""
         ...
 
     async def past_due(self, today: date) -> list[tuple[str, Tracked]]:
@@ -311,15 +313,16 @@ async def _record_chained(
 
 
 async def recompute_lookbacks(units: UowFactory[Cases], rules: Rules) -> int:
-    """Count provisional look-back due dates again on the calendar as it is now; each
-    change is an event. Returns how many."""
+    """Count provisional look-back and milestone due dates again on the calendar as it is
+    now; each change is an event. Returns how many."""
     changed = 0
     async with units() as uow:
         for issue_id, tracked in await uow.store.provisional():
-            event = decide_lookback_recompute(tracked.case, rules.calendar)
-            if event is not None:
-                await _record_chained(uow, issue_id, tracked, [event], ACTOR)
-                changed += 1
+            lookback = decide_lookback_recompute(tracked.case, rules.calendar)
+            events: list[Event] = [lookback] if lookback is not None else []
+            events += decide_milestone_recompute(tracked.case, rules.calendar)
+            await _record_chained(uow, issue_id, tracked, events, ACTOR)
+            changed += len(events)
         await uow.commit()
     return changed
 

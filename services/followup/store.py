@@ -26,7 +26,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.followup.domain import Case, Funding, Milestone, next_milestone_due
+from services.followup.domain import (
+    Case,
+    Funding,
+    Milestone,
+    has_provisional_milestones,
+    next_milestone_due,
+)
 from services.followup.handlers import FundTotal, Tracked
 from shared.state import Row, StateCache, StateTable
 from shared.tables import plumbing_tables
@@ -53,8 +59,10 @@ cases = Table(
     Column("overdue_due", Date),
     Column("escalation_level", Integer, nullable=False),
     Column("plan_template", Text),
+    Column("plan_counted_from", Date),
     Column("milestones", Text, nullable=False),  # JSON list, see _CaseTable
     Column("milestone_due", Date),  # the earliest due date of a milestone not done
+    Column("milestones_provisional", Boolean, nullable=False),  # one not done is provisional
     Column("funds", Text, nullable=False),  # JSON list, see _CaseTable
     Column("resolved_by", Text),
     Column("lookback_unit", Text),
@@ -90,6 +98,7 @@ class _CaseTable(StateTable[Case]):
         row["milestones"] = _dumps(state.milestones)
         row["funds"] = _dumps(state.funds)
         row["milestone_due"] = next_milestone_due(state)
+        row["milestones_provisional"] = has_provisional_milestones(state)
         return row
 
 
@@ -122,11 +131,17 @@ class SqlCases:
         self._rows = StateCache(_table, session, now)
 
     async def provisional(self) -> list[tuple[str, Tracked]]:
-        query = select(cases.c.issue_id).where(cases.c.lookback_provisional)
+        query = select(cases.c.issue_id).where(
+            or_(cases.c.lookback_provisional, cases.c.milestones_provisional)
+        )
         ids = list((await self._session.scalars(query)).all())
         await self._rows.preload(ids)  # locked; re-read, since a consumer may have moved on
         found = [(i, await self.get(i)) for i in ids]
-        return [(i, t) for i, t in found if t is not None and t.case.lookback_provisional]
+        return [
+            (i, t)
+            for i, t in found
+            if t is not None and (t.case.lookback_provisional or has_provisional_milestones(t.case))
+        ]
 
     async def past_due(self, today: date) -> list[tuple[str, Tracked]]:
         query = select(cases.c.issue_id).where(

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Generic, TypeVar
 
 from services.assignment.domain import Assignment
-from services.followup.domain import Case, next_milestone_due
+from services.followup.domain import Case, has_provisional_milestones, next_milestone_due
 from services.followup.handlers import FundTotal, Tracked
 from services.intake.domain import OpenMatter
 from services.intake.handlers import MatterStatus, StoredReport
@@ -80,7 +80,11 @@ class InMemoryCases:
         self.rows[issue_id] = tracked
 
     async def provisional(self) -> list[tuple[str, Tracked]]:
-        return [(i, t) for i, t in self.rows.items() if t.case.lookback_provisional]
+        return [
+            (i, t)
+            for i, t in self.rows.items()
+            if t.case.lookback_provisional or has_provisional_milestones(t.case)
+        ]
 
     async def past_due(self, today: date) -> list[tuple[str, Tracked]]:
         def due(case: Case) -> bool:

@@ -3,6 +3,7 @@ each records, chained to the matter, and what it refuses without recording."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -17,6 +18,7 @@ from services.followup.handlers import (
     check_deadlines,
     fund_totals,
     on_issue_event,
+    recompute_lookbacks,
     record_funding,
     record_lookback,
     report_progress,
@@ -173,3 +175,37 @@ async def test_the_look_back_goes_to_another_unit_and_a_second_failure_escalates
     assert escalated.data["kind"] == "lookback_failed"
     assert escalated.causationid == failed.id
     assert recorded.event_id == failed.id
+
+
+class Year2027:
+    """Weekdays; 2027 unknown until ``published``, then 2027-01-01 is a holiday."""
+
+    def __init__(self, published: bool) -> None:
+        self.published = published
+        self.name = "official" if published else "partial"
+
+    def knows(self, day: date) -> bool:
+        return day.year < 2027 or self.published
+
+    def is_working_day(self, day: date) -> bool:
+        return day.weekday() < 5 and not (self.published and day == date(2027, 1, 1))
+
+
+async def test_provisional_milestones_are_counted_again_once_the_year_is_known(
+    units: Units[InMemoryCases], rules: Rules
+) -> None:
+    before = replace(rules, calendar=Year2027(published=False))
+    await deliver(units, before, assignment())
+    case = units.store.rows[ISSUE].case
+    assert [m.provisional for m in case.milestones] == [False, False, True, True]
+    assert case.milestones[2].due == date(2027, 2, 19)  # a Friday, counted Monday to Friday
+    assert await recompute_lookbacks(units, before) == 0  # nothing known yet: no event
+
+    after = replace(rules, calendar=Year2027(published=True))
+    assert await recompute_lookbacks(units, after) == 2
+    assert await recompute_lookbacks(units, after) == 0
+    moved = [e.data for e in units.committed]
+    assert [(d["milestone"], d["provisional"]) for d in moved] == [(3, False), (4, False)]
+    case = units.store.rows[ISSUE].case
+    assert not any(m.provisional for m in case.milestones)
+    assert case.milestones[2].due == date(2027, 2, 22)  # New Year's Day off: the next Monday

@@ -1,5 +1,6 @@
-"""Major affairs, money and look-back: each case keeps its plan (milestones as JSON, and
-the earliest due date of those not done), its funding entries (JSON), who resolved it,
+"""Major affairs, money and look-back: each case keeps its plan (milestones as JSON, the
+day they are counted from, the earliest due date of those not done, whether one of those
+is provisional), its funding entries (JSON), who resolved it,
 which unit looks back, and how many look-backs failed.
 
 Revision ID: followup_0005
@@ -19,6 +20,13 @@ def upgrade() -> None:
     for name in ("plan_template", "resolved_by", "lookback_unit"):
         op.add_column("cases", sa.Column(name, sa.Text), schema=SCHEMA)
     op.add_column("cases", sa.Column("milestone_due", sa.Date), schema=SCHEMA)
+    op.add_column("cases", sa.Column("plan_counted_from", sa.Date), schema=SCHEMA)
+    op.add_column(
+        "cases",
+        sa.Column("milestones_provisional", sa.Boolean, nullable=False, server_default="false"),
+        schema=SCHEMA,
+    )
+    op.alter_column("cases", "milestones_provisional", server_default=None, schema=SCHEMA)
     for name in ("milestones", "funds"):
         op.add_column(
             "cases", sa.Column(name, sa.Text, nullable=False, server_default="[]"), schema=SCHEMA
@@ -45,6 +53,8 @@ def downgrade() -> None:
         "lookback_failures",
         "funds",
         "milestones",
+        "milestones_provisional",
+        "plan_counted_from",
         "milestone_due",
         "lookback_unit",
         "resolved_by",
