@@ -131,6 +131,15 @@ async def test_a_supervisor_plans_progress_is_reported_and_refused_with_reasons(
         f"/api/v1/issues/{issue_id}/plan", json={**plan, "template": "road_repair"}
     )
     assert both.status_code == 422
+    nobody = await followup.put(
+        f"/api/v1/issues/{issue_id}/plan",
+        json={
+            "set_by": "s",
+            "milestones": [{"title": "x", "working_days": 1, "responsible": "person"}],
+        },
+    )
+    assert nobody.status_code == 422
+    assert "person_id and person_name" in nobody.text
 
 
 async def test_funds_are_recorded_per_matter_and_totalled_by_source(
