@@ -23,10 +23,14 @@ from shared.events import (
     IssueDuplicateSplit,
     IssueEscalated,
     IssueFeedbackRecorded,
+    IssueFundingRecorded,
     IssueLookbackDueRecomputed,
     IssueLookbackFailed,
     IssueLookbackPassed,
+    IssueMilestoneDueRecomputed,
     IssueOverdue,
+    IssuePlanSet,
+    IssueProgressReported,
     IssueReported,
     IssueReporterReplied,
     IssueResolved,
@@ -53,6 +57,10 @@ EMITTED_BY: dict[type[Event], ServiceName] = {
     IssueReporterReplied: "intake",
     IssueFeedbackRecorded: "intake",
     IssueRevisitFlagged: "intake",
+    IssuePlanSet: "followup",
+    IssueProgressReported: "followup",
+    IssueFundingRecorded: "followup",
+    IssueMilestoneDueRecomputed: "followup",
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +21,10 @@ class Event(BaseModel):
 
     TYPE: ClassVar[str]
     VERSION: ClassVar[int] = 1
+
+
+FundingSource = Literal["project_funds", "self_raised", "social_donations"]
+FundingStatus = Literal["applied", "approved", "received", "spent"]
 
 
 class IssueReported(Event):
@@ -128,6 +133,11 @@ class IssueResolved(Event):
     calendar: str | None = None  # absent on events from before calendars were named
     lookback_due_provisional: bool = False
     lookback_due_note: str | None = None
+    # Additive: what backs the resolution, and who is to look back (lookback.toml).
+    evidence: tuple[str, ...] = ()
+    cost: Decimal | None = Field(default=None, ge=0, decimal_places=2)
+    funding_source: FundingSource | None = None
+    lookback_unit: str | None = None
 
 
 class IssueLookbackDueRecomputed(Event):
@@ -144,12 +154,14 @@ class IssueLookbackDueRecomputed(Event):
     assignment_no: int = Field(ge=1)
 
 
-OverdueKind = Literal["resolution", "lookback"]
+OverdueKind = Literal["resolution", "lookback", "milestone"]
+EscalationKind = Literal["resolution", "lookback", "milestone", "lookback_failed"]
 
 
 class IssueOverdue(Event):
-    """A matter was not resolved by its deadline (``resolution``), or its look-back was
-    not done within its window (``lookback``)."""
+    """A matter was not resolved by its deadline (``resolution``), its look-back was not
+    done within its window (``lookback``), or a milestone of its plan was not done by its
+    due date (``milestone``, numbered from 1)."""
 
     TYPE: ClassVar[str] = "issue.overdue"
 
@@ -157,6 +169,7 @@ class IssueOverdue(Event):
     due: date
     assignment_no: int = Field(ge=1)
     unit: str | None = None
+    milestone: int | None = Field(default=None, ge=1)
 
 
 class IssueEscalated(Event):
@@ -164,7 +177,7 @@ class IssueEscalated(Event):
 
     TYPE: ClassVar[str] = "issue.escalated"
 
-    kind: OverdueKind
+    kind: EscalationKind
     level: int = Field(ge=1)
     to_role: str
     to_person_id: str
@@ -172,6 +185,83 @@ class IssueEscalated(Event):
     due: date
     assignment_no: int = Field(ge=1)
     reason: str
+    milestone: int | None = Field(default=None, ge=1)
+
+
+MilestoneResponsible = Literal["unit", "village_secretary", "person"]
+
+
+class PlannedMilestone(BaseModel):
+    """One stage of a major affair's plan, numbered from 1 in plan order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    number: int = Field(ge=1)
+    title: str
+    due: date
+    working_days: int = Field(ge=0)
+    responsible: MilestoneResponsible
+    responsible_id: str
+    responsible_name: str
+    provisional: bool = False
+    note: str | None = None
+
+
+class IssuePlanSet(Event):
+    """A major affair got its staged plan (from a template in plans.toml, or set by a
+    supervisor), replacing any plan before; due dates are counted in working days from
+    ``counted_from`` on ``calendar``."""
+
+    TYPE: ClassVar[str] = "issue.plan_set"
+
+    plan_template: str | None
+    milestones: tuple[PlannedMilestone, ...] = Field(min_length=1)
+    counted_from: date
+    calendar: str
+    set_by: str
+    assignment_no: int = Field(ge=1)
+
+
+class IssueProgressReported(Event):
+    """Progress on one milestone of the plan: a note, and whether the milestone is done."""
+
+    TYPE: ClassVar[str] = "issue.progress_reported"
+
+    milestone: int = Field(ge=1)
+    title: str
+    note: str
+    done: bool
+    reported_by: str
+    assignment_no: int = Field(ge=1)
+
+
+class IssueFundingRecorded(Event):
+    """Money for a matter, in yuan: a new entry, or a new status of an entry recorded
+    before (same ``funding_id``)."""
+
+    TYPE: ClassVar[str] = "issue.funding_recorded"
+
+    funding_id: str
+    amount: Decimal = Field(gt=0, decimal_places=2)
+    source: FundingSource
+    status: FundingStatus
+    note: str = ""
+    recorded_by: str
+
+
+class IssueMilestoneDueRecomputed(Event):
+    """A provisional milestone due date was counted again once the calendar learned its
+    days."""
+
+    TYPE: ClassVar[str] = "issue.milestone_due_recomputed"
+
+    milestone: int = Field(ge=1)
+    previous_due: date
+    due: date
+    calendar: str
+    provisional: bool
+    note: str | None = None
+    assignment_no: int = Field(ge=1)
 
 
 class LookbackRecorded(Event):
@@ -191,9 +281,12 @@ class IssueLookbackPassed(LookbackRecorded):
 
 
 class IssueLookbackFailed(LookbackRecorded):
-    """The look-back visit found the matter not fixed: it is reopened."""
+    """The look-back visit found the matter not fixed: it is reopened. ``failures`` counts
+    this matter's failed look-backs, this one included (absent on events from before)."""
 
     TYPE: ClassVar[str] = "issue.lookback_failed"
+
+    failures: int = Field(default=1, ge=1)
 
 
 class IssueSupervisorInvited(Event):
@@ -274,6 +367,10 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     IssueReporterReplied,
     IssueFeedbackRecorded,
     IssueRevisitFlagged,
+    IssuePlanSet,
+    IssueProgressReported,
+    IssueFundingRecorded,
+    IssueMilestoneDueRecomputed,
 )
 EVENTS_BY_TYPE: dict[str, type[Event]] = {cls.TYPE: cls for cls in EVENT_CLASSES}
 

@@ -1,32 +1,59 @@
-"""Followup's HTTP edge: resolution (cancellation) and look-back visits."""
+"""Followup's HTTP edge: resolution (cancellation), look-back visits, plans and progress of
+major affairs, and their money."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
 from dataclasses import asdict
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
 from fastapi import APIRouter, HTTPException, status
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    model_validator,
+)
 
-from services.followup.domain import RecordLookback, ResolveIssue, UnknownIssue, WrongState
+from services.followup.domain import (
+    RecordFunding,
+    RecordLookback,
+    ReportProgress,
+    ResolveIssue,
+    UnknownIssue,
+    WrongState,
+)
 from services.followup.handlers import (
     Cases,
+    FundTotal,
     Recorded,
     Rules,
+    SetPlan,
+    UnknownTemplate,
+    fund_totals,
     load_case,
+    record_funding,
     record_lookback,
+    report_progress,
     resolve_issue,
+    set_plan,
 )
+from services.followup.plans import StageRequest
 from shared.edge import IssueId
-from shared.events import IssueStatus
+from shared.events import FundingSource, FundingStatus, IssueStatus
+from shared.ids import new_id
 from shared.reference import code_of
 from shared.text import Line, Text
 from shared.uow import UowFactory
 
 Summary = Annotated[Text, StringConstraints(min_length=1, max_length=5000)]
 Name = Annotated[Line, StringConstraints(min_length=1, max_length=100)]
+Yuan = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 
 
 class _Input(BaseModel):
@@ -39,6 +66,90 @@ class ResolutionIn(_Input):
     unit: Annotated[str, AfterValidator(code_of("units"))]
     summary: Summary
     resolved_by: Name | None = None
+    evidence: list[HttpUrl] = Field(default=[], max_length=20, description="http(s) links")
+    cost: Yuan | None = Field(default=None, description="yuan, at most 2 decimals")
+    funding_source: FundingSource | None = None
+
+
+class StageIn(_Input):
+    """One milestone: due ``working_days`` working days from today, given to the assigned
+    unit, the village secretary, or a named person."""
+
+    title: Name
+    working_days: int = Field(ge=0, le=1000)
+    responsible: Literal["unit", "village_secretary", "person"] = "unit"
+    person_id: Name | None = None
+    person_name: Name | None = None
+
+    @model_validator(mode="after")
+    def _person_named(self) -> Self:
+        if self.responsible == "person" and not (self.person_id and self.person_name):
+            raise ValueError("a milestone given to a person names person_id and person_name")
+        return self
+
+
+class PlanIn(_Input):
+    """A plan template by name, or the milestones themselves (in order)."""
+
+    set_by: Name
+    template: Name | None = None
+    milestones: list[StageIn] = Field(default=[], max_length=50)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Self:
+        if (self.template is None) == (not self.milestones):
+            raise ValueError("give either template or milestones")
+        return self
+
+
+class ProgressIn(_Input):
+    milestone: int = Field(ge=1)
+    note: Text = ""
+    done: bool = False
+    reported_by: Name
+
+
+class FundingIn(_Input):
+    """Money for the matter; a ``funding_id`` from before records a new status."""
+
+    amount: Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)]
+    source: FundingSource
+    status: FundingStatus
+    note: Text = ""
+    recorded_by: Name
+    funding_id: Name | None = None
+
+
+class MilestoneOut(BaseModel):
+    number: int
+    title: str
+    due: date
+    responsible_id: str
+    responsible_name: str
+    provisional: bool
+    done: bool
+    overdue: bool
+    escalation_level: int
+
+
+class FundingOut(BaseModel):
+    funding_id: str
+    amount: Decimal
+    source: FundingSource
+    status: FundingStatus
+
+
+class FundTotalOut(BaseModel):
+    source: FundingSource
+    status: FundingStatus
+    amount: Decimal
+    entries: int
+    matters: int
+
+
+class FundsOut(BaseModel):
+    totals: list[FundTotalOut]
+    by_source: dict[str, Decimal]
 
 
 class LookbackIn(_Input):
@@ -62,6 +173,12 @@ class CaseOut(BaseModel):
     unit: str | None
     deadline: date | None
     lookback_due: date | None
+    resolved_by: str | None
+    lookback_unit: str | None
+    lookback_failures: int
+    plan_template: str | None
+    milestones: list[MilestoneOut]
+    funds: list[FundingOut]
     last_event_id: str
     correlation_id: str
 
@@ -83,7 +200,14 @@ def build_router(units: UowFactory[Cases], rules: Rules) -> APIRouter:
     @router.post("/{issue_id}/resolution", status_code=201, responses=errors)
     async def post_resolution(issue_id: IssueId, body: ResolutionIn) -> StepRecorded:
         """The assigned unit cancels the item; a look-back is then due in 7 working days."""
-        command = ResolveIssue(unit=body.unit, summary=body.summary, resolved_by=body.resolved_by)
+        command = ResolveIssue(
+            unit=body.unit,
+            summary=body.summary,
+            resolved_by=body.resolved_by,
+            evidence=tuple(str(link) for link in body.evidence),
+            cost=body.cost,
+            funding_source=body.funding_source,
+        )
         return _answer(issue_id, await _guard(resolve_issue(units, rules, issue_id, command)))
 
     @router.post("/{issue_id}/lookback", status_code=201, responses=errors)
@@ -91,6 +215,39 @@ def build_router(units: UowFactory[Cases], rules: Rules) -> APIRouter:
         """Record the look-back visit: passed closes the matter, failed reopens it."""
         command = RecordLookback(outcome=body.outcome, visitor=body.visitor, notes=body.notes)
         return _answer(issue_id, await _guard(record_lookback(units, rules, issue_id, command)))
+
+    @router.put("/{issue_id}/plan", responses=errors)
+    async def put_plan(issue_id: IssueId, body: PlanIn) -> StepRecorded:
+        """A supervisor sets or changes the staged plan of an assigned matter."""
+        stages = tuple(
+            StageRequest(m.title, m.working_days, m.responsible, m.person_id, m.person_name)
+            for m in body.milestones
+        )
+        command = SetPlan(set_by=body.set_by, template=body.template, stages=stages)
+        try:
+            recorded = await _guard(set_plan(units, rules, issue_id, command))
+        except UnknownTemplate as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return _answer(issue_id, recorded)
+
+    @router.post("/{issue_id}/progress", status_code=201, responses=errors)
+    async def post_progress(issue_id: IssueId, body: ProgressIn) -> StepRecorded:
+        """Progress on one milestone of the plan (done or not)."""
+        command = ReportProgress(body.milestone, body.note, body.done, body.reported_by)
+        return _answer(issue_id, await _guard(report_progress(units, rules, issue_id, command)))
+
+    @router.post("/{issue_id}/funding", status_code=201, responses=errors)
+    async def post_funding(issue_id: IssueId, body: FundingIn) -> StepRecorded:
+        """Money for the matter: a new entry, or (same funding_id) its new status."""
+        command = RecordFunding(
+            funding_id=body.funding_id or new_id(),
+            amount=body.amount,
+            source=body.source,
+            status=body.status,
+            recorded_by=body.recorded_by,
+            note=body.note,
+        )
+        return _answer(issue_id, await _guard(record_funding(units, rules, issue_id, command)))
 
     @router.get("/{issue_id}", responses={404: {"description": "No such matter"}})
     async def get_case(issue_id: IssueId) -> CaseOut:
@@ -106,6 +263,28 @@ def build_router(units: UowFactory[Cases], rules: Rules) -> APIRouter:
         )
 
     return router
+
+
+def build_funds_router(units: UowFactory[Cases]) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/funds", tags=["followup"])
+
+    @router.get("")
+    async def get_funds() -> FundsOut:
+        """The money of every matter, in yuan, summed by source and status."""
+        totals = await fund_totals(units)
+        return FundsOut(
+            totals=[FundTotalOut(**asdict(t)) for t in totals],
+            by_source=_by_source(totals),
+        )
+
+    return router
+
+
+def _by_source(totals: list[FundTotal]) -> dict[str, Decimal]:
+    sums: dict[str, Decimal] = {}
+    for total in totals:
+        sums[total.source] = sums.get(total.source, Decimal(0)) + total.amount
+    return sums
 
 
 async def _guard(step: Awaitable[Recorded]) -> Recorded:

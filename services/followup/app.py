@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
 
 from services import catalog
-from services.followup import escalation
-from services.followup.api import build_router
+from services.followup import escalation, lookback, plans
+from services.followup.api import build_funds_router, build_router
 from services.followup.handlers import HANDLERS, Rules, check_deadlines, recompute_lookbacks
 from services.followup.store import SqlCases, plumbing
 from shared import reference
@@ -30,11 +32,7 @@ def create_app(
     rt.channels = catalog.channels(settings)
     reference.activate(reference.load(settings.reference_dir))
     calendar = calendar or configured(settings.calendar, settings.reference_dir)
-    rules = Rules(
-        calendar=calendar,
-        timezone=settings.timezone,
-        ladder=escalation.load(settings.reference_dir),
-    )
+    rules = load_rules(settings.reference_dir, calendar, settings.timezone)
     units = rt.units_of_work(lambda session: SqlCases(session, clock()))
     rt.subscribe(
         None,
@@ -62,4 +60,20 @@ def create_app(
         description="Cancellation by the assigned unit and the look-back visit that verifies it.",
     )
     app.include_router(build_router(units, rules))
+    app.include_router(build_funds_router(units))
     return app
+
+
+def load_rules(reference_dir: Path, calendar: WorkingCalendar, timezone: str) -> Rules:
+    """Followup's rules from the reference data directory, checked (the reference data
+    itself must be active)."""
+    data = reference.active()
+    names = {code: unit.name for code, unit in data.units.items()}
+    return Rules(
+        calendar=calendar,
+        timezone=timezone,
+        ladder=escalation.load(reference_dir),
+        plans=plans.load(reference_dir),
+        reviewers=lookback.load(reference_dir, data.all_units()),
+        unit_names=names,
+    )

@@ -2,28 +2,66 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
+from decimal import Decimal
 from typing import Literal
 
 from services.followup.escalation import Ladder, Person
 from shared.calendar import WorkingCalendar, add_working_days, deadline_after, recount
 from shared.events import (
+    EscalationKind,
     Event,
+    FundingSource,
+    FundingStatus,
     IssueAssigned,
     IssueDeadlineRecomputed,
     IssueEscalated,
+    IssueFundingRecorded,
     IssueLookbackDueRecomputed,
     IssueLookbackFailed,
     IssueLookbackPassed,
+    IssueMilestoneDueRecomputed,
     IssueOverdue,
+    IssuePlanSet,
+    IssueProgressReported,
     IssueReported,
     IssueResolved,
     IssueStatus,
     OverdueKind,
+    PlannedMilestone,
 )
 
 LOOKBACK_WORKING_DAYS = 7
+LOOKBACK_FAILURES_ESCALATED = 2  # the second failed look-back goes to the leader in charge
+
+
+@dataclass(frozen=True)
+class Milestone:
+    """One stage of the matter's plan and how far it got; overdue and escalation level as
+    for the matter itself."""
+
+    number: int
+    title: str
+    due: date
+    responsible_id: str
+    responsible_name: str
+    provisional: bool = False
+    working_days: int = 0  # counted from the case's plan_counted_from
+    done: bool = False
+    overdue: bool = False
+    escalation_level: int = 0
+
+
+@dataclass(frozen=True)
+class Funding:
+    """One entry of money for the matter, in yuan, at its latest status."""
+
+    funding_id: str
+    amount: Decimal
+    source: FundingSource
+    status: FundingStatus
 
 
 @dataclass(frozen=True)
@@ -44,6 +82,15 @@ class Case:
     overdue_kind: str | None = None
     overdue_due: date | None = None
     escalation_level: int = 0
+    # A major affair's plan, and the money of the matter; both outlive a re-assignment.
+    plan_template: str | None = None
+    plan_counted_from: date | None = None
+    milestones: tuple[Milestone, ...] = ()
+    funds: tuple[Funding, ...] = ()
+    # Who resolved it, who is to look back, and how many look-backs failed so far.
+    resolved_by: str | None = None
+    lookback_unit: str | None = None
+    lookback_failures: int = 0
 
 
 @dataclass(frozen=True)
@@ -51,6 +98,27 @@ class ResolveIssue:
     unit: str
     summary: str
     resolved_by: str | None = None
+    evidence: tuple[str, ...] = ()
+    cost: Decimal | None = None
+    funding_source: FundingSource | None = None
+
+
+@dataclass(frozen=True)
+class ReportProgress:
+    milestone: int
+    note: str
+    done: bool
+    reported_by: str
+
+
+@dataclass(frozen=True)
+class RecordFunding:
+    funding_id: str
+    amount: Decimal
+    source: FundingSource
+    status: FundingStatus
+    recorded_by: str
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,9 +137,15 @@ class WrongState(Exception):
 
 
 def decide_resolution(
-    case: Case | None, command: ResolveIssue, today: date, calendar: WorkingCalendar
+    case: Case | None,
+    command: ResolveIssue,
+    today: date,
+    calendar: WorkingCalendar,
+    *,
+    lookback_unit: str | None = None,
 ) -> IssueResolved:
-    """The assigned unit cancels the item; the look-back is due within 7 working days."""
+    """The assigned unit cancels the item; the look-back is due within 7 working days, by
+    line staff of ``lookback_unit``."""
     if case is None:
         raise UnknownIssue("no such matter")
     if case.status in ("reported", "reopened"):
@@ -93,6 +167,10 @@ def decide_resolution(
         calendar=due.calendar,
         lookback_due_provisional=due.provisional,
         lookback_due_note=due.note,
+        evidence=command.evidence,
+        cost=command.cost,
+        funding_source=command.funding_source,
+        lookback_unit=lookback_unit,
     )
 
 
@@ -116,6 +194,37 @@ def decide_lookback_recompute(
     )
 
 
+def decide_milestone_recompute(
+    case: Case, calendar: WorkingCalendar
+) -> list[IssueMilestoneDueRecomputed]:
+    """Count the provisional due dates of milestones not done again; an event for each
+    that became firm or moved."""
+    if case.plan_counted_from is None:
+        return []
+    events = []
+    for m in case.milestones:
+        if not m.provisional or m.done:
+            continue
+        again = recount(calendar, case.plan_counted_from, m.working_days, m.due)
+        if again is not None:
+            events.append(
+                IssueMilestoneDueRecomputed(
+                    milestone=m.number,
+                    previous_due=m.due,
+                    due=again.day,
+                    calendar=again.calendar,
+                    provisional=again.provisional,
+                    note=again.note,
+                    assignment_no=case.assignment_no,
+                )
+            )
+    return events
+
+
+def has_provisional_milestones(case: Case) -> bool:
+    return any(m.provisional and not m.done for m in case.milestones)
+
+
 def decide_lookback(
     case: Case | None, command: RecordLookback, today: date
 ) -> IssueLookbackPassed | IssueLookbackFailed:
@@ -126,14 +235,115 @@ def decide_lookback(
         raise WrongState("the matter is closed; its look-back has passed")
     if case.status != "resolved" or case.lookback_due is None:
         raise WrongState(f"the matter is {case.status}: a look-back comes after resolution")
-    cls = IssueLookbackPassed if command.outcome == "passed" else IssueLookbackFailed
-    return cls(
-        visitor=command.visitor,
-        notes=command.notes,
-        assignment_no=case.assignment_no,
-        lookback_due=case.lookback_due,
-        within_window=today <= case.lookback_due,
+    if command.outcome == "passed" and command.visitor == case.resolved_by:
+        raise WrongState(
+            f"{command.visitor} resolved the matter and cannot pass its look-back; "
+            f"line staff of {case.lookback_unit or 'another unit'} look back"
+        )
+    recorded = {
+        "visitor": command.visitor,
+        "notes": command.notes,
+        "assignment_no": case.assignment_no,
+        "lookback_due": case.lookback_due,
+        "within_window": today <= case.lookback_due,
+    }
+    if command.outcome == "passed":
+        return IssueLookbackPassed(**recorded)
+    return IssueLookbackFailed(**recorded, failures=case.lookback_failures + 1)
+
+
+def decide_lookback_escalation(
+    failed: IssueLookbackFailed, case: Case, ladder: Ladder
+) -> IssueEscalated | None:
+    """The second failed look-back goes to the town leader in charge of the unit, once."""
+    if failed.failures != LOOKBACK_FAILURES_ESCALATED:
+        return None
+    leader = ladder.leader_of(case.unit)
+    return IssueEscalated(
+        kind="lookback_failed",
+        level=1,
+        to_role="leader_in_charge",
+        to_person_id=leader.id,
+        to_person_name=leader.name,
+        due=failed.lookback_due,
+        assignment_no=failed.assignment_no,
+        reason=f"the look-back failed a second time: {failed.notes}",
     )
+
+
+def decide_plan(
+    case: Case | None,
+    milestones: tuple[PlannedMilestone, ...],
+    *,
+    template: str | None,
+    counted_from: date,
+    calendar: str,
+    set_by: str,
+) -> IssuePlanSet:
+    """Give an assigned matter its staged plan (replacing the one before)."""
+    if case is None:
+        raise UnknownIssue("no such matter")
+    if case.status != "assigned":
+        raise WrongState(f"the matter is {case.status}: a plan is set while it is assigned")
+    return IssuePlanSet(
+        plan_template=template,
+        milestones=milestones,
+        counted_from=counted_from,
+        calendar=calendar,
+        set_by=set_by,
+        assignment_no=case.assignment_no,
+    )
+
+
+def decide_progress(case: Case | None, command: ReportProgress) -> IssueProgressReported:
+    """Progress on one milestone of an assigned matter's plan."""
+    if case is None:
+        raise UnknownIssue("no such matter")
+    if case.status != "assigned":
+        raise WrongState(f"the matter is {case.status}: progress is reported while assigned")
+    if not case.milestones:
+        raise WrongState("the matter has no plan: progress is reported per milestone")
+    found = [m for m in case.milestones if m.number == command.milestone]
+    if not found:
+        raise WrongState(
+            f"the plan has milestones 1 to {len(case.milestones)}, not {command.milestone}"
+        )
+    if found[0].done and not command.done:
+        raise WrongState(f"milestone {command.milestone} is done already")
+    return IssueProgressReported(
+        milestone=command.milestone,
+        title=found[0].title,
+        note=command.note,
+        done=command.done,
+        reported_by=command.reported_by,
+        assignment_no=case.assignment_no,
+    )
+
+
+def decide_funding(case: Case | None, command: RecordFunding) -> IssueFundingRecorded:
+    """A new entry of money for the matter, or a new status of an entry: the same amount
+    and source as before."""
+    if case is None:
+        raise UnknownIssue("no such matter")
+    before = next((f for f in case.funds if f.funding_id == command.funding_id), None)
+    if before is not None and (before.amount, before.source) != (command.amount, command.source):
+        raise WrongState(
+            f"funding {command.funding_id} is {before.amount} yuan of {before.source}; "
+            "only its status can change"
+        )
+    return IssueFundingRecorded(
+        funding_id=command.funding_id,
+        amount=command.amount,
+        source=command.source,
+        status=command.status,
+        note=command.note,
+        recorded_by=command.recorded_by,
+    )
+
+
+def next_milestone_due(case: Case) -> date | None:
+    """The earliest due date among the milestones not done yet."""
+    return min((m.due for m in case.milestones if not m.done), default=None)
 
 
 def watched(case: Case) -> tuple[OverdueKind, date] | None:
@@ -151,27 +361,90 @@ def decide_deadline_checks(
 ) -> list[IssueOverdue | IssueEscalated]:
     """What ``today`` makes of the matter: overdue the day after it was due, then each
     ladder step ``after_working_days`` working days after the due date, each once. Run
-    late (after a restart), it records every step that fell due meanwhile, in order."""
-    waiting = watched(case)
-    if waiting is None or today <= waiting[1]:
-        return []
-    kind, due = waiting
+    late (after a restart), it records every step that fell due meanwhile, in order.
+    While the matter is assigned, each milestone of its plan not done by its due date
+    goes the same way."""
     events: list[IssueOverdue | IssueEscalated] = []
-    level = case.escalation_level
-    if (case.overdue_kind, case.overdue_due) != (kind, due):
+    waiting = watched(case)
+    if waiting is not None and today > waiting[1]:
+        kind, due = waiting
+        level = case.escalation_level
+        if (case.overdue_kind, case.overdue_due) != (kind, due):
+            events.append(
+                IssueOverdue(kind=kind, due=due, assignment_no=case.assignment_no, unit=case.unit)
+            )
+            level = 0
+        responsible = None
+        if case.responsible_person_id is not None:
+            responsible = Person(
+                id=case.responsible_person_id, name=case.responsible_person_name or ""
+            )
+        what = "not resolved by its deadline" if kind == "resolution" else "look-back not done"
+        events += _climb(case, kind, due, level, responsible, what, today, calendar, ladder)
+    if case.status == "assigned":
+        for milestone in case.milestones:
+            events += _milestone_checks(case, milestone, today, calendar, ladder)
+    return events
+
+
+def _milestone_checks(
+    case: Case, milestone: Milestone, today: date, calendar: WorkingCalendar, ladder: Ladder
+) -> list[IssueOverdue | IssueEscalated]:
+    if milestone.done or today <= milestone.due:
+        return []
+    events: list[IssueOverdue | IssueEscalated] = []
+    level = milestone.escalation_level
+    if not milestone.overdue:
         events.append(
-            IssueOverdue(kind=kind, due=due, assignment_no=case.assignment_no, unit=case.unit)
+            IssueOverdue(
+                kind="milestone",
+                due=milestone.due,
+                assignment_no=case.assignment_no,
+                unit=case.unit,
+                milestone=milestone.number,
+            )
         )
         level = 0
+    person = Person(id=milestone.responsible_id, name=milestone.responsible_name)
+    what = f"milestone {milestone.number} ({milestone.title}) not done by its due date"
+    climbed = _climb(
+        case,
+        "milestone",
+        milestone.due,
+        level,
+        person,
+        what,
+        today,
+        calendar,
+        ladder,
+        milestone=milestone.number,
+    )
+    return events + climbed
+
+
+def _climb(
+    case: Case,
+    kind: EscalationKind,
+    due: date,
+    level: int,
+    responsible: Person | None,
+    what: str,
+    today: date,
+    calendar: WorkingCalendar,
+    ladder: Ladder,
+    *,
+    milestone: int | None = None,
+) -> list[IssueOverdue | IssueEscalated]:
+    """The ladder steps above ``level`` that fell due by ``today``."""
+    events: list[IssueOverdue | IssueEscalated] = []
     for number, step in enumerate(ladder.steps[level:], start=level + 1):
         if today <= add_working_days(calendar, due, step.after_working_days):
             break
         person = (
             ladder.leader_of(case.unit)
-            if step.to == "leader_in_charge" or case.responsible_person_id is None
-            else Person(id=case.responsible_person_id, name=case.responsible_person_name or "")
+            if step.to == "leader_in_charge" or responsible is None
+            else responsible
         )
-        what = "not resolved by its deadline" if kind == "resolution" else "look-back not done"
         events.append(
             IssueEscalated(
                 kind=kind,
@@ -183,6 +456,7 @@ def decide_deadline_checks(
                 assignment_no=case.assignment_no,
                 reason=f"{what} (due {due.isoformat()}); step {number}: "
                 f"{step.after_working_days} working days after the due date",
+                milestone=milestone,
             )
         )
     return events
@@ -195,6 +469,7 @@ def evolve(case: Case | None, event: Event) -> Case | None:
     if isinstance(event, IssueAssigned):
         if case is not None and event.assignment_no <= case.assignment_no:
             return case
+        kept = case or Case(status="reported")
         return Case(
             status="assigned",
             assignment_no=event.assignment_no,
@@ -202,7 +477,14 @@ def evolve(case: Case | None, event: Event) -> Case | None:
             deadline=event.deadline,
             responsible_person_id=event.responsible_person_id,
             responsible_person_name=event.responsible_person_name,
+            plan_template=kept.plan_template,
+            plan_counted_from=kept.plan_counted_from,
+            milestones=kept.milestones,
+            funds=kept.funds,
+            lookback_failures=kept.lookback_failures,
         )
+    if isinstance(event, IssueFundingRecorded) and case is not None:
+        return replace(case, funds=_funded(case.funds, event))
     if case is None or getattr(event, "assignment_no", None) != case.assignment_no:
         return case  # unknown matter, or a step of an earlier assignment
     if isinstance(event, IssueResolved) and case.status == "assigned":
@@ -212,12 +494,39 @@ def evolve(case: Case | None, event: Event) -> Case | None:
             lookback_due=event.lookback_due,
             resolved_on=event.resolved_on,
             lookback_provisional=event.lookback_due_provisional,
+            resolved_by=event.resolved_by,
+            lookback_unit=event.lookback_unit,
         )
     if isinstance(event, IssueDeadlineRecomputed) and case.status == "assigned":
         return replace(case, deadline=event.deadline)
+    if isinstance(event, IssuePlanSet):
+        return replace(
+            case,
+            plan_template=event.plan_template,
+            plan_counted_from=event.counted_from,
+            milestones=_milestones(event.milestones),
+        )
+    if isinstance(event, IssueMilestoneDueRecomputed):
+        due, provisional = event.due, event.provisional
+        return _with_milestone(
+            case, event.milestone, lambda m: replace(m, due=due, provisional=provisional)
+        )
+    if isinstance(event, IssueProgressReported) and event.done:
+        return _with_milestone(case, event.milestone, lambda m: replace(m, done=True))
+    if isinstance(event, IssueOverdue) and event.milestone is not None:
+        return _with_milestone(
+            case, event.milestone, lambda m: replace(m, overdue=True, escalation_level=0)
+        )
+    if isinstance(event, IssueEscalated) and event.milestone is not None:
+        level = event.level
+        return _with_milestone(
+            case,
+            event.milestone,
+            lambda m: replace(m, escalation_level=max(m.escalation_level, level)),
+        )
     if isinstance(event, IssueOverdue):
         return replace(case, overdue_kind=event.kind, overdue_due=event.due, escalation_level=0)
-    if isinstance(event, IssueEscalated):
+    if isinstance(event, IssueEscalated) and event.kind != "lookback_failed":
         return replace(case, escalation_level=max(case.escalation_level, event.level))
     if isinstance(event, IssueLookbackDueRecomputed) and case.status == "resolved":
         return replace(
@@ -226,5 +535,36 @@ def evolve(case: Case | None, event: Event) -> Case | None:
     if isinstance(event, IssueLookbackPassed) and case.status == "resolved":
         return replace(case, status="closed")
     if isinstance(event, IssueLookbackFailed) and case.status == "resolved":
-        return replace(case, status="reopened")
+        return replace(case, status="reopened", lookback_failures=event.failures)
     return case
+
+
+def _milestones(planned: tuple[PlannedMilestone, ...]) -> tuple[Milestone, ...]:
+    return tuple(
+        Milestone(
+            number=m.number,
+            title=m.title,
+            due=m.due,
+            responsible_id=m.responsible_id,
+            responsible_name=m.responsible_name,
+            provisional=m.provisional,
+            working_days=m.working_days,
+        )
+        for m in planned
+    )
+
+
+def _with_milestone(case: Case, number: int, change: Callable[[Milestone], Milestone]) -> Case:
+    """The case with milestone ``number`` changed."""
+    return replace(
+        case,
+        milestones=tuple(change(m) if m.number == number else m for m in case.milestones),
+    )
+
+
+def _funded(funds: tuple[Funding, ...], event: IssueFundingRecorded) -> tuple[Funding, ...]:
+    entry = Funding(event.funding_id, event.amount, event.source, event.status)
+    others = tuple(f for f in funds if f.funding_id != event.funding_id)
+    if len(others) == len(funds):
+        return (*funds, entry)
+    return tuple(entry if f.funding_id == event.funding_id else f for f in funds)

@@ -2,30 +2,51 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Protocol
 
+from services.followup import plans
 from services.followup.domain import (
     Case,
+    RecordFunding,
     RecordLookback,
+    ReportProgress,
     ResolveIssue,
+    UnknownIssue,
     decide_deadline_checks,
+    decide_funding,
     decide_lookback,
+    decide_lookback_escalation,
     decide_lookback_recompute,
+    decide_milestone_recompute,
+    decide_plan,
+    decide_progress,
     decide_resolution,
     evolve,
 )
 from services.followup.escalation import Ladder
+from services.followup.lookback import Reviewers
 from shared.calendar import WorkingCalendar
 from shared.clock import local_date
 from shared.dispatch import Handlers
 from shared.envelope import Envelope
-from shared.events import Event, IssueAssigned, IssueDeadlineRecomputed, IssueReported
+from shared.events import (
+    Event,
+    FundingSource,
+    FundingStatus,
+    IssueAssigned,
+    IssueDeadlineRecomputed,
+    IssueLookbackFailed,
+    IssueReported,
+)
 from shared.uow import UnitOfWork, UowFactory
 
 ACTOR = "followup"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,23 +66,40 @@ class Cases(Protocol):
     async def save(self, issue_id: str, tracked: Tracked) -> None: ...
 
     async def provisional(self) -> list[tuple[str, Tracked]]:
-        """The cases whose look-back due date is provisional, locked until commit."""
+        """The cases whose look-back due date, or a milestone's due date, is provisional,
+        locked until commit."""
         ...
 
     async def past_due(self, today: date) -> list[tuple[str, Tracked]]:
-        """Cases waiting for a resolution or a look-back that was due before ``today``,
-        locked until commit."""
+        """Cases waiting for a resolution, a look-back or a milestone that was due before
+        ``today``, locked until commit."""
         ...
+
+    async def fund_totals(self) -> list[FundTotal]:
+        """The money of every matter, summed by source and status."""
+        ...
+
+
+@dataclass(frozen=True)
+class FundTotal:
+    source: FundingSource
+    status: FundingStatus
+    amount: Decimal
+    entries: int
+    matters: int
 
 
 @dataclass(frozen=True)
 class Rules:
     """What followup decides with: the calendar, the town's time zone, the escalation
-    ladder."""
+    ladder, the plan templates, who looks back at whose work, and the units' names."""
 
     calendar: WorkingCalendar
     timezone: str
     ladder: Ladder
+    plans: plans.Plans
+    reviewers: Reviewers
+    unit_names: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -79,7 +117,46 @@ async def on_issue_event(
     new = evolve(case, event)
     if new is not None and new != case:
         correlation = tracked.correlation_id if tracked else cause.correlationid
-        await uow.store.save(cause.subject, Tracked(new, cause.id, correlation))
+        after = Tracked(new, cause.id, correlation)
+        await uow.store.save(cause.subject, after)
+        if isinstance(event, IssueAssigned) and event.plan_template:
+            await _plan_from_template(uow, rules, cause, event, after)
+
+
+async def _plan_from_template(
+    uow: UnitOfWork[Cases], rules: Rules, cause: Envelope, event: IssueAssigned, tracked: Tracked
+) -> None:
+    """An assignment naming a plan template gives the matter that plan, counted from the
+    day it was assigned, unless it has that plan already (a re-assignment keeps it)."""
+    name = event.plan_template
+    template = rules.plans.plans.get(name or "")
+    if template is None:
+        log.warning("issue %s: unknown plan template %r, no plan set", cause.subject, name)
+        return
+    if tracked.case.plan_template == name and tracked.case.milestones:
+        return
+    start = local_date(cause.time, rules.timezone)
+    planned = decide_plan(
+        tracked.case,
+        plans.milestones(
+            plans.stages_of(template), start, rules.calendar, _people(rules, tracked.case)
+        ),
+        template=name,
+        counted_from=start,
+        calendar=rules.calendar.name,
+        set_by=ACTOR,
+    )
+    await _record_chained(uow, cause.subject, tracked, [planned], ACTOR)
+
+
+def _people(rules: Rules, case: Case) -> plans.Stakeholders:
+    unit = case.unit or ""
+    return plans.Stakeholders(
+        unit=unit,
+        unit_name=rules.unit_names.get(unit, unit),
+        secretary_id=case.responsible_person_id,
+        secretary_name=case.responsible_person_name,
+    )
 
 
 async def load_case(units: UowFactory[Cases], issue_id: str) -> Tracked | None:
@@ -96,21 +173,103 @@ async def resolve_issue(
         rules,
         issue_id,
         command.resolved_by or command.unit,
-        lambda case, today: decide_resolution(case, command, today, rules.calendar),
+        lambda case, today: [
+            decide_resolution(
+                case,
+                command,
+                today,
+                rules.calendar,
+                lookback_unit=rules.reviewers.of(command.unit),
+            )
+        ],
     )
 
 
 async def record_lookback(
     units: UowFactory[Cases], rules: Rules, issue_id: str, command: RecordLookback
 ) -> Recorded:
-    """Line staff record the look-back visit: passed closes the loop, failed reopens it."""
+    """Line staff record the look-back visit: passed closes the loop, failed reopens it,
+    and a second failure escalates."""
+
+    def decide(case: Case | None, today: date) -> list[Event]:
+        visit = decide_lookback(case, command, today)
+        assert case is not None  # deciding on an unknown matter raises UnknownIssue
+        if isinstance(visit, IssueLookbackFailed):
+            escalated = decide_lookback_escalation(visit, case, rules.ladder)
+            return [visit, escalated] if escalated else [visit]
+        return [visit]
+
+    return await _decide_and_record(units, rules, issue_id, command.visitor, decide)
+
+
+@dataclass(frozen=True)
+class SetPlan:
+    """A supervisor sets the plan: a template by name, or the stages themselves."""
+
+    set_by: str
+    template: str | None = None
+    stages: tuple[plans.StageRequest, ...] = ()
+
+
+async def set_plan(
+    units: UowFactory[Cases], rules: Rules, issue_id: str, command: SetPlan
+) -> Recorded:
+    """A supervisor sets or changes the plan of an assigned matter, counted from today."""
+    stages = list(command.stages)
+    if command.template is not None:
+        template = rules.plans.plans.get(command.template)
+        if template is None:
+            known = ", ".join(sorted(rules.plans.plans))
+            raise UnknownTemplate(f"unknown plan template {command.template!r}; known: {known}")
+        stages = plans.stages_of(template)
+
+    def decide(case: Case | None, today: date) -> list[Event]:
+        if case is None:
+            raise UnknownIssue("no such matter")
+        planned = plans.milestones(stages, today, rules.calendar, _people(rules, case))
+        return [
+            decide_plan(
+                case,
+                planned,
+                template=command.template,
+                counted_from=today,
+                calendar=rules.calendar.name,
+                set_by=command.set_by,
+            )
+        ]
+
+    return await _decide_and_record(units, rules, issue_id, command.set_by, decide)
+
+
+class UnknownTemplate(ValueError):
+    """No plan template of that name in plans.toml."""
+
+
+async def report_progress(
+    units: UowFactory[Cases], rules: Rules, issue_id: str, command: ReportProgress
+) -> Recorded:
+    """Progress on one milestone of the plan."""
     return await _decide_and_record(
         units,
         rules,
         issue_id,
-        command.visitor,
-        lambda case, today: decide_lookback(case, command, today),
+        command.reported_by,
+        lambda case, _: [decide_progress(case, command)],
     )
+
+
+async def record_funding(
+    units: UowFactory[Cases], rules: Rules, issue_id: str, command: RecordFunding
+) -> Recorded:
+    """Money for a matter: a new entry, or a new status of one."""
+    return await _decide_and_record(
+        units, rules, issue_id, command.recorded_by, lambda case, _: [decide_funding(case, command)]
+    )
+
+
+async def fund_totals(units: UowFactory[Cases]) -> list[FundTotal]:
+    async with units() as uow:
+        return await uow.store.fund_totals()
 
 
 async def _decide_and_record(
@@ -118,16 +277,18 @@ async def _decide_and_record(
     rules: Rules,
     issue_id: str,
     actor: str,
-    decide: Callable[[Case | None, date], Event],
+    decide: Callable[[Case | None, date], list[Event]],
 ) -> Recorded:
-    """Load and lock the case, decide, then save the new case and its event in one commit."""
+    """Load and lock the case, decide, then save the new case and its events in one
+    commit; the answer names the first event."""
     async with units() as uow:
         tracked = await uow.store.get(issue_id)
-        event = decide(tracked.case if tracked else None, local_date(uow.now, rules.timezone))
+        events = decide(tracked.case if tracked else None, local_date(uow.now, rules.timezone))
         assert tracked is not None  # deciding on an unknown matter raises UnknownIssue
-        after = await _record_chained(uow, issue_id, tracked, [event], actor)
+        first = await _record_chained(uow, issue_id, tracked, events[:1], actor)
+        after = await _record_chained(uow, issue_id, first, events[1:], actor)
         await uow.commit()
-    return Recorded(event_id=after.last_event_id, case=after.case)
+    return Recorded(event_id=first.last_event_id, case=after.case)
 
 
 async def _record_chained(
@@ -152,15 +313,16 @@ async def _record_chained(
 
 
 async def recompute_lookbacks(units: UowFactory[Cases], rules: Rules) -> int:
-    """Count provisional look-back due dates again on the calendar as it is now; each
-    change is an event. Returns how many."""
+    """Count provisional look-back and milestone due dates again on the calendar as it is
+    now; each change is an event. Returns how many."""
     changed = 0
     async with units() as uow:
         for issue_id, tracked in await uow.store.provisional():
-            event = decide_lookback_recompute(tracked.case, rules.calendar)
-            if event is not None:
-                await _record_chained(uow, issue_id, tracked, [event], ACTOR)
-                changed += 1
+            lookback = decide_lookback_recompute(tracked.case, rules.calendar)
+            events: list[Event] = [lookback] if lookback is not None else []
+            events += decide_milestone_recompute(tracked.case, rules.calendar)
+            await _record_chained(uow, issue_id, tracked, events, ACTOR)
+            changed += len(events)
         await uow.commit()
     return changed
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -22,9 +26,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.followup.domain import Case
-from services.followup.handlers import Tracked
-from shared.state import StateCache, StateTable
+from services.followup.domain import (
+    Case,
+    Funding,
+    Milestone,
+    has_provisional_milestones,
+    next_milestone_due,
+)
+from services.followup.handlers import FundTotal, Tracked
+from shared.state import Row, StateCache, StateTable
 from shared.tables import plumbing_tables
 
 SCHEMA = "followup"
@@ -48,15 +58,69 @@ cases = Table(
     Column("overdue_kind", Text),
     Column("overdue_due", Date),
     Column("escalation_level", Integer, nullable=False),
+    Column("plan_template", Text),
+    Column("plan_counted_from", Date),
+    Column("milestones", Text, nullable=False),  # JSON list, see _CaseTable
+    Column("milestone_due", Date),  # the earliest due date of a milestone not done
+    Column("milestones_provisional", Boolean, nullable=False),  # one not done is provisional
+    Column("funds", Text, nullable=False),  # JSON list, see _CaseTable
+    Column("resolved_by", Text),
+    Column("lookback_unit", Text),
+    Column("lookback_failures", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 Index("cases_provisional", cases.c.issue_id, postgresql_where=text("lookback_provisional"))
 Index("cases_deadline_waiting", cases.c.deadline, postgresql_where=text("status = 'assigned'"))
 Index("cases_lookback_waiting", cases.c.lookback_due, postgresql_where=text("status = 'resolved'"))
+Index(
+    "cases_milestone_waiting", cases.c.milestone_due, postgresql_where=text("status = 'assigned'")
+)
 
 plumbing = plumbing_tables(metadata)
-_table = StateTable(cases, Case)
+
+
+class _CaseTable(StateTable[Case]):
+    """A case's plan and funds are kept as JSON text beside its plain columns."""
+
+    def state(self, row: Row) -> Case:
+        milestones = tuple(
+            Milestone(**{**m, "due": date.fromisoformat(m["due"])})
+            for m in _loads(row["milestones"])
+        )
+        funds = tuple(
+            Funding(**{**f, "amount": Decimal(f["amount"])}) for f in _loads(row["funds"])
+        )
+        return super().state({**row, "milestones": milestones, "funds": funds})
+
+    def row(self, issue_id: str, state: Case, now: datetime, **extra: Any) -> Row:
+        row = super().row(issue_id, state, now, **extra)
+        row["milestones"] = _dumps(state.milestones)
+        row["funds"] = _dumps(state.funds)
+        row["milestone_due"] = next_milestone_due(state)
+        row["milestones_provisional"] = has_provisional_milestones(state)
+        return row
+
+
+def _loads(text: str) -> list[dict[str, Any]]:
+    return [] if text == "[]" else list(json.loads(text))  # most matters have neither
+
+
+def _dumps(items: tuple[Milestone, ...] | tuple[Funding, ...]) -> str:
+    return json.dumps([asdict(i) for i in items], default=str) if items else "[]"
+
+
+_table = _CaseTable(cases, Case)
+
+_FUND_TOTALS = text(
+    """
+    select f->>'source' as source, f->>'status' as status,
+           sum((f->>'amount')::numeric) as amount, count(*) as entries,
+           count(distinct c.issue_id) as matters
+    from followup.cases c, jsonb_array_elements(c.funds::jsonb) f
+    group by 1, 2 order by 1, 2
+    """
+)
 
 
 class SqlCases:
@@ -67,23 +131,34 @@ class SqlCases:
         self._rows = StateCache(_table, session, now)
 
     async def provisional(self) -> list[tuple[str, Tracked]]:
-        query = select(cases.c.issue_id).where(cases.c.lookback_provisional)
+        query = select(cases.c.issue_id).where(
+            or_(cases.c.lookback_provisional, cases.c.milestones_provisional)
+        )
         ids = list((await self._session.scalars(query)).all())
         await self._rows.preload(ids)  # locked; re-read, since a consumer may have moved on
         found = [(i, await self.get(i)) for i in ids]
-        return [(i, t) for i, t in found if t is not None and t.case.lookback_provisional]
+        return [
+            (i, t)
+            for i, t in found
+            if t is not None and (t.case.lookback_provisional or has_provisional_milestones(t.case))
+        ]
 
     async def past_due(self, today: date) -> list[tuple[str, Tracked]]:
         query = select(cases.c.issue_id).where(
             or_(
                 and_(cases.c.status == "assigned", cases.c.deadline < today),
                 and_(cases.c.status == "resolved", cases.c.lookback_due < today),
+                and_(cases.c.status == "assigned", cases.c.milestone_due < today),
             )
         )
         ids = list((await self._session.scalars(query)).all())
         await self._rows.preload(ids)  # locked; re-read, since a consumer may have moved on
         found = [(i, await self.get(i)) for i in ids]
         return [(i, t) for i, t in found if t is not None]
+
+    async def fund_totals(self) -> list[FundTotal]:
+        rows = await self._session.execute(_FUND_TOTALS)
+        return [FundTotal(**row._asdict()) for row in rows]
 
     async def preload(self, issue_ids: Sequence[str]) -> None:
         await self._rows.preload(issue_ids)

@@ -20,10 +20,14 @@ from shared.events import (
     IssueDuplicateSplit,
     IssueEscalated,
     IssueFeedbackRecorded,
+    IssueFundingRecorded,
     IssueLookbackDueRecomputed,
     IssueLookbackFailed,
     IssueLookbackPassed,
+    IssueMilestoneDueRecomputed,
     IssueOverdue,
+    IssuePlanSet,
+    IssueProgressReported,
     IssueReported,
     IssueReporterReplied,
     IssueResolved,
@@ -146,11 +150,15 @@ def _lookback_recomputed(e: IssueLookbackDueRecomputed, n: Names) -> Sentence:
 _KIND = {
     "resolution": ("未在期限内办结", "not resolved by its deadline"),
     "lookback": ("未在期限内回头看", "look-back not done in time"),
+    "milestone": ("计划步骤未按期完成", "a step of its plan not done in time"),
+    "lookback_failed": ("回头看再次未通过", "its look-back failed again"),
 }
 
 
 def _overdue(e: IssueOverdue, n: Names) -> Sentence:
     zh, en = _KIND.get(e.kind, (e.kind, e.kind))
+    if e.milestone is not None:
+        zh, en = f"第{e.milestone}步未按期完成", f"step {e.milestone} of its plan not done in time"
     return Sentence(
         f"逾期：{zh}（期限 {e.due.isoformat()}）", f"Overdue: {en} (due {e.due.isoformat()})"
     )
@@ -158,7 +166,11 @@ def _overdue(e: IssueOverdue, n: Names) -> Sentence:
 
 def _escalated(e: IssueEscalated, n: Names) -> Sentence:
     zh, en = _parts(e.to_person_name)
-    return Sentence(f"第{e.level}级督办：报{zh}", f"Escalated, step {e.level}: to {en}")
+    why_zh, why_en = _KIND.get(e.kind, (e.kind, e.kind))
+    return Sentence(
+        f"第{e.level}级督办（{why_zh}）：报{zh}",
+        f"Escalated, step {e.level} ({why_en}): to {en}",
+    )
 
 
 def _passed(e: IssueLookbackPassed, n: Names) -> Sentence:
@@ -218,6 +230,52 @@ def _revisit(e: IssueRevisitFlagged, n: Names) -> Sentence:
     )
 
 
+def _plan(e: IssuePlanSet, n: Names) -> Sentence:
+    steps_zh = "；".join(
+        f"{m.number}. {_parts(m.title)[0]} {m.due.isoformat()}" for m in e.milestones
+    )
+    steps_en = "; ".join(
+        f"{m.number}. {_parts(m.title)[1]} {m.due.isoformat()}" for m in e.milestones
+    )
+    return Sentence(
+        f"制定分步实施计划（{len(e.milestones)}步，{e.set_by}）：{steps_zh}",
+        f"Staged plan set ({len(e.milestones)} steps, by {e.set_by}): {steps_en}",
+    )
+
+
+def _progress(e: IssueProgressReported, n: Names) -> Sentence:
+    done = ("已完成", "done") if e.done else ("进展", "progress")
+    return Sentence(
+        f"第{e.milestone}步「{_parts(e.title)[0]}」{done[0]}（{e.reported_by}）：{e.note}",
+        f"Step {e.milestone} \u201c{_parts(e.title)[1]}\u201d {done[1]} ({e.reported_by}): "
+        f"{e.note}",
+    )
+
+
+_FUNDS = {
+    "project_funds": ("项目资金", "project funds"),
+    "self_raised": ("自筹资金", "self-raised funds"),
+    "social_donations": ("社会捐赠", "social donations"),
+}
+
+
+def _funding(e: IssueFundingRecorded, n: Names) -> Sentence:
+    zh, en = _FUNDS.get(str(e.source), (str(e.source), str(e.source)))
+    return Sentence(
+        f"资金：{zh} {e.amount:,.2f} 元，状态 {e.status}（{e.recorded_by}）",
+        f"Funds: {en}, {e.amount:,.2f} yuan, {e.status} ({e.recorded_by})",
+    )
+
+
+def _milestone_recomputed(e: IssueMilestoneDueRecomputed, n: Names) -> Sentence:
+    return Sentence(
+        f"第{e.milestone}步期限按公布的工作日历重算：{e.previous_due.isoformat()} → "
+        f"{e.due.isoformat()}",
+        f"Step {e.milestone}'s due date recounted on the published calendar: "
+        f"{e.previous_due.isoformat()} → {e.due.isoformat()}",
+    )
+
+
 SENTENCES: dict[type[Event], Describe] = {
     IssueReported: _reported,
     IssueDuplicateReported: _duplicate,
@@ -235,6 +293,10 @@ SENTENCES: dict[type[Event], Describe] = {
     IssueReporterReplied: _replied,
     IssueFeedbackRecorded: _feedback,
     IssueRevisitFlagged: _revisit,
+    IssuePlanSet: _plan,
+    IssueProgressReported: _progress,
+    IssueFundingRecorded: _funding,
+    IssueMilestoneDueRecomputed: _milestone_recomputed,
 }
 
 

@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Generic, TypeVar
 
 from services.assignment.domain import Assignment
-from services.followup.domain import Case
-from services.followup.handlers import Tracked
+from services.followup.domain import Case, has_provisional_milestones, next_milestone_due
+from services.followup.handlers import FundTotal, Tracked
 from services.intake.domain import OpenMatter
 from services.intake.handlers import MatterStatus, StoredReport
 from shared.envelope import Envelope
@@ -79,7 +80,11 @@ class InMemoryCases:
         self.rows[issue_id] = tracked
 
     async def provisional(self) -> list[tuple[str, Tracked]]:
-        return [(i, t) for i, t in self.rows.items() if t.case.lookback_provisional]
+        return [
+            (i, t)
+            for i, t in self.rows.items()
+            if t.case.lookback_provisional or has_provisional_milestones(t.case)
+        ]
 
     async def past_due(self, today: date) -> list[tuple[str, Tracked]]:
         def due(case: Case) -> bool:
@@ -91,7 +96,22 @@ class InMemoryCases:
                 and (case.lookback_due < today)
             )
 
-        return [(i, t) for i, t in self.rows.items() if due(t.case)]
+        def milestone_due(case: Case) -> bool:
+            first = next_milestone_due(case)
+            return case.status == "assigned" and first is not None and first < today
+
+        return [(i, t) for i, t in self.rows.items() if due(t.case) or milestone_due(t.case)]
+
+    async def fund_totals(self) -> list[FundTotal]:
+        sums: dict[tuple[str, str], tuple[Decimal, int, set[str]]] = {}
+        for issue_id, tracked in self.rows.items():
+            for f in tracked.case.funds:
+                amount, entries, matters = sums.get((f.source, f.status), (Decimal(0), 0, set()))
+                sums[(f.source, f.status)] = (f.amount + amount, entries + 1, matters | {issue_id})
+        return [
+            FundTotal(source=s, status=st, amount=a, entries=e, matters=len(m))  # type: ignore[arg-type]
+            for (s, st), (a, e, m) in sorted(sums.items())
+        ]
 
 
 class InMemoryReports:

@@ -13,7 +13,7 @@ from services.assignment.handlers import (
     on_lookback_failed,
     recompute_deadlines,
 )
-from services.followup import escalation
+from services.followup.app import load_rules
 from services.followup.domain import RecordLookback, ResolveIssue, WrongState
 from services.followup.handlers import HANDLERS as FOLLOWUP
 from services.followup.handlers import Rules as FollowupRules
@@ -33,6 +33,7 @@ from services.intake.handlers import (
     report_issue,
     split_duplicate,
 )
+from shared import reference
 from shared.calendar import WeekdayCalendar
 from shared.consumer import Rejected
 from shared.envelope import Envelope, wrap
@@ -283,9 +284,8 @@ def test_assignment_reacts_to_reports_and_failed_look_backs_only() -> None:
 
 
 def followup_rules() -> FollowupRules:
-    return FollowupRules(
-        calendar=WeekdayCalendar(), timezone=TZ, ladder=escalation.load(REFERENCE_DIR)
-    )
+    reference.activate(reference.load(REFERENCE_DIR))
+    return load_rules(REFERENCE_DIR, WeekdayCalendar(), TZ)
 
 
 async def assigned_case(units: Units[InMemoryCases]) -> None:
