@@ -143,6 +143,8 @@ def apply(view: IssueView, event: Event | None, at: datetime) -> IssueView:
             escalated_to=None,
             resolved_at=None,
         )
+    if isinstance(event, IssueOverdue | IssueEscalated) and event.milestone is not None:
+        return view  # a step of the plan, not the matter itself, is late
     if isinstance(event, IssueOverdue):
         return replace(view, escalation_level=0, escalated_to=None)
     if isinstance(event, IssueEscalated):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.projection.domain import IssueView, Recorded, fold, is_overdue
+from services.projection.domain import IssueView, Recorded, apply, fold, is_overdue
 from shared.events import (
     Event,
     IssueAssigned,
@@ -242,3 +242,35 @@ def test_a_matter_without_a_deadline_is_not_overdue() -> None:
     view = IssueView(issue_id="issue-1", status="assigned")
 
     assert is_overdue(view, date(2027, 1, 1)) is False
+
+
+def test_a_late_milestone_does_not_escalate_the_matter_itself() -> None:
+    from shared.events import IssueEscalated, IssueOverdue
+
+    moment = datetime(2026, 12, 2, tzinfo=UTC)
+    view = IssueView(issue_id="i", status="assigned")
+    late = IssueOverdue(kind="milestone", due=date(2026, 12, 1), assignment_no=1, milestone=2)
+    step_up = IssueEscalated(
+        kind="milestone",
+        level=1,
+        to_role="responsible_person",
+        to_person_id="p",
+        to_person_name="P",
+        due=date(2026, 12, 1),
+        assignment_no=1,
+        reason="r",
+        milestone=2,
+    )
+    matter = IssueEscalated(
+        kind="resolution",
+        level=1,
+        to_role="responsible_person",
+        to_person_id="p",
+        to_person_name="P",
+        due=date(2026, 12, 1),
+        assignment_no=1,
+        reason="r",
+    )
+
+    assert apply(apply(view, late, moment), step_up, moment).escalation_level == 0
+    assert apply(view, matter, moment).escalation_level == 1
