@@ -18,6 +18,7 @@ from shared.events import (
     EVENT_CLASSES,
     Event,
     IssueAssigned,
+    IssueDeadlineExtended,
     IssueDeadlineRecomputed,
     IssueDuplicateReported,
     IssueDuplicateSplit,
@@ -28,6 +29,9 @@ from shared.events import (
     IssueOverdue,
     IssueReported,
     IssueResolved,
+    IssueResponsibleChanged,
+    IssueSentBack,
+    UnitResponsibleChanged,
 )
 from shared.settings import ServiceName, Settings
 
@@ -37,6 +41,10 @@ EMITTED_BY: dict[type[Event], ServiceName] = {
     IssueDuplicateSplit: "intake",
     IssueAssigned: "assignment",
     IssueDeadlineRecomputed: "assignment",
+    IssueSentBack: "assignment",
+    IssueDeadlineExtended: "assignment",
+    IssueResponsibleChanged: "assignment",
+    UnitResponsibleChanged: "assignment",
     IssueLookbackDueRecomputed: "followup",
     IssueOverdue: "followup",
     IssueEscalated: "followup",

@@ -11,6 +11,7 @@ from shared.calendar import WorkingCalendar, add_working_days, deadline_after, r
 from shared.events import (
     Event,
     IssueAssigned,
+    IssueDeadlineExtended,
     IssueDeadlineRecomputed,
     IssueEscalated,
     IssueLookbackDueRecomputed,
@@ -215,6 +216,8 @@ def evolve(case: Case | None, event: Event) -> Case | None:
         )
     if isinstance(event, IssueDeadlineRecomputed) and case.status == "assigned":
         return replace(case, deadline=event.deadline)
+    if isinstance(event, IssueDeadlineExtended) and case.status == "assigned":
+        return replace(case, deadline=event.deadline)  # overdue anew only past the new date
     if isinstance(event, IssueOverdue):
         return replace(case, overdue_kind=event.kind, overdue_due=event.due, escalation_level=0)
     if isinstance(event, IssueEscalated):

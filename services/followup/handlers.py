@@ -22,7 +22,13 @@ from shared.calendar import WorkingCalendar
 from shared.clock import local_date
 from shared.dispatch import Handlers
 from shared.envelope import Envelope
-from shared.events import Event, IssueAssigned, IssueDeadlineRecomputed, IssueReported
+from shared.events import (
+    Event,
+    IssueAssigned,
+    IssueDeadlineExtended,
+    IssueDeadlineRecomputed,
+    IssueReported,
+)
 from shared.uow import UnitOfWork, UowFactory
 
 ACTOR = "followup"
@@ -185,4 +191,5 @@ HANDLERS: Handlers = {
     IssueReported: on_issue_event,
     IssueAssigned: on_issue_event,
     IssueDeadlineRecomputed: on_issue_event,
+    IssueDeadlineExtended: on_issue_event,
 }

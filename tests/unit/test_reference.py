@@ -36,6 +36,7 @@ name = "三岐村 Sanqi Village"
 kind = "village"
 secretary_id = "sanqi-secretary"
 secretary_name = "Wang Jianguo"
+secretary_contact = "0527-1"
 aliases = ["Sanqi", "三岐"]
 
 [villages.xuma]
@@ -43,6 +44,7 @@ name = "Xuma Village"
 kind = "village"
 secretary_id = "xuma-secretary"
 secretary_name = "Xu Haijun"
+secretary_contact = "0527-2"
 """
 
 SOURCES = """
@@ -56,6 +58,9 @@ name = "12345 hotline"
 UNITS = """
 [units.town_construction]
 name = "Town Construction Office"
+responsible_id = "construction-head"
+responsible_name = "Liu Zhiqiang"
+contact = "0527-3"
 """
 
 
