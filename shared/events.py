@@ -44,8 +44,6 @@ class IssueReported(Event):
     lon: float | None = None
     external_ref: str | None = None
     split_from: str | None = None
-    # The matter's scale as reported (``small``/``major``); absent: the category's default.
-    scale: str | None = None
 
 
 class IssueDuplicateReported(Event):

@@ -115,7 +115,7 @@ class WrongState(Exception):
 def matter_of(reported: IssueReported, routing: Routing) -> Matter:
     return Matter(
         category=reported.category,
-        scale=routing.scale_of(reported.category, reported.scale),
+        scale=routing.scale_of(reported.category, None),  # reports carry no scale yet
         village=reported.village,
         source=reported.source,
     )

@@ -113,8 +113,10 @@ class Routing:
     rules: tuple[Rule, ...]
 
     def scale_of(self, category: str, scale: str | None) -> str:
-        """The matter's scale: as reported, else the category's default."""
-        return scale or self.reference.categories[category].scale
+        """The matter's scale: as reported, else the category's default. An unknown
+        category raises ``UnknownCode``."""
+        code = require(self.reference, "categories", category)
+        return scale or self.reference.categories[code].scale
 
     def route(self, matter: Matter) -> Route:
         """The winning rule's route, else the category's defaults. Unknown codes raise

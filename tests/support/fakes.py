@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Generic, TypeVar
 
-from services.assignment.domain import Assignment
+from services.assignment.domain import Assignment, RegistryRow
 from services.followup.domain import Case
 from services.followup.handlers import Tracked
 from services.intake.domain import OpenMatter
@@ -57,6 +57,7 @@ class Units(Generic[S]):
 class InMemoryAssignments:
     def __init__(self) -> None:
         self.rows: dict[str, Assignment] = {}
+        self.units: dict[str, RegistryRow] = {}
 
     async def get(self, issue_id: str) -> Assignment | None:
         return self.rows.get(issue_id)
@@ -66,6 +67,19 @@ class InMemoryAssignments:
 
     async def provisional(self) -> list[tuple[str, Assignment]]:
         return [(i, a) for i, a in self.rows.items() if a.deadline_provisional]
+
+    async def open_of_unit(self, unit: str) -> list[tuple[str, Assignment]]:
+        return [
+            (i, a)
+            for i, a in self.rows.items()
+            if a.responsible_unit == unit and a.status == "assigned"
+        ]
+
+    async def registry(self, *, lock: bool = False) -> dict[str, RegistryRow]:
+        return dict(self.units)
+
+    async def save_unit(self, row: RegistryRow) -> None:
+        self.units[row.current.code] = row
 
 
 class InMemoryCases:
