@@ -156,16 +156,16 @@ class IssueResponsibleChanged(Event):
 
 class UnitResponsibleChanged(Event):
     """The registry of units: a unit's responsible person (for a village's party branch, its
-    secretary) is now this person, from the reference files at start-up or by hand. Its
-    subject is the unit code, not an issue id. The first such event of a unit (no
-    ``previous_person_id``) registers it."""
+    secretary) is now this person instead of the previous one, from the reference files at
+    start-up or by hand. Its subject is the unit code, not an issue id. (A unit enters the
+    registry from the reference files without an event.)"""
 
     TYPE: ClassVar[str] = "unit.responsible_changed"
 
     unit: str
     unit_name: str
-    previous_person_id: str | None = None
-    previous_person_name: str | None = None
+    previous_person_id: str
+    previous_person_name: str
     person_id: str
     person_name: str
     contact: str

@@ -25,6 +25,7 @@ from shared.events import (
 from shared.reference import Responsible
 
 MANUAL = "manual"  # the rule id of a supervisor's re-assignment
+FILES_ACTOR = "reference files"  # who changed the registry when the files did
 Status = Literal["assigned", "resolved", "closed"]
 
 
@@ -351,36 +352,35 @@ def decide_responsible_change(
 
 def decide_registry_sync(
     files: Mapping[str, Responsible], table: Registry
-) -> list[UnitResponsibleChanged]:
-    """What the reference files say that the registry has not seen yet: a new unit, or a
-    new responsible person or contact in the files (a change by hand stays until the files
-    change again)."""
-    events = []
+) -> tuple[list[RegistryRow], list[UnitResponsibleChanged]]:
+    """What the reference files say that the registry has not seen yet: units new to the
+    registry (registered as the files give them, without an event: the first change of
+    their responsible person names the one before), and a new responsible person or
+    contact in the files (an event). A change by hand stays until the files change again."""
+    new: list[RegistryRow] = []
+    events: list[UnitResponsibleChanged] = []
     for code, entry in files.items():
         row = table.get(code)
         seeded = (entry.person_id, entry.person_name, entry.contact)
-        if row is not None and seeded == (
-            row.seeded_person_id,
-            row.seeded_person_name,
-            row.seeded_contact,
-        ):
+        if row is None:
+            new.append(RegistryRow(entry, *seeded))
+            continue
+        if seeded == (row.seeded_person_id, row.seeded_person_name, row.seeded_contact):
             continue
         events.append(
             UnitResponsibleChanged(
                 unit=code,
                 unit_name=entry.name,
-                previous_person_id=row.current.person_id if row else None,
-                previous_person_name=row.current.person_name if row else None,
+                previous_person_id=row.current.person_id,
+                previous_person_name=row.current.person_name,
                 person_id=entry.person_id,
                 person_name=entry.person_name,
                 contact=entry.contact,
-                reason="registered from the reference files"
-                if row is None
-                else "the reference files name a new responsible person or contact",
-                changed_by="reference files",
+                reason="the reference files name a new responsible person or contact",
+                changed_by=FILES_ACTOR,
             )
         )
-    return events
+    return new, events
 
 
 def decide_registry_change(
@@ -424,7 +424,7 @@ def evolve_registry(
             "contact": event.contact,
         }
     )
-    if row is None or event.changed_by == "reference files":
+    if row is None or event.changed_by == FILES_ACTOR:
         return RegistryRow(current, event.person_id, event.person_name, event.contact)
     return replace(row, current=current)
 

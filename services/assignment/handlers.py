@@ -195,16 +195,18 @@ async def _commit(
 
 
 async def sync_registry(units: UowFactory[Assignments], rules: Rules) -> int:
-    """Record what the reference files say that the registry has not seen (new units, new
-    responsible people); each change passes to the unit's open matters. Returns how many
-    units changed."""
+    """Register units new to the registry, and record a new responsible person in the
+    reference files as an event that passes to the unit's open matters. Returns how many
+    units were registered or changed."""
     async with units() as uow:
         registry = await uow.store.registry(lock=True)
-        events = decide_registry_sync(rules.files, registry)
+        new, events = decide_registry_sync(rules.files, registry)
+        for row in new:
+            await uow.store.save_unit(row)
         for event in events:
             await _apply_unit_change(uow, rules, registry.get(event.unit), event)
         await uow.commit()
-    return len(events)
+    return len(new) + len(events)
 
 
 async def change_responsible(

@@ -54,10 +54,9 @@ FILES = REFERENCE.registry()
 
 def registry() -> dict[str, RegistryRow]:
     """The registry as first seeded from the shipped files."""
-    rows: dict[str, RegistryRow] = {}
-    for event in decide_registry_sync(FILES, {}):
-        rows[event.unit] = evolve_registry(None, event, FILES)
-    return rows
+    new, events = decide_registry_sync(FILES, {})
+    assert events == []
+    return {row.current.code: row for row in new}
 
 
 def report(category: str = "street_lights", village: str = "sanqi") -> IssueReported:
@@ -332,12 +331,12 @@ def new_secretary(reason: str = "elected") -> UnitResponsibleChanged:
     return change
 
 
-def test_the_first_synchronisation_registers_every_unit() -> None:
-    events = decide_registry_sync(FILES, {})
+def test_the_first_synchronisation_registers_every_unit_without_events() -> None:
+    new, events = decide_registry_sync(FILES, {})
 
-    assert {e.unit for e in events} == set(REFERENCE.all_units())
-    assert all(e.previous_person_id is None for e in events)
-    assert decide_registry_sync(FILES, registry()) == []  # nothing twice
+    assert [row.current.code for row in new] == REFERENCE.all_units()
+    assert events == []
+    assert decide_registry_sync(FILES, registry()) == ([], [])  # nothing twice
 
 
 def test_a_new_person_in_the_files_is_a_change_with_the_previous_person() -> None:
@@ -346,14 +345,14 @@ def test_a_new_person_in_the_files_is_a_change_with_the_previous_person() -> Non
         update={"person_id": "sanqi-secretary-2", "person_name": "Zhao Min"}
     )
 
-    [event] = decide_registry_sync(files, registry())
+    new, [event] = decide_registry_sync(files, registry())
 
     assert (event.unit, event.previous_person_id, event.person_id) == (
         "sanqi_branch",
         "sanqi-secretary",
         "sanqi-secretary-2",
     )
-    assert event.changed_by == "reference files"
+    assert (new, event.changed_by) == ([], "reference files")
 
 
 def test_a_change_by_hand_survives_synchronisation_with_unchanged_files() -> None:
@@ -362,7 +361,7 @@ def test_a_change_by_hand_survives_synchronisation_with_unchanged_files() -> Non
     rows["sanqi_branch"] = evolve_registry(rows["sanqi_branch"], change, FILES)
 
     assert rows["sanqi_branch"].current.person_id == "sanqi-secretary-2"
-    assert decide_registry_sync(FILES, rows) == []
+    assert decide_registry_sync(FILES, rows) == ([], [])
 
 
 def test_a_change_by_hand_to_the_same_person_changes_nothing() -> None:
