@@ -53,6 +53,8 @@ class Assignment:
     responsible_unit: str | None = None
     rule_id: str | None = None
     sent_back_reason: str | None = None  # sent back by its unit, waiting to be re-routed
+    # The matter's correlation id (its report's), so steps taken over HTTP stay in its chain.
+    correlation_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -474,6 +476,7 @@ def evolve(
             source=source if source is not None else (current.source if current else None),
             responsible_unit=event.responsible_unit,
             rule_id=event.rule_id,
+            correlation_id=current.correlation_id if current else None,
         )
     if current is None or getattr(event, "assignment_no", None) != current.assignment_no:
         return current  # unknown matter, or a step of an earlier assignment

@@ -4,7 +4,7 @@ back, re-assign by hand, extend deadlines, and keep the registry of units."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from services.assignment.domain import (
@@ -99,7 +99,7 @@ async def on_issue_reported(
     if assigned is not None:
         new = evolve(current, assigned, today, source=event.source)
         assert new is not None
-        await uow.store.save(cause.subject, new)
+        await uow.store.save(cause.subject, replace(new, correlation_id=cause.correlationid))
         uow.record(assigned, issue_id=cause.subject, actor=ACTOR, cause=cause)
 
 
@@ -189,7 +189,7 @@ async def _commit(
     new = evolve(current, event, local_date(uow.now, rules.timezone))
     assert new is not None
     await uow.store.save(issue_id, new)
-    envelope = uow.record(event, issue_id=issue_id, actor=actor)
+    envelope = uow.record(event, issue_id=issue_id, actor=actor, correlation_id=new.correlation_id)
     await uow.commit()
     return Recorded(event_id=envelope.id, assignment=new)
 
@@ -243,7 +243,13 @@ async def _apply_unit_change(
             after = evolve(current, changed, today)
             assert after is not None
             await uow.store.save(issue_id, after)
-            uow.record(changed, issue_id=issue_id, actor=event.changed_by, cause=cause)
+            uow.record(
+                changed,
+                issue_id=issue_id,
+                actor=event.changed_by,
+                correlation_id=current.correlation_id,
+                causation_id=cause.id,
+            )
             moved += 1
     return new, moved
 

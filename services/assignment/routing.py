@@ -22,6 +22,7 @@ from shared.reference import (
     CODE_PATTERN,
     VILLAGE_BRANCH,
     InvalidReferenceData,
+    Kind,
     ReferenceData,
     Scale,
     require,
@@ -153,13 +154,17 @@ class Routing:
 def check(rules: tuple[Rule, ...], reference: ReferenceData, plans: set[str]) -> None:
     """Raise ``ValueError`` naming the first rule that cannot be used."""
     seen: dict[str, Rule] = {}
-    kinds = {"category": "categories", "village": "villages", "source": "sources"}
+    kinds: dict[str, Kind] = {
+        "category": "categories",
+        "village": "villages",
+        "source": "sources",
+    }
     for rule in rules:
         if rule.id in seen:
             raise ValueError(f"rule {rule.id!r} appears twice")
         for dimension, kind in kinds.items():
             for code in getattr(rule, dimension) or ():
-                if code not in reference.codes(kind):  # type: ignore[arg-type]
+                if code not in reference.codes(kind):
                     raise ValueError(f"rule {rule.id!r}: unknown {dimension} {code!r}")
         if rule.unit not in (None, VILLAGE_BRANCH, *reference.all_units()):
             raise ValueError(f"rule {rule.id!r}: unknown unit {rule.unit!r}")

@@ -112,6 +112,7 @@ async def test_send_back_then_re_route_and_extension_with_their_refusals(
         "minqing.issue.deadline_extended",
     ]
     assert history[4]["data"]["calendar"] == matter["calendar"]
+    assert {m["correlationid"] for m in history} == {history[0]["id"]}  # one chain
 
 
 async def test_unknown_matters_and_units_are_404_and_bad_input_422(

@@ -87,6 +87,8 @@ async def test_send_back_then_re_route_records_both_in_the_matters_history() -> 
     assert (moved.assignment.unit, moved.assignment.assignment_no) == ("sanqi_branch", 2)
     assert u.committed[1].subject == u.committed[2].subject == "issue-1"
     assert u.committed[1].actor == "Liu"
+    # steps over HTTP stay in the matter's chain
+    assert {e.correlationid for e in u.committed} == {u.committed[0].correlationid}
 
 
 async def test_a_refused_step_records_nothing() -> None:
@@ -160,6 +162,9 @@ async def test_a_new_secretary_takes_over_the_open_matters_of_the_branch() -> No
     assert sorted(e.subject for e in issue_events) == ["open-1", "open-2"]
     assert all(e.type == "minqing.issue.responsible_changed" for e in issue_events)
     assert all(e.causationid == unit_event.id for e in issue_events)
+    chains = {e.subject: e.correlationid for e in u.committed if e.type.endswith(".assigned")}
+    assert all(e.correlationid == chains[e.subject] for e in issue_events)
+    assert unit_event.correlationid not in chains.values()
     assert u.store.rows["done-1"].person_id == "sanqi-secretary"
     # the change by hand stands when the unchanged files are read again
     assert await sync_registry(u, RULES) == 0

@@ -1,9 +1,10 @@
 """Routing as data and the registry of units: each assignment keeps its status, the scale
 and source it was routed by, the rule that matched, the unit its responsible person comes
-from and a send-back; the registry of units keeps who is responsible for each unit.
+from, a send-back and the matter's correlation id; the registry of units keeps who is
+responsible for each unit.
 
 Existing assignments become status 'assigned' (this service did not follow resolutions
-before) and have no rule, scale, source or responsible unit recorded.
+before) and have no rule, scale, source, responsible unit or correlation id recorded.
 
 Revision ID: assignment_0004
 """
@@ -16,7 +17,14 @@ down_revision = "assignment_0003"
 branch_labels = None
 depends_on = None
 SCHEMA = "assignment"
-OPTIONAL = ("scale", "source", "responsible_unit", "rule_id", "sent_back_reason")
+OPTIONAL = (
+    "scale",
+    "source",
+    "responsible_unit",
+    "rule_id",
+    "sent_back_reason",
+    "correlation_id",
+)
 
 
 def upgrade() -> None:
