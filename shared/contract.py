@@ -18,6 +18,7 @@ from shared.events import (
     EVENT_CLASSES,
     Event,
     IssueAssigned,
+    IssueDeadlineExtended,
     IssueDeadlineRecomputed,
     IssueDuplicateReported,
     IssueDuplicateSplit,
@@ -34,9 +35,12 @@ from shared.events import (
     IssueReported,
     IssueReporterReplied,
     IssueResolved,
+    IssueResponsibleChanged,
     IssueRevisitFlagged,
+    IssueSentBack,
     IssueSupervisionRecorded,
     IssueSupervisorInvited,
+    UnitResponsibleChanged,
 )
 from shared.settings import ServiceName, Settings
 
@@ -46,6 +50,10 @@ EMITTED_BY: dict[type[Event], ServiceName] = {
     IssueDuplicateSplit: "intake",
     IssueAssigned: "assignment",
     IssueDeadlineRecomputed: "assignment",
+    IssueSentBack: "assignment",
+    IssueDeadlineExtended: "assignment",
+    IssueResponsibleChanged: "assignment",
+    UnitResponsibleChanged: "assignment",
     IssueLookbackDueRecomputed: "followup",
     IssueOverdue: "followup",
     IssueEscalated: "followup",

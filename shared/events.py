@@ -104,6 +104,78 @@ class IssueAssigned(Event):
     deadline_note: str | None = None
     # A major affair's staged plan: the template (plans.toml) its milestones come from.
     plan_template: str | None = None
+    # Which routing rule (routing.toml) decided, and why in words; "manual" for a
+    # supervisor's re-assignment. Absent on events from before routing rules.
+    rule_id: str | None = None
+    rule_explanation: str | None = None
+    scale: str | None = None  # the scale the matter was routed as
+    # The registry unit whose responsible person this is (absent: a person named by a rule
+    # or a supervisor); a new responsible person there takes the matter over.
+    responsible_unit: str | None = None
+
+
+class IssueSentBack(Event):
+    """The assigned unit sent the matter back as wrongly given to it, with the reason. Until
+    the town office re-routes it (a new ``issue.assigned``), the unit stays responsible: its
+    assignment and deadline stand (first-receiver responsibility)."""
+
+    TYPE: ClassVar[str] = "issue.sent_back"
+
+    unit: str
+    reason: str
+    sent_back_by: str
+    assignment_no: int = Field(ge=1)
+    deadline: date  # the deadline that still stands
+
+
+class IssueDeadlineExtended(Event):
+    """A supervisor extended the current assignment's deadline, with the reason."""
+
+    TYPE: ClassVar[str] = "issue.deadline_extended"
+
+    previous_deadline: date
+    deadline: date
+    extra_working_days: int = Field(ge=1)
+    calendar: str
+    provisional: bool = False
+    note: str | None = None
+    reason: str
+    extended_by: str
+    assignment_no: int = Field(ge=1)
+
+
+class IssueResponsibleChanged(Event):
+    """The person answering for an open matter changed because its unit's responsible
+    person changed in the registry (``unit.responsible_changed``)."""
+
+    TYPE: ClassVar[str] = "issue.responsible_changed"
+
+    unit: str
+    previous_person_id: str
+    previous_person_name: str
+    person_id: str
+    person_name: str
+    assignment_no: int = Field(ge=1)
+    reason: str
+
+
+class UnitResponsibleChanged(Event):
+    """The registry of units: a unit's responsible person (for a village's party branch, its
+    secretary) is now this person instead of the previous one, from the reference files at
+    start-up or by hand. Its subject is the unit code, not an issue id. (A unit enters the
+    registry from the reference files without an event.)"""
+
+    TYPE: ClassVar[str] = "unit.responsible_changed"
+
+    unit: str
+    unit_name: str
+    previous_person_id: str
+    previous_person_name: str
+    person_id: str
+    person_name: str
+    contact: str
+    reason: str
+    changed_by: str
 
 
 class IssueDeadlineRecomputed(Event):
@@ -371,6 +443,10 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     IssueProgressReported,
     IssueFundingRecorded,
     IssueMilestoneDueRecomputed,
+    IssueSentBack,
+    IssueDeadlineExtended,
+    IssueResponsibleChanged,
+    UnitResponsibleChanged,
 )
 EVENTS_BY_TYPE: dict[str, type[Event]] = {cls.TYPE: cls for cls in EVENT_CLASSES}
 

@@ -50,8 +50,9 @@ class Category(_Frozen):
 class Village(_Frozen):
     name: str
     kind: Literal["village", "community"]
-    secretary_id: str
-    secretary_name: str
+    secretary_id: str = Field(min_length=1)
+    secretary_name: str = Field(min_length=1)
+    secretary_contact: str = Field(min_length=1)
     aliases: tuple[str, ...] = ()
 
     def branch(self, code: str) -> str:
@@ -61,6 +62,27 @@ class Village(_Frozen):
 
 class Named(_Frozen):
     name: str
+
+
+class Unit(Named):
+    """A town office, with its responsible person and how to reach them."""
+
+    responsible_id: str = Field(min_length=1)
+    responsible_name: str = Field(min_length=1)
+    contact: str = Field(min_length=1)
+
+
+class Responsible(_Frozen):
+    """One entry of the registry of units: a town office or a village's party branch, and
+    who answers for it (for a branch, the village's party secretary)."""
+
+    code: str
+    name: str
+    kind: Literal["office", "branch"]
+    person_id: str
+    person_name: str
+    contact: str
+    village: str | None = None  # the village of a party branch
 
 
 class Source(Named):
@@ -84,7 +106,7 @@ class ReferenceData(_Frozen):
     categories: dict[str, Category]
     villages: dict[str, Village]
     sources: dict[str, Source]
-    units: dict[str, Named]
+    units: dict[str, Unit]
 
     @model_validator(mode="after")
     def _consistent(self) -> ReferenceData:
@@ -143,6 +165,34 @@ class ReferenceData(_Frozen):
     def all_units(self) -> list[str]:
         """Town offices and every village's party branch."""
         return [*self.units, *(v.branch(code) for code, v in self.villages.items())]
+
+    def registry(self) -> dict[str, Responsible]:
+        """Every unit with its responsible person: town offices (units.toml), then each
+        village's party branch with the village's secretary (villages.toml)."""
+        entries = [
+            Responsible(
+                code=code,
+                name=unit.name,
+                kind="office",
+                person_id=unit.responsible_id,
+                person_name=unit.responsible_name,
+                contact=unit.contact,
+            )
+            for code, unit in self.units.items()
+        ]
+        entries += [
+            Responsible(
+                code=village.branch(code),
+                name=f"{village.name} party branch",
+                kind="branch",
+                person_id=village.secretary_id,
+                person_name=village.secretary_name,
+                contact=village.secretary_contact,
+                village=code,
+            )
+            for code, village in self.villages.items()
+        ]
+        return {entry.code: entry for entry in entries}
 
     def route(self, category: str, village: str) -> Route:
         """Category picks the unit; the village's party secretary is the responsible person."""

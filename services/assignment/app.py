@@ -1,4 +1,6 @@
-"""Assignment's composition root: consumes reports and failed look-backs, emits assignments."""
+"""Assignment's composition root: consumes reports, resolutions and look-backs, emits
+assignments; keeps the registry of units; the HTTP edge for send-back, re-assignment,
+deadline extension and the registry."""
 
 from __future__ import annotations
 
@@ -6,7 +8,9 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import catalog
-from services.assignment.handlers import HANDLERS, Rules, recompute_deadlines
+from services.assignment import routing
+from services.assignment.api import build_router
+from services.assignment.handlers import HANDLERS, Rules, recompute_deadlines, sync_registry
 from services.assignment.store import SqlAssignments, plumbing
 from shared import reference
 from shared.calendar import WorkingCalendar, configured
@@ -26,10 +30,13 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     rt = build_runtime("assignment", settings, plumbing, clock=clock)
+    ref = reference.load(settings.reference_dir)
+    reference.activate(ref)
     rules = Rules(
-        route=reference.load(settings.reference_dir).route,
+        routing=routing.load(settings.reference_dir, ref),
         calendar=calendar or configured(settings.calendar, settings.reference_dir),
         timezone=settings.timezone,
+        files=ref.registry(),
     )
 
     rt.catalog = catalog.consumers()
@@ -41,12 +48,22 @@ def create_app(
     rt.subscribe(None, event_applier(HANDLERS, rules, unit_of_work), consumed_types(HANDLERS))
     units = rt.units_of_work(lambda session: SqlAssignments(session, clock()))
 
+    async def sync() -> str:
+        return f"{await sync_registry(units, rules)} units changed in the registry"
+
+    # First right after start-up (a change in the reference files becomes events), then
+    # again with the recount: nothing to do unless the files changed.
+    rt.every(settings.recompute_interval_seconds, "assignment-registry-sync", sync)
+
     async def recompute() -> str:
         return f"{await recompute_deadlines(units, rules)} provisional deadlines recomputed"
 
     rt.every(settings.recompute_interval_seconds, "assignment-recompute-deadlines", recompute)
-    return create_service_app(
+    app = create_service_app(
         rt,
         title="Minqing assignment",
-        description="Routes each matter to a responsible unit and person, with a deadline.",
+        description="Routes each matter to a responsible unit and person, with a deadline; "
+        "send-back, re-assignment, deadline extension and the registry of units.",
     )
+    app.include_router(build_router(units, rules))
+    return app

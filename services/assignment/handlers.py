@@ -1,34 +1,55 @@
-"""Assignment's use cases: assign reported matters, re-assign after a failed look-back."""
+"""Assignment's use cases: route reported matters, re-assign after a failed look-back, send
+back, re-assign by hand, extend deadlines, and keep the registry of units."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from services.assignment.domain import (
     Assignment,
+    ChangeResponsible,
+    ExtendDeadline,
     IssueNotAssigned,
-    Routing,
+    Reassign,
+    RegistryRow,
+    SendBack,
+    UnknownUnit,
+    decide_extension,
     decide_initial,
+    decide_manual,
     decide_reassignment,
     decide_recompute,
+    decide_registry_change,
+    decide_registry_sync,
+    decide_responsible_change,
+    decide_send_back,
     evolve,
+    evolve_registry,
 )
+from services.assignment.routing import Routing
 from shared.calendar import WorkingCalendar
 from shared.clock import local_date
 from shared.consumer import Rejected
 from shared.dispatch import Handlers
 from shared.envelope import Envelope
-from shared.events import IssueAssigned, IssueLookbackFailed, IssueReported
-from shared.reference import UnknownCode
+from shared.events import (
+    Event,
+    IssueLookbackFailed,
+    IssueLookbackPassed,
+    IssueReported,
+    IssueResolved,
+    UnitResponsibleChanged,
+)
+from shared.reference import Responsible, UnknownCode
 from shared.uow import UnitOfWork, UowFactory
 
 ACTOR = "assignment"
 
 
 class Assignments(Protocol):
-    """The current assignment of each matter."""
+    """The current assignment of each matter, and the registry of units."""
 
     async def get(self, issue_id: str) -> Assignment | None: ...
 
@@ -38,14 +59,30 @@ class Assignments(Protocol):
         """The assignments whose deadline is provisional, locked until commit."""
         ...
 
+    async def open_of_unit(self, unit: str) -> list[tuple[str, Assignment]]:
+        """Open matters whose responsible person comes from ``unit``, locked until commit."""
+        ...
+
+    async def registry(self, *, lock: bool = False) -> dict[str, RegistryRow]: ...
+
+    async def save_unit(self, row: RegistryRow) -> None: ...
+
 
 @dataclass(frozen=True)
 class Rules:
-    """What assignment decides with: the routing rules, the calendar, the town's time zone."""
+    """What assignment decides with: the routing rules, the registry as the reference
+    files give it, the calendar, the town's time zone."""
 
-    route: Routing
+    routing: Routing
     calendar: WorkingCalendar
     timezone: str
+    files: Mapping[str, Responsible]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    event_id: str
+    assignment: Assignment
 
 
 async def on_issue_reported(
@@ -55,35 +92,171 @@ async def on_issue_reported(
     current = await uow.store.get(cause.subject)
     today = local_date(cause.time, rules.timezone)
     try:
-        assigned = decide_initial(current, event, rules.route, today, rules.calendar)
-    except UnknownCode as exc:
+        registry = await _registry(uow, rules)
+        assigned = decide_initial(current, event, rules.routing, registry, today, rules.calendar)
+    except (UnknownCode, UnknownUnit) as exc:
         raise Rejected(str(exc)) from exc
-    await _record(uow, cause, current, assigned, today)
+    if assigned is not None:
+        new = evolve(current, assigned, today, source=event.source)
+        assert new is not None
+        await uow.store.save(cause.subject, replace(new, correlation_id=cause.correlationid))
+        uow.record(assigned, issue_id=cause.subject, actor=ACTOR, cause=cause)
 
 
 async def on_lookback_failed(
     event: IssueLookbackFailed, cause: Envelope, uow: UnitOfWork[Assignments], rules: Rules
 ) -> None:
-    """Re-assign a matter whose look-back failed, with a new deadline."""
+    """Return a matter whose look-back failed to its unit, with a new deadline."""
     current = await uow.store.get(cause.subject)
     today = local_date(cause.time, rules.timezone)
     try:
-        assigned = decide_reassignment(current, event, rules.route, today, rules.calendar)
+        assigned = decide_reassignment(current, event, rules.routing, today, rules.calendar)
     except (IssueNotAssigned, UnknownCode) as exc:
         raise Rejected(str(exc)) from exc
-    await _record(uow, cause, current, assigned, today)
-
-
-async def _record(
-    uow: UnitOfWork[Assignments],
-    cause: Envelope,
-    current: Assignment | None,
-    assigned: IssueAssigned | None,
-    today: date,
-) -> None:
     if assigned is not None:
-        await uow.store.save(cause.subject, evolve(current, assigned, today))
+        new = evolve(current, assigned, today)
+        assert new is not None
+        await uow.store.save(cause.subject, new)
         uow.record(assigned, issue_id=cause.subject, actor=ACTOR, cause=cause)
+
+
+async def on_status_event(
+    event: Event, cause: Envelope, uow: UnitOfWork[Assignments], rules: Rules
+) -> None:
+    """Follow resolution and closing, so only open matters are sent back, re-assigned,
+    extended or handed to a new responsible person."""
+    current = await uow.store.get(cause.subject)
+    new = evolve(current, event, local_date(cause.time, rules.timezone))
+    if new is not None and new != current:
+        await uow.store.save(cause.subject, new)
+
+
+async def _registry(uow: UnitOfWork[Assignments], rules: Rules) -> dict[str, RegistryRow]:
+    """The registry table, with the reference files' entries for units it does not hold
+    yet (before the first synchronisation after start-up)."""
+    files = {
+        code: RegistryRow(e, e.person_id, e.person_name, e.contact)
+        for code, e in rules.files.items()
+    }
+    return {**files, **await uow.store.registry()}
+
+
+async def load_assignment(units: UowFactory[Assignments], issue_id: str) -> Assignment | None:
+    async with units() as uow:
+        return await uow.store.get(issue_id)
+
+
+async def send_back(
+    units: UowFactory[Assignments], rules: Rules, issue_id: str, command: SendBack
+) -> Recorded:
+    """The assigned unit sends a matter back as not theirs; its deadline stands."""
+    async with units() as uow:
+        current = await uow.store.get(issue_id)
+        event = decide_send_back(current, command)
+        return await _commit(uow, rules, issue_id, current, event, command.by)
+
+
+async def reassign(
+    units: UowFactory[Assignments], rules: Rules, issue_id: str, command: Reassign
+) -> Recorded:
+    """A supervisor or the town office gives the matter to another unit."""
+    async with units() as uow:
+        current = await uow.store.get(issue_id)
+        today = local_date(uow.now, rules.timezone)
+        registry = await _registry(uow, rules)
+        event = decide_manual(current, command, rules.routing, registry, today, rules.calendar)
+        return await _commit(uow, rules, issue_id, current, event, command.by)
+
+
+async def extend_deadline(
+    units: UowFactory[Assignments], rules: Rules, issue_id: str, command: ExtendDeadline
+) -> Recorded:
+    """A supervisor gives the assigned unit more working days."""
+    async with units() as uow:
+        current = await uow.store.get(issue_id)
+        event = decide_extension(current, command, rules.calendar)
+        return await _commit(uow, rules, issue_id, current, event, command.by)
+
+
+async def _commit(
+    uow: UnitOfWork[Assignments],
+    rules: Rules,
+    issue_id: str,
+    current: Assignment | None,
+    event: Event,
+    actor: str,
+) -> Recorded:
+    new = evolve(current, event, local_date(uow.now, rules.timezone))
+    assert new is not None
+    await uow.store.save(issue_id, new)
+    envelope = uow.record(event, issue_id=issue_id, actor=actor, correlation_id=new.correlation_id)
+    await uow.commit()
+    return Recorded(event_id=envelope.id, assignment=new)
+
+
+async def sync_registry(units: UowFactory[Assignments], rules: Rules) -> int:
+    """Register units new to the registry, and record a new responsible person in the
+    reference files as an event that passes to the unit's open matters. Returns how many
+    units were registered or changed."""
+    async with units() as uow:
+        registry = await uow.store.registry(lock=True)
+        new, events = decide_registry_sync(rules.files, registry)
+        for row in new:
+            await uow.store.save_unit(row)
+        for event in events:
+            await _apply_unit_change(uow, rules, registry.get(event.unit), event)
+        await uow.commit()
+    return len(new) + len(events)
+
+
+async def change_responsible(
+    units: UowFactory[Assignments], rules: Rules, code: str, command: ChangeResponsible
+) -> tuple[RegistryRow, int]:
+    """A new responsible person for a unit, by hand. Returns the registry entry and how
+    many open matters passed to the new person."""
+    async with units() as uow:
+        registry = await uow.store.registry(lock=True)
+        row = registry.get(code)
+        event = decide_registry_change(row, code, command)
+        if event is None:
+            assert row is not None
+            return row, 0
+        new, moved = await _apply_unit_change(uow, rules, row, event)
+        await uow.commit()
+    return new, moved
+
+
+async def _apply_unit_change(
+    uow: UnitOfWork[Assignments],
+    rules: Rules,
+    row: RegistryRow | None,
+    event: UnitResponsibleChanged,
+) -> tuple[RegistryRow, int]:
+    new = evolve_registry(row, event, rules.files)
+    await uow.store.save_unit(new)
+    cause = uow.record(event, issue_id=event.unit, actor=event.changed_by)
+    moved = 0
+    today = local_date(uow.now, rules.timezone)
+    for issue_id, current in await uow.store.open_of_unit(event.unit):
+        changed = decide_responsible_change(current, event)
+        if changed is not None:
+            after = evolve(current, changed, today)
+            assert after is not None
+            await uow.store.save(issue_id, after)
+            uow.record(
+                changed,
+                issue_id=issue_id,
+                actor=event.changed_by,
+                correlation_id=current.correlation_id,
+                causation_id=cause.id,
+            )
+            moved += 1
+    return new, moved
+
+
+async def list_units(units: UowFactory[Assignments]) -> dict[str, RegistryRow]:
+    async with units() as uow:
+        return await uow.store.registry()
 
 
 async def recompute_deadlines(units: UowFactory[Assignments], rules: Rules) -> int:
@@ -94,7 +267,9 @@ async def recompute_deadlines(units: UowFactory[Assignments], rules: Rules) -> i
         for issue_id, current in await uow.store.provisional():
             event = decide_recompute(current, rules.calendar)
             if event is not None:
-                await uow.store.save(issue_id, evolve(current, event, current.assigned_on))
+                new = evolve(current, event, current.assigned_on)
+                assert new is not None
+                await uow.store.save(issue_id, new)
                 uow.record(event, issue_id=issue_id, actor=ACTOR)
                 changed += 1
         await uow.commit()
@@ -104,4 +279,6 @@ async def recompute_deadlines(units: UowFactory[Assignments], rules: Rules) -> i
 HANDLERS: Handlers = {
     IssueReported: on_issue_reported,
     IssueLookbackFailed: on_lookback_failed,
+    IssueResolved: on_status_event,
+    IssueLookbackPassed: on_status_event,
 }

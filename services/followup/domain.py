@@ -16,6 +16,7 @@ from shared.events import (
     FundingSource,
     FundingStatus,
     IssueAssigned,
+    IssueDeadlineExtended,
     IssueDeadlineRecomputed,
     IssueEscalated,
     IssueFundingRecorded,
@@ -524,6 +525,8 @@ def evolve(case: Case | None, event: Event) -> Case | None:
             event.milestone,
             lambda m: replace(m, escalation_level=max(m.escalation_level, level)),
         )
+    if isinstance(event, IssueDeadlineExtended) and case.status == "assigned":
+        return replace(case, deadline=event.deadline)  # overdue anew only past the new date
     if isinstance(event, IssueOverdue):
         return replace(case, overdue_kind=event.kind, overdue_due=event.due, escalation_level=0)
     if isinstance(event, IssueEscalated) and event.kind != "lookback_failed":

@@ -39,6 +39,7 @@ from shared.events import (
     FundingSource,
     FundingStatus,
     IssueAssigned,
+    IssueDeadlineExtended,
     IssueDeadlineRecomputed,
     IssueLookbackFailed,
     IssueReported,
@@ -347,4 +348,5 @@ HANDLERS: Handlers = {
     IssueReported: on_issue_event,
     IssueAssigned: on_issue_event,
     IssueDeadlineRecomputed: on_issue_event,
+    IssueDeadlineExtended: on_issue_event,
 }

@@ -15,6 +15,7 @@ from shared.envelope import NewerVersion, UnreadableEvent, read
 from shared.events import (
     Event,
     IssueAssigned,
+    IssueDeadlineExtended,
     IssueDeadlineRecomputed,
     IssueDuplicateReported,
     IssueDuplicateSplit,
@@ -31,9 +32,12 @@ from shared.events import (
     IssueReported,
     IssueReporterReplied,
     IssueResolved,
+    IssueResponsibleChanged,
     IssueRevisitFlagged,
+    IssueSentBack,
     IssueSupervisionRecorded,
     IssueSupervisorInvited,
+    UnitResponsibleChanged,
 )
 from shared.reference import ReferenceData
 
@@ -276,6 +280,42 @@ def _milestone_recomputed(e: IssueMilestoneDueRecomputed, n: Names) -> Sentence:
     )
 
 
+def _sent_back(e: IssueSentBack, n: Names) -> Sentence:
+    return Sentence(
+        f"{n.zh('units', e.unit)}退回（{e.sent_back_by}）：{e.reason}；在重新交办前，"
+        f"原期限 {e.deadline.isoformat()} 仍由其负责（首接负责）",
+        f"{n.en('units', e.unit)} sent it back ({e.sent_back_by}): {e.reason}; until it is "
+        f"re-routed, its deadline {e.deadline.isoformat()} stands (first-receiver responsibility)",
+    )
+
+
+def _extended(e: IssueDeadlineExtended, n: Names) -> Sentence:
+    return Sentence(
+        f"期限延长 {e.extra_working_days} 个工作日：{e.previous_deadline.isoformat()} → "
+        f"{e.deadline.isoformat()}（{e.extended_by}）：{e.reason}",
+        f"Deadline extended by {e.extra_working_days} working days: "
+        f"{e.previous_deadline.isoformat()} → {e.deadline.isoformat()} ({e.extended_by}): "
+        f"{e.reason}",
+    )
+
+
+def _responsible(e: IssueResponsibleChanged, n: Names) -> Sentence:
+    before, now = _parts(e.previous_person_name), _parts(e.person_name)
+    return Sentence(
+        f"{n.zh('units', e.unit)}责任人变更：{before[0]} → {now[0]}（{e.reason}）",
+        f"Responsible person of {n.en('units', e.unit)} changed: {before[1]} → {now[1]} "
+        f"({e.reason})",
+    )
+
+
+def _unit_responsible(e: UnitResponsibleChanged, n: Names) -> Sentence:
+    before, now = _parts(e.previous_person_name), _parts(e.person_name)
+    return Sentence(
+        f"{_parts(e.unit_name)[0]}负责人变更：{before[0]} → {now[0]}（{e.changed_by}）",
+        f"{_parts(e.unit_name)[1]}: responsible person {before[1]} → {now[1]} ({e.changed_by})",
+    )
+
+
 SENTENCES: dict[type[Event], Describe] = {
     IssueReported: _reported,
     IssueDuplicateReported: _duplicate,
@@ -297,6 +337,10 @@ SENTENCES: dict[type[Event], Describe] = {
     IssueProgressReported: _progress,
     IssueFundingRecorded: _funding,
     IssueMilestoneDueRecomputed: _milestone_recomputed,
+    IssueSentBack: _sent_back,
+    IssueDeadlineExtended: _extended,
+    IssueResponsibleChanged: _responsible,
+    UnitResponsibleChanged: _unit_responsible,
 }
 
 

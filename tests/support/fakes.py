@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Generic, TypeVar
 
-from services.assignment.domain import Assignment
+from services.assignment.domain import Assignment, RegistryRow
 from services.followup.domain import Case, has_provisional_milestones, next_milestone_due
 from services.followup.handlers import FundTotal, Tracked
 from services.intake.domain import OpenMatter
@@ -58,6 +58,7 @@ class Units(Generic[S]):
 class InMemoryAssignments:
     def __init__(self) -> None:
         self.rows: dict[str, Assignment] = {}
+        self.units: dict[str, RegistryRow] = {}
 
     async def get(self, issue_id: str) -> Assignment | None:
         return self.rows.get(issue_id)
@@ -67,6 +68,19 @@ class InMemoryAssignments:
 
     async def provisional(self) -> list[tuple[str, Assignment]]:
         return [(i, a) for i, a in self.rows.items() if a.deadline_provisional]
+
+    async def open_of_unit(self, unit: str) -> list[tuple[str, Assignment]]:
+        return [
+            (i, a)
+            for i, a in self.rows.items()
+            if a.responsible_unit == unit and a.status == "assigned"
+        ]
+
+    async def registry(self, *, lock: bool = False) -> dict[str, RegistryRow]:
+        return dict(self.units)
+
+    async def save_unit(self, row: RegistryRow) -> None:
+        self.units[row.current.code] = row
 
 
 class InMemoryCases:

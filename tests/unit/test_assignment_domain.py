@@ -1,4 +1,5 @@
-"""Assignment: who is responsible for a matter, and by when."""
+"""Assignment: who is responsible for a matter, and by when; send-back, re-assignment,
+extension and the registry of units. Pure decisions on the shipped reference data."""
 
 from __future__ import annotations
 
@@ -8,212 +9,385 @@ from datetime import date
 import pytest
 
 from services.assignment.domain import (
+    MANUAL,
     Assignment,
+    ChangeResponsible,
+    ExtendDeadline,
     IssueNotAssigned,
-    Routing,
+    Reassign,
+    RegistryRow,
+    SendBack,
+    UnknownUnit,
+    WrongState,
+    decide_extension,
     decide_initial,
+    decide_manual,
     decide_reassignment,
+    decide_registry_change,
+    decide_registry_sync,
+    decide_responsible_change,
+    decide_send_back,
     evolve,
+    evolve_registry,
 )
+from services.assignment.routing import Person, Routing, load
 from shared.calendar import WeekdayCalendar
-from shared.events import IssueLookbackFailed, IssueReported
-from shared.reference import Route
+from shared.events import (
+    Event,
+    IssueAssigned,
+    IssueLookbackFailed,
+    IssueLookbackPassed,
+    IssueReported,
+    IssueResolved,
+    UnitResponsibleChanged,
+)
+from shared.reference import load as load_reference
+from shared.settings import REFERENCE_DIR
 
 FRIDAY = date(2026, 11, 27)
 MONDAY_AFTER_LOOKBACK = date(2026, 12, 14)
 weekdays = WeekdayCalendar()
+REFERENCE = load_reference(REFERENCE_DIR)
+ROUTING: Routing = load(REFERENCE_DIR, REFERENCE)
+FILES = REFERENCE.registry()
 
 
-def route(unit: str = "town_construction", working_days: int = 5) -> Route:
-    return Route(
-        unit=unit,
-        person_id="sanqi-secretary",
-        person_name="Wang Jianguo",
-        working_days=working_days,
-    )
+def registry() -> dict[str, RegistryRow]:
+    """The registry as first seeded from the shipped files."""
+    new, events = decide_registry_sync(FILES, {})
+    assert events == []
+    return {row.current.code: row for row in new}
 
 
-def routing_to(chosen: Route, asked: list[tuple[str, str]] | None = None) -> Routing:
-    """A routing that always answers ``chosen`` and notes what it was asked."""
-
-    def routing(category: str, village: str) -> Route:
-        if asked is not None:
-            asked.append((category, village))
-        return chosen
-
-    return routing
-
-
-def report(category: str = "bridges", village: str = "sanqi") -> IssueReported:
+def report(category: str = "street_lights", village: str = "sanqi") -> IssueReported:
     return IssueReported(
-        title="Dangerous bridge over the East and West River",
-        description="The railings are gone",
-        category=category,
-        village=village,
-        source="visit",
+        title="Lights out", description="dark", category=category, village=village, source="visit"
     )
 
 
-def current(assignment_no: int = 1) -> Assignment:
-    return Assignment(
-        category="bridges",
-        village="sanqi",
-        unit="town_construction",
-        person_id="sanqi-secretary",
-        person_name="Wang Jianguo",
-        deadline=date(2026, 12, 4),
-        assignment_no=assignment_no,
-        assigned_on=FRIDAY,
-        working_days=5,
-        calendar="weekdays",
-    )
+def assigned(category: str = "street_lights", village: str = "sanqi") -> IssueAssigned:
+    event = decide_initial(None, report(category, village), ROUTING, registry(), FRIDAY, weekdays)
+    assert event is not None
+    return event
+
+
+def state(*events: Event, today: date = FRIDAY) -> Assignment:
+    current: Assignment | None = None
+    for event in events:
+        current = evolve(current, event, today, source="visit")
+    assert current is not None
+    return current
 
 
 def failure(assignment_no: int = 1) -> IssueLookbackFailed:
     return IssueLookbackFailed(
         visitor="grid-worker-7",
-        notes="The new railing is already loose",
+        notes="The lamp is dark again",
         assignment_no=assignment_no,
         lookback_due=date(2026, 12, 15),
         within_window=True,
     )
 
 
-def test_a_new_matter_goes_to_the_routed_unit_and_responsible_person() -> None:
-    assigned = decide_initial(None, report(), routing_to(route()), FRIDAY, weekdays)
-
-    assert assigned is not None
-    assert assigned.unit == "town_construction"
-    assert assigned.responsible_person_id == "sanqi-secretary"
-    assert assigned.responsible_person_name == "Wang Jianguo"
-    assert assigned.assignment_no == 1
-    assert assigned.category == "bridges"
-    assert assigned.village == "sanqi"
+# ------------------------------------------------------------------------ first assignment
 
 
-def test_the_routing_is_asked_about_the_reported_category_and_village() -> None:
-    asked: list[tuple[str, str]] = []
+def test_without_a_rule_the_category_routes_and_the_village_secretary_answers() -> None:
+    event = assigned()
 
-    decide_initial(None, report("roads", "xuma"), routing_to(route(), asked), FRIDAY, weekdays)
-
-    assert asked == [("roads", "xuma")]
-
-
-def test_a_deadline_skips_the_weekend() -> None:
-    assigned = decide_initial(None, report(), routing_to(route(working_days=5)), FRIDAY, weekdays)
-
-    assert assigned is not None
-    assert assigned.deadline == date(2026, 12, 4)
-    assert assigned.working_days == 5
+    assert (event.unit, event.working_days) == ("town_construction", 5)
+    assert (event.responsible_person_id, event.responsible_unit) == (
+        "sanqi-secretary",
+        "sanqi_branch",
+    )
+    assert event.deadline == date(2026, 12, 4)  # five working days after that Friday
+    assert event.rule_id == "category:street_lights"
+    assert event.rule_explanation is not None and "no routing rule matched" in event.reason
 
 
-def test_a_one_day_limit_reported_on_a_friday_is_due_on_the_monday() -> None:
-    assigned = decide_initial(None, report(), routing_to(route(working_days=1)), FRIDAY, weekdays)
+def test_a_rule_records_its_id_explanation_plan_and_the_units_responsible_person() -> None:
+    event = assigned("bridges")
 
-    assert assigned is not None
-    assert assigned.deadline == date(2026, 11, 30)
+    assert event.rule_id == "bridge_project"
+    assert event.rule_explanation is not None and "staged project" in event.rule_explanation
+    assert event.plan_template == "bridge_rebuild"
+    assert event.scale == "major"  # the category's default scale
+    assert (event.responsible_person_id, event.responsible_unit) == (
+        "construction-head",
+        "town_construction",
+    )
+    assert event.reason.startswith("routed on report by rule bridge_project")
 
 
-def test_the_first_assignment_explains_how_it_was_routed() -> None:
-    assigned = decide_initial(None, report(), routing_to(route()), FRIDAY, weekdays)
+def test_the_responsible_person_is_the_one_in_the_registry_now() -> None:
+    rows = registry()
+    rows["town_construction"] = replace(
+        rows["town_construction"],
+        current=rows["town_construction"].current.model_copy(
+            update={"person_id": "new-head", "person_name": "New Head"}
+        ),
+    )
 
-    assert assigned is not None
-    assert "bridges" in assigned.reason
-    assert "town_construction" in assigned.reason
+    event = decide_initial(None, report("bridges"), ROUTING, rows, FRIDAY, weekdays)
+
+    assert event is not None and event.responsible_person_id == "new-head"
 
 
 def test_a_matter_that_already_has_an_assignment_is_not_assigned_again() -> None:
-    assert decide_initial(current(), report(), routing_to(route()), FRIDAY, weekdays) is None
-
-
-def test_a_failed_look_back_reassigns_with_the_next_number_and_a_new_deadline() -> None:
-    assigned = decide_reassignment(
-        current(1), failure(1), routing_to(route()), MONDAY_AFTER_LOOKBACK, weekdays
-    )
-
-    assert assigned is not None
-    assert assigned.assignment_no == 2
-    assert assigned.deadline == date(2026, 12, 21)
-    assert assigned.unit == "town_construction"
-
-
-def test_the_reassignment_reason_names_the_visitor_and_their_notes() -> None:
-    assigned = decide_reassignment(
-        current(), failure(), routing_to(route()), MONDAY_AFTER_LOOKBACK, weekdays
-    )
-
-    assert assigned is not None
-    assert "grid-worker-7" in assigned.reason
-    assert "The new railing is already loose" in assigned.reason
-
-
-def test_a_reassignment_routes_the_original_category_and_village_again() -> None:
-    asked: list[tuple[str, str]] = []
-    moved = route(unit="sanqi_branch", working_days=10)
-
-    assigned = decide_reassignment(
-        current(), failure(), routing_to(moved, asked), MONDAY_AFTER_LOOKBACK, weekdays
-    )
-
-    assert asked == [("bridges", "sanqi")]
-    assert assigned is not None
-    assert assigned.unit == "sanqi_branch"
-    assert assigned.category == "bridges"
-    assert assigned.village == "sanqi"
-
-
-def test_a_repeated_failure_for_an_earlier_assignment_is_ignored() -> None:
-    assigned = decide_reassignment(
-        current(2), failure(1), routing_to(route()), MONDAY_AFTER_LOOKBACK, weekdays
-    )
-
-    assert assigned is None
-
-
-def test_a_failed_look_back_for_a_matter_never_assigned_is_refused() -> None:
-    with pytest.raises(IssueNotAssigned):
-        decide_reassignment(None, failure(), routing_to(route()), MONDAY_AFTER_LOOKBACK, weekdays)
+    current = state(assigned())
+    assert decide_initial(current, report(), ROUTING, registry(), FRIDAY, weekdays) is None
 
 
 def test_an_assignment_becomes_the_current_state() -> None:
-    assigned = decide_initial(None, report(), routing_to(route()), FRIDAY, weekdays)
-    assert assigned is not None
+    current = state(assigned())
 
-    assert evolve(None, assigned, FRIDAY) == Assignment(
-        category="bridges",
+    assert current == Assignment(
+        category="street_lights",
         village="sanqi",
         unit="town_construction",
         person_id="sanqi-secretary",
-        person_name="Wang Jianguo",
+        person_name="王建国 Wang Jianguo",
         deadline=date(2026, 12, 4),
         assignment_no=1,
         assigned_on=FRIDAY,
         working_days=5,
         calendar="weekdays",
+        status="assigned",
+        scale="small",
+        source="visit",
+        responsible_unit="sanqi_branch",
+        rule_id="category:street_lights",
     )
 
 
-def test_each_assignment_replaces_the_previous_one() -> None:
-    first = decide_initial(None, report(), routing_to(route()), FRIDAY, weekdays)
-    assert first is not None
-    second = decide_reassignment(
-        evolve(None, first, FRIDAY),
-        failure(1),
-        routing_to(route()),
-        MONDAY_AFTER_LOOKBACK,
+# ------------------------------------------------------------------------ failed look-back
+
+
+def test_a_failed_look_back_returns_the_matter_to_its_unit_with_a_new_deadline() -> None:
+    current = state(assigned())
+
+    again = decide_reassignment(current, failure(1), ROUTING, MONDAY_AFTER_LOOKBACK, weekdays)
+
+    assert again is not None
+    assert (again.assignment_no, again.unit) == (2, "town_construction")
+    assert again.responsible_person_id == current.person_id
+    assert again.deadline == date(2026, 12, 21)
+    assert "grid-worker-7" in again.reason and "dark again" in again.reason
+
+
+def test_a_repeated_failure_for_an_earlier_assignment_is_ignored() -> None:
+    current = replace(state(assigned()), assignment_no=2)
+    assert decide_reassignment(current, failure(1), ROUTING, FRIDAY, weekdays) is None
+
+
+def test_a_failed_look_back_for_a_matter_never_assigned_is_refused() -> None:
+    with pytest.raises(IssueNotAssigned):
+        decide_reassignment(None, failure(), ROUTING, MONDAY_AFTER_LOOKBACK, weekdays)
+
+
+# ------------------------------------------------------------------------------- send back
+
+
+def test_the_assigned_unit_sends_a_matter_back_and_stays_on_the_hook() -> None:
+    current = state(assigned())
+
+    sent = decide_send_back(current, SendBack("town_construction", "a private lamp", "Liu"))
+    after = evolve(current, sent, FRIDAY)
+
+    assert (sent.unit, sent.reason, sent.deadline) == (
+        "town_construction",
+        "a private lamp",
+        current.deadline,
+    )
+    assert after == replace(current, sent_back_reason="a private lamp")
+
+
+def test_only_the_assigned_unit_can_send_a_matter_back() -> None:
+    with pytest.raises(WrongState, match="only the assigned unit"):
+        decide_send_back(state(assigned()), SendBack("water_station", "not ours", "Sun"))
+
+
+def test_a_matter_is_sent_back_once_until_re_routed() -> None:
+    current = state(assigned())
+    sent = decide_send_back(current, SendBack("town_construction", "no", "Liu"))
+
+    with pytest.raises(WrongState, match="already sent back"):
+        decide_send_back(state(assigned(), sent), SendBack("town_construction", "no", "Liu"))
+
+
+def test_a_resolved_matter_cannot_be_sent_back_re_assigned_or_extended() -> None:
+    resolved = IssueResolved(
+        unit="town_construction",
+        summary="fixed",
+        resolved_by="Liu",
+        assignment_no=1,
+        lookback_due=date(2026, 12, 8),
+    )
+    current = state(assigned(), resolved)
+
+    assert current.status == "resolved"
+    with pytest.raises(WrongState, match="resolved"):
+        decide_send_back(current, SendBack("town_construction", "no", "Liu"))
+    with pytest.raises(WrongState):
+        decide_manual(
+            current, Reassign("water_station", "r", "s"), ROUTING, registry(), FRIDAY, weekdays
+        )
+    with pytest.raises(WrongState):
+        decide_extension(current, ExtendDeadline(3, "r", "s"), weekdays)
+    lookback = IssueLookbackPassed(
+        visitor="v", notes="", assignment_no=1, lookback_due=date(2026, 12, 8), within_window=True
+    )
+    assert state(assigned(), resolved, lookback).status == "closed"
+
+
+def test_steps_for_a_matter_never_assigned_are_refused() -> None:
+    with pytest.raises(IssueNotAssigned):
+        decide_send_back(None, SendBack("town_construction", "no", "Liu"))
+
+
+# ------------------------------------------------------------------------ manual re-assign
+
+
+def test_a_re_assignment_by_hand_goes_to_the_units_responsible_person_with_a_new_deadline() -> None:
+    current = state(
+        assigned(), decide_send_back(state(assigned()), SendBack("town_construction", "x", "y"))
+    )
+    monday = date(2026, 11, 30)
+
+    event = decide_manual(
+        current,
+        Reassign("sanqi_branch", "the lamp is the village's own", "town office"),
+        ROUTING,
+        registry(),
+        monday,
         weekdays,
     )
-    assert second is not None
+    after = evolve(current, event, monday)
 
-    state = evolve(None, second, MONDAY_AFTER_LOOKBACK)
+    assert (event.assignment_no, event.unit, event.rule_id) == (2, "sanqi_branch", MANUAL)
+    assert event.responsible_person_id == "sanqi-secretary"
+    assert event.deadline == date(2026, 12, 7)  # the rules' five working days from Monday
+    assert "the lamp is the village's own" in event.reason
+    assert event.rule_explanation == event.reason
+    assert after.sent_back_reason is None and after.unit == "sanqi_branch"
 
-    assert state == replace(
-        evolve(None, first, FRIDAY),
-        assignment_no=2,
-        deadline=date(2026, 12, 21),
-        assigned_on=MONDAY_AFTER_LOOKBACK,
+
+def test_a_re_assignment_may_name_the_person_and_the_time_limit() -> None:
+    event = decide_manual(
+        state(assigned()),
+        Reassign("health_center", "r", "s", person=Person(id="dr-li", name="Li"), working_days=2),
+        ROUTING,
+        registry(),
+        FRIDAY,
+        weekdays,
     )
-    assert (
-        decide_reassignment(state, failure(1), routing_to(route()), MONDAY_AFTER_LOOKBACK, weekdays)
-        is None
+
+    assert (event.responsible_person_id, event.responsible_unit) == ("dr-li", None)
+    assert (event.working_days, event.deadline) == (2, date(2026, 12, 1))
+
+
+def test_a_re_assignment_to_an_unknown_unit_is_refused() -> None:
+    with pytest.raises(UnknownUnit):
+        decide_manual(
+            state(assigned()), Reassign("nowhere", "r", "s"), ROUTING, registry(), FRIDAY, weekdays
+        )
+
+
+# ------------------------------------------------------------------------------- extension
+
+
+def test_an_extension_adds_working_days_counted_from_the_assignment() -> None:
+    current = state(assigned())
+
+    event = decide_extension(
+        current, ExtendDeadline(3, "waiting for parts", "supervisor"), weekdays
     )
+    after = evolve(current, event, FRIDAY)
+
+    assert (event.previous_deadline, event.deadline) == (date(2026, 12, 4), date(2026, 12, 9))
+    assert (event.calendar, event.extra_working_days) == ("weekdays", 3)
+    assert (after.deadline, after.working_days) == (date(2026, 12, 9), 8)
+
+
+def test_an_extension_of_an_earlier_assignment_changes_nothing() -> None:
+    current = state(assigned())
+    event = decide_extension(current, ExtendDeadline(3, "r", "s"), weekdays)
+
+    assert evolve(replace(current, assignment_no=2), event, FRIDAY) == replace(
+        current, assignment_no=2
+    )
+
+
+# -------------------------------------------------------------------------------- registry
+
+
+def new_secretary(reason: str = "elected") -> UnitResponsibleChanged:
+    change = decide_registry_change(
+        registry()["sanqi_branch"],
+        "sanqi_branch",
+        ChangeResponsible("sanqi-secretary-2", "Zhao Min", None, reason, "town office"),
+    )
+    assert change is not None
+    return change
+
+
+def test_the_first_synchronisation_registers_every_unit_without_events() -> None:
+    new, events = decide_registry_sync(FILES, {})
+
+    assert [row.current.code for row in new] == REFERENCE.all_units()
+    assert events == []
+    assert decide_registry_sync(FILES, registry()) == ([], [])  # nothing twice
+
+
+def test_a_new_person_in_the_files_is_a_change_with_the_previous_person() -> None:
+    files = dict(FILES)
+    files["sanqi_branch"] = files["sanqi_branch"].model_copy(
+        update={"person_id": "sanqi-secretary-2", "person_name": "Zhao Min"}
+    )
+
+    new, [event] = decide_registry_sync(files, registry())
+
+    assert (event.unit, event.previous_person_id, event.person_id) == (
+        "sanqi_branch",
+        "sanqi-secretary",
+        "sanqi-secretary-2",
+    )
+    assert (new, event.changed_by) == ([], "reference files")
+
+
+def test_a_change_by_hand_survives_synchronisation_with_unchanged_files() -> None:
+    rows = registry()
+    change = new_secretary()
+    rows["sanqi_branch"] = evolve_registry(rows["sanqi_branch"], change, FILES)
+
+    assert rows["sanqi_branch"].current.person_id == "sanqi-secretary-2"
+    assert decide_registry_sync(FILES, rows) == ([], [])
+
+
+def test_a_change_by_hand_to_the_same_person_changes_nothing() -> None:
+    row = registry()["sanqi_branch"]
+    same = ChangeResponsible("sanqi-secretary", row.current.person_name, None, "r", "s")
+
+    assert decide_registry_change(row, "sanqi_branch", same) is None
+    with pytest.raises(UnknownUnit):
+        decide_registry_change(None, "nowhere", same)
+
+
+def test_an_open_matter_of_the_unit_passes_to_the_new_responsible_person() -> None:
+    current = state(assigned())  # the Sanqi secretary answers for it
+
+    event = decide_responsible_change(current, new_secretary("elected"))
+
+    assert event is not None
+    assert (event.previous_person_id, event.person_id) == ("sanqi-secretary", "sanqi-secretary-2")
+    assert "elected" in event.reason
+    assert evolve(current, event, FRIDAY).person_id == "sanqi-secretary-2"  # type: ignore[union-attr]
+
+
+def test_matters_of_other_units_or_no_longer_open_keep_their_person() -> None:
+    other_village = state(assigned(village="xuma"))
+    closed = replace(state(assigned()), status="resolved")
+    named = replace(state(assigned()), responsible_unit=None)
+
+    for current in (other_village, closed, named):
+        assert decide_responsible_change(current, new_secretary()) is None

@@ -46,11 +46,17 @@ def test_each_message_schema_is_the_envelope_with_the_events_data() -> None:
 
 
 def test_the_consumers_listen_to_what_their_routing_tables_handle() -> None:
-    assert consumed_types(ASSIGNMENT) == ["issue.reported", "issue.lookback_failed"]
+    assert consumed_types(ASSIGNMENT) == [
+        "issue.reported",
+        "issue.lookback_failed",
+        "issue.resolved",
+        "issue.lookback_passed",
+    ]
     assert consumed_types(FOLLOWUP) == [
         "issue.reported",
         "issue.assigned",
         "issue.deadline_recomputed",
+        "issue.deadline_extended",
     ]
     assert set(consumers()) == {
         "intake-status",
@@ -67,7 +73,7 @@ def test_the_documented_consumers_are_the_routing_tables() -> None:
     titles = {name for name, op in operations.items() if op["action"] == "receive"}
     for cls in ASSIGNMENT:
         assert f"assignment consumes minqing.{cls.TYPE}" in titles
-    assert not any(t.startswith("assignment consumes minqing.issue.resolved") for t in titles)
+    assert not any(t.startswith("assignment consumes minqing.issue.escalated") for t in titles)
 
 
 def test_a_test_stream_is_documented_under_its_own_subjects() -> None:

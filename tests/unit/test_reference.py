@@ -36,6 +36,7 @@ name = "三岐村 Sanqi Village"
 kind = "village"
 secretary_id = "sanqi-secretary"
 secretary_name = "Wang Jianguo"
+secretary_contact = "0527-1"
 aliases = ["Sanqi", "三岐"]
 
 [villages.xuma]
@@ -43,6 +44,7 @@ name = "Xuma Village"
 kind = "village"
 secretary_id = "xuma-secretary"
 secretary_name = "Xu Haijun"
+secretary_contact = "0527-2"
 """
 
 SOURCES = """
@@ -56,6 +58,9 @@ name = "12345 hotline"
 UNITS = """
 [units.town_construction]
 name = "Town Construction Office"
+responsible_id = "construction-head"
+responsible_name = "Liu Zhiqiang"
+contact = "0527-3"
 """
 
 
@@ -165,7 +170,10 @@ def test_a_category_routed_to_an_unknown_unit_fails_to_load(tmp_path: Path) -> N
 
 
 def test_an_office_named_like_a_village_branch_fails_to_load(tmp_path: Path) -> None:
-    units = UNITS + '\n[units.sanqi_branch]\nname = "Impostor"\n'
+    units = UNITS + (
+        '\n[units.sanqi_branch]\nname = "Impostor"\nresponsible_id = "x"\n'
+        'responsible_name = "X"\ncontact = "1"\n'
+    )
 
     with pytest.raises(ValueError, match="unit 'sanqi_branch' clashes with a village branch"):
         load(write_set(tmp_path, units=units))
@@ -287,3 +295,32 @@ def test_a_category_in_an_unknown_group_fails_to_load(tmp_path: Path) -> None:
 def test_a_file_that_is_not_toml_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(InvalidReferenceData, match=r"villages\.toml"):
         load(write_set(tmp_path, villages="[villages.sanqi\nname="))
+
+
+def test_an_office_without_a_responsible_person_fails_to_load(tmp_path: Path) -> None:
+    units = UNITS.replace('responsible_name = "Liu Zhiqiang"\n', "")
+
+    with pytest.raises(InvalidReferenceData, match="responsible_name"):
+        load(write_set(tmp_path, units=units))
+
+
+def test_the_registry_holds_every_office_and_every_village_branch_with_its_secretary() -> None:
+    reference = load(REFERENCE_DIR)
+    registry = reference.registry()
+
+    assert set(registry) == set(reference.all_units())
+    for office in (
+        "hotline_12345",
+        "civil_affairs",
+        "rural_revitalization",
+        "letters_visits",
+        "mediation_center",
+        "grid_center",
+        "health_center_branch",
+        "town_organ_branch",
+    ):
+        assert registry[office].kind == "office"
+        assert registry[office].person_id and registry[office].contact
+    branch = registry["sanqi_branch"]
+    assert (branch.kind, branch.village) == ("branch", "sanqi")
+    assert (branch.person_id, branch.person_name) == ("sanqi-secretary", "王建国 Wang Jianguo")

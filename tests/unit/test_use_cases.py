@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from services.assignment import routing
 from services.assignment.handlers import HANDLERS as ASSIGNMENT
 from services.assignment.handlers import Rules as AssignmentRules
 from services.assignment.handlers import (
@@ -34,18 +35,18 @@ from services.intake.handlers import (
     split_duplicate,
 )
 from shared import reference
-from shared.calendar import WeekdayCalendar
+from shared.calendar import WeekdayCalendar, WorkingCalendar
 from shared.consumer import Rejected
 from shared.envelope import Envelope, wrap
 from shared.events import (
     IssueAssigned,
+    IssueDeadlineExtended,
     IssueDeadlineRecomputed,
     IssueLookbackFailed,
     IssueLookbackPassed,
     IssueReported,
     IssueResolved,
 )
-from shared.reference import Route, UnknownCode
 from shared.settings import REFERENCE_DIR
 from tests.support.fakes import (
     InMemoryAssignments,
@@ -208,13 +209,15 @@ async def test_a_wrong_merge_is_split_back_into_its_own_matter() -> None:
 # ------------------------------------------------------------------------------ assignment
 
 
-def assignment_rules() -> AssignmentRules:
-    def route(category: str, village: str) -> Route:
-        if category == "potholes":
-            raise UnknownCode("unknown category 'potholes'")
-        return Route(unit="town_construction", person_id="p1", person_name="Chen", working_days=5)
-
-    return AssignmentRules(route=route, calendar=WeekdayCalendar(), timezone=TZ)
+def assignment_rules(calendar: WorkingCalendar | None = None) -> AssignmentRules:
+    """The shipped routing rules and registry (street lights: five working days)."""
+    ref = reference.load(REFERENCE_DIR)
+    return AssignmentRules(
+        routing=routing.load(REFERENCE_DIR, ref),
+        calendar=calendar or WeekdayCalendar(),
+        timezone=TZ,
+        files=ref.registry(),
+    )
 
 
 def assignment_uow() -> InMemoryUnitOfWork[InMemoryAssignments]:
@@ -276,8 +279,13 @@ async def test_a_failed_look_back_is_assigned_again() -> None:
     assert [e.data["assignment_no"] for e in uow.recorded] == [1, 2]
 
 
-def test_assignment_reacts_to_reports_and_failed_look_backs_only() -> None:
-    assert set(ASSIGNMENT) == {IssueReported, IssueLookbackFailed}
+def test_assignment_reacts_to_reports_resolutions_and_look_backs_only() -> None:
+    assert set(ASSIGNMENT) == {
+        IssueReported,
+        IssueLookbackFailed,
+        IssueResolved,
+        IssueLookbackPassed,
+    }
 
 
 # -------------------------------------------------------------------------------- followup
@@ -350,7 +358,12 @@ async def test_a_wrong_unit_records_nothing() -> None:
 
 
 def test_followup_reacts_to_reports_and_assignments() -> None:
-    assert set(FOLLOWUP) == {IssueReported, IssueAssigned, IssueDeadlineRecomputed}
+    assert set(FOLLOWUP) == {
+        IssueReported,
+        IssueAssigned,
+        IssueDeadlineRecomputed,
+        IssueDeadlineExtended,
+    }
 
 
 # --------------------------------------------------------------------- provisional deadlines
@@ -376,8 +389,7 @@ class YearUnknown:
 async def test_a_deadline_into_an_unknown_year_is_provisional_then_recomputed_once() -> None:
     monday = datetime(2026, 12, 28, 1, 0, tzinfo=UTC)
     units = Units(InMemoryAssignments(), service="assignment", clock=lambda: monday)
-    route = assignment_rules().route  # five working days
-    unknown = AssignmentRules(route=route, calendar=YearUnknown(2027, "before"), timezone=TZ)
+    unknown = assignment_rules(YearUnknown(2027, "before"))  # five working days
     cause = wrap(reported_event(), issue_id="issue-1", service="x", actor="x", time=monday)
     async with units() as uow:
         await on_issue_reported(reported_event(), cause, uow, unknown)
@@ -387,7 +399,7 @@ async def test_a_deadline_into_an_unknown_year_is_provisional_then_recomputed_on
     assert assigned.data["deadline_provisional"] is True
     assert "2027" in assigned.data["deadline_note"]
 
-    known = AssignmentRules(route=route, calendar=YearUnknown(None, "published"), timezone=TZ)
+    known = assignment_rules(YearUnknown(None, "published"))
     assert await recompute_deadlines(units, known) == 1
     assert await recompute_deadlines(units, known) == 0  # nothing twice
 
@@ -402,9 +414,7 @@ async def test_a_deadline_into_an_unknown_year_is_provisional_then_recomputed_on
 async def test_a_still_unknown_year_recomputes_nothing() -> None:
     monday = datetime(2026, 12, 28, 1, 0, tzinfo=UTC)
     units = Units(InMemoryAssignments(), service="assignment", clock=lambda: monday)
-    unknown = AssignmentRules(
-        route=assignment_rules().route, calendar=YearUnknown(2027, "before"), timezone=TZ
-    )
+    unknown = assignment_rules(YearUnknown(2027, "before"))
     cause = wrap(reported_event(), issue_id="issue-1", service="x", actor="x", time=monday)
     async with units() as uow:
         await on_issue_reported(reported_event(), cause, uow, unknown)

@@ -1,0 +1,201 @@
+"""Assignment over HTTP on real NATS and PostgreSQL: routing by the rules, send-back,
+re-assignment, extension (which followup learns), and the registry of units."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from services.assignment.app import create_app
+from services.followup.app import create_app as create_followup
+from shared.ids import new_id
+from shared.settings import Settings
+from tests.support.events import FRIDAY_MORNING, publish, reported
+from tests.support.harness import eventually, serve, stream_messages
+
+
+@pytest.fixture
+async def assignment(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(create_app(settings, clock=lambda: FRIDAY_MORNING)) as client:
+        yield client
+
+
+async def assignment_of(client: httpx.AsyncClient, issue_id: str) -> dict[str, Any] | None:
+    response = await client.get(f"/api/v1/issues/{issue_id}/assignment")
+    return response.json() if response.status_code == 200 else None
+
+
+async def a_matter(
+    client: httpx.AsyncClient, settings: Settings, *, category: str = "street_lights"
+) -> dict[str, Any]:
+    issue_id = new_id()
+    await publish(settings, reported(issue_id, category=category, village="sanqi"))
+    found = await eventually(lambda: assignment_of(client, issue_id), lambda a: a is not None)
+    assert found is not None
+    return found
+
+
+async def events_of(settings: Settings, subject: str) -> list[dict[str, Any]]:
+    messages = [json.loads(m.data) for m in await stream_messages(settings)]
+    return [m for m in messages if m["subject"] == subject]
+
+
+async def test_a_report_is_routed_by_the_rules_and_the_rule_is_on_the_event(
+    assignment: httpx.AsyncClient, settings: Settings
+) -> None:
+    matter = await a_matter(assignment, settings, category="bridges")
+
+    assert (matter["unit"], matter["rule_id"]) == ("town_construction", "bridge_project")
+    assert matter["responsible_person_id"] == "construction-head"
+    history = await eventually(
+        lambda: events_of(settings, matter["issue_id"]), lambda e: len(e) == 2
+    )
+    data = history[1]["data"]
+    assert data["plan_template"] == "bridge_rebuild"
+    assert "staged project" in data["rule_explanation"]
+
+
+async def test_send_back_then_re_route_and_extension_with_their_refusals(
+    assignment: httpx.AsyncClient, settings: Settings
+) -> None:
+    matter = await a_matter(assignment, settings)
+    base = f"/api/v1/issues/{matter['issue_id']}"
+
+    wrong_unit = await assignment.post(
+        f"{base}/send-back", json={"unit": "water_station", "reason": "no", "by": "Sun"}
+    )
+    assert wrong_unit.status_code == 409
+    assert "only the assigned unit" in wrong_unit.json()["detail"]
+    sent = await assignment.post(
+        f"{base}/send-back",
+        json={"unit": "town_construction", "reason": "the lamp is private", "by": "Liu"},
+    )
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["assignment"]["sent_back_reason"] == "the lamp is private"
+    assert sent.json()["assignment"]["unit"] == "town_construction"  # still on the hook
+    again = await assignment.post(
+        f"{base}/send-back", json={"unit": "town_construction", "reason": "no", "by": "Liu"}
+    )
+    assert again.status_code == 409
+
+    moved = await assignment.post(
+        f"{base}/reassign",
+        json={"unit": "sanqi_branch", "reason": "the village's own lamp", "by": "town office"},
+    )
+    assert moved.status_code == 201, moved.text
+    after = moved.json()["assignment"]
+    assert (after["unit"], after["assignment_no"], after["rule_id"]) == (
+        "sanqi_branch",
+        2,
+        "manual",
+    )
+    assert after["sent_back_reason"] is None
+
+    extended = await assignment.post(
+        f"{base}/extend-deadline",
+        json={"working_days": 3, "reason": "waiting for a part", "by": "supervisor"},
+    )
+    assert extended.status_code == 201, extended.text
+    assert extended.json()["assignment"]["deadline"] == "2026-12-09"
+
+    history = await eventually(
+        lambda: events_of(settings, matter["issue_id"]), lambda e: len(e) == 5
+    )
+    assert [m["type"] for m in history[1:]] == [
+        "minqing.issue.assigned",
+        "minqing.issue.sent_back",
+        "minqing.issue.assigned",
+        "minqing.issue.deadline_extended",
+    ]
+    assert history[4]["data"]["calendar"] == matter["calendar"]
+    assert {m["correlationid"] for m in history} == {history[0]["id"]}  # one chain
+
+
+async def test_unknown_matters_and_units_are_404_and_bad_input_422(
+    assignment: httpx.AsyncClient, settings: Settings
+) -> None:
+    missing = f"/api/v1/issues/{new_id()}"
+    body = {"unit": "town_construction", "reason": "r", "by": "b"}
+    assert (await assignment.get(f"{missing}/assignment")).status_code == 404
+    assert (await assignment.post(f"{missing}/send-back", json=body)).status_code == 404
+    assert (await assignment.post(f"{missing}/reassign", json=body)).status_code == 404
+    extend = {"working_days": 1, "reason": "r", "by": "b"}
+    assert (await assignment.post(f"{missing}/extend-deadline", json=extend)).status_code == 404
+    nobody = {"person_id": "p", "person_name": "P", "reason": "r", "by": "b"}
+    assert (
+        await assignment.put("/api/v1/units/nowhere/responsible", json=nobody)
+    ).status_code == 404
+
+    matter = await a_matter(assignment, settings)
+    bad = await assignment.post(
+        f"/api/v1/issues/{matter['issue_id']}/extend-deadline",
+        json={"working_days": 0, "reason": "", "by": "b"},
+    )
+    assert bad.status_code == 422
+    assert {e["loc"][-1] for e in bad.json()["detail"]} == {"working_days", "reason"}
+    bad_unit = await assignment.post(
+        f"/api/v1/issues/{matter['issue_id']}/reassign",
+        json={"unit": "the_mayor", "reason": "r", "by": "b"},
+    )
+    assert bad_unit.status_code == 422
+    assert "xuma_branch" in bad_unit.json()["detail"][0]["msg"]  # the valid codes listed
+
+
+async def test_the_registry_is_seeded_and_a_new_secretary_takes_over_open_matters(
+    assignment: httpx.AsyncClient, settings: Settings
+) -> None:
+    async def units() -> dict[str, dict[str, Any]]:
+        return {u["code"]: u for u in (await assignment.get("/api/v1/units")).json()}
+
+    seeded = await eventually(units, lambda u: "sanqi_branch" in u)
+    assert seeded["sanqi_branch"]["person_id"] == "sanqi-secretary"
+    assert seeded["town_organ_branch"]["kind"] == "office"
+    matter = await a_matter(assignment, settings)  # the Sanqi secretary answers for it
+
+    changed = await assignment.put(
+        "/api/v1/units/sanqi_branch/responsible",
+        json={
+            "person_id": "sanqi-secretary-2",
+            "person_name": "赵敏 Zhao Min",
+            "reason": "elected at the branch meeting",
+            "by": "town organisation office",
+        },
+    )
+
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["open_matters_moved"] == 1
+    assert (await units())["sanqi_branch"]["person_name"] == "赵敏 Zhao Min"
+    now = await assignment_of(assignment, matter["issue_id"])
+    assert now is not None and now["responsible_person_id"] == "sanqi-secretary-2"
+    [unit_event] = await eventually(
+        lambda: events_of(settings, "sanqi_branch"), lambda e: len(e) == 1
+    )
+    assert unit_event["type"] == "minqing.unit.responsible_changed"
+    assert unit_event["data"]["previous_person_id"] == "sanqi-secretary"
+    assert unit_event["actor"] == "town organisation office"
+    issue_history = await eventually(
+        lambda: events_of(settings, matter["issue_id"]), lambda e: len(e) == 3
+    )
+    assert issue_history[2]["type"] == "minqing.issue.responsible_changed"
+
+
+async def test_followup_learns_an_extended_deadline(
+    assignment: httpx.AsyncClient, settings: Settings
+) -> None:
+    async with serve(create_followup(settings, clock=lambda: FRIDAY_MORNING)) as followup:
+        matter = await a_matter(assignment, settings)
+
+        async def deadline() -> str | None:
+            response = await followup.get(f"/api/v1/issues/{matter['issue_id']}")
+            return response.json()["deadline"] if response.status_code == 200 else None
+
+        await eventually(deadline, lambda d: d == "2026-12-04")
+        await assignment.post(
+            f"/api/v1/issues/{matter['issue_id']}/extend-deadline",
+            json={"working_days": 3, "reason": "parts", "by": "supervisor"},
+        )
+        await eventually(deadline, lambda d: d == "2026-12-09")
