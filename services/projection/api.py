@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import AfterValidator, AwareDatetime, BaseModel
 
+from services.projection import exports
 from services.projection.domain import IssueView, is_overdue
 from services.projection.sentences import Names, describe
 from services.projection.views import history, issues
@@ -18,7 +21,7 @@ from shared.clock import Clock, local_date
 from shared.db import Sessions
 from shared.edge import IssueId
 from shared.events import IssueStatus
-from shared.reference import Kind, active, require
+from shared.reference import Kind, active
 from shared.text import Line
 
 ONE_DAY = timedelta(days=1)
@@ -26,10 +29,11 @@ MAX_OFFSET = 1_000_000  # deeper pages are refused (422): narrow the filters ins
 
 
 def _optional_code(kind: Kind) -> Callable[[str | None], str | None]:
-    """A query-parameter validator: absent, or a valid code of ``kind``."""
+    """A query-parameter validator: absent, or a code of ``kind`` (categories and villages
+    also by name or alias, as everywhere)."""
 
     def check(code: str | None) -> str | None:
-        return None if code is None else require(active(), kind, code)
+        return None if code is None else active().resolve(kind, code)
 
     return check
 
@@ -111,6 +115,58 @@ class History(BaseModel):
     events: list[HistoryEvent]
 
 
+@dataclass(frozen=True)
+class FilterParams:
+    """The list's filters as given (dates in the town's time zone), shared by the list and
+    its exports."""
+
+    status: IssueStatus | None
+    village: str | None
+    unit: str | None
+    category: str | None
+    source: str | None
+    responsible: str | None
+    overdue: bool
+    deadline_from: date | None
+    deadline_to: date | None
+    reported_from: date | None
+    reported_to: date | None
+    q: str | None
+
+
+def filter_params(
+    status_: Annotated[IssueStatus | None, Query(alias="status")] = None,
+    village: Annotated[str | None, Query(), AfterValidator(_optional_code("villages"))] = None,
+    unit: Annotated[str | None, Query(), AfterValidator(_optional_code("units"))] = None,
+    category: Annotated[str | None, Query(), AfterValidator(_optional_code("categories"))] = None,
+    source: Annotated[str | None, Query(), AfterValidator(_optional_code("sources"))] = None,
+    responsible: Annotated[Line | None, Query(max_length=100)] = None,
+    overdue: bool = False,
+    deadline_from: date | None = None,
+    deadline_to: date | None = None,
+    reported_from: date | None = None,
+    reported_to: date | None = None,
+    q: Annotated[Line | None, Query(min_length=1, max_length=100)] = None,
+) -> FilterParams:
+    return FilterParams(
+        status_,
+        village,
+        unit,
+        category,
+        source,
+        responsible,
+        overdue,
+        deadline_from,
+        deadline_to,
+        reported_from,
+        reported_to,
+        q,
+    )
+
+
+Filters = Annotated[FilterParams, Depends(filter_params)]
+
+
 def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) -> APIRouter:
     router = APIRouter(prefix="/api/v1/issues", tags=["projection"])
 
@@ -126,22 +182,25 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
     def out(view: IssueView, on: date | None = None) -> IssueOut:
         return IssueOut(**asdict(view), overdue=is_overdue(view, on or today()))
 
+    def to_filter(p: FilterParams) -> issues.IssueFilter:
+        return issues.IssueFilter(
+            status=p.status,
+            village=p.village,
+            unit=p.unit,
+            category=p.category,
+            source=p.source,
+            responsible_person_id=p.responsible,
+            overdue_on=today() if p.overdue else None,
+            deadline_from=p.deadline_from,
+            deadline_to=p.deadline_to,
+            reported_from=None if p.reported_from is None else start_of(p.reported_from),
+            reported_to=None if p.reported_to is None else start_of(p.reported_to + ONE_DAY),
+            text=p.q,
+        )
+
     @router.get("", responses={422: {"description": "A bad filter or cursor"}})
     async def list_issues(
-        status_: Annotated[IssueStatus | None, Query(alias="status")] = None,
-        village: Annotated[str | None, Query(), AfterValidator(_optional_code("villages"))] = None,
-        unit: Annotated[str | None, Query(), AfterValidator(_optional_code("units"))] = None,
-        category: Annotated[
-            str | None, Query(), AfterValidator(_optional_code("categories"))
-        ] = None,
-        source: Annotated[str | None, Query(), AfterValidator(_optional_code("sources"))] = None,
-        responsible: Annotated[Line | None, Query(max_length=100)] = None,
-        overdue: bool = False,
-        deadline_from: date | None = None,
-        deadline_to: date | None = None,
-        reported_from: date | None = None,
-        reported_to: date | None = None,
-        q: Annotated[Line | None, Query(min_length=1, max_length=100)] = None,
+        params: Filters,
         sort: issues.Sort = "newest",
         cursor: Annotated[str | None, Query(max_length=500)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -152,20 +211,7 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
         time zone, `reported_to` inclusive), and free text `q` (Chinese too: 路灯 finds
         石官路路灯不亮). Sorted `newest` (default), `oldest`, `deadline` (soonest first) or
         `updated`; page with `cursor` (the previous page's `next_cursor`)."""
-        f = issues.IssueFilter(
-            status=status_,
-            village=village,
-            unit=unit,
-            category=category,
-            source=source,
-            responsible_person_id=responsible,
-            overdue_on=today() if overdue else None,
-            deadline_from=deadline_from,
-            deadline_to=deadline_to,
-            reported_from=None if reported_from is None else start_of(reported_from),
-            reported_to=None if reported_to is None else start_of(reported_to + ONE_DAY),
-            text=q,
-        )
+        f = to_filter(params)
         try:
             async with sessions() as session:
                 views, total, after = await issues.list_issues(
@@ -182,6 +228,33 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
             next_cursor=after,
         )
 
+    @router.get("/export.csv", response_class=StreamingResponse)
+    async def export_csv(params: Filters) -> StreamingResponse:
+        """The list with these filters as CSV (UTF-8 with BOM, Chinese headers), newest
+        first, at most 200,000 rows."""
+        cols = exports.columns(names, zone, today())
+        return StreamingResponse(
+            exports.csv_lines(exports.matters(sessions, to_filter(params)), cols),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": _attachment("csv")},
+        )
+
+    @router.get("/export.xlsx")
+    async def export_xlsx(params: Filters) -> Response:
+        """The list with these filters as an Excel workbook (sheet 台账, Chinese headers)."""
+        cols = exports.columns(names, zone, today())
+        body = await exports.xlsx_bytes(exports.matters(sessions, to_filter(params)), cols)
+        return Response(
+            body,
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": _attachment("xlsx")},
+        )
+
+    def _attachment(extension: str) -> str:
+        day = today().isoformat()
+        plain, chinese = f"ledger-{day}.{extension}", quote(f"台账-{day}.{extension}")
+        return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{chinese}"
+
     @router.get("/{issue_id}", responses={404: {"description": "No such matter (then)"}})
     async def get_issue(issue_id: IssueId, as_of: AwareDatetime | None = None) -> IssueOut:
         """The current state of one matter; with ``as_of`` (a time with its offset), the
@@ -194,6 +267,20 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
         if view is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such matter")
         return out(view, local_date(as_of, timezone) if as_of else None)
+
+    @router.get(
+        "/{issue_id}/history.html",
+        response_class=HTMLResponse,
+        responses={404: {"description": "No such matter"}},
+    )
+    async def get_history_page(issue_id: IssueId) -> HTMLResponse:
+        """The audit trail as a page to print (or save as PDF from the browser)."""
+        async with sessions() as session:
+            view = await issues.get_issue(session, issue_id)
+            events = await history.trail(session, issue_id)
+        if view is None or not events:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such matter")
+        return HTMLResponse(exports.history_page(view, events, names, zone))
 
     @router.get("/{issue_id}/history", responses={404: {"description": "No such matter"}})
     async def get_history(issue_id: IssueId) -> History:

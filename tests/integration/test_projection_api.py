@@ -297,3 +297,65 @@ async def test_a_matter_as_it_stood_at_an_earlier_time(
     assert (after.json()["status"], after.json()["deadline"]) == ("assigned", "2026-12-18")
     assert before.status_code == 404
     assert naive.status_code == 422  # a time without its offset is ambiguous
+
+
+async def test_the_list_exports_as_csv_and_xlsx_with_chinese_headers_and_any_filter(
+    projection: httpx.AsyncClient, settings: Settings
+) -> None:
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    from shared.events import IssueReported
+    from tests.support.events import envelope
+
+    def report(title: str, village: str) -> Envelope:
+        event = IssueReported(
+            title=title, description="d", category="roads", village=village, source="visit"
+        )
+        return envelope(event, new_id(), actor="visit", service="intake")
+
+    xuma, formula, sanqi = (
+        report("三组道路破损", "xuma"),
+        report("=1+2", "xuma"),
+        report("桥", "sanqi"),
+    )
+    await publish(settings, xuma, formula, sanqi, assigned(xuma.subject))
+    await eventually(lambda: total(projection), lambda n: n == 3)
+
+    as_csv = await projection.get("/api/v1/issues/export.csv", params={"village": "徐马村"})
+    assert as_csv.status_code == 200
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert "filename*=UTF-8''" in as_csv.headers["content-disposition"]
+    assert as_csv.content.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
+    assert rows[0][:5] == ["编号", "标题", "状态", "类别", "村（社区）"]
+    by_id = {r[0]: r for r in rows[1:]}
+    assert set(by_id) == {xuma.subject, formula.subject}
+    assert by_id[xuma.subject][1:5] == ["三组道路破损", "已交办", "道路", "徐马村"]
+    assert by_id[formula.subject][1] == "'=1+2"  # never a formula in a spreadsheet
+
+    as_xlsx = await projection.get("/api/v1/issues/export.xlsx", params={"q": "破损"})
+    sheet = load_workbook(io.BytesIO(as_xlsx.content)).active
+    assert sheet is not None and sheet.title == "台账"
+    cells = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert cells[0][0] == "编号" and [r[0] for r in cells[1:]] == [xuma.subject]
+
+
+async def test_a_matters_audit_trail_prints_as_a_page(
+    projection: httpx.AsyncClient, settings: Settings
+) -> None:
+    issue_id = new_id()
+    await publish(settings, reported(issue_id), assigned(issue_id))
+    await eventually(lambda: total(projection, status="assigned"), lambda n: n == 1)
+
+    page = await projection.get(f"/api/v1/issues/{issue_id}/history.html")
+    missing = await projection.get(f"/api/v1/issues/{new_id()}/history.html")
+
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "交办建设管理所" in page.text and "Assigned to Town Construction Office" in page.text
+    assert "minqing audit verify" in page.text
+    history = (await projection.get(f"/api/v1/issues/{issue_id}/history")).json()
+    assert all(e["hash"] in page.text for e in history["events"])
+    assert missing.status_code == 404

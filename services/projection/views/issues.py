@@ -289,10 +289,14 @@ async def list_issues(
     offset: int = 0,
     sort: Sort = "newest",
     cursor: str | None = None,
+    count: bool = True,
 ) -> tuple[list[IssueView], int, str | None]:
-    """One page of matters in the chosen order, how many match in all, and the cursor of
-    the next page (keyset: as fast on page 10,000 as on page 1)."""
-    total = await session.scalar(filtered(select(func.count()).select_from(issues), f))
+    """One page of matters in the chosen order, how many match in all (0 unless
+    ``count``), and the cursor of the next page (keyset: as fast on page 10,000 as on
+    page 1)."""
+    total = 0
+    if count:
+        total = await session.scalar(filtered(select(func.count()).select_from(issues), f))
     key, descending = _sort_key(sort)
     query = filtered(select(issues), f)
     if cursor is not None:
