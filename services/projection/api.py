@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import AfterValidator, AwareDatetime, BaseModel
 
-from services.projection import exports
+from services.projection import exports, stats
 from services.projection.domain import IssueView, is_overdue
 from services.projection.sentences import Names, describe
 from services.projection.views import history, issues
@@ -168,7 +168,7 @@ Filters = Annotated[FilterParams, Depends(filter_params)]
 
 
 def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) -> APIRouter:
-    router = APIRouter(prefix="/api/v1/issues", tags=["projection"])
+    router = APIRouter(prefix="/api/v1", tags=["projection"])
 
     def today() -> date:
         return local_date(clock(), timezone)
@@ -198,7 +198,7 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
             text=p.q,
         )
 
-    @router.get("", responses={422: {"description": "A bad filter or cursor"}})
+    @router.get("/issues", responses={422: {"description": "A bad filter or cursor"}})
     async def list_issues(
         params: Filters,
         sort: issues.Sort = "newest",
@@ -228,7 +228,19 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
             next_cursor=after,
         )
 
-    @router.get("/export.csv", response_class=StreamingResponse)
+    @router.get("/stats")
+    async def get_stats(request: Request, params: Filters) -> dict[str, Any]:
+        """The figures for the matters the list's filters select: counts by status, source,
+        category, village and unit; closed in the loop; overdue; the three rates of the
+        12345 world (response, resolution, satisfaction); on-time rate; median days to
+        resolve; look-back pass rate; funds by source and status. Each count links to the
+        list of matters behind it (``list``)."""
+        base = {k: v for k, v in request.query_params.items()}
+        async with sessions() as session:
+            figures = await stats.statistics(session, to_filter(params), base, today(), timezone)
+        return asdict(figures)
+
+    @router.get("/issues/export.csv", response_class=StreamingResponse)
     async def export_csv(params: Filters) -> StreamingResponse:
         """The list with these filters as CSV (UTF-8 with BOM, Chinese headers), newest
         first, at most 200,000 rows."""
@@ -239,7 +251,7 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
             headers={"Content-Disposition": _attachment("csv")},
         )
 
-    @router.get("/export.xlsx")
+    @router.get("/issues/export.xlsx")
     async def export_xlsx(params: Filters) -> Response:
         """The list with these filters as an Excel workbook (sheet 台账, Chinese headers)."""
         cols = exports.columns(names, zone, today())
@@ -255,7 +267,7 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
         plain, chinese = f"ledger-{day}.{extension}", quote(f"台账-{day}.{extension}")
         return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{chinese}"
 
-    @router.get("/{issue_id}", responses={404: {"description": "No such matter (then)"}})
+    @router.get("/issues/{issue_id}", responses={404: {"description": "No such matter (then)"}})
     async def get_issue(issue_id: IssueId, as_of: AwareDatetime | None = None) -> IssueOut:
         """The current state of one matter; with ``as_of`` (a time with its offset), the
         state as it stood then: its events up to that moment, folded again."""
@@ -269,7 +281,7 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
         return out(view, local_date(as_of, timezone) if as_of else None)
 
     @router.get(
-        "/{issue_id}/history.html",
+        "/issues/{issue_id}/history.html",
         response_class=HTMLResponse,
         responses={404: {"description": "No such matter"}},
     )
@@ -282,7 +294,7 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such matter")
         return HTMLResponse(exports.history_page(view, events, names, zone))
 
-    @router.get("/{issue_id}/history", responses={404: {"description": "No such matter"}})
+    @router.get("/issues/{issue_id}/history", responses={404: {"description": "No such matter"}})
     async def get_history(issue_id: IssueId) -> History:
         """The audit trail: every event of the matter, in stream order."""
         async with sessions() as session:

@@ -359,3 +359,131 @@ async def test_a_matters_audit_trail_prints_as_a_page(
     history = (await projection.get(f"/api/v1/issues/{issue_id}/history")).json()
     assert all(e["hash"] in page.text for e in history["events"])
     assert missing.status_code == 404
+
+
+async def test_statistics_count_rate_and_link_to_the_matters_behind_them(
+    projection: httpx.AsyncClient, settings: Settings
+) -> None:
+    from datetime import date, timedelta
+    from decimal import Decimal
+
+    from shared.events import (
+        Event,
+        IssueFeedbackRecorded,
+        IssueFundingRecorded,
+        IssueLookbackPassed,
+        IssueResolved,
+    )
+    from tests.support.events import envelope
+
+    closed, open_one, other = new_id(), new_id(), new_id()
+    day = reported(closed).time
+
+    def later(e: Envelope, days: int) -> Envelope:
+        return e.model_copy(update={"time": day + timedelta(days=days)})
+
+    def event(issue_id: str, data: Event, days: int) -> Envelope:
+        return later(envelope(data, issue_id, actor="followup", service="followup"), days)
+
+    await publish(
+        settings,
+        reported(closed),
+        reported(open_one),
+        reported(other, village="sanqi", category="water"),
+        assigned(closed),
+        assigned(open_one),
+        event(
+            closed,
+            IssueResolved(
+                unit="town_construction",
+                summary="s",
+                resolved_by="w",
+                assignment_no=1,
+                lookback_due=date(2026, 12, 10),
+            ),
+            4,
+        ),
+        event(
+            closed,
+            IssueLookbackPassed(
+                visitor="v",
+                notes="ok",
+                assignment_no=1,
+                lookback_due=date(2026, 12, 10),
+                within_window=True,
+            ),
+            6,
+        ),
+        event(
+            closed,
+            IssueFeedbackRecorded(
+                reply_id="r1", reporter_ref="p", stage="closed", score=5, comment=""
+            ),
+            7,
+        ),
+        event(
+            open_one,
+            IssueFeedbackRecorded(
+                reply_id="r2", reporter_ref="q", stage="resolved", score=2, comment="no"
+            ),
+            7,
+        ),
+        event(
+            closed,
+            IssueFundingRecorded(
+                funding_id="f1",
+                amount=Decimal("450000"),
+                source="project_funds",
+                status="applied",
+                recorded_by="x",
+            ),
+            1,
+        ),
+        event(
+            closed,
+            IssueFundingRecorded(
+                funding_id="f1",
+                amount=Decimal("450000"),
+                source="project_funds",
+                status="approved",
+                recorded_by="x",
+            ),
+            2,
+        ),
+        event(
+            other,
+            IssueFundingRecorded(
+                funding_id="f2",
+                amount=Decimal("260000.50"),
+                source="social_donations",
+                status="received",
+                recorded_by="x",
+            ),
+            2,
+        ),
+    )
+    await eventually(lambda: total(projection, status="closed"), lambda n: n == 1)
+    await eventually(
+        lambda: projection.get("/api/v1/stats"),
+        lambda r: r.json()["funds"].get("social_donations") is not None,
+    )
+
+    figures = (await projection.get("/api/v1/stats")).json()
+    xuma = (await projection.get("/api/v1/stats", params={"village": "Xuma"})).json()
+
+    assert figures["matters"]["value"] == 3 and figures["closed_loop"]["value"] == 1
+    assert figures["by"]["village"]["xuma"] == {"value": 2, "list": "/api/v1/issues?village=xuma"}
+    assert figures["response_rate"]["value"] == round(2 / 3, 4)
+    assert figures["resolution_rate"]["value"] == round(1 / 3, 4)
+    assert figures["on_time_rate"]["value"] == 1.0  # resolved 4 days in, due 2026-12-18
+    assert figures["median_days_to_resolve"]["value"] == 4.0
+    assert figures["lookback_pass_rate"]["value"] == 1.0
+    assert figures["satisfaction_rate"]["value"] == 0.5
+    assert figures["funds"] == {
+        "project_funds": {"approved": "450000.00"},  # its latest status only
+        "social_donations": {"received": "260000.50"},
+    }
+    assert xuma["matters"]["value"] == 2 and "social_donations" not in xuma["funds"]
+    assert xuma["closed_loop"]["list"] == "/api/v1/issues?village=Xuma&status=closed"
+    listed = await total(projection, village="Xuma", status="closed")
+    assert listed == xuma["closed_loop"]["value"]
