@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services import catalog
+from services.projection import dashboard
 from services.projection.api import build_router
 from services.projection.audit_api import build_audit_router
 from services.projection.sentences import Names
@@ -33,4 +34,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     )
     app.include_router(build_router(rt.sessions, clock, settings.timezone, Names(ref)))
     app.include_router(build_audit_router(rt.sessions))
+    dashboard.install(app, Names(ref))
     return app

@@ -62,6 +62,16 @@ class Names:
             zh, en = _parts(village.name)
             self._names["units"][village.branch(code)] = f"{zh}党支部 {en} party branch"
 
+    def all(self) -> dict[str, dict[str, dict[str, str]]]:
+        """Every code's name in both languages, by kind: for the desk's labels."""
+        return {
+            kind: {
+                code: dict(zip(("zh", "en"), _parts(name), strict=True))
+                for code, name in found.items()
+            }
+            for kind, found in self._names.items()
+        }
+
     def zh(self, kind: str, code: str | None) -> str:
         return _parts(self._names[kind].get(code or "", code or "?"))[0]
 

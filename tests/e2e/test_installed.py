@@ -34,6 +34,14 @@ SHIPPED = [
     "shared/alembic_template/script.py.mako",
     "shared/alembic_template/env.py",
     "shared/reference_data/categories.toml",
+    "shared/reference_data/calendar.toml",
+    "shared/reference_data/escalation.toml",
+    "shared/reference_data/routing.toml",
+    "shared/reference_data/plans.toml",
+    "shared/reference_data/lookback.toml",
+    "services/projection/dashboard/static/index.html",
+    "services/projection/dashboard/static/app.js",
+    "services/projection/dashboard/static/style.css",
     "services/intake/migrations/env.py",
     "services/intake/migrations/versions/0001_initial.py",
 ]
@@ -106,6 +114,10 @@ def test_a_regular_install_runs_minqing_up_from_an_empty_directory(tmp_path: Pat
         assert response.status_code == 201, response.text
         issue_url = f"{up.url['projection']}/api/v1/issues/{response.json()['issue_id']}"
         poll(lambda: httpx.get(issue_url, timeout=5).status_code, lambda code: code == 200)
+        desk = httpx.get(f"{up.url['projection']}/", timeout=5)
+        script = httpx.get(f"{up.url['projection']}/dashboard/app.js", timeout=5)
+        assert (desk.status_code, script.status_code) == (200, 200)  # the desk is installed
+        assert "民情" in desk.text
 
         code, _ = up.stop(signal.SIGINT, whole_group=True)  # Ctrl-C: every PID it had is gone
         assert code == 130, up.output()
