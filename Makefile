@@ -12,7 +12,7 @@ up: $(STAMP)
 	$(BIN)/minqing up
 
 test: $(STAMP) lint
-	$(BIN)/pytest -q --durations=12
+	$(BIN)/pytest -q -n 2 --durations=12
 
 lint: $(STAMP)
 	$(BIN)/ruff check services shared tests bench
