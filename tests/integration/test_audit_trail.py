@@ -193,3 +193,26 @@ async def test_events_recorded_before_the_chain_are_sealed_by_the_migration(
 
     assert (found.ok, found.entries) == (True, 3)
     assert order == ["e3", "e2", "e1"]  # sealed in stream order
+
+
+async def test_an_event_recorded_twice_is_sealed_once_and_leaves_no_gap(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    from services.projection.views import history
+    from shared.consumer import Delivery
+
+    old = await stored(app)
+    issue = new_id()
+    again = reported(issue)
+    fresh = assigned(issue)
+
+    def delivery(envelope: Any, position: int) -> Delivery:
+        return Delivery(envelope, "s", 1, position, 1, envelope.to_json())
+
+    async with app.state.runtime.sessions() as session:
+        await history.apply_batch(session, [delivery(again, 100)])
+        await history.apply_batch(session, [delivery(again, 100), delivery(fresh, 101)])
+        await session.commit()
+
+    found = await verification(client)
+    assert (found["ok"], found["entries"]) == (True, len(old) + 2)

@@ -68,6 +68,9 @@ _INSERT = insert_sql(events, "event_id", update=False)
 _DATA = TypeAdapter(dict[str, Any])  # serialises ``data`` in Rust, like the envelope
 _COLUMNS = column_names(events, "event_id")
 _CHAIN_LOCK = 0x4D51_4155  # "MQAU": one batch at a time extends the audit chain
+_PRESENT = select(events.c.event_id).where(
+    events.c.event_id == any_(bindparam("ids", type_=ARRAY(Text)))
+)
 _HEAD = select(events.c.log_seq, events.c.hash).order_by(events.c.log_seq.desc()).limit(1)
 _ISSUE_HEADS = (
     select(events.c.issue_id, events.c.issue_hash)
@@ -83,6 +86,16 @@ async def apply_batch(
     """Store every event once, sealed into the chain, in one executemany; events of any
     type and version."""
     await session.execute(select(func.pg_advisory_xact_lock(_CHAIN_LOCK)))
+    # Each event is sealed once: one already recorded (a replay into rebuilt tables, a
+    # second replica) is left out, so the log never has a gap where its copy was refused.
+    stored = set(await session.scalars(_PRESENT, {"ids": [d.envelope.id for d in deliveries]}))
+    deliveries = [
+        d
+        for d in dict((d.envelope.id, d) for d in deliveries).values()
+        if d.envelope.id not in stored
+    ]
+    if not deliveries:
+        return {}
     head = (await session.execute(_HEAD)).first()
     ids = list({d.envelope.subject for d in deliveries})
     issue_heads = {
