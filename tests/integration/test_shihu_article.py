@@ -261,6 +261,24 @@ async def test_the_article_matters_go_round_the_loop(town: Town) -> None:
         status="approved",
         recorded_by="town-finance",
     )
+    # Residents of Sanqi are invited to supervise the rebuilding, the whole way through.
+    supervisor = (
+        await town.post(
+            town.intake,
+            f"/api/v1/issues/{bridge}/supervisors",
+            name="Li Si",
+            phone="13600001111",
+            invited_by="cadre-liu",
+        )
+    )["supervisor_ref"]
+    await town.post(
+        town.intake,
+        f"/api/v1/issues/{bridge}/supervision",
+        supervisor_ref=supervisor,
+        kind="check",
+        satisfied=True,
+        notes="Survey staked out",
+    )
     await town.post(
         town.followup,
         f"/api/v1/issues/{wishes}/funding",
@@ -310,6 +328,15 @@ async def test_the_article_matters_go_round_the_loop(town: Town) -> None:
         cost="450000",
         funding_source="project_funds",
     )
+
+    async def sign_off() -> int:  # once intake has learnt of the resolution
+        response = await town.intake.post(
+            f"/api/v1/issues/{bridge}/supervision",
+            json={"supervisor_ref": supervisor, "kind": "sign_off", "satisfied": True},
+        )
+        return response.status_code
+
+    assert await eventually(sign_off, lambda status: status == 201) == 201
 
     # ---- Saturday 17 October: the dispute missed its deadline, and is escalated.
     town.clock.to(date(2026, 10, 17))
@@ -364,6 +391,10 @@ async def test_the_article_matters_go_round_the_loop(town: Town) -> None:
         "issue.resolved",
         "issue.lookback_passed",
     ]
+
+    bridge_steps = types(await town.history(bridge))
+    assert bridge_steps.count("issue.supervision_recorded") == 2
+    assert bridge_steps.count("issue.funding_recorded") == 2
 
     totals = (await town.followup.get("/api/v1/funds")).json()["by_source"]
     assert {k: float(v) for k, v in totals.items()} == {
