@@ -42,7 +42,7 @@ from services.intake.residents import handlers as residents
 from services.intake.residents.domain import Matter
 from services.intake.residents.notifier import Message
 from shared import reference
-from shared.calendar import official
+from shared.calendar import add_working_days, official
 from shared.clock import local_date
 from shared.envelope import Envelope, decode
 from shared.events import (
@@ -395,7 +395,15 @@ class Matters(RuleBasedStateMachine):
                     assert len(failed) >= 2
                     assert isinstance(before[-1], IssueLookbackFailed)
                     continue
-                assert local_date(envelope.time, TZ) > event.due
+                step = FOLLOWUP_RULES.ladder.steps[event.level - 1]
+                step_day = add_working_days(CALENDAR, event.due, step.after_working_days)
+                assert local_date(envelope.time, TZ) > step_day, (issue_id, event)
+                assert event.level == 1 or any(
+                    isinstance(e, IssueEscalated)
+                    and (e.kind, e.due, e.milestone, e.level)
+                    == (event.kind, event.due, event.milestone, event.level - 1)
+                    for e in before
+                ), (issue_id, event)
                 assert any(
                     isinstance(e, IssueOverdue)
                     and e.kind == event.kind
