@@ -57,6 +57,7 @@ from shared.events import (
     IssueOverdue,
     IssuePlanSet,
     IssueResolved,
+    IssueSentBack,
 )
 from shared.settings import REFERENCE_DIR
 from tests.support.fakes import InMemoryAssignments, InMemoryCases, InMemoryReports, Units
@@ -415,14 +416,20 @@ class Matters(RuleBasedStateMachine):
                 ), (issue_id, event)
 
     @invariant()
-    def resolved_only_by_the_assigned_unit(self) -> None:
+    def resolved_or_sent_back_only_by_the_assigned_unit(self) -> None:
         for issue_id in self.issues:
-            unit: str | None = None
+            latest: IssueAssigned | None = None
+            sent_back = False
             for event in events_of(self.bus.log, issue_id):
                 if isinstance(event, IssueAssigned):
-                    unit = event.unit
+                    latest, sent_back = event, False
                 if isinstance(event, IssueResolved):
-                    assert event.unit == unit, (issue_id, event.unit, unit)
+                    assert latest is not None and event.unit == latest.unit, (issue_id, event)
+                    assert event.assignment_no == latest.assignment_no
+                if isinstance(event, IssueSentBack):
+                    assert latest is not None and event.unit == latest.unit, (issue_id, event)
+                    assert not sent_back, "sent back twice in one assignment"
+                    sent_back = True
 
 
 Matters.TestCase.settings = settings(
