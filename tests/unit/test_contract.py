@@ -104,7 +104,7 @@ def test_the_ingress_outcome_and_dead_letter_channels_are_documented_from_the_co
     receive = {name for name, op in operations.items() if op["action"] == "receive"}
     send = {name for name, op in operations.items() if op["action"] == "send"}
     assert "intake-ingress consumes minqing.ingress.report" in receive
-    assert "intake: outcome of each ingress message" in send
+    assert "intake, followup: outcome of each ingress message" in send
     schemas = document["components"]["schemas"]
     assert set(schemas["IngressReport"]["properties"]) >= {"title", "category", "external_ref"}
     assert "external_ref" in schemas["IngressReport"]["required"]
