@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, ValidationError
 
-from services.intake.api import ExternalRef, ReportIn
+from services.intake.api import ReportIn
 from services.intake.domain import ReportIssue
 from shared.ingress.cloudevents import (
     REASON_CODE_HEADER,
@@ -23,6 +23,7 @@ from shared.ingress.cloudevents import (
     RESUBMIT_HEADER,
     STRUCTURED,
     Attributes,
+    ExternalRef,
     IngressId,
     IngressMessage,
     Problem,

@@ -25,10 +25,12 @@ REASON_CODE_HEADER = "Minqing-Dead-Reason-Code"
 REASON_HEADER = "Minqing-Dead-Reason"
 TYPE_PREFIX = "minqing.ingress."
 
-# The sender's CloudEvent id: printable ASCII, no spaces at the ends.
+# The sender's CloudEvent id, and its own ticket id of a matter (``external_ref``):
+# printable ASCII, no spaces at the ends.
 IngressId = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[!-~](?:[ -~]*[!-~])?$")
 ]
+ExternalRef = IngressId
 
 
 def ingress_type(kind: str) -> str:
