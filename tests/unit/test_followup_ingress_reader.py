@@ -5,6 +5,7 @@ NATS)."""
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,3 +136,22 @@ def test_the_unit_may_be_named_when_it_is_the_sender() -> None:
         )
     )
     assert isinstance(step.command, ResolveIssue) and step.command.unit == "civil_affairs"
+
+
+def test_the_readme_resolution_example_reads_as_a_resolution() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Progress and resolution", 1)[1]
+    example = section.split("```json", 1)[1].split("```", 1)[0]
+    message = read_cloudevent(
+        f"{PREFIX}.civil_affairs.resolution",
+        example.encode(),
+        {"content-type": "application/cloudevents+json"},
+        prefix=PREFIX,
+        kinds=KINDS,
+        max_bytes=4096,
+        sources=SOURCES,
+    )
+    step = read_step(message)
+    assert step.external_ref == "CA-2026-0042"
+    assert isinstance(step.command, ResolveIssue)
+    assert (step.command.unit, step.command.funding_source) == ("civil_affairs", "project_funds")
