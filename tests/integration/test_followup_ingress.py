@@ -146,6 +146,8 @@ async def test_another_unit_is_refused_with_an_outcome_and_a_dead_letter(
     [letter] = letters["items"] if isinstance(letters, dict) else letters
     resent = await followup.client.post(f"/api/v1/dead-letters/{letter['id']}/resubmit")
     assert resent.status_code == 202, resent.text
+    counted = 'minqing_dead_letters_total{consumer="followup-ingress",reason="not_assigned_unit"}'
+    await eventually(lambda: followup.client.get("/metrics"), lambda r: counted in r.text)
 
 
 async def test_progress_per_milestone_in_binary_mode_and_an_unknown_ticket(
