@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from services.assignment.handlers import HANDLERS as ASSIGNMENT
 from services.followup.handlers import HANDLERS as FOLLOWUP
+from services.followup.ingress_consumer import followup_channels
 from services.intake.handlers import HANDLERS as INTAKE
 from services.intake.ingress_consumer import ingress_channels
 from services.intake.residents.handlers import REPLY_HANDLERS as INTAKE_REPLIES
@@ -32,6 +33,7 @@ def consumers() -> dict[str, Sequence[type[Event]]]:
 
 
 def channels(settings: Settings) -> list[Channel]:
-    """The channels beside the canonical stream: department systems' ingress and outcomes,
-    and the dead letters of what could not be accepted."""
-    return ingress_channels(settings)
+    """The channels beside the canonical stream: department systems' ingress (reports to
+    intake, progress and resolutions to followup) and outcomes, and the dead letters of
+    what could not be accepted."""
+    return ingress_channels(settings) + followup_channels(settings)

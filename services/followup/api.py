@@ -70,6 +70,16 @@ class ResolutionIn(_Input):
     cost: Yuan | None = Field(default=None, description="yuan, at most 2 decimals")
     funding_source: FundingSource | None = None
 
+    def to_command(self) -> ResolveIssue:
+        return ResolveIssue(
+            unit=self.unit,
+            summary=self.summary,
+            resolved_by=self.resolved_by,
+            evidence=tuple(str(link) for link in self.evidence),
+            cost=self.cost,
+            funding_source=self.funding_source,
+        )
+
 
 class StageIn(_Input):
     """One milestone: due ``working_days`` working days from today, given to the assigned
@@ -107,6 +117,9 @@ class ProgressIn(_Input):
     note: Text = ""
     done: bool = False
     reported_by: Name
+
+    def to_command(self, unit: str | None = None) -> ReportProgress:
+        return ReportProgress(self.milestone, self.note, self.done, self.reported_by, unit)
 
 
 class FundingIn(_Input):
@@ -200,14 +213,7 @@ def build_router(units: UowFactory[Cases], rules: Rules) -> APIRouter:
     @router.post("/{issue_id}/resolution", status_code=201, responses=errors)
     async def post_resolution(issue_id: IssueId, body: ResolutionIn) -> StepRecorded:
         """The assigned unit cancels the item; a look-back is then due in 7 working days."""
-        command = ResolveIssue(
-            unit=body.unit,
-            summary=body.summary,
-            resolved_by=body.resolved_by,
-            evidence=tuple(str(link) for link in body.evidence),
-            cost=body.cost,
-            funding_source=body.funding_source,
-        )
+        command = body.to_command()
         return _answer(issue_id, await _guard(resolve_issue(units, rules, issue_id, command)))
 
     @router.post("/{issue_id}/lookback", status_code=201, responses=errors)
@@ -233,7 +239,7 @@ def build_router(units: UowFactory[Cases], rules: Rules) -> APIRouter:
     @router.post("/{issue_id}/progress", status_code=201, responses=errors)
     async def post_progress(issue_id: IssueId, body: ProgressIn) -> StepRecorded:
         """Progress on one milestone of the plan (done or not)."""
-        command = ReportProgress(body.milestone, body.note, body.done, body.reported_by)
+        command = body.to_command()
         return _answer(issue_id, await _guard(report_progress(units, rules, issue_id, command)))
 
     @router.post("/{issue_id}/funding", status_code=201, responses=errors)

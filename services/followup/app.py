@@ -10,11 +10,15 @@ from services import catalog
 from services.followup import escalation, lookback, plans
 from services.followup.api import build_funds_router, build_router
 from services.followup.handlers import HANDLERS, Rules, check_deadlines, recompute_lookbacks
-from services.followup.store import SqlCases, plumbing
+from services.followup.ingress_consumer import CONSUMER, FollowupIngress
+from services.followup.store import SqlCases, ingress_outcomes, plumbing
 from shared import reference
 from shared.calendar import WorkingCalendar, configured
 from shared.clock import Clock, local_date, system_clock
 from shared.dispatch import consumed_types, event_applier
+from shared.ingress.api import build_ingress_router
+from shared.ingress.metrics import IngressMetrics
+from shared.messaging import dlq_stream_config, outcomes_stream_config
 from shared.runtime import build_runtime
 from shared.service import create_service_app
 from shared.settings import Settings
@@ -28,6 +32,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     rt = build_runtime("followup", settings, plumbing, clock=clock)
+    rt.streams = [outcomes_stream_config(settings), dlq_stream_config(settings)]
     rt.catalog = catalog.consumers()
     rt.channels = catalog.channels(settings)
     reference.activate(reference.load(settings.reference_dir))
@@ -54,6 +59,10 @@ def create_app(
         return f"{await check_deadlines(units, rules, today)} overdue and escalation events"
 
     rt.every(settings.deadline_check_seconds, "followup-deadlines", deadlines)
+    # Departments' progress and resolutions on NATS (CloudEvents), answered on the outcomes
+    # stream.
+    ingress = FollowupIngress(rt, reference.active(), rules, IngressMetrics(CONSUMER))
+    ingress.subscribe()
     app = create_service_app(
         rt,
         title="Minqing followup",
@@ -61,6 +70,7 @@ def create_app(
     )
     app.include_router(build_router(units, rules))
     app.include_router(build_funds_router(units))
+    app.include_router(build_ingress_router(rt, ingress, ingress_outcomes))
     return app
 
 

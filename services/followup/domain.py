@@ -92,6 +92,10 @@ class Case:
     resolved_by: str | None = None
     lookback_unit: str | None = None
     lookback_failures: int = 0
+    # The channel that reported it and that channel's own ticket id (issue.reported), by
+    # which a department system refers to the matter.
+    source: str | None = None
+    external_ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,7 @@ class ReportProgress:
     note: str
     done: bool
     reported_by: str
+    unit: str | None = None  # given: only the assigned unit may report progress
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,10 @@ class WrongState(Exception):
     """The matter is not in a state that allows this step; the message says why."""
 
 
+class NotAssignedUnit(WrongState):
+    """Another unit than the one the matter is assigned to tried a step of that unit."""
+
+
 def decide_resolution(
     case: Case | None,
     command: ResolveIssue,
@@ -156,7 +165,7 @@ def decide_resolution(
     if case.status == "closed":
         raise WrongState("the matter is closed")
     if command.unit != case.unit:
-        raise WrongState(f"the matter is assigned to {case.unit}, not to {command.unit}")
+        raise NotAssignedUnit(f"the matter is assigned to {case.unit}, not to {command.unit}")
     due = deadline_after(calendar, today, LOOKBACK_WORKING_DAYS)
     return IssueResolved(
         unit=command.unit,
@@ -302,6 +311,8 @@ def decide_progress(case: Case | None, command: ReportProgress) -> IssueProgress
         raise UnknownIssue("no such matter")
     if case.status != "assigned":
         raise WrongState(f"the matter is {case.status}: progress is reported while assigned")
+    if command.unit is not None and command.unit != case.unit:
+        raise NotAssignedUnit(f"the matter is assigned to {case.unit}, not to {command.unit}")
     if not case.milestones:
         raise WrongState("the matter has no plan: progress is reported per milestone")
     found = [m for m in case.milestones if m.number == command.milestone]
@@ -466,7 +477,7 @@ def _climb(
 def evolve(case: Case | None, event: Event) -> Case | None:
     """The case after one event; stale or repeated events leave it as it is."""
     if isinstance(event, IssueReported):
-        return case or Case(status="reported")
+        return case or Case(status="reported", source=event.source, external_ref=event.external_ref)
     if isinstance(event, IssueAssigned):
         if case is not None and event.assignment_no <= case.assignment_no:
             return case
@@ -483,6 +494,8 @@ def evolve(case: Case | None, event: Event) -> Case | None:
             milestones=kept.milestones,
             funds=kept.funds,
             lookback_failures=kept.lookback_failures,
+            source=kept.source,
+            external_ref=kept.external_ref,
         )
     if isinstance(event, IssueFundingRecorded) and case is not None:
         return replace(case, funds=_funded(case.funds, event))

@@ -80,6 +80,10 @@ class Cases(Protocol):
         """The money of every matter, summed by source and status."""
         ...
 
+    async def by_external_ref(self, source: str, external_ref: str) -> str | None:
+        """The matter ``source`` reported with its own ticket id ``external_ref``."""
+        ...
+
 
 @dataclass(frozen=True)
 class FundTotal:
@@ -169,8 +173,18 @@ async def resolve_issue(
     units: UowFactory[Cases], rules: Rules, issue_id: str, command: ResolveIssue
 ) -> Recorded:
     """The assigned unit reports the matter solved (cancellation)."""
-    return await _decide_and_record(
-        units,
+    async with units() as uow:
+        recorded = await resolve_in(uow, rules, issue_id, command)
+        await uow.commit()
+    return recorded
+
+
+async def resolve_in(
+    uow: UnitOfWork[Cases], rules: Rules, issue_id: str, command: ResolveIssue
+) -> Recorded:
+    """``resolve_issue`` inside the caller's unit of work (no commit): a consumer's batch."""
+    return await _decide_in(
+        uow,
         rules,
         issue_id,
         command.resolved_by or command.unit,
@@ -250,12 +264,18 @@ async def report_progress(
     units: UowFactory[Cases], rules: Rules, issue_id: str, command: ReportProgress
 ) -> Recorded:
     """Progress on one milestone of the plan."""
-    return await _decide_and_record(
-        units,
-        rules,
-        issue_id,
-        command.reported_by,
-        lambda case, _: [decide_progress(case, command)],
+    async with units() as uow:
+        recorded = await progress_in(uow, rules, issue_id, command)
+        await uow.commit()
+    return recorded
+
+
+async def progress_in(
+    uow: UnitOfWork[Cases], rules: Rules, issue_id: str, command: ReportProgress
+) -> Recorded:
+    """``report_progress`` inside the caller's unit of work (no commit)."""
+    return await _decide_in(
+        uow, rules, issue_id, command.reported_by, lambda case, _: [decide_progress(case, command)]
     )
 
 
@@ -283,12 +303,24 @@ async def _decide_and_record(
     """Load and lock the case, decide, then save the new case and its events in one
     commit; the answer names the first event."""
     async with units() as uow:
-        tracked = await uow.store.get(issue_id)
-        events = decide(tracked.case if tracked else None, local_date(uow.now, rules.timezone))
-        assert tracked is not None  # deciding on an unknown matter raises UnknownIssue
-        first = await _record_chained(uow, issue_id, tracked, events[:1], actor)
-        after = await _record_chained(uow, issue_id, first, events[1:], actor)
+        recorded = await _decide_in(uow, rules, issue_id, actor, decide)
         await uow.commit()
+    return recorded
+
+
+async def _decide_in(
+    uow: UnitOfWork[Cases],
+    rules: Rules,
+    issue_id: str,
+    actor: str,
+    decide: Callable[[Case | None, date], list[Event]],
+) -> Recorded:
+    """Load and lock the case, decide, record the events and save the case in ``uow``."""
+    tracked = await uow.store.get(issue_id)
+    events = decide(tracked.case if tracked else None, local_date(uow.now, rules.timezone))
+    assert tracked is not None  # deciding on an unknown matter raises UnknownIssue
+    first = await _record_chained(uow, issue_id, tracked, events[:1], actor)
+    after = await _record_chained(uow, issue_id, first, events[1:], actor)
     return Recorded(event_id=first.last_event_id, case=after.case)
 
 

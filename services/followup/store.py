@@ -34,6 +34,7 @@ from services.followup.domain import (
     next_milestone_due,
 )
 from services.followup.handlers import FundTotal, Tracked
+from shared.ingress.outcomes import outcomes_table
 from shared.state import Row, StateCache, StateTable
 from shared.tables import plumbing_tables
 
@@ -67,6 +68,8 @@ cases = Table(
     Column("resolved_by", Text),
     Column("lookback_unit", Text),
     Column("lookback_failures", Integer, nullable=False),
+    Column("source", Text),
+    Column("external_ref", Text),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -77,7 +80,17 @@ Index(
     "cases_milestone_waiting", cases.c.milestone_due, postgresql_where=text("status = 'assigned'")
 )
 
-plumbing = plumbing_tables(metadata)
+Index(
+    "cases_external_ref",
+    cases.c.source,
+    cases.c.external_ref,
+    postgresql_where=text("external_ref is not null"),
+)
+
+# Department systems' progress and resolutions: their outcomes, and (external=True) the
+# outcomes and dead letters published to streams of their own.
+ingress_outcomes = outcomes_table(metadata)
+plumbing = plumbing_tables(metadata, external=True)
 
 
 class _CaseTable(StateTable[Case]):
@@ -159,6 +172,13 @@ class SqlCases:
     async def fund_totals(self) -> list[FundTotal]:
         rows = await self._session.execute(_FUND_TOTALS)
         return [FundTotal(**row._asdict()) for row in rows]
+
+    async def by_external_ref(self, source: str, external_ref: str) -> str | None:
+        query = select(cases.c.issue_id).where(
+            cases.c.source == source, cases.c.external_ref == external_ref
+        )
+        found: str | None = (await self._session.scalars(query.limit(1))).first()
+        return found
 
     async def preload(self, issue_ids: Sequence[str]) -> None:
         await self._rows.preload(issue_ids)

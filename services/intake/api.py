@@ -29,14 +29,12 @@ from services.intake.handlers import (
     split_duplicate,
 )
 from shared.edge import IssueId
+from shared.ingress.cloudevents import ExternalRef
 from shared.reference import ReferenceData, code_of
 from shared.text import Finite, Line, Text
 from shared.uow import UowFactory
 
 # A sender's own ticket id: printable, no spaces at the ends.
-ExternalRef = Annotated[
-    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[!-~](?:[ -~]*[!-~])?$")
-]
 Phone = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 \-]{4,24}$")
 ]

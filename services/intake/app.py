@@ -8,22 +8,21 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import catalog
-from services.intake import outcomes
 from services.intake.api import build_router
 from services.intake.handlers import HANDLERS, Policy
 from services.intake.imports import ImportWorker, process_batch, prune_imports
 from services.intake.imports_api import PREFIX as IMPORTS_PATH
 from services.intake.imports_api import build_imports_router
-from services.intake.ingress_api import build_ingress_router
-from services.intake.ingress_consumer import IngressConsumer
-from services.intake.metrics import IngressMetrics
+from services.intake.ingress_consumer import CONSUMER, IngressConsumer
 from services.intake.open311 import api as open311
 from services.intake.open311.store import Open311Reports
 from services.intake.residents import wiring as residents
-from services.intake.store import SqlImportStore, SqlReports, plumbing
+from services.intake.store import SqlImportStore, SqlReports, ingress_outcomes, plumbing
 from shared import reference
 from shared.clock import Clock, system_clock
 from shared.dispatch import consumed_types, event_applier
+from shared.ingress.api import build_ingress_router
+from shared.ingress.metrics import IngressMetrics
 from shared.messaging import dlq_stream_config, outcomes_stream_config
 from shared.runtime import build_runtime
 from shared.service import create_service_app
@@ -58,19 +57,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     )
     rt.workers.append(worker.run)
     # Department systems' reports on NATS (CloudEvents), answered on the outcomes stream.
-    metrics = IngressMetrics()
-    IngressConsumer(rt, ref, policy, metrics).subscribe()
+    ingress = IngressConsumer(rt, ref, policy, IngressMetrics(CONSUMER))
+    ingress.subscribe()
     # Residents: supervisors, answers to every reporter (durable, through a notifier), feedback.
     residents_router = residents.install(rt, ref)
 
-    async def prune_outcomes() -> str:
-        before = clock() - timedelta(days=settings.outcomes_max_age_days)
-        async with rt.sessions() as session:
-            pruned = await outcomes.prune(session, before)
-            await session.commit()
-        return f"{pruned} ingress outcomes older than the outcomes stream pruned"
-
-    rt.every(settings.prune_interval_seconds, "intake-prune-outcomes", prune_outcomes)
     app = create_service_app(
         rt,
         title="Minqing intake",
@@ -83,6 +74,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     open311.install(
         app, rt.units_of_work(Open311Reports), rt.sessions, ref, policy, settings, clock
     )
-    app.include_router(build_ingress_router(rt, metrics))
+    app.include_router(build_ingress_router(rt, ingress, ingress_outcomes))
     app.include_router(residents_router)
     return app

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     Column,
     Date,
     DateTime,
@@ -42,6 +41,7 @@ from services.intake.schema import SCHEMA as SCHEMA
 from services.intake.schema import metadata as metadata
 from shared.bulk import execute, plain_insert_sql
 from shared.events import IssueReported
+from shared.ingress.outcomes import outcomes_table
 from shared.tables import plumbing_tables
 
 __all__ = [
@@ -161,15 +161,7 @@ Index(
 
 # The outcome of each department system's message, by its CloudEvent id (an accepted
 # outcome is kept; a rejected one is replaced when a fixed message comes in).
-ingress_outcomes = Table(
-    "ingress_outcomes",
-    metadata,
-    Column("source", Text, primary_key=True),
-    Column("ingress_id", Text, primary_key=True),
-    Column("accepted", Boolean, nullable=False),
-    Column("outcome", JSONB, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-)
+ingress_outcomes = outcomes_table(metadata)
 
 # Intake also publishes outcomes and dead letters to streams of their own (external=True).
 plumbing = plumbing_tables(metadata, external=True)

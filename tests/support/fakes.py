@@ -127,6 +127,14 @@ class InMemoryCases:
             for (s, st), (a, e, m) in sorted(sums.items())
         ]
 
+    async def by_external_ref(self, source: str, external_ref: str) -> str | None:
+        found = (
+            i
+            for i, t in self.rows.items()
+            if (t.case.source, t.case.external_ref) == (source, external_ref)
+        )
+        return next(found, None)
+
 
 class InMemoryReports:
     def __init__(self) -> None:

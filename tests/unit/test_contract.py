@@ -104,7 +104,7 @@ def test_the_ingress_outcome_and_dead_letter_channels_are_documented_from_the_co
     receive = {name for name, op in operations.items() if op["action"] == "receive"}
     send = {name for name, op in operations.items() if op["action"] == "send"}
     assert "intake-ingress consumes minqing.ingress.report" in receive
-    assert "intake: outcome of each ingress message" in send
+    assert "intake, followup: outcome of each ingress message" in send
     schemas = document["components"]["schemas"]
     assert set(schemas["IngressReport"]["properties"]) >= {"title", "category", "external_ref"}
     assert "external_ref" in schemas["IngressReport"]["required"]
@@ -117,3 +117,22 @@ def test_the_cli_exports_the_same_document() -> None:
     result = CliRunner().invoke(cli.app, ["asyncapi"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == full_document()
+
+
+def test_departments_progress_and_resolution_channels_are_documented_from_the_consumer() -> None:
+    settings = Settings(ingress_subject_prefix="t2.ingress")
+    document = full_document(settings)
+    by_address = {c["address"]: c for c in document["channels"].values()}
+    for kind in ("progress", "resolution"):
+        assert "source" in by_address[f"t2.ingress.{{source}}.{kind}"]["parameters"]
+    receive = {n for n, op in document["operations"].items() if op["action"] == "receive"}
+    assert "followup-ingress consumes minqing.ingress.progress" in receive
+    assert "followup-ingress consumes minqing.ingress.resolution" in receive
+    schemas = document["components"]["schemas"]
+    assert {"issue_id", "external_ref", "summary", "cost"} <= set(
+        schemas["IngressResolution"]["properties"]
+    )
+    assert "unit" not in schemas["IngressResolution"].get("required", [])
+    assert {"issue_id", "external_ref", "milestone", "done"} <= set(
+        schemas["IngressProgress"]["properties"]
+    )

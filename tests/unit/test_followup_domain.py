@@ -208,7 +208,21 @@ def test_a_look_back_comes_only_after_resolution(status: IssueStatus) -> None:
 def test_the_first_report_opens_a_case() -> None:
     opened = evolve(None, report())
 
-    assert opened == Case(status="reported")
+    assert opened == Case(status="reported", source="hotline_12345")
+
+
+def test_the_case_keeps_the_source_and_its_ticket_id_through_assignments() -> None:
+    reported = report().model_copy(update={"external_ref": "HL-7"})
+    opened = evolve(None, reported)
+    again = evolve(evolve(opened, assignment(1)), assignment(2, unit="water_station"))
+
+    assert opened is not None and again is not None
+    assert (opened.source, opened.external_ref) == ("hotline_12345", "HL-7")
+    assert (again.source, again.external_ref, again.unit) == (
+        "hotline_12345",
+        "HL-7",
+        "water_station",
+    )
 
 
 def test_a_repeated_report_leaves_the_case_as_it_is() -> None:
@@ -229,6 +243,7 @@ def test_an_assignment_records_the_unit_the_deadline_and_the_number() -> None:
         deadline=DEADLINE,
         responsible_person_id="shihu-secretary",
         responsible_person_name="Chen Lixin",
+        source="hotline_12345",
     )
 
 

@@ -19,9 +19,9 @@ from services.intake.ingress import (
     source_token,
 )
 from services.intake.ingress_consumer import IngressConsumer
-from services.intake.metrics import IngressMetrics
 from services.intake.store import plumbing
 from shared import reference
+from shared.ingress.metrics import IngressMetrics
 from shared.runtime import build_runtime
 from shared.settings import REFERENCE_DIR, Settings
 
@@ -179,9 +179,11 @@ def test_a_reader_failure_is_a_refusal_not_a_stopped_consumer(
 ) -> None:
     settings = Settings(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none")
     runtime = build_runtime("intake", settings, plumbing)
-    consumer = IngressConsumer(runtime, reference.active(), Policy(), IngressMetrics())
+    consumer = IngressConsumer(
+        runtime, reference.active(), Policy(), IngressMetrics("intake-ingress")
+    )
 
-    def broken(message: object) -> None:
+    def broken(*message: object) -> None:
         raise RuntimeError("a bug in the reader")
 
     monkeypatch.setattr(consumer, "read", broken)

@@ -6,19 +6,20 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
-from services.intake import outcomes
-from services.intake.metrics import IngressMetrics
-from services.intake.resubmit import LetterNotFound, NotResubmittable, resubmit
-from services.intake.store import plumbing
+from shared.ingress import outcomes
+from shared.ingress.channel import IngressChannel
+from shared.ingress.resubmit import LetterNotFound, NotResubmittable, resubmit
 from shared.runtime import Runtime
 
 SourceCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,100}$")]
 
 
-def build_ingress_router(rt: Runtime, metrics: IngressMetrics) -> APIRouter:
+def build_ingress_router(rt: Runtime, channel: IngressChannel, outcomes_table: Table) -> APIRouter:
+    """Outcomes, re-submission and metrics of the service's ingress consumer ``channel``."""
     router = APIRouter()
+    plumbing = rt.plumbing
 
     @router.get(
         "/api/v1/ingress/{source}/{ingress_id:path}",
@@ -29,7 +30,7 @@ def build_ingress_router(rt: Runtime, metrics: IngressMetrics) -> APIRouter:
         """The outcome of a department system's message, by its CloudEvent id: as published
         on the outcomes stream."""
         async with rt.sessions() as session:
-            found = await outcomes.find(session, source, ingress_id)
+            found = await outcomes.find(session, outcomes_table, source, ingress_id)
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no outcome for this message (yet)")
         return found
@@ -50,7 +51,13 @@ def build_ingress_router(rt: Runtime, metrics: IngressMetrics) -> APIRouter:
         body = await request.body()
         try:
             return await resubmit(
-                rt.sessions, rt.outbox, rt.settings.ingress_stream_name, letter_id, body or None
+                rt.sessions,
+                rt.outbox,
+                plumbing,
+                channel.consumer,
+                rt.settings.ingress_stream_name,
+                letter_id,
+                body or None,
             )
         except LetterNotFound as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
@@ -64,6 +71,6 @@ def build_ingress_router(rt: Runtime, metrics: IngressMetrics) -> APIRouter:
         query = select(t.c.consumer, t.c.status, func.count()).group_by(t.c.consumer, t.c.status)
         async with rt.sessions() as session:
             stored = [(r[0], r[1], int(r[2])) for r in (await session.execute(query)).all()]
-        return Response(metrics.exposition(stored), media_type="text/plain; version=0.0.4")
+        return Response(channel.metrics.exposition(stored), media_type="text/plain; version=0.0.4")
 
     return router

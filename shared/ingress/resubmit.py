@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from services.intake.ingress import RESUBMIT_HEADER
-from services.intake.ingress_consumer import CONSUMER
-from services.intake.store import plumbing
 from shared.db import Sessions
+from shared.ingress.cloudevents import RESUBMIT_HEADER
 from shared.outbox import Message, Outbox
+from shared.tables import Plumbing
 
 
 class LetterNotFound(Exception):
@@ -21,16 +20,23 @@ class NotResubmittable(Exception):
 
 
 async def resubmit(
-    sessions: Sessions, outbox: Outbox, stream: str, letter_id: int, body: bytes | None
+    sessions: Sessions,
+    outbox: Outbox,
+    plumbing: Plumbing,
+    consumer: str,
+    stream: str,
+    letter_id: int,
+    body: bytes | None,
 ) -> dict[str, object]:
-    """Queue the letter's message (or ``body`` in its place) for its original subject."""
+    """Queue the letter's message (or ``body`` in its place) for its original subject; only
+    a dead letter of ``consumer`` (the service's ingress consumer) is re-submitted."""
     t = plumbing.dead_letters
     async with sessions() as session:
         query = select(t).where(t.c.id == letter_id).with_for_update()
         row = (await session.execute(query)).first()
         if row is None:
             raise LetterNotFound(f"no dead letter {letter_id}")
-        if row.consumer != CONSUMER:
+        if row.consumer != consumer:
             raise NotResubmittable(
                 f"dead letter {letter_id} is {row.consumer}'s, not an ingress message"
             )

@@ -15,11 +15,14 @@ Position = tuple[int, int]  # (stream epoch, stream sequence)
 
 
 class IngressMetrics:
-    def __init__(self) -> None:
+    """The counters of one ingress consumer (``consumer``: its durable name)."""
+
+    def __init__(self, consumer: str) -> None:
+        self.consumer = consumer
         self.registry = CollectorRegistry()
         self._accepted = Counter(
             "minqing_ingress_accepted",
-            "Ingress messages accepted (a new matter, a duplicate joined, or a repeat).",
+            "Ingress messages accepted (a new matter or step, or a repeat of one).",
             ["source"],
             registry=self.registry,
         )
@@ -37,7 +40,7 @@ class IngressMetrics:
         )
         self._stored = Gauge(
             "minqing_dead_letters_stored",
-            "Dead letters in intake's table now, by consumer and status (any process).",
+            "Dead letters in this service's table now, by consumer and status (any process).",
             ["consumer", "status"],
             registry=self.registry,
         )
@@ -57,7 +60,7 @@ class IngressMetrics:
                 self._accepted.labels(source).inc()
             else:
                 self._rejected.labels(source, reason).inc()
-                self._dead.labels("intake-ingress", reason).inc()
+                self._dead.labels(self.consumer, reason).inc()
 
     def exposition(self, stored: Iterable[tuple[str, str, int]]) -> bytes:
         """The text format Prometheus scrapes; ``stored``: dead letters counted in the table
