@@ -95,9 +95,9 @@ async def test_old_published_rows_processed_ids_and_dead_letters_are_pruned_not_
 async def test_ingress_outcomes_older_than_the_outcomes_stream_are_forgotten(
     settings: Settings,
 ) -> None:
-    from services.intake import outcomes
     from services.intake.store import ingress_outcomes
     from services.intake.store import plumbing as intake_plumbing
+    from shared.ingress import outcomes
 
     rt = build_runtime("intake", settings, intake_plumbing)
     now = datetime.now(UTC)
@@ -114,7 +114,8 @@ async def test_ingress_outcomes_older_than_the_outcomes_stream_are_forgotten(
     try:
         async with rt.sessions() as s:
             await s.execute(insert(ingress_outcomes), rows)
-            pruned = await outcomes.prune(s, now - timedelta(days=settings.outcomes_max_age_days))
+            before = now - timedelta(days=settings.outcomes_max_age_days)
+            pruned = await outcomes.prune(s, ingress_outcomes, before)
             await s.commit()
             left = (await s.scalars(select(ingress_outcomes.c.ingress_id))).all()
     finally:
