@@ -49,6 +49,8 @@ class IssueReported(Event):
     lon: float | None = None
     external_ref: str | None = None
     split_from: str | None = None
+    # small (solved on the spot) or major (needs a project); absent: the category's default
+    scale: Literal["small", "major"] | None = None
 
 
 class IssueDuplicateReported(Event):

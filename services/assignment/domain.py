@@ -118,7 +118,7 @@ class WrongState(Exception):
 def matter_of(reported: IssueReported, routing: Routing) -> Matter:
     return Matter(
         category=reported.category,
-        scale=routing.scale_of(reported.category, None),  # reports carry no scale yet
+        scale=routing.scale_of(reported.category, reported.scale),
         village=reported.village,
         source=reported.source,
     )

@@ -29,6 +29,7 @@ from shared.events import (
     IssueProgressReported,
     IssueReported,
     IssueResolved,
+    IssueResponsibleChanged,
     IssueStatus,
     OverdueKind,
     PlannedMilestone,
@@ -537,6 +538,13 @@ def evolve(case: Case | None, event: Event) -> Case | None:
             case,
             event.milestone,
             lambda m: replace(m, escalation_level=max(m.escalation_level, level)),
+        )
+    if isinstance(event, IssueResponsibleChanged):
+        # A new secretary takes over the matter: escalations go to them from now on.
+        return replace(
+            case,
+            responsible_person_id=event.person_id,
+            responsible_person_name=event.person_name,
         )
     if isinstance(event, IssueDeadlineExtended) and case.status == "assigned":
         return replace(case, deadline=event.deadline)  # overdue anew only past the new date

@@ -43,6 +43,7 @@ from shared.events import (
     IssueDeadlineRecomputed,
     IssueLookbackFailed,
     IssueReported,
+    IssueResponsibleChanged,
 )
 from shared.uow import UnitOfWork, UowFactory
 
@@ -381,4 +382,5 @@ HANDLERS: Handlers = {
     IssueAssigned: on_issue_event,
     IssueDeadlineRecomputed: on_issue_event,
     IssueDeadlineExtended: on_issue_event,
+    IssueResponsibleChanged: on_issue_event,
 }

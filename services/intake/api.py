@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from fastapi import APIRouter, Header, HTTPException, Response, status
 from pydantic import (
@@ -73,6 +73,8 @@ class ReportIn(_Input):
     location: LocationIn | None = None
     recorded_by: Annotated[Line, StringConstraints(min_length=1, max_length=100)] | None = None
     external_ref: ExternalRef | None = None
+    # small (solved on the spot) or major (a project); absent: the category's default
+    scale: Literal["small", "major"] | None = None
 
     def to_command(self) -> ReportIssue:
         reporter = self.reporter or ReporterIn()
@@ -90,6 +92,7 @@ class ReportIn(_Input):
             lon=location.lon,
             recorded_by=self.recorded_by,
             external_ref=self.external_ref,
+            scale=self.scale,
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from rapidfuzz import fuzz, utils
 
@@ -35,6 +36,7 @@ class ReportIssue:
     lon: float | None = None
     recorded_by: str | None = None
     external_ref: str | None = None
+    scale: Literal["small", "major"] | None = None
 
     @property
     def has_reporter(self) -> bool:
@@ -73,6 +75,7 @@ def decide_report(command: ReportIssue, reporter_ref: str | None) -> IssueReport
         lat=command.lat,
         lon=command.lon,
         external_ref=command.external_ref,
+        scale=command.scale,
     )
 
 

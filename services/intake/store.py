@@ -79,6 +79,7 @@ reports = Table(
     Column("reporter_phone_masked", Text),
     Column("external_ref", Text),
     Column("similarity", Float),  # set while merged into another report's matter
+    Column("scale", Text),  # as reported (small or major); absent: the category's default
     # An Idempotency-Key is the caller's: scoped by the source channel until callers
     # authenticate. A sender's own ticket id likewise.
     UniqueConstraint("source", "idempotency_key", name="reports_source_idempotency_key_key"),

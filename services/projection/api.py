@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -50,6 +50,7 @@ class IssueOut(BaseModel):
     reporter_phone_masked: str | None
     external_ref: str | None
     split_from: str | None
+    scale: str | None
     duplicate_count: int
     address: str | None
     lat: float | None
@@ -126,6 +127,7 @@ class FilterParams:
     category: str | None
     source: str | None
     responsible: str | None
+    scale: str | None
     overdue: bool
     deadline_from: date | None
     deadline_to: date | None
@@ -141,6 +143,7 @@ def filter_params(
     category: Annotated[str | None, Query(), AfterValidator(_optional_code("categories"))] = None,
     source: Annotated[str | None, Query(), AfterValidator(_optional_code("sources"))] = None,
     responsible: Annotated[Line | None, Query(max_length=100)] = None,
+    scale: Literal["small", "major"] | None = None,
     overdue: bool = False,
     deadline_from: date | None = None,
     deadline_to: date | None = None,
@@ -155,6 +158,7 @@ def filter_params(
         category,
         source,
         responsible,
+        scale,
         overdue,
         deadline_from,
         deadline_to,
@@ -190,6 +194,7 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
             category=p.category,
             source=p.source,
             responsible_person_id=p.responsible,
+            scale=p.scale,
             overdue_on=today() if p.overdue else None,
             deadline_from=p.deadline_from,
             deadline_to=p.deadline_to,

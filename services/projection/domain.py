@@ -58,6 +58,7 @@ class IssueView:
     reporter_phone_masked: str | None = None
     external_ref: str | None = None
     split_from: str | None = None
+    scale: str | None = None
     duplicate_count: int = 0
     address: str | None = None
     lat: float | None = None

@@ -266,3 +266,15 @@ async def test_field_lengths_are_the_documented_ones(
     response = await client.post("/api/v1/reports", json=body)
 
     assert response.status_code == (201 if accepted else 422), response.text
+
+
+async def test_a_report_may_say_its_scale(
+    intake: tuple[httpx.AsyncClient, Runtime], settings: Settings
+) -> None:
+    client, _ = intake
+    small = await client.post("/api/v1/reports", json={**REPORT, "scale": "small"})
+    huge = await client.post("/api/v1/reports", json={**REPORT, "title": "x", "scale": "huge"})
+
+    assert (small.status_code, huge.status_code) == (201, 422)
+    [message] = await eventually(lambda: stream_messages(settings), lambda m: len(m) == 1)
+    assert json.loads(message.data)["data"]["scale"] == "small"

@@ -391,3 +391,24 @@ def test_matters_of_other_units_or_no_longer_open_keep_their_person() -> None:
 
     for current in (other_village, closed, named):
         assert decide_responsible_change(current, new_secretary()) is None
+
+
+def test_a_report_that_says_small_is_routed_by_the_small_matter_rule() -> None:
+    small_road = IssueReported(
+        title="收割机进不了田",
+        description="路口需垫一下",
+        category="roads",
+        village="xuma",
+        source="visit",
+        scale="small",
+    )
+
+    event = decide_initial(None, small_road, ROUTING, registry(), FRIDAY, weekdays)
+
+    assert event is not None
+    assert (event.rule_id, event.unit, event.scale) == (
+        "road_small_village",
+        "xuma_branch",
+        "small",
+    )
+    assert assigned("roads", "xuma").rule_id == "road_project"  # no scale: the category's major

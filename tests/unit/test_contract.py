@@ -57,6 +57,7 @@ def test_the_consumers_listen_to_what_their_routing_tables_handle() -> None:
         "issue.assigned",
         "issue.deadline_recomputed",
         "issue.deadline_extended",
+        "issue.responsible_changed",
     ]
     assert set(consumers()) == {
         "intake-status",

@@ -46,6 +46,7 @@ from shared.events import (
     IssueLookbackPassed,
     IssueReported,
     IssueResolved,
+    IssueResponsibleChanged,
 )
 from shared.settings import REFERENCE_DIR
 from tests.support.fakes import (
@@ -363,6 +364,7 @@ def test_followup_reacts_to_reports_and_assignments() -> None:
         IssueAssigned,
         IssueDeadlineRecomputed,
         IssueDeadlineExtended,
+        IssueResponsibleChanged,
     }
 
 
@@ -445,3 +447,30 @@ async def test_deadline_checks_record_each_step_once_chained_to_the_case() -> No
     assert units.committed[1].causationid == units.committed[0].id
     assert units.committed[2].data["to_role"] == "leader_in_charge"
     assert units.store.rows["issue-1"].last_event_id == units.committed[2].id
+
+
+def test_escalation_goes_to_the_new_secretary_after_a_change() -> None:
+    from services.followup.domain import Case, evolve
+
+    case = Case(
+        status="assigned",
+        assignment_no=1,
+        unit="sanqi_branch",
+        deadline=date(2026, 12, 4),
+        responsible_person_id="old",
+        responsible_person_name="Old",
+    )
+    changed = IssueResponsibleChanged(
+        unit="sanqi_branch",
+        previous_person_id="old",
+        previous_person_name="Old",
+        person_id="new",
+        person_name="New",
+        assignment_no=1,
+        reason="elected",
+    )
+
+    after = evolve(case, changed)
+
+    assert after is not None
+    assert (after.responsible_person_id, after.responsible_person_name) == ("new", "New")

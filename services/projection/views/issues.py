@@ -64,6 +64,7 @@ issues = Table(
     Column("reporter_phone_masked", Text),
     Column("external_ref", Text),
     Column("split_from", Text),
+    Column("scale", Text),
     Column("duplicate_count", Integer, nullable=False),
     Column("address", Text),
     Column("lat", Float),
@@ -198,6 +199,7 @@ class IssueFilter:
     category: str | None = None
     source: str | None = None
     responsible_person_id: str | None = None
+    scale: str | None = None
     overdue_on: date | None = None  # only matters past their deadline on this date
     deadline_from: date | None = None
     deadline_to: date | None = None
@@ -207,7 +209,15 @@ class IssueFilter:
 
 
 def filtered(query: Select[Any], f: IssueFilter) -> Select[Any]:
-    for column in ("status", "village", "unit", "category", "source", "responsible_person_id"):
+    for column in (
+        "status",
+        "village",
+        "unit",
+        "category",
+        "source",
+        "responsible_person_id",
+        "scale",
+    ):
         value = getattr(f, column)
         if value is not None:
             query = query.where(issues.c[column] == value)
