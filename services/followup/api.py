@@ -185,7 +185,9 @@ class CaseOut(BaseModel):
     assignment_no: int
     unit: str | None
     deadline: date | None
+    deadline_calendar: str | None  # which calendar counted the deadline
     lookback_due: date | None
+    calendar: str  # the calendar look-back and milestone dates are counted on
     resolved_by: str | None
     lookback_unit: str | None
     lookback_failures: int
@@ -265,6 +267,7 @@ def build_router(units: UowFactory[Cases], rules: Rules) -> APIRouter:
             issue_id=issue_id,
             last_event_id=tracked.last_event_id,
             correlation_id=tracked.correlation_id,
+            calendar=rules.calendar.name,
             **asdict(tracked.case),
         )
 

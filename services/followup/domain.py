@@ -76,6 +76,7 @@ class Case:
     deadline: date | None = None
     lookback_due: date | None = None
     resolved_on: date | None = None
+    deadline_calendar: str | None = None  # the calendar that counted the deadline
     lookback_provisional: bool = False
     responsible_person_id: str | None = None
     responsible_person_name: str | None = None
@@ -488,6 +489,7 @@ def evolve(case: Case | None, event: Event) -> Case | None:
             assignment_no=event.assignment_no,
             unit=event.unit,
             deadline=event.deadline,
+            deadline_calendar=event.calendar,
             responsible_person_id=event.responsible_person_id,
             responsible_person_name=event.responsible_person_name,
             plan_template=kept.plan_template,
@@ -513,7 +515,7 @@ def evolve(case: Case | None, event: Event) -> Case | None:
             lookback_unit=event.lookback_unit,
         )
     if isinstance(event, IssueDeadlineRecomputed) and case.status == "assigned":
-        return replace(case, deadline=event.deadline)
+        return replace(case, deadline=event.deadline, deadline_calendar=event.calendar)
     if isinstance(event, IssuePlanSet):
         return replace(
             case,
@@ -547,7 +549,8 @@ def evolve(case: Case | None, event: Event) -> Case | None:
             responsible_person_name=event.person_name,
         )
     if isinstance(event, IssueDeadlineExtended) and case.status == "assigned":
-        return replace(case, deadline=event.deadline)  # overdue anew only past the new date
+        # overdue anew only past the new date
+        return replace(case, deadline=event.deadline, deadline_calendar=event.calendar)
     if isinstance(event, IssueOverdue):
         return replace(case, overdue_kind=event.kind, overdue_due=event.due, escalation_level=0)
     if isinstance(event, IssueEscalated) and event.kind != "lookback_failed":

@@ -53,6 +53,7 @@ cases = Table(
     Column("deadline", Date),
     Column("lookback_due", Date),
     Column("resolved_on", Date),
+    Column("deadline_calendar", Text),
     Column("lookback_provisional", Boolean, nullable=False),
     Column("responsible_person_id", Text),
     Column("responsible_person_name", Text),

@@ -122,3 +122,14 @@ async def test_bad_input_is_a_422_naming_the_fields(
     assert silent_failure.status_code == 422
     assert "notes must say what is still wrong" in silent_failure.text
     assert await status_of(followup, issue_id) == "resolved"  # nothing was recorded
+
+
+async def test_every_date_followup_shows_names_its_calendar(
+    followup: httpx.AsyncClient, settings: Settings
+) -> None:
+    issue_id = await a_matter(followup, settings, assign=True)
+
+    case = (await followup.get(f"/api/v1/issues/{issue_id}")).json()
+
+    assert case["deadline_calendar"] == "weekdays"  # as issue.assigned said
+    assert case["calendar"].startswith("cn-official (chinesecalendar")

@@ -241,6 +241,7 @@ def test_an_assignment_records_the_unit_the_deadline_and_the_number() -> None:
         assignment_no=1,
         unit="town_construction",
         deadline=DEADLINE,
+        deadline_calendar="weekdays",
         responsible_person_id="shihu-secretary",
         responsible_person_name="Chen Lixin",
         source="hotline_12345",
@@ -308,6 +309,7 @@ def test_the_next_assignment_after_a_reopening_starts_afresh() -> None:
         assignment_no=2,
         unit="sanqi_branch",
         deadline=DEADLINE,
+        deadline_calendar="weekdays",
         responsible_person_id="shihu-secretary",
         responsible_person_name="Chen Lixin",
     )
