@@ -19,7 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.projection.views.history import events
 from services.projection.views.issues import IssueFilter, filtered, issues
 
-DIMENSIONS = ("status", "source", "category", "village", "unit")
+# Counted by each of these; the responsible person is the workload per person (by id).
+DIMENSIONS = ("status", "source", "category", "village", "unit", "responsible_person_id")
+# The list's query parameter for each dimension.
+PARAMETER = {"responsible_person_id": "responsible"}
 LIST = "/api/v1/issues"
 
 
@@ -93,7 +96,9 @@ async def statistics(
             select(column, func.count()).where(of_chosen).group_by(column).order_by(column)
         )
         by[dimension] = {
-            str(value): Figure(count, _link(base, **{dimension: str(value)}))
+            str(value): Figure(
+                count, _link(base, **{PARAMETER.get(dimension, dimension): str(value)})
+            )
             for value, count in rows
             if value is not None
         }

@@ -127,8 +127,10 @@ async def test_a_supervisor_finds_the_bridge_reads_its_timeline_and_exports_the_
                 lambda r: r.json()["total"] == 1,
             )
         browser = await pw.chromium.launch(executable_path=browser_path, headless=True)
+        errors: list[str] = []
         try:
             page = await browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 900})
+            page.on("pageerror", lambda error: errors.append(str(error)))
             await page.goto(url + "/")
             await page.wait_for_selector("body[data-ready=true]")
             assert await page.title() == "民情 · 台账"
@@ -151,11 +153,17 @@ async def test_a_supervisor_finds_the_bridge_reads_its_timeline_and_exports_the_
             content = await asyncio.to_thread(Path(saved).read_bytes)
             assert content[:2] == b"PK"  # a zip: an XLSX workbook
 
+            await page.click("button[data-tab='lookbacks']")
+            await expect(page.locator("#lookback-table")).to_be_visible()
             await page.click("#lang")
             assert await page.locator("h1").inner_text() == "Minqing · Matters"
             await page.click("button[data-tab='stats']")
             await page.locator(".card[data-figure='closed_loop'] b").wait_for()
             assert await page.locator(".card[data-figure='closed_loop'] b").inner_text() == "1"
+            await expect(
+                page.locator(".chart h3", has_text="By responsible person")
+            ).to_be_visible()
             await page.screenshot(path=str(ARTIFACTS / "desk-statistics.png"), full_page=True)
+            assert errors == []  # no script error on any tab
         finally:
             await browser.close()

@@ -267,6 +267,7 @@ async def test_keyset_pages_cover_every_matter_once_in_each_order(
     by_deadline = await walk("deadline")
     assert set(by_deadline[:2]) == {ids[2], ids[5]} and sorted(by_deadline) == sorted(ids)
     assert sorted(await walk("updated")) == sorted(ids)
+    assert sorted(await walk("lookback")) == sorted(ids)
     other = (await projection.get("/api/v1/issues", params={"limit": 3})).json()["next_cursor"]
     wrong = await projection.get("/api/v1/issues", params={"sort": "deadline", "cursor": other})
     assert wrong.status_code == 422
@@ -487,6 +488,10 @@ async def test_statistics_count_rate_and_link_to_the_matters_behind_them(
         "project_funds": {"approved": "450000.00"},  # its latest status only
         "social_donations": {"received": "260000.50"},
     }
+    assert figures["by"]["responsible_person_id"]["xuma-secretary"] == {
+        "value": 2,
+        "list": "/api/v1/issues?responsible=xuma-secretary",
+    }  # workload per person
     assert xuma["matters"]["value"] == 2 and "social_donations" not in xuma["funds"]
     assert xuma["closed_loop"]["list"] == "/api/v1/issues?village=Xuma&status=closed"
     listed = await total(projection, village="Xuma", status="closed")

@@ -242,7 +242,7 @@ def filtered(query: Select[Any], f: IssueFilter) -> Select[Any]:
     return query
 
 
-Sort = Literal["newest", "oldest", "deadline", "updated"]
+Sort = Literal["newest", "oldest", "deadline", "lookback", "updated"]
 _FAR = date(9999, 12, 31)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -251,6 +251,8 @@ def _sort_key(sort: Sort) -> tuple[ColumnElement[Any], bool]:
     """The expression a sort orders by (before the issue id), and whether descending."""
     if sort == "deadline":  # soonest first; matters without a deadline last
         return func.coalesce(issues.c.deadline, _FAR), False
+    if sort == "lookback":  # look-backs due soonest first (status=resolved: the board)
+        return func.coalesce(issues.c.lookback_due, _FAR), False
     if sort == "updated":
         return func.coalesce(issues.c.last_event_at, _EPOCH), True
     return issues.c.issue_id, sort == "newest"  # a ULID: the order of reporting
@@ -259,6 +261,8 @@ def _sort_key(sort: Sort) -> tuple[ColumnElement[Any], bool]:
 def _cursor_value(sort: Sort, view: IssueView) -> str:
     if sort == "deadline":
         return (view.deadline or _FAR).isoformat()
+    if sort == "lookback":
+        return (view.lookback_due or _FAR).isoformat()
     if sort == "updated":
         return (view.last_event_at or _EPOCH).isoformat()
     return view.issue_id
@@ -280,7 +284,7 @@ def decode_cursor(sort: Sort, cursor: str) -> tuple[Any, str]:
         kind, value, issue_id = json.loads(base64.urlsafe_b64decode(padded))
         if kind != sort or not isinstance(issue_id, str):
             raise BadCursor("the cursor belongs to another sort order")
-        if sort == "deadline":
+        if sort in ("deadline", "lookback"):
             return date.fromisoformat(value), issue_id
         if sort == "updated":
             return datetime.fromisoformat(value), issue_id

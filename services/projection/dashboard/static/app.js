@@ -5,6 +5,7 @@
 const T = {
   zh: {
     title: "民情 · 台账", tab_list: "台账", tab_overdue: "逾期督办", tab_stats: "统计",
+    tab_lookbacks: "待回头看", h_lookback: "回头看期限", by_responsible: "按责任人",
     search: "搜索标题、描述、地址、编号", all_villages: "全部村（社区）", all_statuses: "全部状态",
     s_reported: "已受理", s_assigned: "已交办", s_resolved: "已办结", s_closed: "已闭环",
     s_reopened: "重新办理", only_overdue: "只看逾期", search_button: "查询",
@@ -20,6 +21,7 @@ const T = {
   },
   en: {
     title: "Minqing · Matters", tab_list: "Matters", tab_overdue: "Overdue", tab_stats: "Statistics",
+    tab_lookbacks: "Look-backs due", h_lookback: "Look-back due", by_responsible: "By responsible person",
     search: "Search titles, descriptions, addresses, ticket ids", all_villages: "All villages",
     all_statuses: "All statuses", s_reported: "Reported", s_assigned: "Assigned",
     s_resolved: "Resolved", s_closed: "Closed", s_reopened: "Reopened",
@@ -48,7 +50,7 @@ const t = (key, ...args) => {
   return typeof value === "function" ? value(...args) : value ?? key;
 };
 const name = (kind, code) => {
-  const found = names[kind][code];
+  const found = (names[kind] ?? {})[code];
   return found ? found[lang] : code ?? "";
 };
 const el = (tag, attrs = {}, ...children) => {
@@ -137,6 +139,20 @@ async function loadOverdue() {
   }
 }
 
+async function loadLookbacks() {
+  const page = await api("/api/v1/issues?status=resolved&sort=lookback&limit=200");
+  const body = $("#lookback-table tbody");
+  body.replaceChildren();
+  for (const item of page.items) {
+    const due = el("td", {}, item.lookback_due ?? "");
+    if (item.lookback_due_provisional) due.append(" ", el("span", { class: "badge provisional" }, t("provisional")));
+    const tr = el("tr", { "data-issue": item.issue_id },
+      el("td", {}, item.title ?? item.issue_id), el("td", {}, name("units", item.unit)), due);
+    tr.addEventListener("click", () => openTimeline(item.issue_id));
+    body.append(tr);
+  }
+}
+
 const MARKS = {
   "minqing.issue.assigned": "deadline", "minqing.issue.deadline_extended": "deadline",
   "minqing.issue.deadline_recomputed": "deadline", "minqing.issue.overdue": "escalation",
@@ -210,6 +226,7 @@ async function loadStats() {
     chart(t("by_source"), figures.by.source, "sources"),
     chart(t("by_category"), figures.by.category, "categories"),
     chart(t("by_unit"), figures.by.unit, "units"),
+    chart(t("by_responsible"), figures.by.responsible_person_id, "people"),
     el("div", { class: "chart" }, el("h3", {}, t("funds")), ...funds));
 }
 
@@ -217,8 +234,10 @@ function showTab(tab) {
   document.querySelectorAll("nav button").forEach((b) => b.classList.toggle("active", b.dataset.tab === tab));
   $("#list").hidden = tab !== "list";
   $("#overdue-board").hidden = tab !== "overdue";
+  $("#lookbacks").hidden = tab !== "lookbacks";
   $("#stats").hidden = tab !== "stats";
   if (tab === "overdue") loadOverdue();
+  if (tab === "lookbacks") loadLookbacks();
   if (tab === "stats") loadStats();
 }
 
