@@ -15,7 +15,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -281,10 +281,14 @@ DataDir = Annotated[
 ]
 
 
+OnDatabase = Callable[[Callable[["AsyncEngine"], Coroutine[Any, Any, Any]]], Any]
+
+
 @contextmanager
-def _database(data_dir: Path) -> Iterator[AsyncEngine]:
+def _database(data_dir: Path) -> Iterator[OnDatabase]:
     """MINQING_DATABASE_URL if set, else the embedded database `minqing up` keeps in
-    ``data_dir``: the running one, or started for this command."""
+    ``data_dir``: the running one, or started for this command. Yields ``run(action)``,
+    which runs ``action(engine)`` and disposes of the engine on one event loop."""
     from shared.db import make_engine
     from shared.embedded.postgres import embedded_database
 
@@ -302,9 +306,18 @@ def _database(data_dir: Path) -> Iterator[AsyncEngine]:
                     err=True,
                 )
                 raise typer.Exit(1) from None
-        engine = make_engine(url, settings)
-        stack.callback(run_sync, engine.dispose)
-        yield engine
+
+        def run(action: Callable[[AsyncEngine], Coroutine[Any, Any, Any]]) -> Any:
+            async def once() -> Any:
+                engine = make_engine(url, settings)
+                try:
+                    return await action(engine)
+                finally:
+                    await engine.dispose()
+
+            return run_sync(once)
+
+        yield run
 
 
 def _key_command(data_dir: Path, action: Callable[[AsyncEngine], Coroutine[Any, Any, T]]) -> T:
@@ -314,9 +327,9 @@ def _key_command(data_dir: Path, action: Callable[[AsyncEngine], Coroutine[Any, 
 
     from services.intake.open311.keys import KeyProblem
 
-    with _database(data_dir) as engine:
+    with _database(data_dir) as run:
         try:
-            return run_sync(lambda: action(engine))
+            return cast(T, run(action))
         except KeyProblem as exc:
             typer.echo(str(exc), err=True)
         except ProgrammingError as exc:
@@ -391,8 +404,8 @@ def audit_checkpoint(data_dir: DataDir = Path(".minqing")) -> None:
     from services.projection.audit_store import checkpoint
     from shared.db import make_sessions
 
-    with _database(data_dir) as engine:
-        head = run_sync(lambda: checkpoint(make_sessions(engine)))
+    with _database(data_dir) as run:
+        head = run(lambda engine: checkpoint(make_sessions(engine)))
     typer.echo(json.dumps({**head.__dict__, "time": head.time.isoformat()}))
 
 
@@ -427,8 +440,8 @@ def audit_verify(
             raise typer.BadParameter(
                 f"not a checkpoint: {exc}", param_hint="--checkpoint"
             ) from None
-    with _database(data_dir) as engine:
-        found = run_sync(lambda: verify(make_sessions(engine), against))
+    with _database(data_dir) as run:
+        found = run(lambda engine: verify(make_sessions(engine), against))
     problem = found.problem
     if as_json:
         typer.echo(

@@ -134,6 +134,7 @@ async def test_the_command_verifies_against_a_checkpoint_file(
     intact = minqing("verify", "--checkpoint", str(tmp_path / "checkpoint.json"))
     assert intact.returncode == 0, intact.stderr
     assert "audit trail intact: 3 entries" in intact.stdout
+    assert "Traceback" not in intact.stderr + exported.stderr  # a clean exit, engine closed
 
     async with app.state.runtime.sessions() as session:
         await session.execute(update(events).where(events.c.log_seq == 3).values(actor="x"))
