@@ -129,3 +129,32 @@ def upgrade_plumbing_v2(schema: str, consumer: str) -> None:
         sa.UniqueConstraint("stream", "stream_created", name="stream_epochs_incarnation"),
         schema=schema,
     )
+
+
+def add_ingress_plumbing(schema: str) -> None:
+    """A service that reads department systems' messages: outbox rows for other streams
+    (outcomes, dead letters) with their own headers and bytes, a dead letter's reason code,
+    and each ingress message's outcome."""
+    op.add_column("outbox", sa.Column("stream", sa.Text), schema=schema)
+    op.add_column("outbox", sa.Column("headers", JSONB), schema=schema)
+    op.add_column("outbox", sa.Column("body", sa.LargeBinary), schema=schema)
+    op.add_column("dead_letters", sa.Column("reason_code", sa.Text), schema=schema)
+    op.create_table(
+        "ingress_outcomes",
+        sa.Column("source", sa.Text, primary_key=True),
+        sa.Column("ingress_id", sa.Text, primary_key=True),
+        sa.Column("accepted", sa.Boolean, nullable=False),
+        sa.Column("outcome", JSONB, nullable=False),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        schema=schema,
+    )
+
+
+def drop_ingress_plumbing(schema: str) -> None:
+    """Undo ``add_ingress_plumbing``."""
+    op.drop_table("ingress_outcomes", schema=schema)
+    op.drop_column("dead_letters", "reason_code", schema=schema)
+    for name in ("body", "headers", "stream"):
+        op.drop_column("outbox", name, schema=schema)

@@ -32,7 +32,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         title="Minqing projection",
         description="The list of matters and each matter's full audit trail, for supervisors.",
     )
-    app.include_router(build_router(rt.sessions, clock, settings.timezone, Names(ref)))
+    names = Names(ref)
+    app.include_router(build_router(rt.sessions, clock, settings.timezone, names))
     app.include_router(build_audit_router(rt.sessions))
-    dashboard.install(app, Names(ref))
+    dashboard.install(app, names)
     return app
