@@ -1,7 +1,7 @@
 """The projection's read models: one module each (table, apply, queries), one durable each.
 
-Each module has ``NAME`` (its durable consumer is ``projection-<NAME>``) and
-``apply_batch(session, deliveries)``. Adding a read model is a new module here, an entry
+Each module has ``NAME`` (its durable consumer is ``projection-<NAME>``), ``TABLES`` (the
+tables it owns, which a rebuild replaces) and ``apply_batch(session, deliveries)``. Adding a read model is a new module here, an entry
 in ``VIEWS`` and a migration.
 """
 

@@ -63,6 +63,7 @@ events = Table(
 )
 Index("events_issue_position", events.c.issue_id, events.c.stream_epoch, events.c.stream_seq)
 Index("events_issue_log", events.c.issue_id, events.c.log_seq)
+TABLES = (events,)  # what this read model owns: a rebuild replaces exactly these
 
 _INSERT = insert_sql(events, "event_id", update=False)
 _DATA = TypeAdapter(dict[str, Any])  # serialises ``data`` in Rust, like the envelope

@@ -98,6 +98,7 @@ Index("issues_village", issues.c.village)
 Index("issues_unit", issues.c.unit)
 Index("issues_category", issues.c.category)
 Index("issues_search", issues.c.search_grams, postgresql_using="gin")
+TABLES = (issues,)  # what this read model owns: a rebuild replaces exactly these
 
 _FIELDS = [f.name for f in fields(IssueView)]
 _DERIVED = ["search_text", "search_grams"]
