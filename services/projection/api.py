@@ -134,6 +134,7 @@ class FilterParams:
     reported_from: date | None
     reported_to: date | None
     q: str | None
+    as_of: datetime | None
 
 
 def filter_params(
@@ -150,6 +151,10 @@ def filter_params(
     reported_from: date | None = None,
     reported_to: date | None = None,
     q: Annotated[Line | None, Query(min_length=1, max_length=100)] = None,
+    as_of: Annotated[
+        AwareDatetime | None,
+        Query(description="The answer as it stood at this time (with its offset)."),
+    ] = None,
 ) -> FilterParams:
     return FilterParams(
         status_,
@@ -165,6 +170,7 @@ def filter_params(
         reported_from,
         reported_to,
         q,
+        as_of,
     )
 
 
@@ -186,6 +192,10 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
     def out(view: IssueView, on: date | None = None) -> IssueOut:
         return IssueOut(**asdict(view), overdue=is_overdue(view, on or today()))
 
+    def day_of(p: FilterParams) -> date:
+        """The day the answer is for: today, or the day of ``as_of`` in the town."""
+        return today() if p.as_of is None else local_date(p.as_of, timezone)
+
     def to_filter(p: FilterParams) -> issues.IssueFilter:
         return issues.IssueFilter(
             status=p.status,
@@ -195,12 +205,13 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
             source=p.source,
             responsible_person_id=p.responsible,
             scale=p.scale,
-            overdue_on=today() if p.overdue else None,
+            overdue_on=day_of(p) if p.overdue else None,
             deadline_from=p.deadline_from,
             deadline_to=p.deadline_to,
             reported_from=None if p.reported_from is None else start_of(p.reported_from),
             reported_to=None if p.reported_to is None else start_of(p.reported_to + ONE_DAY),
             text=p.q,
+            as_of=p.as_of,
         )
 
     @router.get("/issues", responses={422: {"description": "A bad filter or cursor"}})
@@ -214,8 +225,9 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
         """The list (台账). Filters: status, village, unit, category, source, responsible
         person id, overdue, deadline and report date ranges (report dates in the town's
         time zone, `reported_to` inclusive), and free text `q` (Chinese too: 路灯 finds
-        石官路路灯不亮). Sorted `newest` (default), `oldest`, `deadline` (soonest first) or
-        `updated`; page with `cursor` (the previous page's `next_cursor`)."""
+        石官路路灯不亮). Sorted `newest` (default), `oldest`, `deadline` (soonest first),
+        `lookback` or `updated`; page with `cursor` (the previous page's `next_cursor`).
+        With `as_of`, the list as it stood at that time (each matter in its state then)."""
         f = to_filter(params)
         try:
             async with sessions() as session:
@@ -225,7 +237,7 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
         except issues.BadCursor as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
         return IssuePage(
-            items=[out(v) for v in views],
+            items=[out(v, day_of(params)) for v in views],
             total=total,
             limit=limit,
             offset=offset,
@@ -239,17 +251,20 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
         category, village and unit; closed in the loop; overdue; the three rates of the
         12345 world (response, resolution, satisfaction); on-time rate; median days to
         resolve; look-back pass rate; funds by source and status. Each count links to the
-        list of matters behind it (``list``)."""
+        list of matters behind it (``list``). With `as_of`, the figures as they stood at
+        that time (so last month's ranking is reproduced exactly)."""
         base = {k: v for k, v in request.query_params.items()}
         async with sessions() as session:
-            figures = await stats.statistics(session, to_filter(params), base, today(), timezone)
+            figures = await stats.statistics(
+                session, to_filter(params), base, day_of(params), timezone
+            )
         return asdict(figures)
 
     @router.get("/issues/export.csv", response_class=StreamingResponse)
     async def export_csv(params: Filters) -> StreamingResponse:
         """The list with these filters as CSV (UTF-8 with BOM, Chinese headers), newest
         first, at most 200,000 rows."""
-        cols = exports.columns(names, zone, today())
+        cols = exports.columns(names, zone, day_of(params))
         return StreamingResponse(
             exports.csv_lines(exports.matters(sessions, to_filter(params)), cols),
             media_type="text/csv; charset=utf-8",
@@ -259,7 +274,7 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
     @router.get("/issues/export.xlsx")
     async def export_xlsx(params: Filters) -> Response:
         """The list with these filters as an Excel workbook (sheet 台账, Chinese headers)."""
-        cols = exports.columns(names, zone, today())
+        cols = exports.columns(names, zone, day_of(params))
         body = await exports.xlsx_bytes(exports.matters(sessions, to_filter(params)), cols)
         return Response(
             body,

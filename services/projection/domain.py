@@ -92,17 +92,42 @@ class IssueView:
 
 def fold(issue_id: str, events: Iterable[Recorded]) -> IssueView:
     """The view after all of a matter's events, applied in stream order."""
+    return fold_versions(issue_id, events)[0]
+
+
+Version = tuple[IssueView, datetime]
+"""A state the matter was in, and when it stopped being so: in force from its
+``last_event_at`` until (not including) that time."""
+
+
+def fold_versions(issue_id: str, events: Iterable[Recorded]) -> tuple[IssueView, list[Version]]:
+    """The view after all of a matter's events, and every earlier state it passed through
+    (once it was in the list), for answers "as of" a past time."""
     view = IssueView(issue_id=issue_id)
+    versions: list[Version] = []
     for record in sorted(events, key=lambda r: r.at):
-        view = step(view, typed(record), record)
-    return view
+        previous, view = view, step(view, typed(record), record)
+        if previous.status is not None:  # it was in the list until now
+            versions.append((previous, until(view)))
+    return view, versions
+
+
+def until(view: IssueView) -> datetime:
+    """When the state before ``view`` ended: the time ``view`` began."""
+    assert view.last_event_at is not None, "a stepped view has a time"
+    return view.last_event_at
 
 
 def step(view: IssueView, event: Event | None, record: Recorded) -> IssueView:
-    """Apply the next event (in stream order) and note where it sits."""
+    """Apply the next event (in stream order) and note where it sits. The view's time never
+    goes back (a producer's clock may lag another's), so a matter's states follow each other
+    in time without overlapping."""
+    moment = record.time
+    if view.last_event_at is not None and view.last_event_at > moment:
+        moment = view.last_event_at
     return replace(
         apply(view, event, record.time),
-        last_event_at=record.time,
+        last_event_at=moment,
         last_epoch=record.epoch,
         last_position=record.position,
         event_count=view.event_count + 1,

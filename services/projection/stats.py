@@ -6,18 +6,23 @@ funds come from the audit trail, for the same matters (the list's filters apply 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
-from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Numeric, and_, cast, func, select
+from sqlalchemy import ColumnElement, Numeric, Subquery, cast, func, select, tuple_
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.projection.views.history import events
-from services.projection.views.issues import IssueFilter, filtered, issues
+from services.projection.views.history import (
+    FEEDBACK,
+    FUNDING,
+    LOOKBACK_FAILED,
+    LOOKBACK_PASSED,
+    events,
+)
+from services.projection.views.issues import IssueFilter, filtered, source
 
 # Counted by each of these; the responsible person is the workload per person (by id).
 DIMENSIONS = ("status", "source", "category", "village", "unit", "responsible_person_id")
@@ -61,53 +66,42 @@ def _rate(part: int, whole: int) -> float | None:
 async def statistics(
     session: AsyncSession, f: IssueFilter, base: dict[str, str], today: date, timezone: str
 ) -> Statistics:
-    """The figures for the matters ``f`` selects; ``base`` is the same filter as query
-    parameters, for the links."""
-    chosen = filtered(select(issues.c.issue_id), f).subquery()
-    of_chosen = issues.c.issue_id.in_(select(chosen.c.issue_id))
-
+    """The figures for the matters ``f`` selects (as they stood at ``f.as_of``, if given);
+    ``base`` is the same filter as query parameters, for the links."""
+    t = source(f)
+    chosen = filtered(select(t).where(t.c.status.is_not(None)), f, t).subquery("chosen")
+    c = chosen.c
     totals = (
         await session.execute(
             select(
                 func.count(),
-                func.count().filter(issues.c.status == "closed"),
-                func.count().filter(issues.c.assigned_at.is_not(None)),
-                func.count().filter(issues.c.status.in_(("resolved", "closed"))),
+                func.count().filter(c.status == "closed"),
+                func.count().filter(c.assigned_at.is_not(None)),
+                func.count().filter(c.status.in_(("resolved", "closed"))),
+                func.count().filter(c.status.in_(("assigned", "reopened")), c.deadline < today),
+                func.count().filter(c.resolved_at.is_not(None)),
                 func.count().filter(
-                    issues.c.status.in_(("assigned", "reopened")), issues.c.deadline < today
-                ),
-                func.count().filter(issues.c.resolved_at.is_not(None)),
-                func.count().filter(
-                    issues.c.resolved_at.is_not(None),
-                    func.date(func.timezone(timezone, issues.c.resolved_at)) <= issues.c.deadline,
+                    c.resolved_at.is_not(None),
+                    func.date(func.timezone(timezone, c.resolved_at)) <= c.deadline,
                 ),
                 func.percentile_cont(0.5).within_group(
-                    func.extract("epoch", issues.c.resolved_at - issues.c.reported_at) / 86400
+                    func.extract("epoch", c.resolved_at - c.reported_at) / 86400
                 ),
-            ).where(of_chosen)
+            )
         )
     ).one()
     total, closed, responded, resolved, overdue, ever_resolved, on_time, median = totals
+    by = await _counts(session, chosen, base)
 
-    by: dict[str, dict[str, Figure]] = {}
-    for dimension in DIMENSIONS:
-        column = issues.c[dimension]
-        rows = await session.execute(
-            select(column, func.count()).where(of_chosen).group_by(column).order_by(column)
-        )
-        by[dimension] = {
-            str(value): Figure(
-                count, _link(base, **{PARAMETER.get(dimension, dimension): str(value)})
-            )
-            for value, count in rows
-            if value is not None
-        }
-
+    # Figures from the audit trail: for the chosen matters (all of them need no test), and
+    # only what was recorded by ``as_of``.
+    of_chosen: list[ColumnElement[bool]] = []
+    if replace(f, as_of=None) != IssueFilter():
+        of_chosen.append(events.c.issue_id.in_(select(c.issue_id)))
+    if f.as_of is not None:
+        of_chosen.append(events.c.time <= f.as_of)
     kinds = await _event_counts(session, of_chosen)
-    passed, failed = (
-        kinds.get("minqing.issue.lookback_passed", 0),
-        kinds.get("minqing.issue.lookback_failed", 0),
-    )
+    passed, failed = kinds.get(LOOKBACK_PASSED, 0), kinds.get(LOOKBACK_FAILED, 0)
     satisfied, rated = await _satisfaction(session, of_chosen)
     return Statistics(
         matters=Figure(total, _link(base)),
@@ -124,30 +118,65 @@ async def statistics(
     )
 
 
-async def _event_counts(session: AsyncSession, of_chosen: Any) -> dict[str, int]:
+async def _counts(
+    session: AsyncSession, chosen: Subquery, base: dict[str, str]
+) -> dict[str, dict[str, Figure]]:
+    """Counts by each dimension, in one pass (grouping sets)."""
+    columns = [chosen.c[d] for d in DIMENSIONS]
+    rows = await session.execute(
+        select(*columns, func.grouping(*columns), func.count()).group_by(
+            func.grouping_sets(*(tuple_(col) for col in columns))
+        )
+    )
+    by: dict[str, dict[str, Figure]] = {d: {} for d in DIMENSIONS}
+    everything = (1 << len(DIMENSIONS)) - 1
+    for row in rows:
+        *values, grouping, count = row
+        index = DIMENSIONS.index(_dimension(everything ^ grouping))
+        value = values[index]
+        if value is None:
+            continue
+        dimension = DIMENSIONS[index]
+        name = PARAMETER.get(dimension, dimension)
+        by[dimension][str(value)] = Figure(count, _link(base, **{name: str(value)}))
+    return {d: dict(sorted(by[d].items())) for d in DIMENSIONS}
+
+
+def _dimension(bit: int) -> str:
+    """GROUPING() sets a bit per column *not* grouped, the first column highest."""
+    position = len(DIMENSIONS) - bit.bit_length()
+    return DIMENSIONS[position]
+
+
+async def _event_counts(
+    session: AsyncSession, of_chosen: list[ColumnElement[bool]]
+) -> dict[str, int]:
     rows = await session.execute(
         select(events.c.type, func.count())
-        .where(events.c.issue_id.in_(select(issues.c.issue_id).where(of_chosen)))
+        .where(events.c.type.in_((LOOKBACK_PASSED, LOOKBACK_FAILED)), *of_chosen)
         .group_by(events.c.type)
     )
     return {str(kind): int(count) for kind, count in rows}
 
 
-async def _satisfaction(session: AsyncSession, of_chosen: Any) -> tuple[int, int]:
+async def _satisfaction(
+    session: AsyncSession, of_chosen: list[ColumnElement[bool]]
+) -> tuple[int, int]:
     """Feedback scores of 4 or 5, and all feedback given."""
     score = cast(events.c.data["score"].astext, Numeric)
     row = (
         await session.execute(
             select(func.count().filter(score >= 4), func.count()).where(
-                events.c.type == "minqing.issue.feedback_recorded",
-                events.c.issue_id.in_(select(issues.c.issue_id).where(of_chosen)),
+                events.c.type == FEEDBACK, *of_chosen
             )
         )
     ).one()
     return int(row[0]), int(row[1])
 
 
-async def _funds(session: AsyncSession, of_chosen: Any) -> dict[str, dict[str, str]]:
+async def _funds(
+    session: AsyncSession, of_chosen: list[ColumnElement[bool]]
+) -> dict[str, dict[str, str]]:
     """Each funding entry at its latest status, summed by source and status, in yuan."""
     data = events.c.data
     funding_id = data["funding_id"].astext  # one expression: DISTINCT ON must match ORDER BY
@@ -158,12 +187,7 @@ async def _funds(session: AsyncSession, of_chosen: Any) -> dict[str, dict[str, s
             cast(data["amount"].astext, Numeric).label("amount"),
         )
         .ext(distinct_on(funding_id))
-        .where(
-            and_(
-                events.c.type == "minqing.issue.funding_recorded",
-                events.c.issue_id.in_(select(issues.c.issue_id).where(of_chosen)),
-            )
-        )
+        .where(events.c.type == FUNDING, *of_chosen)
         .order_by(funding_id, events.c.log_seq.desc())
         .subquery()
     )
@@ -173,7 +197,7 @@ async def _funds(session: AsyncSession, of_chosen: Any) -> dict[str, dict[str, s
         )
     )
     found: dict[str, dict[str, str]] = {}
-    for source, status, amount in rows:
+    for funded_by, status, amount in rows:
         yuan = Decimal(amount).quantize(Decimal("0.01"))
-        found.setdefault(str(source), {})[str(status)] = str(yuan)
+        found.setdefault(str(funded_by), {})[str(status)] = str(yuan)
     return found

@@ -496,3 +496,148 @@ async def test_statistics_count_rate_and_link_to_the_matters_behind_them(
     assert xuma["closed_loop"]["list"] == "/api/v1/issues?village=Xuma&status=closed"
     listed = await total(projection, village="Xuma", status="closed")
     assert listed == xuma["closed_loop"]["value"]
+
+    # As it stood three days in: assigned, nothing resolved yet; funds recorded by then.
+    then = (
+        await projection.get(
+            "/api/v1/stats", params={"as_of": later(reported(closed), 3).time.isoformat()}
+        )
+    ).json()
+    assert then["matters"]["value"] == 3 and then["closed_loop"]["value"] == 0
+    assert then["by"]["status"] == {
+        "assigned": {"value": 2, "list": then["by"]["status"]["assigned"]["list"]},
+        "reported": {"value": 1, "list": then["by"]["status"]["reported"]["list"]},
+    }
+    assert "as_of=" in then["by"]["status"]["assigned"]["list"]  # the list behind it, then
+    assert then["lookback_pass_rate"]["value"] is None
+    assert then["satisfaction_rate"]["value"] is None
+    assert then["funds"] == {
+        "project_funds": {"approved": "450000.00"},
+        "social_donations": {"received": "260000.50"},
+    }
+
+
+async def test_last_months_list_and_figures_are_reproduced_exactly(settings: Settings) -> None:
+    """What a supervisor saw at a moment is what ``as_of`` that moment answers later,
+    whatever happened since: new matters, assignments, resolutions, re-deliveries."""
+    from datetime import date, timedelta
+
+    from shared.events import IssueResolved
+    from tests.support.events import FRIDAY_MORNING, envelope
+
+    now = [FRIDAY_MORNING + timedelta(hours=1)]
+    sanqi = {"village": "sanqi"}
+    moment = now[0]
+    ids = [new_id() for _ in range(4)]
+    a, b, c, d = ids
+
+    def at(e: Envelope, hours: float) -> Envelope:
+        return e.model_copy(update={"time": FRIDAY_MORNING + timedelta(hours=hours)})
+
+    resolved = envelope(
+        IssueResolved(
+            unit="town_construction",
+            summary="done",
+            resolved_by="w",
+            assignment_no=1,
+            lookback_due=date(2026, 12, 10),
+        ),
+        a,
+        actor="followup",
+        service="followup",
+    )
+    async with serve(create_app(settings, clock=lambda: now[0])) as client:
+        await publish(settings, reported(a), reported(b, village="sanqi"), at(assigned(a), 0.5))
+        await eventually(lambda: total(client, status="assigned"), lambda n: n == 1)
+        pages = (("/api/v1/issues", {}), ("/api/v1/stats", {}), ("/api/v1/issues", sanqi))
+        seen = [(await client.get(page, params=params)).json() for page, params in pages]
+
+        now[0] = LATER
+        await publish(
+            settings,
+            at(assigned(b), 2),
+            at(resolved, 3),
+            at(reported(c), 4),
+            at(assigned(d), 5),  # a matter whose report comes after its assignment
+            at(reported(d), 5),
+        )
+        await eventually(lambda: total(client), lambda n: n == 4)
+        then = {"as_of": moment.isoformat()}
+        again = [
+            (await client.get(page, params={**params, **then})).json() for page, params in pages
+        ]
+        now_list = (await client.get("/api/v1/issues", params={"status": "resolved"})).json()
+
+    assert [i["issue_id"] for i in now_list["items"]] == [a]
+    assert without_links(again) == without_links(seen)
+    assert {i["issue_id"]: i["status"] for i in again[0]["items"]} == {a: "assigned", b: "reported"}
+
+
+def without_links(value: object) -> object:
+    """The figures without their links (a link made ``as_of`` carries that parameter)."""
+    if isinstance(value, dict):
+        return {k: without_links(v) for k, v in value.items() if k != "list"}
+    if isinstance(value, list):
+        return [without_links(v) for v in value]
+    return value
+
+
+async def test_an_event_behind_a_matters_position_refolds_its_earlier_states_too(
+    settings: Settings,
+) -> None:
+    """A late delivery (one that waited, say, for a newer consumer) lands behind what the
+    list shows: the matter is folded again from its audit trail, states and all."""
+    from datetime import date, timedelta
+
+    from sqlalchemy import select
+
+    from services.projection.domain import Recorded, fold_versions
+    from services.projection.views import history, issues
+    from shared.consumer import Delivery
+    from shared.events import IssueResolved
+    from tests.support.events import envelope
+
+    app = create_app(settings)
+    issue_id = new_id()
+    first, second = reported(issue_id), assigned(issue_id)
+    third = envelope(
+        IssueResolved(
+            unit="town_construction",
+            summary="ok",
+            resolved_by="w",
+            assignment_no=1,
+            lookback_due=date(2026, 12, 10),
+        ),
+        issue_id,
+        actor="followup",
+        service="followup",
+    )
+    timeline = [
+        e.model_copy(update={"time": e.time + timedelta(hours=h)})
+        for h, e in enumerate((first, second, third))
+    ]
+
+    def delivery(position: int) -> Delivery:
+        e = timeline[position - 1]
+        return Delivery(e, "s", 1, position, 1, e.to_json())
+
+    async with app.state.runtime.sessions() as session:
+        for batch in ([delivery(1), delivery(3)], [delivery(2)]):
+            for view in (history, issues):
+                await view.apply_batch(session, batch)
+        await session.commit()
+        rows = await session.execute(
+            select(issues.issue_versions)
+            .where(issues.issue_versions.c.issue_id == issue_id)
+            .order_by(issues.issue_versions.c.event_count)
+        )
+        states = [(r.status, r.event_count, r.valid_to) for r in rows]
+        current = await issues.get_issue(session, issue_id)
+
+    records = [
+        Recorded(p, e.type, e.dataversion, e.time, e.data) for p, e in enumerate(timeline, 1)
+    ]
+    view, versions = fold_versions(issue_id, records)
+    assert states == [(v.status, v.event_count, until) for v, until in versions]
+    assert [s[0] for s in states] == ["reported", "assigned"]
+    assert current is not None and current.status == view.status == "resolved"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.projection.domain import IssueView, Recorded, apply, fold, is_overdue
+from services.projection.domain import IssueView, Recorded, apply, fold, fold_versions, is_overdue
 from shared.events import (
     Event,
     IssueAssigned,
@@ -274,3 +274,33 @@ def test_a_late_milestone_does_not_escalate_the_matter_itself() -> None:
 
     assert apply(apply(view, late, moment), step_up, moment).escalation_level == 0
     assert apply(view, matter, moment).escalation_level == 1
+
+
+def test_every_earlier_state_is_kept_with_the_time_it_ended() -> None:
+    view, versions = fold_versions("issue-1", [*history(), unknown(4)])
+
+    assert [(v.status, v.event_count, v.last_event_at, until) for v, until in versions] == [
+        ("reported", 1, at(1), at(2)),
+        ("assigned", 2, at(2), at(3)),
+        ("resolved", 3, at(3), at(4)),  # an unknown type is a step of its own
+    ]
+    assert (view.status, view.event_count, view.last_event_at) == ("resolved", 4, at(4))
+    assert fold("issue-1", [*history(), unknown(4)]) == view
+
+
+def test_states_before_the_report_are_not_states_of_the_list() -> None:
+    view, versions = fold_versions("issue-1", [unknown(1), recorded(2, report())])
+
+    assert versions == []  # before its report the matter was not in the list
+    assert view.status == "reported"
+
+
+def test_a_lagging_clock_never_moves_a_matter_back_in_time() -> None:
+    """Another service's clock may be behind: the states still follow one another."""
+    late = [recorded(1, report(), at(5)), recorded(2, assignment(), at(3))]
+
+    view, [(first, until)] = fold_versions("issue-1", late)
+
+    assert first.last_event_at == until == at(5)  # an empty interval, never an overlap
+    assert view.last_event_at == at(5)
+    assert view.assigned_at == at(3)  # what the event says stays as it said

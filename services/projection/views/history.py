@@ -63,6 +63,18 @@ events = Table(
 )
 Index("events_issue_position", events.c.issue_id, events.c.stream_epoch, events.c.stream_seq)
 Index("events_issue_log", events.c.issue_id, events.c.log_seq)
+# The events the statistics count (look-backs, feedback, funds) under a small index of their own.
+LOOKBACK_PASSED = "minqing.issue.lookback_passed"
+LOOKBACK_FAILED = "minqing.issue.lookback_failed"
+FEEDBACK = "minqing.issue.feedback_recorded"
+FUNDING = "minqing.issue.funding_recorded"
+FIGURE_TYPES = (LOOKBACK_PASSED, LOOKBACK_FAILED, FEEDBACK, FUNDING)
+Index(
+    "events_figures",
+    events.c.type,
+    events.c.issue_id,
+    postgresql_where=events.c.type.in_(FIGURE_TYPES),
+)
 TABLES = (events,)  # what this read model owns: a rebuild replaces exactly these
 
 _INSERT = insert_sql(events, "event_id", update=False)

@@ -26,24 +26,35 @@ from sqlalchemy import (
     Index,
     Integer,
     Select,
+    Subquery,
     Table,
     Text,
     any_,
     bindparam,
     cast,
+    delete,
     func,
     literal,
     select,
     tuple_,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.projection.domain import IssueView, Recorded, fold, step
+from services.projection.domain import (
+    IssueView,
+    Recorded,
+    Version,
+    fold,
+    fold_versions,
+    step,
+    until,
+)
 from services.projection.schema import metadata
 from services.projection.search import bigrams, normalise, searchable
 from services.projection.views.history import recorded
-from shared.bulk import column_names, executemany, insert_sql
+from shared.bulk import column_names, executemany, insert_sql, plain_insert_sql
 from shared.consumer import Delivery, Outcome
 from shared.envelope import NewerVersion, UnreadableEvent, decode, event_class
 from shared.events import Event
@@ -98,13 +109,34 @@ Index("issues_village", issues.c.village)
 Index("issues_unit", issues.c.unit)
 Index("issues_category", issues.c.category)
 Index("issues_search", issues.c.search_grams, postgresql_using="gin")
-TABLES = (issues,)  # what this read model owns: a rebuild replaces exactly these
+_DERIVED = ["search_text", "search_grams"]
+
+# Every earlier state of each matter (all the list's columns but the search ones), in force
+# from its ``last_event_at`` until ``valid_to``: the list and statistics "as of" a past time.
+issue_versions = Table(
+    "issue_versions",
+    metadata,
+    *(
+        Column(
+            c.name, c.type, nullable=c.nullable, primary_key=c.name in ("issue_id", "event_count")
+        )
+        for c in issues.c
+        if c.name not in _DERIVED
+    ),
+    Column("valid_to", DateTime(timezone=True), nullable=False),
+)
+Index("issue_versions_valid", issue_versions.c.valid_to)
+TABLES = (issues, issue_versions)  # what this read model owns: a rebuild replaces exactly these
 
 _FIELDS = [f.name for f in fields(IssueView)]
-_DERIVED = ["search_text", "search_grams"]
 _UPSERT = insert_sql(issues, "issue_id", update=True)
 _COLUMNS = column_names(issues, "issue_id")
 assert set(_COLUMNS) == set(_FIELDS) | set(_DERIVED), "the issues table and IssueView must match"
+_VERSION_COLUMNS = [*_FIELDS, "valid_to"]
+_INSERT_VERSIONS = plain_insert_sql(issue_versions, _VERSION_COLUMNS)
+_FORGET_VERSIONS = delete(issue_versions).where(
+    issue_versions.c.issue_id == any_(bindparam("ids", type_=ARRAY(Text)))
+)
 
 
 async def apply_batch(
@@ -116,6 +148,7 @@ async def apply_batch(
     views = await _load(session, touched)
     changed: set[str] = set()
     behind: dict[str, list[Delivery]] = {}
+    versions: list[tuple[str, Version]] = []  # states this batch ended
     for delivery in deliveries:
         issue_id = delivery.envelope.subject
         try:
@@ -131,13 +164,21 @@ async def apply_batch(
             behind.setdefault(issue_id, []).append(delivery)
             continue
         views[issue_id] = step(view, event, _record(delivery))
+        if view.status is not None:
+            versions.append((issue_id, (view, until(views[issue_id]))))
         changed.add(issue_id)
     if behind:
         batch = {i: [d for d in deliveries if d.envelope.subject == i] for i in behind}
-        views.update(await _refold(session, batch))
+        refolded = await _refold(session, batch)
+        versions = [v for v in versions if v[0] not in behind]  # the re-fold has them all
+        for issue_id, (view, earlier) in refolded.items():
+            views[issue_id] = view
+            versions.extend((issue_id, v) for v in earlier)
+        await session.execute(_FORGET_VERSIONS, {"ids": list(behind)})
         changed.update(behind)
     rows = [_row(views[i]) for i in changed if i in views and views[i].status is not None]
     await executemany(session, _UPSERT, rows)
+    await executemany(session, _INSERT_VERSIONS, [_version_row(v) for _, v in versions])
     return outcomes
 
 
@@ -164,9 +205,11 @@ async def _load(session: AsyncSession, issue_ids: list[str]) -> dict[str, IssueV
     return {row.issue_id: _view(row._asdict()) for row in rows}
 
 
-async def _refold(session: AsyncSession, behind: dict[str, list[Delivery]]) -> dict[str, IssueView]:
+async def _refold(
+    session: AsyncSession, behind: dict[str, list[Delivery]]
+) -> dict[str, tuple[IssueView, list[Version]]]:
     """Matters that got an event behind their position: fold them again from the audit
-    trail plus this batch's events of theirs."""
+    trail plus this batch's events of theirs, with every earlier state."""
     stored = await recorded(session, list(behind))
     views = {}
     for issue_id, late in behind.items():
@@ -175,8 +218,13 @@ async def _refold(session: AsyncSession, behind: dict[str, list[Delivery]]) -> d
             records.setdefault(delivery.envelope.id, _record(delivery))
         known = [r for r in records.values() if event_class(r.type) is not None]
         if known:
-            views[issue_id] = fold(issue_id, records.values())
+            views[issue_id] = fold_versions(issue_id, records.values())
     return views
+
+
+def _version_row(version: Version) -> tuple[Any, ...]:
+    view, valid_to = version
+    return (*(getattr(view, name) for name in _FIELDS), valid_to)
 
 
 def _row(view: IssueView) -> tuple[Any, ...]:
@@ -207,9 +255,27 @@ class IssueFilter:
     reported_from: datetime | None = None
     reported_to: datetime | None = None
     text: str | None = None  # free text, Chinese or not
+    as_of: datetime | None = None  # the list as it stood then (None: now)
 
 
-def filtered(query: Select[Any], f: IssueFilter) -> Select[Any]:
+Source = Table | Subquery
+
+
+def source(f: IssueFilter) -> Source:
+    """Where the filter's matters are: the list now, or each matter's state at ``as_of``
+    (its current state if it began by then, else the earlier state in force then)."""
+    if f.as_of is None:
+        return issues
+    then = f.as_of
+    current = select(*(issues.c[n] for n in _FIELDS)).where(issues.c.last_event_at <= then)
+    earlier = select(*(issue_versions.c[n] for n in _FIELDS)).where(
+        issue_versions.c.valid_to > then, issue_versions.c.last_event_at <= then
+    )
+    return union_all(current, earlier).subquery("issues_then")
+
+
+def filtered(query: Select[Any], f: IssueFilter, t: Source = issues) -> Select[Any]:
+    """``query`` narrowed to the matters ``f`` selects, in ``t`` (``source(f)``)."""
     for column in (
         "status",
         "village",
@@ -221,26 +287,33 @@ def filtered(query: Select[Any], f: IssueFilter) -> Select[Any]:
     ):
         value = getattr(f, column)
         if value is not None:
-            query = query.where(issues.c[column] == value)
+            query = query.where(t.c[column] == value)
     if f.overdue_on is not None:
-        query = query.where(
-            issues.c.status.in_(("assigned", "reopened")), issues.c.deadline < f.overdue_on
-        )
+        query = query.where(t.c.status.in_(("assigned", "reopened")), t.c.deadline < f.overdue_on)
     if f.deadline_from is not None:
-        query = query.where(issues.c.deadline >= f.deadline_from)
+        query = query.where(t.c.deadline >= f.deadline_from)
     if f.deadline_to is not None:
-        query = query.where(issues.c.deadline <= f.deadline_to)
+        query = query.where(t.c.deadline <= f.deadline_to)
     if f.reported_from is not None:
-        query = query.where(issues.c.reported_at >= f.reported_from)
+        query = query.where(t.c.reported_at >= f.reported_from)
     if f.reported_to is not None:
-        query = query.where(issues.c.reported_at < f.reported_to)
+        query = query.where(t.c.reported_at < f.reported_to)
     if f.text:
-        wanted = normalise(f.text)
-        grams = bigrams(wanted)
-        if grams:  # candidates through the index, confirmed on the text
-            query = query.where(issues.c.search_grams.contains(cast(grams, ARRAY(Text))))
-        query = query.where(func.strpos(issues.c.search_text, wanted) > 0)
+        found = _text_match(f.text)
+        if t is issues:
+            query = query.where(*found)
+        else:  # a matter's text never changes: matched on the list now
+            query = query.where(t.c.issue_id.in_(select(issues.c.issue_id).where(*found)))
     return query
+
+
+def _text_match(text: str) -> list[ColumnElement[bool]]:
+    wanted = normalise(text)
+    grams = bigrams(wanted)
+    found = [func.strpos(issues.c.search_text, wanted) > 0]
+    if grams:  # candidates through the index, confirmed on the text
+        found.insert(0, issues.c.search_grams.contains(cast(grams, ARRAY(Text))))
+    return found
 
 
 Sort = Literal["newest", "oldest", "deadline", "lookback", "updated"]
@@ -248,15 +321,15 @@ _FAR = date(9999, 12, 31)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _sort_key(sort: Sort) -> tuple[ColumnElement[Any], bool]:
+def _sort_key(sort: Sort, t: Source) -> tuple[ColumnElement[Any], bool]:
     """The expression a sort orders by (before the issue id), and whether descending."""
     if sort == "deadline":  # soonest first; matters without a deadline last
-        return func.coalesce(issues.c.deadline, _FAR), False
+        return func.coalesce(t.c.deadline, _FAR), False
     if sort == "lookback":  # look-backs due soonest first (status=resolved: the board)
-        return func.coalesce(issues.c.lookback_due, _FAR), False
+        return func.coalesce(t.c.lookback_due, _FAR), False
     if sort == "updated":
-        return func.coalesce(issues.c.last_event_at, _EPOCH), True
-    return issues.c.issue_id, sort == "newest"  # a ULID: the order of reporting
+        return func.coalesce(t.c.last_event_at, _EPOCH), True
+    return t.c.issue_id, sort == "newest"  # a ULID: the order of reporting
 
 
 def _cursor_value(sort: Sort, view: IssueView) -> str:
@@ -309,20 +382,21 @@ async def list_issues(
     """One page of matters in the chosen order, how many match in all (0 unless
     ``count``), and the cursor of the next page (keyset: as fast on page 10,000 as on
     page 1)."""
+    t = source(f)
     total = 0
     if count:
-        total = await session.scalar(filtered(select(func.count()).select_from(issues), f))
-    key, descending = _sort_key(sort)
-    query = filtered(select(issues), f)
+        total = await session.scalar(filtered(select(func.count()).select_from(t), f, t))
+    key, descending = _sort_key(sort, t)
+    query = filtered(select(*(t.c[n] for n in _FIELDS)), f, t)
     if cursor is not None:
         value, issue_id = decode_cursor(sort, cursor)
-        after = tuple_(key, issues.c.issue_id)
+        after = tuple_(key, t.c.issue_id)
         position = tuple_(literal(value), literal(issue_id))
         query = query.where(after < position if descending else after > position)
     if descending:
-        query = query.order_by(key.desc(), issues.c.issue_id.desc())
+        query = query.order_by(key.desc(), t.c.issue_id.desc())
     else:
-        query = query.order_by(key.asc(), issues.c.issue_id.asc())
+        query = query.order_by(key.asc(), t.c.issue_id.asc())
     rows = await session.execute(query.limit(limit + 1).offset(offset))
     views = [_view(row._asdict()) for row in rows]
     more = len(views) > limit

@@ -1,0 +1,69 @@
+"""The migration that adds every matter's earlier states folds them for matters recorded
+before it, so ``as_of`` answers about the past right after an upgrade."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from services.projection.domain import Recorded, fold_versions
+from services.projection.views import history
+from services.projection.views.issues import issue_versions
+from shared.consumer import Delivery
+from shared.db import make_engine, make_sessions
+from shared.ids import new_id
+from shared.infra import ensure_database
+from shared.migrations import upgrade
+from shared.settings import Settings
+from tests.support.events import assigned, reported
+from tests.support.harness import drop_database, with_database
+
+
+async def test_states_of_matters_recorded_before_are_folded_by_the_migration(
+    server_db_url: str,
+) -> None:
+    url = with_database(server_db_url, f"mq_versions_{new_id().lower()}")
+    await asyncio.to_thread(ensure_database, url)
+    engine = make_engine(url, Settings(database_url=url))
+    first, second = new_id(), new_id()
+    timeline = [
+        reported(first),
+        reported(second),
+        assigned(first),
+        assigned(first, unit="water_station", number=2),
+    ]
+    timeline = [
+        e.model_copy(update={"time": e.time + timedelta(hours=n)}) for n, e in enumerate(timeline)
+    ]
+    try:
+        await asyncio.to_thread(upgrade, url, "projection", "projection_0007")
+        async with make_sessions(engine)() as session:
+            deliveries = [
+                Delivery(e, "s", 1, n, 1, e.to_json()) for n, e in enumerate(timeline, start=1)
+            ]
+            await history.apply_batch(session, deliveries)
+            await session.commit()
+        await asyncio.to_thread(upgrade, url, "projection", "head")
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(issue_versions).order_by(
+                    issue_versions.c.issue_id, issue_versions.c.event_count
+                )
+            )
+            stored = [(r.issue_id, r.status, r.unit, r.event_count, r.valid_to) for r in rows]
+    finally:
+        await engine.dispose()
+        await drop_database(server_db_url, make_url(url).database or "")
+
+    records = [
+        Recorded(n, e.type, e.dataversion, e.time, e.data, 1, e.id)
+        for n, e in enumerate(timeline, start=1)
+    ]
+    _, versions = fold_versions(
+        first, [r for r, e in zip(records, timeline, strict=True) if e.subject == first]
+    )
+    assert stored == [(first, v.status, v.unit, v.event_count, until) for v, until in versions]
+    assert [s[1:3] for s in stored] == [("reported", None), ("assigned", "town_construction")]
