@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     # Residents may be invited to supervise matters of these category groups (projects that
     # improve production and living facilities).
     supervision_groups: list[str] = Field(default_factory=lambda: ["livelihood"])
+    # The read models this projection process keeps, comma-separated (`history,issues`), or
+    # `all`: each has its own durable consumer, so they can run in separate processes.
+    projection_views: str = Field("all", pattern=r"^[a-z_]+(,[a-z_]+)*$")
 
     @model_validator(mode="after")
     def _streams_apart(self) -> Self:

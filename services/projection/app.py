@@ -10,7 +10,7 @@ from services.projection.api import build_router
 from services.projection.audit_api import build_audit_router
 from services.projection.sentences import Names
 from services.projection.store import plumbing
-from services.projection.views import VIEWS
+from services.projection.views import chosen
 from shared import reference
 from shared.clock import Clock, system_clock
 from shared.runtime import build_runtime
@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     rt.channels = catalog.channels(settings)
     ref = reference.load(settings.reference_dir)
     reference.activate(ref)
-    for view in VIEWS:
+    for view in chosen(settings.projection_views):
         rt.subscribe(view.NAME, view.apply_batch, None)  # every event, known type or not
     app = create_service_app(
         rt,

@@ -304,3 +304,13 @@ def test_a_lagging_clock_never_moves_a_matter_back_in_time() -> None:
     assert first.last_event_at == until == at(5)  # an empty interval, never an overlap
     assert view.last_event_at == at(5)
     assert view.assigned_at == at(3)  # what the event says stays as it said
+
+
+def test_a_projection_process_keeps_the_read_models_it_is_told_to() -> None:
+    from services.projection.views import VIEWS, chosen, history, issues
+
+    assert chosen("all") == VIEWS
+    assert chosen("issues") == (issues,)
+    assert chosen("issues,history,issues") == (issues, history)
+    with pytest.raises(ValueError, match=r"unknown read model.*teleport.*history, issues"):
+        chosen("teleport")

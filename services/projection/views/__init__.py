@@ -12,3 +12,18 @@ from types import ModuleType
 from services.projection.views import history, issues
 
 VIEWS: tuple[ModuleType, ...] = (history, issues)
+
+
+def chosen(names: str) -> tuple[ModuleType, ...]:
+    """The read models named (comma-separated), or every one for ``all``."""
+    if names == "all":
+        return VIEWS
+    known = {view.NAME: view for view in VIEWS}
+    wanted = names.split(",")
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise ValueError(
+            f"MINQING_PROJECTION_VIEWS: unknown read model(s) {', '.join(unknown)}; "
+            f"expected 'all' or some of: {', '.join(known)}"
+        )
+    return tuple(known[n] for n in dict.fromkeys(wanted))
