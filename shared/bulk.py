@@ -15,13 +15,14 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
-def insert_sql(table: Table, key: str, *, update: bool) -> str:
-    """``INSERT`` of every column in table order; on a key conflict update or do nothing."""
+def insert_sql(table: Table, key: str, *, update: bool, keep: Sequence[str] = ()) -> str:
+    """``INSERT`` of every column in table order; on a key conflict update (all but the
+    ``keep`` columns) or do nothing."""
     names = column_names(table, key)
     columns = ", ".join(f'"{n}"' for n in names)
     values = ", ".join(f"${i}" for i in range(1, len(names) + 1))
     if update:
-        sets = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n != key)
+        sets = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n != key and n not in keep)
         conflict = f"do update set {sets}"
     else:
         conflict = "do nothing"

@@ -54,9 +54,11 @@ def canonical(entry: Mapping[str, Any]) -> bytes:
         return rfc8785.dumps({**values, "data": {"json": text}})
 
 
-def link(previous: str, entry: Mapping[str, Any]) -> str:
-    """The hash of ``entry`` chained to the hash before it."""
-    return hashlib.sha256(previous.encode() + b"\n" + canonical(entry)).hexdigest()
+def link(previous: str, entry: Mapping[str, Any], body: bytes | None = None) -> str:
+    """The hash of ``entry`` (whose canonical bytes are ``body``, if known) chained to the
+    hash before it."""
+    body = canonical(entry) if body is None else body
+    return hashlib.sha256(previous.encode() + b"\n" + body).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,9 @@ def seal(
         seq += 1
         entry["log_seq"] = seq
         issue_previous = issues.get(entry["issue_id"], GENESIS)
-        digest = link(previous, entry)
-        issue_digest = link(issue_previous, entry)
+        body = canonical(entry)  # once for both chains
+        digest = link(previous, entry, body)
+        issue_digest = link(issue_previous, entry, body)
         sealed.append(Sealed(seq, previous, digest, issue_previous, issue_digest))
         previous = digest
         issues[entry["issue_id"]] = issue_digest

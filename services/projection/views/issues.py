@@ -52,7 +52,8 @@ from services.projection.domain import (
     until,
 )
 from services.projection.schema import metadata
-from services.projection.search import bigrams, normalise, searchable
+from services.projection.search import bigrams, normalise
+from services.projection.search import searchable as search_columns
 from services.projection.views.history import recorded
 from shared.bulk import column_names, executemany, insert_sql, plain_insert_sql
 from shared.consumer import Delivery, Outcome
@@ -130,6 +131,9 @@ TABLES = (issues, issue_versions)  # what this read model owns: a rebuild replac
 
 _FIELDS = [f.name for f in fields(IssueView)]
 _UPSERT = insert_sql(issues, "issue_id", update=True)
+# The same for a matter whose text did not change: its search columns stay as they are (the
+# values given are never used: the matter's row exists).
+_UPSERT_KEEP_SEARCH = insert_sql(issues, "issue_id", update=True, keep=_DERIVED)
 _COLUMNS = column_names(issues, "issue_id")
 assert set(_COLUMNS) == set(_FIELDS) | set(_DERIVED), "the issues table and IssueView must match"
 _VERSION_COLUMNS = [*_FIELDS, "valid_to"]
@@ -146,6 +150,7 @@ async def apply_batch(
     outcomes: dict[str, Outcome] = {}
     touched = list(dict.fromkeys(d.envelope.subject for d in deliveries))
     views = await _load(session, touched)
+    stored_text = {issue_id: _text(view) for issue_id, view in views.items()}
     changed: set[str] = set()
     behind: dict[str, list[Delivery]] = {}
     versions: list[tuple[str, Version]] = []  # states this batch ended
@@ -176,8 +181,17 @@ async def apply_batch(
             versions.extend((issue_id, v) for v in earlier)
         await session.execute(_FORGET_VERSIONS, {"ids": list(behind)})
         changed.update(behind)
-    rows = [_row(views[i]) for i in changed if i in views and views[i].status is not None]
+    rows, same_text = [], []
+    for i in changed:
+        view = views.get(i)
+        if view is None or view.status is None:
+            continue
+        if stored_text.get(i) == _text(view):
+            same_text.append(_row(view, searchable=False))
+        else:
+            rows.append(_row(view))
     await executemany(session, _UPSERT, rows)
+    await executemany(session, _UPSERT_KEEP_SEARCH, same_text)
     await executemany(session, _INSERT_VERSIONS, [_version_row(v) for _, v in versions])
     return outcomes
 
@@ -195,7 +209,7 @@ def _record(delivery: Delivery) -> Recorded:
     return Recorded(delivery.position, e.type, e.dataversion, e.time, e.data, delivery.epoch, e.id)
 
 
-_SELECT_MANY = select(issues).where(
+_SELECT_MANY = select(*(issues.c[name] for name in _FIELDS)).where(
     issues.c.issue_id == any_(bindparam("ids", type_=ARRAY(Text)))
 )  # one statement text whatever the batch size: prepared once
 
@@ -227,9 +241,18 @@ def _version_row(version: Version) -> tuple[Any, ...]:
     return (*(getattr(view, name) for name in _FIELDS), valid_to)
 
 
-def _row(view: IssueView) -> tuple[Any, ...]:
-    """The view as a row in the upsert's column order, with its search columns."""
-    text, grams = searchable((view.title, view.description, view.address, view.external_ref))
+def _text(view: IssueView) -> tuple[str | None, ...]:
+    """What free text searches in a matter."""
+    return (view.title, view.description, view.address, view.external_ref)
+
+
+_UNSEARCHED: tuple[str, list[str]] = ("", [])
+
+
+def _row(view: IssueView, *, searchable: bool = True) -> tuple[Any, ...]:
+    """The view as a row in the upsert's column order, with its search columns (computed
+    only when ``searchable``: they are kept as stored when its text did not change)."""
+    text, grams = search_columns(_text(view)) if searchable else _UNSEARCHED
     derived = {"search_text": text, "search_grams": grams}
     return tuple(derived[name] if name in derived else getattr(view, name) for name in _COLUMNS)
 
