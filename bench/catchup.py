@@ -62,7 +62,7 @@ def remaining(info: ConsumerInfo) -> int:
     return (info.num_pending or 0) + (info.num_ack_pending or 0)
 
 
-async def watch(nc: Client, prefix: str, process: Process, counts: Counter[str]) -> CatchUp:
+async def watch(nc: Client, prefix: str, processes: list[Process], counts: Counter[str]) -> CatchUp:
     """Time the durables named ``prefix*`` from their appearance until fully caught up."""
     js = nc.jetstream()
     started: float | None = None
@@ -70,7 +70,8 @@ async def watch(nc: Client, prefix: str, process: Process, counts: Counter[str])
     last_remaining, last_change = -1, time.monotonic()
     last_print = time.monotonic()
     while True:
-        process.check_alive()
+        for process in processes:
+            process.check_alive()
         infos = [
             info
             for info in await js.consumers_info(SETTINGS.stream_name)
@@ -132,17 +133,40 @@ async def service(
     counts: Counter[str],
     *,
     with_profile: bool,
+    views: list[str] | None = None,
 ) -> CatchUp:
+    """Time one service's catch-up; a projection with ``views`` runs one process per read
+    model named there (MINQING_PROJECTION_VIEWS), all at once."""
     await settle(database_url)
-    process = stack.start_service(name, database_url)
-    profiler = profile.start(stack, process) if with_profile else None
+    if views is None:
+        processes = [stack.start_service(name, database_url)]
+        prefix = name
+    else:
+        processes = [
+            stack.start_service(
+                name, database_url, {"MINQING_PROJECTION_VIEWS": view}, f"{name}-{view}"
+            )
+            for view in views
+        ]
+        prefix = f"{name}-{views[0]}" if len(views) == 1 else name
+    profilers = [profile.start(stack, p) for p in processes] if with_profile else []
     try:
-        result = await watch(nc, name, process, counts)
+        result = await watch(nc, prefix, processes, counts)
     finally:
-        profile.stop(profiler)
-        stack.stop(process)
+        for profiler in profilers:
+            profile.stop(profiler)
+        for process in processes:
+            stack.stop(process)
     letters = await dead_letters(database_url, name)
     return CatchUp(result.events, result.seconds, letters)
+
+
+async def forget_durables(nc: Client, prefix: str) -> None:
+    """Delete the durables named ``prefix*``, so the next run starts from the first event."""
+    js = nc.jetstream()
+    for info in await js.consumers_info(SETTINGS.stream_name):
+        if info.name.startswith(prefix):
+            await js.delete_consumer(SETTINGS.stream_name, info.name)
 
 
 async def raw(stack: Stack, nc: Client, database_url: str, counts: Counter[str]) -> CatchUp:
@@ -156,7 +180,7 @@ async def raw(stack: Stack, nc: Client, database_url: str, counts: Counter[str])
     await settle(database_url)
     process = stack.start_process("raw-consumer", [sys.executable, "-m", "bench.raw_consumer"], env)
     try:
-        return await watch(nc, RAW_DURABLE, process, counts)
+        return await watch(nc, RAW_DURABLE, [process], counts)
     finally:
         stack.stop(process)
         await nc.jetstream().delete_consumer(SETTINGS.stream_name, RAW_DURABLE)

@@ -9,6 +9,7 @@ import os
 import platform
 import sys
 import traceback
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
@@ -47,7 +48,7 @@ class Sizes:
     visible_seconds: float
 
 
-FULL = Sizes(200_000, 20_000, 10.0, 2.0, 20.0)
+FULL = Sizes(500_000, 20_000, 10.0, 2.0, 20.0)
 QUICK = Sizes(10_000, 2_000, 3.0, 0.5, 5.0)
 
 
@@ -57,7 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Minqing's throughput and latency beside the raw limits of its stack, "
         "measured in the same run on this machine. Never run two load tests at once.",
     )
-    parser.add_argument("--events", type=int, help="catch-up backlog size (default 200,000)")
+    parser.add_argument("--events", type=int, help="catch-up backlog size (default 500,000)")
     parser.add_argument("--relay-rows", type=int, help="outbox rows to drain (default 20,000)")
     parser.add_argument(
         "--quick", action="store_true", help="small sizes and short runs, to check the harness"
@@ -123,7 +124,9 @@ class Bench:
         print("  raw loop (nats-py + asyncpg, projection's inserts)", flush=True)
         raw = await catchup.raw(self.stack, self.nc, database, counts)
         print(f"  raw loop: {raw.events:,} events in {raw.seconds:.1f}s", flush=True)
-        for service in services:
+        if "projection" in services:
+            await self.projection_catch_up(database, counts, raw)
+        for service in [s for s in services if s != "projection"]:
             print(f"  {service}: catching up", flush=True)
             target = catchup_target(service)
             try:
@@ -141,6 +144,60 @@ class Bench:
                 continue
             print(f"  {service}: {result.events:,} events in {result.seconds:.1f}s", flush=True)
             self.rows.append(catchup_row(service, target, result, raw))
+
+    async def projection_catch_up(
+        self, database: str, counts: Counter[str], raw: catchup.CatchUp
+    ) -> None:
+        """The projection twice over the same backlog, each on a fresh database: with one
+        read model (the list), then with every read model and the audit chain, one process
+        per read model (MINQING_PROJECTION_VIEWS), as a deployment on two cores runs it."""
+        single_target = "reference for the next row"
+        target = "≥ 8,000/s and ≥ 70% of one read model"
+        runs = (
+            ("one read model (issues)", "catchup-issues", ["issues"], single_target),
+            ("every read model + hash chain", database, ["history", "issues"], target),
+        )
+        single: catchup.CatchUp | None = None
+        for label, name, views, goal in runs:
+            print(f"  projection, {label}: catching up", flush=True)
+            url = database if name == database else self.stack.database(name)
+            try:
+                result = await catchup.service(
+                    self.stack,
+                    self.nc,
+                    "projection",
+                    url,
+                    counts,
+                    with_profile=self.args.profile,
+                    views=views,
+                )
+            except Exception as exc:
+                traceback.print_exc()
+                self.rows.append(failed_row(f"projection catch-up, {label}", goal, exc))
+                continue
+            finally:
+                await catchup.forget_durables(self.nc, "projection")
+            print(f"  projection: {result.events:,} events in {result.seconds:.1f}s", flush=True)
+            measured = rate(result.per_second) + f" ({result.events:,} events)"
+            if single is None:
+                single, met = result, None
+            else:
+                share = result.per_second / single.per_second
+                measured += f", {share:.0%} of one read model"
+                met = result.per_second >= 8_000 and share >= 0.7
+            if result.dead_letters:
+                measured += f", {result.dead_letters:,} dead letters!"
+                met = False
+            self.rows.append(
+                Row(
+                    f"projection catch-up, {label}",
+                    goal,
+                    measured,
+                    rate(raw.per_second),
+                    percent(result.per_second, raw.per_second),
+                    met,
+                )
+            )
 
     # --------------------------------------------------------------------------- relay
 
@@ -254,7 +311,7 @@ class Bench:
         )
 
     def rss(self) -> None:
-        for service in SERVICES:
+        for service in sorted(self.stack.rss.peak_mb):
             peak = self.stack.rss.peak_mb.get(service)
             if peak is not None:
                 self.rows.append(
@@ -268,18 +325,14 @@ class Bench:
 
 
 def catchup_target(service: str) -> str:
-    return "≥ 10,000/s and ≥ 60% of raw" if service == "projection" else "≥ 5,000/s"
+    return "≥ 8,000/s and ≥ 70% of one read model" if service == "projection" else "≥ 5,000/s"
 
 
 def catchup_row(service: str, target: str, result: catchup.CatchUp, raw: catchup.CatchUp) -> Row:
     measured = rate(result.per_second) + f" ({result.events:,} events)"
     if result.dead_letters:
         measured += f", {result.dead_letters:,} dead letters!"
-    if service == "projection":
-        met = result.per_second >= 10_000 and result.per_second >= 0.6 * raw.per_second
-    else:
-        met = result.per_second >= 5_000
-    met = met and not result.dead_letters
+    met = result.per_second >= 5_000 and not result.dead_letters
     return Row(
         f"{service} catch-up",
         target,

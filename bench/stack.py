@@ -217,7 +217,13 @@ class Stack:
         self.processes.append(process)
         return process
 
-    def start_service(self, service: str, database_url: str) -> Process:
+    def start_service(
+        self,
+        service: str,
+        database_url: str,
+        extra_env: Mapping[str, str] | None = None,
+        label: str | None = None,
+    ) -> Process:
         """``python -m shared.cli serve <service>`` on a free port, configured by MINQING_*."""
         port = free_port()
         env = {
@@ -229,9 +235,10 @@ class Stack:
             # one matter. Detection still runs (lock and candidate query) but never matches.
             "MINQING_DUPLICATE_THRESHOLD": "101",
         }
+        env.update(extra_env or {})
         argv = [sys.executable, "-m", "shared.cli", "serve", service, "--log-level", "warning"]
-        process = self.start_process(service, argv, env, port)
-        self.rss.watch(service, process.pid)
+        process = self.start_process(label or service, argv, env, port)
+        self.rss.watch(label or service, process.pid)
         return process
 
     def stop(self, process: Process) -> None:
