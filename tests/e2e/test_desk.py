@@ -164,6 +164,14 @@ async def test_a_supervisor_finds_the_bridge_reads_its_timeline_and_exports_the_
                 page.locator(".chart h3", has_text="By responsible person")
             ).to_be_visible()
             await page.screenshot(path=str(ARTIFACTS / "desk-statistics.png"), full_page=True)
+
+            # As it stood the day after the report: not yet resolved, no loop closed.
+            await page.click("button[data-tab='list']")
+            await page.fill("#as-of", "2026-11-28")
+            await expect(page.locator(f"tr[data-issue='{bridge}']")).to_contain_text("Assigned")
+            await page.click("button[data-tab='stats']")
+            closed = page.locator(".card[data-figure='closed_loop'] b")
+            await expect(closed).to_have_text("0")
             assert errors == []  # no script error on any tab
         finally:
             await browser.close()

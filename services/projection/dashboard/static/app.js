@@ -17,7 +17,7 @@ const T = {
     on_time_rate: "按期办结率", median_days_to_resolve: "办结天数中位数",
     lookback_pass_rate: "回头看通过率", by_village: "按村（社区）", by_source: "按来源",
     by_category: "按类别", by_unit: "按责任单位", funds: "资金（元）", lang: "English",
-    level: (n, who) => `第${n}级 → ${who}`, calendar: "工作日历",
+    level: (n, who) => `第${n}级 → ${who}`, calendar: "工作日历", as_of: "截至日期",
   },
   en: {
     title: "Minqing · Matters", tab_list: "Matters", tab_overdue: "Overdue", tab_stats: "Statistics",
@@ -35,7 +35,7 @@ const T = {
     median_days_to_resolve: "Median days to resolve", lookback_pass_rate: "Look-back pass rate",
     by_village: "By village", by_source: "By source", by_category: "By category",
     by_unit: "By unit", funds: "Funds (yuan)", lang: "中文",
-    level: (n, who) => `step ${n} → ${who}`, calendar: "calendar",
+    level: (n, who) => `step ${n} → ${who}`, calendar: "calendar", as_of: "As of",
   },
 };
 
@@ -84,7 +84,15 @@ function filters() {
     if (value) params.set(field, value);
   }
   if ($("#overdue").checked) params.set("overdue", "true");
+  const asOf = asOfParam();
+  if (asOf) params.set("as_of", asOf);
   return params;
+}
+
+// "As of" a day: the end of that day in the town (China Standard Time, no daylight saving).
+function asOfParam() {
+  const day = $("#as-of").value;
+  return day ? `${day}T23:59:59.999+08:00` : null;
 }
 
 function deadlineCell(item) {
@@ -215,7 +223,8 @@ function chart(title, figures, kind) {
 }
 
 async function loadStats() {
-  const figures = await api("/api/v1/stats");
+  const asOf = asOfParam();
+  const figures = await api(asOf ? `/api/v1/stats?${new URLSearchParams({ as_of: asOf })}` : "/api/v1/stats");
   const keys = ["matters", "closed_loop", "overdue", "response_rate", "resolution_rate",
     "satisfaction_rate", "on_time_rate", "median_days_to_resolve", "lookback_pass_rate"];
   $("#cards").replaceChildren(...keys.map((key) => card(key === "overdue" ? "overdue_n" : key, figures[key])));
@@ -247,6 +256,7 @@ function showList(listUrl) {
   $("#status").value = params.get("status") ?? "";
   $("#village").value = params.get("village") ?? "";
   $("#overdue").checked = params.get("overdue") === "true";
+  $("#as-of").value = (params.get("as_of") ?? "").slice(0, 10);
   showTab("list");
   loadList();
 }
@@ -257,6 +267,10 @@ async function start() {
   translate();
   $("#filters").addEventListener("submit", (e) => { e.preventDefault(); loadList(); });
   $("#q").addEventListener("input", () => loadList());
+  $("#as-of").addEventListener("change", () => {
+    loadList();
+    if (!$("#stats").hidden) loadStats();
+  });
   $("#more").addEventListener("click", () => loadList(true));
   $("#close").addEventListener("click", () => { $("#timeline").hidden = true; });
   document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
