@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -121,14 +122,22 @@ def decode(envelope: Envelope) -> Event | None:
     return read(envelope.type, envelope.dataversion, envelope.data)
 
 
+@cache
+def _field_names(cls: type[Event]) -> frozenset[str]:
+    return frozenset(cls.model_fields)
+
+
 def read(type_: str, dataversion: int, data: dict[str, Any]) -> Event | None:
     """``decode`` for an event stored apart from its envelope (type, version, data)."""
     cls = event_class(type_)
     if cls is None:
         return None
     data = upcast(cls.TYPE, dataversion, data, cls.VERSION)
+    known = _field_names(cls)
+    if not data.keys() <= known:  # fields from a newer producer: left out, not refused
+        data = {k: v for k, v in data.items() if k in known}
     try:
-        return cls.model_validate({k: v for k, v in data.items() if k in cls.model_fields})
+        return cls.model_validate(data)
     except ValidationError as exc:
         raise UnreadableEvent(f"invalid data for {type_}: {_summary(exc)}") from exc
 

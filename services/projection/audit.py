@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,11 +48,42 @@ def canonical(entry: Mapping[str, Any]) -> bytes:
     time = values["time"]
     if isinstance(time, datetime):
         values["time"] = time.astimezone(UTC).isoformat(timespec="microseconds")
+    if _plain(values):
+        try:
+            return json.dumps(values, **_JCS_LIKE).encode()
+        except UnicodeEncodeError:  # a lone surrogate: the reference implementation decides
+            pass
     try:
         return rfc8785.dumps(values)
     except rfc8785.CanonicalizationError:
         text = json.dumps(values["data"], sort_keys=True, separators=(",", ":"))
         return rfc8785.dumps({**values, "data": {"json": text}})
+
+
+# For values that are ``_plain``, the standard library's (C) encoder writes exactly the RFC
+# 8785 bytes: keys sorted (ASCII keys: code points and UTF-16 units agree), no spaces, only
+# '"', '\\' and control characters escaped (lowercase hex), the same literals and integers.
+# Ten times faster than the pure-Python reference; a property test checks they agree.
+_JCS_LIKE: dict[str, Any] = {"sort_keys": True, "separators": (",", ":"), "ensure_ascii": False}
+_EXACT = 2**53
+
+
+def _plain(value: object) -> bool:
+    """Whether ``value`` holds only what both encoders write alike: strings, ``None``,
+    booleans, integers within ±2**53, finite non-integral floats whose shortest form has no
+    exponent in either (1e-4 <= |x| < 1e16; JavaScript writes 2.0 as 2, Python as 2.0),
+    and lists and objects (with ASCII keys) of these."""
+    if value is None or isinstance(value, str | bool):
+        return True
+    if isinstance(value, int):
+        return -_EXACT <= value <= _EXACT
+    if isinstance(value, float):
+        return math.isfinite(value) and not value.is_integer() and 1e-4 <= abs(value) < 1e16
+    if isinstance(value, dict):
+        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return False
 
 
 def link(previous: str, entry: Mapping[str, Any], body: bytes | None = None) -> str:

@@ -8,8 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.projection.audit import (
+    CANONICAL_FIELDS,
     GENESIS,
     Checkpoint,
     IssueVerifier,
@@ -149,3 +153,45 @@ def test_every_shown_field_is_sealed(field: str, value: object) -> None:
     rows[1] = {**rows[1], field: value}
 
     assert verify(rows).log_seq == 2
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(data=_JSON)
+def test_the_fast_canonical_form_is_byte_for_byte_rfc_8785(data: object) -> None:
+    """Whatever the data (keys beyond the BMP, control characters, lone surrogates, big
+    integers, floats of every size), the bytes sealed are the reference implementation's."""
+    entry = {name: 1 for name in CANONICAL_FIELDS} | {"time": "2026-11-27T01:00:00.000000+00:00"}
+    entry["data"] = data
+    try:
+        expected = rfc8785.dumps({name: entry[name] for name in CANONICAL_FIELDS})
+    except rfc8785.CanonicalizationError:
+        return  # not representable: the fallback (tested above) takes over
+    assert canonical(entry) == expected
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"lat": 33.51, "lon": 119.21},
+        {"amount": 2.0, "tiny": 1e-7, "huge": 1e21},
+        {"key\U0001f600": 1, "key\ue000": 2},  # UTF-16 order differs from code points
+        {"text": 'line\nbreak\x00\x1f\x7f\u2028"\\/'},
+    ],
+)
+def test_values_where_the_encoders_differ_get_the_reference_bytes(data: object) -> None:
+    entry = {name: 1 for name in CANONICAL_FIELDS} | {"time": "t", "data": data}
+
+    assert canonical(entry) == rfc8785.dumps({name: entry[name] for name in CANONICAL_FIELDS})
