@@ -49,6 +49,7 @@ from services.projection.domain import (
     fold,
     fold_versions,
     step,
+    stored,
     until,
 )
 from services.projection.schema import metadata
@@ -258,7 +259,7 @@ def _row(view: IssueView, *, searchable: bool = True) -> tuple[Any, ...]:
 
 
 def _view(values: dict[str, Any]) -> IssueView:
-    return IssueView(**{name: values[name] for name in _FIELDS})
+    return stored(values)
 
 
 @dataclass(frozen=True)
