@@ -72,7 +72,8 @@ def _translate(sql: str, pairs: tuple[tuple[str, str], ...]) -> str:
 async def _driver(session: AsyncSession, sql: str) -> tuple[Any, str]:
     """The session's asyncpg connection, and ``sql`` for its schema translation."""
     connection: AsyncConnection = await session.connection()
-    schemas = connection.get_execution_options().get("schema_translate_map")
+    sync = connection.sync_connection
+    schemas = sync.get_execution_options().get("schema_translate_map") if sync else None
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None, "a checked-out connection has its asyncpg connection"

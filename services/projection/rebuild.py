@@ -313,6 +313,7 @@ class _Run:
             todo = self.replay.fresh(view.NAME, deliveries)
             outcomes = await view.apply_batch(session, todo) if todo else {}
             self.replay.settle(view.NAME, todo, outcomes)
+        self.replay.taken(deliveries)
 
     def _count(self, messages: int, unreadable: int) -> None:
         self.replay.read += messages

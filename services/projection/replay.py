@@ -112,7 +112,11 @@ class Replay:
                     count.applied += 1
                 else:
                     count.dead += 1
-            self._claimed.add(event_id)
+
+    def taken(self, deliveries: Iterable[Delivery]) -> None:
+        """Every view has had this batch: its event ids count as processed from now on
+        (except, per view, those that wait for a newer consumer)."""
+        self._claimed.update(d.envelope.id for d in deliveries)
 
     def outcomes(self) -> dict[str, Counter[str]]:
         """Per view: applied, duplicates, waiting, dead."""

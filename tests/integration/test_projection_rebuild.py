@@ -1,0 +1,332 @@
+"""`minqing projection rebuild`: a rebuilt projection equals the live one, events published
+while it runs land exactly once, earlier stream epochs survive, and the audit chain still
+verifies (the same events sealed in the same order give the same hashes)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+import nats
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select, text
+from typer.testing import CliRunner
+
+from services.projection.app import create_app
+from services.projection.audit_store import verify
+from services.projection.rebuild import Summary, rebuild, select_views
+from services.projection.store import plumbing
+from services.projection.views import VIEWS
+from services.projection.views.issues import issues
+from shared.cli import app as cli
+from shared.db import Sessions, make_engine
+from shared.envelope import Envelope
+from shared.events import Event, IssueLookbackPassed, IssueResolved
+from shared.ids import new_id
+from shared.settings import Settings
+from tests.support.events import assigned, envelope, publish, publish_raw, reported
+from tests.support.harness import eventually, serve
+
+IGNORED = {"recorded_at"}  # now() when the row was written: differs by design
+
+
+class Notes:
+    """A progress sink that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.totals: list[int] = []
+        self.done = 0
+        self.notes: list[str] = []
+
+    def total(self, events: int) -> None:
+        self.totals.append(events)
+
+    def advance(self, events: int) -> None:
+        self.done += events
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    api = create_app(settings)
+    async with serve(api):
+        yield api
+
+
+def sessions_of(app: FastAPI) -> Sessions:
+    return app.state.runtime.sessions  # type: ignore[no-any-return]
+
+
+async def snapshot(sessions: Sessions) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every view table, in key order, ``recorded_at`` left out."""
+    found = {}
+    async with sessions() as session:
+        for view in VIEWS:
+            for table in view.TABLES:
+                columns = [c for c in table.c if c.name not in IGNORED]
+                query = select(*columns).order_by(*table.primary_key.columns)
+                found[table.name] = [tuple(r) for r in await session.execute(query)]
+    return found
+
+
+async def processed(sessions: Sessions) -> dict[str, int]:
+    """How many events each live consumer has processed (its inbox)."""
+    inbox = plumbing.inbox
+    async with sessions() as session:
+        rows = await session.execute(
+            select(inbox.c.consumer, func.count()).group_by(inbox.c.consumer)
+        )
+        return {consumer: n for consumer, n in rows}
+
+
+async def caught_up(app: FastAPI, history: int, issues: int) -> None:
+    want = {"projection-history": history, "projection-issues": issues}
+    await eventually(lambda: processed(sessions_of(app)), lambda n: n == want, within=20)
+
+
+async def rebuild_now(
+    settings: Settings, names: Sequence[str] = (), *, batch: int = 500
+) -> tuple[Summary, Notes]:
+    notes = Notes()
+    engine = make_engine(settings.database_url, settings)
+    nc = await nats.connect(settings.nats_url)
+    try:
+        summary = await rebuild(
+            engine, nc.jetstream(), settings, select_views(names), batch=batch, progress=notes
+        )
+    finally:
+        await nc.close()
+        await engine.dispose()
+    return summary, notes
+
+
+def later(e: Envelope, days: int) -> Envelope:
+    return e.model_copy(update={"time": e.time + timedelta(days=days)})
+
+
+def followup(issue_id: str, data: Event, days: int) -> Envelope:
+    return later(envelope(data, issue_id, actor="followup", service="followup"), days)
+
+
+def newer_version(e: Envelope) -> Envelope:
+    return Envelope.model_validate({**e.model_dump(mode="json"), "id": new_id(), "dataversion": 99})
+
+
+def unknown_type(issue_id: str) -> Envelope:
+    return Envelope.model_validate(
+        {**reported(issue_id).model_dump(mode="json"), "id": new_id(), "type": "minqing.x.y"}
+    )
+
+
+async def publish_the_mix(settings: Settings) -> tuple[list[str], int, int]:
+    """A closed loop, open matters, an unknown type, a newer version and an unreadable
+    message; returns the matters, and how many events history and issues process."""
+    a, b, c = new_id(), new_id(), new_id()
+    lookback = reported(a).time.date() + timedelta(days=20)
+    await publish(
+        settings,
+        reported(a),
+        reported(b, village="sanqi", category="water"),
+        assigned(a),
+        assigned(b),
+        followup(
+            a,
+            IssueResolved(
+                unit="town_construction",
+                summary="fixed",
+                resolved_by="w",
+                assignment_no=1,
+                lookback_due=lookback,
+            ),
+            4,
+        ),
+        followup(
+            a,
+            IssueLookbackPassed(
+                visitor="v",
+                notes="ok",
+                assignment_no=1,
+                lookback_due=lookback,
+                within_window=True,
+            ),
+            6,
+        ),
+        newer_version(assigned(b, number=2)),  # waits for a newer consumer, live and rebuilt
+        reported(c),
+    )
+    odd = unknown_type(c)
+    await publish_raw(
+        settings,
+        ("x.y", odd.to_json(), odd.id),  # an unknown type: in the trail, not in the list
+        ("issue.reported", b"{not json", new_id()),  # unreadable: dead-lettered / skipped
+    )
+    return [a, b, c], 9, 8
+
+
+async def test_a_rebuilt_projection_is_identical_to_the_live_one(
+    app: FastAPI, settings: Settings
+) -> None:
+    matters, history, issues = await publish_the_mix(settings)
+    await caught_up(app, history, issues)
+    before = await snapshot(sessions_of(app))
+
+    summary, notes = await rebuild_now(settings, batch=3)
+
+    assert await snapshot(sessions_of(app)) == before
+    assert len(before["issues"]) == len(matters) and len(before["events"]) == history
+    assert (summary.events, summary.unreadable, summary.earlier) == (10, 1, 0)
+    assert vars(summary.outcomes["history"]) == {
+        "applied": 9,
+        "duplicates": 0,
+        "waiting": 0,
+        "dead": 0,
+    }
+    assert vars(summary.outcomes["issues"]) == {
+        "applied": 8,
+        "duplicates": 0,
+        "waiting": 1,
+        "dead": 0,
+    }
+    assert summary.chain is not None and summary.chain.startswith("the same chain")
+    assert notes.done == 10 and notes.totals[0] == 10
+    found = await verify(sessions_of(app))
+    assert (found.ok, found.entries) == (True, history)
+    async with sessions_of(app)() as session:  # the side schemas are gone
+        side = await session.scalar(
+            text(
+                "select count(*) from pg_namespace "
+                "where nspname in ('projection_rebuild', 'projection_retired')"
+            )
+        )
+    assert side == 0
+
+
+async def test_events_published_while_it_runs_land_exactly_once(
+    app: FastAPI, settings: Settings
+) -> None:
+    first = [new_id() for _ in range(30)]
+    await publish(settings, *(reported(i) for i in first))
+    await caught_up(app, 30, 30)
+    second = [new_id() for _ in range(30)]
+
+    async def meanwhile() -> None:
+        for chunk in range(0, 30, 5):
+            await publish(settings, *(reported(i) for i in second[chunk : chunk + 5]))
+            await publish(settings, *(assigned(i) for i in first[chunk : chunk + 5]))
+            await asyncio.sleep(0.02)
+
+    (summary, _), _ = await asyncio.gather(rebuild_now(settings, batch=4), meanwhile())
+    await caught_up(app, 90, 90)
+    after = await snapshot(sessions_of(app))
+
+    assert summary.events >= 30
+    assert len(after["events"]) == 90  # each event once (the key is the event id)
+    assert sorted(r[0] for r in after["issues"]) == sorted(first + second)
+    async with sessions_of(app)() as session:
+        counts = dict(
+            (await session.execute(select(issues.c.issue_id, issues.c.event_count))).all()
+        )
+    assert all(counts[i] == 2 for i in first) and all(counts[i] == 1 for i in second)
+    await rebuild_now(settings)  # from scratch, with nothing arriving: the same
+    assert await snapshot(sessions_of(app)) == after
+    assert (await verify(sessions_of(app))).ok
+
+
+async def test_events_of_an_earlier_stream_epoch_survive(app: FastAPI, settings: Settings) -> None:
+    old = [new_id(), new_id()]
+    await publish(settings, *(reported(i) for i in old))
+    await caught_up(app, 2, 2)
+    nc = await nats.connect(settings.nats_url)
+    try:
+        await nc.jetstream().delete_stream(settings.stream_name)  # sequences restart at 1
+    finally:
+        await nc.close()
+    new = new_id()
+    await publish(settings, reported(new), assigned(new), assigned(old[0]))
+    await caught_up(app, 5, 5)
+    before = await snapshot(sessions_of(app))
+    assert {r[1] for r in before["events"]} == {1, 2}  # two epochs
+
+    summary, notes = await rebuild_now(settings, ["history", "issues"])
+
+    assert await snapshot(sessions_of(app)) == before
+    assert (summary.earlier, summary.events) == (2, 5)
+    assert any("earlier stream epochs" in n for n in notes.notes)
+    assert (await verify(sessions_of(app))).ok
+
+
+async def test_one_view_alone_is_rebuilt_and_the_other_left_as_it_is(
+    app: FastAPI, settings: Settings
+) -> None:
+    issue = new_id()
+    await publish(settings, reported(issue), assigned(issue))
+    await caught_up(app, 2, 2)
+    before = await snapshot(sessions_of(app))
+
+    summary, _ = await rebuild_now(settings, ["issues"])
+
+    assert summary.views == ["issues"] and summary.chain is None
+    assert await snapshot(sessions_of(app)) == before
+
+
+def test_an_unknown_view_is_refused_with_the_valid_names() -> None:
+    result = CliRunner().invoke(cli, ["projection", "rebuild", "history", "nope"])
+
+    assert result.exit_code == 2
+    assert "'nope'" in result.output and "history, issues" in result.output
+
+
+async def test_the_command_shows_progress_and_the_trail_still_verifies(
+    app: FastAPI, settings: Settings
+) -> None:
+    issues = [new_id() for _ in range(5)]
+    await publish(settings, *(reported(i) for i in issues))
+    await caught_up(app, 5, 5)
+    before = await snapshot(sessions_of(app))
+    env = {
+        **os.environ,
+        "MINQING_DATABASE_URL": settings.database_url,
+        "MINQING_NATS_URL": settings.nats_url,
+        "MINQING_STREAM_NAME": settings.stream_name,
+        "MINQING_SUBJECT_PREFIX": settings.subject_prefix,
+    }
+
+    def minqing(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "shared.cli", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+    done = await asyncio.to_thread(minqing, "projection", "rebuild", "--batch", "2")
+    assert done.returncode == 0, done.stderr
+    assert "replayed 5 of 5 events (100%)" in done.stdout
+    assert "rebuilt history, issues: 5 events replayed in" in done.stdout
+    assert "issues: 5 applied" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert await snapshot(sessions_of(app)) == before
+
+    verified = await asyncio.to_thread(minqing, "audit", "verify")
+    assert verified.returncode == 0, verified.stderr
+    assert "audit trail intact: 5 entries" in verified.stdout
+
+
+async def test_an_unreachable_nats_is_one_line(settings: Settings) -> None:
+    env = {
+        **os.environ,
+        "MINQING_DATABASE_URL": settings.database_url,
+        "MINQING_NATS_URL": "nats://127.0.0.1:9",
+    }
+    command = [sys.executable, "-m", "shared.cli", "projection", "rebuild"]
+    done = await asyncio.to_thread(
+        subprocess.run, command, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 1
+    assert "cannot reach NATS at nats://127.0.0.1:9" in done.stderr
+    assert "Traceback" not in done.stderr
