@@ -108,7 +108,8 @@ async def rebuild_command(
             settings.nats_url,
             connect_timeout=NATS_CONNECT_SECONDS,
             allow_reconnect=False,
-            max_reconnect_attempts=1,
+            max_reconnect_attempts=1,  # two quick tries (0 retries forever in nats-py 2.16)
+            reconnect_time_wait=0.2,
             error_cb=quiet,
         )
     except (OSError, TimeoutError, NatsError) as exc:
