@@ -487,6 +487,13 @@ def projection_rebuild(
         ),
     ] = None,
     batch: Annotated[int, typer.Option(min=1, max=10_000, help="Events per transaction.")] = 500,
+    allow_new_chain: Annotated[
+        bool,
+        typer.Option(
+            help="Swap in a rebuilt audit trail even if its hash chain differs from the live "
+            "one (checkpoints taken before will not verify)."
+        ),
+    ] = False,
     data_dir: DataDir = Path(".minqing"),
 ) -> None:
     """Replay the event stream into fresh tables and swap them in atomically, while the
@@ -508,7 +515,11 @@ def projection_rebuild(
     settings = settings.model_copy(update={"database_statement_timeout_seconds": timeout})
     out, err = Console(), Console(stderr=True)
     with _database(data_dir, settings) as run:
-        code = run(lambda engine: rebuild_command(engine, settings, chosen, batch, out, err))
+        code = run(
+            lambda engine: rebuild_command(
+                engine, settings, chosen, batch, out, err, allow_new_chain=allow_new_chain
+            )
+        )
     raise typer.Exit(code)
 
 

@@ -67,7 +67,7 @@ class BarProgress:
 
 def summary_lines(summary: Summary) -> list[str]:
     """The final report: events replayed, each view's outcome, the time it took."""
-    extra = [f"{summary.earlier} of earlier stream epochs"] if summary.earlier else []
+    extra = [f"{summary.earlier} from the audit trail"] if summary.earlier else []
     extra.append(f"{summary.tail} during the swap")
     if summary.unreadable:
         extra.append(f"{summary.unreadable} unreadable, skipped")
@@ -92,6 +92,8 @@ async def rebuild_command(
     batch: int,
     out: Console,
     err: Console,
+    *,
+    allow_new_chain: bool = False,
 ) -> int:
     """Connect to NATS, rebuild, print the summary; 0 on success, 1 with one line else."""
     import nats
@@ -121,11 +123,25 @@ async def rebuild_command(
             columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
             with Bar(*columns, TimeElapsedColumn(), console=out) as bar:
                 found = await rebuild(
-                    engine, js, settings, views, batch=batch, progress=BarProgress(bar)
+                    engine,
+                    js,
+                    settings,
+                    views,
+                    batch=batch,
+                    progress=BarProgress(bar),
+                    allow_new_chain=allow_new_chain,
                 )
         else:
             progress = PlainProgress(out)
-            found = await rebuild(engine, js, settings, views, batch=batch, progress=progress)
+            found = await rebuild(
+                engine,
+                js,
+                settings,
+                views,
+                batch=batch,
+                progress=progress,
+                allow_new_chain=allow_new_chain,
+            )
     except RebuildError as exc:
         err.print(f"rebuild failed, nothing was swapped: {exc}", markup=False)
         return 1

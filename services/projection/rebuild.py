@@ -7,10 +7,11 @@
    there as a plain SQL view of its live table.
 2. Replay: each view's own ``apply_batch`` runs on sessions whose connections carry that
    map, so its Core statements and its bulk statements (``shared/bulk.py``) write the fresh
-   tables. The events come as the live consumers get them (``replay.py``): those of earlier
-   stream epochs from the live audit table, then the canonical stream from its first
-   sequence; an event id is applied once per view, as the live inbox does. The live
-   consumers, their inbox, positions and durables are not touched.
+   tables. The events come as the live consumers get them (``replay.py``): those the
+   stream no longer has (earlier stream epochs) from the live audit table, then the
+   canonical stream from its first sequence; an event id is applied once per view, as
+   the live inbox does. The live consumers, their inbox, positions and durables are not
+   touched (the stream's epoch is looked up as a consumer does: numbered if never seen).
 3. Swap, in ONE transaction, while the live projection keeps consuming: take the audit
    chain's advisory lock, then ``LOCK TABLE`` the live tables being replaced (the issues
    view's before ``events``: the order the live consumers take them in), read the stream's
@@ -26,8 +27,10 @@ again when its table changed). Such a late transaction may carry events the fres
 already have: the views are idempotent for them (history skips stored event ids; issues
 re-folds a matter when an event comes behind its position), and the live inbox, which says
 what each consumer has processed, is the same before and after. The chain is sealed again
-in the same (epoch, sequence) order, so the same events give the same hashes; the summary
-says whether the rebuilt chain's head equals the live one's.
+in the same (epoch, sequence) order, so the same events give the same hashes: the swap
+checks that the rebuilt chain holds the live head's hash at the live head's position, and
+refuses (nothing swapped) when it does not, unless told to (``--allow-new-chain``), since
+checkpoints kept outside would no longer verify.
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ from services.projection.replay import (
     Replay,
     StreamReader,
     ViewCount,
-    count_earlier,
-    earlier_epochs,
+    count_before,
+    stored_before,
 )
 from services.projection.schema import SCHEMA, metadata
 from services.projection.store import plumbing
@@ -93,7 +96,7 @@ class Summary:
 
     views: list[str]
     events: int = 0  # messages and stored events read (unreadable ones included)
-    earlier: int = 0  # of them, events of earlier stream epochs (from the audit table)
+    earlier: int = 0  # of them, events the stream no longer has (from the audit table)
     tail: int = 0  # of them, replayed inside the swap transaction
     unreadable: int = 0
     outcomes: dict[str, ViewCount] = field(default_factory=dict)
@@ -133,10 +136,14 @@ async def rebuild(
     *,
     batch: int,
     progress: Progress,
+    allow_new_chain: bool = False,
 ) -> Summary:
-    """Rebuild ``views`` from the canonical stream (see the module's docstring)."""
+    """Rebuild ``views`` from the canonical stream (see the module's docstring). When the
+    rebuilt audit chain would differ from the live one (the live trail was changed by
+    hand, or sealed out of stream order), nothing is swapped unless ``allow_new_chain``."""
     started = time.monotonic()
     run = _Run(engine, js, settings, views, batch, progress)
+    run.allow_new_chain = allow_new_chain
     async with engine.connect() as guard:
         if not await guard.scalar(select(func.pg_try_advisory_lock(_REBUILD_LOCK))):
             raise RebuildError("another rebuild is running on this database")
@@ -186,6 +193,7 @@ class _Run:
         self.replay = Replay([view.NAME for view in views])
         self.summary = Summary(views=[view.NAME for view in views])
         self.expected = 0
+        self.allow_new_chain = False
 
     async def all(self) -> None:
         try:
@@ -196,12 +204,14 @@ class _Run:
         epoch = await Epochs(self.live, plumbing).resolve(self.stream, created)
         await self._prepare()
         async with self.live() as session:
-            earlier = await count_earlier(session, epoch)
+            earlier = await count_before(session, (epoch, max(info.state.first_seq, 1)))
         self.expected = earlier + info.state.messages
         self.progress.total(self.expected)
         if earlier:
-            self.progress.note(f"replaying {earlier} events of earlier stream epochs")
-            await self._earlier(epoch)
+            self.progress.note(
+                f"replaying {earlier} events of earlier stream epochs from the audit trail"
+            )
+            await self._earlier((epoch, max(info.state.first_seq, 1)))
         reader = StreamReader(self.js, self.stream, self.prefix, epoch)
         await reader.open(info.state.first_seq)
         try:
@@ -227,9 +237,9 @@ class _Run:
                     text(f"create view {_name(FRESH, table)} as select * from {live}")
                 )
 
-    async def _earlier(self, epoch: int) -> None:
+    async def _earlier(self, before: tuple[int, int]) -> None:
         async with self.live() as reading:
-            async for found, unreadable in earlier_epochs(reading, epoch, self.prefix, self.batch):
+            async for found, unreadable in stored_before(reading, before, self.prefix, self.batch):
                 async with self.fresh() as session:
                     await self._apply(session, found)
                     await session.commit()
@@ -299,7 +309,13 @@ class _Run:
             self._count(read.messages, read.unreadable)
             self.summary.tail += read.messages
         if history in self.views:
-            self.summary.chain = await _compare_chains(session)
+            same, self.summary.chain = await _compare_chains(session)
+            if not same and not self.allow_new_chain:
+                raise RebuildError(
+                    f"the rebuilt audit chain differs from the live one: {self.summary.chain}. "
+                    "Checkpoints taken before would no longer verify; to swap it in anyway, "
+                    "pass --allow-new-chain"
+                )
         await session.execute(text(f'create schema "{RETIRED}"'))
         for table in tables:
             await session.execute(
@@ -329,7 +345,7 @@ class _Run:
             self.progress.total(wanted)
 
 
-async def _compare_chains(session: AsyncSession) -> str:
+async def _compare_chains(session: AsyncSession) -> tuple[bool, str]:
     """How the rebuilt audit chain compares with the live one (both locked): the same
     hash at the live head's position means the same chain up to there."""
     table = history.events
@@ -343,16 +359,15 @@ async def _compare_chains(session: AsyncSession) -> str:
     ).first()
     fresh_count = await session.scalar(text(f"select count(*) from {_name(FRESH, table)}"))
     if live is None:
-        return f"new: {fresh_count} entries (the live trail was empty)"
+        return True, f"new: {fresh_count} entries (the live trail was empty)"
     fresh_hash = await session.scalar(
         text(f"select hash from {_name(FRESH, table)} where log_seq = :n"), {"n": live[0]}
     )
     if fresh_hash == live[1]:
         more = fresh_count - live[2]
         extended = f", then {more} entries the live trail had not recorded yet" if more else ""
-        return f"the same chain up to the live head (log_seq {live[0]}, {live[1]}){extended}"
-    return (
-        f"CHANGED: {fresh_count} entries (live {live[2]}); at the live head {live[0]} the "
-        f"hash is {fresh_hash or 'missing'} (live {live[1]}): earlier checkpoints will not "
-        "verify"
+        return True, f"the same chain up to the live head (log_seq {live[0]}, {live[1]}){extended}"
+    return False, (
+        f"CHANGED: {fresh_count} entries (live {live[2]}); at the live head, log_seq {live[0]}, "
+        f"the hash is {fresh_hash or 'missing'} (live {live[1]})"
     )

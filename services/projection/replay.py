@@ -2,9 +2,10 @@
 
 The canonical stream is read from its first sequence by an ephemeral pull consumer (no
 acks, removed when the rebuild ends; the live durables are not touched). A re-created
-stream no longer holds the events of its earlier epochs: those exist only in the live
-audit table, as received (``projection.events``: epoch, sequence, envelope), and are
-read from there, in (epoch, sequence) order, before the stream.
+stream no longer holds the events of its earlier epochs (nor does one whose first messages
+were removed): those exist only in the live audit table, as received
+(``projection.events``: epoch, sequence, envelope), and are read from there, in (epoch,
+sequence) order, before the stream.
 
 ``Replay`` is pure: it decides, like each consumer's inbox, which deliveries a read
 model still has to apply (an event id once, except one that waits for a newer consumer),
@@ -48,7 +49,7 @@ def delivery_of(message: RawMessage, epoch: int) -> Delivery:
 
 
 def stored_delivery(subject_prefix: str, epoch: int, seq: int, envelope: str) -> Delivery:
-    """The delivery of an event of an earlier epoch, from the audit table (as received)."""
+    """The delivery of an event the stream no longer has, from the audit table (as received)."""
     raw = envelope.encode()
     parsed = parse(raw)
     return Delivery(parsed, f"{subject_prefix}.{parsed.short_type}", epoch, seq, 1, raw)
@@ -123,17 +124,18 @@ class Replay:
         return {name: Counter(vars(c)) for name, c in self.counts.items()}
 
 
-async def earlier_epochs(
-    session: AsyncSession, current: int, subject_prefix: str, batch: int
+async def stored_before(
+    session: AsyncSession, before: tuple[int, int], subject_prefix: str, batch: int
 ) -> AsyncIterator[tuple[list[Delivery], int]]:
-    """Batches of the events of epochs before ``current``, from the live audit table, in
-    (epoch, sequence) order; with each batch, how many of its rows were unreadable."""
+    """Batches of the events the stream no longer has, placed before ``(epoch, sequence)``
+    (the stream's first message), from the live audit table in (epoch, sequence) order;
+    with each batch, how many of its rows were unreadable."""
     position = tuple_(events.c.stream_epoch, events.c.stream_seq)
     after = (0, 0)
     while True:
         query = (
             select(events.c.stream_epoch, events.c.stream_seq, cast(events.c.envelope, Text))
-            .where(events.c.stream_epoch < current, position > tuple_(*after))
+            .where(position < tuple_(*before), position > tuple_(*after))
             .order_by(events.c.stream_epoch, events.c.stream_seq)
             .limit(batch)
         )
@@ -150,9 +152,10 @@ async def earlier_epochs(
         yield found, unreadable
 
 
-async def count_earlier(session: AsyncSession, current: int) -> int:
-    """How many events of epochs before ``current`` the audit table holds."""
-    query = select(func.count()).select_from(events).where(events.c.stream_epoch < current)
+async def count_before(session: AsyncSession, before: tuple[int, int]) -> int:
+    """How many events ``stored_before`` gives."""
+    position = tuple_(events.c.stream_epoch, events.c.stream_seq)
+    query = select(func.count()).select_from(events).where(position < tuple_(*before))
     return int(await session.scalar(query) or 0)
 
 

@@ -15,14 +15,15 @@ from typing import Any
 import nats
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from typer.testing import CliRunner
 
 from services.projection.app import create_app
 from services.projection.audit_store import verify
-from services.projection.rebuild import Summary, rebuild, select_views
+from services.projection.rebuild import RebuildError, Summary, rebuild, select_views
 from services.projection.store import plumbing
 from services.projection.views import VIEWS
+from services.projection.views.history import events
 from services.projection.views.issues import issues
 from shared.cli import app as cli
 from shared.db import Sessions, make_engine
@@ -77,6 +78,29 @@ async def snapshot(sessions: Sessions) -> dict[str, list[tuple[Any, ...]]]:
     return found
 
 
+async def ddl(sessions: Sessions) -> dict[str, list[tuple[Any, ...]]]:
+    """The view tables' columns, indexes and constraints, as PostgreSQL has them."""
+    names = [t.name for view in VIEWS for t in view.TABLES]
+    queries = {
+        # By name: the metadata orders some columns unlike the migrations' ALTERs did, and
+        # nothing reads these tables by column position.
+        "columns": "select table_name, column_name, data_type, is_nullable, column_default "
+        "from information_schema.columns where table_schema = 'projection' "
+        "and table_name = any(:names) order by 1, 2",
+        "indexes": "select tablename, indexname, indexdef from pg_indexes "
+        "where schemaname = 'projection' and tablename = any(:names) order by 1, 2",
+        "constraints": "select conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+        "from pg_constraint where connamespace = 'projection'::regnamespace "
+        "and conrelid::regclass::text = any(:qualified) order by 1, 2",
+    }
+    params = {"names": names, "qualified": [f"projection.{n}" for n in names]}
+    async with sessions() as session:
+        return {
+            what: [tuple(r) for r in await session.execute(text(sql), params)]
+            for what, sql in queries.items()
+        }
+
+
 async def processed(sessions: Sessions) -> dict[str, int]:
     """How many events each live consumer has processed (its inbox)."""
     inbox = plumbing.inbox
@@ -93,14 +117,24 @@ async def caught_up(app: FastAPI, history: int, issues: int) -> None:
 
 
 async def rebuild_now(
-    settings: Settings, names: Sequence[str] = (), *, batch: int = 500
+    settings: Settings,
+    names: Sequence[str] = (),
+    *,
+    batch: int = 500,
+    allow_new_chain: bool = False,
 ) -> tuple[Summary, Notes]:
     notes = Notes()
     engine = make_engine(settings.database_url, settings)
     nc = await nats.connect(settings.nats_url)
     try:
         summary = await rebuild(
-            engine, nc.jetstream(), settings, select_views(names), batch=batch, progress=notes
+            engine,
+            nc.jetstream(),
+            settings,
+            select_views(names),
+            batch=batch,
+            progress=notes,
+            allow_new_chain=allow_new_chain,
         )
     finally:
         await nc.close()
@@ -177,10 +211,13 @@ async def test_a_rebuilt_projection_is_identical_to_the_live_one(
     matters, history, issues = await publish_the_mix(settings)
     await caught_up(app, history, issues)
     before = await snapshot(sessions_of(app))
+    tables = await ddl(sessions_of(app))
 
     summary, notes = await rebuild_now(settings, batch=3)
 
+    assert all(before.values())  # every view table has rows to compare
     assert await snapshot(sessions_of(app)) == before
+    assert await ddl(sessions_of(app)) == tables  # as the migrations made them
     assert len(before["issues"]) == len(matters) and len(before["events"]) == history
     assert (summary.events, summary.unreadable, summary.earlier) == (10, 1, 0)
     assert vars(summary.outcomes["history"]) == {
@@ -275,6 +312,34 @@ async def test_one_view_alone_is_rebuilt_and_the_other_left_as_it_is(
 
     assert summary.views == ["issues"] and summary.chain is None
     assert await snapshot(sessions_of(app)) == before
+
+
+async def test_a_trail_changed_by_hand_is_repaired_but_another_chain_kept_unless_asked(
+    app: FastAPI, settings: Settings
+) -> None:
+    issue = new_id()
+    await publish(settings, reported(issue), assigned(issue))
+    await caught_up(app, 2, 2)
+
+    async def change(**values: Any) -> None:
+        async with sessions_of(app)() as session:
+            await session.execute(update(events).where(events.c.log_seq == 2).values(**values))
+            await session.commit()
+
+    await change(actor="someone else")  # the same chain, one entry's data changed
+    assert not (await verify(sessions_of(app))).ok
+    await rebuild_now(settings)
+    assert (await verify(sessions_of(app))).ok  # as the stream has it, same hashes
+
+    await change(hash="0" * 64)  # another chain
+    before = await snapshot(sessions_of(app))
+    with pytest.raises(RebuildError, match="differs from the live one"):
+        await rebuild_now(settings)
+    assert await snapshot(sessions_of(app)) == before  # nothing swapped
+
+    summary, _ = await rebuild_now(settings, allow_new_chain=True)
+    assert summary.chain is not None and summary.chain.startswith("CHANGED")
+    assert (await verify(sessions_of(app))).ok
 
 
 def test_an_unknown_view_is_refused_with_the_valid_names() -> None:
