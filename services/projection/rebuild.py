@@ -68,8 +68,13 @@ RETIRED = "projection_retired"
 _REBUILD_LOCK = 0x4D51_5242  # "MQRB": one rebuild at a time (held by the session)
 _CHAIN_LOCK: int = history._CHAIN_LOCK  # what the live history consumer takes first
 CATCH_UP_ROUNDS = 5  # passes over what arrived meanwhile, before the swap
-SWAP_ATTEMPTS = 5
-SWAP_LOCK_TIMEOUT = "5s"  # a live transaction holding a table longer: catch up, try again
+SWAP_ATTEMPTS = 10
+# A live transaction holding a table longer: give way, catch up, try again. Short, since
+# while the swap waits for a table every new reader of it (the API) queues behind it.
+SWAP_LOCK_TIMEOUT = "1s"
+# lock_not_available (the timeout above), deadlock_detected (a reader that took the tables
+# in another order): give the locks up, catch up, try again.
+_TRY_AGAIN = ("55P03", "40P01")
 
 
 class RebuildError(Exception):
@@ -151,7 +156,14 @@ async def rebuild(
         try:
             await run.all()
         finally:
-            await _drop_side_schemas(engine)
+            try:
+                await _drop_side_schemas(engine)
+            except Exception as exc:
+                if not run.swapped:
+                    raise
+                progress.note(
+                    f"the old tables stay in {RETIRED} ({exc}); the next rebuild drops them"
+                )
             await guard.execute(select(func.pg_advisory_unlock(_REBUILD_LOCK)))
             await guard.commit()
     summary = run.summary
@@ -159,6 +171,14 @@ async def rebuild(
     summary.unreadable = run.replay.unreadable
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(
+        getattr(orig, "__cause__", None), "sqlstate", None
+    )
+    return str(state) if state else None
 
 
 async def _drop_side_schemas(engine: AsyncEngine) -> None:
@@ -194,6 +214,7 @@ class _Run:
         self.summary = Summary(views=[view.NAME for view in views])
         self.expected = 0
         self.allow_new_chain = False
+        self.swapped = False
 
     async def all(self) -> None:
         try:
@@ -280,7 +301,7 @@ class _Run:
                     await self._swap_once(session, reader, created)
                 return
             except DBAPIError as exc:
-                if getattr(exc.orig, "sqlstate", None) != "55P03" or attempt == SWAP_ATTEMPTS:
+                if _sqlstate(exc) not in _TRY_AGAIN or attempt == SWAP_ATTEMPTS:
                     raise
                 self.progress.note("the live tables are busy: catching up, then again")
                 await self._catch_up(reader)
@@ -323,6 +344,7 @@ class _Run:
             )
             await session.execute(text(f'alter table {_name(FRESH, table)} set schema "{SCHEMA}"'))
         await session.commit()
+        self.swapped = True
 
     async def _apply(self, session: AsyncSession, deliveries: Sequence[Delivery]) -> None:
         for view in self.views:

@@ -342,6 +342,30 @@ async def test_a_trail_changed_by_hand_is_repaired_but_another_chain_kept_unless
     assert (await verify(sessions_of(app))).ok
 
 
+async def test_a_swap_that_waits_too_long_for_a_table_gives_way_and_tries_again(
+    app: FastAPI, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import services.projection.rebuild as module
+
+    monkeypatch.setattr(module, "SWAP_LOCK_TIMEOUT", "100ms")
+    monkeypatch.setattr(module, "SWAP_ATTEMPTS", 50)
+    issue = new_id()
+    await publish(settings, reported(issue))
+    await caught_up(app, 1, 1)
+    before = await snapshot(sessions_of(app))
+
+    async with sessions_of(app)() as reader:  # a long reader of the list
+        await reader.execute(select(issues.c.issue_id))
+        rebuilding = asyncio.create_task(rebuild_now(settings))
+        await asyncio.sleep(0.5)
+        assert not rebuilding.done()
+        await reader.commit()
+    _, notes = await rebuilding
+
+    assert any("busy" in n for n in notes.notes)
+    assert await snapshot(sessions_of(app)) == before
+
+
 def test_an_unknown_view_is_refused_with_the_valid_names() -> None:
     result = CliRunner().invoke(cli, ["projection", "rebuild", "history", "nope"])
 

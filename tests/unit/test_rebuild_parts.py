@@ -102,3 +102,19 @@ def test_plain_progress_and_the_summary() -> None:
         "  issues: 2 applied, 0 duplicates skipped, 1 waiting for a newer consumer, 0 refused",
         "  audit chain: the same chain",
     ]
+
+
+def test_the_bar_on_a_terminal_shows_the_notes() -> None:
+    from rich.progress import Progress as Bar
+
+    from shared.cli_rebuild import BarProgress
+
+    buffer = io.StringIO()
+    out = Console(file=buffer, force_terminal=True, width=100)
+    with Bar(console=out) as bar:
+        progress = BarProgress(bar)
+        progress.total(3)
+        progress.advance(3)
+        progress.note("swapping in the rebuilt tables")
+
+    assert "swapping in the rebuilt tables" in buffer.getvalue()
