@@ -147,8 +147,7 @@ async def rebuild(
     rebuilt audit chain would differ from the live one (the live trail was changed by
     hand, or sealed out of stream order), nothing is swapped unless ``allow_new_chain``."""
     started = time.monotonic()
-    run = _Run(engine, js, settings, views, batch, progress)
-    run.allow_new_chain = allow_new_chain
+    run = _Run(engine, js, settings, views, batch, progress, allow_new_chain)
     async with engine.connect() as guard:
         if not await guard.scalar(select(func.pg_try_advisory_lock(_REBUILD_LOCK))):
             raise RebuildError("another rebuild is running on this database")
@@ -198,6 +197,7 @@ class _Run:
         views: Sequence[ModuleType],
         batch: int,
         progress: Progress,
+        allow_new_chain: bool,
     ) -> None:
         self.engine = engine
         self.js = js
@@ -213,7 +213,7 @@ class _Run:
         self.replay = Replay([view.NAME for view in views])
         self.summary = Summary(views=[view.NAME for view in views])
         self.expected = 0
-        self.allow_new_chain = False
+        self.allow_new_chain = allow_new_chain
         self.swapped = False
 
     async def all(self) -> None:
