@@ -54,6 +54,13 @@ def upgrade(
     command.upgrade(alembic_config(database_url, service, versions_dir), revision)
 
 
+def heads(service: ServiceName) -> list[str]:
+    """The head revisions of the service's migrations (no database needed)."""
+    from alembic.script import ScriptDirectory
+
+    return list(ScriptDirectory.from_config(alembic_config("", service)).get_heads())
+
+
 def upgrade_all(database_url: str) -> None:
     """Bring every service's schema up to date."""
     for service in SERVICES:

@@ -60,6 +60,7 @@ from services.projection.views import VIEWS, history
 from shared.consumer import Delivery
 from shared.db import Sessions, make_sessions
 from shared.messaging import stream_created
+from shared.migrations import heads
 from shared.settings import Settings
 from shared.subscription import Epochs
 
@@ -221,6 +222,7 @@ class _Run:
             info = await self.js.stream_info(self.stream)
         except NotFoundError:
             raise RebuildError(f"the event stream {self.stream} does not exist") from None
+        await self._same_schema_version()
         created = stream_created(info)
         epoch = await Epochs(self.live, plumbing).resolve(self.stream, created)
         await self._prepare()
@@ -241,6 +243,21 @@ class _Run:
             await self._swap(reader, created)
         finally:
             await reader.close()
+
+    async def _same_schema_version(self) -> None:
+        """The fresh tables are made from this code's metadata: the database must be at
+        this code's migration head, or the swap would put in tables of another shape."""
+        async with self.live() as session:
+            found = set(
+                await session.scalars(text(f'select version_num from "{SCHEMA}".alembic_version'))
+            )
+        wanted = set(heads("projection"))
+        if found != wanted:
+            raise RebuildError(
+                f"the database's {SCHEMA} schema is at revision {', '.join(sorted(found))}, "
+                f"this minqing expects {', '.join(sorted(wanted))}: run `minqing migrate` "
+                "first (or rebuild with the minqing that matches the database)"
+            )
 
     async def _prepare(self) -> None:
         """A fresh schema with the views' tables; the tables of views not rebuilt that

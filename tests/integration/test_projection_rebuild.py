@@ -371,6 +371,19 @@ async def test_a_swap_that_waits_too_long_for_a_table_gives_way_and_tries_again(
     assert await snapshot(sessions_of(app)) == before
 
 
+async def test_a_database_at_another_migration_is_refused(settings: Settings) -> None:
+    await publish(settings, reported())
+    engine = make_engine(settings.database_url, settings)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("update projection.alembic_version set version_num = 'x'"))
+    finally:
+        await engine.dispose()
+
+    with pytest.raises(RebuildError, match="revision x, this minqing expects projection_"):
+        await rebuild_now(settings)
+
+
 def test_an_unknown_view_is_refused_with_the_valid_names() -> None:
     result = CliRunner().invoke(cli, ["projection", "rebuild", "history", "nope"])
 
