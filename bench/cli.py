@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import sys
+import time
 import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -198,6 +199,34 @@ class Bench:
                     met,
                 )
             )
+        await self.guarded(
+            "projection rebuild",
+            [("projection rebuild, one read model (issues)", "reported")],
+            self.rebuild(database, raw),
+        )
+
+    async def rebuild(self, database: str, raw: catchup.CatchUp) -> None:
+        """``minqing projection rebuild issues`` on the caught-up database: the whole stream
+        replayed into fresh tables and swapped in."""
+        env = {"MINQING_NATS_URL": self.stack.nats_url, "MINQING_DATABASE_URL": database}
+        argv = [sys.executable, "-m", "shared.cli", "projection", "rebuild", "issues"]
+        started = time.monotonic()
+        process = self.stack.start_process("rebuild", argv, env)
+        code = await asyncio.to_thread(process.popen.wait)
+        seconds = time.monotonic() - started
+        if code != 0:
+            raise Failed(f"rebuild exited with {code}:\n{process.log_tail()}")
+        events = raw.events
+        print(f"  rebuild (issues): {events:,} events in {seconds:.1f}s", flush=True)
+        self.rows.append(
+            Row(
+                "projection rebuild, one read model (issues)",
+                "reported",
+                f"{seconds:,.0f} s for {events:,} events ({rate(events / seconds)})",
+                rate(raw.per_second),
+                percent(events / seconds, raw.per_second),
+            )
+        )
 
     # --------------------------------------------------------------------------- relay
 
