@@ -92,3 +92,16 @@ async def executemany(session: AsyncSession, sql: str, rows: Sequence[Sequence[A
         return
     driver, sql = await _driver(session, sql)
     await driver.executemany(sql, rows)
+
+
+async def fetch(session: AsyncSession, sql: str, *args: Any) -> list[Any]:
+    """The rows (asyncpg records: by name or position) of ``sql`` on the session's own
+    connection and transaction, without SQLAlchemy's result processing."""
+    driver, sql = await _driver(session, sql)
+    return list(await driver.fetch(sql, *args))
+
+
+def select_sql(table: Table, names: Sequence[str], where: str) -> str:
+    """``SELECT`` of the named columns of ``table`` with a condition in asyncpg's ``$n``."""
+    columns = ", ".join(f'"{n}"' for n in names)
+    return f"select {columns} from {table.fullname} where {where}"

@@ -56,7 +56,14 @@ from services.projection.schema import metadata
 from services.projection.search import bigrams, normalise
 from services.projection.search import searchable as search_columns
 from services.projection.views.history import recorded
-from shared.bulk import column_names, executemany, insert_sql, plain_insert_sql
+from shared.bulk import (
+    column_names,
+    executemany,
+    fetch,
+    insert_sql,
+    plain_insert_sql,
+    select_sql,
+)
 from shared.consumer import Delivery, Outcome
 from shared.envelope import NewerVersion, UnreadableEvent, decode, event_class
 from shared.events import Event
@@ -210,14 +217,13 @@ def _record(delivery: Delivery) -> Recorded:
     return Recorded(delivery.position, e.type, e.dataversion, e.time, e.data, delivery.epoch, e.id)
 
 
-_SELECT_MANY = select(*(issues.c[name] for name in _FIELDS)).where(
-    issues.c.issue_id == any_(bindparam("ids", type_=ARRAY(Text)))
-)  # one statement text whatever the batch size: prepared once
+# One statement text whatever the batch size (prepared once), run straight on asyncpg.
+_SELECT_MANY = select_sql(issues, _FIELDS, "issue_id = any($1::text[])")
 
 
 async def _load(session: AsyncSession, issue_ids: list[str]) -> dict[str, IssueView]:
-    rows = await session.execute(_SELECT_MANY, {"ids": issue_ids})
-    return {row.issue_id: _view(row._asdict()) for row in rows}
+    rows = await fetch(session, _SELECT_MANY, issue_ids)
+    return {row["issue_id"]: stored(row) for row in rows}
 
 
 async def _refold(
