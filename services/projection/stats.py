@@ -1,7 +1,9 @@
 """Statistics for supervisors, each figure with the list of matters behind it.
 
-Counts come from the list (one grouped query per dimension); look-back, satisfaction and
-funds come from the audit trail, for the same matters (the list's filters apply to all).
+Totals and counts come from the list (the counts by every dimension in one grouping-sets
+pass); look-back, satisfaction and funds from the audit trail under a small partial index,
+for the same matters (the list's filters apply to all). With ``as_of``, the list is each
+matter's state then and the audit trail what was recorded by then.
 """
 
 from __future__ import annotations
@@ -132,7 +134,8 @@ async def _counts(
     everything = (1 << len(DIMENSIONS)) - 1
     for row in rows:
         *values, grouping, count = row
-        index = DIMENSIONS.index(_dimension(everything ^ grouping))
+        # GROUPING() sets a bit per column *not* grouped by, the first column's highest.
+        index = len(DIMENSIONS) - (everything ^ grouping).bit_length()
         value = values[index]
         if value is None:
             continue
@@ -140,12 +143,6 @@ async def _counts(
         name = PARAMETER.get(dimension, dimension)
         by[dimension][str(value)] = Figure(count, _link(base, **{name: str(value)}))
     return {d: dict(sorted(by[d].items())) for d in DIMENSIONS}
-
-
-def _dimension(bit: int) -> str:
-    """GROUPING() sets a bit per column *not* grouped, the first column highest."""
-    position = len(DIMENSIONS) - bit.bit_length()
-    return DIMENSIONS[position]
 
 
 async def _event_counts(
