@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     # The read models this projection process keeps, comma-separated (`history,issues`), or
     # `all`: each has its own durable consumer, so they can run in separate processes.
     projection_views: str = Field("all", pattern=r"^[a-z_]+(,[a-z_]+)*$")
+    # The list counts its matters up to this many (beyond: "10,000+"): an exact count costs
+    # a scan of every match, and the statistics give exact figures.
+    list_count_limit: int = Field(10_000, ge=1)
 
     @model_validator(mode="after")
     def _streams_apart(self) -> Self:

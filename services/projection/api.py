@@ -80,7 +80,8 @@ class IssueOut(BaseModel):
 
 class IssuePage(BaseModel):
     items: list[IssueOut]
-    total: int
+    total: int  # matters in all, counted up to MINQING_LIST_COUNT_LIMIT
+    total_capped: bool  # there are more than ``total`` (the statistics count them all)
     limit: int
     offset: int
     sort: str
@@ -177,7 +178,10 @@ def filter_params(
 Filters = Annotated[FilterParams, Depends(filter_params)]
 
 
-def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) -> APIRouter:
+def build_router(
+    sessions: Sessions, clock: Clock, timezone: str, names: Names, cap: int
+) -> APIRouter:
+    """The list, statistics, exports and audit trails; the list counts up to ``cap``."""
     router = APIRouter(prefix="/api/v1", tags=["projection"])
 
     def today() -> date:
@@ -232,13 +236,14 @@ def build_router(sessions: Sessions, clock: Clock, timezone: str, names: Names) 
         try:
             async with sessions() as session:
                 views, total, after = await issues.list_issues(
-                    session, f, limit=limit, offset=offset, sort=sort, cursor=cursor
+                    session, f, limit=limit, offset=offset, sort=sort, cursor=cursor, count=cap
                 )
         except issues.BadCursor as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
         return IssuePage(
             items=[out(v, day_of(params)) for v in views],
-            total=total,
+            total=min(total, cap),
+            total_capped=total > cap,
             limit=limit,
             offset=offset,
             sort=sort,

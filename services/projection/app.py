@@ -33,7 +33,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         description="The list of matters and each matter's full audit trail, for supervisors.",
     )
     names = Names(ref)
-    app.include_router(build_router(rt.sessions, clock, settings.timezone, names))
+    app.include_router(
+        build_router(rt.sessions, clock, settings.timezone, names, settings.list_count_limit)
+    )
     app.include_router(build_audit_router(rt.sessions))
     dashboard.install(app, names)
     return app

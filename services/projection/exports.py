@@ -72,7 +72,7 @@ async def matters(sessions: Sessions, f: issues.IssueFilter) -> AsyncIterator[Is
     while sent < MAX_ROWS:
         async with sessions() as session:
             page, _, cursor = await issues.list_issues(
-                session, f, limit=min(CHUNK, MAX_ROWS - sent), cursor=cursor, count=False
+                session, f, limit=min(CHUNK, MAX_ROWS - sent), cursor=cursor
             )
         for view in page:
             yield view

@@ -643,3 +643,22 @@ async def test_an_event_behind_a_matters_position_refolds_its_earlier_states_too
     assert states == [(v.status, v.event_count, until) for v, until in versions]
     assert [s[0] for s in states] == ["reported", "assigned"]
     assert current is not None and current.status == view.status == "resolved"
+
+
+async def test_the_list_counts_up_to_its_limit_and_says_when_there_are_more(
+    settings: Settings,
+) -> None:
+    """An exact count reads every match: past the limit the list says "more"."""
+    app = create_app(settings.model_copy(update={"list_count_limit": 2}), clock=lambda: LATER)
+    async with serve(app) as client:
+        await publish(settings, reported(), reported(), reported(village="sanqi"))
+        await eventually(
+            lambda: client.get("/api/v1/issues"), lambda r: len(r.json()["items"]) == 3
+        )
+        everything = (await client.get("/api/v1/issues")).json()
+        two = (await client.get("/api/v1/issues", params={"village": "xuma"})).json()
+        one = (await client.get("/api/v1/issues", params={"village": "sanqi"})).json()
+
+    assert (everything["total"], everything["total_capped"]) == (2, True)
+    assert (two["total"], two["total_capped"]) == (2, False)
+    assert (one["total"], one["total_capped"]) == (1, False)

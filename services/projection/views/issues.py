@@ -407,15 +407,16 @@ async def list_issues(
     offset: int = 0,
     sort: Sort = "newest",
     cursor: str | None = None,
-    count: bool = True,
+    count: int | None = None,
 ) -> tuple[list[IssueView], int, str | None]:
-    """One page of matters in the chosen order, how many match in all (0 unless
-    ``count``), and the cursor of the next page (keyset: as fast on page 10,000 as on
-    page 1)."""
+    """One page of matters in the chosen order, how many match in all, counted up to
+    ``count`` + 1 (0 without ``count``: an exact count reads every match), and the cursor of
+    the next page (keyset: as fast on page 10,000 as on page 1)."""
     t = source(f)
     total = 0
-    if count:
-        total = await session.scalar(filtered(select(func.count()).select_from(t), f, t))
+    if count is not None:
+        matches = filtered(select(literal(1)).select_from(t), f, t).limit(count + 1)
+        total = int(await session.scalar(select(func.count()).select_from(matches.subquery())) or 0)
     key, descending = _sort_key(sort, t)
     query = filtered(select(*(t.c[n] for n in _FIELDS)), f, t)
     if cursor is not None:
@@ -432,7 +433,7 @@ async def list_issues(
     more = len(views) > limit
     views = views[:limit]
     next_cursor = encode_cursor(sort, views[-1]) if more and views else None
-    return views, int(total or 0), next_cursor
+    return views, total, next_cursor
 
 
 async def get_issue(session: AsyncSession, issue_id: str) -> IssueView | None:
