@@ -17,7 +17,7 @@ from datetime import date
 
 from nats.aio.client import Client
 
-from bench import catchup, events, http_load, relay
+from bench import catchup, events, http_load, reads, relay
 from bench.report import Row, percent, rate, text_table, write_readme
 from bench.stack import (
     REPO,
@@ -33,7 +33,7 @@ from bench.stack import (
 )
 
 CATCHUP = ("projection", "followup", "assignment")  # assignment last: it publishes assignments
-FIGURES = (*CATCHUP, "relay", "intake", "loops", "visible")
+FIGURES = (*CATCHUP, "relay", "intake", "loops", "visible", "reads")
 SERVICES = ("intake", "assignment", "followup", "projection")
 CLIENTS = (16, 64)
 VISIBLE_RATE = 50.0
@@ -47,10 +47,12 @@ class Sizes:
     http_seconds: float
     warmup_seconds: float
     visible_seconds: float
+    matters: int  # the read side's dataset (kept under .bench-data/reads/<N>)
+    read_requests: int
 
 
-FULL = Sizes(500_000, 20_000, 10.0, 2.0, 20.0)
-QUICK = Sizes(10_000, 2_000, 3.0, 0.5, 5.0)
+FULL = Sizes(500_000, 20_000, 10.0, 2.0, 20.0, 1_000_000, reads.REQUESTS)
+QUICK = Sizes(10_000, 2_000, 3.0, 0.5, 5.0, 20_000, 50)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -61,6 +63,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--events", type=int, help="catch-up backlog size (default 500,000)")
     parser.add_argument("--relay-rows", type=int, help="outbox rows to drain (default 20,000)")
+    parser.add_argument(
+        "--matters",
+        type=int,
+        help="matters loaded for the read side (default 1,000,000; generated once, then kept)",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="small sizes and short runs, to check the harness"
     )
@@ -339,6 +346,9 @@ class Bench:
             Row(f"report-to-visible at {VISIBLE_RATE:.0f}/s", "p99 ≤ 250 ms", measured, met=met)
         )
 
+    async def reads(self) -> None:
+        self.rows += await reads.measure(self.stack, self.sizes.matters, self.sizes.read_requests)
+
     def rss(self) -> None:
         for service in sorted(self.stack.rss.peak_mb):
             peak = self.stack.rss.peak_mb.get(service)
@@ -407,6 +417,13 @@ async def measure(stack: Stack, args: argparse.Namespace, sizes: Sizes) -> list[
             await bench.guarded(
                 "report-to-visible", targets, bench.system("visible", bench.visible)
             )
+        if "reads" in figures:
+            await fresh_stream(nc, create=False)  # nothing of earlier groups reaches the data
+            await bench.guarded(
+                f"reads at {sizes.matters:,} matters",
+                reads.targets(sizes.matters),
+                bench.reads(),
+            )
         bench.rss()
     finally:
         await nc.close()
@@ -421,8 +438,9 @@ def context(args: argparse.Namespace, sizes: Sizes) -> str:
         f"({platform.machine()}, Python {platform.python_version()}): backlog "
         f"{events.backlog_size(sizes.events):,} events, consumer batch "
         f"{SETTINGS.consumer_batch_size}, relay {sizes.relay_rows:,} rows, "
-        f"{sizes.http_seconds:.0f} s per HTTP load. Indicative: other work on the machine "
-        "moves these figures."
+        f"{sizes.http_seconds:.0f} s per HTTP load, read side at {sizes.matters:,} matters "
+        f"({sizes.read_requests} sequential requests per query). Indicative: other work on "
+        "the machine moves these figures."
         + (" Catch-up ran under py-spy (--profile), which slows it." if args.profile else "")
     )
 
@@ -436,6 +454,8 @@ def main(argv: list[str] | None = None) -> None:
         base.http_seconds,
         base.warmup_seconds,
         base.visible_seconds,
+        args.matters or base.matters,
+        base.read_requests,
     )
     stack = Stack()
     try:

@@ -67,7 +67,7 @@ from shared.events import (
 from shared.migrations import alembic_config
 
 DATASET_VERSION = 1  # bump when the generator changes what it makes
-DATA_DIR = REPO / ".bench-data" / "reads"
+DATA_DIR = REPO / ".bench-data" / "reads"  # one embedded PostgreSQL per N, kept
 DATABASE = "reads"
 DEFAULT_MATTERS = 1_000_000
 SPAN = timedelta(days=548)  # about 18 months up to now
@@ -75,7 +75,6 @@ EPOCH = 1
 SEED = 20261125
 SEAL_CHUNK = 5_000  # events sealed and copied at a time
 MATTER_CHUNK = 5_000  # folded matters copied at a time
-HOUR = timedelta(hours=1)
 
 # ----------------------------------------------------------------------------- vocabulary
 
@@ -527,6 +526,10 @@ async def load(
 # ------------------------------------------------------------------------- kept for reruns
 
 
+def data_dir(matters: int) -> Path:
+    return DATA_DIR / str(matters)
+
+
 def projection_head() -> str:
     head = ScriptDirectory.from_config(alembic_config("", "projection")).get_current_head()
     return str(head)
@@ -551,13 +554,13 @@ class Marker:
         )
 
 
-def marker_path(data_dir: Path) -> Path:
-    return data_dir / "marker.json"
+def marker_path(kept: Path) -> Path:
+    return kept / "marker.json"
 
 
-def read_marker(data_dir: Path) -> Marker | None:
+def read_marker(kept: Path) -> Marker | None:
     try:
-        return Marker(**json.loads(marker_path(data_dir).read_text()))
+        return Marker(**json.loads(marker_path(kept).read_text()))
     except (OSError, ValueError, TypeError):
         return None
 
@@ -577,11 +580,11 @@ def migrate(database_url: str, log: Path) -> None:
         raise RuntimeError(f"minqing migrate failed; log {log}:\n{log.read_text()[-2000:]}")
 
 
-async def ensure(server_url: str, data_dir: Path, matters: int) -> Marker:
+async def ensure(server_url: str, kept: Path, matters: int) -> Marker:
     """The dataset in database ``reads`` of the server: kept if its marker matches,
     else generated again (which writes the marker last)."""
     wanted = Marker(DATASET_VERSION, projection_head(), matters)
-    found = read_marker(data_dir)
+    found = read_marker(kept)
     admin = asyncpg_dsn(server_url)
     conn = await asyncpg.connect(**admin)
     try:
@@ -589,14 +592,14 @@ async def ensure(server_url: str, data_dir: Path, matters: int) -> Marker:
         if found is not None and found.same(wanted) and exists:
             print(f"  dataset: reusing {matters:,} matters generated {found.now}", flush=True)
             return found
-        marker_path(data_dir).unlink(missing_ok=True)
+        marker_path(kept).unlink(missing_ok=True)
         if exists:
             await conn.execute(f'drop database "{DATABASE}" with (force)')
         await conn.execute(f'create database "{DATABASE}"')
     finally:
         await conn.close()
     url = database_url(server_url)
-    migrate(url, data_dir / "migrate.log")
+    migrate(url, kept / "migrate.log")
     now = datetime.now(UTC).replace(microsecond=0)
     print(f"  dataset: generating {matters:,} matters up to {now.isoformat()}", flush=True)
     began = time.monotonic()
@@ -605,7 +608,7 @@ async def ensure(server_url: str, data_dir: Path, matters: int) -> Marker:
         DATASET_VERSION, wanted.projection_head, matters, now.isoformat(), counts,
         round(time.monotonic() - began, 1),
     )  # fmt: skip
-    marker_path(data_dir).write_text(json.dumps(asdict(marker), indent=2) + "\n")
+    marker_path(kept).write_text(json.dumps(asdict(marker), indent=2) + "\n")
     print(f"  dataset: {counts} in {marker.seconds:,.0f}s", flush=True)
     return marker
 
@@ -622,9 +625,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.dataset", description=__doc__)
     parser.add_argument("--matters", type=int, default=DEFAULT_MATTERS)
     args = parser.parse_args(argv)
-    server = EmbeddedPostgres(DATA_DIR / "postgres", database="postgres").start()
+    kept = data_dir(args.matters)
+    server = EmbeddedPostgres(kept / "postgres", database="postgres").start()
     try:
-        asyncio.run(ensure(server.url(), DATA_DIR, args.matters))
+        asyncio.run(ensure(server.url(), kept, args.matters))
     finally:
         server.stop()
 
