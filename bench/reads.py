@@ -80,12 +80,16 @@ class Timing:
     p50: float
     p99: float
     count: int
+    failed: int = 0
+    first_error: str = ""
 
 
-def timing(samples: list[float]) -> Timing:
+def timing(samples: list[float], errors: list[str]) -> Timing:
+    """Percentiles over every request, failed ones included (they took their time too)."""
     ordered = sorted(samples)
     p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return Timing(statistics.median(ordered), p99, len(ordered))
+    first = errors[0] if errors else ""
+    return Timing(statistics.median(ordered), p99, len(ordered), len(errors), first)
 
 
 # ---------------------------------------------------------------------------------- cases
@@ -200,36 +204,45 @@ async def capture(database_url: str, all_cases: list[Case]) -> None:
 
 
 async def _timed(
-    once: Callable[[Variant], Awaitable[None]], variants: list[Variant], requests: int
+    once: Callable[[Variant], Awaitable[str | None]], variants: list[Variant], requests: int
 ) -> Timing:
+    """Warm up, then time ``requests`` sequential calls (fewer past the time budget); a
+    call returns an error text or None."""
     for n in range(WARMUP):
         await once(variants[n % len(variants)])
     samples: list[float] = []
+    errors: list[str] = []
     deadline = time.monotonic() + BUDGET_SECONDS
     for n in range(requests):
         variant = variants[n % len(variants)]
         began = time.perf_counter()
-        await once(variant)
+        error = await once(variant)
         samples.append(time.perf_counter() - began)
+        if error is not None:
+            errors.append(error)
         if n + 1 >= MIN_REQUESTS and time.monotonic() > deadline:
             break
-    return timing(samples)
+    return timing(samples, errors)
 
 
 async def over_http(client: httpx.AsyncClient, case: Case, requests: int) -> Timing:
-    async def once(variant: Variant) -> None:
-        response = await client.get(variant.path, params=variant.params)
+    async def once(variant: Variant) -> str | None:
+        try:
+            response = await client.get(variant.path, params=variant.params)
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}"
         if response.status_code != 200:
-            raise RuntimeError(f"{variant.path} {variant.params}: {response.status_code}")
-        response.read()
+            return f"HTTP {response.status_code}: {response.text[:120]}"
+        return None
 
     return await _timed(once, case.variants, requests)
 
 
 async def raw(conn: asyncpg.Connection, case: Case, requests: int) -> Timing:
-    async def once(variant: Variant) -> None:
+    async def once(variant: Variant) -> str | None:
         for statement, parameters in variant.statements:
             await conn.fetch(statement, *parameters)
+        return None
 
     return await _timed(once, case.variants, requests)
 
@@ -240,13 +253,14 @@ def ms(seconds: float) -> str:
 
 def row(case: Case, api: Timing, base: Timing) -> Row:
     target = case.target_ms / 1000
+    failed = f", {api.failed} failed: {api.first_error[:60]}" if api.failed else ""
     return Row(
         case.figure,
         f"≤ {case.target_ms:.0f} ms",
-        f"{ms(api.p99)} (p50 {ms(api.p50)}, n={api.count})",
+        f"{ms(api.p99)} (p50 {ms(api.p50)}, n={api.count}{failed})",
         f"{ms(base.p99)} (p50 {ms(base.p50)})",
         f"{api.p99 / base.p99:.1f}×" if base.p99 > 0 else "—",
-        api.p99 <= target,
+        api.p99 <= target and not api.failed,
     )
 
 
