@@ -35,9 +35,10 @@ from shared.db import make_engine, make_sessions
 from shared.embedded import EmbeddedPostgres
 
 REQUESTS = 200  # timed per query, each side (fewer if the time budget runs out first)
-WARMUP = 20
-BUDGET_SECONDS = 45.0  # per query and side
-MIN_REQUESTS = 30
+WARMUP = 20  # requests, or WARMUP_SECONDS if that is shorter
+WARMUP_SECONDS = 5.0
+BUDGET_SECONDS = 45.0  # per query and side, once MIN_REQUESTS are timed
+MIN_REQUESTS = 10
 HISTORY_MATTERS = 200
 # Free text: words of the generated vocabulary, 2-4 characters.
 WORDS = (
@@ -208,8 +209,11 @@ async def _timed(
 ) -> Timing:
     """Warm up, then time ``requests`` sequential calls (fewer past the time budget); a
     call returns an error text or None."""
+    warm_until = time.monotonic() + WARMUP_SECONDS
     for n in range(WARMUP):
         await once(variants[n % len(variants)])
+        if time.monotonic() > warm_until:
+            break
     samples: list[float] = []
     errors: list[str] = []
     deadline = time.monotonic() + BUDGET_SECONDS
@@ -326,3 +330,48 @@ def targets(matters: int) -> list[tuple[str, str]]:
         ("list and statistics as_of", "≤ 500 ms"),
     )
     return [(f"{name} p99 ({label(matters)})", target) for name, target in kinds]
+
+
+# ------------------------------------------------------------------------------- profiling
+
+
+async def explain(matters: int, only: str | None = None) -> None:
+    """EXPLAIN (ANALYZE, BUFFERS) of each query's statements on the kept dataset (it must
+    exist: run the reads group once first)."""
+    kept = dataset.data_dir(matters)
+    marker = dataset.read_marker(kept)
+    if marker is None:
+        raise SystemExit(f"no dataset of {matters:,} matters in {kept}")
+    server = EmbeddedPostgres(kept / "postgres", database="postgres").start()
+    try:
+        url = dataset.database_url(server.url())
+        conn = await asyncpg.connect(**asyncpg_dsn(url))
+        try:
+            all_cases = await cases(conn, matters, datetime.fromisoformat(marker.now), "")
+            all_cases = [c for c in all_cases if only is None or only in c.figure]
+            await capture(url, all_cases)
+            for case in all_cases:
+                print(f"\n===== {case.figure}")
+                for statement, parameters in case.variants[0].statements:
+                    plan = await conn.fetch(f"explain (analyze, buffers) {statement}", *parameters)
+                    print(statement[:3000], "\n--", parameters[:8])
+                    print("\n".join(r[0] for r in plan))
+        finally:
+            await conn.close()
+    finally:
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import asyncio
+
+    parser = argparse.ArgumentParser(prog="python -m bench.reads", description=explain.__doc__)
+    parser.add_argument("--matters", type=int, default=dataset.DEFAULT_MATTERS)
+    parser.add_argument("--only", help="only the queries whose figure contains this text")
+    args = parser.parse_args(argv)
+    asyncio.run(explain(args.matters, args.only))
+
+
+if __name__ == "__main__":
+    main()
