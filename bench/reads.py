@@ -242,13 +242,32 @@ async def over_http(client: httpx.AsyncClient, case: Case, requests: int) -> Tim
     return await _timed(once, case.variants, requests)
 
 
-async def raw(conn: asyncpg.Connection, case: Case, requests: int) -> Timing:
+async def raw(
+    conn: asyncpg.Connection, case: Case, requests: int, parts: dict[str, list[float]]
+) -> Timing:
+    """The case's statements run directly; ``parts`` gets each statement's own times."""
+
     async def once(variant: Variant) -> str | None:
         for statement, parameters in variant.statements:
+            began = time.perf_counter()
             await conn.fetch(statement, *parameters)
+            parts.setdefault(_gist(statement), []).append(time.perf_counter() - began)
         return None
 
     return await _timed(once, case.variants, requests)
+
+
+def _gist(statement: str) -> str:
+    """A statement in a few words: what it selects and from where."""
+    words = " ".join(statement.split())
+    head = words[7:45] if words.upper().startswith("SELECT") else words[:38]
+    source = words.rsplit(" FROM ", 1)[-1][:28] if " FROM " in words else ""
+    return f"{head}… FROM {source}"
+
+
+def breakdown(parts: dict[str, list[float]]) -> str:
+    """Each statement's median, for the log: which one the time goes to."""
+    return "; ".join(f"{ms(statistics.median(t))} {name}" for name, t in parts.items())
 
 
 def ms(seconds: float) -> str:
@@ -308,9 +327,11 @@ async def measure(
                 async with httpx.AsyncClient(base_url=process.base_url, timeout=30) as client:
                     for case in all_cases:
                         api = await over_http(client, case, requests)
-                        base = await raw(conn, case, requests)
+                        parts: dict[str, list[float]] = {}
+                        base = await raw(conn, case, requests, parts)
                         rows.append(row(case, api, base))
                         print(f"  {rows[-1].figure}: {rows[-1].measured}; raw {rows[-1].raw}")
+                        print(f"    raw p50 by statement: {breakdown(parts)}", flush=True)
                 return rows
             finally:
                 stack.stop(process)
