@@ -97,7 +97,8 @@ def timing(samples: list[float], errors: list[str]) -> Timing:
 
 
 def _list(f: issues.IssueFilter, cursor: str | None = None) -> Query:
-    return lambda s: issues.list_issues(s, f, limit=50, sort="newest", cursor=cursor)
+    cap = SETTINGS.list_count_limit  # as the API counts
+    return lambda s: issues.list_issues(s, f, limit=50, sort="newest", cursor=cursor, count=cap)
 
 
 def _stats(f: issues.IssueFilter, params: dict[str, str]) -> Query:
