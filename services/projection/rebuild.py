@@ -56,7 +56,7 @@ from services.projection.replay import (
 )
 from services.projection.schema import SCHEMA, metadata
 from services.projection.store import plumbing
-from services.projection.views import VIEWS, history
+from services.projection.views import BY_NAME, VIEWS, history, unknown
 from shared.consumer import Delivery
 from shared.db import Sessions, make_sessions
 from shared.messaging import stream_created
@@ -112,13 +112,11 @@ class Summary:
 
 def select_views(names: Sequence[str]) -> tuple[ModuleType, ...]:
     """The views named (all when none), in ``VIEWS`` order; ``UnknownView`` otherwise."""
-    known = {view.NAME: view for view in VIEWS}
-    unknown = [name for name in names if name not in known]
-    if unknown:
+    if missing := unknown(names):
         raise UnknownView(
-            f"unknown view {', '.join(map(repr, unknown))}; the views are: {', '.join(known)}"
+            f"unknown view {', '.join(map(repr, missing))}; the views are: {', '.join(BY_NAME)}"
         )
-    wanted = set(names) or set(known)
+    wanted = set(names) or set(BY_NAME)
     return tuple(view for view in VIEWS if view.NAME in wanted)
 
 

@@ -7,23 +7,28 @@ Adding a read model is a new module here, an entry in ``VIEWS`` and a migration.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import ModuleType
 
 from services.projection.views import history, issues
 
 VIEWS: tuple[ModuleType, ...] = (history, issues)
+BY_NAME: dict[str, ModuleType] = {view.NAME: view for view in VIEWS}
 
 
 def chosen(names: str) -> tuple[ModuleType, ...]:
     """The read models named (comma-separated), or every one for ``all``."""
     if names == "all":
         return VIEWS
-    known = {view.NAME: view for view in VIEWS}
     wanted = names.split(",")
-    unknown = [n for n in wanted if n not in known]
-    if unknown:
+    if missing := unknown(wanted):
         raise ValueError(
-            f"MINQING_PROJECTION_VIEWS: unknown read model(s) {', '.join(unknown)}; "
-            f"expected 'all' or some of: {', '.join(known)}"
+            f"MINQING_PROJECTION_VIEWS: unknown read model(s) {', '.join(missing)}; "
+            f"expected 'all' or some of: {', '.join(BY_NAME)}"
         )
-    return tuple(known[n] for n in dict.fromkeys(wanted))
+    return tuple(BY_NAME[n] for n in dict.fromkeys(wanted))
+
+
+def unknown(names: Iterable[str]) -> list[str]:
+    """The names that are no read model's."""
+    return [name for name in names if name not in BY_NAME]

@@ -264,10 +264,6 @@ def _row(view: IssueView, *, searchable: bool = True) -> tuple[Any, ...]:
     return tuple(derived[name] if name in derived else getattr(view, name) for name in _COLUMNS)
 
 
-def _view(values: dict[str, Any]) -> IssueView:
-    return stored(values)
-
-
 @dataclass(frozen=True)
 class IssueFilter:
     """What a supervisor narrows the list to; every field is optional."""
@@ -429,7 +425,7 @@ async def list_issues(
     else:
         query = query.order_by(key.asc(), t.c.issue_id.asc())
     rows = await session.execute(query.limit(limit + 1).offset(offset))
-    views = [_view(row._asdict()) for row in rows]
+    views = [stored(row._asdict()) for row in rows]
     more = len(views) > limit
     views = views[:limit]
     next_cursor = encode_cursor(sort, views[-1]) if more and views else None
@@ -438,7 +434,7 @@ async def list_issues(
 
 async def get_issue(session: AsyncSession, issue_id: str) -> IssueView | None:
     row = (await session.execute(select(issues).where(issues.c.issue_id == issue_id))).first()
-    return _view(row._asdict()) if row else None
+    return stored(row._asdict()) if row else None
 
 
 async def issue_as_of(session: AsyncSession, issue_id: str, moment: datetime) -> IssueView | None:
