@@ -9,6 +9,8 @@
 - Database errors: a lost connection or a timeout is a 503 with Retry-After (nothing was
   recorded, retry); a value the database refuses (SQLSTATE class 22) is a 422; anything
   else is a 500, logged.
+- A path with a trailing slash is served as the path without it, never redirected: a 307
+  makes some clients drop the body of a POST, or turn it into a GET.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def install(app: FastAPI, settings: Settings, upload_paths: Sequence[str] = ()) 
     # asyncpg's client-side timeouts (TimeoutError), a pool with no free connection.
     for error in (OSError, PoolTimeoutError):
         app.add_exception_handler(error, _database_unavailable)
+    app.add_middleware(WithoutTrailingSlash)  # added last: the outermost, seen first
 
 
 def quoted(value: object, limit: int = MAX_QUOTED_CHARS) -> object:
@@ -84,6 +87,23 @@ def _message(error: Mapping[str, Any]) -> object:
     if isinstance(value, str) and len(value) > MAX_QUOTED_CHARS:
         message = message.replace(repr(value), f"{value[:MAX_QUOTED_CHARS]!r}...")
     return quoted(message, MAX_MESSAGE_CHARS)
+
+
+class WithoutTrailingSlash:
+    """ASGI middleware: ``/api/v1/reports/`` is routed as ``/api/v1/reports`` (routes are
+    declared without a trailing slash; ``/`` stays itself)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] in ("http", "websocket") else ""
+        if len(path) > 1 and path.endswith("/"):
+            scope = {**scope, "path": path.rstrip("/") or "/"}
+            raw = scope.get("raw_path")
+            if isinstance(raw, bytes):
+                scope["raw_path"] = raw.rstrip(b"/") or b"/"
+        await self.app(scope, receive, send)
 
 
 class BodyLimits:

@@ -25,7 +25,14 @@ def create_service_app(
         finally:
             await stop(runtime)
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    # A trailing slash is stripped at the edge (shared.edge), never answered with a 307.
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
     app.state.runtime = runtime
     install(app, runtime, upload_paths)
     return app

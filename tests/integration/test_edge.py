@@ -262,6 +262,36 @@ async def test_a_malformed_issue_id_with_a_bad_body_lists_both(
     }
 
 
+async def test_a_trailing_slash_is_the_same_route_never_a_redirect(
+    intake: tuple[httpx.AsyncClient, Runtime],
+    followup: httpx.AsyncClient,
+    projection: httpx.AsyncClient,
+) -> None:
+    client, rt = intake
+    posted = await client.post("/api/v1/reports/", json=REPORT)
+    assert posted.status_code == 201, posted.text  # not 307: the body arrived
+    issue_id = posted.json()["issue_id"]
+    assert (await client.get("/api/v1/reference/")).status_code == 200
+    assert (await client.get(f"/api/v1/issues/{issue_id}/reports/")).status_code == 200
+    assert await stored_reports(rt) == (1, 1)
+
+    assert (await followup.get("/api/v1/funds/")).status_code == 200
+    lookback = await followup.post(f"/api/v1/issues/{issue_id}/lookback/", json={})
+    assert lookback.status_code == 422  # the route ran and read the (bad) body
+    assert (await projection.get("/api/v1/issues/")).status_code == 200
+    assert (await projection.get("/api/v1/stats/")).status_code == 200
+    assert (await projection.get("/")).status_code == 200  # the desk stays at /
+    for app in (client, followup, projection):
+        assert (await app.get("/healthz/")).status_code == 200
+
+
+def test_no_route_is_declared_with_a_trailing_slash(settings: Settings) -> None:
+    """The edge strips the slash before routing: a route declared with one could not match."""
+    for create in (create_intake, create_followup, create_projection):
+        paths = [getattr(r, "path", "") for r in create(settings).routes]
+        assert [p for p in paths if p.endswith("/") and p != "/"] == [], create
+
+
 async def test_offsets_are_bounded(projection: httpx.AsyncClient) -> None:
     for offset in (10**30, 1_000_001, -1):
         response = await projection.get("/api/v1/issues", params={"offset": offset})
