@@ -373,10 +373,14 @@ async def test_bad_fields_are_all_named_in_the_spec_format_and_nothing_is_stored
         "email",
         "description",
         "media_url",
+        "lat and long must be sent together",  # long was empty
     }, described
-    nowhere = await open311.post(lat="", long="", address_string="")
+    nowhere = await open311.post(lat="", long="", address_string="", **{"attribute[village]": ""})
     assert nowhere.status_code == 400
-    assert "a location is required" in errors(nowhere)[0][1]
+    assert [text.split(":")[0] for _, text in errors(nowhere)] == [
+        "attribute[village]",
+        "a location is required",
+    ]
     unknown_village = await open311.post(**{"attribute[village]": "Atlantis"})
     assert unknown_village.status_code == 400 and "sanqi" in errors(unknown_village)[0][1]
     unknown_service = await open311.post(service_code="555")

@@ -108,6 +108,25 @@ def test_a_bad_form_is_refused_naming_the_fault(fields: dict[str, list[str]], fa
     assert fault in " ".join(refused(lambda: domain.parse_request({**FORM, **fields}, REF, "o")))
 
 
+def test_a_form_without_village_or_location_names_both() -> None:
+    nowhere = {k: v for k, v in FORM.items() if k not in ("attribute[village]", "address_string")}
+    assert refused(lambda: domain.parse_request(nowhere, REF, "o")) == [
+        "attribute[village]: is required",
+        "a location is required: lat and long, address_string or address_id",
+    ]
+    atlantis = {**nowhere, "attribute[village]": ["Atlantis"]}
+    faults = refused(lambda: domain.parse_request(atlantis, REF, "o"))
+    assert [f.split(":")[0] for f in faults] == ["attribute[village]", "a location is required"]
+    half = {**nowhere, "lat": ["95"], "description": ["d" * (domain.MAX_DESCRIPTION + 1)]}
+    faults = refused(lambda: domain.parse_request(half, REF, "o"))
+    assert {f.split(":")[0] for f in faults} == {
+        "attribute[village]",
+        "lat",
+        "description",
+        "lat and long must be sent together",
+    }
+
+
 def test_the_request_window_defaults_to_90_days_and_never_exceeds_it() -> None:
     default = domain.parse_query({}, REF, NOW)
     assert (default.start, default.end) == (NOW - timedelta(days=90), NOW)

@@ -210,15 +210,22 @@ class RequestForm(BaseModel):
     media_url: Url | None = None
 
     @model_validator(mode="after")
-    def _located(self) -> Self:
-        if (self.lat is None) != (self.long is None):
-            raise ValueError("lat and long must be sent together")
-        if self.lat is None and not self.address_string and not self.address_id:
-            raise ValueError("a location is required: lat and long, address_string or address_id")
+    def _names_fit(self) -> Self:
         name = " ".join(n for n in (self.first_name, self.last_name) if n)
         if len(name) > MAX_NAME:
             raise ValueError(f"first_name and last_name together exceed {MAX_NAME} characters")
         return self
+
+
+def _location_faults(values: Mapping[str, str]) -> list[str]:
+    """What is wrong with where the request is, read from the fields as sent: checked
+    beside the fields' own faults (an ``after`` validator would run only once every field
+    is valid, so a form missing both the village and the location would name only one)."""
+    if ("lat" in values) != ("long" in values):
+        return ["lat and long must be sent together"]
+    if not {"lat", "address_string", "address_id"} & values.keys():
+        return ["a location is required: lat and long, address_string or address_id"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -240,15 +247,18 @@ def parse_request(params: Params, ref: ReferenceData, source: str) -> tuple[Repo
     given = present(params)
     # Only the last value of a repeated field counts, as an HTML form would send it.
     values = {name: vs[-1] for name, vs in given.items()}
+    faults = _location_faults(values)
     try:
         form = RequestForm.model_validate(values)
     except ValidationError as exc:
-        raise bad_request(*(_describe(e) for e in exc.errors())) from None
+        raise bad_request(*(_describe(e) for e in exc.errors()), *faults) from None
     category = category_of(ref, form.service_code)
     try:
         village = ref.resolve("villages", form.village)
     except UnknownCode as exc:
-        raise bad_request(f"attribute[village]: {exc}") from None
+        faults.insert(0, f"attribute[village]: {exc}")
+    if faults:
+        raise bad_request(*faults)
     service_name = ref.categories[category].name
     description = form.description or service_name
     reporter = " ".join(n for n in (form.first_name, form.last_name) if n) or None
