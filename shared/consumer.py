@@ -9,6 +9,14 @@ the commit are the messages acknowledged. Every message ends one of four ways:
   or failed ``max_deliver`` times *for its own sake*;
 - waiting for a newer consumer (a newer ``dataversion``): nak'd with back-off, listed;
 - retried: while the database is down, no attempt counts against the message.
+
+An **ordered** consumer (``ordered=True``; the audit trail's, which seals events in stream
+order) keeps an exact position instead of relying on redelivery: its reader hands over
+batches in stream order with the sequence read before each (``after``), and each
+transaction, under a lock of its own, checks that the committed position is not behind
+``after`` (else ``ReadAgain``: someone's batch before this one is missing), skips what is at
+or before the position, and writes the new position with the effects. Nothing is acked
+or redelivered: a batch that does not commit is read again from the position.
 """
 
 from __future__ import annotations
@@ -32,6 +40,10 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 60.0
 POSITION_EVERY_SECONDS = 1.0
 OUTAGE_RETRY_SECONDS = 2.0
+
+
+class ReadAgain(Exception):
+    """An ordered consumer must read again from its last committed position."""
 
 
 class Rejected(Exception):
@@ -58,6 +70,9 @@ class RawMessage(Protocol):
 class _Sequence(Protocol):
     @property
     def stream(self) -> int: ...
+
+    @property
+    def consumer(self) -> int: ...
 
 
 class _Metadata(Protocol):
@@ -151,8 +166,10 @@ class BatchConsumer:
         max_deliver: int,
         retry_delay: float = 1.0,
         after_commit: Callable[[], None] = lambda: None,
+        ordered: bool = False,
     ) -> None:
         self.name = name
+        self.ordered = ordered
         self._sessions = sessions
         self._plumbing = plumbing
         self._apply_batch = apply_batch
@@ -166,19 +183,26 @@ class BatchConsumer:
         self._outage = OutageLog(log, f"consumer {name}")
         self._sql = _Statements(plumbing)
 
-    async def consume(self, messages: Sequence[RawMessage], epoch: int) -> bool:
-        """Process one fetched batch; False if the database was down (the caller backs off)."""
+    async def consume(
+        self, messages: Sequence[RawMessage], epoch: int, after: int | None = None
+    ) -> bool:
+        """Process one fetched batch; False if the database was down (the caller backs off).
+        An ordered consumer is told the sequence its reader read before this batch
+        (``after``) and raises ``ReadAgain`` when it must read again from its position."""
         items = [self._parse(message, epoch) for message in messages]
         try:
-            result = await self._commit(items)
+            result = await self._commit(items, after)
+        except ReadAgain:
+            raise
         except Exception as exc:
             if await self._outage_explains(exc):
                 await _nak_all(items, OUTAGE_RETRY_SECONDS)
                 return False
             log.warning("%s: batch of %d failed (%r); one at a time", self.name, len(items), exc)
             for item in items:
-                if not await self._consume_alone(item):
+                if not await self._consume_alone(item, after):
                     return False
+                after = item.position
             return True
         self._outage.recovered()
         await self._settle(result)
@@ -204,9 +228,11 @@ class BatchConsumer:
         )
         return item
 
-    async def _consume_alone(self, item: _Item) -> bool:
+    async def _consume_alone(self, item: _Item, after: int | None) -> bool:
         try:
-            result = await self._commit([item])
+            result = await self._commit([item], after)
+        except ReadAgain:
+            raise
         except Exception as exc:
             if await self._outage_explains(exc):
                 await _nak_all([item], OUTAGE_RETRY_SECONDS)
@@ -235,11 +261,15 @@ class BatchConsumer:
         if attempts < self._max_deliver:
             log.warning("%s: %s failed (attempt %d): %r", self.name, where, attempts, exc)
             await item.message.nak(delay=self._backoff(attempts))
+            if self.ordered:  # nothing is redelivered: read again from the position
+                raise ReadAgain(f"{where} failed; reading again from the position")
             return
         item.reason = f"failed {attempts} times; last error: {exc!r}"
         try:
             async with self._sessions() as session:
                 await self._dead_letter(session, [item], "dead")
+                if self.ordered:
+                    await self._write_position(session, item.epoch, item.position)
                 await session.commit()
         except Exception:
             log.exception("%s: cannot dead-letter %s; it will be redelivered", self.name, where)
@@ -253,11 +283,17 @@ class BatchConsumer:
     def _backoff(self, attempts: int) -> float:
         return min(float(self._retry_delay * 2 ** (attempts - 1)), MAX_BACKOFF_SECONDS)
 
-    async def _commit(self, items: Sequence[_Item]) -> _Result:
+    async def _commit(self, items: Sequence[_Item], after: int | None = None) -> _Result:
         result = _Result()
         for item in items:
             item.reason, item.code = item.unreadable, item.unreadable_code
         async with self._sessions() as session:
+            if self.ordered:
+                done_before = await self._in_order(session, items, after)
+                result.acked.extend(done_before)
+                items = [i for i in items if i not in done_before]
+                if not items:
+                    return result
             readable = [i for i in items if i.delivery is not None]
             fresh = await self._claim(session, readable)
             fresh_ids = {id(i) for i in fresh}
@@ -278,6 +314,8 @@ class BatchConsumer:
                     result.dead.append(item)
             await self._dead_letter(session, result.dead, "dead")
             await self._dead_letter(session, result.waiting, "waiting")
+            if self.ordered and result.waiting:  # nothing is redelivered to wait for
+                raise Rejected(f"{self.name}: an ordered consumer cannot wait for a newer one")
             waiting_ids = {id(i) for i in result.waiting}
             done = [i for i in fresh if id(i) not in waiting_ids]
             await self._record_processed(session, done, items, result.waiting)
@@ -285,6 +323,33 @@ class BatchConsumer:
         if deliveries or result.dead or result.waiting:
             self._after_commit()
         return result
+
+    async def _in_order(
+        self, session: AsyncSession, items: Sequence[_Item], after: int | None
+    ) -> list[_Item]:
+        """For an ordered consumer, under its own lock: ``ReadAgain`` if the committed
+        position is behind the sequence read before this batch (a batch before it has not
+        been committed); otherwise the items at or before the position (already processed,
+        by this reader before a crash or by a replica)."""
+        assert after is not None, "an ordered consumer is told where each batch starts"
+        params = {"consumer": self.name}
+        await session.execute(self._sql.order_lock, params)
+        row = (await session.execute(self._sql.read_position, params)).first()
+        epoch = items[0].epoch
+        if row is not None and row.stream_epoch > epoch:
+            raise ReadAgain(f"{self.name}: the position is in a later stream epoch")
+        position = row.stream_seq if row is not None and row.stream_epoch == epoch else 0
+        if position < after:
+            raise ReadAgain(
+                f"{self.name}: the position is {position}, this batch follows {after}: "
+                "an earlier batch was not committed"
+            )
+        return [i for i in items if i.position <= position]
+
+    async def _write_position(self, session: AsyncSession, epoch: int, seq: int) -> None:
+        await session.execute(
+            self._sql.position, {"consumer": self.name, "epoch": epoch, "seq": seq}
+        )
 
     async def _claim(self, session: AsyncSession, items: Sequence[_Item]) -> list[_Item]:
         """Insert the inbox rows first, in one statement: the items it inserted are fresh;
@@ -320,7 +385,9 @@ class BatchConsumer:
                     {"consumer": self.name, "epoch": done[0].epoch, "seqs": redelivered},
                 )
         now = time.monotonic()
-        if now - self._position_written >= POSITION_EVERY_SECONDS:
+        if self.ordered:  # the exact position, with the effects: what the reader resumes from
+            await self._write_position(session, items[0].epoch, max(i.position for i in items))
+        elif now - self._position_written >= POSITION_EVERY_SECONDS:
             # Only a hint for re-creating a deleted durable (the inbox absorbs any replay),
             # so live traffic does not pay a statement per transaction for it.
             self._position_written = now
@@ -393,6 +460,12 @@ class _Statements:
         self.waiting_done = text(
             f"delete from {dead} where consumer = :consumer and status = 'waiting' "
             "and stream_epoch = :epoch and stream_seq = any(cast(:seqs as bigint[]))"
+        )
+        self.order_lock = text(
+            "select pg_advisory_xact_lock(cast(x'4d514f52' as int), hashtext(:consumer))"
+        )
+        self.read_position = text(
+            f"select stream_epoch, stream_seq from {positions} where consumer = :consumer"
         )
         self.position = text(
             f"insert into {positions} as p (consumer, stream_epoch, stream_seq) "

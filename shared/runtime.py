@@ -111,11 +111,13 @@ class Runtime:
         subjects: tuple[str, ...] | None = None,
         dead_letters: DeadLetterSink | None = None,
         after_commit: Callable[[], None] | None = None,
+        ordered: bool = False,
     ) -> None:
         """A durable consumer ``<service>[-<view>]``: by default of the canonical events
         ``types`` on the canonical stream; any stream, subjects, parser and dead-letter sink
         can be given instead (the ingress stream, a dead-letter stream). ``after_commit``
-        runs after each committed batch (e.g. to count what it did)."""
+        runs after each committed batch (e.g. to count what it did). ``ordered``: read in stream
+        order from the committed position instead (``shared/subscription.py``)."""
         name = self.name if view is None else f"{self.name}-{view}"
         prefix = self.settings.subject_prefix
         if subjects is None:
@@ -130,6 +132,7 @@ class Runtime:
             max_deliver=self.settings.consumer_max_deliver,
             retry_delay=self.settings.consumer_retry_delay_seconds,
             after_commit=_both(self.outbox.wake_if_added, after_commit),
+            ordered=ordered,
         )
         subscription = Subscription(
             name=name,
@@ -140,6 +143,7 @@ class Runtime:
             ack_wait=self.settings.consumer_ack_wait_seconds,
             check_every=self.settings.consumer_check_seconds,
             stalled_after=self.settings.consumer_stall_seconds,
+            ordered=ordered,
         )
         self.consumers.append(PullConsumer(subscription, self.sessions, self.plumbing))
 

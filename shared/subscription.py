@@ -5,6 +5,13 @@ them on, fetching the next batch while the current one commits. It checks every 
 seconds that its stream and durable still exist: a deleted durable is re-created from the
 last committed position, and a re-created stream (sequences restart at 1) starts a new
 epoch, so nothing is ever keyed by a stale position.
+
+An ordered subscription (``Subscription.ordered``: the audit trail's) reads with an
+ephemeral consumer of its own, without acks, from the position its consumer committed:
+every message in stream order, each once per reading. A gap in what the server delivered
+(a lost fetch), a batch that did not commit, or a replica that committed further makes it
+read again from the committed position. Replicas each read the whole stream; the position,
+checked under a lock in each transaction, lets only the next batch in.
 """
 
 from __future__ import annotations
@@ -14,13 +21,14 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from sqlalchemy import select, text
 
-from shared.consumer import BatchConsumer, RawMessage
+from shared.consumer import BatchConsumer, RawMessage, ReadAgain
 from shared.db import Sessions
 from shared.messaging import ensure_stream, stream_created
 from shared.tables import Plumbing
@@ -42,6 +50,7 @@ class Subscription:
     ack_wait: float
     check_every: float = 5.0  # seconds between checks that the durable and stream exist
     stalled_after: float = 60.0  # seconds without progress, with a backlog, before "stalled"
+    ordered: bool = False  # read in stream order from the committed position (no acks)
 
 
 class ConsumerMissing(Exception):
@@ -64,6 +73,9 @@ class PullConsumer:
         self._progress = time.monotonic()
         self._busy_since: float | None = None
         self._checked = 0.0
+        self._consumer_name = subscription.name  # an ordered reader's ephemeral consumer
+        self._read_upto = 0  # an ordered reader: the last stream sequence handed over
+        self._delivered = 0  # an ordered reader: the last consumer sequence received
 
     @property
     def name(self) -> str:
@@ -103,12 +115,27 @@ class PullConsumer:
                 log.warning("%s: %s", self.name, self._problem)
                 await self._pause(1.0)
 
+    def ordered_config(self, position: tuple[int, int] | None) -> ConsumerConfig:
+        """An ephemeral reader without acks, from just after the committed position."""
+        sub = self.subscription
+        start = position[1] + 1 if position and position[0] == self.epoch else None
+        return ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start else DeliverPolicy.ALL,
+            opt_start_seq=start,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=max(sub.ack_wait, 30.0),  # the server removes it if we die
+            mem_storage=True,
+            filter_subjects=list(sub.subjects),
+        )
+
     async def attach(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
         """Ensure stream and durable exist (re-creating what is missing), then bind."""
         sub = self.subscription
         assert sub.stream.name is not None
         info = await ensure_stream(js, sub.stream)
         self.epoch = await self._epochs.resolve(sub.stream.name, stream_created(info))
+        if sub.ordered:
+            return await self._attach_ordered(js)
         try:
             existing = await js.consumer_info(sub.stream.name, sub.name)
         except NotFoundError:
@@ -123,6 +150,23 @@ class PullConsumer:
             config.opt_start_seq = existing.config.opt_start_seq
             await js.add_consumer(sub.stream.name, config=config)
         bound = await js.pull_subscribe_bind(sub.name, stream=sub.stream.name)
+        self._attached, self._problem = True, None
+        self._progress = time.monotonic()
+        return bound
+
+    async def _attach_ordered(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
+        sub = self.subscription
+        assert sub.stream.name is not None
+        with contextlib.suppress(NotFoundError):  # a durable of this name: an older version's
+            await js.delete_consumer(sub.stream.name, sub.name)
+            log.info("%s: removed the durable consumer of an earlier version", self.name)
+        position = await self._position()
+        config = self.ordered_config(position)
+        created = await js.add_consumer(sub.stream.name, config=config)
+        self._consumer_name = created.name
+        start = config.opt_start_seq or 1
+        self._read_upto, self._delivered = start - 1, 0
+        bound = await js.pull_subscribe_bind(created.name, stream=sub.stream.name)
         self._attached, self._problem = True, None
         self._progress = time.monotonic()
         return bound
@@ -152,13 +196,15 @@ class PullConsumer:
                     # The next batch is fetched while this one commits.
                     pending = asyncio.create_task(_fetch(subscription, batch))
                     self._busy_since = time.monotonic()
-                    applied = await self.subscription.consumer.consume(messages, self.epoch)
+                    applied = await self._hand_over(messages)
                     self._busy_since = None
                     if applied:
                         self._progress = time.monotonic()
                     else:
                         await self._pause(2.0)  # database down: wait, the messages come back
-                elif messages:
+                        if self.subscription.ordered:
+                            raise ConsumerMissing("the database was down: reading again")
+                elif messages and not self.subscription.ordered:
                     for message in messages:
                         await message.nak()
                 await self._check(js)
@@ -167,9 +213,34 @@ class PullConsumer:
                 pending.cancel()
                 with contextlib.suppress(BaseException):
                     for message in await pending:
-                        await message.nak()
+                        if not self.subscription.ordered:
+                            await message.nak()
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
+            if self.subscription.ordered:
+                with contextlib.suppress(Exception):
+                    assert self.subscription.stream.name is not None
+                    await js.delete_consumer(self.subscription.stream.name, self._consumer_name)
+
+    async def _hand_over(self, messages: list[RawMessage]) -> bool:
+        """Give a batch to the consumer; an ordered reader first checks that the server
+        skipped nothing, and reads again from the position when the consumer says so."""
+        consumer = self.subscription.consumer
+        if not self.subscription.ordered:
+            return await consumer.consume(messages, self.epoch)
+        for message in messages:
+            delivered = message.metadata.sequence.consumer
+            if delivered != self._delivered + 1:
+                raise ConsumerMissing(
+                    f"missed messages ({self._delivered + 1} to {delivered - 1}): reading again"
+                )
+            self._delivered = delivered
+        after = self._read_upto
+        self._read_upto = messages[-1].metadata.sequence.stream
+        try:
+            return await consumer.consume([_Unacked(m) for m in messages], self.epoch, after)
+        except ReadAgain as exc:
+            raise ConsumerMissing(str(exc)) from exc
 
     async def _check(self, js: JetStreamContext) -> None:
         """Every few seconds: is the durable still there, and is it keeping up?"""
@@ -180,7 +251,7 @@ class PullConsumer:
         sub = self.subscription
         assert sub.stream.name is not None
         try:
-            info = await js.consumer_info(sub.stream.name, sub.name)
+            info = await js.consumer_info(sub.stream.name, self._consumer_name)
             stream = await js.stream_info(sub.stream.name)
         except NotFoundError as exc:
             raise ConsumerMissing(f"durable consumer or stream missing ({exc})") from exc
@@ -212,6 +283,30 @@ class PullConsumer:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self._stopping.wait()
+
+
+class _Unacked:
+    """A message of a reader without acks: acking, nak-ing or terminating it is a no-op
+    (what is not committed is read again from the position)."""
+
+    def __init__(self, message: RawMessage) -> None:
+        self._message = message
+        self.subject = message.subject
+        self.data = message.data
+        self.headers = message.headers
+
+    @property
+    def metadata(self) -> Any:  # the wrapped message's, whatever its type
+        return self._message.metadata
+
+    async def ack(self) -> None:
+        pass
+
+    async def nak(self, delay: float | None = None) -> None:
+        pass
+
+    async def term(self) -> None:
+        pass
 
 
 async def _fetch(subscription: JetStreamContext.PullSubscription, batch: int) -> list[RawMessage]:

@@ -26,7 +26,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     ref = reference.load(settings.reference_dir)
     reference.activate(ref)
     for view in chosen(settings.projection_views):
-        rt.subscribe(view.NAME, view.apply_batch, None)  # every event, known type or not
+        # every event, known type or not; the audit trail in stream order (views' ORDERED)
+        rt.subscribe(view.NAME, view.apply_batch, None, ordered=view.ORDERED)
     app = create_service_app(
         rt,
         title="Minqing projection",

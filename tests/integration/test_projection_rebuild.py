@@ -8,7 +8,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from services.projection.app import create_app
 from services.projection.audit_store import verify
-from services.projection.rebuild import RebuildError, Summary, rebuild, select_views
+from services.projection.rebuild import RebuildError
 from services.projection.store import plumbing
 from services.projection.views import VIEWS
 from services.projection.views.history import events
@@ -33,26 +33,9 @@ from shared.ids import new_id
 from shared.settings import Settings
 from tests.support.events import assigned, envelope, publish, publish_raw, reported
 from tests.support.harness import eventually, serve
+from tests.support.rebuilding import Notes, rebuild_now
 
 IGNORED = {"recorded_at"}  # now() when the row was written: differs by design
-
-
-class Notes:
-    """A progress sink that remembers what it was told."""
-
-    def __init__(self) -> None:
-        self.totals: list[int] = []
-        self.done = 0
-        self.notes: list[str] = []
-
-    def total(self, events: int) -> None:
-        self.totals.append(events)
-
-    def advance(self, events: int) -> None:
-        self.done += events
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
 
 
 @pytest.fixture
@@ -114,33 +97,6 @@ async def processed(sessions: Sessions) -> dict[str, int]:
 async def caught_up(app: FastAPI, history: int, issues: int) -> None:
     want = {"projection-history": history, "projection-issues": issues}
     await eventually(lambda: processed(sessions_of(app)), lambda n: n == want, within=20)
-
-
-async def rebuild_now(
-    settings: Settings,
-    names: Sequence[str] = (),
-    *,
-    batch: int = 500,
-    allow_new_chain: bool = False,
-    notes: Notes | None = None,
-) -> tuple[Summary, Notes]:
-    notes = notes or Notes()
-    engine = make_engine(settings.database_url, settings)
-    nc = await nats.connect(settings.nats_url)
-    try:
-        summary = await rebuild(
-            engine,
-            nc.jetstream(),
-            settings,
-            select_views(names),
-            batch=batch,
-            progress=notes,
-            allow_new_chain=allow_new_chain,
-        )
-    finally:
-        await nc.close()
-        await engine.dispose()
-    return summary, notes
 
 
 def later(e: Envelope, days: int) -> Envelope:

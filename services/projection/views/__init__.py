@@ -1,7 +1,9 @@
 """The projection's read models: one module each (table, apply, queries), one durable each.
 
-Each module has ``NAME`` (its durable consumer is ``projection-<NAME>``), ``TABLES`` (the
-tables it owns, which a rebuild replaces) and ``apply_batch(session, deliveries)``.
+Each module has ``NAME`` (its consumer is ``projection-<NAME>``), ``TABLES`` (the tables it
+owns, which a rebuild replaces), ``ORDERED`` (whether it must see events in stream order:
+its consumer then reads from its committed position, see ``shared/subscription.py``) and
+``apply_batch(session, deliveries)``.
 Adding a read model is a new module here, an entry in ``VIEWS`` and a migration.
 """
 

@@ -37,6 +37,9 @@ from shared.bulk import column_names, executemany, insert_sql
 from shared.consumer import Delivery, Outcome
 
 NAME = "history"
+# Sealed in stream order: its consumer reads in order from its committed position (no
+# redelivery can put a later event before an earlier one), as a rebuild reads the stream.
+ORDERED = True
 
 events = Table(
     "events",
