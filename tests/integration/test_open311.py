@@ -457,6 +457,19 @@ async def test_a_photo_sent_as_multipart_is_stored_and_served_back(open311: Open
         files={"media": ("x.svg", b"<svg/>", "image/svg+xml")},
     )
     assert svg.status_code == 400 and "not accepted" in errors(svg)[0][1]
+    for name, content, declared in [
+        ("page.png", b"<html><script>alert(1)</script></html>", "image/png"),
+        ("renamed.jpg", PNG, "image/jpeg"),
+    ]:
+        posing = await open311.http.post(
+            f"{open311.base}/requests.xml",
+            data=fields,
+            files={"media": (name, content, declared)},
+        )
+        assert posing.status_code == 400, posing.text
+        [(code, description)] = errors(posing)  # the spec's format, as the path asks (XML)
+        assert code == 400 and description.startswith(f"media: declared {declared}, but")
+    assert "the bytes are image/png" in description
     assert await counts(open311) == (3, 3, 1)
 
 

@@ -127,6 +127,28 @@ def test_a_form_without_village_or_location_names_both() -> None:
     }
 
 
+PHOTOS = {
+    "image/jpeg": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00",
+    "image/png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+    "image/gif": b"GIF89a\x01\x00\x01\x00",
+    "image/webp": b"RIFF\x24\x00\x00\x00WEBPVP8 ",
+    "image/heic": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00",
+}
+
+
+def test_a_photo_is_of_the_type_it_declares() -> None:
+    assert set(PHOTOS) == set(domain.PHOTO_TYPES)
+    for declared, content in PHOTOS.items():
+        domain.check_photo(declared, content)
+        assert domain.photo_type(content) == declared
+        for other in set(PHOTOS) - {declared}:
+            [fault] = refused(lambda o=other, c=content: domain.check_photo(o, c))
+            assert fault == f"media: declared {other}, but the bytes are {declared}"
+    for stranger in (b"<svg/>", b"%PDF-1.7", b"", b"\xff\xd8", b"RIFF\x00\x00\x00\x00WAVE"):
+        [fault] = refused(lambda s=stranger: domain.check_photo("image/png", s))
+        assert "none of the accepted types" in fault
+
+
 def test_the_request_window_defaults_to_90_days_and_never_exceeds_it() -> None:
     default = domain.parse_query({}, REF, NOW)
     assert (default.start, default.end) == (NOW - timedelta(days=90), NOW)

@@ -43,8 +43,9 @@ from shared.text import Line
 from shared.uow import UnitOfWork, UowFactory
 
 PREFIX = "/open311/v2"
-# Uploaded photos: image types a browser shows, never SVG (it can carry script).
-MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/heic")
+# Uploaded photos: image types a browser shows, never SVG (it can carry script); the bytes
+# must be of the declared type (domain.check_photo).
+MEDIA_TYPES = domain.PHOTO_TYPES
 MAX_FIELDS = 100
 
 
@@ -260,6 +261,7 @@ async def _media(upload: UploadFile | None, limit: int) -> tuple[str, bytes] | N
     content_type = (upload.content_type or "").split(";")[0].strip().lower()
     if content_type not in MEDIA_TYPES:
         raise bad_request(f"media: type {content_type[:50]!r} not accepted; use {MEDIA_TYPES}")
+    domain.check_photo(content_type, content)
     return content_type, content
 
 
