@@ -205,6 +205,13 @@ class StepRecorded(BaseModel):
     lookback_due: date | None
 
 
+class FundingStepRecorded(StepRecorded):
+    """The step, and the entry's ``funding_id``: send it with the next status (applied,
+    then approved...) to move this entry on instead of adding another."""
+
+    funding_id: str
+
+
 def build_router(units: UowFactory[Cases], rules: Rules) -> APIRouter:
     router = APIRouter(prefix="/api/v1/issues", tags=["followup"])
     errors: dict[int | str, dict[str, Any]] = {
@@ -245,8 +252,9 @@ def build_router(units: UowFactory[Cases], rules: Rules) -> APIRouter:
         return _answer(issue_id, await _guard(report_progress(units, rules, issue_id, command)))
 
     @router.post("/{issue_id}/funding", status_code=201, responses=errors)
-    async def post_funding(issue_id: IssueId, body: FundingIn) -> StepRecorded:
-        """Money for the matter: a new entry, or (same funding_id) its new status."""
+    async def post_funding(issue_id: IssueId, body: FundingIn) -> FundingStepRecorded:
+        """Money for the matter: a new entry, or (same funding_id) its new status; the
+        answer names the entry's funding_id."""
         command = RecordFunding(
             funding_id=body.funding_id or new_id(),
             amount=body.amount,
@@ -255,7 +263,9 @@ def build_router(units: UowFactory[Cases], rules: Rules) -> APIRouter:
             recorded_by=body.recorded_by,
             note=body.note,
         )
-        return _answer(issue_id, await _guard(record_funding(units, rules, issue_id, command)))
+        recorded = await _guard(record_funding(units, rules, issue_id, command))
+        step = _answer(issue_id, recorded)
+        return FundingStepRecorded(**step.model_dump(), funding_id=command.funding_id)
 
     @router.get("/{issue_id}", responses={404: {"description": "No such matter"}})
     async def get_case(issue_id: IssueId) -> CaseOut:

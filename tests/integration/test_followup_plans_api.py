@@ -155,16 +155,19 @@ async def test_funds_are_recorded_per_matter_and_totalled_by_source(
     }
     applied = await followup.post(f"/api/v1/issues/{bridge}/funding", json=money)
     assert applied.status_code == 201, applied.text
+    funding_id = applied.json()["funding_id"]  # what moves this entry on, from the answer
+    assert (await case_of(followup, bridge))["funds"][0]["funding_id"] == funding_id
     await followup.post(
         f"/api/v1/issues/{wishes}/funding",
         json={**money, "amount": "260000.00", "source": "social_donations", "status": "received"},
     )
-    funding_id = (await case_of(followup, bridge))["funds"][0]["funding_id"]
     approved = await followup.post(
         f"/api/v1/issues/{bridge}/funding",
         json={**money, "status": "approved", "funding_id": funding_id},
     )
     assert approved.status_code == 201
+    assert (approved.json()["funding_id"], approved.json()["issue_id"]) == (funding_id, bridge)
+    assert [f["status"] for f in (await case_of(followup, bridge))["funds"]] == ["approved"]
     changed = await followup.post(
         f"/api/v1/issues/{bridge}/funding",
         json={**money, "amount": "1", "status": "spent", "funding_id": funding_id},
