@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
-from sqlalchemy.exc import IntegrityError
-
 from services.intake.domain import (
     OpenMatter,
     ReportIssue,
@@ -31,7 +29,11 @@ from shared.events import (
     IssueResolved,
 )
 from shared.ids import new_id
+from shared.races import first_wins
 from shared.uow import UnitOfWork, UowFactory
+
+# The constraints a report's idempotency rests on: a caller's key, a sender's own ticket id.
+REPORT_KEYS = ("reports_source_idempotency_key_key", "reports_source_external_ref_key")
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,10 @@ async def report_issue(
     request_hash: str | None = None,
     correlation_id: str | None = None,
 ) -> Accepted:
-    """Accept a matter in a transaction of its own; a retry gets the same answer."""
-    try:
+    """Accept a matter in a transaction of its own; a retry gets the same answer, even one
+    racing the first."""
+
+    async def accept() -> Accepted:
         async with units() as uow:
             accepted = await accept_report(
                 uow,
@@ -149,12 +153,12 @@ async def report_issue(
             )
             await uow.commit()
             return accepted
-    except IntegrityError:
-        # A concurrent request with the same key or reference won the race: answer as it did.
+
+    async def as_the_winner_did() -> Accepted | None:
         async with units() as uow:
-            if earlier := await _earlier(uow, command, idempotency_key, request_hash):
-                return earlier
-        raise
+            return await _earlier(uow, command, idempotency_key, request_hash)
+
+    return await first_wins(accept, constraints=REPORT_KEYS, then=as_the_winner_did)
 
 
 async def accept_report(

@@ -15,10 +15,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, cast
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from services.intake.domain import ReportIssue
-from services.intake.handlers import Accepted, Policy, Reports, accept_report, report_issue
+from services.intake.handlers import (
+    REPORT_KEYS,
+    Accepted,
+    Policy,
+    Reports,
+    accept_report,
+    report_issue,
+)
+from shared.races import first_wins
 from shared.uow import UnitOfWork, UowFactory
 
 log = logging.getLogger(__name__)
@@ -198,15 +206,16 @@ async def _accept(uow: UnitOfWork[ImportStore], row: PendingRow, policy: Policy)
 
 
 async def _process_one(units: UowFactory[ImportStore], row: PendingRow, policy: Policy) -> None:
-    try:
+    async def accept() -> dict[str, Any] | None:
         async with units() as uow:
             if (fresh := await uow.store.pending_row(row.import_id, row.number)) is None:
-                return  # another replica did it
+                return None  # another replica did it
             await _accept(uow, fresh, policy)
             await uow.store.finish_if_done(row.import_id, uow.now)
             await uow.commit()
-            return
-    except IntegrityError:
+            return None
+
+    async def as_the_winner_did() -> dict[str, Any]:
         # Another channel sent the same reference at the same moment: answer as it did.
         accepted = await report_issue(
             cast("UowFactory[Reports]", units),
@@ -216,7 +225,13 @@ async def _process_one(units: UowFactory[ImportStore], row: PendingRow, policy: 
             request_hash=row.request_hash,
             correlation_id=row.import_id,
         )
-        result = accepted_result(row.number, accepted)
+        return accepted_result(row.number, accepted)
+
+    try:
+        # The row's result still to record; None once it is (here or by another replica).
+        result = await first_wins(accept, constraints=REPORT_KEYS, then=as_the_winner_did)
+        if result is None:
+            return
     except DBAPIError as exc:
         if not _sqlstate(exc).startswith("22"):  # not a refused value: retry later
             raise

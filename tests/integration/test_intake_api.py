@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import httpx
@@ -17,7 +19,7 @@ from shared.infra import free_port
 from shared.messaging import UnsupportedServer, check_server
 from shared.runtime import Runtime
 from shared.settings import Settings
-from tests.support.harness import eventually, serve, stream_messages
+from tests.support.harness import eventually, serve, serve_over_http, stream_messages
 
 REPORT = {
     "title": "Dangerous bridge over the East and West River",
@@ -160,6 +162,40 @@ async def test_an_idempotency_key_belongs_to_the_source_that_sent_it(
     )
     assert changed.status_code == 409
     assert await stored(rt) == (2, 2, 2)
+
+
+async def test_reports_racing_with_one_idempotency_key_make_one_matter(
+    settings: Settings,
+) -> None:
+    app = create_app(settings)
+    async with serve_over_http(app) as client:
+        headers = {"Idempotency-Key": "ticket-race-1"}
+        answers = await asyncio.gather(
+            *(client.post("/api/v1/reports", json=REPORT, headers=headers) for _ in range(48))
+        )
+        codes = Counter(a.status_code for a in answers)
+        assert codes == {201: 1, 200: 47}, [a.text for a in answers if a.status_code >= 500][:1]
+        assert len({a.text for a in answers}) == 1  # the same matter, report and event
+        assert await stored(app.state.runtime) == (1, 1, 1)
+
+
+async def test_reports_racing_with_one_idempotency_key_and_two_bodies_get_409_or_the_winner(
+    settings: Settings,
+) -> None:
+    app = create_app(settings)
+    async with serve_over_http(app) as client:
+        headers = {"Idempotency-Key": "ticket-race-2"}
+        bodies = [REPORT, {**REPORT, "title": "Another matter"}] * 24
+        answers = await asyncio.gather(
+            *(client.post("/api/v1/reports", json=b, headers=headers) for b in bodies)
+        )
+        codes = Counter(a.status_code for a in answers)
+        assert codes == {201: 1, 200: 23, 409: 24}, codes
+        sent = list(zip(bodies, answers, strict=True))
+        [winner] = [body for body, answer in sent if answer.status_code == 201]
+        assert all((answer.status_code == 409) == (body is not winner) for body, answer in sent)
+        assert len({a.text for a in answers if a.status_code != 409}) == 1
+        assert await stored(app.state.runtime) == (1, 1, 1)
 
 
 async def test_an_anonymous_report_has_no_reporter_reference(

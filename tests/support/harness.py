@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import httpx
 import nats
+import uvicorn
 from fastapi import FastAPI
 from nats.js.api import RawStreamMsg, StreamInfo
 from sqlalchemy import text
@@ -16,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.ids import new_id
+from shared.infra import free_port
 from shared.migrations import upgrade_all
 from shared.settings import Settings
 
@@ -93,6 +95,27 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
+
+
+@contextlib.asynccontextmanager
+async def serve_over_http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run an app under uvicorn on a free port and give a client that talks to it over TCP:
+    requests sent together race as they do in production, and a fault is a real 500."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+        base_url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await task
 
 
 async def eventually(

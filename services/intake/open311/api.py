@@ -12,12 +12,12 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.responses import Response
-from sqlalchemy.exc import IntegrityError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.intake.domain import ReportIssue
 from services.intake.handlers import (
+    REPORT_KEYS,
     Accepted,
     IdempotencyKeyReused,
     Policy,
@@ -37,6 +37,7 @@ from services.intake.open311.store import (
 from shared.clock import Clock
 from shared.db import Sessions
 from shared.ids import new_id
+from shared.races import first_wins
 from shared.reference import ReferenceData
 from shared.settings import Settings
 from shared.text import Line
@@ -284,12 +285,13 @@ async def _create(
     policy: Policy,
     idempotency: tuple[str | None, str],
 ) -> Accepted:
-    """The report, the request's extras and the photo, in one transaction."""
-    try:
+    """The report, the request's extras and the photo, in one transaction; a concurrent retry
+    with the same Idempotency-Key that wins makes this one try again, and find its answer."""
+
+    async def create() -> Accepted:
         return await _create_once(units, command, extras, photo, key_id, policy, idempotency)
-    except IntegrityError:
-        # A concurrent retry with the same Idempotency-Key won: this try finds its answer.
-        return await _create_once(units, command, extras, photo, key_id, policy, idempotency)
+
+    return await first_wins(create, constraints=REPORT_KEYS, then=create)
 
 
 async def _create_once(

@@ -12,14 +12,15 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from services.intake.open311.store import ApiKey, all_keys
 from services.intake.open311.tables import api_keys
 from shared.ids import new_id
+from shared.races import first_wins
 
 PREFIX = "o311_"
 
@@ -48,8 +49,9 @@ async def create_key(engine: AsyncEngine, name: str, source: str, now: datetime)
     """A new key named ``name`` (unique) whose requests are reported under ``source``."""
     key = new_key()
     created = CreatedKey(new_id(), name, source, key)
-    async with async_sessionmaker(engine)() as session:
-        try:
+
+    async def insert() -> CreatedKey:
+        async with async_sessionmaker(engine)() as session:
             await session.execute(
                 api_keys.insert().values(
                     key_id=created.key_id,
@@ -60,9 +62,12 @@ async def create_key(engine: AsyncEngine, name: str, source: str, now: datetime)
                 )
             )
             await session.commit()
-        except IntegrityError:
-            raise KeyProblem(f"a key named {name!r} exists already; pick another name") from None
-    return created
+        return created
+
+    async def taken() -> NoReturn:
+        raise KeyProblem(f"a key named {name!r} exists already; pick another name") from None
+
+    return await first_wins(insert, constraints=["open311_api_keys_name_key"], then=taken)
 
 
 async def list_keys(engine: AsyncEngine) -> list[ApiKey]:

@@ -9,9 +9,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
-
-from sqlalchemy.exc import IntegrityError
+from typing import NoReturn, Protocol
 
 from services.intake.domain import mask_phone
 from services.intake.residents.domain import (
@@ -38,6 +36,7 @@ from shared.events import (
     IssueSupervisorInvited,
 )
 from shared.ids import new_id
+from shared.races import first_wins
 from shared.uow import UnitOfWork, UowFactory
 
 log = logging.getLogger("minqing.intake.replies")
@@ -279,10 +278,14 @@ async def give_feedback(
     units: UowFactory[Residents], token: str, score: int, comment: str
 ) -> FeedbackTaken:
     """A reporter answers one reply (the token in its link) with a score and a comment."""
-    try:
+
+    async def give() -> FeedbackTaken:
         return await _give_feedback(units, token, score, comment)
-    except IntegrityError as exc:  # the same reply answered twice at once: one wins
-        raise FeedbackAlreadyGiven("this reply was already answered") from exc
+
+    async def answered() -> NoReturn:  # the same reply answered twice at once: one wins
+        raise FeedbackAlreadyGiven("this reply was already answered")
+
+    return await first_wins(give, constraints=["feedback_pkey"], then=answered)
 
 
 async def _give_feedback(
