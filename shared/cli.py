@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
-from shared.embedded import EmbeddedNats, EmbeddedPostgres
+from shared.embedded import DataDirInUse, EmbeddedNats, EmbeddedPostgres, hold_lock
 from shared.infra import ensure_database, free_port, port_is_free, run_sync
 from shared.settings import SERVICES, ServiceName, Settings
 
@@ -215,6 +215,8 @@ def up(
     settings = Settings()
     try:
         with ExitStack() as stack:
+            # First of all, before a server starts on files another `up` may be using.
+            stack.enter_context(hold_lock(root / ".up.lock", root))
             env = {
                 **os.environ,  # the children's PATH, locale and MINQING_* settings
                 "MINQING_NATS_URL": _nats_url(stack, root, settings),
@@ -226,6 +228,14 @@ def up(
             code = _run_services(env, level)
     except KeyboardInterrupt:
         code = 130
+    except DataDirInUse as exc:
+        # Expected, not a fault: the reason in one line, no traceback.
+        typer.echo(
+            f"minqing up: {exc} (is `minqing up` already running on it?); stop that one, "
+            "or pass another --data-dir",
+            err=True,
+        )
+        code = 1
     raise typer.Exit(code)
 
 

@@ -2,5 +2,6 @@
 
 from shared.embedded.nats import EmbeddedNats
 from shared.embedded.postgres import EmbeddedPostgres
+from shared.embedded.process import DataDirInUse, hold_lock
 
-__all__ = ["EmbeddedNats", "EmbeddedPostgres"]
+__all__ = ["DataDirInUse", "EmbeddedNats", "EmbeddedPostgres", "hold_lock"]

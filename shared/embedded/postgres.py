@@ -8,7 +8,6 @@ owner that died (SIGKILL); we stop it and start our own, which is our child and 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +15,12 @@ from typing import IO, TYPE_CHECKING, Self
 from urllib.parse import quote
 
 from shared.embedded.process import (
+    DataDirInUse,
     ServerProcess,
     adopting_orphans,
     child_pids,
     command_line,
+    hold_lock,
     interrupt_and_wait,
     process_alive,
     reap,
@@ -36,14 +37,8 @@ def postgres_socket_url(socket_dir: Path, database: str, user: str = "postgres")
 
 
 def _lock(data_dir: Path) -> IO[bytes]:
-    """Take the data dir's exclusive lock (released by the OS if we die), or fail at once."""
-    handle = data_dir.with_name(f".{data_dir.name}.lock").open("ab")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise RuntimeError(f"{data_dir} is in use by another process") from None
-    return handle
+    """Take the data dir's exclusive lock (a file beside it), or raise ``DataDirInUse``."""
+    return hold_lock(data_dir.with_name(f".{data_dir.name}.lock"), data_dir)
 
 
 def _clear_stale_state(pgdata: Path) -> None:
@@ -168,7 +163,7 @@ def embedded_database(data_dir: Path) -> Iterator[str]:
         raise FileNotFoundError(f"no embedded database in {data_dir}")
     try:
         lock = _lock(data_dir)
-    except RuntimeError:
+    except DataDirInUse:
         if (url := running_url(data_dir)) is None:
             raise
         yield url

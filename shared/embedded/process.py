@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import sys
@@ -15,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import IO, Self
 
 import psutil  # type: ignore[import-untyped]
 
@@ -44,6 +45,22 @@ class ServerProcess:
     ) -> None:
         """Stop on leaving the ``with`` block."""
         self.stop()
+
+
+class DataDirInUse(RuntimeError):
+    """Another process holds a data dir's lock: one owner at a time."""
+
+
+def hold_lock(lock_file: Path, data_dir: Path) -> IO[bytes]:
+    """Take ``lock_file``'s exclusive lock for ``data_dir`` (released by the OS if we die),
+    or raise ``DataDirInUse`` at once."""
+    handle = lock_file.open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DataDirInUse(f"{data_dir} is in use by another process") from None
+    return handle
 
 
 def tail(path: Path, lines: int = 30) -> str:
