@@ -9,8 +9,12 @@ from collections.abc import Sequence
 
 from services.assignment.handlers import HANDLERS as ASSIGNMENT
 from services.followup.handlers import HANDLERS as FOLLOWUP
+from services.followup.ingress import KINDS as FOLLOWUP_KINDS
+from services.followup.ingress_consumer import CONSUMER as FOLLOWUP_INGRESS
 from services.followup.ingress_consumer import followup_channels
 from services.intake.handlers import HANDLERS as INTAKE
+from services.intake.ingress import KIND as REPORT
+from services.intake.ingress_consumer import CONSUMER as INTAKE_INGRESS
 from services.intake.ingress_consumer import ingress_channels
 from services.intake.residents.handlers import REPLY_HANDLERS as INTAKE_REPLIES
 from services.projection.views import VIEWS
@@ -30,6 +34,17 @@ def consumers() -> dict[str, Sequence[type[Event]]]:
     for view in VIEWS:
         found[f"projection-{view.NAME}"] = EVENT_CLASSES  # every event, known type or not
     return found
+
+
+def ingress_kinds() -> dict[str, tuple[str, ...]]:
+    """Ingress consumer -> the kinds of message it reads (``<prefix>.<source>.<kind>``).
+    Intake's also answers every other subject of the ingress stream (``elsewhere``)."""
+    return {INTAKE_INGRESS: (REPORT,), FOLLOWUP_INGRESS: FOLLOWUP_KINDS}
+
+
+def elsewhere(consumer: str) -> list[str]:
+    """The kinds the other ingress consumers read."""
+    return [k for c, kinds in ingress_kinds().items() if c != consumer for k in kinds]
 
 
 def channels(settings: Settings) -> list[Channel]:

@@ -401,14 +401,18 @@ class BatchConsumer:
         if not items:
             return
         for item in items:
-            level = logging.WARNING if status == "waiting" else logging.ERROR
+            # A refusal with its reason code (a sender's message) is the system working; a
+            # dead letter without one (our own event, or failed too often) is a fault.
+            dead = logging.INFO if item.code else logging.ERROR
+            level = logging.WARNING if status == "waiting" else dead
             log.log(
                 level,
-                "%s: %s %s#%d: %s",
+                "%s: %s %s#%d (%s): %s",
                 self.name,
                 status,
                 item.message.subject,
                 item.position,
+                item.code or "no reason code",
                 item.reason,
             )
         letters = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -47,17 +48,21 @@ def _nats_outage(exc: BaseException) -> bool:
 
 
 class OutageLog:
-    """Logs an outage once with its traceback, then a line a minute, then its end."""
+    """Logs an outage once with its traceback, then a line a minute, then its end;
+    ``clock`` (seconds, monotonic) for tests."""
 
-    def __init__(self, log: logging.Logger, what: str) -> None:
+    def __init__(
+        self, log: logging.Logger, what: str, clock: Callable[[], float] | None = None
+    ) -> None:
         self._log = log
         self._what = what
+        self._clock = clock or _monotonic
         self._since: float | None = None
         self._last = 0.0
         self._count = 0
 
     def failed(self, exc: BaseException) -> None:
-        now = time.monotonic()
+        now = self._clock()
         self._count += 1
         if self._since is None:
             self._since, self._last = now, now
@@ -74,7 +79,9 @@ class OutageLog:
 
     def recovered(self) -> None:
         if self._since is not None:
-            self._log.warning(
-                "%s recovered after %.0f s", self._what, time.monotonic() - self._since
-            )
+            self._log.warning("%s recovered after %.0f s", self._what, self._clock() - self._since)
         self._since, self._count = None, 0
+
+
+def _monotonic() -> float:
+    return time.monotonic()  # looked up at each call: tests replace it

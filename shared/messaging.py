@@ -57,7 +57,7 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> StreamInf
         info = await js.stream_info(config.name)
     except NotFoundError:
         info = await js.add_stream(config)
-        log.warning("created stream %s (created %s)", config.name, info.created)
+        log.info("created stream %s (created %s)", config.name, info.created)
         return info
     if _differs(info.config, config):
         info = await js.update_stream(config)

@@ -143,7 +143,7 @@ class PullConsumer:
         if existing is None:
             position = await self._position()
             await js.add_consumer(sub.stream.name, config=self.config(position))
-            log.warning("%s: created durable consumer after position %s", self.name, position)
+            log.info("%s: created durable consumer after position %s", self.name, position)
         elif list(existing.config.filter_subjects or []) != list(sub.subjects):
             config = self.config(None)
             config.deliver_policy = existing.config.deliver_policy

@@ -56,8 +56,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         prune_every=settings.prune_interval_seconds,
     )
     rt.workers.append(worker.run)
-    # Department systems' reports on NATS (CloudEvents), answered on the outcomes stream.
-    ingress = IngressConsumer(rt, ref, policy, IngressMetrics(CONSUMER))
+    # Department systems' reports on NATS (CloudEvents), answered on the outcomes stream;
+    # a message no ingress consumer reads (an unknown kind) is answered here too.
+    metrics = IngressMetrics(CONSUMER)
+    ingress = IngressConsumer(rt, ref, policy, metrics, elsewhere=catalog.elsewhere(CONSUMER))
     ingress.subscribe()
     # Residents: supervisors, answers to every reporter (durable, through a notifier), feedback.
     residents_router = residents.install(rt, ref)

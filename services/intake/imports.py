@@ -26,6 +26,7 @@ from services.intake.handlers import (
     accept_report,
     report_issue,
 )
+from shared.faults import OutageLog, is_transient
 from shared.races import first_wins
 from shared.uow import UnitOfWork, UowFactory
 
@@ -273,7 +274,8 @@ def _sqlstate(exc: DBAPIError) -> str:
 
 class ImportWorker:
     """Takes waiting rows batch after batch; sleeps until woken by an upload or the poll
-    interval ends (rows left by a restart, or uploaded to another replica)."""
+    interval ends (rows left by a restart, or uploaded to another replica). A database
+    outage is logged once, then once a minute (``clock``: for tests), then its end."""
 
     def __init__(
         self,
@@ -283,6 +285,7 @@ class ImportWorker:
         retry_seconds: float,
         prune: Callable[[], Awaitable[int]] | None = None,
         prune_every: float = 3600.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self._process = process
         self._poll = poll_seconds
@@ -291,6 +294,7 @@ class ImportWorker:
         self._prune_every = prune_every
         self._pruned_at: float | None = None
         self._wake = asyncio.Event()
+        self._outage = OutageLog(log, "import worker", clock)
 
     async def _prune_if_due(self) -> None:
         now = asyncio.get_running_loop().time()
@@ -313,10 +317,14 @@ class ImportWorker:
             self._wake.clear()
             try:
                 done = await self._process()
-            except Exception:
-                log.exception("import batch failed; retrying in %.1fs", self._retry)
+            except Exception as exc:
+                if is_transient(exc):
+                    self._outage.failed(exc)
+                else:
+                    log.exception("import batch failed; retrying in %.1fs", self._retry)
                 await asyncio.sleep(self._retry)
                 continue
+            self._outage.recovered()
             if done:
                 await asyncio.sleep(0)  # let requests in between batches
                 continue

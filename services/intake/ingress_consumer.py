@@ -5,7 +5,7 @@ transaction. Reading, outcomes and dead letters are the shared ingress channel's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,7 +62,8 @@ def ingress_channels(settings: Settings) -> list[Channel]:
                 f"({STRUCTURED}) or binary mode (ce- headers, body = data). source is "
                 "/<source code> and must match the subject's {source}; the same source and "
                 "external_ref, or the same id, is the same matter. The outcome follows on "
-                f"{outcome_subject(settings, '{source}')}."
+                f"{outcome_subject(settings, '{source}')}. {CONSUMER} also answers every "
+                "other subject of the stream no consumer reads (unknown_kind, wrong_subject)."
             ),
             receiver=CONSUMER,
         ),
@@ -73,10 +74,13 @@ def ingress_channels(settings: Settings) -> list[Channel]:
             title="intake, followup: outcome of each ingress message",
             description=(
                 "JSON: accepted with the matter's issue_id (and the event_id it made), or not "
-                "accepted with errors (code, field, message). Kept "
+                "accepted with errors (code, field, message). ingress_id is the CloudEvent id; "
+                "for a message whose id cannot be read, its Nats-Msg-Id, else "
+                "<stream>/<sequence>. Kept "
                 f"{settings.outcomes_max_age_days:g} days; also at "
                 "GET /api/v1/ingress/{source}/{ingress_id} of the service that consumed it "
-                "(intake: reports; followup: progress and resolutions)."
+                "(intake: reports and subjects no consumer reads; followup: progress and "
+                "resolutions)."
             ),
         ),
         Channel(
@@ -95,10 +99,16 @@ def ingress_channels(settings: Settings) -> list[Channel]:
 
 
 class IngressConsumer(IngressChannel):
-    """Reads reports and accepts them for one intake process."""
+    """Reads reports and accepts them for one intake process; given the kinds the other
+    ingress consumers read (``elsewhere``), it answers the rest of the stream too."""
 
     def __init__(
-        self, runtime: Runtime, ref: ReferenceData, policy: Policy, metrics: IngressMetrics
+        self,
+        runtime: Runtime,
+        ref: ReferenceData,
+        policy: Policy,
+        metrics: IngressMetrics,
+        elsewhere: Collection[str] | None = None,
     ) -> None:
         super().__init__(
             runtime,
@@ -107,6 +117,7 @@ class IngressConsumer(IngressChannel):
             sources=ref.codes("sources"),
             metrics=metrics,
             outcomes_table=ingress_outcomes,
+            elsewhere=elsewhere,
         )
         self._policy = policy
 

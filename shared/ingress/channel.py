@@ -6,6 +6,11 @@ message (to the dead-letter stream) leave through the outbox in that same transa
 A message that cannot be read is refused by ``parse`` (the batch consumer dead-letters it
 without an inbox entry); a readable one is claimed in the inbox under its key (source, id,
 fingerprint), so a redelivery is skipped while a re-submitted or changed one is answered.
+
+One consumer of the ingress stream (intake's) reads the whole stream, so that no message
+stays there unanswered: a subject of a kind no consumer reads, or not of the shape
+``<prefix>.<source>.<kind>``, is refused (``unknown_kind``, ``wrong_subject``), and the
+kinds other consumers read are passed over (acknowledged, nothing done).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from shared.ingress.cloudevents import (
     Problem,
     Refused,
     ingress_type,
+    outcome_id,
     read_cloudevent,
     refused,
     subject_parts,
@@ -44,6 +50,10 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 PROCESSING_FAILED = "processing_failed"
+UNKNOWN_SOURCE = "unknown"  # the outcome's source when the subject names none
+# The inbox key of every message of a kind another consumer reads: claimed once, so the
+# rest are acknowledged as already processed, without an inbox row each.
+ELSEWHERE = "elsewhere/"
 
 
 def outcome_subject(settings: Settings, source: str) -> str:
@@ -72,12 +82,20 @@ class IngressChannel(ABC):
         sources: Collection[str],
         metrics: IngressMetrics,
         outcomes_table: Table,
+        elsewhere: Collection[str] | None = None,
     ) -> None:
+        """``elsewhere``: the kinds the other ingress consumers read; given, this consumer
+        reads the whole ingress stream and refuses what no consumer reads."""
         self._rt = runtime
         self._settings = runtime.settings
         self.view = view
         self.consumer = f"{runtime.name}-{view}"
         self.kinds = tuple(kinds)
+        prefix = self._settings.ingress_subject_prefix
+        self.subjects = (f"{prefix}.>",) if elsewhere is not None else kind_subjects(prefix, kinds)
+        self._elsewhere = {
+            kind: _passed_over(kind) for kind in elsewhere or () if kind not in self.kinds
+        }
         self._sources = sources
         self.metrics = metrics
         self._outcomes = outcomes_table
@@ -96,11 +114,11 @@ class IngressChannel(ABC):
     def subscribe(self) -> None:
         self._rt.subscribe(
             self.view,
-            self.apply,
+            self._apply_own,
             None,
             parser=self.parse,
             stream=ingress_stream_config(self._settings),
-            subjects=kind_subjects(self._settings.ingress_subject_prefix, self.kinds),
+            subjects=self.subjects,
             dead_letters=self,
             after_commit=self.metrics.commit,
         )
@@ -121,6 +139,13 @@ class IngressChannel(ABC):
     # ------------------------------------------------------------------------------ parse
 
     def read(self, subject: str, body: bytes, headers: dict[str, str] | None) -> IngressMessage:
+        parts = subject_parts(subject, self._settings.ingress_subject_prefix)
+        if parts is not None and parts[1] not in self.kinds and parts[1] not in self._elsewhere:
+            kinds = ", ".join(sorted({*self.kinds, *self._elsewhere}))
+            raise refused(
+                "unknown_kind",
+                f"no consumer reads {parts[1][:100]!r} messages: the kinds are {kinds}",
+            )
         return read_cloudevent(
             subject,
             body,
@@ -134,7 +159,11 @@ class IngressChannel(ABC):
     def parse(self, message: RawMessage) -> Envelope:
         """The consumer's view of a readable message: its key is the inbox id, the sender's
         CloudEvent id the correlation id, the data the data. Whatever goes wrong in reading
-        is a refusal: one message never stops the consumer."""
+        is a refusal: one message never stops the consumer. A message of a kind another
+        consumer reads is passed over."""
+        parts = subject_parts(message.subject, self._settings.ingress_subject_prefix)
+        if parts is not None and parts[1] in self._elsewhere:
+            return self._elsewhere[parts[1]]
         try:
             m = self.read(message.subject, bytes(message.data), message.headers)
         except Refused:
@@ -168,6 +197,12 @@ class IngressChannel(ABC):
         )
 
     # ------------------------------------------------------------------------------ apply
+
+    async def _apply_own(
+        self, session: AsyncSession, deliveries: Sequence[Delivery]
+    ) -> dict[str, Outcome]:
+        own = [d for d in deliveries if not d.envelope.id.startswith(ELSEWHERE)]
+        return await self.apply(session, own) if own else {}
 
     @abstractmethod
     async def apply(
@@ -226,15 +261,15 @@ class IngressChannel(ABC):
         await self.answer(session, answers)
 
     def _source(self, subject: str) -> str:
+        """The sender the subject names, as ``GET /api/v1/ingress/<source>/<id>`` takes it."""
         parts = subject_parts(subject, self._settings.ingress_subject_prefix)
-        return parts[0] if parts is not None and parts[1] in self.kinds else "unknown"
+        if parts is None or not _SOURCE.fullmatch(parts[0]):
+            return UNKNOWN_SOURCE
+        return parts[0]
 
-    def _ingress_id(self, letter: DeadLetter) -> str | None:
-        try:
-            message = self.read(letter.subject, letter.raw, letter.headers)
-        except Exception:
-            return _id_as_far_as_readable(letter)
-        return message.ingress_id
+    @staticmethod
+    def _ingress_id(letter: DeadLetter) -> str:
+        return outcome_id(letter.raw, letter.headers, letter.stream, letter.seq)
 
     def _to_dlq(self, letter: DeadLetter) -> Message:
         source = self._source(letter.subject)
@@ -261,16 +296,23 @@ class IngressChannel(ABC):
         )
 
 
-_ID = re.compile(rb'"id"\s*:\s*"([!-~](?:[ -~]{0,198}[!-~])?)"')
+_SOURCE = re.compile(r"[A-Za-z0-9_-]{1,100}")  # as the outcome's HTTP path takes it
 
 
-def _id_as_far_as_readable(letter: DeadLetter) -> str | None:
-    """The CloudEvent id of a message refused before it was fully read, if it has one."""
-    for key, value in letter.headers.items():
-        if key.lower() == "ce-id":
-            return value[:200] or None
-    found = _ID.search(letter.raw[:65536])
-    return found.group(1).decode() if found else None
+def _passed_over(kind: str) -> Envelope:
+    """What ``parse`` makes of a message another consumer reads: one key for the kind."""
+    return Envelope(
+        specversion="1.0",
+        id=f"{ELSEWHERE}{kind}",
+        source="/minqing",
+        type=ingress_type(kind),
+        subject=kind,
+        time=datetime.now(UTC),
+        data={},
+        dataversion=1,
+        correlationid=kind,
+        actor="minqing",
+    )
 
 
 _UNSAFE = re.compile(r"[^ -~]")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -27,8 +28,10 @@ TYPE_PREFIX = "minqing.ingress."
 
 # The sender's CloudEvent id, and its own ticket id of a matter (``external_ref``):
 # printable ASCII, no spaces at the ends.
+ID_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"
+ID_MAX_LENGTH = 200
 IngressId = Annotated[
-    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[!-~](?:[ -~]*[!-~])?$")
+    str, StringConstraints(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)
 ]
 ExternalRef = IngressId
 
@@ -209,6 +212,59 @@ def _check(event: Attributes, token: str, expected: str, sources: Collection[str
         )
     if code not in sources:
         raise refused("unknown_source", f"unknown source {code!r}", "source")
+
+
+def outcome_id(body: bytes, headers: Mapping[str, str] | None, stream: str, seq: int) -> str:
+    """What a message's outcome is kept under, so that its sender finds it even when the
+    message is refused before it is read: its CloudEvent id (the ``ce-id`` header in binary
+    mode; in structured mode the ``id`` of the JSON object, even when the JSON is broken
+    after it); else the ``Nats-Msg-Id`` its sender set; else its place in the stream,
+    ``<stream>/<sequence>``, as the sender's publish ack gave it."""
+    lower = {k.lower(): v for k, v in (headers or {}).items()}
+    if "ce-specversion" in lower:
+        candidates = [lower.get("ce-id")]
+    else:
+        candidates = [_body_id(body.decode("utf-8", errors="replace")), lower.get("ce-id")]
+    candidates.append(lower.get("nats-msg-id"))
+    for candidate in candidates:
+        if candidate is not None and _is_id(candidate):
+            return candidate
+    return f"{stream}/{seq}"
+
+
+_ID = re.compile(ID_PATTERN)
+# A JSON string or a bracket: enough to follow the nesting of broken JSON.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+_COLON = re.compile(r"[ \t\n\r]*:[ \t\n\r]*")
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= ID_MAX_LENGTH and bool(_ID.match(value))
+
+
+def _body_id(text: str) -> str | None:
+    """The ``id`` member of the JSON object in ``text``: parsed when it is JSON, else
+    followed token by token up to the first ``"id":`` at the object's top level."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        pass
+    else:
+        found = value.get("id") if isinstance(value, dict) else None
+        return found if isinstance(found, str) else None
+    depth = 0
+    for token in _TOKEN.finditer(text):
+        if token.group() in ("{", "["):
+            depth += 1
+        elif token.group() in ("}", "]"):
+            depth -= 1
+        elif depth == 1 and token.group() == '"id"' and (colon := _COLON.match(text, token.end())):
+            try:
+                found, _ = json.JSONDecoder().raw_decode(text, colon.end())
+            except (ValueError, RecursionError):
+                return None
+            return found if isinstance(found, str) else None
+    return None
 
 
 def _fingerprint(body: bytes, headers: Mapping[str, str]) -> str:

@@ -36,12 +36,12 @@ class OutcomeError(BaseModel):
 
 class IngressOutcome(BaseModel):
     """The outcome of one ingress message: accepted (the matter it is on, the event it
-    made) or not (why). ``ingress_id`` is the CloudEvent id (null when the message had none
-    that could be read)."""
+    made) or not (why). ``ingress_id`` is the CloudEvent id; for a message whose id cannot
+    be read, its ``Nats-Msg-Id`` or its place in the stream (``cloudevents.outcome_id``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    ingress_id: str | None
+    ingress_id: str
     source: str
     accepted: bool
     issue_id: str | None = None
@@ -53,9 +53,7 @@ class IngressOutcome(BaseModel):
         return self.model_dump_json(exclude_none=True).encode()
 
 
-def rejected_outcome(
-    ingress_id: str | None, source: str, problems: Sequence[Problem]
-) -> IngressOutcome:
+def rejected_outcome(ingress_id: str, source: str, problems: Sequence[Problem]) -> IngressOutcome:
     errors = [OutcomeError(code=p.code, field=p.field, message=p.message) for p in problems]
     return IngressOutcome(ingress_id=ingress_id, source=source, accepted=False, errors=errors)
 
@@ -70,7 +68,6 @@ async def keep(session: AsyncSession, table: Table, outcomes: Sequence[IngressOu
             "outcome": o.model_dump(mode="json", exclude_none=True),
         }
         for o in outcomes
-        if o.ingress_id is not None
     ]
     if not rows:
         return

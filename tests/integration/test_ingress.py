@@ -5,11 +5,13 @@ test uses its own CloudEvent ids and ticket ids."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from nats.js.api import ConsumerInfo
 from sqlalchemy import func, select
 
 from services.intake.store import matters, reports
@@ -267,6 +269,152 @@ async def test_every_message_that_cannot_be_accepted_is_dead_lettered_with_its_r
     for _, _, source, code in sent.values():
         assert (code, intake.subject(source)) in listed
     assert (await intake.client.get("/readyz")).status_code == 200
+
+
+# name -> (body, headers, subject's source, expected reason code): refused before the data is
+# read, each with the id its sender knows it by.
+REFUSED_AT_THE_ENVELOPE: dict[str, tuple[bytes, dict[str, str], str, str]] = {
+    name: BAD[name]
+    for name in (
+        "wrong type",
+        "source not matching the subject",
+        "unknown source",
+        "over the size limit",
+        "another content type",
+    )
+}
+
+
+def _binary_with_wrong_type() -> tuple[bytes, dict[str, str], str, str]:
+    headers, body = binary(cloudevent(report(), type="minqing.ingress.complaint"))
+    return body, headers, "hotline_12345", "wrong_type"
+
+
+def _broken_after_the_id() -> tuple[bytes, dict[str, str], str, str]:
+    event = json.dumps({"specversion": "1.0", "id": str(uuid.uuid4()), "data": {"id": "x"}})
+    return event.encode()[:-1] + b', "source": "/hot', STRUCTURED, "hotline_12345", "not_json"
+
+
+async def test_a_message_refused_at_the_envelope_is_answered_under_its_cloudevent_id(
+    intake: Intake,
+) -> None:
+    cases = {name: (*fields, None) for name, fields in REFUSED_AT_THE_ENVELOPE.items()}
+    cases["binary mode, wrong type"] = (*_binary_with_wrong_type(), None)
+    cases["JSON broken after the id"] = (*_broken_after_the_id(), None)
+    cases["no id, a Nats-Msg-Id"] = (b"\xff no id", STRUCTURED, "visit", "not_utf8", None)
+    cases["no id at all"] = (b"[not, json", STRUCTURED, "visit", "not_json", None)
+    for name, (body, headers, source, code, _) in list(cases.items()):
+        # Fresh ids: the module's other tests send the same cases.
+        body = body.replace(b'"id": "', b'"id": "' + uuid.uuid4().hex.encode() + b"-")
+        if "ce-id" in headers:
+            headers = {**headers, "ce-id": str(uuid.uuid4())}
+        if name == "no id, a Nats-Msg-Id":
+            headers = {**headers, "Nats-Msg-Id": f"sent-{uuid.uuid4()}"}
+        seq = await intake.publish(body, headers, source=source)
+        cases[name] = (body, headers, source, code, seq)
+
+    for name, (body, headers, source, code, seq) in cases.items():
+        if "ce-id" in headers:
+            expected = headers["ce-id"]
+        elif "Nats-Msg-Id" in headers:
+            expected = headers["Nats-Msg-Id"]
+        elif name == "no id at all":
+            expected = f"{intake.settings.ingress_stream_name}/{seq}"
+        else:
+            expected = body.split(b'"id": "')[1].split(b'"')[0].decode()
+        outcome = await intake.outcome(expected, source)
+        assert outcome["ingress_id"] == expected, name
+        assert outcome["accepted"] is False, name
+        assert outcome["errors"][0]["code"] == code, name
+
+
+def _covers(pattern: str, subject: str) -> bool:
+    """Whether a NATS subject filter matches a subject."""
+    tokens, wanted = pattern.split("."), subject.split(".")
+    for i, token in enumerate(tokens):
+        if token == ">":
+            return len(wanted) > i
+        if i >= len(wanted) or token not in ("*", wanted[i]):
+            return False
+    return len(tokens) == len(wanted)
+
+
+async def test_a_message_on_a_subject_no_consumer_reads_is_refused_and_answered(
+    intake: Intake,
+) -> None:
+    prefix, s = intake.settings.ingress_subject_prefix, intake.settings
+    progress = json.dumps(_ce({"issue_id": "x"}, source="/civil_affairs")).encode()
+    await intake.js.publish(
+        f"{prefix}.civil_affairs.progress",
+        progress,
+        headers=STRUCTURED,
+        stream=s.ingress_stream_name,
+    )  # followup's: passed over here
+    # subject -> (the source its outcome is kept under, reason code)
+    strays = {
+        f"{prefix}.hotline_12345.complaint": ("hotline_12345", "unknown_kind"),
+        f"{prefix}.hotline_12345": ("unknown", "wrong_subject"),
+        f"{prefix}.hotline_12345.report.v2": ("unknown", "wrong_subject"),
+    }
+    sent = {}
+    for subject in strays:
+        kind = subject.removeprefix(prefix + ".").partition(".")[2] or "report"
+        event = _ce(type=f"minqing.ingress.{kind}")
+        await intake.js.publish(
+            subject, json.dumps(event).encode(), headers=STRUCTURED, stream=s.ingress_stream_name
+        )
+        sent[subject] = event["id"]
+
+    for subject, (source, code) in strays.items():
+        outcome = await intake.outcome(sent[subject], source)
+        assert outcome["accepted"] is False, subject
+        assert outcome["errors"][0]["code"] == code, subject
+    dead = await stream_messages(s, s.dlq_stream_name)
+    reasons = {
+        m.headers["Minqing-Original-Subject"]: m.headers["Minqing-Dead-Reason-Code"]
+        for m in dead
+        if m.headers
+    }
+    for subject, (_, code) in strays.items():
+        assert reasons[subject] == code, subject
+    assert f"{prefix}.civil_affairs.progress" not in reasons
+
+    # Every one of these subjects has a reader, and nothing waits for it in the stream.
+    subjects = [*strays, f"{prefix}.civil_affairs.progress"]
+
+    async def readers() -> list[ConsumerInfo]:
+        found = await intake.js.consumers_info(s.ingress_stream_name)
+        return [c for c in found if all(_read_by(c, subject) for subject in subjects)]
+
+    await eventually(
+        readers, lambda cs: any(not c.num_pending and not c.num_ack_pending for c in cs)
+    )
+
+
+def _read_by(consumer: ConsumerInfo, subject: str) -> bool:
+    filters = consumer.config.filter_subjects or [consumer.config.filter_subject or ">"]
+    return any(_covers(f, subject) for f in filters)
+
+
+async def test_a_refusal_is_logged_with_its_reason_code_and_never_as_an_error(
+    intake: Intake, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    unknown = _ce(report(category="unicorns"))
+    wrong = _ce(type="minqing.issue.reported")
+    before = len(await stream_messages(intake.settings, intake.settings.dlq_stream_name))
+    positions = {}
+    for event, code in ((unknown, "unknown_category"), (wrong, "wrong_type")):
+        seq = await intake.publish(json.dumps(event).encode(), STRUCTURED)
+        positions[f"{intake.subject()}#{seq}"] = code
+    await intake.dead(before + 2)
+
+    for where, code in positions.items():
+        logged = [r for r in caplog.records if where in r.getMessage()]
+        assert logged, where
+        assert all(r.levelno in (logging.INFO, logging.WARNING) for r in logged), logged
+        assert any(code in r.getMessage() for r in logged), [r.getMessage() for r in logged]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_a_dead_letter_resubmitted_with_a_fix_is_accepted(intake: Intake) -> None:

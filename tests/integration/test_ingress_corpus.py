@@ -1,6 +1,7 @@
 """A generated corpus of malformed ingress messages, interleaved with valid ones: every
-malformed one lands in the dead-letter stream, every valid one becomes a matter with an
-accepted outcome, and the service stays ready."""
+malformed one lands in the dead-letter stream with an outcome its sender finds by its
+CloudEvent id, every valid one becomes a matter with an accepted outcome, and the service
+stays ready."""
 
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ class Case:
     valid: bool = False
     binary: bool = False
     data: dict[str, Any] = field(default_factory=dict)
+    kind: str = "report"  # the subject's last token
+    ingress_id: str | None = None  # the CloudEvent id its sender knows it by, if it has one
 
 
 def _event(data: Any, source: str = "hotline_12345", **attributes: Any) -> dict[str, Any]:
@@ -51,8 +54,12 @@ def _event(data: Any, source: str = "hotline_12345", **attributes: Any) -> dict[
     return event
 
 
-def _structured(event: dict[str, Any], source: str = "hotline_12345") -> Case:
-    return Case(json.dumps(event).encode(), dict(STRUCTURED), source)
+def _structured(event: Any, source: str = "hotline_12345", kind: str = "report") -> Case:
+    known = event.get("id") if isinstance(event, dict) else None
+    ingress_id = known if isinstance(known, str) else None
+    return Case(
+        json.dumps(event).encode(), dict(STRUCTURED), source, kind=kind, ingress_id=ingress_id
+    )
 
 
 json_values = st.recursive(
@@ -69,14 +76,14 @@ report_fields = st.sampled_from(["title", "description", "category", "village"])
 
 @st.composite
 def malformed(draw: st.DrawFn) -> Case:
-    kind = draw(st.integers(0, 13))
+    kind = draw(st.integers(0, 14))
     if kind == 0:  # arbitrary bytes
         return Case(draw(st.binary(max_size=200)), dict(STRUCTURED), "hotline_12345")
     if kind == 1:  # a JSON value that is not a CloudEvent object
         value = draw(
             json_values.filter(lambda v: not isinstance(v, dict) or "specversion" not in v)
         )
-        return _structured(value)
+        return Case(json.dumps(value).encode(), dict(STRUCTURED), "hotline_12345")
     if kind == 2:  # bad UTF-8 inside an otherwise good event
         body = json.dumps(_event(report())).encode()
         at = draw(st.integers(0, len(body)))
@@ -119,6 +126,9 @@ def malformed(draw: st.DrawFn) -> Case:
         else:
             data[draw(st.sampled_from(["colour", "priority", "Title"]))] = "x"
         return _structured(_event(data))
+    if kind == 13:  # a kind of message no consumer reads
+        name = draw(st.text("abcdefghij", min_size=1, max_size=10))
+        return _structured(_event(report(), type=f"minqing.ingress.{name}"), kind=name)
     # data that is not an object
     return _structured(_event(draw(json_values.filter(lambda v: not isinstance(v, dict)))))
 
@@ -190,6 +200,7 @@ async def test_malformed_messages_are_dead_lettered_and_valid_ones_become_matter
     before = await matter_count(intake)
     tag = uuid.uuid4().hex[:8]
     bad: set[str] = set()
+    refused: dict[str, str] = {}  # CloudEvent id -> source, of the malformed ones with an id
     good: list[str] = []
     acks = []
     for i, case in enumerate(corpus):
@@ -203,7 +214,9 @@ async def test_malformed_messages_are_dead_lettered_and_valid_ones_become_matter
             good.append(str(event["id"]))
         else:
             bad.add(name)
-        subject = intake.subject(case.source)
+            if case.ingress_id is not None:
+                refused[case.ingress_id] = case.source
+        subject = f"{intake.settings.ingress_subject_prefix}.{case.source}.{case.kind}"
         acks.append(
             await intake.js.publish_async(subject, body, headers={**headers, "X-Case": name})
         )
@@ -216,6 +229,10 @@ async def test_malformed_messages_are_dead_lettered_and_valid_ones_become_matter
         assert seen.dead[name].headers and seen.dead[name].headers["Minqing-Dead-Reason-Code"]
     for ingress_id in good:
         assert seen.outcomes[ingress_id]["accepted"] is True, seen.outcomes[ingress_id]
+    for ingress_id, source in refused.items():
+        response = await intake.client.get(f"/api/v1/ingress/{source}/{ingress_id}")
+        assert response.status_code == 200, (source, ingress_id)
+        assert response.json()["accepted"] is False
     assert await matter_count(intake) == before + len(good)
     assert (await intake.client.get("/readyz")).status_code == 200
 

@@ -10,6 +10,7 @@ import pytest
 from cloudevents.v1.conversion import to_binary, to_structured
 from cloudevents.v1.http import CloudEvent
 
+from services.catalog import elsewhere, ingress_kinds
 from services.intake.handlers import Policy
 from services.intake.ingress import (
     IngressMessage,
@@ -18,9 +19,10 @@ from services.intake.ingress import (
     report_command,
     source_token,
 )
-from services.intake.ingress_consumer import IngressConsumer
+from services.intake.ingress_consumer import CONSUMER, IngressConsumer
 from services.intake.store import plumbing
 from shared import reference
+from shared.ingress.cloudevents import outcome_id
 from shared.ingress.metrics import IngressMetrics
 from shared.runtime import build_runtime
 from shared.settings import REFERENCE_DIR, Settings
@@ -191,3 +193,85 @@ def test_a_reader_failure_is_a_refusal_not_a_stopped_consumer(
         consumer.parse(_Raw())  # type: ignore[arg-type]
     assert refused.value.code == "processing_failed"
     assert "a bug in the reader" in str(refused.value)
+
+
+EVENT_ID = "3f0c9a5e-9d2b-4a61-8d0e-2f6c1e7a4b10"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        # Well-formed, refused for an attribute that comes after the id.
+        (json.dumps({"specversion": "1.0", "id": EVENT_ID, "source": "/visit"}).encode(), None),
+        # The data's own "id" before the event's.
+        (json.dumps({"data": {"id": "inner"}, "id": EVENT_ID, "type": "x"}).encode(), None),
+        # Broken JSON after the id; an "id" string as a value first, one nested in data.
+        (
+            b'{"type": "id", "data": {"id": "inner"}, "id" :\n "' + EVENT_ID.encode() + b'", "x',
+            None,
+        ),
+        # Bad UTF-8 elsewhere in the body.
+        (b'{"id": "' + EVENT_ID.encode() + b'", "data": "\xff\xfe"}', None),
+        # An escaped character in the id.
+        (b'{"id": "3f0c9a5e\\u002d9d2b-4a61-8d0e-2f6c1e7a4b10", "spec', None),
+        # Binary mode: the id is a header, the body is data.
+        (b'{"id": "inner"}', {"ce-specversion": "1.0", "ce-id": EVENT_ID}),
+        # Binary mode without ce-specversion (read as structured, refused): ce-id still counts.
+        (b"{not json", {"ce-id": EVENT_ID, "content-type": "application/json"}),
+    ],
+    ids=["json", "nested-first", "broken", "bad-utf8", "escaped", "binary", "binary-no-spec"],
+)
+def test_a_refused_message_is_answered_under_its_cloudevent_id(
+    body: bytes, headers: dict[str, str] | None
+) -> None:
+    assert outcome_id(body, headers, "MINQING_INGRESS", 7) == EVENT_ID
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x00\x01 not a cloudevent",
+        json.dumps({"id": 42}).encode(),
+        json.dumps({"id": "bad\x00id"}).encode(),
+        json.dumps({"id": "x" * 201}).encode(),
+        json.dumps([{"id": "in a list"}]).encode(),
+        b'[{"id": "in a list", ',
+    ],
+    ids=["bytes", "number", "nul", "too-long", "list", "broken-list"],
+)
+def test_a_message_without_a_readable_id_is_answered_under_its_msg_id_or_stream_place(
+    body: bytes,
+) -> None:
+    assert outcome_id(body, {"Nats-Msg-Id": "sent-1"}, "MINQING_INGRESS", 7) == "sent-1"
+    assert outcome_id(body, None, "MINQING_INGRESS", 7) == "MINQING_INGRESS/7"
+    assert outcome_id(body, {"Nats-Msg-Id": " "}, "MINQING_INGRESS", 7) == "MINQING_INGRESS/7"
+
+
+def _raw(subject: str, body: bytes = b"{}") -> Any:
+    raw = _Raw()
+    raw.subject, raw.data = subject, body
+    return raw
+
+
+def test_intake_answers_every_subject_of_the_stream_no_other_consumer_reads() -> None:
+    kinds = [kind for each in ingress_kinds().values() for kind in each]
+    assert len(kinds) == len(set(kinds))  # one reader per kind
+    settings = Settings(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    runtime = build_runtime("intake", settings, plumbing)
+    metrics = IngressMetrics(CONSUMER)
+    consumer = IngressConsumer(
+        runtime, reference.active(), Policy(), metrics, elsewhere=elsewhere(CONSUMER)
+    )
+
+    assert consumer.subjects == (f"{PREFIX}.>",)
+    body = json.dumps({"specversion": "1.0", "id": "p-1", "data": {}}).encode()
+    passed_over = consumer.parse(_raw(f"{PREFIX}.civil_affairs.progress", body))
+    assert passed_over.id == consumer.parse(_raw(f"{PREFIX}.visit.progress")).id  # one key
+    for subject, code in [
+        (f"{PREFIX}.hotline_12345.complaint", "unknown_kind"),
+        (f"{PREFIX}.hotline_12345", "wrong_subject"),
+        (f"{PREFIX}.hotline_12345.report.v2", "wrong_subject"),
+    ]:
+        with pytest.raises(Refused) as refused:
+            consumer.parse(_raw(subject))
+        assert refused.value.code == code, subject
