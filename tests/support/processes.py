@@ -113,6 +113,7 @@ def process_env(settings: Settings) -> dict[str, str]:
             "MINQING_DLQ_SUBJECT_PREFIX": settings.dlq_subject_prefix,
             "MINQING_RELAY_POLL_SECONDS": str(settings.relay_poll_seconds),
             "MINQING_CONSUMER_ACK_WAIT_SECONDS": str(settings.consumer_ack_wait_seconds),
+            "MINQING_CONSUMER_BATCH_SIZE": str(settings.consumer_batch_size),
             "MINQING_DUPLICATE_THRESHOLD": str(settings.duplicate_threshold),
             "PYTHONUNBUFFERED": "1",
         }
