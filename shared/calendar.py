@@ -89,6 +89,18 @@ def deadline_after(calendar: WorkingCalendar, start: date, days: int) -> Deadlin
     return Deadline(current, calendar.name, provisional=True, note=note)
 
 
+def working_days_until(calendar: WorkingCalendar, start: date, end: date) -> int:
+    """How many working days come after ``start`` up to and including ``end`` (0 when
+    ``end`` is not after ``start``): ``deadline_after(start, n)`` is ``end`` for that ``n``
+    when ``end`` is a working day."""
+    count, current = 0, start
+    while current < end:
+        current += timedelta(days=1)
+        if calendar.is_working_day(current):
+            count += 1
+    return count
+
+
 def recount(calendar: WorkingCalendar, start: date, days: int, current: date) -> Deadline | None:
     """A provisional date (``current``, counted ``days`` from ``start``) counted again: the
     new deadline if it became firm or moved, else ``None``."""

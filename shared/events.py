@@ -294,6 +294,9 @@ class IssuePlanSet(Event):
     calendar: str
     set_by: str
     assignment_no: int = Field(ge=1)
+    # Set when the plan's last step is due after the matter's deadline: why the deadline is
+    # to follow the plan (assignment extends it to that step's date). Absent: it ends by it.
+    extend_deadline_reason: str | None = None
 
 
 class IssueProgressReported(Event):

@@ -8,7 +8,7 @@ from datetime import date
 from typing import Literal
 
 from services.assignment.routing import Matter, Person, Route, Routing
-from shared.calendar import WorkingCalendar, deadline_after, recount
+from shared.calendar import WorkingCalendar, deadline_after, recount, working_days_until
 from shared.events import (
     Event,
     IssueAssigned,
@@ -16,6 +16,7 @@ from shared.events import (
     IssueDeadlineRecomputed,
     IssueLookbackFailed,
     IssueLookbackPassed,
+    IssuePlanSet,
     IssueReported,
     IssueResolved,
     IssueResponsibleChanged,
@@ -327,6 +328,42 @@ def decide_extension(
         note=deadline.note,
         reason=command.reason,
         extended_by=command.by,
+        assignment_no=current.assignment_no,
+    )
+
+
+def decide_deadline_follows_plan(
+    current: Assignment | None, plan: IssuePlanSet, calendar: WorkingCalendar
+) -> IssueDeadlineExtended | None:
+    """A major affair's deadline follows its staged plan: a plan of the current assignment
+    that ends after the deadline, and says why (followup refuses such a plan without a
+    reason), extends the deadline to its last step's date, as a supervisor's extension
+    would (the time limit grows, counted from the day of the assignment). Nothing when the
+    plan ends by the deadline, belongs to an earlier assignment, or the matter is not open."""
+    if (
+        current is None
+        or current.status != "assigned"
+        or plan.assignment_no != current.assignment_no
+        or plan.extend_deadline_reason is None
+    ):
+        return None
+    last = max(m.due for m in plan.milestones)
+    if last <= current.deadline:
+        return None
+    total = working_days_until(calendar, current.assigned_on, last)
+    if not calendar.is_working_day(last):
+        total += 1  # the next working day: never before the plan's end
+    total = max(total, current.working_days + 1)
+    deadline = deadline_after(calendar, current.assigned_on, total)
+    return IssueDeadlineExtended(
+        previous_deadline=current.deadline,
+        deadline=deadline.day,
+        extra_working_days=total - current.working_days,
+        calendar=deadline.calendar,
+        provisional=deadline.provisional,
+        note=deadline.note,
+        reason=plan.extend_deadline_reason,
+        extended_by=plan.set_by,
         assignment_no=current.assignment_no,
     )
 

@@ -16,6 +16,7 @@ from services.assignment.domain import (
     RegistryRow,
     SendBack,
     UnknownUnit,
+    decide_deadline_follows_plan,
     decide_extension,
     decide_initial,
     decide_manual,
@@ -38,6 +39,7 @@ from shared.events import (
     Event,
     IssueLookbackFailed,
     IssueLookbackPassed,
+    IssuePlanSet,
     IssueReported,
     IssueResolved,
     UnitResponsibleChanged,
@@ -118,6 +120,19 @@ async def on_lookback_failed(
         assert new is not None
         await uow.store.save(cause.subject, new)
         uow.record(assigned, issue_id=cause.subject, actor=ACTOR, cause=cause)
+
+
+async def on_plan_set(
+    event: IssuePlanSet, cause: Envelope, uow: UnitOfWork[Assignments], rules: Rules
+) -> None:
+    """A major affair's plan that ends after the deadline moves the deadline to its end."""
+    current = await uow.store.get(cause.subject)
+    extended = decide_deadline_follows_plan(current, event, rules.calendar)
+    if extended is not None:
+        new = evolve(current, extended, local_date(cause.time, rules.timezone))
+        assert new is not None
+        await uow.store.save(cause.subject, new)
+        uow.record(extended, issue_id=cause.subject, actor=ACTOR, cause=cause)
 
 
 async def on_status_event(
@@ -279,6 +294,7 @@ async def recompute_deadlines(units: UowFactory[Assignments], rules: Rules) -> i
 HANDLERS: Handlers = {
     IssueReported: on_issue_reported,
     IssueLookbackFailed: on_lookback_failed,
+    IssuePlanSet: on_plan_set,
     IssueResolved: on_status_event,
     IssueLookbackPassed: on_status_event,
 }

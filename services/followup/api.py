@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from services.followup.domain import (
+    PlanBeyondDeadline,
     RecordFunding,
     RecordLookback,
     ReportProgress,
@@ -52,6 +53,7 @@ from shared.text import Line, Text
 from shared.uow import UowFactory
 
 Summary = Annotated[Text, StringConstraints(min_length=1, max_length=5000)]
+Reason = Annotated[Text, StringConstraints(min_length=1, max_length=1000)]
 Name = Annotated[Line, StringConstraints(min_length=1, max_length=100)]
 Yuan = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 
@@ -99,11 +101,14 @@ class StageIn(_Input):
 
 
 class PlanIn(_Input):
-    """A plan template by name, or the milestones themselves (in order)."""
+    """A plan template by name, or the milestones themselves (in order). A plan whose last
+    milestone is due after the matter's deadline is refused (422) unless
+    ``extend_deadline_reason`` says why the deadline is to follow it."""
 
     set_by: Name
     template: Name | None = None
     milestones: list[StageIn] = Field(default=[], max_length=50)
+    extend_deadline_reason: Reason | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> Self:
@@ -238,10 +243,15 @@ def build_router(units: UowFactory[Cases], rules: Rules) -> APIRouter:
             StageRequest(m.title, m.working_days, m.responsible, m.person_id, m.person_name)
             for m in body.milestones
         )
-        command = SetPlan(set_by=body.set_by, template=body.template, stages=stages)
+        command = SetPlan(
+            set_by=body.set_by,
+            template=body.template,
+            stages=stages,
+            extend_deadline_reason=body.extend_deadline_reason,
+        )
         try:
             recorded = await _guard(set_plan(units, rules, issue_id, command))
-        except UnknownTemplate as exc:
+        except (UnknownTemplate, PlanBeyondDeadline) as exc:
             raise HTTPException(422, str(exc)) from exc
         return _answer(issue_id, recorded)
 

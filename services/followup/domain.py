@@ -148,6 +148,12 @@ class NotAssignedUnit(WrongState):
     """Another unit than the one the matter is assigned to tried a step of that unit."""
 
 
+class PlanBeyondDeadline(ValueError):
+    """A plan whose last step is due after the matter's deadline, set without a reason for
+    the deadline to follow it: a supervisor would otherwise be shown a deadline the plan
+    itself does not keep."""
+
+
 def decide_resolution(
     case: Case | None,
     command: ResolveIssue,
@@ -291,12 +297,26 @@ def decide_plan(
     counted_from: date,
     calendar: str,
     set_by: str,
+    extend_deadline_reason: str | None = None,
 ) -> IssuePlanSet:
-    """Give an assigned matter its staged plan (replacing the one before)."""
+    """Give an assigned matter its staged plan (replacing the one before).
+
+    A major affair is done in steps, each with a date, so its deadline follows its plan: a
+    plan whose last step is due after the deadline is set only with the reason for moving
+    the deadline (the event carries it, and assignment extends the deadline to that step's
+    date), and refused without one."""
     if case is None:
         raise UnknownIssue("no such matter")
     if case.status != "assigned":
         raise WrongState(f"the matter is {case.status}: a plan is set while it is assigned")
+    last = max((m.due for m in milestones), default=None)
+    beyond = case.deadline is not None and last is not None and last > case.deadline
+    if beyond and not extend_deadline_reason:
+        raise PlanBeyondDeadline(
+            f"the plan's last step is due {last}, after the matter's deadline "
+            f"{case.deadline}: give extend_deadline_reason for the deadline to follow the "
+            "plan, or end the plan by the deadline"
+        )
     return IssuePlanSet(
         plan_template=template,
         milestones=milestones,
@@ -304,6 +324,7 @@ def decide_plan(
         calendar=calendar,
         set_by=set_by,
         assignment_no=case.assignment_no,
+        extend_deadline_reason=extend_deadline_reason if beyond else None,
     )
 
 

@@ -48,6 +48,8 @@ from shared.events import (
 from shared.uow import UnitOfWork, UowFactory
 
 ACTOR = "followup"
+# The plan a routing rule names for a major affair sets its time: its deadline follows it.
+FOLLOWS_TEMPLATE = "a major affair's deadline follows its staged plan ({template})"
 log = logging.getLogger(__name__)
 
 
@@ -151,6 +153,7 @@ async def _plan_from_template(
         counted_from=start,
         calendar=rules.calendar.name,
         set_by=ACTOR,
+        extend_deadline_reason=FOLLOWS_TEMPLATE.format(template=name),
     )
     await _record_chained(uow, cause.subject, tracked, [planned], ACTOR)
 
@@ -220,11 +223,13 @@ async def record_lookback(
 
 @dataclass(frozen=True)
 class SetPlan:
-    """A supervisor sets the plan: a template by name, or the stages themselves."""
+    """A supervisor sets the plan: a template by name, or the stages themselves; a plan
+    that ends after the deadline needs the reason for the deadline to follow it."""
 
     set_by: str
     template: str | None = None
     stages: tuple[plans.StageRequest, ...] = ()
+    extend_deadline_reason: str | None = None
 
 
 async def set_plan(
@@ -251,6 +256,7 @@ async def set_plan(
                 counted_from=today,
                 calendar=rules.calendar.name,
                 set_by=command.set_by,
+                extend_deadline_reason=command.extend_deadline_reason,
             )
         ]
 

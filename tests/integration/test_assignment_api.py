@@ -199,3 +199,58 @@ async def test_followup_learns_an_extended_deadline(
             json={"working_days": 3, "reason": "parts", "by": "supervisor"},
         )
         await eventually(deadline, lambda d: d == "2026-12-09")
+
+
+async def test_a_plan_past_the_deadline_is_refused_unless_the_deadline_is_to_follow_it(
+    assignment: httpx.AsyncClient, settings: Settings
+) -> None:
+    async with serve(create_followup(settings, clock=lambda: FRIDAY_MORNING)) as followup:
+        matter = await a_matter(assignment, settings)  # street lights: 5 working days
+        issue_id = matter["issue_id"]
+
+        async def case() -> dict[str, Any]:
+            response = await followup.get(f"/api/v1/issues/{issue_id}")
+            return dict(response.json()) if response.status_code == 200 else {}
+
+        await eventually(case, lambda c: c.get("deadline") == "2026-12-04")
+        plan = {
+            "set_by": "town-office",
+            "milestones": [
+                {"title": "Survey", "working_days": 3},
+                {"title": "New cable laid", "working_days": 12},
+            ],
+        }
+        refused = await followup.put(f"/api/v1/issues/{issue_id}/plan", json=plan)
+        assert refused.status_code == 422, refused.text
+        detail = refused.json()["detail"]
+        assert "due 2026-12-15, after the matter's deadline 2026-12-04" in detail
+
+        why = "the cable has to be ordered"
+        plan["extend_deadline_reason"] = why
+        assert (await followup.put(f"/api/v1/issues/{issue_id}/plan", json=plan)).is_success
+        # Assignment moves the deadline to the plan's last step; followup learns it.
+        moved = await eventually(
+            lambda: assignment_of(assignment, issue_id),
+            lambda a: a is not None and a["deadline"] == "2026-12-15",
+        )
+        assert moved is not None and moved["working_days"] == 12
+        await eventually(case, lambda c: c.get("deadline") == "2026-12-15")
+        history = await eventually(lambda: events_of(settings, issue_id), lambda e: len(e) == 4)
+        plan_set, extended = history[2], history[3]
+        assert [plan_set["type"], extended["type"]] == [
+            "minqing.issue.plan_set",
+            "minqing.issue.deadline_extended",
+        ]
+        assert extended["causationid"] == plan_set["id"]
+        assert extended["correlationid"] == history[0]["id"]
+        assert extended["data"] | {"calendar": "-"} == {
+            "previous_deadline": "2026-12-04",
+            "deadline": "2026-12-15",
+            "extra_working_days": 7,
+            "calendar": "-",
+            "provisional": False,
+            "note": None,
+            "reason": why,
+            "extended_by": "town-office",
+            "assignment_no": 1,
+        }

@@ -4,6 +4,7 @@ fields, the look-back by another unit, and milestones going overdue."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -17,7 +18,7 @@ from shared.events import IssueAssigned
 from shared.ids import new_id
 from shared.settings import Settings
 from tests.support.events import FRIDAY_MORNING, envelope, publish, reported
-from tests.support.harness import eventually, serve
+from tests.support.harness import eventually, serve, stream_messages
 
 
 class Clock:
@@ -105,8 +106,25 @@ async def test_a_supervisor_plans_progress_is_reported_and_refused_with_reasons(
             {"title": "Works", "working_days": 20, "responsible": "village_secretary"},
         ],
     }
-    response = await followup.put(f"/api/v1/issues/{issue_id}/plan", json=plan)
+    # The works end on 25 December, after the matter's deadline of 18 December.
+    beyond = await followup.put(f"/api/v1/issues/{issue_id}/plan", json=plan)
+    assert beyond.status_code == 422, beyond.text
+    assert beyond.json()["detail"].startswith(
+        "the plan's last step is due 2026-12-25, after the matter's deadline 2026-12-18"
+    )
+    assert (await case_of(followup, issue_id))["milestones"] == []
+    why = "the works need four weeks"
+    response = await followup.put(
+        f"/api/v1/issues/{issue_id}/plan", json={**plan, "extend_deadline_reason": why}
+    )
     assert response.status_code == 200, response.text
+
+    async def plans_set() -> list[dict[str, Any]]:
+        messages = [json.loads(m.data) for m in await stream_messages(settings)]
+        return [m for m in messages if m["type"] == "minqing.issue.plan_set"]
+
+    [plan_set] = await eventually(plans_set, lambda found: len(found) == 1)
+    assert (plan_set["subject"], plan_set["data"]["extend_deadline_reason"]) == (issue_id, why)
 
     progress = {"milestone": 1, "note": "surveyed", "done": True, "reported_by": "wu"}
     done = await followup.post(f"/api/v1/issues/{issue_id}/progress", json=progress)

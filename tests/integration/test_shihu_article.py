@@ -197,7 +197,7 @@ async def test_the_article_matters_go_round_the_loop(town: Town) -> None:
     )
 
     # Deadlines count working days on the official calendar: 1-7 October are off, and
-    # Saturday 10 October is a working day (调休).
+    # Saturday 10 October is a working day (调休). Each is the routing rule's at first:
     expected = {
         lights: ("town_construction", "category:street_lights", "2026-10-10"),
         bridge: ("town_construction", "bridge_project", "2026-10-30"),
@@ -210,9 +210,11 @@ async def test_the_article_matters_go_round_the_loop(town: Town) -> None:
     }
     for issue_id, (unit, rule, deadline) in expected.items():
         got = await town.assigned(issue_id)
-        assert (got["unit"], got["rule_id"], got["deadline"]) == (unit, rule, deadline)
-        assert got["calendar"].startswith("cn-official")
-        assert not got["deadline_provisional"]
+        assert (got["unit"], got["rule_id"]) == (unit, rule)
+        steps = await town.history(issue_id, lambda h: "issue.assigned" in types(h))
+        [routed] = [e["data"] for e in steps if e["type"] == "minqing.issue.assigned"]
+        assert (routed["deadline"], routed["deadline_provisional"]) == (deadline, False)
+        assert routed["calendar"].startswith("cn-official")
     assert (await town.assigned(bridge))["responsible_person_id"] == "construction-head"
     bridge_case = await town.case(bridge, lambda c: len(c["milestones"]) == 4)
     assert bridge_case["plan_template"] == "bridge_rebuild"
@@ -241,6 +243,27 @@ async def test_the_article_matters_go_round_the_loop(town: Town) -> None:
         by="town-office",
     )
     await town.case(rice, lambda c: c["unit"] == "sixing_branch")
+
+    # A major affair is done in steps, each with a date: its deadline follows its plan. The
+    # bridge is due when its acceptance is, 70 working days on (January 2027, provisional
+    # until that year's official calendar is known), the road when its works are.
+    for issue_id, plan in ((bridge, "bridge_rebuild"), (road, "road_repair")):
+        case = await town.case(
+            issue_id,
+            lambda c: c["deadline"] == c["milestones"][-1]["due"] if c["milestones"] else False,
+        )
+        last = case["milestones"][-1]
+        followed = await town.assigned(issue_id)
+        assert (followed["deadline"], followed["deadline_provisional"]) == (
+            last["due"],
+            last["provisional"],
+        )
+        steps = await town.history(issue_id, lambda h: "issue.deadline_extended" in types(h))
+        [extended] = [e["data"] for e in steps if e["type"] == "minqing.issue.deadline_extended"]
+        assert extended["reason"] == f"a major affair's deadline follows its staged plan ({plan})"
+        assert extended["previous_deadline"] == expected[issue_id][2]
+    assert (await town.assigned(bridge))["deadline"].startswith("2027-01")
+    assert (await town.assigned(road))["deadline"] == "2026-11-13"
 
     # Project funds for the bridge: applied for, then approved.
     await town.post(
@@ -385,6 +408,7 @@ async def test_the_article_matters_go_round_the_loop(town: Town) -> None:
         "issue.reported",
         "issue.assigned",
         "issue.plan_set",
+        "issue.deadline_extended",
         "issue.resolved",
         "issue.lookback_failed",
         "issue.assigned",

@@ -19,6 +19,7 @@ from services.assignment.domain import (
     SendBack,
     UnknownUnit,
     WrongState,
+    decide_deadline_follows_plan,
     decide_extension,
     decide_initial,
     decide_manual,
@@ -31,14 +32,16 @@ from services.assignment.domain import (
     evolve_registry,
 )
 from services.assignment.routing import Person, Routing, load
-from shared.calendar import WeekdayCalendar
+from shared.calendar import WeekdayCalendar, official
 from shared.events import (
     Event,
     IssueAssigned,
     IssueLookbackFailed,
     IssueLookbackPassed,
+    IssuePlanSet,
     IssueReported,
     IssueResolved,
+    PlannedMilestone,
     UnitResponsibleChanged,
 )
 from shared.reference import load as load_reference
@@ -316,6 +319,77 @@ def test_an_extension_of_an_earlier_assignment_changes_nothing() -> None:
     assert evolve(replace(current, assignment_no=2), event, FRIDAY) == replace(
         current, assignment_no=2
     )
+
+
+# ------------------------------------------------------------- a major affair's plan
+
+
+def plan_set(
+    *dues: date, reason: str | None = "it follows the plan", assignment_no: int = 1
+) -> IssuePlanSet:
+    return IssuePlanSet(
+        plan_template=None,
+        milestones=tuple(
+            PlannedMilestone(
+                number=n,
+                title=f"step {n}",
+                due=due,
+                working_days=n,
+                responsible="unit",
+                responsible_id="town_construction",
+                responsible_name="Town Construction Office",
+            )
+            for n, due in enumerate(dues, start=1)
+        ),
+        counted_from=FRIDAY,
+        calendar="weekdays",
+        set_by="town-office",
+        assignment_no=assignment_no,
+        extend_deadline_reason=reason,
+    )
+
+
+def test_the_sanqi_bridges_deadline_follows_its_staged_plan() -> None:
+    """Routed on Monday 7 December 2026 by bridge_project: 20 working days, to 4 January
+    2027; its bridge_rebuild plan (70 working days) ends on 15 March 2027."""
+    calendar = official(REFERENCE_DIR)
+    monday = date(2026, 12, 7)
+    routed = decide_initial(None, report("bridges"), ROUTING, registry(), monday, calendar)
+    assert routed is not None and routed.plan_template == "bridge_rebuild"
+    current = state(routed, today=monday)
+    assert current.deadline == date(2027, 1, 4)
+
+    plan = plan_set(date(2026, 12, 21), date(2027, 1, 4), date(2027, 3, 1), date(2027, 3, 15))
+    event = decide_deadline_follows_plan(current, plan, calendar)
+
+    assert event is not None
+    assert (event.previous_deadline, event.deadline) == (date(2027, 1, 4), date(2027, 3, 15))
+    assert event.extra_working_days == 50  # 70 working days from the assignment in all
+    assert (event.reason, event.extended_by) == ("it follows the plan", "town-office")
+    assert event.provisional and event.note  # 2027's official calendar is not known yet
+    after = evolve(current, event, monday)
+    assert (after.deadline, after.working_days) == (date(2027, 3, 15), 70)
+    assert decide_deadline_follows_plan(after, plan, calendar) is None  # redelivered
+
+
+def test_a_plan_ending_on_a_day_off_extends_to_the_next_working_day() -> None:
+    current = state(assigned())  # 2026-12-04
+    saturday = date(2026, 12, 12)
+    event = decide_deadline_follows_plan(current, plan_set(saturday), weekdays)
+    assert event is not None
+    assert (event.deadline, event.extra_working_days) == (date(2026, 12, 14), 6)
+
+
+def test_only_a_plan_of_the_open_assignment_that_asks_moves_the_deadline() -> None:
+    current = state(assigned())  # deadline 2026-12-04
+    later = date(2026, 12, 18)
+    assert decide_deadline_follows_plan(current, plan_set(date(2026, 12, 4)), weekdays) is None
+    assert decide_deadline_follows_plan(current, plan_set(later, reason=None), weekdays) is None
+    reassigned = replace(current, assignment_no=2)  # the plan was of assignment 1
+    assert decide_deadline_follows_plan(reassigned, plan_set(later), weekdays) is None
+    resolved = replace(current, status="resolved")
+    assert decide_deadline_follows_plan(resolved, plan_set(later), weekdays) is None
+    assert decide_deadline_follows_plan(None, plan_set(later), weekdays) is None
 
 
 # -------------------------------------------------------------------------------- registry

@@ -4,6 +4,7 @@ escalates). Pure rules only."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +15,7 @@ from services.followup import lookback, plans
 from services.followup.domain import (
     Case,
     Funding,
+    PlanBeyondDeadline,
     RecordFunding,
     RecordLookback,
     ReportProgress,
@@ -39,6 +41,7 @@ from shared.events import (
     IssueLookbackPassed,
     IssueOverdue,
     IssuePlanSet,
+    PlannedMilestone,
 )
 from shared.settings import REFERENCE_DIR
 
@@ -122,6 +125,32 @@ def test_a_milestone_into_an_unknown_year_is_provisional_with_the_reason() -> No
     )
     assert not near.provisional
     assert far.provisional and far.note
+
+
+def test_a_plan_past_the_deadline_needs_the_reason_for_the_deadline_to_follow_it() -> None:
+    milestones = plans.milestones(plans.stages_of(bridge()), FRIDAY, weekdays, people)
+    case = Case(status="assigned", assignment_no=1, deadline=date(2026, 12, 18))
+
+    def plan(case: Case, steps: tuple[PlannedMilestone, ...], why: str | None) -> IssuePlanSet:
+        return decide_plan(
+            case,
+            steps,
+            template="bridge_rebuild",
+            counted_from=FRIDAY,
+            calendar="weekdays",
+            set_by="supervisor",
+            extend_deadline_reason=why,
+        )
+
+    with pytest.raises(PlanBeyondDeadline) as refused:
+        plan(case, milestones, None)
+    assert "due 2027-03-05, after the matter's deadline 2026-12-18" in str(refused.value)
+    reason = "the rebuild takes four months"
+    assert plan(case, milestones, reason).extend_deadline_reason == reason
+    # A plan that ends by the deadline asks nothing, whatever the request said.
+    roomy = replace(case, deadline=date(2026, 12, 25))
+    assert plan(roomy, milestones[:2], reason).extend_deadline_reason is None
+    assert plan(roomy, milestones[:2], None).milestones == milestones[:2]
 
 
 def test_a_plan_is_set_only_while_the_matter_is_assigned() -> None:

@@ -10,7 +10,13 @@ from decimal import Decimal
 import pytest
 
 from services.followup.app import load_rules
-from services.followup.domain import RecordFunding, RecordLookback, ReportProgress, ResolveIssue
+from services.followup.domain import (
+    PlanBeyondDeadline,
+    RecordFunding,
+    RecordLookback,
+    ReportProgress,
+    ResolveIssue,
+)
 from services.followup.handlers import (
     Rules,
     SetPlan,
@@ -85,6 +91,20 @@ async def test_an_assignment_with_a_template_records_the_plan_once(
     assert case.assignment_no == 2
 
 
+async def test_a_plan_from_the_assignments_template_asks_the_deadline_to_follow_it(
+    units: Units[InMemoryCases], rules: Rules
+) -> None:
+    uow = InMemoryUnitOfWork(units.store, service="followup", now=FRIDAY_MORNING)
+    event = assignment()  # deadline 2026-12-18; bridge_rebuild ends on 2027-03-05
+    cause = wrap(event, issue_id=ISSUE, service="assignment", actor="a", time=FRIDAY_MORNING)
+    await on_issue_event(event, cause, uow, rules)
+    [plan_set] = uow.recorded
+    assert plan_set.data["milestones"][-1]["due"] == "2027-03-05"
+    assert plan_set.data["extend_deadline_reason"] == (
+        "a major affair's deadline follows its staged plan (bridge_rebuild)"
+    )
+
+
 async def test_an_unknown_template_sets_no_plan_but_tracks_the_assignment(
     units: Units[InMemoryCases], rules: Rules
 ) -> None:
@@ -98,9 +118,15 @@ async def test_a_supervisor_sets_a_plan_and_progress_is_reported_on_it(
 ) -> None:
     await deliver(units, rules, assignment(plan=None))
     stages = (StageRequest("Survey", 5, "unit"), StageRequest("Works", 20, "village_secretary"))
-    await set_plan(units, rules, ISSUE, SetPlan(set_by="town-office", stages=stages))
+    with pytest.raises(PlanBeyondDeadline, match=r"due 2026-12-25, after .* deadline 2026-12-18"):
+        await set_plan(units, rules, ISSUE, SetPlan(set_by="town-office", stages=stages))
+    assert units.committed == []
+    why = "the works need four weeks"
+    command = SetPlan(set_by="town-office", stages=stages, extend_deadline_reason=why)
+    await set_plan(units, rules, ISSUE, command)
     plan_set = units.committed[-1]
     assert plan_set.actor == "town-office"
+    assert plan_set.data["extend_deadline_reason"] == why
     assert plan_set.data["milestones"][0]["due"] == "2026-12-04"
     assert plan_set.data["counted_from"] == "2026-11-27"
 

@@ -416,6 +416,23 @@ class Matters(RuleBasedStateMachine):
                 ), (issue_id, event)
 
     @invariant()
+    def a_major_affairs_deadline_follows_its_plan(self) -> None:
+        """While its assignment stands, a matter whose plan asked for it is due no earlier
+        than the plan's last step, in assignment and in followup alike."""
+        for issue_id in self.issues:
+            current = self._assignment(issue_id)
+            plans = [e for e in events_of(self.bus.log, issue_id) if isinstance(e, IssuePlanSet)]
+            if current is None or current.status != "assigned" or not plans:
+                continue
+            plan = plans[-1]
+            if plan.assignment_no != current.assignment_no or not plan.extend_deadline_reason:
+                continue
+            last = max(m.due for m in plan.milestones)
+            assert current.deadline >= last, (issue_id, current.deadline, last)
+            case = self.bus.followup.store.rows[issue_id].case
+            assert case.deadline == current.deadline, (issue_id, case.deadline, current)
+
+    @invariant()
     def resolved_or_sent_back_only_by_the_assigned_unit(self) -> None:
         for issue_id in self.issues:
             latest: IssueAssigned | None = None

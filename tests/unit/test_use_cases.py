@@ -44,6 +44,7 @@ from shared.events import (
     IssueDeadlineRecomputed,
     IssueLookbackFailed,
     IssueLookbackPassed,
+    IssuePlanSet,
     IssueReported,
     IssueResolved,
     IssueResponsibleChanged,
@@ -280,9 +281,10 @@ async def test_a_failed_look_back_is_assigned_again() -> None:
     assert [e.data["assignment_no"] for e in uow.recorded] == [1, 2]
 
 
-def test_assignment_reacts_to_reports_resolutions_and_look_backs_only() -> None:
+def test_assignment_reacts_to_reports_plans_resolutions_and_look_backs_only() -> None:
     assert set(ASSIGNMENT) == {
         IssueReported,
+        IssuePlanSet,  # a major affair's deadline follows its plan
         IssueLookbackFailed,
         IssueResolved,
         IssueLookbackPassed,
