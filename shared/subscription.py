@@ -30,6 +30,7 @@ from sqlalchemy import select, text
 
 from shared.consumer import BatchConsumer, RawMessage, ReadAgain
 from shared.db import Sessions
+from shared.ids import new_id
 from shared.messaging import ensure_stream, stream_created
 from shared.tables import Plumbing
 
@@ -120,6 +121,7 @@ class PullConsumer:
         sub = self.subscription
         start = position[1] + 1 if position and position[0] == self.epoch else None
         return ConsumerConfig(
+            name=f"{sub.name}-reader-{new_id().lower()}",  # one per process and attachment
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start else DeliverPolicy.ALL,
             opt_start_seq=start,
             ack_policy=AckPolicy.NONE,

@@ -3,9 +3,9 @@
 The canonical stream is read from its first sequence by an ephemeral pull consumer (no
 acks, removed when the rebuild ends; the live durables are not touched). A re-created
 stream no longer holds the events of its earlier epochs (nor does one whose first messages
-were removed): those exist only in the live audit table, as received
-(``projection.events``: epoch, sequence, envelope), and are read from there, in (epoch,
-sequence) order, before the stream.
+were removed): those exist only in the live audit table (``projection.events``), and are
+made again from its sealed columns alone (what ``minqing audit verify`` checks), in
+(epoch, sequence) order, before the stream.
 
 ``Replay`` is pure: it decides, like each consumer's inbox, which deliveries a read
 model still has to apply (an event id once, except one that waits for a newer consumer),
@@ -18,15 +18,18 @@ import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
-from sqlalchemy import Text, cast, func, select, tuple_
+from pydantic import ValidationError
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.projection.audit import CANONICAL_FIELDS
 from services.projection.views.history import events
 from shared.consumer import Delivery, Outcome, RawMessage, parse_message
-from shared.envelope import UnreadableEvent, parse
+from shared.envelope import Envelope, UnreadableEvent
 
 FETCH_WAIT_SECONDS = 1.0
 READER_IDLE_SECONDS = 120.0  # the server removes the reader's consumer after this idle time
@@ -48,11 +51,46 @@ def delivery_of(message: RawMessage, epoch: int) -> Delivery:
     )
 
 
-def stored_delivery(subject_prefix: str, epoch: int, seq: int, envelope: str) -> Delivery:
-    """The delivery of an event the stream no longer has, from the audit table (as received)."""
-    raw = envelope.encode()
-    parsed = parse(raw)
-    return Delivery(parsed, f"{subject_prefix}.{parsed.short_type}", epoch, seq, 1, raw)
+# The columns an event is made again from: exactly the sealed ones (``audit.py``).
+STORED = (
+    "stream_epoch",
+    "stream_seq",
+    "event_id",
+    "issue_id",
+    "type",
+    "time",
+    "actor",
+    "source",
+    "dataversion",
+    "correlationid",
+    "causationid",
+    "data",
+)
+assert set(STORED) <= set(CANONICAL_FIELDS), "a rebuild reads only what the seal covers"
+
+
+def stored_delivery(subject_prefix: str, row: Mapping[str, Any]) -> Delivery:
+    """The delivery of an event the stream no longer has, made from its sealed columns
+    (``UnreadableEvent`` if they do not make a valid envelope)."""
+    try:
+        envelope = Envelope(
+            specversion="1.0",
+            id=row["event_id"],
+            source=row["source"],
+            type=row["type"],
+            subject=row["issue_id"],
+            time=row["time"],
+            data=row["data"],
+            dataversion=row["dataversion"],
+            correlationid=row["correlationid"],
+            causationid=row["causationid"],
+            actor=row["actor"],
+        )
+    except ValidationError as exc:
+        raise UnreadableEvent(f"stored event {row['event_id']}: {exc}") from exc
+    subject = f"{subject_prefix}.{envelope.short_type}"
+    epoch, seq = row["stream_epoch"], row["stream_seq"]
+    return Delivery(envelope, subject, epoch, seq, 1, envelope.to_json())
 
 
 @dataclass
@@ -134,7 +172,7 @@ async def stored_before(
     after = (0, 0)
     while True:
         query = (
-            select(events.c.stream_epoch, events.c.stream_seq, cast(events.c.envelope, Text))
+            select(*(events.c[name] for name in STORED))
             .where(position < tuple_(*before), position > tuple_(*after))
             .order_by(events.c.stream_epoch, events.c.stream_seq)
             .limit(batch)
@@ -143,12 +181,12 @@ async def stored_before(
         if not rows:
             return
         found, unreadable = [], 0
-        for epoch, seq, envelope in rows:
+        for row in rows:
             try:
-                found.append(stored_delivery(subject_prefix, epoch, seq, envelope))
+                found.append(stored_delivery(subject_prefix, row._asdict()))
             except UnreadableEvent:
                 unreadable += 1
-        after = (rows[-1][0], rows[-1][1])
+        after = (rows[-1].stream_epoch, rows[-1].stream_seq)
         yield found, unreadable
 
 

@@ -21,7 +21,7 @@ MATTERS = 200
 BATCH = 50
 # Every column of the rows but when they were recorded.
 TABLES = {
-    "events": ("log_seq", [c.name for c in history.events.c if c.name != "recorded_at"]),
+    "events": ("log_seq", [c.name for c in history.events.c]),
     "issues": ("issue_id", [c.name for c in issues.issues.c]),
     "issue_versions": ("issue_id, event_count", [c.name for c in issues.issue_versions.c]),
 }

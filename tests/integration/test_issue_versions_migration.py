@@ -4,16 +4,15 @@ before it, so ``as_of`` answers about the past right after an upgrade."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from services.projection.domain import Recorded, fold_versions
-from services.projection.views import history
 from services.projection.views.issues import issue_versions
-from shared.consumer import Delivery
-from shared.db import make_engine, make_sessions
+from shared.db import make_engine
 from shared.ids import new_id
 from shared.infra import ensure_database
 from shared.migrations import upgrade
@@ -40,12 +39,31 @@ async def test_states_of_matters_recorded_before_are_folded_by_the_migration(
     ]
     try:
         await asyncio.to_thread(upgrade, url, "projection", "projection_0007")
-        async with make_sessions(engine)() as session:
-            deliveries = [
-                Delivery(e, "s", 1, n, 1, e.to_json()) for n, e in enumerate(timeline, start=1)
-            ]
-            await history.apply_batch(session, deliveries)
-            await session.commit()
+        async with engine.begin() as conn:  # the audit table as it was at that revision
+            for n, e in enumerate(timeline, start=1):
+                await conn.execute(
+                    text(
+                        "insert into projection.events (event_id, stream_epoch, stream_seq, "
+                        "issue_id, type, time, actor, source, dataversion, correlationid, data, "
+                        "envelope, log_seq, prev_hash, hash, issue_prev_hash, issue_hash) "
+                        "values (:id, 1, :n, :issue, :type, :time, :actor, :source, :version, "
+                        ":correlation, cast(:data as jsonb), cast(:envelope as jsonb), :n, "
+                        "'', '', '', '')"
+                    ),
+                    {
+                        "id": e.id,
+                        "n": n,
+                        "issue": e.subject,
+                        "type": e.type,
+                        "time": e.time,
+                        "actor": e.actor,
+                        "source": e.source,
+                        "version": e.dataversion,
+                        "correlation": e.correlationid,
+                        "data": json.dumps(e.data),
+                        "envelope": e.to_json().decode(),
+                    },
+                )
         await asyncio.to_thread(upgrade, url, "projection", "head")
         async with engine.connect() as conn:
             rows = await conn.execute(

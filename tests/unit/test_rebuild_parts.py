@@ -4,15 +4,18 @@ what the command prints."""
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from rich.console import Console
 
+from services.projection.audit import CANONICAL_FIELDS
 from services.projection.rebuild import Summary, UnknownView, lock_order, select_views
-from services.projection.replay import Replay, ViewCount, stored_delivery
+from services.projection.replay import STORED, Replay, ViewCount, stored_delivery
 from services.projection.views import history, issues
 from shared.cli_rebuild import PlainProgress, summary_lines
 from shared.consumer import Delivery, Outcome
+from shared.envelope import Envelope, UnreadableEvent
 from tests.support.events import reported
 
 
@@ -65,10 +68,27 @@ def test_an_event_that_waits_comes_back_for_that_view_only() -> None:
     assert replay.counts["b"] == ViewCount(applied=1, duplicates=1)
 
 
-def test_a_stored_event_is_delivered_as_received() -> None:
+def sealed_columns(e: Envelope, epoch: int, seq: int) -> dict[str, Any]:
+    return {
+        "stream_epoch": epoch,
+        "stream_seq": seq,
+        "event_id": e.id,
+        "issue_id": e.subject,
+        "type": e.type,
+        "time": e.time,
+        "actor": e.actor,
+        "source": e.source,
+        "dataversion": e.dataversion,
+        "correlationid": e.correlationid,
+        "causationid": e.causationid,
+        "data": e.data,
+    }
+
+
+def test_a_stored_event_is_made_again_from_its_sealed_columns_alone() -> None:
     e = reported()
 
-    d = stored_delivery("minqing.events", 1, 7, e.to_json().decode())
+    d = stored_delivery("minqing.events", sealed_columns(e, 1, 7))
 
     assert (d.envelope, d.subject, d.epoch, d.position) == (
         e,
@@ -77,6 +97,14 @@ def test_a_stored_event_is_delivered_as_received() -> None:
         7,
     )
     assert d.raw == e.to_json()
+    assert set(STORED) <= set(CANONICAL_FIELDS)
+
+
+def test_stored_columns_that_make_no_envelope_are_unreadable() -> None:
+    columns = {**sealed_columns(reported(), 1, 7), "dataversion": 0}
+
+    with pytest.raises(UnreadableEvent, match="dataversion"):
+        stored_delivery("minqing.events", columns)
 
 
 def test_plain_progress_and_the_summary() -> None:

@@ -1,10 +1,15 @@
-"""The audit trail: every canonical event as received, known type or not, once by id.
+"""The audit trail: every canonical event, known type or not, once by id.
 
 Rows are keyed by event id and placed by (stream epoch, stream sequence): a re-created
 stream restarts its sequences at 1 in a new epoch, so nothing collides or is dropped.
 Each row is numbered in the log (``log_seq``) and sealed by hash, chained to the log's
 previous entry and to its matter's previous entry (``services/projection/audit.py``); one
 batch at a time extends the chain (a transaction-scoped advisory lock).
+
+A row holds nothing the seal does not cover: the sealed fields of the event and the hashes
+that chain it. Whatever a reader or a rebuild takes from this table (a rebuild makes the
+events the stream no longer has from these columns, ``replay.py``) is what ``minqing audit
+verify`` checks; the message as it was received stays in the stream.
 """
 
 from __future__ import annotations
@@ -56,8 +61,6 @@ events = Table(
     Column("correlationid", Text, nullable=False),
     Column("causationid", Text),
     Column("data", JSONB, nullable=False),
-    Column("envelope", JSONB, nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("log_seq", BigInteger, nullable=False, unique=True),
     Column("prev_hash", Text, nullable=False),
     Column("hash", Text, nullable=False),
@@ -143,7 +146,6 @@ def _entry(delivery: Delivery) -> dict[str, Any]:
         "correlationid": e.correlationid,
         "causationid": e.causationid,
         "data": e.data,
-        "envelope": (delivery.raw or e.to_json()).decode(),  # exactly as received
     }
 
 
