@@ -21,6 +21,7 @@ or redelivered: a batch that does not commit is read again from the position.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -261,7 +262,8 @@ class BatchConsumer:
         if attempts < self._max_deliver:
             log.warning("%s: %s failed (attempt %d): %r", self.name, where, attempts, exc)
             await item.message.nak(delay=self._backoff(attempts))
-            if self.ordered:  # nothing is redelivered: read again from the position
+            if self.ordered:  # nothing is redelivered: back off, read again from the position
+                await asyncio.sleep(self._backoff(attempts))
                 raise ReadAgain(f"{where} failed; reading again from the position")
             return
         item.reason = f"failed {attempts} times; last error: {exc!r}"

@@ -204,8 +204,6 @@ class PullConsumer:
                         self._progress = time.monotonic()
                     else:
                         await self._pause(2.0)  # database down: wait, the messages come back
-                        if self.subscription.ordered:
-                            raise ConsumerMissing("the database was down: reading again")
                 elif messages and not self.subscription.ordered:
                     for message in messages:
                         await message.nak()
@@ -239,8 +237,15 @@ class PullConsumer:
             self._delivered = delivered
         after = self._read_upto
         self._read_upto = messages[-1].metadata.sequence.stream
+        batch = [_Unacked(m) for m in messages]
         try:
-            return await consumer.consume([_Unacked(m) for m in messages], self.epoch, after)
+            # Nothing comes back by itself: while the database is down, the same batch
+            # is tried again (the consumer logs the outage once, then once a minute).
+            while not await consumer.consume(batch, self.epoch, after):
+                if self._stopping.is_set():
+                    return False
+                await self._pause(2.0)
+            return True
         except ReadAgain as exc:
             raise ConsumerMissing(str(exc)) from exc
 
