@@ -44,7 +44,14 @@ def run_import(
             err.print(f"cannot reach intake at {url}: {exc}", markup=False)
             return REFUSED
         if response.status_code not in (201, 202):
-            err.print(f"{path.name} refused ({response.status_code}): {_detail(response)}")
+            # One line, as the server wrote it (never read as markup).
+            reason = " ".join(_detail(response).split())
+            err.print(
+                f"{path.name} refused ({response.status_code}): {reason}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
             return REFUSED
         job = _follow(http, response.json(), err)
         if job is None:

@@ -89,6 +89,17 @@ class Settings(BaseSettings):
     import_batch_size: int = Field(100, ge=1, le=5000)
     import_wait_seconds: float = Field(10.0, ge=0, le=300)
     import_poll_seconds: float = Field(2.0, gt=0)
+    # An XLSX is a zip of XML: before it is parsed, what it unzips to (all files together),
+    # its number of files, and its cells and rows (its shared strings as many) are bounded;
+    # so is the text of a list's rows as read (a shared string shown by many cells counts
+    # each time). Over one of them is a 413 naming it. A list is read in a child process
+    # with at most import_reader_memory_bytes of memory and import_reader_seconds of time.
+    import_max_unzipped_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
+    import_max_zip_entries: int = Field(1_000, ge=10)
+    import_max_cells: int = Field(500_000, ge=1_000)
+    import_max_text_chars: int = Field(16_000_000, ge=100_000)
+    import_reader_memory_bytes: int = Field(512 * 1024 * 1024, ge=64 * 1024 * 1024)
+    import_reader_seconds: float = Field(60.0, gt=0)
     # Open311: the one jurisdiction this endpoint serves (a request naming another is a 404),
     # and the public URL of /open311/v2 behind a proxy (media_url, discovery); default: the
     # URL the request came in on.

@@ -26,15 +26,17 @@ from services.intake.imports import (
     import_progress,
     start_import,
 )
+from services.intake.list_reader import ListReader
 from services.intake.lists import (
+    ListLimits,
     ListRefused,
+    ListTooLarge,
     Row,
     Sheet,
-    TooManyRows,
     UnsupportedFormat,
     printable,
-    read_list,
 )
+from services.intake.workbooks import WorkbookLimits
 from shared.edge import ULID_PATTERN, quoted
 from shared.ids import new_id
 from shared.reference import code_of
@@ -184,22 +186,38 @@ class ImportOut(BaseModel):
 def _refused(exc: ListRefused) -> HTTPException:
     if isinstance(exc, UnsupportedFormat):
         code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
-    elif isinstance(exc, TooManyRows):
+    elif isinstance(exc, ListTooLarge):
         code = status.HTTP_413_CONTENT_TOO_LARGE
     else:
         code = status.HTTP_422_UNPROCESSABLE_CONTENT
     return HTTPException(code, str(exc))
 
 
-def _read(data: bytes, filename: str | None, source: str, by: str | None, max_rows: int) -> Any:
-    sheet = read_list(data, filename, max_rows=max_rows)
-    return sheet, [validate_row(row, sheet, source, by) for row in sheet.rows]
+def _validate(sheet: Sheet, source: str, by: str | None) -> list[ListRow]:
+    return [validate_row(row, sheet, source, by) for row in sheet.rows]
+
+
+def list_reader(settings: Settings) -> ListReader:
+    """Lists read in a child process, within the limits of ``settings``."""
+    workbook = WorkbookLimits(
+        max_unzipped_bytes=settings.import_max_unzipped_bytes,
+        max_entries=settings.import_max_zip_entries,
+        max_cells=settings.import_max_cells,
+    )
+    limits = ListLimits(workbook, max_text_chars=settings.import_max_text_chars)
+    return ListReader(
+        settings.import_max_rows,
+        limits,
+        memory_bytes=settings.import_reader_memory_bytes,
+        seconds=settings.import_reader_seconds,
+    )
 
 
 def build_imports_router(
     units: UowFactory[ImportStore], settings: Settings, wake: Callable[[], None]
 ) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["compiled lists"])
+    reader = list_reader(settings)
 
     async def wait_for(import_id: str, seconds: float) -> ImportProgress | None:
         loop = asyncio.get_running_loop()
@@ -215,9 +233,15 @@ def build_imports_router(
         status_code=status.HTTP_202_ACCEPTED,
         responses={
             201: {"description": "With wait=true: the list is done; the report has every row"},
-            413: {"description": "The file or its number of rows is over the limit"},
+            413: {
+                "description": "The file, its rows, or what its workbook unzips to is over a "
+                "limit (named in the detail)"
+            },
             415: {"description": "Neither CSV nor XLSX"},
-            422: {"description": "Not a list: encoding, no header, missing required columns"},
+            422: {
+                "description": "Not a list: encoding, no header, missing required columns, "
+                "a workbook with XML entities or not readable"
+            },
         },
     )
     async def post_import(
@@ -233,11 +257,10 @@ def build_imports_router(
         background. Follow ``status_url`` for progress and, when done, the per-row report."""
         data = await file.read()
         try:
-            sheet, rows = await asyncio.to_thread(
-                _read, data, file.filename, source, recorded_by, settings.import_max_rows
-            )
+            sheet = await reader.read(data, file.filename)
         except ListRefused as exc:
             raise _refused(exc) from exc
+        rows = await asyncio.to_thread(_validate, sheet, source, recorded_by)
         job = ImportJob(
             import_id=new_id(),
             source=source,

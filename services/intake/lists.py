@@ -12,10 +12,18 @@ import csv
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any, Literal
+
+from services.intake.workbooks import (
+    WorkbookForbidden,
+    WorkbookLimits,
+    WorkbookTooLarge,
+    check_workbook,
+)
 
 Format = Literal["csv", "xlsx"]
 
@@ -65,8 +73,22 @@ class UnreadableList(ListRefused):
     """A CSV or XLSX whose content is not a list: encoding, structure, missing columns."""
 
 
-class TooManyRows(ListRefused):
+class ListTooLarge(ListRefused):
+    """Over a limit of size: the file, its rows, what its workbook unzips to."""
+
+
+class TooManyRows(ListTooLarge):
     """More rows than a list may have."""
+
+
+@dataclass(frozen=True)
+class ListLimits:
+    """What a list may hold besides its rows: an XLSX is checked before it is parsed
+    (``workbooks.check_workbook``); the text of the rows as read is bounded for any format."""
+
+    workbook: WorkbookLimits = field(default_factory=WorkbookLimits)
+    # Many cells may show one shared string: what the rows hold can outgrow the file.
+    max_text_chars: int = 16_000_000
 
 
 @dataclass(frozen=True)
@@ -136,16 +158,24 @@ def decode(data: bytes) -> str:
         ) from exc
 
 
-def read_list(data: bytes, filename: str | None, *, max_rows: int) -> Sheet:
+def read_list(
+    data: bytes,
+    filename: str | None,
+    *,
+    max_rows: int,
+    limits: ListLimits = ListLimits(),
+) -> Sheet:
     """Read a CSV or XLSX list: find its header, map the columns, collect the rows."""
     if not data.strip():
         raise UnreadableList("the file is empty")
     kind = detect_format(data, filename)
-    records = _xlsx_records(data) if kind == "xlsx" else _csv_records(decode(data))
-    return _sheet(kind, records, max_rows)
+    records = _xlsx_records(data, limits.workbook) if kind == "xlsx" else _csv_records(decode(data))
+    return _sheet(kind, records, max_rows, limits.max_text_chars)
 
 
-def _sheet(kind: Format, records: Iterator[tuple[int, list[str]]], max_rows: int) -> Sheet:
+def _sheet(
+    kind: Format, records: Iterator[tuple[int, list[str]]], max_rows: int, max_text: int
+) -> Sheet:
     header_row, header = _find_header(records)
     columns: dict[str, str] = {}
     positions: dict[int, str] = {}
@@ -165,6 +195,7 @@ def _sheet(kind: Format, records: Iterator[tuple[int, list[str]]], max_rows: int
     rows: list[Row] = []
     blank: list[int] = []
     gap: list[int] = []  # blank rows since the last row: listed only if a row follows
+    text = 0
     for number, values in records:
         if not any(v.strip() for v in values):
             if len(gap) < max_rows:  # trailing formatted-but-empty rows can be very many
@@ -179,6 +210,12 @@ def _sheet(kind: Format, records: Iterator[tuple[int, list[str]]], max_rows: int
             for i, value in enumerate(values)
             if i in positions and value.strip()
         }
+        text += sum(map(len, cells.values()))
+        if text > max_text:
+            raise ListTooLarge(
+                f"the rows' cells hold more than {max_text:,} characters together "
+                "(MINQING_IMPORT_MAX_TEXT_CHARS)"
+            )
         rows.append(Row(number, cells))
     if not rows:
         raise UnreadableList(f"no rows below the header (row {header_row})")
@@ -223,13 +260,35 @@ def _extra_lines(values: Sequence[str]) -> int:
     return sum(v.count("\n") for v in values)
 
 
-def _xlsx_records(data: bytes) -> Iterator[tuple[int, list[str]]]:
+# What openpyxl raises on a malformed workbook: a bad zip, a missing part, XML that does not
+# parse (ParseError is a SyntaxError), a shared string index out of range, a bad value.
+_BROKEN = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    KeyError,
+    IndexError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    SyntaxError,
+    OSError,
+)
+
+
+def _xlsx_records(data: bytes, limits: WorkbookLimits) -> Iterator[tuple[int, list[str]]]:
     from openpyxl import load_workbook
 
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            check_workbook(archive, limits)
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError) as exc:
-        raise UnreadableList(f"not a readable XLSX workbook ({type(exc).__name__})") from exc
+    except WorkbookTooLarge as exc:
+        raise ListTooLarge(str(exc)) from exc
+    except WorkbookForbidden as exc:
+        raise UnreadableList(str(exc)) from exc
+    except _BROKEN as exc:
+        raise UnreadableList(f"not a readable XLSX workbook ({_reason(exc)})") from exc
     try:
         if not book.worksheets:
             raise UnreadableList("the workbook has no worksheet")
@@ -238,11 +297,19 @@ def _xlsx_records(data: bytes) -> Iterator[tuple[int, list[str]]]:
             for number, values in enumerate(
                 sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS), start=1
             ):
-                yield number, [_cell_text(v) for v in values]
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError) as exc:
-            raise UnreadableList(f"the first worksheet cannot be read ({exc})") from exc
+                # openpyxl fills every row missing between two rows with the same blanks.
+                if values.count(None) == len(values):
+                    yield number, []
+                else:
+                    yield number, [_cell_text(v) for v in values]
+        except _BROKEN as exc:
+            raise UnreadableList(f"the first worksheet cannot be read ({_reason(exc)})") from exc
     finally:
         book.close()
+
+
+def _reason(exc: BaseException) -> str:
+    return printable(f"{type(exc).__name__}: {exc}")[:300]
 
 
 def _cell_text(value: Any) -> str:

@@ -7,7 +7,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from openpyxl import Workbook
 from services.intake.app import create_app
 from shared.infra import free_port
 from shared.settings import Settings
+from tests.support import hostile_xlsx as hostile
 from tests.support.harness import isolated_settings
 
 CSV_LIST = (
@@ -122,3 +123,28 @@ async def test_a_refused_file_or_an_absent_intake_exits_2_saying_why(
     csv.write_text(CSV_LIST)
     code, _, err = await minqing_import(csv, f"http://127.0.0.1:{free_port()}")
     assert code == 2 and "cannot reach intake" in err
+
+
+@pytest.mark.parametrize(
+    ("build", "code", "says"),
+    [
+        (
+            lambda: hostile.zip_bomb(400),
+            413,
+            "at most 64.0 MiB (MINQING_IMPORT_MAX_UNZIPPED_BYTES)",
+        ),
+        (hostile.external_entity, 422, "declares a DTD (<!DOCTYPE>)"),
+        # A reason with brackets is printed as written (not as markup), on one line.
+        (hostile.entity_in_content_types, 422, "the part '[Content_Types].xml' declares a DTD"),
+    ],
+    ids=["zip_bomb", "external_entity", "entity_in_content_types"],
+)
+async def test_a_hostile_workbook_exits_2_with_one_line_naming_the_limit(
+    intake_url: str, tmp_path: Path, build: Callable[[], bytes], code: int, says: str
+) -> None:
+    path = tmp_path / "三岐村台账.xlsx"
+    path.write_bytes(build())
+    status, out, err = await minqing_import(path, intake_url)
+    assert (status, out) == (2, "")
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"三岐村台账.xlsx refused ({code}): ") and says in line

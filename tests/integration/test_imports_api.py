@@ -3,12 +3,15 @@ re-import creates nothing new, progress shows while rows are accepted, bad files
 
 from __future__ import annotations
 
+import asyncio
 import io
+import tracemalloc
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import psutil  # type: ignore[import-untyped]
 import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, select, text
@@ -23,13 +26,22 @@ from services.intake.imports import (
     start_import,
 )
 from services.intake.imports_api import validate_row
-from services.intake.lists import read_list
+from services.intake.list_reader import ListReader
+from services.intake.lists import ListLimits, ListTooLarge, read_list
 from services.intake.store import SqlImportStore, import_rows, imports, plumbing, reports
+from services.intake.workbooks import WorkbookLimits
 from shared import reference
 from shared.envelope import Envelope
 from shared.runtime import Runtime
 from shared.settings import Settings
-from tests.support.harness import eventually, isolated_settings, serve, stream_messages
+from tests.support import hostile_xlsx as hostile
+from tests.support.harness import (
+    eventually,
+    isolated_settings,
+    serve,
+    serve_over_http,
+    stream_messages,
+)
 
 GBK_LIST = (
     "三岐村民情台账\n"
@@ -312,3 +324,85 @@ async def test_finished_jobs_are_pruned_after_the_retention_and_waiting_ones_kep
         assert await count(rt, reports) == 1
     finally:
         await rt.engine.dispose()
+
+
+def report(n: int) -> dict[str, Any]:
+    """An ordinary report, as a town office sends one."""
+    villages = ["sanqi", "xuma", "qizhuang"]
+    categories = ["roads", "bridges", "garbage", "street_lights"]
+    return {
+        "title": f"Report {n} while lists are uploaded",
+        "description": "An ordinary report.",
+        "category": categories[n % len(categories)],
+        "village": villages[n % len(villages)],
+        "source": "visit",
+    }
+
+
+async def test_hostile_workbooks_are_refused_naming_the_limit_while_ordinary_reports_flow(
+    settings: Settings,
+) -> None:
+    bombs = {
+        "billion_laughs": (hostile.billion_laughs(), 422, "declares a DTD (<!DOCTYPE>)"),
+        "external_entity": (hostile.external_entity(), 422, "declares a DTD (<!DOCTYPE>)"),
+        # ~1.2 MB unzipping to 400 MB: before, 58 s of CPU and +570 MB in intake.
+        "zip_bomb": (hostile.zip_bomb(400), 413, "(MINQING_IMPORT_MAX_UNZIPPED_BYTES)"),
+        "cells": (hostile.zip_bomb(40), 413, "cells and rows (MINQING_IMPORT_MAX_CELLS)"),
+        # ~100 KB of 2.4 million shared strings: before, 23 s of CPU and +240 MB.
+        "shared_strings": (hostile.shared_strings_bomb(40), 413, "(MINQING_IMPORT_MAX_CELLS)"),
+        "deep_nesting": (hostile.deep_nesting(), 422, "more than 100 levels deep"),
+        "big_styles": (hostile.big_styles(), 413, "besides its rows, cells and shared strings"),
+        "row_beyond_the_grid": (hostile.row_beyond_the_grid(), 422, "Excel's last row"),
+        "shared_text_bomb": (hostile.shared_text_bomb(), 413, "MINQING_IMPORT_MAX_TEXT_CHARS"),
+    }
+    app = create_app(settings)
+    rt: Runtime = app.state.runtime
+    async with serve_over_http(app) as client:
+        tracemalloc.start()
+        try:
+            bombing = asyncio.gather(
+                *(upload(client, data, f"{name}.xlsx") for name, (data, _, _) in bombs.items())
+            )
+            codes: list[int] = []
+            while not bombing.done() or len(codes) < 20:
+                answer = await client.post("/api/v1/reports", json=report(len(codes)))
+                codes.append(answer.status_code)
+            refusals = dict(zip(bombs, await bombing, strict=True))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert set(codes) == {201}, codes
+        for name, (_, code, says) in bombs.items():
+            answer = refusals[name]
+            assert (name, answer.status_code) == (name, code), answer.text
+            assert says in answer.json()["detail"], (name, answer.text)
+        # What intake allocated meanwhile (the uploads, the reports): the bombs were unzipped
+        # and parsed by children. Before, the zip bomb alone took hundreds of MB here.
+        assert peak < 64 * 1024 * 1024, peak
+        assert (await client.get("/readyz")).status_code == 200
+        assert await count(rt, imports) == 0
+        ordinary = await upload(client, hostile.workbook(), "ordinary.xlsx")
+        assert ordinary.status_code == 201 and ordinary.json()["accepted"] == 1
+    assert await count(rt, reports) == len(codes) + 1
+
+
+LOOSE = ListLimits(WorkbookLimits(max_unzipped_bytes=1 << 30, max_cells=10**8), 10**9)
+
+
+def reader_children() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children() if "services.intake.list_reader" in p.cmdline()]
+
+
+async def test_the_reader_refuses_what_needs_more_memory_than_it_may_take() -> None:
+    reader = ListReader(10_000, LOOSE, memory_bytes=64 * 1024 * 1024, seconds=300)
+    # 1.2 million shared strings, each a Python string in a list: well over 64 MiB.
+    with pytest.raises(ListTooLarge, match=r"more than 64 MiB of memory \(MINQING_IMPORT_READER"):
+        await reader.read(hostile.shared_strings_bomb(20), "strings.xlsx")
+    assert reader_children() == []
+
+
+async def test_the_reader_stops_a_read_that_takes_longer_than_its_time() -> None:
+    reader = ListReader(10_000, LOOSE, memory_bytes=1 << 30, seconds=0.05)
+    with pytest.raises(ListTooLarge, match=r"longer than 0.05 s \(MINQING_IMPORT_READER_SECONDS"):
+        await reader.read(hostile.shared_strings_bomb(20), "strings.xlsx")
+    assert reader_children() == []

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
 
+from services.intake import lists
 from services.intake.imports_api import validate_row
 from services.intake.lists import (
+    ListLimits,
+    ListRefused,
+    ListTooLarge,
     Row,
     TooManyRows,
     UnreadableList,
     UnsupportedFormat,
     read_list,
 )
+from services.intake.workbooks import WorkbookLimits
 from shared import reference
 from shared.settings import REFERENCE_DIR
+from tests.support import hostile_xlsx as hostile
 
 CHINESE = (
     "标题,描述,类别,村,地址,反映人,电话,编号\n"
@@ -192,3 +200,129 @@ def test_a_control_character_in_a_cell_is_named_escaped_never_stored_raw() -> No
     [error] = row.errors
     assert error.field == "village" and "\x00" not in error.reason
     assert "x\\x00y" in error.reason
+
+
+def test_a_workbook_built_by_hand_reads_as_a_list() -> None:
+    sheet = read_list(hostile.workbook(), "list.xlsx", max_rows=10)
+    [row] = sheet.rows
+    assert row.cells == dict(zip(hostile.HEADER, hostile.ROW, strict=True))
+
+
+# Each hostile workbook, refused before openpyxl parses it, with the limit it passed. Before
+# these checks: entities and a shared string out of range were 500s; the bombs cost minutes
+# of CPU or hundreds of MB (issue 13, item 5); a row numbered 10^12 never finished.
+HOSTILE = [
+    pytest.param(
+        hostile.billion_laughs, UnreadableList, "declares a DTD (<!DOCTYPE>)", id="billion_laughs"
+    ),
+    pytest.param(
+        hostile.external_entity, UnreadableList, "declares a DTD (<!DOCTYPE>)", id="external_entity"
+    ),
+    pytest.param(
+        lambda: hostile.zip_bomb(100),
+        ListTooLarge,
+        "unzips to 100.0 MiB; at most 64.0 MiB (MINQING_IMPORT_MAX_UNZIPPED_BYTES)",
+        id="zip_bomb_over_the_unzipped_size",
+    ),
+    pytest.param(
+        lambda: hostile.zip_bomb(40),
+        ListTooLarge,
+        "more than 500,000 cells and rows (MINQING_IMPORT_MAX_CELLS)",
+        id="zip_bomb_over_the_cells",
+    ),
+    pytest.param(
+        lambda: hostile.shared_strings_bomb(20),
+        ListTooLarge,
+        "shared strings are more than 500,000 (MINQING_IMPORT_MAX_CELLS)",
+        id="shared_strings_bomb",
+    ),
+    pytest.param(
+        hostile.many_cells,
+        UnreadableList,
+        "has more than 16,384 cells (Excel's last column is XFD)",
+        id="many_cells",
+    ),
+    pytest.param(
+        hostile.many_entries,
+        ListTooLarge,
+        "holds 20,005 files (zip entries); at most 1,000 are read (MINQING_IMPORT_MAX_ZIP_ENTRIES)",
+        id="many_entries",
+    ),
+    pytest.param(
+        hostile.deep_nesting,
+        UnreadableList,
+        "nests XML more than 100 levels deep",
+        id="deep_nesting",
+    ),
+    pytest.param(
+        hostile.big_styles,
+        ListTooLarge,
+        "more than 250,000 XML elements besides its rows, cells and shared strings "
+        "(the last was in the part 'xl/styles.xml')",
+        id="big_styles",
+    ),
+    pytest.param(
+        hostile.row_beyond_the_grid,
+        UnreadableList,
+        "Excel's last row is 1,048,576",
+        id="row_beyond_the_grid",
+    ),
+    pytest.param(
+        hostile.shared_text_bomb,
+        ListTooLarge,
+        "cells hold more than 16,000,000 characters together (MINQING_IMPORT_MAX_TEXT_CHARS)",
+        id="shared_text_bomb",
+    ),
+    pytest.param(
+        hostile.bzip2_part, UnreadableList, "compressed with zip method 12", id="bzip2_part"
+    ),
+    pytest.param(
+        hostile.shared_index_out_of_range,
+        UnreadableList,
+        "IndexError",
+        id="shared_index_out_of_range",
+    ),
+]
+
+
+@pytest.mark.parametrize(("build", "refusal", "says"), HOSTILE)
+def test_a_hostile_workbook_is_refused_naming_the_limit_it_passes(
+    build: Callable[[], bytes], refusal: type[ListRefused], says: str
+) -> None:
+    with pytest.raises(refusal) as info:
+        read_list(build(), "list.xlsx", max_rows=10_000)
+    assert says in str(info.value)
+
+
+def test_an_external_entity_never_reads_the_file_it_names(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the-secret-content")
+    with pytest.raises(UnreadableList) as info:
+        read_list(hostile.external_entity(secret.as_uri()), "list.xlsx", max_rows=10)
+    assert "the-secret-content" not in str(info.value)
+
+
+def test_the_limits_are_those_given() -> None:
+    bomb = hostile.zip_bomb(2)
+    tight = ListLimits(WorkbookLimits(max_unzipped_bytes=1024 * 1024))
+    with pytest.raises(ListTooLarge, match=r"at most 1\.0 MiB"):
+        read_list(bomb, "list.xlsx", max_rows=10_000, limits=tight)
+    few = ListLimits(WorkbookLimits(max_cells=1_000))
+    with pytest.raises(ListTooLarge, match="more than 1,000 cells"):
+        read_list(bomb, "list.xlsx", max_rows=10_000, limits=few)
+    text = "title,description,category,village\n" + "a,b,roads,sanqi\n" * 3
+    with pytest.raises(ListTooLarge, match="more than 20 characters"):
+        read_list(text.encode(), "list.csv", max_rows=10, limits=ListLimits(max_text_chars=20))
+
+
+def test_rows_missing_up_to_the_last_row_of_the_sheet_are_passed_over_not_read_cell_by_cell(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # openpyxl fills the 1,048,573 rows missing before the last with blanks: before, each
+    # of their 100 cells was turned into text (seconds of CPU for a 2 KB file).
+    texts: list[object] = []
+    cell_text = lists._cell_text
+    monkeypatch.setattr(lists, "_cell_text", lambda v: texts.append(v) or cell_text(v))
+    sheet = read_list(hostile.far_rows(), "list.xlsx", max_rows=10)
+    assert [r.number for r in sheet.rows] == [2] and sheet.blank_rows == []
+    assert len(texts) < 1_000
