@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 from xml.etree import ElementTree
 
@@ -32,10 +32,15 @@ from shared.events import IssueLookbackPassed
 from shared.infra import free_port
 from shared.runtime import Runtime
 from shared.settings import Settings
-from tests.support.events import assigned, envelope, publish
+from tests.support.clock import SetClock
+from tests.support.events import FRIDAY_MORNING, assigned, envelope, publish
 from tests.support.harness import eventually, isolated_settings, stream_messages
 
 T = TypeVar("T")
+# Residents post the day before the matter is assigned and closed (the events in
+# tests.support.events are stamped FRIDAY_MORNING): intake runs on this clock, never the
+# wall clock, so what the requests show does not depend on the day the suite runs.
+THURSDAY_MORNING = FRIDAY_MORNING - timedelta(days=1)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 POTHOLE = {
@@ -59,6 +64,7 @@ class Open311:
     rt: Runtime
     settings: Settings
     key: str
+    clock: SetClock
 
     def library(self, fmt: str = "json") -> GeoReport:
         return GeoReport(self.base, output_format=fmt)
@@ -74,9 +80,12 @@ async def call(fn: Callable[[], T]) -> T:
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[tuple[str, Runtime]]:
-    """Intake served by uvicorn on a free port, on this event loop."""
-    app = create_app(settings)
+async def running(
+    settings: Settings, clock: SetClock | None = None
+) -> AsyncIterator[tuple[str, Runtime]]:
+    """Intake served by uvicorn on a free port, on this event loop, on a test clock
+    (Thursday morning unless given)."""
+    app = create_app(settings, clock=clock or SetClock(THURSDAY_MORNING))
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -100,8 +109,9 @@ async def open311(settings: Settings) -> AsyncIterator[Open311]:
         created = await create_key(engine, "town-app", "online", datetime.now(UTC))
     finally:
         await engine.dispose()
-    async with running(settings) as (url, rt), httpx.AsyncClient(timeout=10) as http:
-        yield Open311(f"{url}/open311/v2", http, rt, settings, created.key)
+    clock = SetClock(THURSDAY_MORNING)
+    async with running(settings, clock) as (url, rt), httpx.AsyncClient(timeout=10) as http:
+        yield Open311(f"{url}/open311/v2", http, rt, settings, created.key, clock)
 
 
 def xml(response: httpx.Response) -> ElementTree.Element:
@@ -231,6 +241,8 @@ async def test_status_agency_and_deadline_follow_the_matter(open311: Open311) ->
     assert now["status"] == "open"
     assert now["agency_responsible"] == "建设管理所 Town Construction Office"
     assert now["expected_datetime"] == "2026-12-18T23:59:59+08:00"
+    assert now["requested_datetime"] == "2026-11-26T09:00:00+08:00"  # intake's clock
+    assert now["updated_datetime"] == "2026-11-27T09:00:00+08:00"  # the assignment's time
     assert "assigned to town_construction" in now["status_notes"]
 
     passed = IssueLookbackPassed(
@@ -255,7 +267,10 @@ async def test_status_agency_and_deadline_follow_the_matter(open311: Open311) ->
 
 
 async def test_filters_by_id_window_and_count(open311: Open311) -> None:
-    ids = [(await open311.post()).json()[0]["service_request_id"] for _ in range(3)]
+    ids = []
+    for _ in range(3):
+        ids.append((await open311.post()).json()[0]["service_request_id"])
+        open311.clock.advance(timedelta(minutes=1))
     get = open311.http.get
     by_id = await get(f"{open311.base}/requests.json", params={"service_request_id": ids[0]})
     assert [r["service_request_id"] for r in by_id.json()] == [ids[0]]

@@ -46,6 +46,7 @@ from shared.events import (
 )
 from shared.reference import load as load_reference
 from shared.settings import REFERENCE_DIR
+from tests.support.calendars import KnownThrough
 
 FRIDAY = date(2026, 11, 27)
 MONDAY_AFTER_LOOKBACK = date(2026, 12, 14)
@@ -351,8 +352,9 @@ def plan_set(
 
 def test_the_sanqi_bridges_deadline_follows_its_staged_plan() -> None:
     """Routed on Monday 7 December 2026 by bridge_project: 20 working days, to 4 January
-    2027; its bridge_rebuild plan (70 working days) ends on 15 March 2027."""
-    calendar = official(REFERENCE_DIR)
+    2027; its bridge_rebuild plan (70 working days) ends on 15 March 2027. The official
+    calendar as it stood before 2027 was published, whichever chinesecalendar is installed."""
+    calendar = KnownThrough(official(REFERENCE_DIR), 2026)
     monday = date(2026, 12, 7)
     routed = decide_initial(None, report("bridges"), ROUTING, registry(), monday, calendar)
     assert routed is not None and routed.plan_template == "bridge_rebuild"
