@@ -412,10 +412,11 @@ def audit_checkpoint(data_dir: DataDir = Path(".minqing")) -> None:
     """Print the audit log's head (log_seq, hash, count, time) as JSON: keep it outside the
     database, and verify against it later."""
     from services.projection.audit_store import checkpoint
+    from shared.clock import system_clock
     from shared.db import make_sessions
 
     with _database(data_dir) as run:
-        head = run(lambda engine: checkpoint(make_sessions(engine)))
+        head = run(lambda engine: checkpoint(make_sessions(engine), system_clock()))
     typer.echo(json.dumps({**head.__dict__, "time": head.time.isoformat()}))
 
 

@@ -37,6 +37,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     app.include_router(
         build_router(rt.sessions, clock, settings.timezone, names, settings.list_count_limit)
     )
-    app.include_router(build_audit_router(rt.sessions))
+    app.include_router(build_audit_router(rt.sessions, clock))
     dashboard.install(app, names)
     return app

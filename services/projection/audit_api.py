@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from services.projection.audit import Checkpoint
 from services.projection.audit_store import checkpoint, verify
+from shared.clock import Clock
 from shared.db import Sessions
 
 Hash = Annotated[str, Query(pattern=r"^[0-9a-f]{64}$", description="a hex SHA-256")]
@@ -52,13 +53,13 @@ class VerificationOut(BaseModel):
     checkpoint: CheckpointRef | None
 
 
-def build_audit_router(sessions: Sessions) -> APIRouter:
+def build_audit_router(sessions: Sessions, clock: Clock) -> APIRouter:
     router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
     @router.get("/checkpoint")
     async def get_checkpoint() -> CheckpointOut:
         """The current head of the audit log (position, hash, count, time)."""
-        return CheckpointOut.of(await checkpoint(sessions))
+        return CheckpointOut.of(await checkpoint(sessions, clock()))
 
     @router.get("/verify")
     async def get_verify(

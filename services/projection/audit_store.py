@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, tuple_
@@ -37,8 +37,8 @@ class Verification:
     checkpoint: Checkpoint | None
 
 
-async def checkpoint(sessions: Sessions) -> Checkpoint:
-    """The log's head now: post it outside the database to catch a later rewrite."""
+async def checkpoint(sessions: Sessions, now: datetime) -> Checkpoint:
+    """The log's head at ``now``: post it outside the database to catch a later rewrite."""
     async with sessions() as session:
         row = (
             await session.execute(
@@ -46,7 +46,6 @@ async def checkpoint(sessions: Sessions) -> Checkpoint:
             )
         ).first()
         count = int(await session.scalar(select(func.count()).select_from(events)) or 0)
-    now = datetime.now(UTC)
     if row is None:
         return Checkpoint(log_seq=0, hash="0" * 64, count=0, time=now)
     return Checkpoint(log_seq=int(row.log_seq), hash=str(row.hash), count=count, time=now)

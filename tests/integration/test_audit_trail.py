@@ -10,7 +10,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,16 @@ from services.projection.app import create_app
 from services.projection.views.history import events
 from shared.ids import new_id
 from shared.settings import Settings
+from tests.support.clock import SetClock
 from tests.support.events import assigned, publish, reported
 from tests.support.harness import eventually, serve
+
+CLOCK = SetClock(datetime(2026, 11, 30, 17, 30, tzinfo=UTC))
 
 
 @pytest.fixture
 async def app(settings: Settings) -> FastAPI:
-    return create_app(settings)
+    return create_app(settings, clock=CLOCK)
 
 
 @pytest.fixture
@@ -65,6 +68,7 @@ async def test_what_was_recorded_verifies_and_the_trail_shows_each_hash(
 
     assert (found["ok"], found["entries"], found["problem"]) == (True, 3, None)
     assert (head["log_seq"], head["hash"]) == (3, found["head_hash"])
+    assert head["time"] == "2026-11-30T17:30:00Z"  # the service's clock, not the wall's
     rows = await stored(app)
     history = (await client.get(f"/api/v1/issues/{rows[0]['issue_id']}/history")).json()
     assert [e["hash"] for e in history["events"]] == [rows[0]["hash"], rows[2]["hash"]]
