@@ -15,9 +15,9 @@ test: $(STAMP) lint
 	$(BIN)/pytest -q -n 2 --durations=12
 
 lint: $(STAMP)
-	$(BIN)/ruff check services shared tests bench
-	$(BIN)/ruff format --check services shared tests bench
-	$(BIN)/mypy services shared
+	$(BIN)/ruff check minqing services shared tests bench
+	$(BIN)/ruff format --check minqing services shared tests bench
+	$(BIN)/mypy -p minqing
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -5,7 +5,8 @@ realistic events spread over about 18 months up to now: every matter reported (C
 and descriptions from a varied vocabulary, villages, categories and sources from the reference
 data), most assigned, many resolved, most of those looked back (passed, or failed, reopened
 and assigned again), some overdue and escalated, some with feedback and funds. The events are
-real envelopes (``shared.envelope.wrap`` of the classes in ``shared/events.py``) in one global
+real envelopes (``wrap`` of ``shared/contract/envelope.py``, with the classes in
+``shared/contract/events.py``) in one global
 stream order (epoch 1, positions from 1 in publish order).
 
 No NATS and no consumers: each matter is folded with ``domain.fold_versions`` once its last
@@ -44,13 +45,12 @@ from alembic.script import ScriptDirectory
 from ulid import ULID
 
 from bench.stack import REPO, SETTINGS, asyncpg_dsn
-from services.projection import audit
-from services.projection.domain import Recorded, fold_versions
-from services.projection.views import history, issues
-from shared import reference
-from shared.consumer import Delivery
-from shared.envelope import Envelope, wrap
-from shared.events import (
+from minqing.services.projection import audit
+from minqing.services.projection.domain import Recorded, fold_versions
+from minqing.services.projection.views import history, issues
+from minqing.shared.contract import reference
+from minqing.shared.contract.envelope import Envelope, wrap
+from minqing.shared.contract.events import (
     Event,
     IssueAssigned,
     IssueDuplicateReported,
@@ -64,7 +64,8 @@ from shared.events import (
     IssueReporterReplied,
     IssueResolved,
 )
-from shared.migrations import alembic_config
+from minqing.shared.messaging.consumer import Delivery
+from minqing.shared.persistence.migrations import alembic_config
 
 DATASET_VERSION = 1  # bump when the generator changes what it makes
 DATA_DIR = REPO / ".bench-data" / "reads"  # one embedded PostgreSQL per N, kept
@@ -569,7 +570,7 @@ def migrate(database_url: str, log: Path) -> None:
     """``minqing migrate`` on the database, as the bench does for its others."""
     with log.open("wb") as out:
         result = subprocess.run(
-            [sys.executable, "-m", "shared.cli", "migrate"],
+            [sys.executable, "-m", "minqing.shared.cli", "migrate"],
             env={**os.environ, "MINQING_DATABASE_URL": database_url},
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -620,7 +621,7 @@ def database_url(server_url: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from shared.embedded import EmbeddedPostgres
+    from minqing.shared.embedded import EmbeddedPostgres
 
     parser = argparse.ArgumentParser(prog="python -m bench.dataset", description=__doc__)
     parser.add_argument("--matters", type=int, default=DEFAULT_MATTERS)

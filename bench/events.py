@@ -1,4 +1,4 @@
-"""Canonical events for the backlog, built with the event classes and ``shared.envelope.wrap``."""
+"""Canonical events for the backlog, built with the event classes and ``envelope.wrap``."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 from nats.aio.client import Client
 
 from bench.stack import Failed, subject
-from shared.envelope import Envelope, wrap
-from shared.events import (
+from minqing.shared.contract.envelope import Envelope, wrap
+from minqing.shared.contract.events import (
     Event,
     IssueAssigned,
     IssueLookbackFailed,
@@ -22,7 +22,7 @@ from shared.events import (
     IssueReported,
     IssueResolved,
 )
-from shared.ids import new_id
+from minqing.shared.domain.ids import new_id
 
 CONTENT_TYPE = "application/cloudevents+json"
 # Reference codes are part of the contract (README "Reference data").

@@ -27,12 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bench import dataset
 from bench.report import Row
 from bench.stack import SETTINGS, Process, Stack, asyncpg_dsn, free_port, wait_ready
-from services.projection import stats
-from services.projection.domain import IssueView
-from services.projection.views import history, issues
-from shared.clock import local_date
-from shared.db import make_engine, make_sessions
-from shared.embedded import EmbeddedPostgres
+from minqing.services.projection import stats
+from minqing.services.projection.domain import IssueView
+from minqing.services.projection.views import history, issues
+from minqing.shared.domain.clock import local_date
+from minqing.shared.embedded import EmbeddedPostgres
+from minqing.shared.persistence.db import make_engine, make_sessions
 
 REQUESTS = 200  # timed per query, each side (fewer if the time budget runs out first)
 WARMUP = 20  # requests, or WARMUP_SECONDS if that is shorter
@@ -303,7 +303,15 @@ def start_projection(stack: Stack, database_url: str) -> Process:
         "MINQING_HOST": "127.0.0.1",
         "MINQING_PROJECTION_PORT": str(port),
     }
-    argv = [sys.executable, "-m", "shared.cli", "serve", "projection", "--log-level", "warning"]
+    argv = [
+        sys.executable,
+        "-m",
+        "minqing.shared.cli",
+        "serve",
+        "projection",
+        "--log-level",
+        "warning",
+    ]
     return stack.start_process("projection-reads", argv, env, port)
 
 

@@ -31,8 +31,8 @@ from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 # The one place the embedded servers are imported from: if they move, change this line.
-from shared.embedded import EmbeddedNats, EmbeddedPostgres
-from shared.settings import Settings
+from minqing.shared.embedded import EmbeddedNats, EmbeddedPostgres
+from minqing.shared.service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 STOP_TIMEOUT_SECONDS = 20.0
@@ -188,7 +188,7 @@ class Stack:
         log = self.root / f"migrate-{name}.log"
         with log.open("wb") as out:
             result = subprocess.run(
-                [sys.executable, "-m", "shared.cli", "migrate"],
+                [sys.executable, "-m", "minqing.shared.cli", "migrate"],
                 env={**os.environ, "MINQING_DATABASE_URL": url},
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -224,7 +224,7 @@ class Stack:
         extra_env: Mapping[str, str] | None = None,
         label: str | None = None,
     ) -> Process:
-        """``python -m shared.cli serve <service>`` on a free port, configured by MINQING_*."""
+        """``python -m minqing.shared.cli serve <service>`` on a free port (MINQING_*)."""
         port = free_port()
         env = {
             "MINQING_NATS_URL": self.nats_url,
@@ -236,7 +236,15 @@ class Stack:
             "MINQING_DUPLICATE_THRESHOLD": "101",
         }
         env.update(extra_env or {})
-        argv = [sys.executable, "-m", "shared.cli", "serve", service, "--log-level", "warning"]
+        argv = [
+            sys.executable,
+            "-m",
+            "minqing.shared.cli",
+            "serve",
+            service,
+            "--log-level",
+            "warning",
+        ]
         process = self.start_process(label or service, argv, env, port)
         self.rss.watch(label or service, process.pid)
         return process

@@ -7,20 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.assignment.handlers import HANDLERS as ASSIGNMENT
-from services.followup.handlers import HANDLERS as FOLLOWUP
-from services.followup.ingress import KINDS as FOLLOWUP_KINDS
-from services.followup.ingress_consumer import CONSUMER as FOLLOWUP_INGRESS
-from services.followup.ingress_consumer import followup_channels
-from services.intake.handlers import HANDLERS as INTAKE
-from services.intake.ingress import KIND as REPORT
-from services.intake.ingress_consumer import CONSUMER as INTAKE_INGRESS
-from services.intake.ingress_consumer import ingress_channels
-from services.intake.residents.handlers import REPLY_HANDLERS as INTAKE_REPLIES
-from services.projection.views import VIEWS
-from shared.contract import Channel
-from shared.events import EVENT_CLASSES, Event
-from shared.settings import Settings
+from minqing.services.assignment.handlers import HANDLERS as ASSIGNMENT
+from minqing.services.followup.handlers import HANDLERS as FOLLOWUP
+from minqing.services.followup.ingress import KINDS as FOLLOWUP_KINDS
+from minqing.services.followup.ingress_consumer import CONSUMER as FOLLOWUP_INGRESS
+from minqing.services.followup.ingress_consumer import followup_channels
+from minqing.services.intake.handlers import HANDLERS as INTAKE
+from minqing.services.intake.ingress import KIND as REPORT
+from minqing.services.intake.ingress_consumer import CONSUMER as INTAKE_INGRESS
+from minqing.services.intake.ingress_consumer import ingress_channels
+from minqing.services.intake.residents.handlers import REPLY_HANDLERS as INTAKE_REPLIES
+from minqing.services.projection.views import VIEWS
+from minqing.shared.contract.asyncapi import Channel
+from minqing.shared.contract.events import EVENT_CLASSES, Event
+from minqing.shared.service.settings import Settings
 
 
 def consumers() -> dict[str, Sequence[type[Event]]]:

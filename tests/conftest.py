@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from shared.settings import Settings
+from minqing.shared.service.settings import Settings
 from tests.support.harness import (
     create_template,
     drop_database,

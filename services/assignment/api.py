@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from services.assignment.domain import (
+from minqing.services.assignment.domain import (
     Assignment,
     ChangeResponsible,
     ExtendDeadline,
@@ -20,7 +20,7 @@ from services.assignment.domain import (
     UnknownUnit,
     WrongState,
 )
-from services.assignment.handlers import (
+from minqing.services.assignment.handlers import (
     Assignments,
     Recorded,
     Rules,
@@ -31,11 +31,11 @@ from services.assignment.handlers import (
     reassign,
     send_back,
 )
-from services.assignment.routing import Person
-from shared.edge import IssueId
-from shared.reference import CODE_PATTERN, code_of
-from shared.text import Line, Text
-from shared.uow import UowFactory
+from minqing.services.assignment.routing import Person
+from minqing.shared.contract.reference import CODE_PATTERN, code_of
+from minqing.shared.domain.text import Line, Text
+from minqing.shared.persistence.uow import UowFactory
+from minqing.shared.web.edge import IssueId
 
 Reason = Annotated[Text, StringConstraints(min_length=1, max_length=2000)]
 Name = Annotated[Line, StringConstraints(min_length=1, max_length=100)]

@@ -7,19 +7,19 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import catalog
-from services.assignment import routing
-from services.assignment.api import build_router
-from services.assignment.handlers import HANDLERS, Rules, recompute_deadlines, sync_registry
-from services.assignment.store import SqlAssignments, plumbing
-from shared import reference
-from shared.calendar import WorkingCalendar, configured
-from shared.clock import Clock, system_clock
-from shared.dispatch import consumed_types, event_applier
-from shared.runtime import build_runtime
-from shared.service import create_service_app
-from shared.settings import Settings
-from shared.uow import SqlUnitOfWork
+from minqing.services import catalog
+from minqing.services.assignment import routing
+from minqing.services.assignment.api import build_router
+from minqing.services.assignment.handlers import HANDLERS, Rules, recompute_deadlines, sync_registry
+from minqing.services.assignment.store import SqlAssignments, plumbing
+from minqing.shared.contract import reference
+from minqing.shared.domain.calendar import WorkingCalendar, configured
+from minqing.shared.domain.clock import Clock, system_clock
+from minqing.shared.messaging.dispatch import consumed_types, event_applier
+from minqing.shared.persistence.uow import SqlUnitOfWork
+from minqing.shared.service.runtime import build_runtime
+from minqing.shared.service.settings import Settings
+from minqing.shared.web.app import create_service_app
 
 
 def create_app(

@@ -7,9 +7,8 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 
-from services.assignment.routing import Matter, Person, Route, Routing
-from shared.calendar import WorkingCalendar, deadline_after, recount, working_days_until
-from shared.events import (
+from minqing.services.assignment.routing import Matter, Person, Route, Routing
+from minqing.shared.contract.events import (
     Event,
     IssueAssigned,
     IssueDeadlineExtended,
@@ -23,7 +22,13 @@ from shared.events import (
     IssueSentBack,
     UnitResponsibleChanged,
 )
-from shared.reference import Responsible
+from minqing.shared.contract.reference import Responsible
+from minqing.shared.domain.calendar import (
+    WorkingCalendar,
+    deadline_after,
+    recount,
+    working_days_until,
+)
 
 MANUAL = "manual"  # the rule id of a supervisor's re-assignment
 FILES_ACTOR = "reference files"  # who changed the registry when the files did

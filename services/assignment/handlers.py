@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from services.assignment.domain import (
+from minqing.services.assignment.domain import (
     Assignment,
     ChangeResponsible,
     ExtendDeadline,
@@ -29,13 +29,9 @@ from services.assignment.domain import (
     evolve,
     evolve_registry,
 )
-from services.assignment.routing import Routing
-from shared.calendar import WorkingCalendar
-from shared.clock import local_date
-from shared.consumer import Rejected
-from shared.dispatch import Handlers
-from shared.envelope import Envelope
-from shared.events import (
+from minqing.services.assignment.routing import Routing
+from minqing.shared.contract.envelope import Envelope
+from minqing.shared.contract.events import (
     Event,
     IssueLookbackFailed,
     IssueLookbackPassed,
@@ -44,8 +40,12 @@ from shared.events import (
     IssueResolved,
     UnitResponsibleChanged,
 )
-from shared.reference import Responsible, UnknownCode
-from shared.uow import UnitOfWork, UowFactory
+from minqing.shared.contract.reference import Responsible, UnknownCode
+from minqing.shared.domain.calendar import WorkingCalendar
+from minqing.shared.domain.clock import local_date
+from minqing.shared.messaging.consumer import Rejected
+from minqing.shared.messaging.dispatch import Handlers
+from minqing.shared.persistence.uow import UnitOfWork, UowFactory
 
 ACTOR = "assignment"
 

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from shared.reference import (
+from minqing.shared.contract.reference import (
     CODE_PATTERN,
     VILLAGE_BRANCH,
     InvalidReferenceData,

@@ -21,10 +21,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.assignment.domain import Assignment, RegistryRow
-from shared.reference import Responsible
-from shared.state import StateCache, StateTable
-from shared.tables import plumbing_tables
+from minqing.services.assignment.domain import Assignment, RegistryRow
+from minqing.shared.contract.reference import Responsible
+from minqing.shared.persistence.state import StateCache, StateTable
+from minqing.shared.persistence.tables import plumbing_tables
 
 SCHEMA = "assignment"
 metadata = MetaData(schema=SCHEMA)

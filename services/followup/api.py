@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from services.followup.domain import (
+from minqing.services.followup.domain import (
     PlanBeyondDeadline,
     RecordFunding,
     RecordLookback,
@@ -29,7 +29,7 @@ from services.followup.domain import (
     UnknownIssue,
     WrongState,
 )
-from services.followup.handlers import (
+from minqing.services.followup.handlers import (
     Cases,
     FundTotal,
     Recorded,
@@ -44,13 +44,13 @@ from services.followup.handlers import (
     resolve_issue,
     set_plan,
 )
-from services.followup.plans import StageRequest
-from shared.edge import IssueId
-from shared.events import FundingSource, FundingStatus, IssueStatus
-from shared.ids import new_id
-from shared.reference import code_of
-from shared.text import Line, Text
-from shared.uow import UowFactory
+from minqing.services.followup.plans import StageRequest
+from minqing.shared.contract.events import FundingSource, FundingStatus, IssueStatus
+from minqing.shared.contract.reference import code_of
+from minqing.shared.domain.ids import new_id
+from minqing.shared.domain.text import Line, Text
+from minqing.shared.persistence.uow import UowFactory
+from minqing.shared.web.edge import IssueId
 
 Summary = Annotated[Text, StringConstraints(min_length=1, max_length=5000)]
 Reason = Annotated[Text, StringConstraints(min_length=1, max_length=1000)]

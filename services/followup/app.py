@@ -6,22 +6,22 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services import catalog
-from services.followup import escalation, lookback, plans
-from services.followup.api import build_funds_router, build_router
-from services.followup.handlers import HANDLERS, Rules, check_deadlines, recompute_lookbacks
-from services.followup.ingress_consumer import CONSUMER, FollowupIngress
-from services.followup.store import SqlCases, ingress_outcomes, plumbing
-from shared import reference
-from shared.calendar import WorkingCalendar, configured
-from shared.clock import Clock, local_date, system_clock
-from shared.dispatch import consumed_types, event_applier
-from shared.ingress.api import build_ingress_router
-from shared.ingress.metrics import IngressMetrics
-from shared.messaging import dlq_stream_config, outcomes_stream_config
-from shared.runtime import build_runtime
-from shared.service import create_service_app
-from shared.settings import Settings
+from minqing.services import catalog
+from minqing.services.followup import escalation, lookback, plans
+from minqing.services.followup.api import build_funds_router, build_router
+from minqing.services.followup.handlers import HANDLERS, Rules, check_deadlines, recompute_lookbacks
+from minqing.services.followup.ingress_consumer import CONSUMER, FollowupIngress
+from minqing.services.followup.store import SqlCases, ingress_outcomes, plumbing
+from minqing.shared.contract import reference
+from minqing.shared.domain.calendar import WorkingCalendar, configured
+from minqing.shared.domain.clock import Clock, local_date, system_clock
+from minqing.shared.ingress.api import build_ingress_router
+from minqing.shared.ingress.metrics import IngressMetrics
+from minqing.shared.messaging.dispatch import consumed_types, event_applier
+from minqing.shared.messaging.streams import dlq_stream_config, outcomes_stream_config
+from minqing.shared.service.runtime import build_runtime
+from minqing.shared.service.settings import Settings
+from minqing.shared.web.app import create_service_app
 
 
 def create_app(

@@ -8,9 +8,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
-from services.followup.escalation import Ladder, Person
-from shared.calendar import WorkingCalendar, add_working_days, deadline_after, recount
-from shared.events import (
+from minqing.services.followup.escalation import Ladder, Person
+from minqing.shared.contract.events import (
     EscalationKind,
     Event,
     FundingSource,
@@ -33,6 +32,12 @@ from shared.events import (
     IssueStatus,
     OverdueKind,
     PlannedMilestone,
+)
+from minqing.shared.domain.calendar import (
+    WorkingCalendar,
+    add_working_days,
+    deadline_after,
+    recount,
 )
 
 LOOKBACK_WORKING_DAYS = 7

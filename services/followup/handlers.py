@@ -9,8 +9,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Protocol
 
-from services.followup import plans
-from services.followup.domain import (
+from minqing.services.followup import plans
+from minqing.services.followup.domain import (
     Case,
     RecordFunding,
     RecordLookback,
@@ -28,13 +28,10 @@ from services.followup.domain import (
     decide_resolution,
     evolve,
 )
-from services.followup.escalation import Ladder
-from services.followup.lookback import Reviewers
-from shared.calendar import WorkingCalendar
-from shared.clock import local_date
-from shared.dispatch import Handlers
-from shared.envelope import Envelope
-from shared.events import (
+from minqing.services.followup.escalation import Ladder
+from minqing.services.followup.lookback import Reviewers
+from minqing.shared.contract.envelope import Envelope
+from minqing.shared.contract.events import (
     Event,
     FundingSource,
     FundingStatus,
@@ -45,7 +42,10 @@ from shared.events import (
     IssueReported,
     IssueResponsibleChanged,
 )
-from shared.uow import UnitOfWork, UowFactory
+from minqing.shared.domain.calendar import WorkingCalendar
+from minqing.shared.domain.clock import local_date
+from minqing.shared.messaging.dispatch import Handlers
+from minqing.shared.persistence.uow import UnitOfWork, UowFactory
 
 ACTOR = "followup"
 # The plan a routing rule names for a major affair sets its time: its deadline follows it.

@@ -15,10 +15,10 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, StringConstraints, ValidationError, model_validator
 
-from services.followup.api import Name, ProgressIn, ResolutionIn
-from services.followup.domain import ReportProgress, ResolveIssue
-from shared.edge import ULID_PATTERN
-from shared.ingress.cloudevents import (
+from minqing.services.followup.api import Name, ProgressIn, ResolutionIn
+from minqing.services.followup.domain import ReportProgress, ResolveIssue
+from minqing.shared.contract.reference import code_of
+from minqing.shared.ingress.cloudevents import (
     Attributes,
     ExternalRef,
     IngressMessage,
@@ -27,7 +27,7 @@ from shared.ingress.cloudevents import (
     problems,
     refused,
 )
-from shared.reference import code_of
+from minqing.shared.web.edge import ULID_PATTERN
 
 PROGRESS = "progress"
 RESOLUTION = "resolution"

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.followup.domain import NotAssignedUnit, ResolveIssue, UnknownIssue, WrongState
-from services.followup.handlers import Cases, Rules, progress_in, resolve_in
-from services.followup.ingress import (
+from minqing.services.followup.domain import NotAssignedUnit, ResolveIssue, UnknownIssue, WrongState
+from minqing.services.followup.handlers import Cases, Rules, progress_in, resolve_in
+from minqing.services.followup.ingress import (
     KINDS,
     PROGRESS,
     RESOLUTION,
@@ -21,17 +21,17 @@ from services.followup.ingress import (
     Step,
     read_step,
 )
-from services.followup.store import SqlCases, ingress_outcomes
-from shared.consumer import Delivery, Outcome
-from shared.contract import Channel
-from shared.ingress.channel import IngressChannel, kind_subjects, outcome_subject
-from shared.ingress.cloudevents import STRUCTURED, Problem, Refused, ingress_type
-from shared.ingress.metrics import IngressMetrics
-from shared.ingress.outcomes import IngressOutcome
-from shared.reference import ReferenceData
-from shared.runtime import Runtime
-from shared.settings import Settings
-from shared.uow import UnitOfWork
+from minqing.services.followup.store import SqlCases, ingress_outcomes
+from minqing.shared.contract.asyncapi import Channel
+from minqing.shared.contract.reference import ReferenceData
+from minqing.shared.ingress.channel import IngressChannel, kind_subjects, outcome_subject
+from minqing.shared.ingress.cloudevents import STRUCTURED, Problem, Refused, ingress_type
+from minqing.shared.ingress.metrics import IngressMetrics
+from minqing.shared.ingress.outcomes import IngressOutcome
+from minqing.shared.messaging.consumer import Delivery, Outcome
+from minqing.shared.persistence.uow import UnitOfWork
+from minqing.shared.service.runtime import Runtime
+from minqing.shared.service.settings import Settings
 
 CONSUMER_VIEW = "ingress"
 CONSUMER = f"followup-{CONSUMER_VIEW}"

@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.calendar import WorkingCalendar, deadline_after
-from shared.events import MilestoneResponsible, PlannedMilestone
+from minqing.shared.contract.events import MilestoneResponsible, PlannedMilestone
+from minqing.shared.domain.calendar import WorkingCalendar, deadline_after
 
 FILE = "plans.toml"
 

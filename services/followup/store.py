@@ -26,17 +26,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.followup.domain import (
+from minqing.services.followup.domain import (
     Case,
     Funding,
     Milestone,
     has_provisional_milestones,
     next_milestone_due,
 )
-from services.followup.handlers import FundTotal, Tracked
-from shared.ingress.outcomes import outcomes_table
-from shared.state import Row, StateCache, StateTable
-from shared.tables import plumbing_tables
+from minqing.services.followup.handlers import FundTotal, Tracked
+from minqing.shared.ingress.outcomes import outcomes_table
+from minqing.shared.persistence.state import Row, StateCache, StateTable
+from minqing.shared.persistence.tables import plumbing_tables
 
 SCHEMA = "followup"
 metadata = MetaData(schema=SCHEMA)

@@ -16,8 +16,8 @@ from pydantic import (
     model_validator,
 )
 
-from services.intake.domain import ReportIssue
-from services.intake.handlers import (
+from minqing.services.intake.domain import ReportIssue
+from minqing.services.intake.handlers import (
     Accepted,
     IdempotencyKeyReused,
     NotADuplicate,
@@ -28,11 +28,11 @@ from services.intake.handlers import (
     reports_of,
     split_duplicate,
 )
-from shared.edge import IssueId
-from shared.ingress.cloudevents import ExternalRef
-from shared.reference import ReferenceData, code_of
-from shared.text import Finite, Line, Text
-from shared.uow import UowFactory
+from minqing.shared.contract.reference import ReferenceData, code_of
+from minqing.shared.domain.text import Finite, Line, Text
+from minqing.shared.ingress.cloudevents import ExternalRef
+from minqing.shared.persistence.uow import UowFactory
+from minqing.shared.web.edge import IssueId
 
 # A sender's own ticket id: printable, no spaces at the ends.
 Phone = Annotated[

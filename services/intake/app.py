@@ -7,27 +7,27 @@ from datetime import timedelta
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import catalog
-from services.intake.api import build_router
-from services.intake.handlers import HANDLERS, Policy
-from services.intake.imports import ImportWorker, process_batch, prune_imports
-from services.intake.imports_api import PREFIX as IMPORTS_PATH
-from services.intake.imports_api import build_imports_router
-from services.intake.ingress_consumer import CONSUMER, IngressConsumer
-from services.intake.open311 import api as open311
-from services.intake.open311.store import Open311Reports
-from services.intake.residents import wiring as residents
-from services.intake.store import SqlImportStore, SqlReports, ingress_outcomes, plumbing
-from shared import reference
-from shared.clock import Clock, system_clock
-from shared.dispatch import consumed_types, event_applier
-from shared.ingress.api import build_ingress_router
-from shared.ingress.metrics import IngressMetrics
-from shared.messaging import dlq_stream_config, outcomes_stream_config
-from shared.runtime import build_runtime
-from shared.service import create_service_app
-from shared.settings import Settings
-from shared.uow import SqlUnitOfWork
+from minqing.services import catalog
+from minqing.services.intake.api import build_router
+from minqing.services.intake.handlers import HANDLERS, Policy
+from minqing.services.intake.imports import ImportWorker, process_batch, prune_imports
+from minqing.services.intake.imports_api import PREFIX as IMPORTS_PATH
+from minqing.services.intake.imports_api import build_imports_router
+from minqing.services.intake.ingress_consumer import CONSUMER, IngressConsumer
+from minqing.services.intake.open311 import api as open311
+from minqing.services.intake.open311.store import Open311Reports
+from minqing.services.intake.residents import wiring as residents
+from minqing.services.intake.store import SqlImportStore, SqlReports, ingress_outcomes, plumbing
+from minqing.shared.contract import reference
+from minqing.shared.domain.clock import Clock, system_clock
+from minqing.shared.ingress.api import build_ingress_router
+from minqing.shared.ingress.metrics import IngressMetrics
+from minqing.shared.messaging.dispatch import consumed_types, event_applier
+from minqing.shared.messaging.streams import dlq_stream_config, outcomes_stream_config
+from minqing.shared.persistence.uow import SqlUnitOfWork
+from minqing.shared.service.runtime import build_runtime
+from minqing.shared.service.settings import Settings
+from minqing.shared.web.app import create_service_app
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> FastAPI:

@@ -13,7 +13,7 @@ from typing import Literal
 
 from rapidfuzz import fuzz, utils
 
-from shared.events import IssueDuplicateReported, IssueReported
+from minqing.shared.contract.events import IssueDuplicateReported, IssueReported
 
 
 @dataclass(frozen=True)

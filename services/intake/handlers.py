@@ -11,16 +11,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
-from services.intake.domain import (
+from minqing.services.intake.domain import (
     OpenMatter,
     ReportIssue,
     decide_duplicate,
     decide_report,
     find_duplicate,
 )
-from shared.dispatch import Handlers
-from shared.envelope import Envelope
-from shared.events import (
+from minqing.shared.contract.envelope import Envelope
+from minqing.shared.contract.events import (
     IssueAssigned,
     IssueDuplicateSplit,
     IssueLookbackFailed,
@@ -28,9 +27,10 @@ from shared.events import (
     IssueReported,
     IssueResolved,
 )
-from shared.ids import new_id
-from shared.races import first_wins
-from shared.uow import UnitOfWork, UowFactory
+from minqing.shared.domain.ids import new_id
+from minqing.shared.messaging.dispatch import Handlers
+from minqing.shared.persistence.races import first_wins
+from minqing.shared.persistence.uow import UnitOfWork, UowFactory
 
 # The constraints a report's idempotency rests on: a caller's key, a sender's own ticket id.
 REPORT_KEYS = ("reports_source_idempotency_key_key", "reports_source_external_ref_key")

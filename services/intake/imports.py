@@ -17,8 +17,8 @@ from typing import Any, Literal, Protocol, cast
 
 from sqlalchemy.exc import DBAPIError
 
-from services.intake.domain import ReportIssue
-from services.intake.handlers import (
+from minqing.services.intake.domain import ReportIssue
+from minqing.services.intake.handlers import (
     REPORT_KEYS,
     Accepted,
     Policy,
@@ -26,9 +26,9 @@ from services.intake.handlers import (
     accept_report,
     report_issue,
 )
-from shared.faults import OutageLog, is_transient
-from shared.races import first_wins
-from shared.uow import UnitOfWork, UowFactory
+from minqing.shared.messaging.faults import OutageLog, is_transient
+from minqing.shared.persistence.races import first_wins
+from minqing.shared.persistence.uow import UnitOfWork, UowFactory
 
 log = logging.getLogger(__name__)
 RowStatus = Literal["pending", "accepted", "rejected"]

@@ -16,8 +16,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Response, UploadFile, status
 from pydantic import AfterValidator, BaseModel, StringConstraints, ValidationError
 
-from services.intake.api import ReportIn
-from services.intake.imports import (
+from minqing.services.intake.api import ReportIn
+from minqing.services.intake.imports import (
     ImportJob,
     ImportProgress,
     ImportStore,
@@ -26,8 +26,8 @@ from services.intake.imports import (
     import_progress,
     start_import,
 )
-from services.intake.list_reader import ListReader
-from services.intake.lists import (
+from minqing.services.intake.list_reader import ListReader
+from minqing.services.intake.lists import (
     ListLimits,
     ListRefused,
     ListTooLarge,
@@ -36,13 +36,13 @@ from services.intake.lists import (
     UnsupportedFormat,
     printable,
 )
-from services.intake.workbooks import WorkbookLimits
-from shared.edge import ULID_PATTERN, quoted
-from shared.ids import new_id
-from shared.reference import code_of
-from shared.settings import Settings
-from shared.text import Line
-from shared.uow import UowFactory
+from minqing.services.intake.workbooks import WorkbookLimits
+from minqing.shared.contract.reference import code_of
+from minqing.shared.domain.ids import new_id
+from minqing.shared.domain.text import Line
+from minqing.shared.persistence.uow import UowFactory
+from minqing.shared.service.settings import Settings
+from minqing.shared.web.edge import ULID_PATTERN, quoted
 
 PREFIX = "/api/v1/imports"
 WAIT_POLL_SECONDS = 0.1

@@ -15,9 +15,10 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, ValidationError
 
-from services.intake.api import ReportIn
-from services.intake.domain import ReportIssue
-from shared.ingress.cloudevents import (
+from minqing.services.intake.api import ReportIn
+from minqing.services.intake.domain import ReportIssue
+from minqing.shared.contract.reference import code_of
+from minqing.shared.ingress.cloudevents import (
     STRUCTURED,
     Attributes,
     ExternalRef,
@@ -29,8 +30,7 @@ from shared.ingress.cloudevents import (
     read_cloudevent,
     refused,
 )
-from shared.ingress.cloudevents import source_token as _source_token
-from shared.reference import code_of
+from minqing.shared.ingress.cloudevents import source_token as _source_token
 
 # Re-exported: the report consumer and its tests use them with the report reader.
 __all__ = ["INGRESS_TYPE", "STRUCTURED", "IngressMessage", "Problem", "Refused", "refused"]

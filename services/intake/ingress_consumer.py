@@ -9,9 +9,9 @@ from collections.abc import Collection, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake import outcomes
-from services.intake.handlers import IdempotencyKeyReused, Policy, Reports, accept_report
-from services.intake.ingress import (
+from minqing.services.intake import outcomes
+from minqing.services.intake.handlers import IdempotencyKeyReused, Policy, Reports, accept_report
+from minqing.services.intake.ingress import (
     INGRESS_TYPE,
     KIND,
     STRUCTURED,
@@ -20,22 +20,22 @@ from services.intake.ingress import (
     Refused,
     report_command,
 )
-from services.intake.outcomes import IngressOutcome
-from services.intake.store import SqlReports, ingress_outcomes
-from shared.consumer import Delivery, Outcome
-from shared.contract import Channel
-from shared.ingress.channel import (
+from minqing.services.intake.outcomes import IngressOutcome
+from minqing.services.intake.store import SqlReports, ingress_outcomes
+from minqing.shared.contract.asyncapi import Channel
+from minqing.shared.contract.reference import ReferenceData
+from minqing.shared.ingress.channel import (
     PROCESSING_FAILED,
     IngressChannel,
     dlq_subject,
     kind_subjects,
     outcome_subject,
 )
-from shared.ingress.metrics import IngressMetrics
-from shared.ingress.outcomes import IngressOutcome as AnyOutcome
-from shared.reference import ReferenceData
-from shared.runtime import Runtime
-from shared.settings import Settings
+from minqing.shared.ingress.metrics import IngressMetrics
+from minqing.shared.ingress.outcomes import IngressOutcome as AnyOutcome
+from minqing.shared.messaging.consumer import Delivery, Outcome
+from minqing.shared.service.runtime import Runtime
+from minqing.shared.service.settings import Settings
 
 __all__ = ["CONSUMER", "PROCESSING_FAILED", "IngressConsumer", "ingress_channels"]
 

@@ -3,8 +3,8 @@ report became (``shared.ingress.outcomes``), kept in ``intake.ingress_outcomes``
 
 from __future__ import annotations
 
-from services.intake.handlers import Accepted
-from shared.ingress import outcomes as shared
+from minqing.services.intake.handlers import Accepted
+from minqing.shared.ingress import outcomes as shared
 
 
 class IngressOutcome(shared.IngressOutcome):

@@ -29,20 +29,20 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.domain import OpenMatter, ReportIssue
-from services.intake.handlers import MatterStatus, StoredReport
-from services.intake.imports import ImportJob, ImportProgress, ListRow, PendingRow
+from minqing.services.intake.domain import OpenMatter, ReportIssue
+from minqing.services.intake.handlers import MatterStatus, StoredReport
+from minqing.services.intake.imports import ImportJob, ImportProgress, ListRow, PendingRow
 
 # Open311's tables are in this schema too: imported so that this module's ``metadata``
 # (migrations, the drift test) holds every intake table.
-from services.intake.open311 import tables as _open311_tables  # noqa: F401
-from services.intake.residents import tables as _residents_tables  # noqa: F401
-from services.intake.schema import SCHEMA as SCHEMA
-from services.intake.schema import metadata as metadata
-from shared.bulk import execute, plain_insert_sql
-from shared.events import IssueReported
-from shared.ingress.outcomes import outcomes_table
-from shared.tables import plumbing_tables
+from minqing.services.intake.open311 import tables as _open311_tables  # noqa: F401
+from minqing.services.intake.residents import tables as _residents_tables  # noqa: F401
+from minqing.services.intake.schema import SCHEMA as SCHEMA
+from minqing.services.intake.schema import metadata as metadata
+from minqing.shared.contract.events import IssueReported
+from minqing.shared.ingress.outcomes import outcomes_table
+from minqing.shared.persistence.bulk import execute, plain_insert_sql
+from minqing.shared.persistence.tables import plumbing_tables
 
 __all__ = [
     "SCHEMA",

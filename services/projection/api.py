@@ -13,16 +13,16 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import AfterValidator, AwareDatetime, BaseModel
 
-from services.projection import exports, stats
-from services.projection.domain import IssueView, is_overdue
-from services.projection.sentences import Names, describe
-from services.projection.views import history, issues
-from shared.clock import Clock, local_date
-from shared.db import Sessions
-from shared.edge import IssueId
-from shared.events import IssueStatus
-from shared.reference import Kind, active
-from shared.text import Line
+from minqing.services.projection import exports, stats
+from minqing.services.projection.domain import IssueView, is_overdue
+from minqing.services.projection.sentences import Names, describe
+from minqing.services.projection.views import history, issues
+from minqing.shared.contract.events import IssueStatus
+from minqing.shared.contract.reference import Kind, active
+from minqing.shared.domain.clock import Clock, local_date
+from minqing.shared.domain.text import Line
+from minqing.shared.persistence.db import Sessions
+from minqing.shared.web.edge import IssueId
 
 ONE_DAY = timedelta(days=1)
 MAX_OFFSET = 1_000_000  # deeper pages are refused (422): narrow the filters instead

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services import catalog
-from services.projection import dashboard
-from services.projection.api import build_router
-from services.projection.audit_api import build_audit_router
-from services.projection.sentences import Names
-from services.projection.store import plumbing
-from services.projection.views import chosen
-from shared import reference
-from shared.clock import Clock, system_clock
-from shared.runtime import build_runtime
-from shared.service import create_service_app
-from shared.settings import Settings
+from minqing.services import catalog
+from minqing.services.projection import dashboard
+from minqing.services.projection.api import build_router
+from minqing.services.projection.audit_api import build_audit_router
+from minqing.services.projection.sentences import Names
+from minqing.services.projection.store import plumbing
+from minqing.services.projection.views import chosen
+from minqing.shared.contract import reference
+from minqing.shared.domain.clock import Clock, system_clock
+from minqing.shared.service.runtime import build_runtime
+from minqing.shared.service.settings import Settings
+from minqing.shared.web.app import create_service_app
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> FastAPI:

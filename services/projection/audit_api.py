@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from services.projection.audit import Checkpoint
-from services.projection.audit_store import checkpoint, verify
-from shared.clock import Clock
-from shared.db import Sessions
+from minqing.services.projection.audit import Checkpoint
+from minqing.services.projection.audit_store import checkpoint, verify
+from minqing.shared.domain.clock import Clock
+from minqing.shared.persistence.db import Sessions
 
 Hash = Annotated[str, Query(pattern=r"^[0-9a-f]{64}$", description="a hex SHA-256")]
 

@@ -8,15 +8,15 @@ from typing import Any
 
 from sqlalchemy import func, select, tuple_
 
-from services.projection.audit import (
+from minqing.services.projection.audit import (
     CANONICAL_FIELDS,
     Checkpoint,
     IssueVerifier,
     LogVerifier,
     Problem,
 )
-from services.projection.views.history import events
-from shared.db import Sessions
+from minqing.services.projection.views.history import events
+from minqing.shared.persistence.db import Sessions
 
 CHUNK = 5000
 _COLUMNS = [

@@ -11,8 +11,8 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from shared.envelope import NewerVersion, UnreadableEvent, read
-from shared.events import (
+from minqing.shared.contract.envelope import NewerVersion, UnreadableEvent, read
+from minqing.shared.contract.events import (
     Event,
     IssueAssigned,
     IssueDeadlineRecomputed,

@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 
-from services.projection.domain import IssueView, is_overdue
-from services.projection.sentences import Names, describe
-from services.projection.views import issues
-from shared.db import Sessions
+from minqing.services.projection.domain import IssueView, is_overdue
+from minqing.services.projection.sentences import Names, describe
+from minqing.services.projection.views import issues
+from minqing.shared.persistence.db import Sessions
 
 CHUNK = 1000
 MAX_ROWS = 200_000  # an export is cut here (and says so in its last line)

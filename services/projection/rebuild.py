@@ -6,8 +6,8 @@
    rebuilt but read by one that is (issues re-folds from history's ``events``) appears
    there as a plain SQL view of its live table.
 2. Replay: each view's own ``apply_batch`` runs on sessions whose connections carry that
-   map, so its Core statements and its bulk statements (``shared/bulk.py``) write the fresh
-   tables. The events come as the live consumers get them (``replay.py``): those the
+   map, so its Core statements and its bulk statements (``shared/persistence/bulk.py``)
+   write the fresh tables. The events come as the live consumers get them (``replay.py``): those the
    stream no longer has (earlier stream epochs) from the live audit table, then the
    canonical stream from its first sequence; an event id is applied once per view, as
    the live inbox does. The live consumers, their inbox, positions and durables are not
@@ -47,22 +47,22 @@ from sqlalchemy import Table, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from services.projection.replay import (
+from minqing.services.projection.replay import (
     Replay,
     StreamReader,
     ViewCount,
     count_before,
     stored_before,
 )
-from services.projection.schema import SCHEMA, metadata
-from services.projection.store import plumbing
-from services.projection.views import BY_NAME, VIEWS, history, unknown
-from shared.consumer import Delivery
-from shared.db import Sessions, make_sessions
-from shared.messaging import stream_created
-from shared.migrations import heads
-from shared.settings import Settings
-from shared.subscription import Epochs
+from minqing.services.projection.schema import SCHEMA, metadata
+from minqing.services.projection.store import plumbing
+from minqing.services.projection.views import BY_NAME, VIEWS, history, unknown
+from minqing.shared.messaging.consumer import Delivery
+from minqing.shared.messaging.streams import stream_created
+from minqing.shared.messaging.subscription import Epochs
+from minqing.shared.persistence.db import Sessions, make_sessions
+from minqing.shared.persistence.migrations import heads
+from minqing.shared.service.settings import Settings
 
 FRESH = "projection_rebuild"
 RETIRED = "projection_retired"

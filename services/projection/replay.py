@@ -26,10 +26,10 @@ from pydantic import ValidationError
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.projection.audit import CANONICAL_FIELDS
-from services.projection.views.history import events
-from shared.consumer import Delivery, Outcome, RawMessage, parse_message
-from shared.envelope import Envelope, UnreadableEvent
+from minqing.services.projection.audit import CANONICAL_FIELDS
+from minqing.services.projection.views.history import events
+from minqing.shared.contract.envelope import Envelope, UnreadableEvent
+from minqing.shared.messaging.consumer import Delivery, Outcome, RawMessage, parse_message
 
 FETCH_WAIT_SECONDS = 1.0
 READER_IDLE_SECONDS = 120.0  # the server removes the reader's consumer after this idle time

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.envelope import NewerVersion, UnreadableEvent, read
-from shared.events import (
+from minqing.shared.contract.envelope import NewerVersion, UnreadableEvent, read
+from minqing.shared.contract.events import (
     Event,
     IssueAssigned,
     IssueDeadlineExtended,
@@ -39,7 +39,7 @@ from shared.events import (
     IssueSupervisorInvited,
     UnitResponsibleChanged,
 )
-from shared.reference import ReferenceData
+from minqing.shared.contract.reference import ReferenceData
 
 
 @dataclass(frozen=True)

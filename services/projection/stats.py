@@ -17,14 +17,14 @@ from sqlalchemy import ColumnElement, Numeric, Subquery, cast, func, select, tup
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.projection.views.history import (
+from minqing.services.projection.views.history import (
     FEEDBACK,
     FUNDING,
     LOOKBACK_FAILED,
     LOOKBACK_PASSED,
     events,
 )
-from services.projection.views.issues import IssueFilter, filtered, source
+from minqing.services.projection.views.issues import IssueFilter, filtered, source
 
 # Counted by each of these; the responsible person is the workload per person (by id).
 DIMENSIONS = ("status", "source", "category", "village", "unit", "responsible_person_id")

@@ -1,7 +1,7 @@
 """The servers `minqing up` starts when no NATS or PostgreSQL is configured: real ones from pip."""
 
-from shared.embedded.nats import EmbeddedNats
-from shared.embedded.postgres import EmbeddedPostgres
-from shared.embedded.process import DataDirInUse, hold_lock
+from minqing.shared.embedded.nats import EmbeddedNats
+from minqing.shared.embedded.postgres import EmbeddedPostgres
+from minqing.shared.embedded.process import DataDirInUse, hold_lock
 
 __all__ = ["DataDirInUse", "EmbeddedNats", "EmbeddedPostgres", "hold_lock"]

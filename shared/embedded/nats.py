@@ -13,8 +13,8 @@ from typing import Self
 
 import nats
 
-from shared.embedded.process import STOP_TIMEOUT_SECONDS, ServerProcess, tail
-from shared.infra import free_port, run_sync
+from minqing.shared.embedded.process import STOP_TIMEOUT_SECONDS, ServerProcess, tail
+from minqing.shared.service.infra import free_port, run_sync
 
 # Package data: found the same way in an editable and in a regular install.
 NATS_CONFIG = Path(__file__).with_name("nats.conf")

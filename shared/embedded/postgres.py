@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Self
 from urllib.parse import quote
 
-from shared.embedded.process import (
+from minqing.shared.embedded.process import (
     DataDirInUse,
     ServerProcess,
     adopting_orphans,
@@ -25,7 +25,7 @@ from shared.embedded.process import (
     process_alive,
     reap,
 )
-from shared.infra import ensure_database
+from minqing.shared.service.infra import ensure_database
 
 if TYPE_CHECKING:
     from pgserver.postgres_server import PostgresServer

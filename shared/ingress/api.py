@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from sqlalchemy import Table, func, select
 
-from shared.ingress import outcomes
-from shared.ingress.channel import IngressChannel
-from shared.ingress.resubmit import LetterNotFound, NotResubmittable, resubmit
-from shared.runtime import Runtime
+from minqing.shared.ingress import outcomes
+from minqing.shared.ingress.channel import IngressChannel
+from minqing.shared.ingress.resubmit import LetterNotFound, NotResubmittable, resubmit
+from minqing.shared.service.runtime import Runtime
 
 SourceCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,100}$")]
 

@@ -25,12 +25,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.consumer import Delivery, Outcome, RawMessage
-from shared.dead_letters import DeadLetter
-from shared.envelope import Envelope
-from shared.ids import new_id
-from shared.ingress import outcomes
-from shared.ingress.cloudevents import (
+from minqing.shared.contract.envelope import Envelope
+from minqing.shared.domain.ids import new_id
+from minqing.shared.ingress import outcomes
+from minqing.shared.ingress.cloudevents import (
     REASON_CODE_HEADER,
     REASON_HEADER,
     IngressMessage,
@@ -42,11 +40,13 @@ from shared.ingress.cloudevents import (
     refused,
     subject_parts,
 )
-from shared.ingress.metrics import IngressMetrics
-from shared.messaging import ingress_stream_config
-from shared.outbox import Message
-from shared.runtime import Runtime
-from shared.settings import Settings
+from minqing.shared.ingress.metrics import IngressMetrics
+from minqing.shared.messaging.consumer import Delivery, Outcome, RawMessage
+from minqing.shared.messaging.dead_letters import DeadLetter
+from minqing.shared.messaging.outbox import Message
+from minqing.shared.messaging.streams import ingress_stream_config
+from minqing.shared.service.runtime import Runtime
+from minqing.shared.service.settings import Settings
 
 log = logging.getLogger(__name__)
 PROCESSING_FAILED = "processing_failed"

@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from shared.envelope import UnreadableEvent
-from shared.reference import UnknownCode
+from minqing.shared.contract.envelope import UnreadableEvent
+from minqing.shared.contract.reference import UnknownCode
 
 STRUCTURED = "application/cloudevents+json"
 RESUBMIT_HEADER = "Minqing-Resubmit-Of"

@@ -12,7 +12,7 @@ from sqlalchemy import Boolean, Column, DateTime, MetaData, Table, Text, delete,
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.ingress.cloudevents import Problem
+from minqing.shared.ingress.cloudevents import Problem
 
 
 def outcomes_table(metadata: MetaData) -> Table:

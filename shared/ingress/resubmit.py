@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from shared.db import Sessions
-from shared.ingress.cloudevents import RESUBMIT_HEADER
-from shared.outbox import Message, Outbox
-from shared.tables import Plumbing
+from minqing.shared.ingress.cloudevents import RESUBMIT_HEADER
+from minqing.shared.messaging.outbox import Message, Outbox
+from minqing.shared.persistence.db import Sessions
+from minqing.shared.persistence.tables import Plumbing
 
 
 class LetterNotFound(Exception):

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.settings import Settings
+from minqing.shared.service.settings import Settings
 from tests.support.processes import ServiceProcess, poll, running_services
 
 pytestmark = pytest.mark.e2e

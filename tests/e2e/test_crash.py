@@ -17,10 +17,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from shared.db import make_engine
-from shared.envelope import Envelope
-from shared.ids import new_id
-from shared.settings import Settings
+from minqing.shared.contract.envelope import Envelope
+from minqing.shared.domain.ids import new_id
+from minqing.shared.persistence.db import make_engine
+from minqing.shared.service.settings import Settings
 from tests.support.harness import stream_messages
 from tests.support.processes import ServiceProcess, poll, process_env, running_services
 
@@ -122,7 +122,7 @@ def test_a_rebuild_after_many_crashes_reproduces_the_live_chain(
         rows = read_chain(settings)
 
         rebuilt = subprocess.run(
-            [sys.executable, "-m", "shared.cli", "projection", "rebuild"],
+            [sys.executable, "-m", "minqing.shared.cli", "projection", "rebuild"],
             env=process_env(settings),
             capture_output=True,
             text=True,

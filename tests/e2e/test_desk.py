@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from services.projection.app import create_app
-from shared.events import IssueLookbackPassed, IssueReported, IssueResolved
-from shared.ids import new_id
-from shared.infra import free_port
-from shared.settings import Settings
+from minqing.services.projection.app import create_app
+from minqing.shared.contract.events import IssueLookbackPassed, IssueReported, IssueResolved
+from minqing.shared.domain.ids import new_id
+from minqing.shared.service.infra import free_port
+from minqing.shared.service.settings import Settings
 from tests.support.events import assigned, envelope, publish, reported
 from tests.support.harness import eventually
 

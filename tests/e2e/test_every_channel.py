@@ -23,7 +23,7 @@ from cloudevents.v1.http import CloudEvent
 from georeport import GeoReport
 from openpyxl import Workbook
 
-from shared.settings import Settings
+from minqing.shared.service.settings import Settings
 from tests.support.harness import isolated_settings
 from tests.support.processes import ServiceProcess, poll, running_services
 
@@ -77,7 +77,7 @@ class Hotline12345:
 
 def minqing(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
+        [sys.executable, "-m", "minqing.shared.cli", *args],
         env=env,
         capture_output=True,
         text=True,

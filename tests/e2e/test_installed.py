@@ -30,20 +30,20 @@ NOT_SOURCES = shutil.ignore_patterns(
 )
 INSTALL_WITHIN = 300.0
 SHIPPED = [
-    "shared/embedded/nats.conf",
-    "shared/alembic_template/script.py.mako",
-    "shared/alembic_template/env.py",
-    "shared/reference_data/categories.toml",
-    "shared/reference_data/calendar.toml",
-    "shared/reference_data/escalation.toml",
-    "shared/reference_data/routing.toml",
-    "shared/reference_data/plans.toml",
-    "shared/reference_data/lookback.toml",
-    "services/projection/dashboard/static/index.html",
-    "services/projection/dashboard/static/app.js",
-    "services/projection/dashboard/static/style.css",
-    "services/intake/migrations/env.py",
-    "services/intake/migrations/versions/0001_initial.py",
+    "minqing/shared/embedded/nats.conf",
+    "minqing/shared/persistence/alembic_template/script.py.mako",
+    "minqing/shared/persistence/alembic_template/env.py",
+    "minqing/shared/contract/reference_data/categories.toml",
+    "minqing/shared/contract/reference_data/calendar.toml",
+    "minqing/shared/contract/reference_data/escalation.toml",
+    "minqing/shared/contract/reference_data/routing.toml",
+    "minqing/shared/contract/reference_data/plans.toml",
+    "minqing/shared/contract/reference_data/lookback.toml",
+    "minqing/services/projection/dashboard/static/index.html",
+    "minqing/services/projection/dashboard/static/app.js",
+    "minqing/services/projection/dashboard/static/style.css",
+    "minqing/services/intake/migrations/env.py",
+    "minqing/services/intake/migrations/versions/0001_initial.py",
 ]
 
 
@@ -86,15 +86,16 @@ def test_a_regular_install_runs_minqing_up_from_an_empty_directory(tmp_path: Pat
     env = _user_env(venv)
 
     probe = (
-        "import importlib.metadata as m, importlib.util as u, json, shared; "
+        "import importlib.metadata as m, importlib.util as u, json, minqing.shared as s; "
         "print(json.dumps({'files': [str(f) for f in m.files('minqing')], "
-        "'shared': shared.__file__, 'tests': u.find_spec('tests') is not None, "
-        "'pytest': u.find_spec('pytest') is not None}))"
+        "'shared': s.__file__, 'top': {n: u.find_spec(n) is not None for n in "
+        "('tests', 'pytest', 'shared', 'services')}}))"
     )
     found = json.loads(_run([python, "-c", probe], cwd=empty, env=env))
     assert Path(found["shared"]).is_relative_to(venv)
-    assert not found["tests"] and not found["pytest"]
-    assert not [f for f in found["files"] if f.startswith("tests/")]
+    assert not any(found["top"].values()), found["top"]  # one name installed: minqing
+    code = [f for f in found["files"] if f.endswith(".py")]
+    assert code and all(f.startswith("minqing/") for f in code)
     assert set(SHIPPED) <= set(found["files"])
 
     up = Up(tmp_path, command=[str(venv / "bin" / "minqing"), "up"], cwd=empty, env=env)

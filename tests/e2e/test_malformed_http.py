@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.settings import Settings
+from minqing.shared.service.settings import Settings
 from tests.support.harness import fresh_database, isolated_settings
 from tests.support.processes import ServiceProcess, process_env
 from tests.support.servers import scratch_dir

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from services.assignment.app import create_app
-from services.followup.app import create_app as create_followup
-from shared.ids import new_id
-from shared.settings import Settings
+from minqing.services.assignment.app import create_app
+from minqing.services.followup.app import create_app as create_followup
+from minqing.shared.domain.ids import new_id
+from minqing.shared.service.settings import Settings
 from tests.support.events import FRIDAY_MORNING, publish, reported
 from tests.support.harness import eventually, serve, stream_messages
 

@@ -13,12 +13,12 @@ import nats
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from services.projection.app import create_app
-from services.projection.audit_store import verify
-from services.projection.views.history import events
-from shared.ids import new_id
-from shared.settings import Settings
-from shared.subscription import PullConsumer
+from minqing.services.projection.app import create_app
+from minqing.services.projection.audit_store import verify
+from minqing.services.projection.views.history import events
+from minqing.shared.domain.ids import new_id
+from minqing.shared.messaging.subscription import PullConsumer
+from minqing.shared.service.settings import Settings
 from tests.support.events import assigned, publish, reported
 from tests.support.harness import eventually, serve
 from tests.support.rebuilding import rebuild_now

@@ -19,11 +19,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete, select, update
 
-from services.projection import audit
-from services.projection.app import create_app
-from services.projection.views.history import events
-from shared.ids import new_id
-from shared.settings import Settings
+from minqing.services.projection import audit
+from minqing.services.projection.app import create_app
+from minqing.services.projection.views.history import events
+from minqing.shared.domain.ids import new_id
+from minqing.shared.service.settings import Settings
 from tests.support.clock import SetClock
 from tests.support.events import assigned, publish, reported
 from tests.support.harness import eventually, serve
@@ -164,7 +164,7 @@ async def test_the_command_verifies_against_a_checkpoint_file(
     env = {**os.environ, "MINQING_DATABASE_URL": settings.database_url}
 
     def minqing(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "shared.cli", "audit", *args]
+        command = [sys.executable, "-m", "minqing.shared.cli", "audit", *args]
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
     exported = minqing("checkpoint")
@@ -193,10 +193,10 @@ async def test_events_recorded_before_the_chain_are_sealed_by_the_migration(
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
-    from services.projection.audit_store import verify
-    from shared.db import make_engine, make_sessions
-    from shared.infra import ensure_database
-    from shared.migrations import upgrade
+    from minqing.services.projection.audit_store import verify
+    from minqing.shared.persistence.db import make_engine, make_sessions
+    from minqing.shared.persistence.migrations import upgrade
+    from minqing.shared.service.infra import ensure_database
     from tests.support.harness import drop_database, with_database
 
     url = with_database(server_db_url, f"mq_chain_{new_id().lower()}")
@@ -239,8 +239,8 @@ async def test_events_recorded_before_the_chain_are_sealed_by_the_migration(
 async def test_an_event_recorded_twice_is_sealed_once_and_leaves_no_gap(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    from services.projection.views import history
-    from shared.consumer import Delivery
+    from minqing.services.projection.views import history
+    from minqing.shared.messaging.consumer import Delivery
 
     old = await stored(app)
     issue = new_id()

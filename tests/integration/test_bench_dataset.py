@@ -11,10 +11,10 @@ import asyncpg
 
 from bench import dataset
 from bench.stack import asyncpg_dsn
-from services.projection.views import history, issues
-from shared.consumer import Delivery
-from shared.db import make_engine, make_sessions
-from shared.settings import Settings
+from minqing.services.projection.views import history, issues
+from minqing.shared.messaging.consumer import Delivery
+from minqing.shared.persistence.db import make_engine, make_sessions
+from minqing.shared.service.settings import Settings
 from tests.support.harness import fresh_database
 
 MATTERS = 200

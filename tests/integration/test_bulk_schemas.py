@@ -6,9 +6,9 @@ from __future__ import annotations
 from sqlalchemy import Column, MetaData, Table, Text, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.bulk import executemany, fetch, plain_insert_sql, select_sql
-from shared.db import make_engine
-from shared.settings import Settings
+from minqing.shared.persistence.bulk import executemany, fetch, plain_insert_sql, select_sql
+from minqing.shared.persistence.db import make_engine
+from minqing.shared.service.settings import Settings
 
 _TABLE = Table("t", MetaData(schema="live"), Column("k", Text, primary_key=True), Column("v", Text))
 

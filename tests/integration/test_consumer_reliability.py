@@ -11,15 +11,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.assignment.app import create_app as assignment_app
-from services.assignment.store import plumbing
-from shared.consumer import ApplyBatch, Delivery, Outcome
-from shared.db import make_engine
-from shared.envelope import Envelope
-from shared.events import IssueReported
-from shared.infra import free_port
-from shared.runtime import Runtime, build_runtime, start, stop
-from shared.settings import Settings
+from minqing.services.assignment.app import create_app as assignment_app
+from minqing.services.assignment.store import plumbing
+from minqing.shared.contract.envelope import Envelope
+from minqing.shared.contract.events import IssueReported
+from minqing.shared.messaging.consumer import ApplyBatch, Delivery, Outcome
+from minqing.shared.persistence.db import make_engine
+from minqing.shared.service.infra import free_port
+from minqing.shared.service.runtime import Runtime, build_runtime, start, stop
+from minqing.shared.service.settings import Settings
 from tests.support.events import publish, publish_raw, reported
 from tests.support.harness import eventually, serve, stream_messages
 

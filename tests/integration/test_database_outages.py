@@ -16,9 +16,9 @@ import httpx
 import psutil
 import pytest
 
-from services.projection.app import create_app
-from shared.embedded import EmbeddedPostgres
-from shared.migrations import upgrade_all
+from minqing.services.projection.app import create_app
+from minqing.shared.embedded import EmbeddedPostgres
+from minqing.shared.persistence.migrations import upgrade_all
 from tests.support.harness import isolated_settings, serve
 
 TIMEOUTS = {

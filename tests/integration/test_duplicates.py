@@ -14,10 +14,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from services.intake.app import create_app
-from services.intake.store import matters
-from shared.events import IssueLookbackPassed
-from shared.settings import Settings
+from minqing.services.intake.app import create_app
+from minqing.services.intake.store import matters
+from minqing.shared.contract.events import IssueLookbackPassed
+from minqing.shared.service.settings import Settings
 from tests.support.events import envelope, publish
 from tests.support.harness import eventually, isolated_settings, serve, stream_messages
 

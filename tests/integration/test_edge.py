@@ -10,13 +10,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
-from services.followup.app import create_app as create_followup
-from services.intake.app import create_app as create_intake
-from services.intake.store import plumbing, reports
-from services.projection.app import create_app as create_projection
-from shared.ids import new_id
-from shared.runtime import Runtime
-from shared.settings import Settings
+from minqing.services.followup.app import create_app as create_followup
+from minqing.services.intake.app import create_app as create_intake
+from minqing.services.intake.store import plumbing, reports
+from minqing.services.projection.app import create_app as create_projection
+from minqing.shared.domain.ids import new_id
+from minqing.shared.service.runtime import Runtime
+from minqing.shared.service.settings import Settings
 from tests.support.harness import serve
 
 REPORT: dict[str, Any] = {

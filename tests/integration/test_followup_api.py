@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.followup.app import create_app
-from shared.ids import new_id
-from shared.settings import Settings
+from minqing.services.followup.app import create_app
+from minqing.shared.domain.ids import new_id
+from minqing.shared.service.settings import Settings
 from tests.support.events import FRIDAY_MORNING, assigned, publish, reported
 from tests.support.harness import eventually, serve
 

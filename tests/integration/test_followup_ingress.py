@@ -15,10 +15,10 @@ import pytest
 from cloudevents.v1.http import CloudEvent
 from nats.js.client import JetStreamContext
 
-from services.followup.app import create_app
-from shared.events import IssueAssigned, IssueReported
-from shared.ids import new_id
-from shared.settings import Settings
+from minqing.services.followup.app import create_app
+from minqing.shared.contract.events import IssueAssigned, IssueReported
+from minqing.shared.domain.ids import new_id
+from minqing.shared.service.settings import Settings
 from tests.support.events import FRIDAY_MORNING, envelope, publish
 from tests.support.harness import eventually, serve, stream_messages
 from tests.support.ingress import binary, structured

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from services.followup.app import create_app
-from shared.events import IssueAssigned
-from shared.ids import new_id
-from shared.settings import Settings
+from minqing.services.followup.app import create_app
+from minqing.shared.contract.events import IssueAssigned
+from minqing.shared.domain.ids import new_id
+from minqing.shared.service.settings import Settings
 from tests.support.events import FRIDAY_MORNING, envelope, publish, reported
 from tests.support.harness import eventually, serve, stream_messages
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, insert, select
 
-from services.assignment.store import plumbing
-from shared.housekeeping import Housekeeping
-from shared.runtime import build_runtime
-from shared.settings import Settings
+from minqing.services.assignment.store import plumbing
+from minqing.shared.persistence.housekeeping import Housekeeping
+from minqing.shared.service.runtime import build_runtime
+from minqing.shared.service.settings import Settings
 
 LONG_AGO = datetime.now(UTC) - timedelta(days=400)
 
@@ -95,9 +95,9 @@ async def test_old_published_rows_processed_ids_and_dead_letters_are_pruned_not_
 async def test_ingress_outcomes_older_than_the_outcomes_stream_are_forgotten(
     settings: Settings,
 ) -> None:
-    from services.intake.store import ingress_outcomes
-    from services.intake.store import plumbing as intake_plumbing
-    from shared.ingress import outcomes
+    from minqing.services.intake.store import ingress_outcomes
+    from minqing.services.intake.store import plumbing as intake_plumbing
+    from minqing.shared.ingress import outcomes
 
     rt = build_runtime("intake", settings, intake_plumbing)
     now = datetime.now(UTC)

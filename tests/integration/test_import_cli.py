@@ -14,9 +14,9 @@ import pytest
 import uvicorn
 from openpyxl import Workbook
 
-from services.intake.app import create_app
-from shared.infra import free_port
-from shared.settings import Settings
+from minqing.services.intake.app import create_app
+from minqing.shared.service.infra import free_port
+from minqing.shared.service.settings import Settings
 from tests.support import hostile_xlsx as hostile
 from tests.support.harness import isolated_settings
 
@@ -52,7 +52,7 @@ async def minqing_import(path: Path, url: str, *args: str) -> tuple[int, str, st
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "shared.cli",
+        "minqing.shared.cli",
         "import",
         str(path),
         "--url",

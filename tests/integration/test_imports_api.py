@@ -16,24 +16,24 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, select, text
 
-from services.intake.app import create_app
-from services.intake.handlers import Policy
-from services.intake.imports import (
+from minqing.services.intake.app import create_app
+from minqing.services.intake.handlers import Policy
+from minqing.services.intake.imports import (
     ImportJob,
     import_progress,
     process_batch,
     prune_imports,
     start_import,
 )
-from services.intake.imports_api import validate_row
-from services.intake.list_reader import ListReader
-from services.intake.lists import ListLimits, ListTooLarge, read_list
-from services.intake.store import SqlImportStore, import_rows, imports, plumbing, reports
-from services.intake.workbooks import WorkbookLimits
-from shared import reference
-from shared.envelope import Envelope
-from shared.runtime import Runtime
-from shared.settings import Settings
+from minqing.services.intake.imports_api import validate_row
+from minqing.services.intake.list_reader import ListReader
+from minqing.services.intake.lists import ListLimits, ListTooLarge, read_list
+from minqing.services.intake.store import SqlImportStore, import_rows, imports, plumbing, reports
+from minqing.services.intake.workbooks import WorkbookLimits
+from minqing.shared.contract import reference
+from minqing.shared.contract.envelope import Envelope
+from minqing.shared.service.runtime import Runtime
+from minqing.shared.service.settings import Settings
 from tests.support import hostile_xlsx as hostile
 from tests.support.harness import (
     eventually,
@@ -390,7 +390,8 @@ LOOSE = ListLimits(WorkbookLimits(max_unzipped_bytes=1 << 30, max_cells=10**8), 
 
 
 def reader_children() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children() if "services.intake.list_reader" in p.cmdline()]
+    reader = "minqing.services.intake.list_reader"
+    return [p for p in psutil.Process().children() if reader in p.cmdline()]
 
 
 async def test_the_reader_refuses_what_needs_more_memory_than_it_may_take() -> None:

@@ -17,10 +17,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.embedded import EmbeddedNats, EmbeddedPostgres
-from shared.embedded.nats import NATS_CONFIG, nats_server_binary
-from shared.embedded.process import process_alive
-from shared.infra import ensure_database, free_port, run_sync
+from minqing.shared.embedded import EmbeddedNats, EmbeddedPostgres
+from minqing.shared.embedded.nats import NATS_CONFIG, nats_server_binary
+from minqing.shared.embedded.process import process_alive
+from minqing.shared.service.infra import ensure_database, free_port, run_sync
 from tests.support.servers import docker_available, scratch_dir
 
 
@@ -168,7 +168,7 @@ def test_a_data_dir_has_one_owner_at_a_time(tmp_path: Path) -> None:
 OWNER = """
 import sys, time
 from pathlib import Path
-from shared.embedded import EmbeddedPostgres
+from minqing.shared.embedded import EmbeddedPostgres
 server = EmbeddedPostgres(Path(sys.argv[1])).start()
 print(server.pid, server.url(), flush=True)
 time.sleep(600)

@@ -14,8 +14,8 @@ import pytest
 from nats.js.api import ConsumerInfo
 from sqlalchemy import func, select
 
-from services.intake.store import matters, reports
-from shared.envelope import Envelope
+from minqing.services.intake.store import matters, reports
+from minqing.shared.contract.envelope import Envelope
 from tests.support.harness import eventually, fresh_database, isolated_settings, stream_messages
 from tests.support.ingress import (
     Intake,

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from nats.aio.msg import Msg
 from sqlalchemy import func, select
 
-from services.intake.store import matters
+from minqing.services.intake.store import matters
 from tests.support.harness import eventually, fresh_database, isolated_settings
 from tests.support.ingress import Intake, report, running_intake
 

@@ -11,14 +11,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from services.intake.app import create_app
-from services.intake.store import plumbing, reporter_contacts, reports
-from shared.db import make_engine
-from shared.envelope import Envelope
-from shared.infra import free_port
-from shared.messaging import UnsupportedServer, check_server
-from shared.runtime import Runtime
-from shared.settings import Settings
+from minqing.services.intake.app import create_app
+from minqing.services.intake.store import plumbing, reporter_contacts, reports
+from minqing.shared.contract.envelope import Envelope
+from minqing.shared.messaging.streams import UnsupportedServer, check_server
+from minqing.shared.persistence.db import make_engine
+from minqing.shared.service.infra import free_port
+from minqing.shared.service.runtime import Runtime
+from minqing.shared.service.settings import Settings
 from tests.support.harness import eventually, serve, serve_over_http, stream_messages
 
 REPORT = {

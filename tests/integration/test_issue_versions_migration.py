@@ -10,13 +10,13 @@ from datetime import timedelta
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from services.projection.domain import Recorded, fold_versions
-from services.projection.views.issues import issue_versions
-from shared.db import make_engine
-from shared.ids import new_id
-from shared.infra import ensure_database
-from shared.migrations import upgrade
-from shared.settings import Settings
+from minqing.services.projection.domain import Recorded, fold_versions
+from minqing.services.projection.views.issues import issue_versions
+from minqing.shared.domain.ids import new_id
+from minqing.shared.persistence.db import make_engine
+from minqing.shared.persistence.migrations import upgrade
+from minqing.shared.service.infra import ensure_database
+from minqing.shared.service.settings import Settings
 from tests.support.events import assigned, reported
 from tests.support.harness import drop_database, with_database
 

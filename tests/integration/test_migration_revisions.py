@@ -13,10 +13,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from typer.testing import CliRunner
 
-from shared.cli import app
-from shared.ids import new_id
-from shared.migrations import migrations_dir, revision, upgrade
-from shared.settings import ServiceName
+from minqing.shared.cli.main import app
+from minqing.shared.domain.ids import new_id
+from minqing.shared.persistence.migrations import migrations_dir, revision, upgrade
+from minqing.shared.service.settings import ServiceName
 from tests.support.harness import drop_database, with_database
 
 

@@ -8,10 +8,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, MetaData
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.assignment.store import metadata as assignment
-from services.followup.store import metadata as followup
-from services.intake.store import metadata as intake
-from services.projection.store import metadata as projection
+from minqing.services.assignment.store import metadata as assignment
+from minqing.services.followup.store import metadata as followup
+from minqing.services.intake.store import metadata as intake
+from minqing.services.projection.store import metadata as projection
 
 
 def _differences(conn: Connection, metadata: MetaData) -> list[object]:

@@ -21,17 +21,17 @@ from georeport import GeoReport
 from sqlalchemy import func, select
 from typer.testing import CliRunner, Result
 
-from services.intake.app import create_app
-from services.intake.open311.keys import create_key, revoke_key
-from services.intake.open311.tables import api_keys, media, requests
-from services.intake.store import reporter_contacts, reports
-from shared import cli
-from shared.db import make_engine
-from shared.envelope import Envelope
-from shared.events import IssueLookbackPassed
-from shared.infra import free_port
-from shared.runtime import Runtime
-from shared.settings import Settings
+from minqing.services.intake.app import create_app
+from minqing.services.intake.open311.keys import create_key, revoke_key
+from minqing.services.intake.open311.tables import api_keys, media, requests
+from minqing.services.intake.store import reporter_contacts, reports
+from minqing.shared.cli import main as cli
+from minqing.shared.contract.envelope import Envelope
+from minqing.shared.contract.events import IssueLookbackPassed
+from minqing.shared.persistence.db import make_engine
+from minqing.shared.service.infra import free_port
+from minqing.shared.service.runtime import Runtime
+from minqing.shared.service.settings import Settings
 from tests.support.clock import SetClock
 from tests.support.events import FRIDAY_MORNING, assigned, envelope, publish
 from tests.support.harness import eventually, isolated_settings, stream_messages

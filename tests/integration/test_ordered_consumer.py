@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.assignment.store import plumbing
-from shared.consumer import Delivery, Outcome
-from shared.db import make_engine
-from shared.infra import free_port
-from shared.runtime import Runtime, build_runtime, start, stop
-from shared.settings import Settings
+from minqing.services.assignment.store import plumbing
+from minqing.shared.messaging.consumer import Delivery, Outcome
+from minqing.shared.persistence.db import make_engine
+from minqing.shared.service.infra import free_port
+from minqing.shared.service.runtime import Runtime, build_runtime, start, stop
+from minqing.shared.service.settings import Settings
 from tests.support.events import publish, reported
 from tests.support.harness import eventually
 

@@ -7,12 +7,17 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 from sqlalchemy import select
 
-from services.intake.store import plumbing
-from shared.envelope import CONTENT_TYPE
-from shared.messaging import batch_publisher, dlq_stream_config, ensure_stream, stream_config
-from shared.outbox import Message, Outbox, Outgoing, PermanentPublishError, Relay
-from shared.runtime import Runtime, build_runtime
-from shared.settings import Settings
+from minqing.services.intake.store import plumbing
+from minqing.shared.contract.envelope import CONTENT_TYPE
+from minqing.shared.messaging.outbox import Message, Outbox, Outgoing, PermanentPublishError, Relay
+from minqing.shared.messaging.streams import (
+    batch_publisher,
+    dlq_stream_config,
+    ensure_stream,
+    stream_config,
+)
+from minqing.shared.service.runtime import Runtime, build_runtime
+from minqing.shared.service.settings import Settings
 from tests.support.events import reported
 from tests.support.harness import stream_messages
 

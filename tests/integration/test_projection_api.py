@@ -9,10 +9,10 @@ import httpx
 import nats
 import pytest
 
-from services.projection.app import create_app
-from shared.envelope import Envelope
-from shared.ids import new_id
-from shared.settings import Settings
+from minqing.services.projection.app import create_app
+from minqing.shared.contract.envelope import Envelope
+from minqing.shared.domain.ids import new_id
+from minqing.shared.service.settings import Settings
 from tests.support.events import assigned, publish, publish_raw, reported
 from tests.support.harness import eventually, serve
 
@@ -205,7 +205,7 @@ async def test_a_re_created_stream_starts_a_new_epoch_and_no_event_is_lost(
 async def test_free_text_finds_chinese_and_english_and_the_other_filters_narrow(
     projection: httpx.AsyncClient, settings: Settings
 ) -> None:
-    from shared.events import IssueReported
+    from minqing.shared.contract.events import IssueReported
     from tests.support.events import envelope
 
     def report(title: str, village: str, source: str) -> Envelope:
@@ -314,7 +314,7 @@ async def test_the_list_exports_as_csv_and_xlsx_with_chinese_headers_and_any_fil
 
     from openpyxl import load_workbook
 
-    from shared.events import IssueReported
+    from minqing.shared.contract.events import IssueReported
     from tests.support.events import envelope
 
     def report(title: str, village: str) -> Envelope:
@@ -374,7 +374,7 @@ async def test_statistics_count_rate_and_link_to_the_matters_behind_them(
     from datetime import date, timedelta
     from decimal import Decimal
 
-    from shared.events import (
+    from minqing.shared.contract.events import (
         Event,
         IssueFeedbackRecorded,
         IssueFundingRecorded,
@@ -524,7 +524,7 @@ async def test_last_months_list_and_figures_are_reproduced_exactly(settings: Set
     whatever happened since: new matters, assignments, resolutions, re-deliveries."""
     from datetime import date, timedelta
 
-    from shared.events import IssueResolved
+    from minqing.shared.contract.events import IssueResolved
     from tests.support.events import FRIDAY_MORNING, envelope
 
     now = [FRIDAY_MORNING + timedelta(hours=1)]
@@ -593,10 +593,10 @@ async def test_an_event_behind_a_matters_position_refolds_its_earlier_states_too
 
     from sqlalchemy import select
 
-    from services.projection.domain import Recorded, fold_versions
-    from services.projection.views import history, issues
-    from shared.consumer import Delivery
-    from shared.events import IssueResolved
+    from minqing.services.projection.domain import Recorded, fold_versions
+    from minqing.services.projection.views import history, issues
+    from minqing.shared.contract.events import IssueResolved
+    from minqing.shared.messaging.consumer import Delivery
     from tests.support.events import envelope
 
     app = create_app(settings)

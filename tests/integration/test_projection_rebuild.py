@@ -18,19 +18,19 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, text, update
 from typer.testing import CliRunner
 
-from services.projection.app import create_app
-from services.projection.audit_store import verify
-from services.projection.rebuild import RebuildError
-from services.projection.store import plumbing
-from services.projection.views import VIEWS
-from services.projection.views.history import events
-from services.projection.views.issues import issues
-from shared.cli import app as cli
-from shared.db import Sessions, make_engine
-from shared.envelope import Envelope
-from shared.events import Event, IssueLookbackPassed, IssueResolved
-from shared.ids import new_id
-from shared.settings import Settings
+from minqing.services.projection.app import create_app
+from minqing.services.projection.audit_store import verify
+from minqing.services.projection.rebuild import RebuildError
+from minqing.services.projection.store import plumbing
+from minqing.services.projection.views import VIEWS
+from minqing.services.projection.views.history import events
+from minqing.services.projection.views.issues import issues
+from minqing.shared.cli.main import app as cli
+from minqing.shared.contract.envelope import Envelope
+from minqing.shared.contract.events import Event, IssueLookbackPassed, IssueResolved
+from minqing.shared.domain.ids import new_id
+from minqing.shared.persistence.db import Sessions, make_engine
+from minqing.shared.service.settings import Settings
 from tests.support.events import assigned, envelope, publish, publish_raw, reported
 from tests.support.harness import eventually, serve
 from tests.support.rebuilding import Notes, rebuild_now
@@ -299,7 +299,7 @@ async def test_a_trail_changed_by_hand_is_repaired_but_another_chain_kept_unless
 async def test_a_swap_that_waits_too_long_for_a_table_gives_way_and_tries_again(
     app: FastAPI, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import services.projection.rebuild as module
+    import minqing.services.projection.rebuild as module
 
     monkeypatch.setattr(module, "SWAP_LOCK_TIMEOUT", "100ms")
     monkeypatch.setattr(module, "SWAP_ATTEMPTS", 50)
@@ -360,7 +360,7 @@ async def test_the_command_shows_progress_and_the_trail_still_verifies(
     }
 
     def minqing(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "shared.cli", *args]
+        command = [sys.executable, "-m", "minqing.shared.cli", *args]
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
     done = await asyncio.to_thread(minqing, "projection", "rebuild", "--batch", "2")

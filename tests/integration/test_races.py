@@ -1,6 +1,7 @@
 """``first_wins`` on PostgreSQL: contenders that all checked, found nothing and inserted
 under one key get the winner's answer, whether the violation comes through SQLAlchemy or
-straight from asyncpg (``shared.bulk``); a violation of another constraint stands."""
+straight from asyncpg (``minqing.shared.persistence.bulk``); a violation of another
+constraint stands."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from shared.bulk import execute
-from shared.db import Sessions, make_engine, make_sessions
-from shared.races import first_wins
-from shared.settings import Settings
+from minqing.shared.persistence.bulk import execute
+from minqing.shared.persistence.db import Sessions, make_engine, make_sessions
+from minqing.shared.persistence.races import first_wins
+from minqing.shared.service.settings import Settings
 
 CONTENDERS = 12
 

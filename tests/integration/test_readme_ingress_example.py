@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from services.intake.store import reports
+from minqing.services.intake.store import reports
 from tests.support.harness import isolated_settings
 from tests.support.ingress import running_intake
 

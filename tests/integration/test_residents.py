@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from services.intake.app import create_app
-from shared.envelope import Envelope
-from shared.events import IssueLookbackPassed, IssueResolved
-from shared.settings import Settings
+from minqing.services.intake.app import create_app
+from minqing.shared.contract.envelope import Envelope
+from minqing.shared.contract.events import IssueLookbackPassed, IssueResolved
+from minqing.shared.service.settings import Settings
 from tests.support.events import envelope, publish
 from tests.support.harness import eventually, isolated_settings, serve, stream_messages
 from tests.support.webhook import Receiver, webhook_receiver

@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from services.assignment.app import create_app as assignment_app
-from services.followup.app import create_app as followup_app
-from services.intake.app import create_app as intake_app
-from services.projection.app import create_app as projection_app
+from minqing.services.assignment.app import create_app as assignment_app
+from minqing.services.followup.app import create_app as followup_app
+from minqing.services.intake.app import create_app as intake_app
+from minqing.services.projection.app import create_app as projection_app
 from tests.support.harness import eventually, isolated_settings, serve
 
 

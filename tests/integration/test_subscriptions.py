@@ -9,14 +9,14 @@ from pathlib import Path
 import nats
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.assignment.app import create_app as assignment_app
-from services.assignment.store import plumbing
-from services.intake.app import create_app as intake_app
-from shared.consumer import Delivery, Outcome
-from shared.embedded import EmbeddedNats
-from shared.envelope import Envelope
-from shared.runtime import build_runtime, start, stop
-from shared.settings import Settings
+from minqing.services.assignment.app import create_app as assignment_app
+from minqing.services.assignment.store import plumbing
+from minqing.services.intake.app import create_app as intake_app
+from minqing.shared.contract.envelope import Envelope
+from minqing.shared.embedded import EmbeddedNats
+from minqing.shared.messaging.consumer import Delivery, Outcome
+from minqing.shared.service.runtime import build_runtime, start, stop
+from minqing.shared.service.settings import Settings
 from tests.support.events import publish, reported
 from tests.support.harness import eventually, serve, stream_messages
 

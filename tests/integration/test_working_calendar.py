@@ -12,14 +12,14 @@ from pathlib import Path
 import httpx
 from nats.js.api import RawStreamMsg
 
-from services.assignment.app import create_app as assignment_app
-from services.projection.app import create_app as projection_app
-from shared.calendar import OfficialCalendar, Overrides
-from shared.envelope import wrap
-from shared.events import IssueReported
-from shared.ids import new_id
-from shared.runtime import Job
-from shared.settings import Settings
+from minqing.services.assignment.app import create_app as assignment_app
+from minqing.services.projection.app import create_app as projection_app
+from minqing.shared.contract.envelope import wrap
+from minqing.shared.contract.events import IssueReported
+from minqing.shared.domain.calendar import OfficialCalendar, Overrides
+from minqing.shared.domain.ids import new_id
+from minqing.shared.service.runtime import Job
+from minqing.shared.service.settings import Settings
 from tests.support.events import publish
 from tests.support.harness import eventually, serve, stream_messages
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from shared.calendar import WorkingCalendar
+from minqing.shared.domain.calendar import WorkingCalendar
 
 
 class KnownThrough:

@@ -6,11 +6,11 @@ from datetime import UTC, date, datetime
 
 import nats
 
-from shared.envelope import Envelope, wrap
-from shared.events import Event, IssueAssigned, IssueReported
-from shared.ids import new_id
-from shared.messaging import ensure_stream, stream_config
-from shared.settings import Settings
+from minqing.shared.contract.envelope import Envelope, wrap
+from minqing.shared.contract.events import Event, IssueAssigned, IssueReported
+from minqing.shared.domain.ids import new_id
+from minqing.shared.messaging.streams import ensure_stream, stream_config
+from minqing.shared.service.settings import Settings
 
 FRIDAY_MORNING = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)  # 09:00 in Shihu
 

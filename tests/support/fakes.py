@@ -9,14 +9,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Generic, TypeVar
 
-from services.assignment.domain import Assignment, RegistryRow
-from services.followup.domain import Case, has_provisional_milestones, next_milestone_due
-from services.followup.handlers import FundTotal, Tracked
-from services.intake.domain import OpenMatter
-from services.intake.handlers import MatterStatus, StoredReport
-from shared.envelope import Envelope
-from shared.events import IssueReported
-from shared.uow import UnitOfWork
+from minqing.services.assignment.domain import Assignment, RegistryRow
+from minqing.services.followup.domain import Case, has_provisional_milestones, next_milestone_due
+from minqing.services.followup.handlers import FundTotal, Tracked
+from minqing.services.intake.domain import OpenMatter
+from minqing.services.intake.handlers import MatterStatus, StoredReport
+from minqing.shared.contract.envelope import Envelope
+from minqing.shared.contract.events import IssueReported
+from minqing.shared.persistence.uow import UnitOfWork
 
 S = TypeVar("S")
 

@@ -16,10 +16,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.ids import new_id
-from shared.infra import free_port
-from shared.migrations import upgrade_all
-from shared.settings import Settings
+from minqing.shared.domain.ids import new_id
+from minqing.shared.persistence.migrations import upgrade_all
+from minqing.shared.service.infra import free_port
+from minqing.shared.service.settings import Settings
 
 T = TypeVar("T")
 

@@ -17,9 +17,9 @@ from nats.aio.client import Client
 from nats.js.api import RawStreamMsg
 from nats.js.client import JetStreamContext
 
-from services.intake.app import create_app
-from shared.runtime import Runtime
-from shared.settings import Settings
+from minqing.services.intake.app import create_app
+from minqing.shared.service.runtime import Runtime
+from minqing.shared.service.settings import Settings
 from tests.support.harness import eventually, serve, stream_messages
 
 

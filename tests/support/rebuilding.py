@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import nats
 
-from services.projection.rebuild import Summary, rebuild, select_views
-from shared.db import make_engine
-from shared.settings import Settings
+from minqing.services.projection.rebuild import Summary, rebuild, select_views
+from minqing.shared.persistence.db import make_engine
+from minqing.shared.service.settings import Settings
 
 
 class Notes:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from services.intake.residents.domain import Matter, Reply
-from services.intake.residents.handlers import DueReply, NewReply, Supervisor, token_hash
+from minqing.services.intake.residents.domain import Matter, Reply
+from minqing.services.intake.residents.handlers import DueReply, NewReply, Supervisor, token_hash
 
 
 @dataclass

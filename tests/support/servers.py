@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from shared.embedded import EmbeddedNats, EmbeddedPostgres
-from shared.infra import ensure_database
+from minqing.shared.embedded import EmbeddedNats, EmbeddedPostgres
+from minqing.shared.service.infra import ensure_database
 
 NATS_IMAGE = "nats:2.11"
 POSTGRES_IMAGE = "postgres:16-alpine"

@@ -19,8 +19,8 @@ import httpx
 import psutil
 import pytest
 
-from shared.infra import free_port, port_is_free, run_sync
-from shared.settings import SERVICES
+from minqing.shared.service.infra import free_port, port_is_free, run_sync
+from minqing.shared.service.settings import SERVICES
 
 READY_WITHIN = 60.0
 EXIT_WITHIN = 30.0
@@ -57,8 +57,8 @@ async def _stream_messages(nats_url: str) -> int:
 class Up:
     """`minqing up` in its own session, output in a file.
 
-    By default `python -m shared.cli up --data-dir <tmp>/data` from ``tmp_path``; ``command``,
-    ``cwd`` and ``env`` (before the MINQING_* variables are dropped) replace those.
+    By default `python -m minqing.shared.cli up --data-dir <tmp>/data` from ``tmp_path``;
+    ``command``, ``cwd`` and ``env`` (before the MINQING_* variables are dropped) replace those.
     """
 
     def __init__(
@@ -71,7 +71,7 @@ class Up:
         self.cwd = cwd or tmp_path
         self.data_dir = tmp_path / "data"
         self.command = command or [
-            *(sys.executable, "-m", "shared.cli", "up"),
+            *(sys.executable, "-m", "minqing.shared.cli", "up"),
             *("--data-dir", str(self.data_dir)),
         ]
         self.log_path = tmp_path / "up.log"

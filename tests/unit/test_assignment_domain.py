@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from services.assignment.domain import (
+from minqing.services.assignment.domain import (
     MANUAL,
     Assignment,
     ChangeResponsible,
@@ -31,9 +31,8 @@ from services.assignment.domain import (
     evolve,
     evolve_registry,
 )
-from services.assignment.routing import Person, Routing, load
-from shared.calendar import WeekdayCalendar, official
-from shared.events import (
+from minqing.services.assignment.routing import Person, Routing, load
+from minqing.shared.contract.events import (
     Event,
     IssueAssigned,
     IssueLookbackFailed,
@@ -44,8 +43,9 @@ from shared.events import (
     PlannedMilestone,
     UnitResponsibleChanged,
 )
-from shared.reference import load as load_reference
-from shared.settings import REFERENCE_DIR
+from minqing.shared.contract.reference import load as load_reference
+from minqing.shared.domain.calendar import WeekdayCalendar, official
+from minqing.shared.service.settings import REFERENCE_DIR
 from tests.support.calendars import KnownThrough
 
 FRIDAY = date(2026, 11, 27)

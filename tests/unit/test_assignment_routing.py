@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from services.assignment.routing import Matter, Person, Routing, Rule, check, load
-from shared.reference import InvalidReferenceData, UnknownCode
-from shared.reference import load as load_reference
-from shared.settings import REFERENCE_DIR
+from minqing.services.assignment.routing import Matter, Person, Routing, Rule, check, load
+from minqing.shared.contract.reference import InvalidReferenceData, UnknownCode
+from minqing.shared.contract.reference import load as load_reference
+from minqing.shared.service.settings import REFERENCE_DIR
 
 REFERENCE = load_reference(REFERENCE_DIR)
 PLANS = {"bridge_rebuild", "road_repair"}

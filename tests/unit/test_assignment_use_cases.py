@@ -8,15 +8,15 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.assignment import routing
-from services.assignment.domain import (
+from minqing.services.assignment import routing
+from minqing.services.assignment.domain import (
     ChangeResponsible,
     ExtendDeadline,
     Reassign,
     SendBack,
     WrongState,
 )
-from services.assignment.handlers import (
+from minqing.services.assignment.handlers import (
     Rules,
     change_responsible,
     extend_deadline,
@@ -26,11 +26,11 @@ from services.assignment.handlers import (
     send_back,
     sync_registry,
 )
-from shared import reference
-from shared.calendar import WeekdayCalendar
-from shared.envelope import wrap
-from shared.events import IssueReported, IssueResolved
-from shared.settings import REFERENCE_DIR
+from minqing.shared.contract import reference
+from minqing.shared.contract.envelope import wrap
+from minqing.shared.contract.events import IssueReported, IssueResolved
+from minqing.shared.domain.calendar import WeekdayCalendar
+from minqing.shared.service.settings import REFERENCE_DIR
 from tests.support.fakes import InMemoryAssignments, Units
 
 FRIDAY_MORNING = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)  # 09:00 in Shihu

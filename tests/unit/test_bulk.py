@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, MetaData, Table, Text
 
-from shared.bulk import insert_sql, plain_insert_sql, translate_schemas
+from minqing.shared.persistence.bulk import insert_sql, plain_insert_sql, translate_schemas
 
 _TABLE = Table(
     "issues",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.calendar import (
+from minqing.shared.domain.calendar import (
     InvalidCalendar,
     OfficialCalendar,
     Overrides,
@@ -16,7 +16,7 @@ from shared.calendar import (
     configured,
     deadline_after,
 )
-from shared.settings import REFERENCE_DIR
+from minqing.shared.service.settings import REFERENCE_DIR
 
 FRIDAY = date(2026, 11, 27)
 SATURDAY = date(2026, 11, 28)

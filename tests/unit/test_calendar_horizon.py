@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = "tests.support.calendar_next_year"
-# The ways a test reaches the shipped official calendar (shared.calendar).
+# The ways a test reaches the shipped official calendar (minqing.shared.domain.calendar).
 OFFICIAL = re.compile(r"\b(?:OfficialCalendar|official|configured)\(")
 
 

@@ -7,15 +7,15 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from services.assignment.handlers import HANDLERS as ASSIGNMENT
-from services.catalog import channels, consumers
-from services.followup.handlers import HANDLERS as FOLLOWUP
-from services.intake.ingress_consumer import ingress_subjects
-from shared import cli
-from shared.contract import EMITTED_BY, asyncapi
-from shared.dispatch import consumed_types
-from shared.events import EVENT_CLASSES
-from shared.settings import Settings
+from minqing.services.assignment.handlers import HANDLERS as ASSIGNMENT
+from minqing.services.catalog import channels, consumers
+from minqing.services.followup.handlers import HANDLERS as FOLLOWUP
+from minqing.services.intake.ingress_consumer import ingress_subjects
+from minqing.shared.cli import main as cli
+from minqing.shared.contract.asyncapi import EMITTED_BY, asyncapi
+from minqing.shared.contract.events import EVENT_CLASSES
+from minqing.shared.messaging.dispatch import consumed_types
+from minqing.shared.service.settings import Settings
 
 
 def document(settings: Settings | None = None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from cloudevents.v1.conversion import to_json as sdk_to_json
 from cloudevents.v1.http import CloudEvent, from_json
 from ulid import ULID, ULIDGenerator
 
-from shared.envelope import (
+from minqing.shared.contract.envelope import (
     CONTENT_TYPE,
     Envelope,
     NewerVersion,
@@ -24,7 +24,7 @@ from shared.envelope import (
     parse,
     wrap,
 )
-from shared.events import (
+from minqing.shared.contract.events import (
     Event,
     IssueAssigned,
     IssueLookbackFailed,

@@ -10,9 +10,9 @@ import logging
 import pytest
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from services.intake.imports import ImportWorker
-from shared import faults
-from shared.faults import OutageLog, is_transient
+from minqing.services.intake.imports import ImportWorker
+from minqing.shared.messaging import faults
+from minqing.shared.messaging.faults import OutageLog, is_transient
 
 
 class _Orig(Exception):
@@ -83,7 +83,7 @@ async def test_the_import_worker_logs_a_database_outage_once_then_once_a_minute(
         return 0
 
     worker = ImportWorker(process, poll_seconds=3600, retry_seconds=0, clock=lambda: now[0])
-    with caplog.at_level(logging.INFO, logger="services.intake.imports"):
+    with caplog.at_level(logging.INFO, logger="minqing.services.intake.imports"):
         task = asyncio.create_task(worker.run())
         try:
             await asyncio.wait_for(recovered.wait(), 30)
@@ -92,7 +92,7 @@ async def test_the_import_worker_logs_a_database_outage_once_then_once_a_minute(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    records = [r for r in caplog.records if r.name == "services.intake.imports"]
+    records = [r for r in caplog.records if r.name == "minqing.services.intake.imports"]
     # The first failure with its traceback, a line a minute, and the end.
     assert len(records) == 4, [r.getMessage() for r in records]
     assert records[0].exc_info is not None

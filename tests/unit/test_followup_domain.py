@@ -7,7 +7,7 @@ from typing import Literal
 
 import pytest
 
-from services.followup.domain import (
+from minqing.services.followup.domain import (
     LOOKBACK_WORKING_DAYS,
     Case,
     RecordLookback,
@@ -20,9 +20,8 @@ from services.followup.domain import (
     decide_resolution,
     evolve,
 )
-from services.followup.escalation import Ladder, Person, Step
-from shared.calendar import WeekdayCalendar
-from shared.events import (
+from minqing.services.followup.escalation import Ladder, Person, Step
+from minqing.shared.contract.events import (
     IssueAssigned,
     IssueEscalated,
     IssueLookbackFailed,
@@ -32,6 +31,7 @@ from shared.events import (
     IssueResolved,
     IssueStatus,
 )
+from minqing.shared.domain.calendar import WeekdayCalendar
 
 FRIDAY = date(2026, 11, 27)
 LOOKBACK_DUE = date(2026, 12, 8)  # seven working days after that Friday

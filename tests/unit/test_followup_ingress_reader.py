@@ -12,11 +12,11 @@ import pytest
 from cloudevents.v1.conversion import to_binary, to_structured
 from cloudevents.v1.http import CloudEvent
 
-from services.followup.domain import ReportProgress, ResolveIssue
-from services.followup.ingress import KINDS, read_step
-from shared import reference
-from shared.ingress.cloudevents import IngressMessage, Refused, read_cloudevent
-from shared.settings import REFERENCE_DIR
+from minqing.services.followup.domain import ReportProgress, ResolveIssue
+from minqing.services.followup.ingress import KINDS, read_step
+from minqing.shared.contract import reference
+from minqing.shared.ingress.cloudevents import IngressMessage, Refused, read_cloudevent
+from minqing.shared.service.settings import REFERENCE_DIR
 
 PREFIX = "minqing.ingress"
 SOURCES = ("hotline_12345", "civil_affairs", "visit")

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.followup.domain import Case, decide_deadline_checks, evolve
-from services.followup.escalation import Ladder, Person, Step
-from shared.calendar import WeekdayCalendar
-from shared.events import (
+from minqing.services.followup.domain import Case, decide_deadline_checks, evolve
+from minqing.services.followup.escalation import Ladder, Person, Step
+from minqing.shared.contract.events import (
     Event,
     IssueAssigned,
     IssueDeadlineExtended,
@@ -17,6 +16,7 @@ from shared.events import (
     IssueReported,
     IssueSentBack,
 )
+from minqing.shared.domain.calendar import WeekdayCalendar
 
 DEADLINE = date(2026, 12, 4)  # a Friday
 weekdays = WeekdayCalendar()

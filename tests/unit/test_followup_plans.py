@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from services.followup import lookback, plans
-from services.followup.domain import (
+from minqing.services.followup import lookback, plans
+from minqing.services.followup.domain import (
     Case,
     Funding,
     PlanBeyondDeadline,
@@ -31,10 +31,9 @@ from services.followup.domain import (
     evolve,
     next_milestone_due,
 )
-from services.followup.escalation import Ladder, Person, Step
-from shared import reference
-from shared.calendar import WeekdayCalendar
-from shared.events import (
+from minqing.services.followup.escalation import Ladder, Person, Step
+from minqing.shared.contract import reference
+from minqing.shared.contract.events import (
     IssueAssigned,
     IssueEscalated,
     IssueLookbackFailed,
@@ -43,7 +42,8 @@ from shared.events import (
     IssuePlanSet,
     PlannedMilestone,
 )
-from shared.settings import REFERENCE_DIR
+from minqing.shared.domain.calendar import WeekdayCalendar
+from minqing.shared.service.settings import REFERENCE_DIR
 
 FRIDAY = date(2026, 11, 27)
 weekdays = WeekdayCalendar()

@@ -9,15 +9,15 @@ from decimal import Decimal
 
 import pytest
 
-from services.followup.app import load_rules
-from services.followup.domain import (
+from minqing.services.followup.app import load_rules
+from minqing.services.followup.domain import (
     PlanBeyondDeadline,
     RecordFunding,
     RecordLookback,
     ReportProgress,
     ResolveIssue,
 )
-from services.followup.handlers import (
+from minqing.services.followup.handlers import (
     Rules,
     SetPlan,
     UnknownTemplate,
@@ -31,12 +31,12 @@ from services.followup.handlers import (
     resolve_issue,
     set_plan,
 )
-from services.followup.plans import StageRequest
-from shared import reference
-from shared.calendar import WeekdayCalendar
-from shared.envelope import wrap
-from shared.events import IssueAssigned
-from shared.settings import REFERENCE_DIR
+from minqing.services.followup.plans import StageRequest
+from minqing.shared.contract import reference
+from minqing.shared.contract.envelope import wrap
+from minqing.shared.contract.events import IssueAssigned
+from minqing.shared.domain.calendar import WeekdayCalendar
+from minqing.shared.service.settings import REFERENCE_DIR
 from tests.support.fakes import InMemoryCases, InMemoryUnitOfWork, Units
 
 FRIDAY_MORNING = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)  # 09:00 in Shihu

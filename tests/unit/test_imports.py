@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _module(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
+    parts = ("minqing", *path.relative_to(ROOT).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -64,7 +64,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_module_of_the_product_imports_itself_round_a_cycle() -> None:
     graph = _graph()
-    assert "shared.runtime" in graph and "shared.http" in graph
+    assert "minqing.shared.service.runtime" in graph and "minqing.shared.web.http" in graph
     assert _cycle(graph) is None
 
 

@@ -10,22 +10,22 @@ import pytest
 from cloudevents.v1.conversion import to_binary, to_structured
 from cloudevents.v1.http import CloudEvent
 
-from services.catalog import elsewhere, ingress_kinds
-from services.intake.handlers import Policy
-from services.intake.ingress import (
+from minqing.services.catalog import elsewhere, ingress_kinds
+from minqing.services.intake.handlers import Policy
+from minqing.services.intake.ingress import (
     IngressMessage,
     Refused,
     read_ingress,
     report_command,
     source_token,
 )
-from services.intake.ingress_consumer import CONSUMER, IngressConsumer
-from services.intake.store import plumbing
-from shared import reference
-from shared.ingress.cloudevents import outcome_id
-from shared.ingress.metrics import IngressMetrics
-from shared.runtime import build_runtime
-from shared.settings import REFERENCE_DIR, Settings
+from minqing.services.intake.ingress_consumer import CONSUMER, IngressConsumer
+from minqing.services.intake.store import plumbing
+from minqing.shared.contract import reference
+from minqing.shared.ingress.cloudevents import outcome_id
+from minqing.shared.ingress.metrics import IngressMetrics
+from minqing.shared.service.runtime import build_runtime
+from minqing.shared.service.settings import REFERENCE_DIR, Settings
 
 PREFIX = "minqing.ingress"
 SUBJECT = f"{PREFIX}.hotline_12345.report"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from services.intake.domain import (
+from minqing.services.intake.domain import (
     OpenMatter,
     ReportIssue,
     decide_report,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from services.intake import lists
-from services.intake.imports_api import validate_row
-from services.intake.lists import (
+from minqing.services.intake import lists
+from minqing.services.intake.imports_api import validate_row
+from minqing.services.intake.lists import (
     ListLimits,
     ListRefused,
     ListTooLarge,
@@ -21,9 +21,9 @@ from services.intake.lists import (
     UnsupportedFormat,
     read_list,
 )
-from services.intake.workbooks import WorkbookLimits
-from shared import reference
-from shared.settings import REFERENCE_DIR
+from minqing.services.intake.workbooks import WorkbookLimits
+from minqing.shared.contract import reference
+from minqing.shared.service.settings import REFERENCE_DIR
 from tests.support import hostile_xlsx as hostile
 
 CHINESE = (

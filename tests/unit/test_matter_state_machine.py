@@ -22,9 +22,9 @@ from hypothesis.stateful import (
     rule,
 )
 
-from services.assignment import handlers as assignment
-from services.assignment import routing
-from services.assignment.domain import (
+from minqing.services.assignment import handlers as assignment
+from minqing.services.assignment import routing
+from minqing.services.assignment.domain import (
     ExtendDeadline,
     IssueNotAssigned,
     Reassign,
@@ -32,20 +32,18 @@ from services.assignment.domain import (
     UnknownUnit,
     WrongState,
 )
-from services.followup import handlers as followup
-from services.followup.app import load_rules as followup_rules
-from services.followup.domain import RecordLookback, ReportProgress, ResolveIssue
-from services.followup.domain import WrongState as CaseWrongState
-from services.intake import handlers as intake
-from services.intake.domain import ReportIssue
-from services.intake.residents import handlers as residents
-from services.intake.residents.domain import Matter
-from services.intake.residents.notifier import Message
-from shared import reference
-from shared.calendar import add_working_days, official
-from shared.clock import local_date
-from shared.envelope import Envelope, decode
-from shared.events import (
+from minqing.services.followup import handlers as followup
+from minqing.services.followup.app import load_rules as followup_rules
+from minqing.services.followup.domain import RecordLookback, ReportProgress, ResolveIssue
+from minqing.services.followup.domain import WrongState as CaseWrongState
+from minqing.services.intake import handlers as intake
+from minqing.services.intake.domain import ReportIssue
+from minqing.services.intake.residents import handlers as residents
+from minqing.services.intake.residents.domain import Matter
+from minqing.services.intake.residents.notifier import Message
+from minqing.shared.contract import reference
+from minqing.shared.contract.envelope import Envelope, decode
+from minqing.shared.contract.events import (
     IssueAssigned,
     IssueDeadlineExtended,
     IssueDeadlineRecomputed,
@@ -59,7 +57,9 @@ from shared.events import (
     IssueResolved,
     IssueSentBack,
 )
-from shared.settings import REFERENCE_DIR
+from minqing.shared.domain.calendar import add_working_days, official
+from minqing.shared.domain.clock import local_date
+from minqing.shared.service.settings import REFERENCE_DIR
 from tests.support.fakes import InMemoryAssignments, InMemoryCases, InMemoryReports, Units
 from tests.support.residents import InMemoryResidents
 

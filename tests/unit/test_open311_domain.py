@@ -8,11 +8,11 @@ from xml.etree import ElementTree
 
 import pytest
 
-from services.intake.open311 import domain, formats
-from services.intake.open311.domain import Open311Error, StoredRequest
-from services.intake.open311.keys import key_hash, new_key
-from shared import reference
-from shared.settings import REFERENCE_DIR
+from minqing.services.intake.open311 import domain, formats
+from minqing.services.intake.open311.domain import Open311Error, StoredRequest
+from minqing.services.intake.open311.keys import key_hash, new_key
+from minqing.shared.contract import reference
+from minqing.shared.service.settings import REFERENCE_DIR
 
 REF = reference.load(REFERENCE_DIR)
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

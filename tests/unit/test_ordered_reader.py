@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from nats.js.api import StreamConfig
 
-from services.assignment.store import plumbing
-from shared.subscription import ConsumerMissing, PullConsumer, Subscription
+from minqing.services.assignment.store import plumbing
+from minqing.shared.messaging.subscription import ConsumerMissing, PullConsumer, Subscription
 
 
 @dataclass

@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
-from shared.embedded.nats import NATS_CONFIG
-from shared.migrations import TEMPLATE_DIR
+from minqing.shared.embedded.nats import NATS_CONFIG
+from minqing.shared.persistence.migrations import TEMPLATE_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ("services", "shared")  # what pyproject.toml packages
+PRODUCT = ("services", "shared")  # the folders pyproject.toml packages, under one name:
+PACKAGE = "minqing"  # the one top-level name the distribution installs
 
 
 def _normalized(name: str) -> str:
@@ -66,10 +67,33 @@ def test_every_imported_package_is_a_declared_dependency() -> None:
         module: sorted(files)
         for module, files in _imported_top_levels().items()
         if module not in sys.stdlib_module_names
-        and module not in PRODUCT
+        and module != PACKAGE
         and not declared & {_normalized(dist) for dist in providers.get(module, [])}
     }
     assert undeclared == {}
+
+
+def test_everything_is_imported_under_the_one_installed_name() -> None:
+    # ``services.x`` and ``minqing.services.x`` would be two modules with two sets of
+    # classes: code and tests import the product only as ``minqing``.
+    found: dict[str, set[str]] = {}
+    for top in (*PRODUCT, "tests", "bench"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    if name.split(".")[0] in PRODUCT:
+                        found.setdefault(name, set()).add(str(path.relative_to(ROOT)))
+    assert found == {}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["tool"]["setuptools"]["packages"]["find"]["include"] == [f"{PACKAGE}*"]
+    for folder in PRODUCT:
+        assert (ROOT / PACKAGE / folder).resolve() == ROOT / folder
 
 
 def test_the_product_does_not_import_test_code() -> None:

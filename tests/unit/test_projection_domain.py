@@ -7,8 +7,15 @@ from typing import Any
 
 import pytest
 
-from services.projection.domain import IssueView, Recorded, apply, fold, fold_versions, is_overdue
-from shared.events import (
+from minqing.services.projection.domain import (
+    IssueView,
+    Recorded,
+    apply,
+    fold,
+    fold_versions,
+    is_overdue,
+)
+from minqing.shared.contract.events import (
     Event,
     IssueAssigned,
     IssueLookbackFailed,
@@ -245,7 +252,7 @@ def test_a_matter_without_a_deadline_is_not_overdue() -> None:
 
 
 def test_a_late_milestone_does_not_escalate_the_matter_itself() -> None:
-    from shared.events import IssueEscalated, IssueOverdue
+    from minqing.shared.contract.events import IssueEscalated, IssueOverdue
 
     moment = datetime(2026, 12, 2, tzinfo=UTC)
     view = IssueView(issue_id="i", status="assigned")
@@ -307,7 +314,7 @@ def test_a_lagging_clock_never_moves_a_matter_back_in_time() -> None:
 
 
 def test_a_projection_process_keeps_the_read_models_it_is_told_to() -> None:
-    from services.projection.views import VIEWS, chosen, history, issues
+    from minqing.services.projection.views import VIEWS, chosen, history, issues
 
     assert chosen("all") == VIEWS
     assert chosen("issues") == (issues,)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.reference import InvalidReferenceData, UnknownCode, load, require
-from shared.settings import REFERENCE_DIR
+from minqing.shared.contract.reference import InvalidReferenceData, UnknownCode, load, require
+from minqing.shared.service.settings import REFERENCE_DIR
 
 CATEGORIES = """
 [groups.livelihood]

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 import pytest
 
-from services.intake.residents.domain import (
+from minqing.services.intake.residents.domain import (
     FeedbackAlreadyGiven,
     Matter,
     MatterClosed,
@@ -26,7 +26,7 @@ from services.intake.residents.domain import (
     supervised_groups,
     with_link,
 )
-from services.intake.residents.handlers import (
+from minqing.services.intake.residents.handlers import (
     REPLY_HANDLERS,
     ReplyPolicy,
     give_feedback,
@@ -34,10 +34,15 @@ from services.intake.residents.handlers import (
     record_supervision,
     send_due_replies,
 )
-from services.intake.residents.notifier import LogNotifier, Message, NotDelivered, WebhookNotifier
-from shared.envelope import Envelope, decode, wrap
-from shared.events import IssueLookbackFailed, IssueLookbackPassed, IssueResolved
-from shared.settings import Settings
+from minqing.services.intake.residents.notifier import (
+    LogNotifier,
+    Message,
+    NotDelivered,
+    WebhookNotifier,
+)
+from minqing.shared.contract.envelope import Envelope, decode, wrap
+from minqing.shared.contract.events import IssueLookbackFailed, IssueLookbackPassed, IssueResolved
+from minqing.shared.service.settings import Settings
 from tests.support.fakes import InMemoryUnitOfWork, Units
 from tests.support.residents import InMemoryResidents
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.projection.search import bigrams, normalise, searchable
+from minqing.services.projection.search import bigrams, normalise, searchable
 
 
 def test_text_is_normalised_to_letters_and_digits_case_folded_and_half_width() -> None:

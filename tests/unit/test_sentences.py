@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.projection.sentences import SENTENCES, Names, describe
-from shared.events import EVENT_CLASSES, IssueAssigned, IssueReported
-from shared.reference import load
-from shared.settings import REFERENCE_DIR
+from minqing.services.projection.sentences import SENTENCES, Names, describe
+from minqing.shared.contract.events import EVENT_CLASSES, IssueAssigned, IssueReported
+from minqing.shared.contract.reference import load
+from minqing.shared.service.settings import REFERENCE_DIR
 
 NAMES = Names(load(REFERENCE_DIR))
 

@@ -6,27 +6,27 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.assignment import routing
-from services.assignment.handlers import HANDLERS as ASSIGNMENT
-from services.assignment.handlers import Rules as AssignmentRules
-from services.assignment.handlers import (
+from minqing.services.assignment import routing
+from minqing.services.assignment.handlers import HANDLERS as ASSIGNMENT
+from minqing.services.assignment.handlers import Rules as AssignmentRules
+from minqing.services.assignment.handlers import (
     on_issue_reported,
     on_lookback_failed,
     recompute_deadlines,
 )
-from services.followup.app import load_rules
-from services.followup.domain import RecordLookback, ResolveIssue, WrongState
-from services.followup.handlers import HANDLERS as FOLLOWUP
-from services.followup.handlers import Rules as FollowupRules
-from services.followup.handlers import (
+from minqing.services.followup.app import load_rules
+from minqing.services.followup.domain import RecordLookback, ResolveIssue, WrongState
+from minqing.services.followup.handlers import HANDLERS as FOLLOWUP
+from minqing.services.followup.handlers import Rules as FollowupRules
+from minqing.services.followup.handlers import (
     Tracked,
     check_deadlines,
     on_issue_event,
     record_lookback,
     resolve_issue,
 )
-from services.intake.domain import ReportIssue
-from services.intake.handlers import (
+from minqing.services.intake.domain import ReportIssue
+from minqing.services.intake.handlers import (
     IdempotencyKeyReused,
     MatterStatus,
     NotADuplicate,
@@ -34,11 +34,9 @@ from services.intake.handlers import (
     report_issue,
     split_duplicate,
 )
-from shared import reference
-from shared.calendar import WeekdayCalendar, WorkingCalendar
-from shared.consumer import Rejected
-from shared.envelope import Envelope, wrap
-from shared.events import (
+from minqing.shared.contract import reference
+from minqing.shared.contract.envelope import Envelope, wrap
+from minqing.shared.contract.events import (
     IssueAssigned,
     IssueDeadlineExtended,
     IssueDeadlineRecomputed,
@@ -49,7 +47,9 @@ from shared.events import (
     IssueResolved,
     IssueResponsibleChanged,
 )
-from shared.settings import REFERENCE_DIR
+from minqing.shared.domain.calendar import WeekdayCalendar, WorkingCalendar
+from minqing.shared.messaging.consumer import Rejected
+from minqing.shared.service.settings import REFERENCE_DIR
 from tests.support.fakes import (
     InMemoryAssignments,
     InMemoryCases,
@@ -452,7 +452,7 @@ async def test_deadline_checks_record_each_step_once_chained_to_the_case() -> No
 
 
 def test_escalation_goes_to_the_new_secretary_after_a_change() -> None:
-    from services.followup.domain import Case, evolve
+    from minqing.services.followup.domain import Case, evolve
 
     case = Case(
         status="assigned",

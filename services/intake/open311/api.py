@@ -15,8 +15,8 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.intake.domain import ReportIssue
-from services.intake.handlers import (
+from minqing.services.intake.domain import ReportIssue
+from minqing.services.intake.handlers import (
     REPORT_KEYS,
     Accepted,
     IdempotencyKeyReused,
@@ -24,24 +24,24 @@ from services.intake.handlers import (
     Reports,
     accept_report,
 )
-from services.intake.open311 import domain, formats
-from services.intake.open311.domain import Open311Error, bad_request, not_found
-from services.intake.open311.errors import Open311ErrorFormat
-from services.intake.open311.keys import key_hash
-from services.intake.open311.store import (
+from minqing.services.intake.open311 import domain, formats
+from minqing.services.intake.open311.domain import Open311Error, bad_request, not_found
+from minqing.services.intake.open311.errors import Open311ErrorFormat
+from minqing.services.intake.open311.keys import key_hash
+from minqing.services.intake.open311.store import (
     Open311Reports,
     active_key,
     find_media,
     find_requests,
 )
-from shared.clock import Clock
-from shared.db import Sessions
-from shared.ids import new_id
-from shared.races import first_wins
-from shared.reference import ReferenceData
-from shared.settings import Settings
-from shared.text import Line
-from shared.uow import UnitOfWork, UowFactory
+from minqing.shared.contract.reference import ReferenceData
+from minqing.shared.domain.clock import Clock
+from minqing.shared.domain.ids import new_id
+from minqing.shared.domain.text import Line
+from minqing.shared.persistence.db import Sessions
+from minqing.shared.persistence.races import first_wins
+from minqing.shared.persistence.uow import UnitOfWork, UowFactory
+from minqing.shared.service.settings import Settings
 
 PREFIX = "/open311/v2"
 # Uploaded photos: image types a browser shows, never SVG (it can carry script); the bytes

@@ -25,9 +25,9 @@ from pydantic import (
     model_validator,
 )
 
-from services.intake.domain import ReportIssue
-from shared.reference import ReferenceData, UnknownCode
-from shared.text import Line, Text
+from minqing.services.intake.domain import ReportIssue
+from minqing.shared.contract.reference import ReferenceData, UnknownCode
+from minqing.shared.domain.text import Line, Text
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 FORMATS = {"json": "application/json", "xml": "text/xml"}

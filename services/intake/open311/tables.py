@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, LargeBinary, Table, Text
 
-from services.intake.schema import metadata
+from minqing.services.intake.schema import metadata
 
 # Only the sha256 of each key is kept; the key itself is printed once, when it is created.
 api_keys = Table(

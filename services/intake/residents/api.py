@@ -10,9 +10,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.api import Phone
-from services.intake.residents import store
-from services.intake.residents.domain import (
+from minqing.services.intake.api import Phone
+from minqing.services.intake.residents import store
+from minqing.services.intake.residents.domain import (
     FeedbackAlreadyGiven,
     MatterClosed,
     MatterNotFound,
@@ -21,16 +21,16 @@ from services.intake.residents.domain import (
     SupervisorNotFound,
     UnknownToken,
 )
-from services.intake.residents.handlers import (
+from minqing.services.intake.residents.handlers import (
     Residents,
     give_feedback,
     invite_supervisor,
     record_supervision,
 )
-from shared.db import Sessions
-from shared.edge import IssueId
-from shared.text import Line, Text
-from shared.uow import UowFactory
+from minqing.shared.domain.text import Line, Text
+from minqing.shared.persistence.db import Sessions
+from minqing.shared.persistence.uow import UowFactory
+from minqing.shared.web.edge import IssueId
 
 Token = Annotated[str, Path(min_length=16, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 SupervisorRef = Annotated[str, StringConstraints(pattern=r"^sup_[0-9A-Z]{26}$")]

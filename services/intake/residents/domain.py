@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from shared.events import (
+from minqing.shared.contract.events import (
     IssueFeedbackRecorded,
     IssueRevisitFlagged,
     IssueSupervisionRecorded,

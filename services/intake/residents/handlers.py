@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn, Protocol
 
-from services.intake.domain import mask_phone
-from services.intake.residents.domain import (
+from minqing.services.intake.domain import mask_phone
+from minqing.services.intake.residents.domain import (
     FeedbackAlreadyGiven,
     Matter,
     Reply,
@@ -25,19 +25,19 @@ from services.intake.residents.domain import (
     reply_text,
     with_link,
 )
-from services.intake.residents.notifier import Message, NotDelivered, Notifier
-from shared.dispatch import Handlers
-from shared.envelope import Envelope
-from shared.events import (
+from minqing.services.intake.residents.notifier import Message, NotDelivered, Notifier
+from minqing.shared.contract.envelope import Envelope
+from minqing.shared.contract.events import (
     IssueLookbackFailed,
     IssueLookbackPassed,
     IssueReporterReplied,
     IssueResolved,
     IssueSupervisorInvited,
 )
-from shared.ids import new_id
-from shared.races import first_wins
-from shared.uow import UnitOfWork, UowFactory
+from minqing.shared.domain.ids import new_id
+from minqing.shared.messaging.dispatch import Handlers
+from minqing.shared.persistence.races import first_wins
+from minqing.shared.persistence.uow import UnitOfWork, UowFactory
 
 log = logging.getLogger("minqing.intake.replies")
 

@@ -12,8 +12,8 @@ from typing import Protocol
 
 import httpx
 
-from services.intake.domain import mask_phone
-from shared.settings import Settings
+from minqing.services.intake.domain import mask_phone
+from minqing.shared.service.settings import Settings
 
 log = logging.getLogger("minqing.intake.notifier")
 

@@ -11,16 +11,16 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.residents.domain import Matter, Reply
-from services.intake.residents.handlers import DueReply, NewReply, Supervisor, token_hash
-from services.intake.residents.tables import (
+from minqing.services.intake.residents.domain import Matter, Reply
+from minqing.services.intake.residents.handlers import DueReply, NewReply, Supervisor, token_hash
+from minqing.services.intake.residents.tables import (
     feedback,
     replies,
     resolutions,
     supervisions,
     supervisors,
 )
-from services.intake.store import matters, reporter_contacts, reports
+from minqing.services.intake.store import matters, reporter_contacts, reports
 
 
 class SqlResidents:

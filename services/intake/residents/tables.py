@@ -16,7 +16,7 @@ from sqlalchemy import (
     text,
 )
 
-from services.intake.schema import metadata
+from minqing.services.intake.schema import metadata
 
 # Name and phone stay here; events carry ``supervisor_ref`` and a masked phone.
 supervisors = Table(

@@ -10,15 +10,15 @@ import logging
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.residents.api import build_residents_router
-from services.intake.residents.domain import supervised_groups
-from services.intake.residents.handlers import REPLY_HANDLERS, ReplyPolicy, send_due_replies
-from services.intake.residents.notifier import open_notifier
-from services.intake.residents.store import SqlResidents
-from shared.dispatch import consumed_types, event_applier
-from shared.reference import ReferenceData
-from shared.runtime import Runtime
-from shared.uow import SqlUnitOfWork
+from minqing.services.intake.residents.api import build_residents_router
+from minqing.services.intake.residents.domain import supervised_groups
+from minqing.services.intake.residents.handlers import REPLY_HANDLERS, ReplyPolicy, send_due_replies
+from minqing.services.intake.residents.notifier import open_notifier
+from minqing.services.intake.residents.store import SqlResidents
+from minqing.shared.contract.reference import ReferenceData
+from minqing.shared.messaging.dispatch import consumed_types, event_applier
+from minqing.shared.persistence.uow import SqlUnitOfWork
+from minqing.shared.service.runtime import Runtime
 
 log = logging.getLogger("minqing.intake.replies")
 

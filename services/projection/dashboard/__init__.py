@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from services.projection.sentences import Names
+from minqing.services.projection.sentences import Names
 
 STATIC = Path(__file__).parent / "static"
 

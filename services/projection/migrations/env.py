@@ -1,6 +1,6 @@
 """Alembic environment of the projection service: its schema, compared with store.py."""
 
-from services.projection.store import metadata
-from shared.migrations import run_env
+from minqing.services.projection.store import metadata
+from minqing.shared.persistence.migrations import run_env
 
 run_env(metadata)

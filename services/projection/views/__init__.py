@@ -2,7 +2,7 @@
 
 Each module has ``NAME`` (its consumer is ``projection-<NAME>``), ``TABLES`` (the tables it
 owns, which a rebuild replaces), ``ORDERED`` (whether it must see events in stream order:
-its consumer then reads from its committed position, see ``shared/subscription.py``) and
+its consumer then reads from its committed position, see ``shared/messaging/subscription.py``) and
 ``apply_batch(session, deliveries)``.
 Adding a read model is a new module here, an entry in ``VIEWS`` and a migration.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from types import ModuleType
 
-from services.projection.views import history, issues
+from minqing.services.projection.views import history, issues
 
 VIEWS: tuple[ModuleType, ...] = (history, issues)
 BY_NAME: dict[str, ModuleType] = {view.NAME: view for view in VIEWS}

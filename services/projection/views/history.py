@@ -35,11 +35,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.projection import audit
-from services.projection.domain import Recorded
-from services.projection.schema import metadata
-from shared.bulk import column_names, executemany, insert_sql
-from shared.consumer import Delivery, Outcome
+from minqing.services.projection import audit
+from minqing.services.projection.domain import Recorded
+from minqing.services.projection.schema import metadata
+from minqing.shared.messaging.consumer import Delivery, Outcome
+from minqing.shared.persistence.bulk import column_names, executemany, insert_sql
 
 NAME = "history"
 # Sealed in stream order: its consumer reads in order from its committed position (no

@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.projection.domain import (
+from minqing.services.projection.domain import (
     IssueView,
     Recorded,
     Version,
@@ -52,11 +52,14 @@ from services.projection.domain import (
     stored,
     until,
 )
-from services.projection.schema import metadata
-from services.projection.search import bigrams, normalise
-from services.projection.search import searchable as search_columns
-from services.projection.views.history import recorded
-from shared.bulk import (
+from minqing.services.projection.schema import metadata
+from minqing.services.projection.search import bigrams, normalise
+from minqing.services.projection.search import searchable as search_columns
+from minqing.services.projection.views.history import recorded
+from minqing.shared.contract.envelope import NewerVersion, UnreadableEvent, decode, event_class
+from minqing.shared.contract.events import Event
+from minqing.shared.messaging.consumer import Delivery, Outcome
+from minqing.shared.persistence.bulk import (
     column_names,
     executemany,
     fetch,
@@ -64,9 +67,6 @@ from shared.bulk import (
     plain_insert_sql,
     select_sql,
 )
-from shared.consumer import Delivery, Outcome
-from shared.envelope import NewerVersion, UnreadableEvent, decode, event_class
-from shared.events import Event
 
 ORDERED = False  # a late event re-folds its matter: any delivery order will do
 NAME = "issues"

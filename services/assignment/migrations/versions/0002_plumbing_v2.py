@@ -3,7 +3,7 @@
 Revision ID: assignment_0002
 """
 
-from shared.migration_ops import upgrade_plumbing_v2
+from minqing.shared.persistence.migration_ops import upgrade_plumbing_v2
 
 revision = "assignment_0002"
 down_revision = "assignment_0001"

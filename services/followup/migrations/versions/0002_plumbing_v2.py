@@ -3,7 +3,7 @@
 Revision ID: followup_0002
 """
 
-from shared.migration_ops import upgrade_plumbing_v2
+from minqing.shared.persistence.migration_ops import upgrade_plumbing_v2
 
 revision = "followup_0002"
 down_revision = "followup_0001"

@@ -8,7 +8,7 @@ Revision ID: followup_0005
 import sqlalchemy as sa
 from alembic import op
 
-from shared.migration_ops import add_ingress_plumbing, drop_ingress_plumbing
+from minqing.shared.persistence.migration_ops import add_ingress_plumbing, drop_ingress_plumbing
 
 revision = "followup_0005"
 down_revision = "followup_0004"

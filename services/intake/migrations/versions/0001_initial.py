@@ -6,7 +6,7 @@ Revision ID: intake_0001
 import sqlalchemy as sa
 from alembic import op
 
-from shared.migration_ops import create_plumbing_v1
+from minqing.shared.persistence.migration_ops import create_plumbing_v1
 
 revision = "intake_0001"
 down_revision = None

@@ -3,7 +3,7 @@
 Revision ID: intake_0003
 """
 
-from shared.migration_ops import upgrade_plumbing_v2
+from minqing.shared.persistence.migration_ops import upgrade_plumbing_v2
 
 revision = "intake_0003"
 down_revision = "intake_0002"

@@ -4,7 +4,7 @@ dead letter's reason code, and each ingress message's outcome.
 Revision ID: intake_0007
 """
 
-from shared.migration_ops import add_ingress_plumbing, drop_ingress_plumbing
+from minqing.shared.persistence.migration_ops import add_ingress_plumbing, drop_ingress_plumbing
 
 revision = "intake_0007"
 down_revision = "intake_0006"

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shared.migration_ops import create_plumbing_v1
+from minqing.shared.persistence.migration_ops import create_plumbing_v1
 
 revision = "projection_0001"
 down_revision = None

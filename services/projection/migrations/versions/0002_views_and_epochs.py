@@ -6,7 +6,7 @@ Revision ID: projection_0002
 import sqlalchemy as sa
 from alembic import op
 
-from shared.migration_ops import upgrade_plumbing_v2
+from minqing.shared.persistence.migration_ops import upgrade_plumbing_v2
 
 revision = "projection_0002"
 down_revision = "projection_0001"

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from services.projection.search import searchable
+from minqing.services.projection.search import searchable
 
 revision = "projection_0006"
 down_revision = "projection_0005"

@@ -13,9 +13,9 @@ from nats.js.api import PubAck, StorageType, StreamConfig, StreamInfo
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
-from shared.envelope import CONTENT_TYPE
-from shared.outbox import Outgoing, PermanentPublishError, PublishBatch
-from shared.settings import Settings
+from minqing.shared.contract.envelope import CONTENT_TYPE
+from minqing.shared.messaging.outbox import Outgoing, PermanentPublishError, PublishBatch
+from minqing.shared.service.settings import Settings
 
 log = logging.getLogger(__name__)
 

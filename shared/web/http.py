@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal, Protocol
 from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import JSONResponse
 
-from shared import edge
-from shared.settings import Settings
+from minqing.shared.service.settings import Settings
+from minqing.shared.web import edge
 
 
 class Operated(Protocol):

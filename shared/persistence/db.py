@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from shared.settings import Settings
+from minqing.shared.service.settings import Settings
 
 Sessions = async_sessionmaker[AsyncSession]
 

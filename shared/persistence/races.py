@@ -6,8 +6,8 @@ committed yet), and both insert: PostgreSQL lets one through and refuses the oth
 unique violation. The loser's transaction is then dead, so its answer (the winner's row, or
 a refusal) has to be found in a new one. The violation arrives in two shapes: SQLAlchemy's
 ``IntegrityError`` from statements it runs, and asyncpg's own ``UniqueViolationError`` from
-statements run straight on the driver (``shared.bulk``), which no ``except IntegrityError``
-catches; this module recognises both, by the constraint's name.
+statements run straight on the driver (``minqing.shared.persistence.bulk``), which no
+``except IntegrityError`` catches; this module recognises both, by the constraint's name.
 """
 
 from __future__ import annotations

@@ -16,11 +16,11 @@ from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.clock import Clock
-from shared.db import Sessions
-from shared.envelope import Envelope, wrap
-from shared.events import Event
-from shared.outbox import Outbox
+from minqing.shared.contract.envelope import Envelope, wrap
+from minqing.shared.contract.events import Event
+from minqing.shared.domain.clock import Clock
+from minqing.shared.messaging.outbox import Outbox
+from minqing.shared.persistence.db import Sessions
 
 S = TypeVar("S")
 

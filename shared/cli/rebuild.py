@@ -12,12 +12,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as Bar
 
-from shared.settings import Settings
+from minqing.shared.service.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from services.projection.rebuild import Summary
+    from minqing.services.projection.rebuild import Summary
 
 PLAIN_EVERY_SECONDS = 1.0
 NATS_CONNECT_SECONDS = 5.0
@@ -100,7 +100,7 @@ async def rebuild_command(
     from nats.errors import Error as NatsError
     from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-    from services.projection.rebuild import RebuildError, rebuild
+    from minqing.services.projection.rebuild import RebuildError, rebuild
 
     async def quiet(_: Exception) -> None:
         """Connection errors are reported once, below."""

@@ -28,11 +28,11 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from sqlalchemy import select, text
 
-from shared.consumer import BatchConsumer, RawMessage, ReadAgain
-from shared.db import Sessions
-from shared.ids import new_id
-from shared.messaging import ensure_stream, stream_created
-from shared.tables import Plumbing
+from minqing.shared.domain.ids import new_id
+from minqing.shared.messaging.consumer import BatchConsumer, RawMessage, ReadAgain
+from minqing.shared.messaging.streams import ensure_stream, stream_created
+from minqing.shared.persistence.db import Sessions
+from minqing.shared.persistence.tables import Plumbing
 
 log = logging.getLogger(__name__)
 

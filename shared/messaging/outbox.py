@@ -26,9 +26,9 @@ from typing import Any
 from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from shared.bulk import executemany
-from shared.envelope import Envelope
-from shared.faults import OutageLog
+from minqing.shared.contract.envelope import Envelope
+from minqing.shared.messaging.faults import OutageLog
+from minqing.shared.persistence.bulk import executemany
 
 log = logging.getLogger(__name__)
 

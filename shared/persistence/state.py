@@ -17,7 +17,7 @@ from sqlalchemy import Table, Text, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.bulk import column_names, executemany, insert_sql
+from minqing.shared.persistence.bulk import column_names, executemany, insert_sql
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
-from shared.embedded import DataDirInUse, EmbeddedNats, EmbeddedPostgres, hold_lock
-from shared.infra import ensure_database, free_port, port_is_free, run_sync
-from shared.settings import SERVICES, ServiceName, Settings
+from minqing.shared.embedded import DataDirInUse, EmbeddedNats, EmbeddedPostgres, hold_lock
+from minqing.shared.service.infra import ensure_database, free_port, port_is_free, run_sync
+from minqing.shared.service.settings import SERVICES, ServiceName, Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -68,7 +68,7 @@ def serve(
         level="DEBUG" if level == "trace" else level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    module = importlib.import_module(f"services.{name}.app")
+    module = importlib.import_module(f"minqing.services.{name}.app")
     api = module.create_app(settings)
     import uvicorn
 
@@ -77,7 +77,7 @@ def serve(
 
 def _migrate(database_url: str) -> None:
     """Create the database if needed, then run every service's Alembic migrations."""
-    from shared.migrations import upgrade_all
+    from minqing.shared.persistence.migrations import upgrade_all
 
     ensure_database(database_url)
     upgrade_all(database_url)
@@ -104,7 +104,7 @@ def db_upgrade(
     revision: Annotated[str, typer.Option(help="Target revision (one service only).")] = "head",
 ) -> None:
     """Create the database if missing and upgrade one service's schema (or all) to a revision."""
-    from shared.migrations import upgrade
+    from minqing.shared.persistence.migrations import upgrade
 
     if service is None and revision != "head":
         raise typer.BadParameter("--revision needs a service", param_hint="--revision")
@@ -128,7 +128,7 @@ def db_revision(
     ] = None,
 ) -> None:
     """Write the service's next revision (<service>_000N) from the shared template."""
-    from shared.migrations import revision
+    from minqing.shared.persistence.migrations import revision
 
     name = _service_name(service)
     path = revision(
@@ -190,7 +190,15 @@ def _run_services(env: dict[str, str], log_level: str) -> int:
 
     manager = Manager()
     for name in SERVICES:
-        command = [sys.executable, "-m", "shared.cli", "serve", name, "--log-level", log_level]
+        command = [
+            sys.executable,
+            "-m",
+            "minqing.shared.cli",
+            "serve",
+            name,
+            "--log-level",
+            log_level,
+        ]
         manager.add_process(name, shlex.join(command), env=env)
     manager.loop()
     return int(manager.returncode or 0)
@@ -262,7 +270,7 @@ def import_command(
     rejected, 2 the file refused or intake not reachable."""
     from rich.console import Console
 
-    from shared.cli_import import run_import
+    from minqing.shared.cli.imports import run_import
 
     settings = Settings()
     base = url or f"http://{_display_host(settings.host)}:{settings.intake_port}"
@@ -299,8 +307,8 @@ def _database(data_dir: Path, settings: Settings | None = None) -> Iterator[OnDa
     """MINQING_DATABASE_URL if set, else the embedded database `minqing up` keeps in
     ``data_dir``: the running one, or started for this command. Yields ``run(action)``,
     which runs ``action(engine)`` and disposes of the engine on one event loop."""
-    from shared.db import make_engine
-    from shared.embedded.postgres import embedded_database
+    from minqing.shared.embedded.postgres import embedded_database
+    from minqing.shared.persistence.db import make_engine
 
     settings = settings or Settings()
     with ExitStack() as stack:
@@ -335,7 +343,7 @@ def _key_command(data_dir: Path, action: Callable[[AsyncEngine], Coroutine[Any, 
     message and exit code 1, not a traceback."""
     from sqlalchemy.exc import ProgrammingError
 
-    from services.intake.open311.keys import KeyProblem
+    from minqing.services.intake.open311.keys import KeyProblem
 
     with _database(data_dir) as run:
         try:
@@ -360,8 +368,8 @@ def open311_key_create(
     data_dir: DataDir = Path(".minqing"),
 ) -> None:
     """Create a key and print it, once."""
-    from services.intake.open311.keys import create_key
-    from shared import reference
+    from minqing.services.intake.open311.keys import create_key
+    from minqing.shared.contract import reference
 
     name = name.strip()
     if not name or len(name) > 100 or not name.isprintable():
@@ -380,7 +388,7 @@ def open311_key_create(
 @open311_key.command("list")
 def open311_key_list(data_dir: DataDir = Path(".minqing")) -> None:
     """List the keys: name, source, created, revoked (never the keys themselves)."""
-    from services.intake.open311.keys import list_keys
+    from minqing.services.intake.open311.keys import list_keys
 
     for key in _key_command(data_dir, list_keys):
         revoked = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
@@ -393,7 +401,7 @@ def open311_key_revoke(
     data_dir: DataDir = Path(".minqing"),
 ) -> None:
     """Revoke a key: requests with it are refused (403) from now on."""
-    from services.intake.open311.keys import revoke_key
+    from minqing.services.intake.open311.keys import revoke_key
 
     _key_command(data_dir, lambda e: revoke_key(e, name.strip(), datetime.now(UTC)))
     typer.echo(f"Revoked Open311 api key {name.strip()!r}.")
@@ -411,9 +419,9 @@ app.add_typer(audit, name="audit")
 def audit_checkpoint(data_dir: DataDir = Path(".minqing")) -> None:
     """Print the audit log's head (log_seq, hash, count, time) as JSON: keep it outside the
     database, and verify against it later."""
-    from services.projection.audit_store import checkpoint
-    from shared.clock import system_clock
-    from shared.db import make_sessions
+    from minqing.services.projection.audit_store import checkpoint
+    from minqing.shared.domain.clock import system_clock
+    from minqing.shared.persistence.db import make_sessions
 
     with _database(data_dir) as run:
         head = run(lambda engine: checkpoint(make_sessions(engine), system_clock()))
@@ -431,9 +439,9 @@ def audit_verify(
 ) -> None:
     """Recompute the hash chain and name the first entry that was changed, deleted or
     inserted; exit 1 if there is one."""
-    from services.projection.audit import Checkpoint
-    from services.projection.audit_store import verify
-    from shared.db import make_sessions
+    from minqing.services.projection.audit import Checkpoint
+    from minqing.services.projection.audit_store import verify
+    from minqing.shared.persistence.db import make_sessions
 
     against = None
     if checkpoint is not None:
@@ -514,8 +522,8 @@ def projection_rebuild(
     fails (nothing swapped)."""
     from rich.console import Console
 
-    from services.projection.rebuild import UnknownView, select_views
-    from shared.cli_rebuild import rebuild_command
+    from minqing.services.projection.rebuild import UnknownView, select_views
+    from minqing.shared.cli.rebuild import rebuild_command
 
     try:
         chosen = select_views(views or [])
@@ -537,8 +545,8 @@ def projection_rebuild(
 @app.command(name="asyncapi")
 def asyncapi_command() -> None:
     """Print the event contract as an AsyncAPI 3 JSON document."""
-    contract = importlib.import_module("shared.contract")
-    catalog = importlib.import_module("services.catalog")
+    contract = importlib.import_module("minqing.shared.contract.asyncapi")
+    catalog = importlib.import_module("minqing.services.catalog")
     settings = Settings()
     document = contract.asyncapi(settings, catalog.consumers(), catalog.channels(settings))
     typer.echo(json.dumps(document, indent=2, ensure_ascii=False))

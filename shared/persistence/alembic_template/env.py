@@ -1,5 +1,5 @@
 """Alembic's environment for every service: it runs that service's own ``migrations/env.py``."""
 
-from shared.migrations import run_service_env
+from minqing.shared.persistence.migrations import run_service_env
 
 run_service_env()

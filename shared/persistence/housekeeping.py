@@ -15,10 +15,10 @@ from datetime import timedelta
 
 from sqlalchemy import delete, func, text
 
-from shared.db import Sessions
-from shared.faults import OutageLog
-from shared.settings import Settings
-from shared.tables import Plumbing
+from minqing.shared.messaging.faults import OutageLog
+from minqing.shared.persistence.db import Sessions
+from minqing.shared.persistence.tables import Plumbing
+from minqing.shared.service.settings import Settings
 
 log = logging.getLogger(__name__)
 

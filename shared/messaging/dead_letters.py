@@ -15,7 +15,7 @@ from typing import Protocol
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.tables import Plumbing
+from minqing.shared.persistence.tables import Plumbing
 
 
 @dataclass(frozen=True)

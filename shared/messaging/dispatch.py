@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.consumer import ApplyBatch, Delivery, Outcome, outcome_of
-from shared.envelope import decode
-from shared.events import Event
-from shared.uow import Buffered, UnitOfWork
+from minqing.shared.contract.envelope import decode
+from minqing.shared.contract.events import Event
+from minqing.shared.messaging.consumer import ApplyBatch, Delivery, Outcome, outcome_of
+from minqing.shared.persistence.uow import Buffered, UnitOfWork
 
 S = TypeVar("S")
 D = TypeVar("D")

@@ -30,7 +30,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.settings import Settings
+from minqing.shared.service.settings import Settings
 
 log = logging.getLogger(__name__)
 

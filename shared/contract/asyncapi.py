@@ -13,8 +13,8 @@ from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel, create_model
 
-from shared.envelope import TYPE_PREFIX, Envelope
-from shared.events import (
+from minqing.shared.contract.envelope import TYPE_PREFIX, Envelope
+from minqing.shared.contract.events import (
     EVENT_CLASSES,
     Event,
     IssueAssigned,
@@ -42,7 +42,7 @@ from shared.events import (
     IssueSupervisorInvited,
     UnitResponsibleChanged,
 )
-from shared.settings import ServiceName, Settings
+from minqing.shared.service.settings import ServiceName, Settings
 
 EMITTED_BY: dict[type[Event], ServiceName] = {
     IssueReported: "intake",
@@ -144,7 +144,7 @@ def _document_consumer(
     model = cloudevent_model(cls)
 
     async def handler(event: BaseModel) -> None:
-        """Documentation only: the real consumer is shared.subscription.PullConsumer."""
+        """Documentation only: the real consumer is ``subscription.PullConsumer``."""
 
     handler.__annotations__ = {"event": model, "return": None}  # the schema FastStream shows
 
@@ -170,7 +170,7 @@ def _document_channel(broker: NatsBroker, settings: Settings, channel: Channel) 
         return
 
     async def handler(message: BaseModel) -> None:
-        """Documentation only: the real consumer is shared.subscription.PullConsumer."""
+        """Documentation only: the real consumer is ``subscription.PullConsumer``."""
 
     handler.__annotations__ = {"message": channel.schema, "return": None}
     broker.subscriber(

@@ -22,18 +22,23 @@ from nats.js.client import JetStreamContext
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from shared.clock import Clock, system_clock
-from shared.consumer import ApplyBatch, BatchConsumer, Parser, parse_message
-from shared.contract import Channel, Consumers, asyncapi
-from shared.db import Sessions, make_engine, make_sessions, reachable
-from shared.dead_letters import DeadLetterSink
-from shared.housekeeping import Housekeeping
-from shared.messaging import batch_publisher, check_server, ensure_stream, stream_config
-from shared.outbox import Outbox, Relay
-from shared.settings import ServiceName, Settings
-from shared.subscription import PullConsumer, Subscription
-from shared.tables import Plumbing
-from shared.uow import SqlUnitOfWork, sql_units_of_work
+from minqing.shared.contract.asyncapi import Channel, Consumers, asyncapi
+from minqing.shared.domain.clock import Clock, system_clock
+from minqing.shared.messaging.consumer import ApplyBatch, BatchConsumer, Parser, parse_message
+from minqing.shared.messaging.dead_letters import DeadLetterSink
+from minqing.shared.messaging.outbox import Outbox, Relay
+from minqing.shared.messaging.streams import (
+    batch_publisher,
+    check_server,
+    ensure_stream,
+    stream_config,
+)
+from minqing.shared.messaging.subscription import PullConsumer, Subscription
+from minqing.shared.persistence.db import Sessions, make_engine, make_sessions, reachable
+from minqing.shared.persistence.housekeeping import Housekeeping
+from minqing.shared.persistence.tables import Plumbing
+from minqing.shared.persistence.uow import SqlUnitOfWork, sql_units_of_work
+from minqing.shared.service.settings import ServiceName, Settings
 
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 10.0
@@ -117,7 +122,7 @@ class Runtime:
         ``types`` on the canonical stream; any stream, subjects, parser and dead-letter sink
         can be given instead (the ingress stream, a dead-letter stream). ``after_commit``
         runs after each committed batch (e.g. to count what it did). ``ordered``: read in stream
-        order from the committed position instead (``shared/subscription.py``)."""
+        order from the committed position instead (``shared/messaging/subscription.py``)."""
         name = self.name if view is None else f"{self.name}-{view}"
         prefix = self.settings.subject_prefix
         if subjects is None:

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Sequence
 
 from fastapi import FastAPI
 
-from shared.http import install
-from shared.runtime import Runtime, start, stop
+from minqing.shared.service.runtime import Runtime, start, stop
+from minqing.shared.web.http import install
 
 
 def create_service_app(
@@ -25,7 +25,7 @@ def create_service_app(
         finally:
             await stop(runtime)
 
-    # A trailing slash is stripped at the edge (shared.edge), never answered with a 307.
+    # A trailing slash is stripped at the edge (minqing.shared.web.edge), never answered with a 307.
     app = FastAPI(
         title=title,
         description=description,

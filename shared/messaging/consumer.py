@@ -31,11 +31,11 @@ from typing import Protocol
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import Sessions, reachable
-from shared.dead_letters import DeadLetter, DeadLetterSink, TableDeadLetters
-from shared.envelope import Envelope, NewerVersion, UnreadableEvent, parse
-from shared.faults import OutageLog, is_transient
-from shared.tables import Plumbing
+from minqing.shared.contract.envelope import Envelope, NewerVersion, UnreadableEvent, parse
+from minqing.shared.messaging.dead_letters import DeadLetter, DeadLetterSink, TableDeadLetters
+from minqing.shared.messaging.faults import OutageLog, is_transient
+from minqing.shared.persistence.db import Sessions, reachable
+from minqing.shared.persistence.tables import Plumbing
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 60.0

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ServiceName = Literal["intake", "assignment", "followup", "projection"]
 SERVICES: tuple[ServiceName, ...] = ("intake", "assignment", "followup", "projection")
 
-REFERENCE_DIR = Path(__file__).parent / "reference_data"
+REFERENCE_DIR = Path(__file__).parents[1] / "contract" / "reference_data"
 _NAME = r"^[A-Za-z0-9_-]+$"
 _PREFIX = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 

@@ -1,8 +1,9 @@
 """Alembic, run per service: each service's migrations own its PostgreSQL schema.
 
-Every service shares one script location (``shared/alembic_template``: the ``script.py.mako``
-of new revisions, and an ``env.py`` that runs the service's own ``migrations/env.py``), while
-its revisions live in ``services/<service>/migrations/versions`` as ``<service>_0001``, ...
+Every service shares one script location (``shared/persistence/alembic_template``: the
+``script.py.mako`` of new revisions, and an ``env.py`` that runs the service's own
+``migrations/env.py``), while its revisions live in
+``services/<service>/migrations/versions`` as ``<service>_0001``, ...
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.settings import SERVICES, ServiceName
+from minqing.shared.service.settings import SERVICES, ServiceName
 
-SERVICES_DIR = Path(__file__).resolve().parents[1] / "services"
+SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
 TEMPLATE_DIR = Path(__file__).resolve().with_name("alembic_template")
 
 

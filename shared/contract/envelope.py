@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from shared.events import EVENTS_BY_TYPE, UPCASTERS, Event
-from shared.ids import new_id
+from minqing.shared.contract.events import EVENTS_BY_TYPE, UPCASTERS, Event
+from minqing.shared.domain.ids import new_id
 
 TYPE_PREFIX = "minqing."
 CONTENT_TYPE = "application/cloudevents+json"
