@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: up test lint unit install bench clean
+.PHONY: up test lint unit install bench docs clean
 
 up: $(STAMP)
 	$(BIN)/minqing up
@@ -36,6 +36,18 @@ $(BENCH_STAMP): $(STAMP)
 	rm -f $(VENV)/.bench-installed-*
 	touch $@
 
+# The documentation site (docs/, mkdocs.yml) into site/; warnings are errors (a broken link
+# fails). The HTTP and event references are generated from the code at build time.
+DOCS_STAMP := $(VENV)/.docs-installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+
+docs: $(STAMP) $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,docs]'
+	rm -f $(VENV)/.docs-installed-*
+	touch $@
+
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed; set PYTHON=python3.11")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,4 +57,4 @@ $(STAMP): pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site
