@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from minqing.shared.contract.envelope import NewerVersion, UnreadableEvent, read
 from minqing.shared.contract.events import (
@@ -89,8 +89,25 @@ def _parts(name: str) -> tuple[str, str]:
 
 
 Describe = Callable[[Any, Names], Sentence]
+D = TypeVar("D", bound=Describe)
+
+# Event class -> its sentence; each function below registers itself with ``@sentence``.
+SENTENCES: dict[type[Event], Describe] = {}
 
 
+def sentence(cls: type[Event]) -> Callable[[D], D]:
+    """Register the decorated function as the sentence of ``cls`` (one per event type)."""
+
+    def register(describe_one: D) -> D:
+        if cls in SENTENCES:
+            raise TypeError(f"{cls.__name__} has a sentence already")
+        SENTENCES[cls] = describe_one
+        return describe_one
+
+    return register
+
+
+@sentence(IssueReported)
 def _reported(e: IssueReported, n: Names) -> Sentence:
     split = (
         (f"（从 {e.split_from} 拆分而来）", f" (split from {e.split_from})")
@@ -105,6 +122,7 @@ def _reported(e: IssueReported, n: Names) -> Sentence:
     )
 
 
+@sentence(IssueDuplicateReported)
 def _duplicate(e: IssueDuplicateReported, n: Names) -> Sentence:
     return Sentence(
         f"经{n.zh('sources', e.source)}再次反映（相似度 {e.similarity:g}），反映人已并入本事项",
@@ -113,6 +131,7 @@ def _duplicate(e: IssueDuplicateReported, n: Names) -> Sentence:
     )
 
 
+@sentence(IssueDuplicateSplit)
 def _split(e: IssueDuplicateSplit, n: Names) -> Sentence:
     return Sentence(
         f"误并的反映已拆分为独立事项 {e.new_issue_id}：{e.reason}",
@@ -120,6 +139,7 @@ def _split(e: IssueDuplicateSplit, n: Names) -> Sentence:
     )
 
 
+@sentence(IssueAssigned)
 def _assigned(e: IssueAssigned, n: Names) -> Sentence:
     again = e.assignment_no > 1
     provisional = ("（暂定）", " (provisional)") if e.deadline_provisional else ("", "")
@@ -133,6 +153,7 @@ def _assigned(e: IssueAssigned, n: Names) -> Sentence:
     )
 
 
+@sentence(IssueDeadlineRecomputed)
 def _recomputed(e: IssueDeadlineRecomputed, n: Names) -> Sentence:
     firm = ("已确定", "now firm") if not e.provisional else ("仍为暂定", "still provisional")
     return Sentence(
@@ -143,6 +164,7 @@ def _recomputed(e: IssueDeadlineRecomputed, n: Names) -> Sentence:
     )
 
 
+@sentence(IssueResolved)
 def _resolved(e: IssueResolved, n: Names) -> Sentence:
     return Sentence(
         f"{n.zh('units', e.unit)}报告办结（销号），办理人 {e.resolved_by}：{e.summary}；"
@@ -152,6 +174,7 @@ def _resolved(e: IssueResolved, n: Names) -> Sentence:
     )
 
 
+@sentence(IssueLookbackDueRecomputed)
 def _lookback_recomputed(e: IssueLookbackDueRecomputed, n: Names) -> Sentence:
     return Sentence(
         f"回头看期限按公布的工作日历重算：{e.previous_lookback_due.isoformat()} → "
@@ -169,6 +192,7 @@ _KIND = {
 }
 
 
+@sentence(IssueOverdue)
 def _overdue(e: IssueOverdue, n: Names) -> Sentence:
     zh, en = _KIND.get(e.kind, (e.kind, e.kind))
     if e.milestone is not None:
@@ -178,6 +202,7 @@ def _overdue(e: IssueOverdue, n: Names) -> Sentence:
     )
 
 
+@sentence(IssueEscalated)
 def _escalated(e: IssueEscalated, n: Names) -> Sentence:
     zh, en = _parts(e.to_person_name)
     why_zh, why_en = _KIND.get(e.kind, (e.kind, e.kind))
@@ -187,6 +212,7 @@ def _escalated(e: IssueEscalated, n: Names) -> Sentence:
     )
 
 
+@sentence(IssueLookbackPassed)
 def _passed(e: IssueLookbackPassed, n: Names) -> Sentence:
     late = ("", "") if e.within_window else ("（超过回头看期限）", " (after its window)")
     return Sentence(
@@ -195,6 +221,7 @@ def _passed(e: IssueLookbackPassed, n: Names) -> Sentence:
     )
 
 
+@sentence(IssueLookbackFailed)
 def _failed(e: IssueLookbackFailed, n: Names) -> Sentence:
     return Sentence(
         f"回头看未通过，{e.visitor}：{e.notes}。事项重新打开",
@@ -202,6 +229,7 @@ def _failed(e: IssueLookbackFailed, n: Names) -> Sentence:
     )
 
 
+@sentence(IssueSupervisorInvited)
 def _supervisor_invited(e: IssueSupervisorInvited, n: Names) -> Sentence:
     return Sentence(
         f"邀请群众监督员 {e.supervisor_ref} 全程监督（{e.invited_by} 邀请）",
@@ -209,6 +237,7 @@ def _supervisor_invited(e: IssueSupervisorInvited, n: Names) -> Sentence:
     )
 
 
+@sentence(IssueSupervisionRecorded)
 def _supervision(e: IssueSupervisionRecorded, n: Names) -> Sentence:
     what = ("验收签字", "signed off") if e.kind == "sign_off" else ("检查", "checked it")
     verdict = ("满意", "satisfied") if e.satisfied else ("不满意", "not satisfied")
@@ -221,6 +250,7 @@ def _supervision(e: IssueSupervisionRecorded, n: Names) -> Sentence:
 _STAGE = {"resolved": ("办结", "resolution"), "closed": ("闭环", "closing")}
 
 
+@sentence(IssueReporterReplied)
 def _replied(e: IssueReporterReplied, n: Names) -> Sentence:
     zh, en = _STAGE.get(e.stage, (e.stage, e.stage))
     return Sentence(
@@ -229,6 +259,7 @@ def _replied(e: IssueReporterReplied, n: Names) -> Sentence:
     )
 
 
+@sentence(IssueFeedbackRecorded)
 def _feedback(e: IssueFeedbackRecorded, n: Names) -> Sentence:
     comment = f"：{e.comment}" if e.comment else ""
     return Sentence(
@@ -237,6 +268,7 @@ def _feedback(e: IssueFeedbackRecorded, n: Names) -> Sentence:
     )
 
 
+@sentence(IssueRevisitFlagged)
 def _revisit(e: IssueRevisitFlagged, n: Names) -> Sentence:
     return Sentence(
         f"群众不满意（{e.score}/5），需再次回访：{e.reason}",
@@ -244,6 +276,7 @@ def _revisit(e: IssueRevisitFlagged, n: Names) -> Sentence:
     )
 
 
+@sentence(IssuePlanSet)
 def _plan(e: IssuePlanSet, n: Names) -> Sentence:
     steps_zh = "；".join(
         f"{m.number}. {_parts(m.title)[0]} {m.due.isoformat()}" for m in e.milestones
@@ -257,6 +290,7 @@ def _plan(e: IssuePlanSet, n: Names) -> Sentence:
     )
 
 
+@sentence(IssueProgressReported)
 def _progress(e: IssueProgressReported, n: Names) -> Sentence:
     done = ("已完成", "done") if e.done else ("进展", "progress")
     return Sentence(
@@ -273,6 +307,7 @@ _FUNDS = {
 }
 
 
+@sentence(IssueFundingRecorded)
 def _funding(e: IssueFundingRecorded, n: Names) -> Sentence:
     zh, en = _FUNDS.get(str(e.source), (str(e.source), str(e.source)))
     return Sentence(
@@ -281,6 +316,7 @@ def _funding(e: IssueFundingRecorded, n: Names) -> Sentence:
     )
 
 
+@sentence(IssueMilestoneDueRecomputed)
 def _milestone_recomputed(e: IssueMilestoneDueRecomputed, n: Names) -> Sentence:
     return Sentence(
         f"第{e.milestone}步期限按公布的工作日历重算：{e.previous_due.isoformat()} → "
@@ -290,6 +326,7 @@ def _milestone_recomputed(e: IssueMilestoneDueRecomputed, n: Names) -> Sentence:
     )
 
 
+@sentence(IssueSentBack)
 def _sent_back(e: IssueSentBack, n: Names) -> Sentence:
     return Sentence(
         f"{n.zh('units', e.unit)}退回（{e.sent_back_by}）：{e.reason}；在重新交办前，"
@@ -299,6 +336,7 @@ def _sent_back(e: IssueSentBack, n: Names) -> Sentence:
     )
 
 
+@sentence(IssueDeadlineExtended)
 def _extended(e: IssueDeadlineExtended, n: Names) -> Sentence:
     return Sentence(
         f"期限延长 {e.extra_working_days} 个工作日：{e.previous_deadline.isoformat()} → "
@@ -309,6 +347,7 @@ def _extended(e: IssueDeadlineExtended, n: Names) -> Sentence:
     )
 
 
+@sentence(IssueResponsibleChanged)
 def _responsible(e: IssueResponsibleChanged, n: Names) -> Sentence:
     before, now = _parts(e.previous_person_name), _parts(e.person_name)
     return Sentence(
@@ -318,40 +357,13 @@ def _responsible(e: IssueResponsibleChanged, n: Names) -> Sentence:
     )
 
 
+@sentence(UnitResponsibleChanged)
 def _unit_responsible(e: UnitResponsibleChanged, n: Names) -> Sentence:
     before, now = _parts(e.previous_person_name), _parts(e.person_name)
     return Sentence(
         f"{_parts(e.unit_name)[0]}负责人变更：{before[0]} → {now[0]}（{e.changed_by}）",
         f"{_parts(e.unit_name)[1]}: responsible person {before[1]} → {now[1]} ({e.changed_by})",
     )
-
-
-SENTENCES: dict[type[Event], Describe] = {
-    IssueReported: _reported,
-    IssueDuplicateReported: _duplicate,
-    IssueDuplicateSplit: _split,
-    IssueAssigned: _assigned,
-    IssueDeadlineRecomputed: _recomputed,
-    IssueResolved: _resolved,
-    IssueLookbackDueRecomputed: _lookback_recomputed,
-    IssueOverdue: _overdue,
-    IssueEscalated: _escalated,
-    IssueLookbackPassed: _passed,
-    IssueLookbackFailed: _failed,
-    IssueSupervisorInvited: _supervisor_invited,
-    IssueSupervisionRecorded: _supervision,
-    IssueReporterReplied: _replied,
-    IssueFeedbackRecorded: _feedback,
-    IssueRevisitFlagged: _revisit,
-    IssuePlanSet: _plan,
-    IssueProgressReported: _progress,
-    IssueFundingRecorded: _funding,
-    IssueMilestoneDueRecomputed: _milestone_recomputed,
-    IssueSentBack: _sent_back,
-    IssueDeadlineExtended: _extended,
-    IssueResponsibleChanged: _responsible,
-    UnitResponsibleChanged: _unit_responsible,
-}
 
 
 def describe(type_: str, dataversion: int, data: dict[str, Any], names: Names) -> Sentence:

@@ -14,62 +14,11 @@ from faststream.specification import AsyncAPI
 from pydantic import BaseModel, create_model
 
 from minqing.shared.contract.envelope import TYPE_PREFIX, Envelope
-from minqing.shared.contract.events import (
-    EVENT_CLASSES,
-    Event,
-    IssueAssigned,
-    IssueDeadlineExtended,
-    IssueDeadlineRecomputed,
-    IssueDuplicateReported,
-    IssueDuplicateSplit,
-    IssueEscalated,
-    IssueFeedbackRecorded,
-    IssueFundingRecorded,
-    IssueLookbackDueRecomputed,
-    IssueLookbackFailed,
-    IssueLookbackPassed,
-    IssueMilestoneDueRecomputed,
-    IssueOverdue,
-    IssuePlanSet,
-    IssueProgressReported,
-    IssueReported,
-    IssueReporterReplied,
-    IssueResolved,
-    IssueResponsibleChanged,
-    IssueRevisitFlagged,
-    IssueSentBack,
-    IssueSupervisionRecorded,
-    IssueSupervisorInvited,
-    UnitResponsibleChanged,
-)
+from minqing.shared.contract.events import EVENT_CLASSES, Event
 from minqing.shared.service.settings import ServiceName, Settings
 
-EMITTED_BY: dict[type[Event], ServiceName] = {
-    IssueReported: "intake",
-    IssueDuplicateReported: "intake",
-    IssueDuplicateSplit: "intake",
-    IssueAssigned: "assignment",
-    IssueDeadlineRecomputed: "assignment",
-    IssueSentBack: "assignment",
-    IssueDeadlineExtended: "assignment",
-    IssueResponsibleChanged: "assignment",
-    UnitResponsibleChanged: "assignment",
-    IssueLookbackDueRecomputed: "followup",
-    IssueOverdue: "followup",
-    IssueEscalated: "followup",
-    IssueResolved: "followup",
-    IssueLookbackPassed: "followup",
-    IssueLookbackFailed: "followup",
-    IssueSupervisorInvited: "intake",
-    IssueSupervisionRecorded: "intake",
-    IssueReporterReplied: "intake",
-    IssueFeedbackRecorded: "intake",
-    IssueRevisitFlagged: "intake",
-    IssuePlanSet: "followup",
-    IssueProgressReported: "followup",
-    IssueFundingRecorded: "followup",
-    IssueMilestoneDueRecomputed: "followup",
-}
+# Who emits each event type: what each class declares (``Event.EMITTED_BY``).
+EMITTED_BY: dict[type[Event], ServiceName] = {cls: cls.EMITTED_BY for cls in EVENT_CLASSES}
 
 
 @cache

@@ -1,7 +1,9 @@
 """The event contract, version 1: one frozen class per fact, carried as CloudEvents ``data``.
 
 The issue id is the CloudEvent ``subject``; who did it is the ``actor`` attribute. Each
-class names its ``type`` (without the ``minqing.`` prefix) and its ``dataversion``.
+class names its ``type`` (without the ``minqing.`` prefix), its ``dataversion`` and the
+service that emits it; declaring it registers it (``EVENT_CLASSES``, in the order of this
+file), so adding an event type is adding a class here, not an entry in a list elsewhere.
 """
 
 from __future__ import annotations
@@ -13,14 +15,36 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The services that emit events (projection only reads them).
+Emitter = Literal["intake", "assignment", "followup"]
+
+_REGISTERED: dict[str, type[Event]] = {}
+
 
 class Event(BaseModel):
-    """Base of every event's data: flat, primitives only, frozen, no unknown fields."""
+    """Base of every event's data: flat, primitives only, frozen, no unknown fields.
+
+    A subclass that sets ``TYPE`` is an event type of the contract: it must name the
+    service that emits it (``EMITTED_BY``) and is registered when it is declared. A
+    subclass without ``TYPE`` only shares fields (``LookbackRecorded``).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     TYPE: ClassVar[str]
     VERSION: ClassVar[int] = 1
+    EMITTED_BY: ClassVar[Emitter]
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if "TYPE" not in cls.__dict__:
+            return
+        if getattr(cls, "EMITTED_BY", None) is None:
+            raise TypeError(f"{cls.__name__} ({cls.TYPE}) does not say which service emits it")
+        if cls.TYPE in _REGISTERED:
+            raise TypeError(f"{cls.__name__}: {cls.TYPE} is {_REGISTERED[cls.TYPE].__name__}")
+        _REGISTERED[cls.TYPE] = cls
 
 
 FundingSource = Literal["project_funds", "self_raised", "social_donations"]
@@ -36,6 +60,7 @@ class IssueReported(Event):
     """
 
     TYPE: ClassVar[str] = "issue.reported"
+    EMITTED_BY: ClassVar[Emitter] = "intake"
 
     title: str
     description: str
@@ -58,6 +83,7 @@ class IssueDuplicateReported(Event):
     text): its reporter is added to the matter instead of opening a second one."""
 
     TYPE: ClassVar[str] = "issue.duplicate_reported"
+    EMITTED_BY: ClassVar[Emitter] = "intake"
 
     report_id: str
     source: str
@@ -74,6 +100,7 @@ class IssueDuplicateSplit(Event):
     (``new_issue_id``, whose ``issue.reported`` names this matter in ``split_from``)."""
 
     TYPE: ClassVar[str] = "issue.duplicate_split"
+    EMITTED_BY: ClassVar[Emitter] = "intake"
 
     report_id: str
     new_issue_id: str
@@ -90,6 +117,7 @@ class IssueAssigned(Event):
     """
 
     TYPE: ClassVar[str] = "issue.assigned"
+    EMITTED_BY: ClassVar[Emitter] = "assignment"
     VERSION: ClassVar[int] = 2
 
     unit: str
@@ -116,74 +144,11 @@ class IssueAssigned(Event):
     responsible_unit: str | None = None
 
 
-class IssueSentBack(Event):
-    """The assigned unit sent the matter back as wrongly given to it, with the reason. Until
-    the town office re-routes it (a new ``issue.assigned``), the unit stays responsible: its
-    assignment and deadline stand (first-receiver responsibility)."""
-
-    TYPE: ClassVar[str] = "issue.sent_back"
-
-    unit: str
-    reason: str
-    sent_back_by: str
-    assignment_no: int = Field(ge=1)
-    deadline: date  # the deadline that still stands
-
-
-class IssueDeadlineExtended(Event):
-    """A supervisor extended the current assignment's deadline, with the reason."""
-
-    TYPE: ClassVar[str] = "issue.deadline_extended"
-
-    previous_deadline: date
-    deadline: date
-    extra_working_days: int = Field(ge=1)
-    calendar: str
-    provisional: bool = False
-    note: str | None = None
-    reason: str
-    extended_by: str
-    assignment_no: int = Field(ge=1)
-
-
-class IssueResponsibleChanged(Event):
-    """The person answering for an open matter changed because its unit's responsible
-    person changed in the registry (``unit.responsible_changed``)."""
-
-    TYPE: ClassVar[str] = "issue.responsible_changed"
-
-    unit: str
-    previous_person_id: str
-    previous_person_name: str
-    person_id: str
-    person_name: str
-    assignment_no: int = Field(ge=1)
-    reason: str
-
-
-class UnitResponsibleChanged(Event):
-    """The registry of units: a unit's responsible person (for a village's party branch, its
-    secretary) is now this person instead of the previous one, from the reference files at
-    start-up or by hand. Its subject is the unit code, not an issue id. (A unit enters the
-    registry from the reference files without an event.)"""
-
-    TYPE: ClassVar[str] = "unit.responsible_changed"
-
-    unit: str
-    unit_name: str
-    previous_person_id: str
-    previous_person_name: str
-    person_id: str
-    person_name: str
-    contact: str
-    reason: str
-    changed_by: str
-
-
 class IssueDeadlineRecomputed(Event):
     """A provisional deadline was counted again once the calendar learned its days."""
 
     TYPE: ClassVar[str] = "issue.deadline_recomputed"
+    EMITTED_BY: ClassVar[Emitter] = "assignment"
 
     previous_deadline: date
     deadline: date
@@ -197,6 +162,7 @@ class IssueResolved(Event):
     """The assigned unit reported the matter solved (cancellation, 销号)."""
 
     TYPE: ClassVar[str] = "issue.resolved"
+    EMITTED_BY: ClassVar[Emitter] = "followup"
 
     unit: str
     summary: str
@@ -219,6 +185,7 @@ class IssueLookbackDueRecomputed(Event):
     days."""
 
     TYPE: ClassVar[str] = "issue.lookback_due_recomputed"
+    EMITTED_BY: ClassVar[Emitter] = "followup"
 
     previous_lookback_due: date
     lookback_due: date
@@ -238,6 +205,7 @@ class IssueOverdue(Event):
     due date (``milestone``, numbered from 1)."""
 
     TYPE: ClassVar[str] = "issue.overdue"
+    EMITTED_BY: ClassVar[Emitter] = "followup"
 
     kind: OverdueKind
     due: date
@@ -250,6 +218,7 @@ class IssueEscalated(Event):
     """One step up the escalation ladder of an overdue matter."""
 
     TYPE: ClassVar[str] = "issue.escalated"
+    EMITTED_BY: ClassVar[Emitter] = "followup"
 
     kind: EscalationKind
     level: int = Field(ge=1)
@@ -260,6 +229,99 @@ class IssueEscalated(Event):
     assignment_no: int = Field(ge=1)
     reason: str
     milestone: int | None = Field(default=None, ge=1)
+
+
+class LookbackRecorded(Event):
+    """Fields shared by both outcomes of a look-back visit."""
+
+    visitor: str
+    notes: str
+    assignment_no: int = Field(ge=1)
+    lookback_due: date
+    within_window: bool
+
+
+class IssueLookbackPassed(LookbackRecorded):
+    """The look-back visit confirmed the fix: the loop is closed."""
+
+    TYPE: ClassVar[str] = "issue.lookback_passed"
+    EMITTED_BY: ClassVar[Emitter] = "followup"
+
+
+class IssueLookbackFailed(LookbackRecorded):
+    """The look-back visit found the matter not fixed: it is reopened. ``failures`` counts
+    this matter's failed look-backs, this one included (absent on events from before)."""
+
+    TYPE: ClassVar[str] = "issue.lookback_failed"
+    EMITTED_BY: ClassVar[Emitter] = "followup"
+
+    failures: int = Field(default=1, ge=1)
+
+
+class IssueSupervisorInvited(Event):
+    """A resident was invited to supervise a matter (a project improving production or
+    living facilities). The name and phone stay in intake: ``supervisor_ref`` and a masked
+    phone travel."""
+
+    TYPE: ClassVar[str] = "issue.supervisor_invited"
+    EMITTED_BY: ClassVar[Emitter] = "intake"
+
+    supervisor_ref: str
+    supervisor_phone_masked: str | None = None
+    invited_by: str
+
+
+class IssueSupervisionRecorded(Event):
+    """A resident supervisor checked a matter's work (``check``) or signed it off
+    (``sign_off``), satisfied or not, with notes."""
+
+    TYPE: ClassVar[str] = "issue.supervision_recorded"
+    EMITTED_BY: ClassVar[Emitter] = "intake"
+
+    supervisor_ref: str
+    kind: Literal["check", "sign_off"]
+    satisfied: bool
+    notes: str
+
+
+class IssueReporterReplied(Event):
+    """A reporter was answered (``stage``: the matter was resolved, or closed) through the
+    notifier named in ``channel``; ``reply_id`` is the reply's key at the receiver."""
+
+    TYPE: ClassVar[str] = "issue.reporter_replied"
+    EMITTED_BY: ClassVar[Emitter] = "intake"
+
+    reply_id: str
+    reporter_ref: str
+    stage: Literal["resolved", "closed"]
+    channel: str
+    attempts: int = Field(ge=1)
+    feedback_link: bool
+
+
+class IssueFeedbackRecorded(Event):
+    """A reporter rated how a matter was handled (1-5), answering one reply."""
+
+    TYPE: ClassVar[str] = "issue.feedback_recorded"
+    EMITTED_BY: ClassVar[Emitter] = "intake"
+
+    reply_id: str
+    reporter_ref: str
+    stage: Literal["resolved", "closed"]
+    score: int = Field(ge=1, le=5)
+    comment: str
+
+
+class IssueRevisitFlagged(Event):
+    """A reporter was dissatisfied (score 2 or less): the matter is flagged for a re-visit."""
+
+    TYPE: ClassVar[str] = "issue.revisit_flagged"
+    EMITTED_BY: ClassVar[Emitter] = "intake"
+
+    reply_id: str
+    reporter_ref: str
+    score: int = Field(ge=1, le=5)
+    reason: str
 
 
 MilestoneResponsible = Literal["unit", "village_secretary", "person"]
@@ -287,6 +349,7 @@ class IssuePlanSet(Event):
     ``counted_from`` on ``calendar``."""
 
     TYPE: ClassVar[str] = "issue.plan_set"
+    EMITTED_BY: ClassVar[Emitter] = "followup"
 
     plan_template: str | None
     milestones: tuple[PlannedMilestone, ...] = Field(min_length=1)
@@ -303,6 +366,7 @@ class IssueProgressReported(Event):
     """Progress on one milestone of the plan: a note, and whether the milestone is done."""
 
     TYPE: ClassVar[str] = "issue.progress_reported"
+    EMITTED_BY: ClassVar[Emitter] = "followup"
 
     milestone: int = Field(ge=1)
     title: str
@@ -317,6 +381,7 @@ class IssueFundingRecorded(Event):
     before (same ``funding_id``)."""
 
     TYPE: ClassVar[str] = "issue.funding_recorded"
+    EMITTED_BY: ClassVar[Emitter] = "followup"
 
     funding_id: str
     amount: Decimal = Field(gt=0, decimal_places=2)
@@ -331,6 +396,7 @@ class IssueMilestoneDueRecomputed(Event):
     days."""
 
     TYPE: ClassVar[str] = "issue.milestone_due_recomputed"
+    EMITTED_BY: ClassVar[Emitter] = "followup"
 
     milestone: int = Field(ge=1)
     previous_due: date
@@ -341,119 +407,77 @@ class IssueMilestoneDueRecomputed(Event):
     assignment_no: int = Field(ge=1)
 
 
-class LookbackRecorded(Event):
-    """Fields shared by both outcomes of a look-back visit."""
+class IssueSentBack(Event):
+    """The assigned unit sent the matter back as wrongly given to it, with the reason. Until
+    the town office re-routes it (a new ``issue.assigned``), the unit stays responsible: its
+    assignment and deadline stand (first-receiver responsibility)."""
 
-    visitor: str
-    notes: str
+    TYPE: ClassVar[str] = "issue.sent_back"
+    EMITTED_BY: ClassVar[Emitter] = "assignment"
+
+    unit: str
+    reason: str
+    sent_back_by: str
     assignment_no: int = Field(ge=1)
-    lookback_due: date
-    within_window: bool
+    deadline: date  # the deadline that still stands
 
 
-class IssueLookbackPassed(LookbackRecorded):
-    """The look-back visit confirmed the fix: the loop is closed."""
+class IssueDeadlineExtended(Event):
+    """A supervisor extended the current assignment's deadline, with the reason."""
 
-    TYPE: ClassVar[str] = "issue.lookback_passed"
+    TYPE: ClassVar[str] = "issue.deadline_extended"
+    EMITTED_BY: ClassVar[Emitter] = "assignment"
 
-
-class IssueLookbackFailed(LookbackRecorded):
-    """The look-back visit found the matter not fixed: it is reopened. ``failures`` counts
-    this matter's failed look-backs, this one included (absent on events from before)."""
-
-    TYPE: ClassVar[str] = "issue.lookback_failed"
-
-    failures: int = Field(default=1, ge=1)
-
-
-class IssueSupervisorInvited(Event):
-    """A resident was invited to supervise a matter (a project improving production or
-    living facilities). The name and phone stay in intake: ``supervisor_ref`` and a masked
-    phone travel."""
-
-    TYPE: ClassVar[str] = "issue.supervisor_invited"
-
-    supervisor_ref: str
-    supervisor_phone_masked: str | None = None
-    invited_by: str
+    previous_deadline: date
+    deadline: date
+    extra_working_days: int = Field(ge=1)
+    calendar: str
+    provisional: bool = False
+    note: str | None = None
+    reason: str
+    extended_by: str
+    assignment_no: int = Field(ge=1)
 
 
-class IssueSupervisionRecorded(Event):
-    """A resident supervisor checked a matter's work (``check``) or signed it off
-    (``sign_off``), satisfied or not, with notes."""
+class IssueResponsibleChanged(Event):
+    """The person answering for an open matter changed because its unit's responsible
+    person changed in the registry (``unit.responsible_changed``)."""
 
-    TYPE: ClassVar[str] = "issue.supervision_recorded"
+    TYPE: ClassVar[str] = "issue.responsible_changed"
+    EMITTED_BY: ClassVar[Emitter] = "assignment"
 
-    supervisor_ref: str
-    kind: Literal["check", "sign_off"]
-    satisfied: bool
-    notes: str
-
-
-class IssueReporterReplied(Event):
-    """A reporter was answered (``stage``: the matter was resolved, or closed) through the
-    notifier named in ``channel``; ``reply_id`` is the reply's key at the receiver."""
-
-    TYPE: ClassVar[str] = "issue.reporter_replied"
-
-    reply_id: str
-    reporter_ref: str
-    stage: Literal["resolved", "closed"]
-    channel: str
-    attempts: int = Field(ge=1)
-    feedback_link: bool
-
-
-class IssueFeedbackRecorded(Event):
-    """A reporter rated how a matter was handled (1-5), answering one reply."""
-
-    TYPE: ClassVar[str] = "issue.feedback_recorded"
-
-    reply_id: str
-    reporter_ref: str
-    stage: Literal["resolved", "closed"]
-    score: int = Field(ge=1, le=5)
-    comment: str
-
-
-class IssueRevisitFlagged(Event):
-    """A reporter was dissatisfied (score 2 or less): the matter is flagged for a re-visit."""
-
-    TYPE: ClassVar[str] = "issue.revisit_flagged"
-
-    reply_id: str
-    reporter_ref: str
-    score: int = Field(ge=1, le=5)
+    unit: str
+    previous_person_id: str
+    previous_person_name: str
+    person_id: str
+    person_name: str
+    assignment_no: int = Field(ge=1)
     reason: str
 
 
-EVENT_CLASSES: tuple[type[Event], ...] = (
-    IssueReported,
-    IssueDuplicateReported,
-    IssueDuplicateSplit,
-    IssueAssigned,
-    IssueDeadlineRecomputed,
-    IssueResolved,
-    IssueLookbackDueRecomputed,
-    IssueOverdue,
-    IssueEscalated,
-    IssueLookbackPassed,
-    IssueLookbackFailed,
-    IssueSupervisorInvited,
-    IssueSupervisionRecorded,
-    IssueReporterReplied,
-    IssueFeedbackRecorded,
-    IssueRevisitFlagged,
-    IssuePlanSet,
-    IssueProgressReported,
-    IssueFundingRecorded,
-    IssueMilestoneDueRecomputed,
-    IssueSentBack,
-    IssueDeadlineExtended,
-    IssueResponsibleChanged,
-    UnitResponsibleChanged,
-)
-EVENTS_BY_TYPE: dict[str, type[Event]] = {cls.TYPE: cls for cls in EVENT_CLASSES}
+class UnitResponsibleChanged(Event):
+    """The registry of units: a unit's responsible person (for a village's party branch, its
+    secretary) is now this person instead of the previous one, from the reference files at
+    start-up or by hand. Its subject is the unit code, not an issue id. (A unit enters the
+    registry from the reference files without an event.)"""
+
+    TYPE: ClassVar[str] = "unit.responsible_changed"
+    EMITTED_BY: ClassVar[Emitter] = "assignment"
+
+    unit: str
+    unit_name: str
+    previous_person_id: str
+    previous_person_name: str
+    person_id: str
+    person_name: str
+    contact: str
+    reason: str
+    changed_by: str
+
+
+# Every event type of the contract, in the order declared above (the AsyncAPI document's).
+EVENT_CLASSES: tuple[type[Event], ...] = tuple(_REGISTERED.values())
+EVENTS_BY_TYPE: dict[str, type[Event]] = dict(_REGISTERED)
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 

@@ -186,26 +186,6 @@ def test_the_content_type_is_structured_mode_cloudevents_json() -> None:
     assert CONTENT_TYPE == "application/cloudevents+json"
 
 
-@pytest.mark.parametrize(
-    "event",
-    [
-        reported(),
-        assigned(),
-        resolved(),
-        lookback(IssueLookbackPassed),
-        lookback(IssueLookbackFailed),
-    ],
-    ids=lambda e: e.TYPE,
-)
-def test_every_event_type_survives_the_trip_through_json(event: Event) -> None:
-    envelope = wrapped(event, causation_id="cause-1")
-
-    read = parse(envelope.to_json())
-
-    assert read == envelope
-    assert decode(read) == event
-
-
 def test_the_cloudevents_sdk_reads_our_json_with_its_extension_attributes() -> None:
     envelope = wrapped(assigned(), correlation_id="corr-1", causation_id="cause-1")
 
