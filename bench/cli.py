@@ -1,4 +1,5 @@
-"""``python -m bench``: measure, print the table, and optionally write it into README.md."""
+"""``python -m bench``: measure, print the table, and optionally write it into the docs
+(docs/developer/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--write-readme",
         action="store_true",
-        help="replace the table between the bench markers in README.md",
+        help="replace the table between the bench markers in docs/developer/benchmarks.md",
     )
     args = parser.parse_args(argv)
     if args.write_readme and args.quick:
@@ -469,7 +470,7 @@ def main(argv: list[str] | None = None) -> None:
     note = context(args, sizes)
     print(f"\n{note}\n\n{text_table(rows)}")
     if args.write_readme:
-        write_readme(REPO / "README.md", rows, note)
-        print("\nREADME.md: table written between the bench markers")
+        write_readme(REPO / "docs" / "developer" / "benchmarks.md", rows, note)
+        print("\ndocs/developer/benchmarks.md: table written between the bench markers")
     if args.quick:
         print("\n(--quick: sizes too small for the targets to mean anything)")

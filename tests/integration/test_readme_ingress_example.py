@@ -1,4 +1,5 @@
-"""The README's department-system example runs as written against a real intake."""
+"""The integrator guide's department-system example (docs/integrator/index.md) runs as written
+against a real intake."""
 
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ from minqing.services.intake.store import reports
 from tests.support.harness import isolated_settings
 from tests.support.ingress import running_intake
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "integrator" / "index.md"
 
 
 def example() -> str:
-    """The first Python block of the section "Integrating a department system"."""
-    section = README.read_text().split("## Integrating a department system", 1)[1]
+    """The first Python block of the guide, before its first subsection."""
+    section = GUIDE.read_text().split("# Integrating a department system", 1)[1]
     section = section.split("\n## ", 1)[0]
     found = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert found, "the section has no python example"
+    assert found, "the guide has no python example"
     return found.group(1)
 
 

@@ -138,9 +138,9 @@ def test_the_unit_may_be_named_when_it_is_the_sender() -> None:
     assert isinstance(step.command, ResolveIssue) and step.command.unit == "civil_affairs"
 
 
-def test_the_readme_resolution_example_reads_as_a_resolution() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("### Progress and resolution", 1)[1]
+def test_the_integrator_guides_resolution_example_reads_as_a_resolution() -> None:
+    guide = Path(__file__).resolve().parents[2] / "docs" / "integrator" / "index.md"
+    section = guide.read_text().split("## Progress and resolution", 1)[1]
     example = section.split("```json", 1)[1].split("```", 1)[0]
     message = read_cloudevent(
         f"{PREFIX}.civil_affairs.resolution",
