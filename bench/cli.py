@@ -217,7 +217,7 @@ class Bench:
         """``minqing projection rebuild issues`` on the caught-up database: the whole stream
         replayed into fresh tables and swapped in."""
         env = {"MINQING_NATS_URL": self.stack.nats_url, "MINQING_DATABASE_URL": database}
-        argv = [sys.executable, "-m", "minqing.shared.cli", "projection", "rebuild", "issues"]
+        argv = [sys.executable, "-m", "minqing", "projection", "rebuild", "issues"]
         started = time.monotonic()
         process = self.stack.start_process("rebuild", argv, env)
         code = await asyncio.to_thread(process.popen.wait)

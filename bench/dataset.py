@@ -570,7 +570,7 @@ def migrate(database_url: str, log: Path) -> None:
     """``minqing migrate`` on the database, as the bench does for its others."""
     with log.open("wb") as out:
         result = subprocess.run(
-            [sys.executable, "-m", "minqing.shared.cli", "migrate"],
+            [sys.executable, "-m", "minqing", "migrate"],
             env={**os.environ, "MINQING_DATABASE_URL": database_url},
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -306,7 +306,7 @@ def start_projection(stack: Stack, database_url: str) -> Process:
     argv = [
         sys.executable,
         "-m",
-        "minqing.shared.cli",
+        "minqing",
         "serve",
         "projection",
         "--log-level",

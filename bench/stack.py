@@ -188,7 +188,7 @@ class Stack:
         log = self.root / f"migrate-{name}.log"
         with log.open("wb") as out:
             result = subprocess.run(
-                [sys.executable, "-m", "minqing.shared.cli", "migrate"],
+                [sys.executable, "-m", "minqing", "migrate"],
                 env={**os.environ, "MINQING_DATABASE_URL": url},
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -224,7 +224,7 @@ class Stack:
         extra_env: Mapping[str, str] | None = None,
         label: str | None = None,
     ) -> Process:
-        """``python -m minqing.shared.cli serve <service>`` on a free port (MINQING_*)."""
+        """``python -m minqing serve <service>`` on a free port (MINQING_*)."""
         port = free_port()
         env = {
             "MINQING_NATS_URL": self.nats_url,
@@ -239,7 +239,7 @@ class Stack:
         argv = [
             sys.executable,
             "-m",
-            "minqing.shared.cli",
+            "minqing",
             "serve",
             service,
             "--log-level",

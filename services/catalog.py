@@ -1,54 +1,56 @@
-"""Who consumes what, for the whole system, derived from each service's routing table.
+"""The whole system's contract, assembled from each service's own declaration.
 
-The AsyncAPI "consumes" section comes from here, so it cannot drift from the code.
+Who consumes what comes from each service's routing tables (its ``declaration``), so the
+AsyncAPI document cannot drift from the code. Only the whole-system views import every
+service (the ``minqing asyncapi`` command, the docs, tests): a service at start-up declares
+and serves its own part.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from minqing.services.assignment.handlers import HANDLERS as ASSIGNMENT
-from minqing.services.followup.handlers import HANDLERS as FOLLOWUP
+from minqing.services.assignment.declaration import declaration as assignment
+from minqing.services.followup.declaration import declaration as followup
 from minqing.services.followup.ingress import KINDS as FOLLOWUP_KINDS
 from minqing.services.followup.ingress_consumer import CONSUMER as FOLLOWUP_INGRESS
-from minqing.services.followup.ingress_consumer import followup_channels
-from minqing.services.intake.handlers import HANDLERS as INTAKE
+from minqing.services.intake.declaration import declaration as intake
 from minqing.services.intake.ingress import KIND as REPORT
 from minqing.services.intake.ingress_consumer import CONSUMER as INTAKE_INGRESS
-from minqing.services.intake.ingress_consumer import ingress_channels
-from minqing.services.intake.residents.handlers import REPLY_HANDLERS as INTAKE_REPLIES
-from minqing.services.projection.views import VIEWS
-from minqing.shared.contract.asyncapi import Channel
-from minqing.shared.contract.events import EVENT_CLASSES, Event
+from minqing.services.projection.declaration import declaration as projection
+from minqing.shared.contract.asyncapi import Channel, asyncapi
+from minqing.shared.contract.declaration import Declaration
+from minqing.shared.contract.events import Event
 from minqing.shared.service.settings import Settings
 
+DECLARATIONS = (intake, assignment, followup, projection)
 
-def consumers() -> dict[str, Sequence[type[Event]]]:
-    """Durable consumer name -> the event classes it consumes."""
-    found: dict[str, Sequence[type[Event]]] = {
-        "intake-status": list(INTAKE),
-        "intake-replies": list(INTAKE_REPLIES),
-        "assignment": list(ASSIGNMENT),
-        "followup": list(FOLLOWUP),
+
+def declarations(settings: Settings) -> list[Declaration]:
+    return [declare(settings) for declare in DECLARATIONS]
+
+
+def consumers(settings: Settings | None = None) -> dict[str, Sequence[type[Event]]]:
+    """Durable consumer name -> the event classes it consumes, for the whole system."""
+    return {
+        name: classes
+        for each in declarations(settings or Settings())
+        for name, classes in each.consumers.items()
     }
-    for view in VIEWS:
-        found[f"projection-{view.NAME}"] = EVENT_CLASSES  # every event, known type or not
-    return found
-
-
-def ingress_kinds() -> dict[str, tuple[str, ...]]:
-    """Ingress consumer -> the kinds of message it reads (``<prefix>.<source>.<kind>``).
-    Intake's also answers every other subject of the ingress stream (``elsewhere``)."""
-    return {INTAKE_INGRESS: (REPORT,), FOLLOWUP_INGRESS: FOLLOWUP_KINDS}
-
-
-def elsewhere(consumer: str) -> list[str]:
-    """The kinds the other ingress consumers read."""
-    return [k for c, kinds in ingress_kinds().items() if c != consumer for k in kinds]
 
 
 def channels(settings: Settings) -> list[Channel]:
     """The channels beside the canonical stream: department systems' ingress (reports to
     intake, progress and resolutions to followup) and outcomes, and the dead letters of
     what could not be accepted."""
-    return ingress_channels(settings) + followup_channels(settings)
+    return [channel for each in declarations(settings) for channel in each.channels]
+
+
+def ingress_kinds() -> dict[str, tuple[str, ...]]:
+    """Ingress consumer -> the kinds of message it reads (``<prefix>.<source>.<kind>``)."""
+    return {INTAKE_INGRESS: (REPORT,), FOLLOWUP_INGRESS: FOLLOWUP_KINDS}
+
+
+def document(settings: Settings) -> dict[str, object]:
+    """The whole system's AsyncAPI document."""
+    return asyncapi(settings, consumers(settings), channels(settings))

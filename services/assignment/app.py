@@ -7,9 +7,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from minqing.services import catalog
 from minqing.services.assignment import routing
 from minqing.services.assignment.api import build_router
+from minqing.services.assignment.declaration import declaration
 from minqing.services.assignment.handlers import HANDLERS, Rules, recompute_deadlines, sync_registry
 from minqing.services.assignment.store import SqlAssignments, plumbing
 from minqing.shared.contract import reference
@@ -39,8 +39,8 @@ def create_app(
         files=ref.registry(),
     )
 
-    rt.catalog = catalog.consumers()
-    rt.channels = catalog.channels(settings)
+    own = declaration(settings)  # its part of the contract, served at /asyncapi.json
+    rt.catalog, rt.channels = dict(own.consumers), list(own.channels)
 
     def unit_of_work(session: AsyncSession) -> SqlUnitOfWork[SqlAssignments]:
         return rt.batch_unit_of_work(session, SqlAssignments(session, clock()))

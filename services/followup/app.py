@@ -6,9 +6,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from minqing.services import catalog
 from minqing.services.followup import escalation, lookback, plans
 from minqing.services.followup.api import build_funds_router, build_router
+from minqing.services.followup.declaration import declaration
 from minqing.services.followup.handlers import HANDLERS, Rules, check_deadlines, recompute_lookbacks
 from minqing.services.followup.ingress_consumer import CONSUMER, FollowupIngress
 from minqing.services.followup.store import SqlCases, ingress_outcomes, plumbing
@@ -33,8 +33,8 @@ def create_app(
     settings = settings or Settings()
     rt = build_runtime("followup", settings, plumbing, clock=clock)
     rt.streams = [outcomes_stream_config(settings), dlq_stream_config(settings)]
-    rt.catalog = catalog.consumers()
-    rt.channels = catalog.channels(settings)
+    own = declaration(settings)  # its part of the contract, served at /asyncapi.json
+    rt.catalog, rt.channels = dict(own.consumers), list(own.channels)
     reference.activate(reference.load(settings.reference_dir))
     calendar = calendar or configured(settings.calendar, settings.reference_dir)
     rules = load_rules(settings.reference_dir, calendar, settings.timezone)

@@ -27,11 +27,10 @@ from minqing.shared.ingress.cloudevents import (
     problems,
     refused,
 )
+from minqing.shared.ingress.kinds import RESOLUTION, read_by
 from minqing.shared.web.edge import ULID_PATTERN
 
-PROGRESS = "progress"
-RESOLUTION = "resolution"
-KINDS = (PROGRESS, RESOLUTION)
+KINDS = read_by("followup")  # PROGRESS, RESOLUTION
 
 
 class MatterRef(BaseModel):

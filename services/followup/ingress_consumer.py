@@ -14,8 +14,6 @@ from minqing.services.followup.domain import NotAssignedUnit, ResolveIssue, Unkn
 from minqing.services.followup.handlers import Cases, Rules, progress_in, resolve_in
 from minqing.services.followup.ingress import (
     KINDS,
-    PROGRESS,
-    RESOLUTION,
     ProgressCloudEvent,
     ResolutionCloudEvent,
     Step,
@@ -26,6 +24,7 @@ from minqing.shared.contract.asyncapi import Channel
 from minqing.shared.contract.reference import ReferenceData
 from minqing.shared.ingress.channel import IngressChannel, kind_subjects, outcome_subject
 from minqing.shared.ingress.cloudevents import STRUCTURED, Problem, Refused, ingress_type
+from minqing.shared.ingress.kinds import PROGRESS, RESOLUTION
 from minqing.shared.ingress.metrics import IngressMetrics
 from minqing.shared.ingress.outcomes import IngressOutcome
 from minqing.shared.messaging.consumer import Delivery, Outcome

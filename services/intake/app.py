@@ -7,8 +7,8 @@ from datetime import timedelta
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from minqing.services import catalog
 from minqing.services.intake.api import build_router
+from minqing.services.intake.declaration import declaration
 from minqing.services.intake.handlers import HANDLERS, Policy
 from minqing.services.intake.imports import ImportWorker, process_batch, prune_imports
 from minqing.services.intake.imports_api import PREFIX as IMPORTS_PATH
@@ -21,6 +21,7 @@ from minqing.services.intake.store import SqlImportStore, SqlReports, ingress_ou
 from minqing.shared.contract import reference
 from minqing.shared.domain.clock import Clock, system_clock
 from minqing.shared.ingress.api import build_ingress_router
+from minqing.shared.ingress.kinds import read_elsewhere
 from minqing.shared.ingress.metrics import IngressMetrics
 from minqing.shared.messaging.dispatch import consumed_types, event_applier
 from minqing.shared.messaging.streams import dlq_stream_config, outcomes_stream_config
@@ -33,8 +34,8 @@ from minqing.shared.web.app import create_service_app
 def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> FastAPI:
     settings = settings or Settings()
     rt = build_runtime("intake", settings, plumbing, clock=clock)
-    rt.catalog = catalog.consumers()
-    rt.channels = catalog.channels(settings)
+    own = declaration(settings)  # its part of the contract, served at /asyncapi.json
+    rt.catalog, rt.channels = dict(own.consumers), list(own.channels)
     rt.streams = [outcomes_stream_config(settings), dlq_stream_config(settings)]
     rt.accepts_without_nats = True
     ref = reference.load(settings.reference_dir)
@@ -59,7 +60,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     # Department systems' reports on NATS (CloudEvents), answered on the outcomes stream;
     # a message no ingress consumer reads (an unknown kind) is answered here too.
     metrics = IngressMetrics(CONSUMER)
-    ingress = IngressConsumer(rt, ref, policy, metrics, elsewhere=catalog.elsewhere(CONSUMER))
+    ingress = IngressConsumer(rt, ref, policy, metrics, elsewhere=read_elsewhere("intake"))
     ingress.subscribe()
     # Residents: supervisors, answers to every reporter (durable, through a notifier), feedback.
     residents_router = residents.install(rt, ref)

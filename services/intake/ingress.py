@@ -31,11 +31,12 @@ from minqing.shared.ingress.cloudevents import (
     refused,
 )
 from minqing.shared.ingress.cloudevents import source_token as _source_token
+from minqing.shared.ingress.kinds import REPORT
 
 # Re-exported: the report consumer and its tests use them with the report reader.
 __all__ = ["INGRESS_TYPE", "STRUCTURED", "IngressMessage", "Problem", "Refused", "refused"]
 
-KIND = "report"
+KIND = REPORT
 INGRESS_TYPE = ingress_type(KIND)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from minqing.services import catalog
 from minqing.services.projection import dashboard
 from minqing.services.projection.api import build_router
 from minqing.services.projection.audit_api import build_audit_router
+from minqing.services.projection.declaration import declaration
 from minqing.services.projection.sentences import Names
 from minqing.services.projection.store import plumbing
 from minqing.services.projection.views import chosen
@@ -21,8 +21,8 @@ from minqing.shared.web.app import create_service_app
 def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> FastAPI:
     settings = settings or Settings()
     rt = build_runtime("projection", settings, plumbing, clock=clock)
-    rt.catalog = catalog.consumers()
-    rt.channels = catalog.channels(settings)
+    own = declaration(settings)  # its part of the contract, served at /asyncapi.json
+    rt.catalog, rt.channels = dict(own.consumers), list(own.channels)
     ref = reference.load(settings.reference_dir)
     reference.activate(ref)
     for view in chosen(settings.projection_views):

@@ -62,9 +62,9 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     consumer_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     js: JetStreamContext | None = None
-    # Durable consumer -> event classes, for the whole system (set from services.catalog).
+    # Durable consumer -> event classes: this service's own (its declaration).
     catalog: Consumers = field(default_factory=dict)
-    # Channels beside the canonical stream, for the whole system (set from services.catalog).
+    # The channels beside the canonical stream that this service owns (its declaration).
     channels: list[Channel] = field(default_factory=list)
     # Intake keeps accepting reports into its outbox while NATS is away: still ready then.
     accepts_without_nats: bool = False

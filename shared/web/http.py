@@ -51,7 +51,9 @@ def health_router(runtime: Operated) -> APIRouter:
 
     @router.get("/asyncapi.json", tags=["contract"])
     async def asyncapi_document() -> dict[str, Any]:
-        """The event contract of the whole system (AsyncAPI 3): channels, schemas, consumers."""
+        """This service's part of the event contract (AsyncAPI 3): the canonical stream's
+        events, what this service consumes and the channels it owns; the whole system's
+        document is ``minqing asyncapi``."""
         return runtime.contract()
 
     @router.get("/api/v1/dead-letters", tags=["operations"])

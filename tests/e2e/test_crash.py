@@ -122,7 +122,7 @@ def test_a_rebuild_after_many_crashes_reproduces_the_live_chain(
         rows = read_chain(settings)
 
         rebuilt = subprocess.run(
-            [sys.executable, "-m", "minqing.shared.cli", "projection", "rebuild"],
+            [sys.executable, "-m", "minqing", "projection", "rebuild"],
             env=process_env(settings),
             capture_output=True,
             text=True,

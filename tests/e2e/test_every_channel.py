@@ -77,7 +77,7 @@ class Hotline12345:
 
 def minqing(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "minqing.shared.cli", *args],
+        [sys.executable, "-m", "minqing", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -27,7 +27,7 @@ REQUEST = {
 def open311_key(up: Up, *args: str) -> subprocess.CompletedProcess[str]:
     """The command as a user types it in that folder (no MINQING_DATABASE_URL)."""
     return subprocess.run(
-        [sys.executable, "-m", "minqing.shared.cli", "open311-key", *args],
+        [sys.executable, "-m", "minqing", "open311-key", *args],
         cwd=up.cwd,
         env=up.env,
         capture_output=True,
@@ -37,7 +37,7 @@ def open311_key(up: Up, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_keys_are_managed_in_the_folder_where_up_runs(tmp_path: Path) -> None:
-    up = Up(tmp_path, command=[sys.executable, "-m", "minqing.shared.cli", "up"])
+    up = Up(tmp_path, command=[sys.executable, "-m", "minqing", "up"])
     pgdata = tmp_path / ".minqing" / "postgres"
     try:
         before = open311_key(up, "list")

@@ -106,7 +106,7 @@ def test_up_runs_stops_and_restarts_the_whole_system(tmp_path: Path) -> None:
         assert any("nats-server" in n for n in names), names
         assert any("postgres" in n for n in names), names
         for service in SERVICES:
-            assert any(f"minqing.shared.cli serve {service}" in n for n in names), (service, names)
+            assert any(f"minqing serve {service}" in n for n in names), (service, names)
 
         started = time.monotonic()
         issue_id = round_the_loop(up)
@@ -146,7 +146,7 @@ def test_up_runs_stops_and_restarts_the_whole_system(tmp_path: Path) -> None:
 def test_a_second_up_on_the_same_data_dir_says_why_in_one_line(tmp_path: Path) -> None:
     first = Up(tmp_path)
     (tmp_path / "second").mkdir()
-    command = [sys.executable, "-m", "minqing.shared.cli", "up", "--data-dir", str(first.data_dir)]
+    command = [sys.executable, "-m", "minqing", "up", "--data-dir", str(first.data_dir)]
     second = Up(tmp_path / "second", command=command)
     try:
         first.start()

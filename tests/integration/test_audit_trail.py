@@ -164,7 +164,7 @@ async def test_the_command_verifies_against_a_checkpoint_file(
     env = {**os.environ, "MINQING_DATABASE_URL": settings.database_url}
 
     def minqing(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "minqing.shared.cli", "audit", *args]
+        command = [sys.executable, "-m", "minqing", "audit", *args]
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
     exported = minqing("checkpoint")

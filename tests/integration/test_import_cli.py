@@ -52,7 +52,7 @@ async def minqing_import(path: Path, url: str, *args: str) -> tuple[int, str, st
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "minqing.shared.cli",
+        "minqing",
         "import",
         str(path),
         "--url",

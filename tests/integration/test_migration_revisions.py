@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from typer.testing import CliRunner
 
-from minqing.shared.cli.main import app
+from minqing.services.cli import app
 from minqing.shared.domain.ids import new_id
 from minqing.shared.persistence.migrations import migrations_dir, revision, upgrade
 from minqing.shared.service.settings import ServiceName

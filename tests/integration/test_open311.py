@@ -21,11 +21,11 @@ from georeport import GeoReport
 from sqlalchemy import func, select
 from typer.testing import CliRunner, Result
 
+from minqing.services import cli
 from minqing.services.intake.app import create_app
 from minqing.services.intake.open311.keys import create_key, revoke_key
 from minqing.services.intake.open311.tables import api_keys, media, requests
 from minqing.services.intake.store import reporter_contacts, reports
-from minqing.shared.cli import main as cli
 from minqing.shared.contract.envelope import Envelope
 from minqing.shared.contract.events import IssueLookbackPassed
 from minqing.shared.persistence.db import make_engine

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, text, update
 from typer.testing import CliRunner
 
+from minqing.services.cli import app as cli
 from minqing.services.projection.app import create_app
 from minqing.services.projection.audit_store import verify
 from minqing.services.projection.rebuild import RebuildError
@@ -25,7 +26,6 @@ from minqing.services.projection.store import plumbing
 from minqing.services.projection.views import VIEWS
 from minqing.services.projection.views.history import events
 from minqing.services.projection.views.issues import issues
-from minqing.shared.cli.main import app as cli
 from minqing.shared.contract.envelope import Envelope
 from minqing.shared.contract.events import Event, IssueLookbackPassed, IssueResolved
 from minqing.shared.domain.ids import new_id
@@ -360,7 +360,7 @@ async def test_the_command_shows_progress_and_the_trail_still_verifies(
     }
 
     def minqing(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "minqing.shared.cli", *args]
+        command = [sys.executable, "-m", "minqing", *args]
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
     done = await asyncio.to_thread(minqing, "projection", "rebuild", "--batch", "2")

@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 
 class ServiceProcess:
-    """One service run as ``python -m minqing.shared.cli serve <name>``, logging to a file."""
+    """One service run as ``python -m minqing serve <name>``, logging to a file."""
 
     def __init__(self, name: ServiceName, env: dict[str, str], log_dir: Path) -> None:
         self.name = name
@@ -34,7 +34,7 @@ class ServiceProcess:
     def start(self, *, ready_within: float = 30.0) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "minqing.shared.cli", "serve", self.name],
+                [sys.executable, "-m", "minqing", "serve", self.name],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

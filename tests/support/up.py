@@ -57,7 +57,7 @@ async def _stream_messages(nats_url: str) -> int:
 class Up:
     """`minqing up` in its own session, output in a file.
 
-    By default `python -m minqing.shared.cli up --data-dir <tmp>/data` from ``tmp_path``;
+    By default `python -m minqing up --data-dir <tmp>/data` from ``tmp_path``;
     ``command``, ``cwd`` and ``env`` (before the MINQING_* variables are dropped) replace those.
     """
 
@@ -71,7 +71,7 @@ class Up:
         self.cwd = cwd or tmp_path
         self.data_dir = tmp_path / "data"
         self.command = command or [
-            *(sys.executable, "-m", "minqing.shared.cli", "up"),
+            *(sys.executable, "-m", "minqing", "up"),
             *("--data-dir", str(self.data_dir)),
         ]
         self.log_path = tmp_path / "up.log"

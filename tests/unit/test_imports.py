@@ -70,3 +70,38 @@ def test_no_module_of_the_product_imports_itself_round_a_cycle() -> None:
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def _imports_of(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_shared_never_imports_services() -> None:
+    crossing = {
+        str(path.relative_to(ROOT)): sorted(m for m in _imports_of(path) if ".services" in m)
+        for path in (ROOT / "shared").rglob("*.py")
+    }
+    assert {path: found for path, found in crossing.items() if found} == {}
+
+
+def test_a_service_imports_no_other_service() -> None:
+    # Only the whole-system views (the command, the catalog) know every service.
+    whole = {ROOT / "services" / "cli.py", ROOT / "services" / "catalog.py"}
+    crossing = {}
+    for service in (p for p in (ROOT / "services").iterdir() if (p / "app.py").is_file()):
+        for path in service.rglob("*.py"):
+            others = {
+                m
+                for m in _imports_of(path)
+                if m.startswith("minqing.services.")
+                and not m.startswith(f"minqing.services.{service.name}")
+            }
+            if others and path not in whole:
+                crossing[str(path.relative_to(ROOT))] = sorted(others)
+    assert crossing == {}

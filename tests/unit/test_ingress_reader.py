@@ -10,7 +10,7 @@ import pytest
 from cloudevents.v1.conversion import to_binary, to_structured
 from cloudevents.v1.http import CloudEvent
 
-from minqing.services.catalog import elsewhere, ingress_kinds
+from minqing.services.catalog import ingress_kinds
 from minqing.services.intake.handlers import Policy
 from minqing.services.intake.ingress import (
     IngressMessage,
@@ -23,6 +23,7 @@ from minqing.services.intake.ingress_consumer import CONSUMER, IngressConsumer
 from minqing.services.intake.store import plumbing
 from minqing.shared.contract import reference
 from minqing.shared.ingress.cloudevents import outcome_id
+from minqing.shared.ingress.kinds import READ_BY, read_elsewhere
 from minqing.shared.ingress.metrics import IngressMetrics
 from minqing.shared.service.runtime import build_runtime
 from minqing.shared.service.settings import REFERENCE_DIR, Settings
@@ -256,11 +257,14 @@ def _raw(subject: str, body: bytes = b"{}") -> Any:
 def test_intake_answers_every_subject_of_the_stream_no_other_consumer_reads() -> None:
     kinds = [kind for each in ingress_kinds().values() for kind in each]
     assert len(kinds) == len(set(kinds))  # one reader per kind
+    assert {(c.split("-")[0], k) for c, each in ingress_kinds().items() for k in each} == {
+        (reader, kind) for kind, reader in READ_BY.items()
+    }  # the consumers read what the ingress contract says they do
     settings = Settings(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none")
     runtime = build_runtime("intake", settings, plumbing)
     metrics = IngressMetrics(CONSUMER)
     consumer = IngressConsumer(
-        runtime, reference.active(), Policy(), metrics, elsewhere=elsewhere(CONSUMER)
+        runtime, reference.active(), Policy(), metrics, elsewhere=read_elsewhere("intake")
     )
 
     assert consumer.subjects == (f"{PREFIX}.>",)

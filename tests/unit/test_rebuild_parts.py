@@ -11,9 +11,9 @@ from rich.console import Console
 
 from minqing.services.projection.audit import CANONICAL_FIELDS
 from minqing.services.projection.rebuild import Summary, UnknownView, lock_order, select_views
+from minqing.services.projection.rebuild_cli import PlainProgress, summary_lines
 from minqing.services.projection.replay import STORED, Replay, ViewCount, stored_delivery
 from minqing.services.projection.views import history, issues
-from minqing.shared.cli.rebuild import PlainProgress, summary_lines
 from minqing.shared.contract.envelope import Envelope, UnreadableEvent
 from minqing.shared.messaging.consumer import Delivery, Outcome
 from tests.support.events import reported
@@ -135,7 +135,7 @@ def test_plain_progress_and_the_summary() -> None:
 def test_the_bar_on_a_terminal_shows_the_notes() -> None:
     from rich.progress import Progress as Bar
 
-    from minqing.shared.cli.rebuild import BarProgress
+    from minqing.services.projection.rebuild_cli import BarProgress
 
     buffer = io.StringIO()
     out = Console(file=buffer, force_terminal=True, width=100)

@@ -1,0 +1,139 @@
+"""Intake's commands: import a compiled list through intake's HTTP API, and manage the
+api keys of Open311 apps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
+
+import typer
+
+from minqing.shared.cli.main import DataDir, database, display_host
+from minqing.shared.service.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+T = TypeVar("T")
+
+
+def register(app: typer.Typer) -> None:
+    """Add intake's commands to the ``minqing`` command."""
+    app.command(name="import")(import_command)
+    app.add_typer(open311_key, name="open311-key")
+
+
+def import_command(
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="A CSV or XLSX list."),
+    ],
+    source: Annotated[str, typer.Option(help="The channel the list comes from.")] = (
+        "village_branch"
+    ),
+    recorded_by: Annotated[
+        str | None, typer.Option(help="Who recorded the rows (unless a column says).")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="Intake's base URL; default: http://MINQING_HOST:MINQING_INTAKE_PORT."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the import job as JSON.")] = False,
+) -> None:
+    """Import a compiled list (one matter per row) through intake's HTTP API, showing
+    progress, then print each row's result. Exit status: 0 all rows accepted, 1 some rows
+    rejected, 2 the file refused or intake not reachable."""
+    from rich.console import Console
+
+    from minqing.services.intake.list_client import run_import
+
+    settings = Settings()
+    base = url or f"http://{display_host(settings.host)}:{settings.intake_port}"
+    code = run_import(
+        file,
+        url=base,
+        source=source,
+        recorded_by=recorded_by,
+        as_json=as_json,
+        out=Console(),
+        err=Console(stderr=True),
+    )
+    raise typer.Exit(code)
+
+
+open311_key = typer.Typer(
+    help="Open311 api keys: each key is printed once; only its SHA-256 is stored. Works on "
+    "MINQING_DATABASE_URL, else on the embedded database of `minqing up` in --data-dir.",
+    no_args_is_help=True,
+)
+
+
+def _key_command(data_dir: Path, action: Callable[[AsyncEngine], Coroutine[Any, Any, T]]) -> T:
+    """Run ``action`` on the key database; a missing schema or a refused operation is a
+    message and exit code 1, not a traceback."""
+    from sqlalchemy.exc import ProgrammingError
+
+    from minqing.services.intake.open311.keys import KeyProblem
+
+    with database(data_dir) as run:
+        try:
+            return cast(T, run(action))
+        except KeyProblem as exc:
+            typer.echo(str(exc), err=True)
+        except ProgrammingError as exc:
+            typer.echo(
+                f"the database has no Open311 tables ({exc.orig}): run `minqing "
+                "migrate` (or `minqing up`) first",
+                err=True,
+            )
+    raise typer.Exit(1)
+
+
+@open311_key.command("create")
+def open311_key_create(
+    name: Annotated[str, typer.Argument(help="Who the key is for, e.g. the app's name.")],
+    source: Annotated[
+        str, typer.Option(help="The channel its requests are reported under (sources.toml).")
+    ] = "online",
+    data_dir: DataDir = Path(".minqing"),
+) -> None:
+    """Create a key and print it, once."""
+    from minqing.services.intake.open311.keys import create_key
+    from minqing.shared.contract import reference
+
+    name = name.strip()
+    if not name or len(name) > 100 or not name.isprintable():
+        raise typer.BadParameter("a name of 1 to 100 printable characters", param_hint="NAME")
+    ref = reference.load(Settings().reference_dir)
+    try:
+        source = ref.resolve("sources", source)
+    except reference.UnknownCode as exc:
+        raise typer.BadParameter(str(exc), param_hint="--source") from None
+    created = _key_command(data_dir, lambda e: create_key(e, name, source, datetime.now(UTC)))
+    typer.echo(f"Created Open311 api key {name!r} (requests reported as {source}).")
+    typer.echo("The key is shown only now; only its hash is stored:")
+    typer.echo(created.key)
+
+
+@open311_key.command("list")
+def open311_key_list(data_dir: DataDir = Path(".minqing")) -> None:
+    """List the keys: name, source, created, revoked (never the keys themselves)."""
+    from minqing.services.intake.open311.keys import list_keys
+
+    for key in _key_command(data_dir, list_keys):
+        revoked = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        typer.echo(f"{key.name}\t{key.source}\tcreated {key.created_at:%Y-%m-%d %H:%M}\t{revoked}")
+
+
+@open311_key.command("revoke")
+def open311_key_revoke(
+    name: Annotated[str, typer.Argument(help="The key's name.")],
+    data_dir: DataDir = Path(".minqing"),
+) -> None:
+    """Revoke a key: requests with it are refused (403) from now on."""
+    from minqing.services.intake.open311.keys import revoke_key
+
+    _key_command(data_dir, lambda e: revoke_key(e, name.strip(), datetime.now(UTC)))
+    typer.echo(f"Revoked Open311 api key {name.strip()!r}.")

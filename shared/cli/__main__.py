@@ -1,5 +1,0 @@
-"""``python -m minqing.shared.cli``: the ``minqing`` command."""
-
-from minqing.shared.cli.main import main
-
-main()
