@@ -1,0 +1,455 @@
+"""MkDocs hook: the HTTP and event references, generated from the code at build time.
+
+- HTTP: each service's app is built (``create_app(Settings())``: building it connects to
+  nothing) and its OpenAPI document rendered as ``reference/http/<service>.md``.
+- Events: the AsyncAPI document (the same one ``minqing asyncapi`` prints) rendered as
+  ``reference/events.md``, one page per event type under ``reference/events/``, and the
+  channels beside the canonical stream (ingress, outcomes, dead letters).
+
+Nothing is written into docs/: the pages are added to the build as generated files
+(``on_files``) and to the nav under "Reference" (``on_config``), so they cannot go stale in
+the repository. mkdocs.yml names this file under ``hooks:``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.structure.files import File, Files
+
+SERVICES = ("intake", "assignment", "followup", "projection")
+METHODS = ("get", "post", "put", "patch", "delete")
+
+PAGES: dict[str, str] = {}
+
+
+# --- shared rendering --------------------------------------------------------------------
+
+
+def cell(text: Any) -> str:
+    """One table cell: a single line, pipes escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def ref_name(ref: str) -> str:
+    return ref.rsplit("/", 1)[-1]
+
+
+def type_of(schema: dict[str, Any], link: Any) -> str:
+    """A schema's type in words; ``link(name)`` renders a reference to a named schema."""
+    if "$ref" in schema:
+        return link(ref_name(schema["$ref"]))
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            kinds = [s for s in schema[key] if s.get("type") != "null"]
+            text = " or ".join(type_of(s, link) for s in kinds) or "null"
+            return text + (" or null" if len(kinds) < len(schema[key]) else "")
+    if "allOf" in schema:
+        return " and ".join(type_of(s, link) for s in schema["allOf"])
+    if "enum" in schema:
+        return "one of " + ", ".join(f"`{v}`" for v in schema["enum"])
+    if "const" in schema:
+        return f"`{schema['const']}`"
+    kind = schema.get("type", "any")
+    if kind == "array":
+        return f"array of {type_of(schema.get('items', {}), link)}"
+    if kind == "object" and "additionalProperties" in schema:
+        extra = schema["additionalProperties"]
+        if isinstance(extra, dict) and extra:
+            return f"object of {type_of(extra, link)}"
+    if "format" in schema:
+        return f"{kind} ({schema['format']})"
+    return str(kind)
+
+
+def limits(schema: dict[str, Any]) -> str:
+    """Length, range and pattern constraints, in short."""
+    found = []
+    for sub in [schema, *schema.get("anyOf", [])]:
+        for key, word in (
+            ("minLength", "min length"),
+            ("maxLength", "max length"),
+            ("minimum", "≥"),
+            ("maximum", "≤"),
+            ("exclusiveMinimum", ">"),
+            ("exclusiveMaximum", "<"),
+            ("minItems", "min items"),
+            ("maxItems", "max items"),
+        ):
+            if key in sub:
+                found.append(f"{word} {sub[key]}")
+        if "pattern" in sub:
+            found.append(f"pattern `{sub['pattern']}`")
+    return "; ".join(found)
+
+
+def fields_table(schema: dict[str, Any], link: Any) -> list[str]:
+    """A table of an object schema's properties."""
+    properties = schema.get("properties", {})
+    if not properties:
+        return [f"Type: {type_of(schema, link)}.", ""]
+    required = set(schema.get("required", []))
+    lines = ["| field | type | required | description |", "|---|---|---|---|"]
+    for name, prop in properties.items():
+        about = prop.get("description") or ""
+        if "default" in prop and prop["default"] is not None:
+            about = f"{about} (default `{json.dumps(prop['default'], ensure_ascii=False)}`)"
+        extra = limits(prop)
+        if extra:
+            about = f"{about} ({extra})" if about else extra
+        lines.append(
+            f"| `{name}` | {cell(type_of(prop, link))} | {'yes' if name in required else 'no'}"
+            f" | {cell(about.strip())} |"
+        )
+    if schema.get("additionalProperties") is False:
+        lines += ["", "Other fields are refused."]
+    return [*lines, ""]
+
+
+def used_schemas(root: dict[str, Any], schemas: dict[str, Any]) -> list[str]:
+    """The named schemas ``root`` refers to, transitively, in the order met."""
+    seen: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                name = ref_name(node["$ref"])
+                if name in schemas and name not in seen:
+                    seen.append(name)
+                    walk(schemas[name])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(root)
+    return seen
+
+
+# --- HTTP: OpenAPI -----------------------------------------------------------------------
+
+
+def openapi(service: str) -> dict[str, Any]:
+    from minqing.shared.service.settings import Settings
+
+    module = importlib.import_module(f"minqing.services.{service}.app")
+    document: dict[str, Any] = module.create_app(Settings()).openapi()
+    return document
+
+
+def http_page(service: str, document: dict[str, Any]) -> str:
+    schemas = document.get("components", {}).get("schemas", {})
+
+    def link(name: str) -> str:
+        return f"[{name}](#schema-{name.lower()})"
+
+    out = [
+        f"# {service}",
+        "",
+        f"Generated from the {service} service's OpenAPI document at build time "
+        f"(`create_app(Settings()).openapi()`; a running service serves it at "
+        f"`/openapi.json` and `/docs`). {document['info'].get('title', '')} "
+        f"{document['info'].get('version', '')}.",
+        "",
+        "| method | path | summary |",
+        "|---|---|---|",
+    ]
+    operations = []
+    for path, item in document.get("paths", {}).items():
+        for method in METHODS:
+            if method in item:
+                operations.append((path, method, item[method]))
+    for n, (path, method, op) in enumerate(operations):
+        out.append(f"| {method.upper()} | [`{path}`](#op-{n}) | {cell(op.get('summary', ''))} |")
+    out.append("")
+    for n, (path, method, op) in enumerate(operations):
+        out += [f"## {method.upper()} `{path}` {{#op-{n}}}", ""]
+        if op.get("description"):
+            out += [" ".join(op["description"].split()), ""]
+        params = op.get("parameters", [])
+        if params:
+            out += ["| parameter | in | type | required | description |", "|---|---|---|---|---|"]
+            for p in params:
+                schema = p.get("schema", {})
+                about = p.get("description") or schema.get("description") or ""
+                extra = limits(schema)
+                if extra:
+                    about = f"{about} ({extra})" if about else extra
+                out.append(
+                    f"| `{p['name']}` | {p['in']} | {cell(type_of(schema, link))} | "
+                    f"{'yes' if p.get('required') else 'no'} | {cell(about)} |"
+                )
+            out.append("")
+        body = op.get("requestBody")
+        if body:
+            for kind, content in body.get("content", {}).items():
+                out += [f"Request body (`{kind}`): {type_of(content.get('schema', {}), link)}.", ""]
+        out += ["| status | description | body |", "|---|---|---|"]
+        for status, response in op.get("responses", {}).items():
+            bodies = [
+                f"{type_of(c.get('schema', {}), link)} (`{kind}`)"
+                for kind, c in response.get("content", {}).items()
+            ]
+            about = cell(response.get("description", ""))
+            out.append(f"| {status} | {about} | {cell(', '.join(bodies))} |")
+        out.append("")
+    if schemas:
+        out += ["## Schemas", ""]
+        for name, schema in schemas.items():
+            out += [f"### {name} {{#schema-{name.lower()}}}", ""]
+            if schema.get("description"):
+                out += [" ".join(schema["description"].split()), ""]
+            out += fields_table(schema, link)
+    return "\n".join(out) + "\n"
+
+
+def http_pages() -> dict[str, str]:
+    pages = {}
+    rows = ["| service | routes |", "|---|---|"]
+    for service in SERVICES:
+        document = openapi(service)
+        pages[f"reference/http/{service}.md"] = http_page(service, document)
+        count = sum(1 for item in document["paths"].values() for m in METHODS if m in item)
+        rows.append(f"| [{service}]({service}.md) | {count} |")
+    pages["reference/http/index.md"] = "\n".join(
+        [
+            "# HTTP reference",
+            "",
+            "Every route of every service, generated at build time from each service's "
+            "OpenAPI document (FastAPI's, from the routes and their request and response "
+            "models). What each route answers in words, with its error cases, is in "
+            "[the HTTP API at a glance](../http-api.md).",
+            "",
+            *rows,
+            "",
+        ]
+    )
+    return pages
+
+
+# --- Events: AsyncAPI --------------------------------------------------------------------
+
+
+def asyncapi_document() -> dict[str, Any]:
+    """The AsyncAPI document from the service catalogue; if its names have moved, from the
+    ``minqing asyncapi`` command, which prints the same document."""
+    try:
+        from minqing.services.catalog import channels, consumers
+        from minqing.shared.contract.asyncapi import asyncapi
+        from minqing.shared.service.settings import Settings
+
+        settings = Settings()
+        document: dict[str, Any] = asyncapi(settings, consumers(), channels(settings))
+        return document
+    except (ImportError, AttributeError, TypeError):
+        command = Path(sys.executable).with_name("minqing")  # the installed command
+        text = subprocess.run(
+            [str(command), "asyncapi"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        loaded: dict[str, Any] = json.loads(text)
+        return loaded
+
+
+def resolve(document: dict[str, Any], ref: str) -> Any:
+    node: Any = document
+    for part in ref.lstrip("#/").split("/"):
+        node = node[unquote(part).replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def payload_schema(document: dict[str, Any], operation: dict[str, Any]) -> str | None:
+    """The name of the payload schema of an operation's first message."""
+    for message in operation.get("messages", []):
+        found = resolve(document, message["$ref"])
+        if "$ref" in found:
+            found = resolve(document, found["$ref"])
+        payload = found.get("payload", {})
+        if "$ref" in payload:
+            return ref_name(payload["$ref"])
+    return None
+
+
+def who(key: str, operation: dict[str, Any], document: dict[str, Any]) -> str:
+    """The service or durable consumer an operation belongs to, from its title."""
+    channel = resolve(document, operation["channel"]["$ref"])
+    title = operation.get("title") or channel.get("title") or key
+    if " consumes " in title:
+        return title.split(" consumes ", 1)[0]
+    return title.split(":", 1)[0]
+
+
+def event_pages() -> dict[str, str]:
+    document = asyncapi_document()
+    schemas = document.get("components", {}).get("schemas", {})
+    prefix = "minqing.events."
+    emitted: dict[str, list[str]] = defaultdict(list)
+    consumed: dict[str, list[str]] = defaultdict(list)
+    envelope: dict[str, str] = {}
+    described: dict[str, str] = {}
+    others: list[tuple[str, str, str, str, str | None]] = []
+    for key, operation in document.get("operations", {}).items():
+        channel = resolve(document, operation["channel"]["$ref"])
+        address = channel["address"]
+        name = who(key, operation, document)
+        schema = payload_schema(document, operation)
+        if address.startswith(prefix):
+            kind = address[len(prefix) :]
+            target = emitted if operation["action"] == "send" else consumed
+            target[kind].append(name)
+            if schema:
+                envelope[kind] = schema
+            if operation["action"] == "send":
+                described[kind] = channel.get("description", "")
+        else:
+            others.append(
+                (address, operation["action"], name, channel.get("description", ""), schema)
+            )
+
+    def data_schema(kind: str) -> str | None:
+        cloud = schemas.get(envelope.get(kind, ""), {})
+        ref = cloud.get("properties", {}).get("data", {}).get("$ref")
+        return ref_name(ref) if ref else None
+
+    pages: dict[str, str] = {}
+    kinds = sorted(set(emitted) | set(consumed))
+    rows = ["| type | emitted by | consumed by |", "|---|---|---|"]
+    for kind in kinds:
+        rows.append(
+            f"| [`minqing.{kind}`](events/{kind}.md) | {', '.join(sorted(set(emitted[kind])))} "
+            f"| {', '.join(sorted(set(consumed[kind])))} |"
+        )
+        pages[f"reference/events/{kind}.md"] = event_page(
+            kind, described.get(kind, ""), emitted[kind], consumed[kind], data_schema(kind), schemas
+        )
+    info = document.get("info", {})
+    pages["reference/events.md"] = "\n".join(
+        [
+            "# Event reference",
+            "",
+            f"Generated at build time from the AsyncAPI {document.get('asyncapi', '')} document "
+            "(`minqing asyncapi` prints it; a running service serves it at `/asyncapi.json`), "
+            "which is itself generated from the event classes and each service's routing "
+            f"table. {info.get('description', '')}",
+            "",
+            f"Every event travels on `{prefix}<type>` as a CloudEvent; the envelope's "
+            "attributes are described in [the event contract](../developer/events.md).",
+            "",
+            *rows,
+            "",
+            "The channels beside the canonical stream (department systems' ingress, their "
+            "outcomes, dead letters) are in [Channels](channels.md).",
+            "",
+        ]
+    )
+    pages["reference/channels.md"] = channels_page(others, schemas)
+    return pages
+
+
+def event_page(
+    kind: str,
+    description: str,
+    emitters: list[str],
+    consumers: list[str],
+    data: str | None,
+    schemas: dict[str, Any],
+) -> str:
+    def link(name: str) -> str:
+        return f"[{name}](#schema-{name.lower()})"
+
+    out = [
+        f"# minqing.{kind}",
+        "",
+        " ".join(description.split()),
+        "",
+        f"- Subject: `minqing.events.{kind}`",
+        f"- Emitted by: {', '.join(sorted(set(emitters))) or 'nobody'}",
+        f"- Consumed by: {', '.join(f'`{c}`' for c in sorted(set(consumers))) or 'nobody'}",
+        "",
+        "## `data`",
+        "",
+    ]
+    if data and data in schemas:
+        out += fields_table(schemas[data], link)
+        for name in used_schemas(schemas[data], schemas):
+            out += [f"### {name} {{#schema-{name.lower()}}}", ""]
+            if schemas[name].get("description"):
+                out += [" ".join(schemas[name]["description"].split()), ""]
+            out += fields_table(schemas[name], link)
+    else:
+        out += ["The document gives no schema for its data.", ""]
+    return "\n".join(out) + "\n"
+
+
+def channels_page(
+    others: list[tuple[str, str, str, str, str | None]], schemas: dict[str, Any]
+) -> str:
+    def link(name: str) -> str:
+        return f"[{name}](#schema-{name.lower()})"
+
+    out = [
+        "# Channels beside the canonical stream",
+        "",
+        "Generated from the AsyncAPI document at build time. For department systems: see "
+        "[Integrating a department system](../integrator/index.md).",
+        "",
+    ]
+    shown: list[str] = []
+    for address, action, name, description, schema in sorted(others):
+        verb = "sent by" if action == "send" else "received by"
+        out += [f"## `{address}` ({verb} {name})", "", " ".join(description.split()), ""]
+        if schema:
+            out += [f"Message: {link(schema)}.", ""]
+            for found in [schema, *used_schemas(schemas.get(schema, {}), schemas)]:
+                if found not in shown:
+                    shown.append(found)
+    if shown:
+        out += ["## Schemas", ""]
+        for name in shown:
+            out += [f"### {name} {{#schema-{name.lower()}}}", ""]
+            if schemas.get(name, {}).get("description"):
+                out += [" ".join(schemas[name]["description"].split()), ""]
+            out += fields_table(schemas.get(name, {}), link)
+    return "\n".join(out) + "\n"
+
+
+# --- MkDocs events -----------------------------------------------------------------------
+
+
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    """Generate every page, and list the per-service and per-event pages in the nav."""
+    PAGES.clear()
+    PAGES.update(http_pages())
+    PAGES.update(event_pages())
+    http = [{s: f"reference/http/{s}.md"} for s in SERVICES]
+    events = sorted(p for p in PAGES if p.startswith("reference/events/"))
+    for entry in config.nav or []:
+        if isinstance(entry, dict) and "Reference" in entry:
+            section = entry["Reference"]
+            for item in section:
+                if isinstance(item, dict) and "HTTP reference" in item:
+                    item["HTTP reference"] = ["reference/http/index.md", *http]
+                if isinstance(item, dict) and "Event reference" in item:
+                    item["Event reference"] = [
+                        "reference/events.md",
+                        "reference/channels.md",
+                        *[{p.rsplit("/", 1)[-1][:-3]: p} for p in events],
+                    ]
+    return config
+
+
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    for path, content in PAGES.items():
+        files.append(File.generated(config, path, content=content))
+    return files
