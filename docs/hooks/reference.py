@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -91,15 +92,17 @@ def limits(schema: dict[str, Any]) -> str:
     return "; ".join(found)
 
 
-def fields_table(schema: dict[str, Any], link: Any) -> list[str]:
-    """A table of an object schema's properties."""
+def fields_table(
+    schema: dict[str, Any], link: Any, notes: dict[str, str] | None = None
+) -> list[str]:
+    """A table of an object schema's properties (``notes``: descriptions the schema lacks)."""
     properties = schema.get("properties", {})
     if not properties:
         return [f"Type: {type_of(schema, link)}.", ""]
     required = set(schema.get("required", []))
     lines = ["| field | type | required | description |", "|---|---|---|---|"]
     for name, prop in properties.items():
-        about = prop.get("description") or ""
+        about = prop.get("description") or (notes or {}).get(name, "")
         if "default" in prop and prop["default"] is not None:
             about = f"{about} (default `{json.dumps(prop['default'], ensure_ascii=False)}`)"
         extra = limits(prop)
@@ -243,13 +246,17 @@ def asyncapi_document() -> dict[str, Any]:
     """The AsyncAPI document from the service catalogue; if its names have moved, from the
     ``minqing asyncapi`` command, which prints the same document."""
     try:
-        from minqing.services.catalog import channels, consumers
-        from minqing.shared.contract.asyncapi import asyncapi
+        from minqing.services import catalog
         from minqing.shared.service.settings import Settings
 
         settings = Settings()
-        document: dict[str, Any] = asyncapi(settings, consumers(), channels(settings))
-        return document
+        if hasattr(catalog, "document"):  # assembled from every service's declaration
+            document: dict[str, Any] = catalog.document(settings)
+            return document
+        from minqing.shared.contract.asyncapi import asyncapi
+
+        consumers = catalog.consumers()  # type: ignore[call-arg]
+        return asyncapi(settings, consumers, catalog.channels(settings))
     except (ImportError, AttributeError, TypeError):
         command = Path(sys.executable).with_name("minqing")  # the installed command
         text = subprocess.run(
@@ -288,6 +295,27 @@ def who(key: str, operation: dict[str, Any], document: dict[str, Any]) -> str:
     if " consumes " in title:
         return title.split(" consumes ", 1)[0]
     return title.split(":", 1)[0]
+
+
+FIELD_NOTES: dict[str, dict[str, str]] = {}
+
+
+def field_notes() -> dict[str, dict[str, str]]:
+    """The comment beside each field of the event classes (``deadline: date  # ...``), by
+    class name: what a field means where its schema has no description."""
+    import inspect
+
+    from minqing.shared.contract import events
+
+    notes: dict[str, dict[str, str]] = {}
+    for _, cls in inspect.getmembers(events, inspect.isclass):
+        if cls.__module__ != events.__name__:
+            continue
+        for line in inspect.getsource(cls).splitlines():
+            found = re.match(r"^    (\w+): [^#]*#\s*(.+)$", line)
+            if found:
+                notes.setdefault(cls.__name__, {})[found.group(1)] = found.group(2)
+    return notes
 
 
 def event_pages() -> dict[str, str]:
@@ -381,12 +409,12 @@ def event_page(
         "",
     ]
     if data and data in schemas:
-        out += fields_table(schemas[data], link)
+        out += fields_table(schemas[data], link, FIELD_NOTES.get(data))
         for name in used_schemas(schemas[data], schemas):
             out += [f"### {name} {{#schema-{name.lower()}}}", ""]
             if schemas[name].get("description"):
                 out += [" ".join(schemas[name]["description"].split()), ""]
-            out += fields_table(schemas[name], link)
+            out += fields_table(schemas[name], link, FIELD_NOTES.get(name))
     else:
         out += ["The document gives no schema for its data.", ""]
     return "\n".join(out) + "\n"
@@ -431,6 +459,8 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     """Generate every page, and list the per-service and per-event pages in the nav."""
     PAGES.clear()
     PAGES.update(http_pages())
+    FIELD_NOTES.clear()
+    FIELD_NOTES.update(field_notes())
     PAGES.update(event_pages())
     http = [{s: f"reference/http/{s}.md"} for s in SERVICES]
     events = sorted(p for p in PAGES if p.startswith("reference/events/"))
