@@ -483,3 +483,17 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
     for path, content in PAGES.items():
         files.append(File.generated(config, path, content=content))
     return files
+
+
+def on_page_markdown(markdown: str, **kwargs: Any) -> str:
+    """A pipe inside code in a table is written ``\\|`` so that GitHub renders the pages too;
+    Python-Markdown already keeps a code span's pipes in their cell and would show the
+    backslash, so it is dropped there."""
+
+    def unescape(code: re.Match[str]) -> str:
+        return code.group(0).replace("\\|", "|")
+
+    return "\n".join(
+        re.sub(r"`[^`]*`", unescape, line) if line.startswith("|") else line
+        for line in markdown.split("\n")
+    )
