@@ -24,7 +24,7 @@ unit: $(STAMP)
 
 install: $(STAMP)
 
-# The benchmark (README "Benchmarks"): minutes of load on this machine, never part of `make test`.
+# The benchmark (docs/developer/benchmarks.md): minutes of load on this machine, never part of `make test`.
 # Options after ARGS=, e.g. make bench ARGS='--quick' or ARGS='--only projection --profile'.
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
