@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from datetime import date
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from minqing.services.assignment.domain import (
@@ -40,7 +39,6 @@ from minqing.shared.web.edge import IssueId
 Reason = Annotated[Text, StringConstraints(min_length=1, max_length=2000)]
 Name = Annotated[Line, StringConstraints(min_length=1, max_length=100)]
 UnitCode = Annotated[str, AfterValidator(code_of("units"))]
-T = TypeVar("T")
 
 
 class _Input(BaseModel):
@@ -69,6 +67,16 @@ class ReassignIn(_Input):
     person: PersonIn | None = None  # default: the unit's responsible person
     working_days: int | None = Field(default=None, ge=1, le=365)
 
+    def to_command(self) -> Reassign:
+        person = Person(id=self.person.id, name=self.person.name) if self.person else None
+        return Reassign(
+            unit=self.unit,
+            reason=self.reason,
+            by=self.by,
+            person=person,
+            working_days=self.working_days,
+        )
+
 
 class ExtendIn(_Input):
     working_days: int = Field(ge=1, le=365)
@@ -82,6 +90,15 @@ class ResponsibleIn(_Input):
     contact: Name | None = None  # default: the unit's contact stays
     reason: Reason
     by: Name
+
+    def to_command(self) -> ChangeResponsible:
+        return ChangeResponsible(
+            person_id=self.person_id,
+            person_name=self.person_name,
+            contact=self.contact,
+            reason=self.reason,
+            by=self.by,
+        )
 
 
 class AssignmentOut(BaseModel):
@@ -121,77 +138,85 @@ class ResponsibleOut(BaseModel):
     open_matters_moved: int
 
 
-def build_router(units: UowFactory[Assignments], rules: Rules) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["assignment"])
-    errors: dict[int | str, dict[str, Any]] = {
-        404: {"description": "No such matter or unit"},
-        409: {"description": "Wrong state"},
-    }
+ERRORS: dict[type[Exception], int] = {
+    IssueNotAssigned: status.HTTP_404_NOT_FOUND,
+    UnknownUnit: status.HTTP_404_NOT_FOUND,
+    WrongState: status.HTTP_409_CONFLICT,
+}
+"""Assignment's domain errors as HTTP statuses (registered on the app by ``app.py``)."""
 
-    @router.get("/issues/{issue_id}/assignment", responses={404: errors[404]})
-    async def get_assignment(issue_id: IssueId) -> AssignmentOut:
-        """The matter's current assignment: unit, responsible person, deadline, rule."""
-        current = await load_assignment(units, issue_id)
-        if current is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such matter assigned")
-        return _assignment(issue_id, current)
-
-    @router.post("/issues/{issue_id}/send-back", status_code=201, responses=errors)
-    async def post_send_back(issue_id: IssueId, body: SendBackIn) -> StepOut:
-        """The assigned unit sends the matter back; it stays on the hook until re-routed."""
-        command = SendBack(unit=body.unit, reason=body.reason, by=body.by)
-        return _step(issue_id, await _guard(send_back(units, rules, issue_id, command)))
-
-    @router.post("/issues/{issue_id}/reassign", status_code=201, responses=errors)
-    async def post_reassign(issue_id: IssueId, body: ReassignIn) -> StepOut:
-        """Re-assign by hand (or re-route a sent-back matter), with a new deadline."""
-        person = Person(id=body.person.id, name=body.person.name) if body.person else None
-        command = Reassign(
-            unit=body.unit,
-            reason=body.reason,
-            by=body.by,
-            person=person,
-            working_days=body.working_days,
-        )
-        return _step(issue_id, await _guard(reassign(units, rules, issue_id, command)))
-
-    @router.post("/issues/{issue_id}/extend-deadline", status_code=201, responses=errors)
-    async def post_extend(issue_id: IssueId, body: ExtendIn) -> StepOut:
-        """Give the assigned unit more working days, with the reason."""
-        command = ExtendDeadline(working_days=body.working_days, reason=body.reason, by=body.by)
-        return _step(issue_id, await _guard(extend_deadline(units, rules, issue_id, command)))
-
-    @router.get("/units")
-    async def get_units() -> list[UnitOut]:
-        """The registry of units and who is responsible for each now."""
-        return [_unit(row) for row in (await list_units(units)).values()]
-
-    @router.put("/units/{code}/responsible", responses={404: errors[404]})
-    async def put_responsible(
-        code: Annotated[str, Path(pattern=CODE_PATTERN, max_length=64)], body: ResponsibleIn
-    ) -> ResponsibleOut:
-        """A new responsible person (a new secretary); the unit's open matters follow."""
-        command = ChangeResponsible(
-            person_id=body.person_id,
-            person_name=body.person_name,
-            contact=body.contact,
-            reason=body.reason,
-            by=body.by,
-        )
-        row, moved = await _guard(change_responsible(units, rules, code, command))
-        return ResponsibleOut(unit=_unit(row), open_matters_moved=moved)
-
-    return router
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such matter or unit"}}
+REFUSED: dict[int | str, dict[str, Any]] = {**NOT_FOUND, 409: {"description": "Wrong state"}}
 
 
-async def _guard(step: Awaitable[T]) -> T:
-    """Domain errors become HTTP answers: unknown matter or unit 404, wrong state 409."""
-    try:
-        return await step
-    except (IssueNotAssigned, UnknownUnit) as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    except WrongState as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+def units_of_work(request: Request) -> UowFactory[Assignments]:
+    """The units of work ``app.py`` put on the app."""
+    units: UowFactory[Assignments] = request.app.state.units
+    return units
+
+
+def rules_of(request: Request) -> Rules:
+    """The routing rules, calendar and registry files ``app.py`` put on the app."""
+    rules: Rules = request.app.state.rules
+    return rules
+
+
+UnitsOfWork = Annotated[UowFactory[Assignments], Depends(units_of_work)]
+RulesDep = Annotated[Rules, Depends(rules_of)]
+router = APIRouter(prefix="/api/v1", tags=["assignment"])
+
+
+@router.get("/issues/{issue_id}/assignment", responses=NOT_FOUND)
+async def get_assignment(issue_id: IssueId, units: UnitsOfWork) -> AssignmentOut:
+    """The matter's current assignment: unit, responsible person, deadline, rule."""
+    current = await load_assignment(units, issue_id)
+    if current is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such matter assigned")
+    return _assignment(issue_id, current)
+
+
+@router.post("/issues/{issue_id}/send-back", status_code=201, responses=REFUSED)
+async def post_send_back(
+    issue_id: IssueId, body: SendBackIn, units: UnitsOfWork, rules: RulesDep
+) -> StepOut:
+    """The assigned unit sends the matter back; it stays on the hook until re-routed."""
+    command = SendBack(unit=body.unit, reason=body.reason, by=body.by)
+    return _step(issue_id, await send_back(units, rules, issue_id, command))
+
+
+@router.post("/issues/{issue_id}/reassign", status_code=201, responses=REFUSED)
+async def post_reassign(
+    issue_id: IssueId, body: ReassignIn, units: UnitsOfWork, rules: RulesDep
+) -> StepOut:
+    """Re-assign by hand (or re-route a sent-back matter), with a new deadline."""
+    return _step(issue_id, await reassign(units, rules, issue_id, body.to_command()))
+
+
+@router.post("/issues/{issue_id}/extend-deadline", status_code=201, responses=REFUSED)
+async def post_extend(
+    issue_id: IssueId, body: ExtendIn, units: UnitsOfWork, rules: RulesDep
+) -> StepOut:
+    """Give the assigned unit more working days, with the reason."""
+    command = ExtendDeadline(working_days=body.working_days, reason=body.reason, by=body.by)
+    return _step(issue_id, await extend_deadline(units, rules, issue_id, command))
+
+
+@router.get("/units")
+async def get_units(units: UnitsOfWork) -> list[UnitOut]:
+    """The registry of units and who is responsible for each now."""
+    return [_unit(row) for row in (await list_units(units)).values()]
+
+
+@router.put("/units/{code}/responsible", responses=NOT_FOUND)
+async def put_responsible(
+    code: Annotated[str, Path(pattern=CODE_PATTERN, max_length=64)],
+    body: ResponsibleIn,
+    units: UnitsOfWork,
+    rules: RulesDep,
+) -> ResponsibleOut:
+    """A new responsible person (a new secretary); the unit's open matters follow."""
+    row, moved = await change_responsible(units, rules, code, body.to_command())
+    return ResponsibleOut(unit=_unit(row), open_matters_moved=moved)
 
 
 def _assignment(issue_id: str, a: Assignment) -> AssignmentOut:

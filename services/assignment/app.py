@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from minqing.services.assignment import routing
-from minqing.services.assignment.api import build_router
+from minqing.services.assignment.api import ERRORS, router
 from minqing.services.assignment.declaration import declaration
 from minqing.services.assignment.handlers import HANDLERS, Rules, recompute_deadlines, sync_registry
 from minqing.services.assignment.store import SqlAssignments, plumbing
@@ -20,6 +20,7 @@ from minqing.shared.persistence.uow import SqlUnitOfWork
 from minqing.shared.service.runtime import build_runtime
 from minqing.shared.service.settings import Settings
 from minqing.shared.web.app import create_service_app
+from minqing.shared.web.errors import map_errors
 
 
 def create_app(
@@ -65,5 +66,7 @@ def create_app(
         description="Routes each matter to a responsible unit and person, with a deadline; "
         "send-back, re-assignment, deadline extension and the registry of units.",
     )
-    app.include_router(build_router(units, rules))
+    app.state.units, app.state.rules = units, rules  # what the routes depend on
+    app.include_router(router)
+    map_errors(app, ERRORS)
     return app
