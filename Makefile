@@ -15,8 +15,8 @@ test: $(STAMP) lint
 	$(BIN)/pytest -q -n 2 --durations=12
 
 lint: $(STAMP)
-	$(BIN)/ruff check minqing services shared tests bench
-	$(BIN)/ruff format --check minqing services shared tests bench
+	$(BIN)/ruff check minqing services shared tests bench docs/hooks
+	$(BIN)/ruff format --check minqing services shared tests bench docs/hooks
 	$(BIN)/mypy -p minqing
 
 unit: $(STAMP)
