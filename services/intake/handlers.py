@@ -7,9 +7,10 @@ of its own), so idempotency, privacy and duplicate detection hold for all of the
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from minqing.services.intake.domain import (
     OpenMatter,
@@ -18,6 +19,7 @@ from minqing.services.intake.domain import (
     decide_report,
     find_duplicate,
 )
+from minqing.services.intake.open311.domain import Extras
 from minqing.shared.contract.envelope import Envelope
 from minqing.shared.contract.events import (
     IssueAssigned,
@@ -121,6 +123,34 @@ class Reports(Protocol):
     ) -> None: ...
 
 
+class RequestStore(Reports, Protocol):
+    """Reports, and what an Open311 service request keeps beside its report."""
+
+    async def add_request(
+        self, report_id: str, key_id: str, extras: Extras, media_id: str | None
+    ) -> None: ...
+
+    async def add_media(
+        self, media_id: str, report_id: str, content_type: str, content: bytes, at: datetime
+    ) -> None: ...
+
+
+S = TypeVar("S", bound=Reports)
+R = TypeVar("R", bound=RequestStore)
+# What a channel keeps beside a new report, written in the report's transaction.
+Beside = Callable[[UnitOfWork[S], Accepted], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServiceRequest:
+    """What an Open311 request adds to its report: the api key it came with, the fields
+    intake keeps for the app (``extras``) and the photo (type, bytes), if any."""
+
+    key_id: str
+    extras: Extras
+    photo: tuple[str, bytes] | None = None
+
+
 @dataclass(frozen=True)
 class Policy:
     """What intake decides with: when a report counts as a duplicate (0-100; above 100
@@ -130,16 +160,18 @@ class Policy:
 
 
 async def report_issue(
-    units: UowFactory[Reports],
+    units: UowFactory[S],
     command: ReportIssue,
     *,
     policy: Policy = Policy(),
     idempotency_key: str | None = None,
     request_hash: str | None = None,
     correlation_id: str | None = None,
+    beside: Beside[S] | None = None,
 ) -> Accepted:
     """Accept a matter in a transaction of its own; a retry gets the same answer, even one
-    racing the first."""
+    racing the first. ``beside`` keeps what the channel adds to a new report (an Open311
+    request's extras and photo) in the same transaction."""
 
     async def accept() -> Accepted:
         async with units() as uow:
@@ -151,6 +183,8 @@ async def report_issue(
                 request_hash=request_hash,
                 correlation_id=correlation_id,
             )
+            if accepted.created and beside is not None:
+                await beside(uow, accepted)
             await uow.commit()
             return accepted
 
@@ -161,8 +195,37 @@ async def report_issue(
     return await first_wins(accept, constraints=REPORT_KEYS, then=as_the_winner_did)
 
 
+async def report_service_request(
+    units: UowFactory[R],
+    command: ReportIssue,
+    request: ServiceRequest,
+    *,
+    policy: Policy = Policy(),
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> Accepted:
+    """An Open311 request: the report, the request's extras and its photo in one
+    transaction, with the same idempotency and races as any report."""
+
+    async def keep(uow: UnitOfWork[R], accepted: Accepted) -> None:
+        media_id = new_id() if request.photo else None
+        if request.photo and media_id:
+            content_type, content = request.photo
+            await uow.store.add_media(media_id, accepted.report_id, content_type, content, uow.now)
+        await uow.store.add_request(accepted.report_id, request.key_id, request.extras, media_id)
+
+    return await report_issue(
+        units,
+        command,
+        policy=policy,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        beside=keep,
+    )
+
+
 async def accept_report(
-    uow: UnitOfWork[Reports],
+    uow: UnitOfWork[S],
     command: ReportIssue,
     policy: Policy,
     *,
@@ -218,7 +281,7 @@ async def accept_report(
 
 
 async def _earlier(
-    uow: UnitOfWork[Reports],
+    uow: UnitOfWork[S],
     command: ReportIssue,
     key: str | None,
     request_hash: str | None,

@@ -8,21 +8,18 @@ in the format the path asks for, including the edge's own (413, 404, 405, 503).
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from minqing.services.intake.domain import ReportIssue
 from minqing.services.intake.handlers import (
-    REPORT_KEYS,
-    Accepted,
     IdempotencyKeyReused,
     Policy,
-    Reports,
-    accept_report,
+    ServiceRequest,
+    report_service_request,
 )
 from minqing.services.intake.open311 import domain, formats
 from minqing.services.intake.open311.domain import Open311Error, bad_request, not_found
@@ -36,11 +33,9 @@ from minqing.services.intake.open311.store import (
 )
 from minqing.shared.contract.reference import ReferenceData
 from minqing.shared.domain.clock import Clock
-from minqing.shared.domain.ids import new_id
 from minqing.shared.domain.text import Line
 from minqing.shared.persistence.db import Sessions
-from minqing.shared.persistence.races import first_wins
-from minqing.shared.persistence.uow import UnitOfWork, UowFactory
+from minqing.shared.persistence.uow import UowFactory
 from minqing.shared.service.settings import Settings
 
 PREFIX = "/open311/v2"
@@ -171,8 +166,13 @@ def build_router(
         # Scoped by api key: two apps reporting as the same source keep their keys apart.
         scoped = f"open311:{key.key_id}:{idempotency_key}" if idempotency_key else None
         try:
-            accepted = await _create(
-                units, command, extras, photo, key.key_id, policy, (scoped, digest)
+            accepted = await report_service_request(
+                units,
+                command,
+                ServiceRequest(key.key_id, extras, photo),
+                policy=policy,
+                idempotency_key=scoped,
+                request_hash=digest,
             )
         except IdempotencyKeyReused as exc:
             raise Open311Error(409, str(exc)) from exc
@@ -274,49 +274,6 @@ def _request_hash(given: dict[str, list[str]], photo: tuple[str, bytes] | None) 
     if photo:
         digest.update(hashlib.sha256(photo[1]).digest())
     return digest.hexdigest()
-
-
-async def _create(
-    units: UowFactory[Open311Reports],
-    command: ReportIssue,
-    extras: domain.Extras,
-    photo: tuple[str, bytes] | None,
-    key_id: str,
-    policy: Policy,
-    idempotency: tuple[str | None, str],
-) -> Accepted:
-    """The report, the request's extras and the photo, in one transaction; a concurrent retry
-    with the same Idempotency-Key that wins makes this one try again, and find its answer."""
-
-    async def create() -> Accepted:
-        return await _create_once(units, command, extras, photo, key_id, policy, idempotency)
-
-    return await first_wins(create, constraints=REPORT_KEYS, then=create)
-
-
-async def _create_once(
-    units: UowFactory[Open311Reports],
-    command: ReportIssue,
-    extras: domain.Extras,
-    photo: tuple[str, bytes] | None,
-    key_id: str,
-    policy: Policy,
-    idempotency: tuple[str | None, str],
-) -> Accepted:
-    key, digest = idempotency
-    async with units() as uow:
-        # UnitOfWork is invariant; Open311Reports is a Reports store plus Open311's tables.
-        reports_uow = cast("UnitOfWork[Reports]", uow)
-        accepted = await accept_report(
-            reports_uow, command, policy, idempotency_key=key, request_hash=digest
-        )
-        if accepted.created:
-            media_id = new_id() if photo else None
-            if photo and media_id:
-                await uow.store.add_media(media_id, accepted.report_id, photo[0], photo[1], uow.now)
-            await uow.store.add_request(accepted.report_id, key_id, extras, media_id)
-        await uow.commit()
-        return accepted
 
 
 def install(
