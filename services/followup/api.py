@@ -3,13 +3,12 @@ major affairs, and their money."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from dataclasses import asdict
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -116,6 +115,18 @@ class PlanIn(_Input):
             raise ValueError("give either template or milestones")
         return self
 
+    def to_command(self) -> SetPlan:
+        stages = tuple(
+            StageRequest(m.title, m.working_days, m.responsible, m.person_id, m.person_name)
+            for m in self.milestones
+        )
+        return SetPlan(
+            set_by=self.set_by,
+            template=self.template,
+            stages=stages,
+            extend_deadline_reason=self.extend_deadline_reason,
+        )
+
 
 class ProgressIn(_Input):
     milestone: int = Field(ge=1)
@@ -136,6 +147,17 @@ class FundingIn(_Input):
     note: Text = ""
     recorded_by: Name
     funding_id: Name | None = None
+
+    def to_command(self) -> RecordFunding:
+        """A new entry gets a new ``funding_id``."""
+        return RecordFunding(
+            funding_id=self.funding_id or new_id(),
+            amount=self.amount,
+            source=self.source,
+            status=self.status,
+            recorded_by=self.recorded_by,
+            note=self.note,
+        )
 
 
 class MilestoneOut(BaseModel):
@@ -217,96 +239,102 @@ class FundingStepRecorded(StepRecorded):
     funding_id: str
 
 
-def build_router(units: UowFactory[Cases], rules: Rules) -> APIRouter:
-    router = APIRouter(prefix="/api/v1/issues", tags=["followup"])
-    errors: dict[int | str, dict[str, Any]] = {
-        404: {"description": "No such matter"},
-        409: {"description": "Wrong state"},
-    }
+ERRORS: dict[type[Exception], int] = {
+    UnknownIssue: status.HTTP_404_NOT_FOUND,
+    WrongState: status.HTTP_409_CONFLICT,
+    UnknownTemplate: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    PlanBeyondDeadline: status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
+"""Followup's domain errors as HTTP statuses (registered on the app by ``app.py``)."""
 
-    @router.post("/{issue_id}/resolution", status_code=201, responses=errors)
-    async def post_resolution(issue_id: IssueId, body: ResolutionIn) -> StepRecorded:
-        """The assigned unit cancels the item; a look-back is then due in 7 working days."""
-        command = body.to_command()
-        return _answer(issue_id, await _guard(resolve_issue(units, rules, issue_id, command)))
-
-    @router.post("/{issue_id}/lookback", status_code=201, responses=errors)
-    async def post_lookback(issue_id: IssueId, body: LookbackIn) -> StepRecorded:
-        """Record the look-back visit: passed closes the matter, failed reopens it."""
-        command = RecordLookback(outcome=body.outcome, visitor=body.visitor, notes=body.notes)
-        return _answer(issue_id, await _guard(record_lookback(units, rules, issue_id, command)))
-
-    @router.put("/{issue_id}/plan", responses=errors)
-    async def put_plan(issue_id: IssueId, body: PlanIn) -> StepRecorded:
-        """A supervisor sets or changes the staged plan of an assigned matter."""
-        stages = tuple(
-            StageRequest(m.title, m.working_days, m.responsible, m.person_id, m.person_name)
-            for m in body.milestones
-        )
-        command = SetPlan(
-            set_by=body.set_by,
-            template=body.template,
-            stages=stages,
-            extend_deadline_reason=body.extend_deadline_reason,
-        )
-        try:
-            recorded = await _guard(set_plan(units, rules, issue_id, command))
-        except (UnknownTemplate, PlanBeyondDeadline) as exc:
-            raise HTTPException(422, str(exc)) from exc
-        return _answer(issue_id, recorded)
-
-    @router.post("/{issue_id}/progress", status_code=201, responses=errors)
-    async def post_progress(issue_id: IssueId, body: ProgressIn) -> StepRecorded:
-        """Progress on one milestone of the plan (done or not)."""
-        command = body.to_command()
-        return _answer(issue_id, await _guard(report_progress(units, rules, issue_id, command)))
-
-    @router.post("/{issue_id}/funding", status_code=201, responses=errors)
-    async def post_funding(issue_id: IssueId, body: FundingIn) -> FundingStepRecorded:
-        """Money for the matter: a new entry, or (same funding_id) its new status; the
-        answer names the entry's funding_id."""
-        command = RecordFunding(
-            funding_id=body.funding_id or new_id(),
-            amount=body.amount,
-            source=body.source,
-            status=body.status,
-            recorded_by=body.recorded_by,
-            note=body.note,
-        )
-        recorded = await _guard(record_funding(units, rules, issue_id, command))
-        step = _answer(issue_id, recorded)
-        return FundingStepRecorded(**step.model_dump(), funding_id=command.funding_id)
-
-    @router.get("/{issue_id}", responses={404: {"description": "No such matter"}})
-    async def get_case(issue_id: IssueId) -> CaseOut:
-        """What followup knows of the matter: whether it can be resolved or visited now."""
-        tracked = await load_case(units, issue_id)
-        if tracked is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such matter")
-        return CaseOut(
-            issue_id=issue_id,
-            last_event_id=tracked.last_event_id,
-            correlation_id=tracked.correlation_id,
-            calendar=rules.calendar.name,
-            **asdict(tracked.case),
-        )
-
-    return router
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such matter"}}
+REFUSED: dict[int | str, dict[str, Any]] = {**NOT_FOUND, 409: {"description": "Wrong state"}}
 
 
-def build_funds_router(units: UowFactory[Cases]) -> APIRouter:
-    router = APIRouter(prefix="/api/v1/funds", tags=["followup"])
+def units_of_work(request: Request) -> UowFactory[Cases]:
+    """The units of work ``app.py`` put on the app."""
+    units: UowFactory[Cases] = request.app.state.units
+    return units
 
-    @router.get("")
-    async def get_funds() -> FundsOut:
-        """The money of every matter, in yuan, summed by source and status."""
-        totals = await fund_totals(units)
-        return FundsOut(
-            totals=[FundTotalOut(**asdict(t)) for t in totals],
-            by_source=_by_source(totals),
-        )
 
-    return router
+def rules_of(request: Request) -> Rules:
+    """Followup's rules (calendar, ladder, plans, reviewers) ``app.py`` put on the app."""
+    rules: Rules = request.app.state.rules
+    return rules
+
+
+UnitsOfWork = Annotated[UowFactory[Cases], Depends(units_of_work)]
+RulesDep = Annotated[Rules, Depends(rules_of)]
+router = APIRouter(prefix="/api/v1/issues", tags=["followup"])
+funds_router = APIRouter(prefix="/api/v1/funds", tags=["followup"])
+
+
+@router.post("/{issue_id}/resolution", status_code=201, responses=REFUSED)
+async def post_resolution(
+    issue_id: IssueId, body: ResolutionIn, units: UnitsOfWork, rules: RulesDep
+) -> StepRecorded:
+    """The assigned unit cancels the item; a look-back is then due in 7 working days."""
+    return _answer(issue_id, await resolve_issue(units, rules, issue_id, body.to_command()))
+
+
+@router.post("/{issue_id}/lookback", status_code=201, responses=REFUSED)
+async def post_lookback(
+    issue_id: IssueId, body: LookbackIn, units: UnitsOfWork, rules: RulesDep
+) -> StepRecorded:
+    """Record the look-back visit: passed closes the matter, failed reopens it."""
+    command = RecordLookback(outcome=body.outcome, visitor=body.visitor, notes=body.notes)
+    return _answer(issue_id, await record_lookback(units, rules, issue_id, command))
+
+
+@router.put("/{issue_id}/plan", responses=REFUSED)
+async def put_plan(
+    issue_id: IssueId, body: PlanIn, units: UnitsOfWork, rules: RulesDep
+) -> StepRecorded:
+    """A supervisor sets or changes the staged plan of an assigned matter."""
+    return _answer(issue_id, await set_plan(units, rules, issue_id, body.to_command()))
+
+
+@router.post("/{issue_id}/progress", status_code=201, responses=REFUSED)
+async def post_progress(
+    issue_id: IssueId, body: ProgressIn, units: UnitsOfWork, rules: RulesDep
+) -> StepRecorded:
+    """Progress on one milestone of the plan (done or not)."""
+    return _answer(issue_id, await report_progress(units, rules, issue_id, body.to_command()))
+
+
+@router.post("/{issue_id}/funding", status_code=201, responses=REFUSED)
+async def post_funding(
+    issue_id: IssueId, body: FundingIn, units: UnitsOfWork, rules: RulesDep
+) -> FundingStepRecorded:
+    """Money for the matter: a new entry, or (same funding_id) its new status; the
+    answer names the entry's funding_id."""
+    command = body.to_command()
+    step = _answer(issue_id, await record_funding(units, rules, issue_id, command))
+    return FundingStepRecorded(**step.model_dump(), funding_id=command.funding_id)
+
+
+@router.get("/{issue_id}", responses=NOT_FOUND)
+async def get_case(issue_id: IssueId, units: UnitsOfWork, rules: RulesDep) -> CaseOut:
+    """What followup knows of the matter: whether it can be resolved or visited now."""
+    tracked = await load_case(units, issue_id)
+    if tracked is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such matter")
+    return CaseOut(
+        issue_id=issue_id,
+        last_event_id=tracked.last_event_id,
+        correlation_id=tracked.correlation_id,
+        calendar=rules.calendar.name,
+        **asdict(tracked.case),
+    )
+
+
+@funds_router.get("")
+async def get_funds(units: UnitsOfWork) -> FundsOut:
+    """The money of every matter, in yuan, summed by source and status."""
+    totals = await fund_totals(units)
+    return FundsOut(
+        totals=[FundTotalOut(**asdict(t)) for t in totals], by_source=_by_source(totals)
+    )
 
 
 def _by_source(totals: list[FundTotal]) -> dict[str, Decimal]:
@@ -314,16 +342,6 @@ def _by_source(totals: list[FundTotal]) -> dict[str, Decimal]:
     for total in totals:
         sums[total.source] = sums.get(total.source, Decimal(0)) + total.amount
     return sums
-
-
-async def _guard(step: Awaitable[Recorded]) -> Recorded:
-    """Domain errors become HTTP answers: unknown matter 404, wrong state 409."""
-    try:
-        return await step
-    except UnknownIssue as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    except WrongState as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
 
 
 def _answer(issue_id: str, recorded: Recorded) -> StepRecorded:

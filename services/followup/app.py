@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from minqing.services.followup import escalation, lookback, plans
-from minqing.services.followup.api import build_funds_router, build_router
+from minqing.services.followup.api import ERRORS, funds_router, router
 from minqing.services.followup.declaration import declaration
 from minqing.services.followup.handlers import HANDLERS, Rules, check_deadlines, recompute_lookbacks
 from minqing.services.followup.ingress_consumer import CONSUMER, FollowupIngress
@@ -22,6 +22,7 @@ from minqing.shared.messaging.streams import dlq_stream_config, outcomes_stream_
 from minqing.shared.service.runtime import build_runtime
 from minqing.shared.service.settings import Settings
 from minqing.shared.web.app import create_service_app
+from minqing.shared.web.errors import map_errors
 
 
 def create_app(
@@ -68,8 +69,10 @@ def create_app(
         title="Minqing followup",
         description="Cancellation by the assigned unit and the look-back visit that verifies it.",
     )
-    app.include_router(build_router(units, rules))
-    app.include_router(build_funds_router(units))
+    app.state.units, app.state.rules = units, rules  # what the routes depend on
+    app.include_router(router)
+    app.include_router(funds_router)
+    map_errors(app, ERRORS)
     app.include_router(build_ingress_router(rt, ingress, ingress_outcomes))
     return app
 
