@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Literal
+from functools import singledispatch, wraps
+from typing import Literal, TypeVar
 
 from minqing.services.assignment.routing import Matter, Person, Route, Routing
 from minqing.shared.contract.events import (
@@ -286,6 +287,8 @@ def _assign(
         rule_explanation=explanation,
         scale=matter.scale,
         responsible_unit=responsible_from,
+        counted_from=today,
+        source=matter.source,
     )
 
 
@@ -492,57 +495,99 @@ def decide_recompute(
     )
 
 
-def evolve(
-    current: Assignment | None,
-    event: Event,
-    today: date,
-    *,
-    source: str | None = None,
-) -> Assignment | None:
-    """The state after one event (an assignment replaces the previous one); ``source``:
-    the channel of a first assignment (not on the event)."""
-    if isinstance(event, IssueAssigned):
-        return Assignment(
-            category=event.category,
-            village=event.village,
-            unit=event.unit,
-            person_id=event.responsible_person_id,
-            person_name=event.responsible_person_name,
-            deadline=event.deadline,
-            assignment_no=event.assignment_no,
-            assigned_on=today,
-            working_days=event.working_days,
-            calendar=event.calendar,
-            deadline_provisional=event.deadline_provisional,
-            scale=event.scale,
-            source=source if source is not None else (current.source if current else None),
-            responsible_unit=event.responsible_unit,
-            rule_id=event.rule_id,
-            correlation_id=current.correlation_id if current else None,
-        )
-    if current is None or getattr(event, "assignment_no", None) != current.assignment_no:
-        return current  # unknown matter, or a step of an earlier assignment
-    if isinstance(event, IssueDeadlineRecomputed):
-        return replace(
-            current,
-            deadline=event.deadline,
-            calendar=event.calendar,
-            deadline_provisional=event.provisional,
-        )
-    if isinstance(event, IssueDeadlineExtended):
-        return replace(
-            current,
-            deadline=event.deadline,
-            working_days=current.working_days + event.extra_working_days,
-            calendar=event.calendar,
-            deadline_provisional=event.provisional,
-        )
-    if isinstance(event, IssueSentBack):
-        return replace(current, sent_back_reason=event.reason)
-    if isinstance(event, IssueResponsibleChanged):
-        return replace(current, person_id=event.person_id, person_name=event.person_name)
-    if isinstance(event, IssueResolved) and current.status == "assigned":
-        return replace(current, status="resolved")
-    if isinstance(event, IssueLookbackPassed) and current.status == "resolved":
-        return replace(current, status="closed")
-    return current
+def evolve(current: Assignment | None, event: Event) -> Assignment | None:
+    """The state after one event: an assignment replaces the previous one; a step of an
+    earlier assignment, or of a matter never assigned, leaves it as it is."""
+    return _evolve(event, current)
+
+
+@singledispatch
+def _evolve(event: Event, current: Assignment | None) -> Assignment | None:
+    return current  # an event that does not change an assignment
+
+
+E = TypeVar("E", bound=Event)
+Step = Callable[[E, Assignment], Assignment]
+
+
+def _of_current(step: Step[E]) -> Callable[[E, Assignment | None], Assignment | None]:
+    """Apply ``step`` only to an event of the current assignment."""
+
+    @wraps(step)
+    def guarded(event: E, current: Assignment | None) -> Assignment | None:
+        if current is None or getattr(event, "assignment_no", None) != current.assignment_no:
+            return current
+        return step(event, current)
+
+    return guarded
+
+
+@_evolve.register(IssueAssigned)
+def _assigned(event: IssueAssigned, current: Assignment | None) -> Assignment | None:
+    # Events from before ``counted_from`` are never folded here (the state is stored);
+    # counting from the deadline keeps such a fold total.
+    return Assignment(
+        category=event.category,
+        village=event.village,
+        unit=event.unit,
+        person_id=event.responsible_person_id,
+        person_name=event.responsible_person_name,
+        deadline=event.deadline,
+        assignment_no=event.assignment_no,
+        assigned_on=event.counted_from or event.deadline,
+        working_days=event.working_days,
+        calendar=event.calendar,
+        deadline_provisional=event.deadline_provisional,
+        scale=event.scale,
+        source=event.source if event.source is not None else (current.source if current else None),
+        responsible_unit=event.responsible_unit,
+        rule_id=event.rule_id,
+        correlation_id=current.correlation_id if current else None,
+    )
+
+
+@_evolve.register(IssueDeadlineRecomputed)
+@_of_current
+def _recomputed(event: IssueDeadlineRecomputed, current: Assignment) -> Assignment:
+    return replace(
+        current,
+        deadline=event.deadline,
+        calendar=event.calendar,
+        deadline_provisional=event.provisional,
+    )
+
+
+@_evolve.register(IssueDeadlineExtended)
+@_of_current
+def _extended(event: IssueDeadlineExtended, current: Assignment) -> Assignment:
+    return replace(
+        current,
+        deadline=event.deadline,
+        working_days=current.working_days + event.extra_working_days,
+        calendar=event.calendar,
+        deadline_provisional=event.provisional,
+    )
+
+
+@_evolve.register(IssueSentBack)
+@_of_current
+def _sent_back(event: IssueSentBack, current: Assignment) -> Assignment:
+    return replace(current, sent_back_reason=event.reason)
+
+
+@_evolve.register(IssueResponsibleChanged)
+@_of_current
+def _responsible_changed(event: IssueResponsibleChanged, current: Assignment) -> Assignment:
+    return replace(current, person_id=event.person_id, person_name=event.person_name)
+
+
+@_evolve.register(IssueResolved)
+@_of_current
+def _resolved(event: IssueResolved, current: Assignment) -> Assignment:
+    return replace(current, status="resolved") if current.status == "assigned" else current
+
+
+@_evolve.register(IssueLookbackPassed)
+@_of_current
+def _lookback_passed(event: IssueLookbackPassed, current: Assignment) -> Assignment:
+    return replace(current, status="closed") if current.status == "resolved" else current

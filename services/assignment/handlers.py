@@ -99,7 +99,7 @@ async def on_issue_reported(
     except (UnknownCode, UnknownUnit) as exc:
         raise Rejected(str(exc)) from exc
     if assigned is not None:
-        new = evolve(current, assigned, today, source=event.source)
+        new = evolve(current, assigned)
         assert new is not None
         await uow.store.save(cause.subject, replace(new, correlation_id=cause.correlationid))
         uow.record(assigned, issue_id=cause.subject, actor=ACTOR, cause=cause)
@@ -116,7 +116,7 @@ async def on_lookback_failed(
     except (IssueNotAssigned, UnknownCode) as exc:
         raise Rejected(str(exc)) from exc
     if assigned is not None:
-        new = evolve(current, assigned, today)
+        new = evolve(current, assigned)
         assert new is not None
         await uow.store.save(cause.subject, new)
         uow.record(assigned, issue_id=cause.subject, actor=ACTOR, cause=cause)
@@ -129,7 +129,7 @@ async def on_plan_set(
     current = await uow.store.get(cause.subject)
     extended = decide_deadline_follows_plan(current, event, rules.calendar)
     if extended is not None:
-        new = evolve(current, extended, local_date(cause.time, rules.timezone))
+        new = evolve(current, extended)
         assert new is not None
         await uow.store.save(cause.subject, new)
         uow.record(extended, issue_id=cause.subject, actor=ACTOR, cause=cause)
@@ -141,7 +141,7 @@ async def on_status_event(
     """Follow resolution and closing, so only open matters are sent back, re-assigned,
     extended or handed to a new responsible person."""
     current = await uow.store.get(cause.subject)
-    new = evolve(current, event, local_date(cause.time, rules.timezone))
+    new = evolve(current, event)
     if new is not None and new != current:
         await uow.store.save(cause.subject, new)
 
@@ -168,7 +168,7 @@ async def send_back(
     async with units() as uow:
         current = await uow.store.get(issue_id)
         event = decide_send_back(current, command)
-        return await _commit(uow, rules, issue_id, current, event, command.by)
+        return await _commit(uow, issue_id, current, event, command.by)
 
 
 async def reassign(
@@ -180,7 +180,7 @@ async def reassign(
         today = local_date(uow.now, rules.timezone)
         registry = await _registry(uow, rules)
         event = decide_manual(current, command, rules.routing, registry, today, rules.calendar)
-        return await _commit(uow, rules, issue_id, current, event, command.by)
+        return await _commit(uow, issue_id, current, event, command.by)
 
 
 async def extend_deadline(
@@ -190,18 +190,17 @@ async def extend_deadline(
     async with units() as uow:
         current = await uow.store.get(issue_id)
         event = decide_extension(current, command, rules.calendar)
-        return await _commit(uow, rules, issue_id, current, event, command.by)
+        return await _commit(uow, issue_id, current, event, command.by)
 
 
 async def _commit(
     uow: UnitOfWork[Assignments],
-    rules: Rules,
     issue_id: str,
     current: Assignment | None,
     event: Event,
     actor: str,
 ) -> Recorded:
-    new = evolve(current, event, local_date(uow.now, rules.timezone))
+    new = evolve(current, event)
     assert new is not None
     await uow.store.save(issue_id, new)
     envelope = uow.record(event, issue_id=issue_id, actor=actor, correlation_id=new.correlation_id)
@@ -251,11 +250,10 @@ async def _apply_unit_change(
     await uow.store.save_unit(new)
     cause = uow.record(event, issue_id=event.unit, actor=event.changed_by)
     moved = 0
-    today = local_date(uow.now, rules.timezone)
     for issue_id, current in await uow.store.open_of_unit(event.unit):
         changed = decide_responsible_change(current, event)
         if changed is not None:
-            after = evolve(current, changed, today)
+            after = evolve(current, changed)
             assert after is not None
             await uow.store.save(issue_id, after)
             uow.record(
@@ -282,7 +280,7 @@ async def recompute_deadlines(units: UowFactory[Assignments], rules: Rules) -> i
         for issue_id, current in await uow.store.provisional():
             event = decide_recompute(current, rules.calendar)
             if event is not None:
-                new = evolve(current, event, current.assigned_on)
+                new = evolve(current, event)
                 assert new is not None
                 await uow.store.save(issue_id, new)
                 uow.record(event, issue_id=issue_id, actor=ACTOR)

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from functools import singledispatch, wraps
+from typing import Literal, TypeVar
 
 from minqing.services.followup.escalation import Ladder, Person
 from minqing.shared.contract.events import (
@@ -504,92 +505,180 @@ def _climb(
 
 def evolve(case: Case | None, event: Event) -> Case | None:
     """The case after one event; stale or repeated events leave it as it is."""
-    if isinstance(event, IssueReported):
-        return case or Case(status="reported", source=event.source, external_ref=event.external_ref)
-    if isinstance(event, IssueAssigned):
-        if case is not None and event.assignment_no <= case.assignment_no:
+    return _evolve(event, case)
+
+
+@singledispatch
+def _evolve(event: Event, case: Case | None) -> Case | None:
+    return case  # an event that does not change a case
+
+
+E = TypeVar("E", bound=Event)
+
+
+def _of_current(step: Callable[[E, Case], Case]) -> Callable[[E, Case | None], Case | None]:
+    """Apply ``step`` only to an event of the current assignment: one of an earlier
+    assignment, or of a matter not known, leaves the case as it is."""
+
+    @wraps(step)
+    def guarded(event: E, case: Case | None) -> Case | None:
+        if case is None or getattr(event, "assignment_no", None) != case.assignment_no:
             return case
-        kept = case or Case(status="reported")
-        return Case(
-            status="assigned",
-            assignment_no=event.assignment_no,
-            unit=event.unit,
-            deadline=event.deadline,
-            deadline_calendar=event.calendar,
-            responsible_person_id=event.responsible_person_id,
-            responsible_person_name=event.responsible_person_name,
-            plan_template=kept.plan_template,
-            plan_counted_from=kept.plan_counted_from,
-            milestones=kept.milestones,
-            funds=kept.funds,
-            lookback_failures=kept.lookback_failures,
-            source=kept.source,
-            external_ref=kept.external_ref,
-        )
-    if isinstance(event, IssueFundingRecorded) and case is not None:
-        return replace(case, funds=_funded(case.funds, event))
-    if case is None or getattr(event, "assignment_no", None) != case.assignment_no:
-        return case  # unknown matter, or a step of an earlier assignment
-    if isinstance(event, IssueResolved) and case.status == "assigned":
-        return replace(
-            case,
-            status="resolved",
-            lookback_due=event.lookback_due,
-            resolved_on=event.resolved_on,
-            lookback_provisional=event.lookback_due_provisional,
-            resolved_by=event.resolved_by,
-            lookback_unit=event.lookback_unit,
-        )
-    if isinstance(event, IssueDeadlineRecomputed) and case.status == "assigned":
-        return replace(case, deadline=event.deadline, deadline_calendar=event.calendar)
-    if isinstance(event, IssuePlanSet):
-        return replace(
-            case,
-            plan_template=event.plan_template,
-            plan_counted_from=event.counted_from,
-            milestones=_milestones(event.milestones),
-        )
-    if isinstance(event, IssueMilestoneDueRecomputed):
-        due, provisional = event.due, event.provisional
-        return _with_milestone(
-            case, event.milestone, lambda m: replace(m, due=due, provisional=provisional)
-        )
-    if isinstance(event, IssueProgressReported) and event.done:
-        return _with_milestone(case, event.milestone, lambda m: replace(m, done=True))
-    if isinstance(event, IssueOverdue) and event.milestone is not None:
+        return step(event, case)
+
+    return guarded
+
+
+@_evolve.register(IssueReported)
+def _reported(event: IssueReported, case: Case | None) -> Case | None:
+    return case or Case(status="reported", source=event.source, external_ref=event.external_ref)
+
+
+@_evolve.register(IssueAssigned)
+def _assigned(event: IssueAssigned, case: Case | None) -> Case | None:
+    if case is not None and event.assignment_no <= case.assignment_no:
+        return case
+    kept = case or Case(status="reported")
+    return Case(
+        status="assigned",
+        assignment_no=event.assignment_no,
+        unit=event.unit,
+        deadline=event.deadline,
+        deadline_calendar=event.calendar,
+        responsible_person_id=event.responsible_person_id,
+        responsible_person_name=event.responsible_person_name,
+        plan_template=kept.plan_template,
+        plan_counted_from=kept.plan_counted_from,
+        milestones=kept.milestones,
+        funds=kept.funds,
+        lookback_failures=kept.lookback_failures,
+        source=kept.source,
+        external_ref=kept.external_ref,
+    )
+
+
+@_evolve.register(IssueFundingRecorded)
+def _funding_recorded(event: IssueFundingRecorded, case: Case | None) -> Case | None:
+    return replace(case, funds=_funded(case.funds, event)) if case is not None else None
+
+
+@_evolve.register(IssueResolved)
+@_of_current
+def _resolved(event: IssueResolved, case: Case) -> Case:
+    if case.status != "assigned":
+        return case
+    return replace(
+        case,
+        status="resolved",
+        lookback_due=event.lookback_due,
+        resolved_on=event.resolved_on,
+        lookback_provisional=event.lookback_due_provisional,
+        resolved_by=event.resolved_by,
+        lookback_unit=event.lookback_unit,
+    )
+
+
+@_evolve.register(IssueDeadlineRecomputed)
+@_of_current
+def _deadline_recomputed(event: IssueDeadlineRecomputed, case: Case) -> Case:
+    if case.status != "assigned":
+        return case
+    return replace(case, deadline=event.deadline, deadline_calendar=event.calendar)
+
+
+@_evolve.register(IssueDeadlineExtended)
+@_of_current
+def _deadline_extended(event: IssueDeadlineExtended, case: Case) -> Case:
+    if case.status != "assigned":
+        return case
+    # overdue anew only past the new date
+    return replace(case, deadline=event.deadline, deadline_calendar=event.calendar)
+
+
+@_evolve.register(IssuePlanSet)
+@_of_current
+def _plan_set(event: IssuePlanSet, case: Case) -> Case:
+    return replace(
+        case,
+        plan_template=event.plan_template,
+        plan_counted_from=event.counted_from,
+        milestones=_milestones(event.milestones),
+    )
+
+
+@_evolve.register(IssueMilestoneDueRecomputed)
+@_of_current
+def _milestone_due_recomputed(event: IssueMilestoneDueRecomputed, case: Case) -> Case:
+    due, provisional = event.due, event.provisional
+    return _with_milestone(
+        case, event.milestone, lambda m: replace(m, due=due, provisional=provisional)
+    )
+
+
+@_evolve.register(IssueProgressReported)
+@_of_current
+def _progress_reported(event: IssueProgressReported, case: Case) -> Case:
+    if not event.done:
+        return case
+    return _with_milestone(case, event.milestone, lambda m: replace(m, done=True))
+
+
+@_evolve.register(IssueOverdue)
+@_of_current
+def _overdue(event: IssueOverdue, case: Case) -> Case:
+    if event.milestone is not None:
         return _with_milestone(
             case, event.milestone, lambda m: replace(m, overdue=True, escalation_level=0)
         )
-    if isinstance(event, IssueEscalated) and event.milestone is not None:
-        level = event.level
+    return replace(case, overdue_kind=event.kind, overdue_due=event.due, escalation_level=0)
+
+
+@_evolve.register(IssueEscalated)
+@_of_current
+def _escalated(event: IssueEscalated, case: Case) -> Case:
+    level = event.level
+    if event.milestone is not None:
         return _with_milestone(
             case,
             event.milestone,
             lambda m: replace(m, escalation_level=max(m.escalation_level, level)),
         )
-    if isinstance(event, IssueResponsibleChanged):
-        # A new secretary takes over the matter: escalations go to them from now on.
-        return replace(
-            case,
-            responsible_person_id=event.person_id,
-            responsible_person_name=event.person_name,
-        )
-    if isinstance(event, IssueDeadlineExtended) and case.status == "assigned":
-        # overdue anew only past the new date
-        return replace(case, deadline=event.deadline, deadline_calendar=event.calendar)
-    if isinstance(event, IssueOverdue):
-        return replace(case, overdue_kind=event.kind, overdue_due=event.due, escalation_level=0)
-    if isinstance(event, IssueEscalated) and event.kind != "lookback_failed":
-        return replace(case, escalation_level=max(case.escalation_level, event.level))
-    if isinstance(event, IssueLookbackDueRecomputed) and case.status == "resolved":
-        return replace(
-            case, lookback_due=event.lookback_due, lookback_provisional=event.provisional
-        )
-    if isinstance(event, IssueLookbackPassed) and case.status == "resolved":
-        return replace(case, status="closed")
-    if isinstance(event, IssueLookbackFailed) and case.status == "resolved":
-        return replace(case, status="reopened", lookback_failures=event.failures)
-    return case
+    if event.kind == "lookback_failed":
+        return case
+    return replace(case, escalation_level=max(case.escalation_level, level))
+
+
+@_evolve.register(IssueResponsibleChanged)
+@_of_current
+def _responsible_changed(event: IssueResponsibleChanged, case: Case) -> Case:
+    # A new secretary takes over the matter: escalations go to them from now on.
+    return replace(
+        case,
+        responsible_person_id=event.person_id,
+        responsible_person_name=event.person_name,
+    )
+
+
+@_evolve.register(IssueLookbackDueRecomputed)
+@_of_current
+def _lookback_due_recomputed(event: IssueLookbackDueRecomputed, case: Case) -> Case:
+    if case.status != "resolved":
+        return case
+    return replace(case, lookback_due=event.lookback_due, lookback_provisional=event.provisional)
+
+
+@_evolve.register(IssueLookbackPassed)
+@_of_current
+def _lookback_passed(event: IssueLookbackPassed, case: Case) -> Case:
+    return replace(case, status="closed") if case.status == "resolved" else case
+
+
+@_evolve.register(IssueLookbackFailed)
+@_of_current
+def _lookback_failed(event: IssueLookbackFailed, case: Case) -> Case:
+    if case.status != "resolved":
+        return case
+    return replace(case, status="reopened", lookback_failures=event.failures)
 
 
 def _milestones(planned: tuple[PlannedMilestone, ...]) -> tuple[Milestone, ...]:

@@ -142,6 +142,10 @@ class IssueAssigned(Event):
     # The registry unit whose responsible person this is (absent: a person named by a rule
     # or a supervisor); a new responsible person there takes the matter over.
     responsible_unit: str | None = None
+    # The local day the deadline was counted from, and the channel the matter came in by:
+    # what later counts and routes of this assignment start from. Absent on events from before.
+    counted_from: date | None = None
+    source: str | None = None
 
 
 class IssueDeadlineRecomputed(Event):

@@ -75,10 +75,10 @@ def assigned(category: str = "street_lights", village: str = "sanqi") -> IssueAs
     return event
 
 
-def state(*events: Event, today: date = FRIDAY) -> Assignment:
+def state(*events: Event) -> Assignment:
     current: Assignment | None = None
     for event in events:
-        current = evolve(current, event, today, source="visit")
+        current = evolve(current, event)
     assert current is not None
     return current
 
@@ -94,6 +94,15 @@ def failure(assignment_no: int = 1) -> IssueLookbackFailed:
 
 
 # ------------------------------------------------------------------------ first assignment
+
+
+def test_an_assignment_carries_the_day_its_deadline_was_counted_from_and_the_channel() -> None:
+    event = assigned()
+
+    current = state(event)
+
+    assert (event.counted_from, event.source) == (FRIDAY, "visit")
+    assert (current.assigned_on, current.source) == (FRIDAY, "visit")
 
 
 def test_without_a_rule_the_category_routes_and_the_village_secretary_answers() -> None:
@@ -196,7 +205,7 @@ def test_the_assigned_unit_sends_a_matter_back_and_stays_on_the_hook() -> None:
     current = state(assigned())
 
     sent = decide_send_back(current, SendBack("town_construction", "a private lamp", "Liu"))
-    after = evolve(current, sent, FRIDAY)
+    after = evolve(current, sent)
 
     assert (sent.unit, sent.reason, sent.deadline) == (
         "town_construction",
@@ -266,7 +275,7 @@ def test_a_re_assignment_by_hand_goes_to_the_units_responsible_person_with_a_new
         monday,
         weekdays,
     )
-    after = evolve(current, event, monday)
+    after = evolve(current, event)
 
     assert (event.assignment_no, event.unit, event.rule_id) == (2, "sanqi_branch", MANUAL)
     assert event.responsible_person_id == "sanqi-secretary"
@@ -306,7 +315,7 @@ def test_an_extension_adds_working_days_counted_from_the_assignment() -> None:
     event = decide_extension(
         current, ExtendDeadline(3, "waiting for parts", "supervisor"), weekdays
     )
-    after = evolve(current, event, FRIDAY)
+    after = evolve(current, event)
 
     assert (event.previous_deadline, event.deadline) == (date(2026, 12, 4), date(2026, 12, 9))
     assert (event.calendar, event.extra_working_days) == ("weekdays", 3)
@@ -317,9 +326,7 @@ def test_an_extension_of_an_earlier_assignment_changes_nothing() -> None:
     current = state(assigned())
     event = decide_extension(current, ExtendDeadline(3, "r", "s"), weekdays)
 
-    assert evolve(replace(current, assignment_no=2), event, FRIDAY) == replace(
-        current, assignment_no=2
-    )
+    assert evolve(replace(current, assignment_no=2), event) == replace(current, assignment_no=2)
 
 
 # ------------------------------------------------------------- a major affair's plan
@@ -358,7 +365,7 @@ def test_the_sanqi_bridges_deadline_follows_its_staged_plan() -> None:
     monday = date(2026, 12, 7)
     routed = decide_initial(None, report("bridges"), ROUTING, registry(), monday, calendar)
     assert routed is not None and routed.plan_template == "bridge_rebuild"
-    current = state(routed, today=monday)
+    current = state(routed)
     assert current.deadline == date(2027, 1, 4)
 
     plan = plan_set(date(2026, 12, 21), date(2027, 1, 4), date(2027, 3, 1), date(2027, 3, 15))
@@ -369,7 +376,7 @@ def test_the_sanqi_bridges_deadline_follows_its_staged_plan() -> None:
     assert event.extra_working_days == 50  # 70 working days from the assignment in all
     assert (event.reason, event.extended_by) == ("it follows the plan", "town-office")
     assert event.provisional and event.note  # 2027's official calendar is not known yet
-    after = evolve(current, event, monday)
+    after = evolve(current, event)
     assert (after.deadline, after.working_days) == (date(2027, 3, 15), 70)
     assert decide_deadline_follows_plan(after, plan, calendar) is None  # redelivered
 
@@ -457,7 +464,7 @@ def test_an_open_matter_of_the_unit_passes_to_the_new_responsible_person() -> No
     assert event is not None
     assert (event.previous_person_id, event.person_id) == ("sanqi-secretary", "sanqi-secretary-2")
     assert "elected" in event.reason
-    assert evolve(current, event, FRIDAY).person_id == "sanqi-secretary-2"  # type: ignore[union-attr]
+    assert evolve(current, event).person_id == "sanqi-secretary-2"  # type: ignore[union-attr]
 
 
 def test_matters_of_other_units_or_no_longer_open_keep_their_person() -> None:
