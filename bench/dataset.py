@@ -350,6 +350,7 @@ class Rows:
     events: list[tuple[Any, ...]] = field(default_factory=list)
     issues: list[tuple[Any, ...]] = field(default_factory=list)
     versions: list[tuple[Any, ...]] = field(default_factory=list)
+    issue_events: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 class Builder:
@@ -368,6 +369,7 @@ class Builder:
         self.entries.append(history._entry(delivery))
         issue_id = delivery.envelope.subject
         self.records.setdefault(issue_id, []).append(issues._record(delivery))
+        rows.issue_events.append(issues.event_row(delivery))
         if last:
             self.finished.append(issue_id)
         if len(self.entries) >= SEAL_CHUNK:
@@ -411,6 +413,7 @@ TARGETS = (
     (history.events, history._COLUMNS, "events"),
     (issues.issues, issues._COLUMNS, "issues"),
     (issues.issue_versions, _VERSIONS, "versions"),
+    (issues.issue_events, issues._EVENT_COLUMNS, "issue_events"),
 )
 
 

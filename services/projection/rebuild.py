@@ -2,9 +2,9 @@
 
 1. Fresh tables: schema ``projection_rebuild`` (a failed run's leftover is dropped first)
    gets each rebuilt view's ``TABLES``, created from the metadata through
-   ``schema_translate_map={"projection": "projection_rebuild"}``. A view that is not
-   rebuilt but read by one that is (issues re-folds from history's ``events``) appears
-   there as a plain SQL view of its live table.
+   ``schema_translate_map={"projection": "projection_rebuild"}``. No view reads another's
+   tables (the list re-folds from its own ``issue_events``); should one ever, the tables of
+   views not rebuilt appear there as plain SQL views of their live tables.
 2. Replay: each view's own ``apply_batch`` runs on sessions whose connections carry that
    map, so its Core statements and its bulk statements (``shared/persistence/bulk.py``)
    write the fresh tables. The events come as the live consumers get them (``replay.py``): those the
@@ -13,8 +13,8 @@
    the live inbox does. The live consumers, their inbox, positions and durables are not
    touched (the stream's epoch is looked up as a consumer does: numbered if never seen).
 3. Swap, in ONE transaction, while the live projection keeps consuming: take the audit
-   chain's advisory lock, then ``LOCK TABLE`` the live tables being replaced (the issues
-   view's before ``events``: the order the live consumers take them in), read the stream's
+   chain's advisory lock, then ``LOCK TABLE`` the live tables being replaced (in
+   ``lock_order``: the issues view's before ``events``), read the stream's
    last sequence L, replay the tail (last replayed, L] into the fresh tables, move each
    live table to ``projection_retired`` and each fresh one to ``projection``; commit.
    Then both side schemas are dropped.
@@ -121,9 +121,9 @@ def select_views(names: Sequence[str]) -> tuple[ModuleType, ...]:
 
 
 def lock_order(views: Sequence[ModuleType]) -> list[Table]:
-    """The live tables to replace, in the order the live consumers lock them: a view that
-    reads another's tables (issues reads history's) before that other (``VIEWS`` lists
-    each view after those it reads)."""
+    """The live tables to replace, in one fixed order (``VIEWS`` reversed): each live
+    consumer locks only its own view's tables, so any fixed order is safe; a view that
+    read another's would have to come before it (``VIEWS`` lists each after those it reads)."""
     chosen = {view.NAME for view in views}
     return [t for view in reversed(VIEWS) if view.NAME in chosen for t in view.TABLES]
 

@@ -24,6 +24,7 @@ TABLES = {
     "events": ("log_seq", [c.name for c in history.events.c]),
     "issues": ("issue_id", [c.name for c in issues.issues.c]),
     "issue_versions": ("issue_id, event_count", [c.name for c in issues.issue_versions.c]),
+    "issue_events": ("event_id", [c.name for c in issues.issue_events.c]),
 }
 
 

@@ -72,6 +72,10 @@ async def test_states_of_matters_recorded_before_are_folded_by_the_migration(
                 )
             )
             stored = [(r.issue_id, r.status, r.unit, r.event_count, r.valid_to) for r in rows]
+            folded = await conn.execute(  # the list's own record, filled from the trail
+                text("select event_id, issue_id, epoch, seq, type from projection.issue_events")
+            )
+            own = sorted(tuple(r) for r in folded)
     finally:
         await engine.dispose()
         await drop_database(server_db_url, make_url(url).database or "")
@@ -85,3 +89,4 @@ async def test_states_of_matters_recorded_before_are_folded_by_the_migration(
     )
     assert stored == [(first, v.status, v.unit, v.event_count, until) for v, until in versions]
     assert [s[1:3] for s in stored] == [("reported", None), ("assigned", "town_construction")]
+    assert own == sorted((e.id, e.subject, 1, n, e.type) for n, e in enumerate(timeline, start=1))

@@ -268,6 +268,44 @@ async def test_one_view_alone_is_rebuilt_and_the_other_left_as_it_is(
     assert await snapshot(sessions_of(app)) == before
 
 
+async def test_the_list_runs_and_rebuilds_without_the_audit_trail(settings: Settings) -> None:
+    """MINQING_PROJECTION_VIEWS=issues: the list is kept, answers "as of" for one matter,
+    rebuilds alone and re-folds a late event, all from its own record of the events; the
+    audit trail's table is never written."""
+    from minqing.services.projection.views import issues as the_list
+    from minqing.shared.messaging.consumer import Delivery
+
+    only = settings.model_copy(update={"projection_views": "issues"})
+    api = create_app(only)
+    a, b = new_id(), new_id()
+    async with serve(api) as client:
+        await publish(only, reported(a), later(assigned(a), 1), reported(b))
+        await eventually(
+            lambda: processed(sessions_of(api)),
+            lambda n: n == {"projection-issues": 3},
+            within=20,
+        )
+        then = reported(a).time + timedelta(hours=1)
+        response = await client.get(f"/api/v1/issues/{a}", params={"as_of": then.isoformat()})
+        assert response.status_code == 200 and response.json()["status"] == "reported"
+        before = await snapshot(sessions_of(api))
+
+        summary, _ = await rebuild_now(only, ["issues"])
+
+        assert summary.views == ["issues"]
+        assert await snapshot(sessions_of(api)) == before
+        late = later(assigned(b), 1)  # behind b's report in the stream: a re-fold
+        async with sessions_of(api)() as session:
+            delivery = Delivery(late, "s", 1, 2, 1, late.to_json())
+            assert await the_list.apply_batch(session, [delivery]) == {}
+            await session.commit()
+        response = await client.get(f"/api/v1/issues/{b}")
+        assert response.json()["status"] == "assigned"
+        assert response.json()["event_count"] == 2
+        async with sessions_of(api)() as session:
+            assert await session.scalar(select(func.count()).select_from(events)) == 0
+
+
 async def test_a_trail_changed_by_hand_is_repaired_but_another_chain_kept_unless_asked(
     app: FastAPI, settings: Settings
 ) -> None:

@@ -36,7 +36,6 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from minqing.services.projection import audit
-from minqing.services.projection.domain import Recorded
 from minqing.services.projection.schema import metadata
 from minqing.shared.messaging.consumer import Delivery, Outcome
 from minqing.shared.persistence.bulk import column_names, executemany, insert_sql
@@ -171,28 +170,3 @@ async def trail(session: AsyncSession, issue_id: str) -> list[dict[str, Any]]:
         .order_by(events.c.stream_epoch, events.c.stream_seq)
     )
     return [row._asdict() for row in rows]
-
-
-async def recorded(session: AsyncSession, issue_ids: Sequence[str]) -> dict[str, list[Recorded]]:
-    """The stored events of some matters, for a re-fold."""
-    rows = await session.execute(
-        select(
-            events.c.issue_id,
-            events.c.event_id,
-            events.c.stream_epoch,
-            events.c.stream_seq,
-            events.c.type,
-            events.c.dataversion,
-            events.c.time,
-            events.c.data,
-        ).where(events.c.issue_id == any_(bindparam("ids", type_=ARRAY(Text)))),
-        {"ids": list(issue_ids)},
-    )
-    found: dict[str, list[Recorded]] = {}
-    for r in rows:
-        found.setdefault(r.issue_id, []).append(
-            Recorded(
-                r.stream_seq, r.type, r.dataversion, r.time, r.data, r.stream_epoch, r.event_id
-            )
-        )
-    return found

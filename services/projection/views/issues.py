@@ -3,7 +3,9 @@
 A batch loads the touched matters' views in one query, applies each event in stream
 order (parsed once), and upserts the changed views in one executemany. Only an event that
 arrives behind the view's last position (a redelivery after a failure) triggers a re-fold
-of that matter from the audit trail.
+of that matter from the events this view recorded (``issue_events``, written in the same
+transaction as the list's rows): the list reads no other view's tables, so it can be run
+(``MINQING_PROJECTION_VIEWS=issues``) and rebuilt without the audit trail.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
+from pydantic import TypeAdapter
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -39,7 +42,7 @@ from sqlalchemy import (
     tuple_,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from minqing.services.projection.domain import (
@@ -55,7 +58,6 @@ from minqing.services.projection.domain import (
 from minqing.services.projection.schema import metadata
 from minqing.services.projection.search import bigrams, normalise
 from minqing.services.projection.search import searchable as search_columns
-from minqing.services.projection.views.history import recorded
 from minqing.shared.contract.envelope import NewerVersion, UnreadableEvent, decode, event_class
 from minqing.shared.contract.events import Event
 from minqing.shared.messaging.consumer import Delivery, Outcome
@@ -136,7 +138,23 @@ issue_versions = Table(
     Column("valid_to", DateTime(timezone=True), nullable=False),
 )
 Index("issue_versions_valid", issue_versions.c.valid_to)
-TABLES = (issues, issue_versions)  # what this read model owns: a rebuild replaces exactly these
+# Every event this view was given, once by id: what a late event's re-fold and a matter
+# "as of" a past time fold again (any type: an unknown one still counts in ``event_count``).
+issue_events = Table(
+    "issue_events",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("issue_id", Text, nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("dataversion", Integer, nullable=False),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Column("data", JSONB, nullable=False),
+)
+Index("issue_events_issue", issue_events.c.issue_id, issue_events.c.epoch, issue_events.c.seq)
+# What this read model owns: a rebuild replaces exactly these.
+TABLES = (issues, issue_versions, issue_events)
 
 _FIELDS = [f.name for f in fields(IssueView)]
 _UPSERT = insert_sql(issues, "issue_id", update=True)
@@ -147,6 +165,9 @@ _COLUMNS = column_names(issues, "issue_id")
 assert set(_COLUMNS) == set(_FIELDS) | set(_DERIVED), "the issues table and IssueView must match"
 _VERSION_COLUMNS = [*_FIELDS, "valid_to"]
 _INSERT_VERSIONS = plain_insert_sql(issue_versions, _VERSION_COLUMNS)
+_EVENT_COLUMNS = column_names(issue_events, "event_id")
+_INSERT_EVENTS = insert_sql(issue_events, "event_id", update=False)
+_DATA = TypeAdapter(dict[str, Any])  # serialises ``data`` in Rust, like the envelope
 _FORGET_VERSIONS = delete(issue_versions).where(
     issue_versions.c.issue_id == any_(bindparam("ids", type_=ARRAY(Text)))
 )
@@ -202,7 +223,25 @@ async def apply_batch(
     await executemany(session, _UPSERT, rows)
     await executemany(session, _UPSERT_KEEP_SEARCH, same_text)
     await executemany(session, _INSERT_VERSIONS, [_version_row(v) for _, v in versions])
+    # each event once: a copy already recorded (a redelivery) is left as it is
+    await executemany(session, _INSERT_EVENTS, [event_row(d) for d in deliveries])
     return outcomes
+
+
+def event_row(delivery: Delivery) -> tuple[Any, ...]:
+    """The delivery as an ``issue_events`` row, in the insert's column order."""
+    e = delivery.envelope
+    values = {
+        "event_id": e.id,
+        "issue_id": e.subject,
+        "epoch": delivery.epoch,
+        "seq": delivery.position,
+        "type": e.type,
+        "dataversion": e.dataversion,
+        "time": e.time,
+        "data": _DATA.dump_json(e.data).decode(),
+    }
+    return tuple(values[c] for c in _EVENT_COLUMNS)
 
 
 def _read(delivery: Delivery) -> Event | None:
@@ -230,8 +269,8 @@ async def _load(session: AsyncSession, issue_ids: list[str]) -> dict[str, IssueV
 async def _refold(
     session: AsyncSession, behind: dict[str, list[Delivery]]
 ) -> dict[str, tuple[IssueView, list[Version]]]:
-    """Matters that got an event behind their position: fold them again from the audit
-    trail plus this batch's events of theirs, with every earlier state."""
+    """Matters that got an event behind their position: fold them again from the events
+    this view recorded plus this batch's events of theirs, with every earlier state."""
     stored = await recorded(session, list(behind))
     views = {}
     for issue_id, late in behind.items():
@@ -439,10 +478,28 @@ async def get_issue(session: AsyncSession, issue_id: str) -> IssueView | None:
 
 
 async def issue_as_of(session: AsyncSession, issue_id: str, moment: datetime) -> IssueView | None:
-    """One matter as it stood at ``moment``: its recorded events up to then, folded."""
+    """One matter as it stood at ``moment``: the events this view recorded up to then,
+    folded."""
     stored = (await recorded(session, [issue_id])).get(issue_id, [])
     then = [r for r in stored if r.time <= moment]
     if not any(event_class(r.type) for r in then):
         return None
     view = fold(issue_id, then)
     return view if view.status is not None else None
+
+
+async def recorded(session: AsyncSession, issue_ids: Sequence[str]) -> dict[str, list[Recorded]]:
+    """The events this view recorded for some matters, for a re-fold."""
+    e = issue_events.c
+    rows = await session.execute(
+        select(e.issue_id, e.event_id, e.epoch, e.seq, e.type, e.dataversion, e.time, e.data).where(
+            e.issue_id == any_(bindparam("ids", type_=ARRAY(Text)))
+        ),
+        {"ids": list(issue_ids)},
+    )
+    found: dict[str, list[Recorded]] = {}
+    for r in rows:
+        found.setdefault(r.issue_id, []).append(
+            Recorded(r.seq, r.type, r.dataversion, r.time, r.data, r.epoch, r.event_id)
+        )
+    return found
