@@ -77,7 +77,7 @@ class InMemoryAssignments:
         ]
 
     async def registry(self, *, lock: bool = False) -> dict[str, RegistryRow]:
-        return dict(self.units)
+        return dict(sorted(self.units.items()))  # in code order, as the SQL store
 
     async def save_unit(self, row: RegistryRow) -> None:
         self.units[row.current.code] = row
