@@ -14,9 +14,9 @@ from minqing.services.assignment.declaration import declaration as assignment
 from minqing.services.followup.declaration import declaration as followup
 from minqing.services.followup.ingress import KINDS as FOLLOWUP_KINDS
 from minqing.services.followup.ingress_consumer import CONSUMER as FOLLOWUP_INGRESS
+from minqing.services.intake.channels.nats.consumer import CONSUMER as INTAKE_INGRESS
+from minqing.services.intake.channels.nats.reader import KIND as REPORT
 from minqing.services.intake.declaration import declaration as intake
-from minqing.services.intake.ingress import KIND as REPORT
-from minqing.services.intake.ingress_consumer import CONSUMER as INTAKE_INGRESS
 from minqing.services.projection.declaration import declaration as projection
 from minqing.shared.contract.asyncapi import Channel, asyncapi
 from minqing.shared.contract.declaration import Declaration

@@ -7,15 +7,15 @@ from datetime import timedelta
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from minqing.services.intake.api import build_router
+from minqing.services.intake.channels.http.api import build_router
+from minqing.services.intake.channels.lists.api import PREFIX as IMPORTS_PATH
+from minqing.services.intake.channels.lists.api import build_imports_router
+from minqing.services.intake.channels.nats.consumer import CONSUMER, IngressConsumer
+from minqing.services.intake.channels.open311 import api as open311
+from minqing.services.intake.channels.open311.store import Open311Reports
 from minqing.services.intake.declaration import declaration
 from minqing.services.intake.handlers import HANDLERS, Policy
 from minqing.services.intake.imports import ImportWorker, process_batch, prune_imports
-from minqing.services.intake.imports_api import PREFIX as IMPORTS_PATH
-from minqing.services.intake.imports_api import build_imports_router
-from minqing.services.intake.ingress_consumer import CONSUMER, IngressConsumer
-from minqing.services.intake.open311 import api as open311
-from minqing.services.intake.open311.store import Open311Reports
 from minqing.services.intake.residents import wiring as residents
 from minqing.services.intake.store import SqlImportStore, SqlReports, ingress_outcomes, plumbing
 from minqing.shared.contract import reference

@@ -47,7 +47,7 @@ def import_command(
     rejected, 2 the file refused or intake not reachable."""
     from rich.console import Console
 
-    from minqing.services.intake.list_client import run_import
+    from minqing.services.intake.channels.lists.client import run_import
 
     settings = Settings()
     base = url or f"http://{display_host(settings.host)}:{settings.intake_port}"
@@ -75,7 +75,7 @@ def _key_command(data_dir: Path, action: Callable[[AsyncEngine], Coroutine[Any, 
     message and exit code 1, not a traceback."""
     from sqlalchemy.exc import ProgrammingError
 
-    from minqing.services.intake.open311.keys import KeyProblem
+    from minqing.services.intake.channels.open311.keys import KeyProblem
 
     with database(data_dir) as run:
         try:
@@ -100,7 +100,7 @@ def open311_key_create(
     data_dir: DataDir = Path(".minqing"),
 ) -> None:
     """Create a key and print it, once."""
-    from minqing.services.intake.open311.keys import create_key
+    from minqing.services.intake.channels.open311.keys import create_key
     from minqing.shared.contract import reference
 
     name = name.strip()
@@ -120,7 +120,7 @@ def open311_key_create(
 @open311_key.command("list")
 def open311_key_list(data_dir: DataDir = Path(".minqing")) -> None:
     """List the keys: name, source, created, revoked (never the keys themselves)."""
-    from minqing.services.intake.open311.keys import list_keys
+    from minqing.services.intake.channels.open311.keys import list_keys
 
     for key in _key_command(data_dir, list_keys):
         revoked = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
@@ -133,7 +133,7 @@ def open311_key_revoke(
     data_dir: DataDir = Path(".minqing"),
 ) -> None:
     """Revoke a key: requests with it are refused (403) from now on."""
-    from minqing.services.intake.open311.keys import revoke_key
+    from minqing.services.intake.channels.open311.keys import revoke_key
 
     _key_command(data_dir, lambda e: revoke_key(e, name.strip(), datetime.now(UTC)))
     typer.echo(f"Revoked Open311 api key {name.strip()!r}.")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from minqing.services.intake.channels.nats.consumer import ingress_channels
 from minqing.services.intake.handlers import HANDLERS
-from minqing.services.intake.ingress_consumer import ingress_channels
 from minqing.services.intake.residents.handlers import REPLY_HANDLERS
 from minqing.shared.contract.declaration import Declaration
 from minqing.shared.service.settings import Settings

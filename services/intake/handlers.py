@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol, TypeVar
 
+from minqing.services.intake.channels.open311.domain import Extras
 from minqing.services.intake.domain import (
     OpenMatter,
     ReportIssue,
@@ -19,7 +20,6 @@ from minqing.services.intake.domain import (
     decide_report,
     find_duplicate,
 )
-from minqing.services.intake.open311.domain import Extras
 from minqing.shared.contract.envelope import Envelope
 from minqing.shared.contract.events import (
     IssueAssigned,

@@ -29,13 +29,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+# Open311's tables are in this schema too: imported so that this module's ``metadata``
+# (migrations, the drift test) holds every intake table.
+from minqing.services.intake.channels.open311 import tables as _open311_tables  # noqa: F401
 from minqing.services.intake.domain import OpenMatter, ReportIssue
 from minqing.services.intake.handlers import MatterStatus, StoredReport
 from minqing.services.intake.imports import ImportJob, ImportProgress, ListRow, PendingRow
-
-# Open311's tables are in this schema too: imported so that this module's ``metadata``
-# (migrations, the drift test) holds every intake table.
-from minqing.services.intake.open311 import tables as _open311_tables  # noqa: F401
 from minqing.services.intake.residents import tables as _residents_tables  # noqa: F401
 from minqing.services.intake.schema import SCHEMA as SCHEMA
 from minqing.services.intake.schema import metadata as metadata

@@ -17,6 +17,10 @@ from openpyxl import Workbook
 from sqlalchemy import func, select, text
 
 from minqing.services.intake.app import create_app
+from minqing.services.intake.channels.lists.api import validate_row
+from minqing.services.intake.channels.lists.reader import ListReader
+from minqing.services.intake.channels.lists.sheets import ListLimits, ListTooLarge, read_list
+from minqing.services.intake.channels.lists.workbooks import WorkbookLimits
 from minqing.services.intake.handlers import Policy
 from minqing.services.intake.imports import (
     ImportJob,
@@ -25,11 +29,7 @@ from minqing.services.intake.imports import (
     prune_imports,
     start_import,
 )
-from minqing.services.intake.imports_api import validate_row
-from minqing.services.intake.list_reader import ListReader
-from minqing.services.intake.lists import ListLimits, ListTooLarge, read_list
 from minqing.services.intake.store import SqlImportStore, import_rows, imports, plumbing, reports
-from minqing.services.intake.workbooks import WorkbookLimits
 from minqing.shared.contract import reference
 from minqing.shared.contract.envelope import Envelope
 from minqing.shared.service.runtime import Runtime
@@ -390,7 +390,7 @@ LOOSE = ListLimits(WorkbookLimits(max_unzipped_bytes=1 << 30, max_cells=10**8), 
 
 
 def reader_children() -> list[psutil.Process]:
-    reader = "minqing.services.intake.list_reader"
+    reader = "minqing.services.intake.channels.lists.reader"
     return [p for p in psutil.Process().children() if reader in p.cmdline()]
 
 

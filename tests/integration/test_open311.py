@@ -23,8 +23,8 @@ from typer.testing import CliRunner, Result
 
 from minqing.services import cli
 from minqing.services.intake.app import create_app
-from minqing.services.intake.open311.keys import create_key, revoke_key
-from minqing.services.intake.open311.tables import api_keys, media, requests
+from minqing.services.intake.channels.open311.keys import create_key, revoke_key
+from minqing.services.intake.channels.open311.tables import api_keys, media, requests
 from minqing.services.intake.store import reporter_contacts, reports
 from minqing.shared.contract.envelope import Envelope
 from minqing.shared.contract.events import IssueLookbackPassed

@@ -11,7 +11,7 @@ from minqing.services import cli
 from minqing.services.assignment.handlers import HANDLERS as ASSIGNMENT
 from minqing.services.catalog import channels, consumers
 from minqing.services.followup.handlers import HANDLERS as FOLLOWUP
-from minqing.services.intake.ingress_consumer import ingress_subjects
+from minqing.services.intake.channels.nats.consumer import ingress_subjects
 from minqing.shared.contract.asyncapi import EMITTED_BY, asyncapi
 from minqing.shared.contract.events import EVENT_CLASSES
 from minqing.shared.messaging.dispatch import consumed_types

@@ -11,15 +11,15 @@ from cloudevents.v1.conversion import to_binary, to_structured
 from cloudevents.v1.http import CloudEvent
 
 from minqing.services.catalog import ingress_kinds
-from minqing.services.intake.handlers import Policy
-from minqing.services.intake.ingress import (
+from minqing.services.intake.channels.nats.consumer import CONSUMER, IngressConsumer
+from minqing.services.intake.channels.nats.reader import (
     IngressMessage,
     Refused,
     read_ingress,
     report_command,
     source_token,
 )
-from minqing.services.intake.ingress_consumer import CONSUMER, IngressConsumer
+from minqing.services.intake.handlers import Policy
 from minqing.services.intake.store import plumbing
 from minqing.shared.contract import reference
 from minqing.shared.ingress.cloudevents import outcome_id

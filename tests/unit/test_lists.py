@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from minqing.services.intake import lists
-from minqing.services.intake.imports_api import validate_row
-from minqing.services.intake.lists import (
+from minqing.services.intake.channels.lists import sheets as lists
+from minqing.services.intake.channels.lists.api import validate_row
+from minqing.services.intake.channels.lists.sheets import (
     ListLimits,
     ListRefused,
     ListTooLarge,
@@ -21,7 +21,7 @@ from minqing.services.intake.lists import (
     UnsupportedFormat,
     read_list,
 )
-from minqing.services.intake.workbooks import WorkbookLimits
+from minqing.services.intake.channels.lists.workbooks import WorkbookLimits
 from minqing.shared.contract import reference
 from minqing.shared.service.settings import REFERENCE_DIR
 from tests.support import hostile_xlsx as hostile

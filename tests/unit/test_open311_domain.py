@@ -8,9 +8,9 @@ from xml.etree import ElementTree
 
 import pytest
 
-from minqing.services.intake.open311 import domain, formats
-from minqing.services.intake.open311.domain import Open311Error, StoredRequest
-from minqing.services.intake.open311.keys import key_hash, new_key
+from minqing.services.intake.channels.open311 import domain, formats
+from minqing.services.intake.channels.open311.domain import Open311Error, StoredRequest
+from minqing.services.intake.channels.open311.keys import key_hash, new_key
 from minqing.shared.contract import reference
 from minqing.shared.service.settings import REFERENCE_DIR
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from minqing.services.intake.api import Phone
+from minqing.services.intake.channels.http.api import Phone
 from minqing.services.intake.residents import store
 from minqing.services.intake.residents.domain import (
     FeedbackAlreadyGiven,

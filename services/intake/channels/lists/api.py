@@ -16,7 +16,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Response, UploadFile, status
 from pydantic import AfterValidator, BaseModel, StringConstraints, ValidationError
 
-from minqing.services.intake.api import ReportIn
+from minqing.services.intake.channels.http.api import ReportIn
+from minqing.services.intake.channels.lists.reader import ListReader
+from minqing.services.intake.channels.lists.sheets import (
+    ListLimits,
+    ListRefused,
+    ListTooLarge,
+    Row,
+    Sheet,
+    UnsupportedFormat,
+    printable,
+)
+from minqing.services.intake.channels.lists.workbooks import WorkbookLimits
 from minqing.services.intake.imports import (
     ImportJob,
     ImportProgress,
@@ -26,17 +37,6 @@ from minqing.services.intake.imports import (
     import_progress,
     start_import,
 )
-from minqing.services.intake.list_reader import ListReader
-from minqing.services.intake.lists import (
-    ListLimits,
-    ListRefused,
-    ListTooLarge,
-    Row,
-    Sheet,
-    UnsupportedFormat,
-    printable,
-)
-from minqing.services.intake.workbooks import WorkbookLimits
 from minqing.shared.contract.reference import code_of
 from minqing.shared.domain.ids import new_id
 from minqing.shared.domain.text import Line

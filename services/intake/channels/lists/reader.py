@@ -4,7 +4,7 @@ The checks in ``workbooks`` bound what a file may hold before it is parsed; this
 second wall. Whatever a list costs to read (memory that Python keeps once it has grown,
 CPU that would hold intake's interpreter lock), a child process pays it, and it ends with
 the read: intake's own memory and its other requests do not feel it. The child is a fresh
-interpreter (``python -P -m minqing.services.intake.list_reader``, about 0.15 s to start):
+interpreter (``python -P -m minqing.services.intake.channels.lists.reader``, about 0.15 s to start):
 it inherits none of intake's threads or connections. The file goes in on its stdin; the
 sheet (or the refusal) comes back as JSON on its stdout.
 """
@@ -19,7 +19,7 @@ import warnings
 from dataclasses import asdict
 from typing import Any
 
-from minqing.services.intake.lists import (
+from minqing.services.intake.channels.lists.sheets import (
     ListLimits,
     ListRefused,
     ListTooLarge,
@@ -30,7 +30,7 @@ from minqing.services.intake.lists import (
     UnsupportedFormat,
     read_list,
 )
-from minqing.services.intake.workbooks import WorkbookLimits
+from minqing.services.intake.channels.lists.workbooks import WorkbookLimits
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any, Literal
 
-from minqing.services.intake.workbooks import (
+from minqing.services.intake.channels.lists.workbooks import (
     WorkbookForbidden,
     WorkbookLimits,
     WorkbookTooLarge,

@@ -10,8 +10,7 @@ from collections.abc import Collection, Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from minqing.services.intake import outcomes
-from minqing.services.intake.handlers import IdempotencyKeyReused, Policy, Reports, accept_report
-from minqing.services.intake.ingress import (
+from minqing.services.intake.channels.nats.reader import (
     INGRESS_TYPE,
     KIND,
     STRUCTURED,
@@ -20,6 +19,7 @@ from minqing.services.intake.ingress import (
     Refused,
     report_command,
 )
+from minqing.services.intake.handlers import IdempotencyKeyReused, Policy, Reports, accept_report
 from minqing.services.intake.outcomes import IngressOutcome
 from minqing.services.intake.store import SqlReports, ingress_outcomes
 from minqing.shared.contract.asyncapi import Channel

@@ -15,21 +15,21 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from minqing.services.intake.channels.open311 import domain, formats
+from minqing.services.intake.channels.open311.domain import Open311Error, bad_request, not_found
+from minqing.services.intake.channels.open311.errors import Open311ErrorFormat
+from minqing.services.intake.channels.open311.keys import key_hash
+from minqing.services.intake.channels.open311.store import (
+    Open311Reports,
+    active_key,
+    find_media,
+    find_requests,
+)
 from minqing.services.intake.handlers import (
     IdempotencyKeyReused,
     Policy,
     ServiceRequest,
     report_service_request,
-)
-from minqing.services.intake.open311 import domain, formats
-from minqing.services.intake.open311.domain import Open311Error, bad_request, not_found
-from minqing.services.intake.open311.errors import Open311ErrorFormat
-from minqing.services.intake.open311.keys import key_hash
-from minqing.services.intake.open311.store import (
-    Open311Reports,
-    active_key,
-    find_media,
-    find_requests,
 )
 from minqing.shared.contract.reference import ReferenceData
 from minqing.shared.domain.clock import Clock

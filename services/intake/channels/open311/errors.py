@@ -9,8 +9,8 @@ from typing import Any
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from minqing.services.intake.open311.domain import Open311Error
-from minqing.services.intake.open311.formats import error, format_of_path
+from minqing.services.intake.channels.open311.domain import Open311Error
+from minqing.services.intake.channels.open311.formats import error, format_of_path
 
 # The spec: 404 for what does not exist, 403 for the api_key, 400 for the rest; a body
 # too large (413), a wrong method (405) and an outage (503, retry) keep their own codes.

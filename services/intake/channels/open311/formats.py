@@ -9,7 +9,12 @@ from xml.etree import ElementTree
 
 from fastapi.responses import Response
 
-from minqing.services.intake.open311.domain import FORMATS, Format, Open311Error, bad_request
+from minqing.services.intake.channels.open311.domain import (
+    FORMATS,
+    Format,
+    Open311Error,
+    bad_request,
+)
 
 # Wrapper element -> its repeated child, wherever a list appears.
 CHILDREN = {

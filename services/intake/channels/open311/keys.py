@@ -17,8 +17,8 @@ from typing import NoReturn
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from minqing.services.intake.open311.store import ApiKey, all_keys
-from minqing.services.intake.open311.tables import api_keys
+from minqing.services.intake.channels.open311.store import ApiKey, all_keys
+from minqing.services.intake.channels.open311.tables import api_keys
 from minqing.shared.domain.ids import new_id
 from minqing.shared.persistence.races import first_wins
 

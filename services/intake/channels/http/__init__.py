@@ -1,0 +1,1 @@
+"""Reports over HTTP (JSON): the request model, one handler call per route."""

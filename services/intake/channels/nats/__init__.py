@@ -1,0 +1,1 @@
+"""Department systems' CloudEvents on NATS: the reader and the ingress consumer."""
