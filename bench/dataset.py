@@ -48,6 +48,7 @@ from bench.stack import REPO, SETTINGS, asyncpg_dsn
 from minqing.services.projection import audit
 from minqing.services.projection.domain import Recorded, fold_versions
 from minqing.services.projection.views import history, issues
+from minqing.services.projection.views.issues import write as issue_rows
 from minqing.shared.contract import reference
 from minqing.shared.contract.envelope import Envelope, wrap
 from minqing.shared.contract.events import (
@@ -368,8 +369,8 @@ class Builder:
     def add(self, delivery: Delivery, last: bool, rows: Rows) -> None:
         self.entries.append(history._entry(delivery))
         issue_id = delivery.envelope.subject
-        self.records.setdefault(issue_id, []).append(issues._record(delivery))
-        rows.issue_events.append(issues.event_row(delivery))
+        self.records.setdefault(issue_id, []).append(issue_rows._record(delivery))
+        rows.issue_events.append(issue_rows.event_row(delivery))
         if last:
             self.finished.append(issue_id)
         if len(self.entries) >= SEAL_CHUNK:
@@ -390,8 +391,8 @@ class Builder:
             self.issue_heads.pop(issue_id, None)
             view, versions = fold_versions(issue_id, self.records.pop(issue_id))
             if view.status is not None:
-                rows.issues.append(issues._row(view))
-            rows.versions.extend(issues._version_row(v) for v in versions)
+                rows.issues.append(issue_rows._row(view))
+            rows.versions.extend(issue_rows._version_row(v) for v in versions)
         self.finished = []
 
 
@@ -408,12 +409,12 @@ def build(stream: Iterable[tuple[Delivery, bool]]) -> Iterator[Rows]:
     yield rows
 
 
-_VERSIONS: Sequence[str] = issues._VERSION_COLUMNS
+_VERSIONS: Sequence[str] = issue_rows._VERSION_COLUMNS
 TARGETS = (
     (history.events, history._COLUMNS, "events"),
-    (issues.issues, issues._COLUMNS, "issues"),
+    (issues.issues, issue_rows._COLUMNS, "issues"),
     (issues.issue_versions, _VERSIONS, "versions"),
-    (issues.issue_events, issues._EVENT_COLUMNS, "issue_events"),
+    (issues.issue_events, issue_rows._EVENT_COLUMNS, "issue_events"),
 )
 
 

@@ -14,9 +14,10 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import AfterValidator, AwareDatetime, BaseModel
 
 from minqing.services.projection import exports, stats
-from minqing.services.projection.domain import IssueView, is_overdue
+from minqing.services.projection.domain import IssueView
 from minqing.services.projection.sentences import Names, describe
 from minqing.services.projection.views import history, issues
+from minqing.services.projection.views.issues.output import IssueOut
 from minqing.shared.contract.events import IssueStatus
 from minqing.shared.contract.reference import Kind, active
 from minqing.shared.domain.clock import Clock, local_date
@@ -36,46 +37,6 @@ def _optional_code(kind: Kind) -> Callable[[str | None], str | None]:
         return None if code is None else active().resolve(kind, code)
 
     return check
-
-
-class IssueOut(BaseModel):
-    issue_id: str
-    status: IssueStatus
-    title: str | None
-    description: str | None
-    category: str | None
-    village: str | None
-    source: str | None
-    reporter_ref: str | None
-    reporter_phone_masked: str | None
-    external_ref: str | None
-    split_from: str | None
-    scale: str | None
-    duplicate_count: int
-    address: str | None
-    lat: float | None
-    lon: float | None
-    unit: str | None
-    responsible_person_id: str | None
-    responsible_person_name: str | None
-    deadline: date | None
-    deadline_calendar: str | None
-    deadline_provisional: bool
-    deadline_note: str | None
-    overdue: bool
-    assignment_no: int
-    lookback_due: date | None
-    lookback_due_provisional: bool
-    escalation_level: int
-    escalated_to: str | None
-    reported_at: datetime | None
-    assigned_at: datetime | None
-    resolved_at: datetime | None
-    closed_at: datetime | None
-    last_event_at: datetime | None
-    last_epoch: int
-    last_position: int
-    event_count: int
 
 
 class IssuePage(BaseModel):
@@ -194,7 +155,7 @@ def build_router(
         return datetime.combine(day, time.min, tzinfo=zone)
 
     def out(view: IssueView, on: date | None = None) -> IssueOut:
-        return IssueOut(**asdict(view), overdue=is_overdue(view, on or today()))
+        return IssueOut.of(view, on or today())
 
     def day_of(p: FilterParams) -> date:
         """The day the answer is for: today, or the day of ``as_of`` in the town."""
