@@ -9,11 +9,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Generic, TypeVar
 
+import asyncpg  # type: ignore[import-untyped]
+
 from minqing.services.assignment.domain import Assignment, RegistryRow
 from minqing.services.followup.domain import Case, has_provisional_milestones, next_milestone_due
 from minqing.services.followup.handlers import FundTotal, Tracked
 from minqing.services.intake.domain import OpenMatter
 from minqing.services.intake.handlers import MatterStatus, StoredReport
+from minqing.services.intake.store import MAX_CANDIDATES
 from minqing.shared.contract.envelope import Envelope
 from minqing.shared.contract.events import IssueReported
 from minqing.shared.persistence.uow import UnitOfWork
@@ -140,6 +143,7 @@ class InMemoryReports:
     def __init__(self) -> None:
         self.reports: dict[str, StoredReport] = {}
         self.matters: dict[str, tuple[IssueReported, MatterStatus]] = {}
+        self.reported_at: dict[str, datetime] = {}
         self.contacts: dict[str, tuple[str | None, str | None]] = {}
 
     async def by_key(self, source: str, key: str) -> StoredReport | None:
@@ -157,21 +161,45 @@ class InMemoryReports:
         return self.reports.get(report_id)
 
     async def of_issue(self, issue_id: str) -> list[StoredReport]:
-        return [r for r in self.reports.values() if r.issue_id == issue_id]
+        found = [r for r in self.reports.values() if r.issue_id == issue_id]
+        return sorted(found, key=lambda r: r.received_at)
 
     async def open_matters(self, village: str, category: str) -> list[OpenMatter]:
-        return [
-            OpenMatter(issue_id, content.title)
+        found = [
+            issue_id
             for issue_id, (content, status) in self.matters.items()
             if (content.village, content.category) == (village, category)
             and status.status != "closed"
         ]
+        newest_first = sorted(found, key=self.reported_at.__getitem__, reverse=True)
+        return [OpenMatter(i, self.matters[i][0].title) for i in newest_first[:MAX_CANDIDATES]]
 
     async def add(self, report: StoredReport) -> None:
+        """Refused as the SQL store's constraints refuse it, with their names."""
+        content = report.content
+        for constraint, clash in {
+            "reports_pkey": lambda r: r.report_id == report.report_id,
+            "reports_event_id_key": lambda r: r.event_id == report.event_id,
+            "reports_source_idempotency_key_key": lambda r: (
+                report.idempotency_key is not None
+                and (r.content.source, r.idempotency_key)
+                == (content.source, report.idempotency_key)
+            ),
+            "reports_source_external_ref_key": lambda r: (
+                content.external_ref is not None
+                and (r.content.source, r.content.external_ref)
+                == (content.source, content.external_ref)
+            ),
+        }.items():
+            if self._find(clash) is not None:
+                raise unique_violation(constraint)
         self.reports[report.report_id] = report
 
     async def add_matter(self, issue_id: str, content: IssueReported, at: datetime) -> None:
+        if issue_id in self.matters:
+            raise unique_violation("matters_pkey")
         self.matters[issue_id] = (content, MatterStatus("open", "reported"))
+        self.reported_at[issue_id] = at
 
     async def move(self, report_id: str, issue_id: str, event_id: str) -> None:
         report = self.reports[report_id]
@@ -187,3 +215,12 @@ class InMemoryReports:
         self, reporter_ref: str, name: str | None, phone: str | None, created_at: datetime
     ) -> None:
         self.contacts[reporter_ref] = (name, phone)
+
+
+def unique_violation(constraint: str) -> Exception:
+    """The error PostgreSQL's driver raises when ``constraint`` refuses a row."""
+    message = f'duplicate key value violates unique constraint "{constraint}"'
+    error: Exception = asyncpg.UniqueViolationError.new(
+        {"M": message, "n": constraint, "C": "23505"}
+    )
+    return error
