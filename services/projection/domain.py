@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import date, datetime
+from functools import singledispatch
 from typing import Any
 
 from minqing.shared.contract.envelope import NewerVersion, UnreadableEvent, read
@@ -93,7 +94,7 @@ class IssueView:
 _NAMES = frozenset(f.name for f in fields(IssueView))
 
 
-def evolve(view: IssueView, **changes: Any) -> IssueView:
+def with_changes(view: IssueView, **changes: Any) -> IssueView:
     """``dataclasses.replace`` for the view, without re-running ``__init__`` over its 38
     fields (which a frozen dataclass does one ``object.__setattr__`` at a time: under
     py-spy a tenth of the projection's time)."""
@@ -107,7 +108,7 @@ def evolve(view: IssueView, **changes: Any) -> IssueView:
 
 def stored(values: Mapping[str, Any]) -> IssueView:
     """The view from a stored row (a mapping with every field, and maybe more), built
-    like ``evolve`` builds one."""
+    like ``with_changes`` builds one."""
     new = object.__new__(IssueView)
     new.__dict__.update({name: values[name] for name in _NAMES})
     return new
@@ -129,7 +130,7 @@ def fold_versions(issue_id: str, events: Iterable[Recorded]) -> tuple[IssueView,
     view = IssueView(issue_id=issue_id)
     versions: list[Version] = []
     for record in sorted(events, key=lambda r: r.at):
-        previous, view = view, step(view, typed(record), record)
+        previous, view = view, evolve(view, record)
         if previous.status is not None:  # it was in the list until now
             versions.append((previous, until(view)))
     return view, versions
@@ -141,14 +142,19 @@ def until(view: IssueView) -> datetime:
     return view.last_event_at
 
 
+def evolve(view: IssueView, record: Recorded) -> IssueView:
+    """The view after the next recorded event of its matter (in stream order)."""
+    return step(view, typed(record), record)
+
+
 def step(view: IssueView, event: Event | None, record: Recorded) -> IssueView:
     """Apply the next event (in stream order) and note where it sits. The view's time never
     goes back (a producer's clock may lag another's), so a matter's states follow each other
-    in time without overlapping."""
+    in time without overlapping. ``event`` is ``record``'s, read once by the caller."""
     moment = record.time
     if view.last_event_at is not None and view.last_event_at > moment:
         moment = view.last_event_at
-    return evolve(
+    return with_changes(
         apply(view, event, record.time),
         last_event_at=moment,
         last_epoch=record.epoch,
@@ -166,63 +172,106 @@ def typed(record: Recorded) -> Event | None:
 
 
 def apply(view: IssueView, event: Event | None, at: datetime) -> IssueView:
-    """One step of the fold."""
-    if isinstance(event, IssueReported):
-        return evolve(view, status=view.status or "reported", reported_at=at, **event.model_dump())
-    if isinstance(event, IssueDuplicateReported):
-        return evolve(view, duplicate_count=view.duplicate_count + 1)
-    if isinstance(event, IssueAssigned):
-        return evolve(
-            view,
-            status="assigned",
-            unit=event.unit,
-            responsible_person_id=event.responsible_person_id,
-            responsible_person_name=event.responsible_person_name,
-            deadline=event.deadline,
-            deadline_calendar=event.calendar,
-            deadline_provisional=event.deadline_provisional,
-            deadline_note=event.deadline_note,
-            assignment_no=event.assignment_no,
-            assigned_at=at,
-            category=view.category or event.category,
-            village=view.village or event.village,
-            lookback_due=None,
-            lookback_due_provisional=False,
-            escalation_level=0,
-            escalated_to=None,
-            resolved_at=None,
-        )
-    if isinstance(event, IssueOverdue | IssueEscalated) and event.milestone is not None:
+    """One step of the fold: what ``event``, recorded ``at``, changes in the view."""
+    return _apply(event, view, at)
+
+
+@singledispatch
+def _apply(event: Event | None, view: IssueView, at: datetime) -> IssueView:
+    return view  # an event the list does not show, or one this code cannot read
+
+
+@_apply.register(IssueReported)
+def _reported(event: IssueReported, view: IssueView, at: datetime) -> IssueView:
+    return with_changes(
+        view, status=view.status or "reported", reported_at=at, **event.model_dump()
+    )
+
+
+@_apply.register(IssueDuplicateReported)
+def _duplicate(event: IssueDuplicateReported, view: IssueView, at: datetime) -> IssueView:
+    return with_changes(view, duplicate_count=view.duplicate_count + 1)
+
+
+@_apply.register(IssueAssigned)
+def _assigned(event: IssueAssigned, view: IssueView, at: datetime) -> IssueView:
+    return with_changes(
+        view,
+        status="assigned",
+        unit=event.unit,
+        responsible_person_id=event.responsible_person_id,
+        responsible_person_name=event.responsible_person_name,
+        deadline=event.deadline,
+        deadline_calendar=event.calendar,
+        deadline_provisional=event.deadline_provisional,
+        deadline_note=event.deadline_note,
+        assignment_no=event.assignment_no,
+        assigned_at=at,
+        category=view.category or event.category,
+        village=view.village or event.village,
+        lookback_due=None,
+        lookback_due_provisional=False,
+        escalation_level=0,
+        escalated_to=None,
+        resolved_at=None,
+    )
+
+
+@_apply.register(IssueOverdue)
+def _overdue(event: IssueOverdue, view: IssueView, at: datetime) -> IssueView:
+    if event.milestone is not None:
         return view  # a step of the plan, not the matter itself, is late
-    if isinstance(event, IssueOverdue):
-        return evolve(view, escalation_level=0, escalated_to=None)
-    if isinstance(event, IssueEscalated):
-        return evolve(view, escalation_level=event.level, escalated_to=event.to_person_name)
-    if isinstance(event, IssueDeadlineRecomputed):
-        return evolve(
-            view,
-            deadline=event.deadline,
-            deadline_calendar=event.calendar,
-            deadline_provisional=event.provisional,
-            deadline_note=event.note,
-        )
-    if isinstance(event, IssueResolved):
-        return evolve(
-            view,
-            status="resolved",
-            resolved_at=at,
-            lookback_due=event.lookback_due,
-            lookback_due_provisional=event.lookback_due_provisional,
-        )
-    if isinstance(event, IssueLookbackDueRecomputed):
-        return evolve(
-            view, lookback_due=event.lookback_due, lookback_due_provisional=event.provisional
-        )
-    if isinstance(event, IssueLookbackPassed):
-        return evolve(view, status="closed", closed_at=at)
-    if isinstance(event, IssueLookbackFailed):
-        return evolve(view, status="reopened")
-    return view
+    return with_changes(view, escalation_level=0, escalated_to=None)
+
+
+@_apply.register(IssueEscalated)
+def _escalated(event: IssueEscalated, view: IssueView, at: datetime) -> IssueView:
+    if event.milestone is not None:
+        return view  # a step of the plan, not the matter itself, is late
+    return with_changes(view, escalation_level=event.level, escalated_to=event.to_person_name)
+
+
+@_apply.register(IssueDeadlineRecomputed)
+def _deadline_recomputed(
+    event: IssueDeadlineRecomputed, view: IssueView, at: datetime
+) -> IssueView:
+    return with_changes(
+        view,
+        deadline=event.deadline,
+        deadline_calendar=event.calendar,
+        deadline_provisional=event.provisional,
+        deadline_note=event.note,
+    )
+
+
+@_apply.register(IssueResolved)
+def _resolved(event: IssueResolved, view: IssueView, at: datetime) -> IssueView:
+    return with_changes(
+        view,
+        status="resolved",
+        resolved_at=at,
+        lookback_due=event.lookback_due,
+        lookback_due_provisional=event.lookback_due_provisional,
+    )
+
+
+@_apply.register(IssueLookbackDueRecomputed)
+def _lookback_due_recomputed(
+    event: IssueLookbackDueRecomputed, view: IssueView, at: datetime
+) -> IssueView:
+    return with_changes(
+        view, lookback_due=event.lookback_due, lookback_due_provisional=event.provisional
+    )
+
+
+@_apply.register(IssueLookbackPassed)
+def _lookback_passed(event: IssueLookbackPassed, view: IssueView, at: datetime) -> IssueView:
+    return with_changes(view, status="closed", closed_at=at)
+
+
+@_apply.register(IssueLookbackFailed)
+def _lookback_failed(event: IssueLookbackFailed, view: IssueView, at: datetime) -> IssueView:
+    return with_changes(view, status="reopened")
 
 
 def is_overdue(view: IssueView, today: date) -> bool:

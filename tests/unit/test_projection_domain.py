@@ -11,6 +11,7 @@ from minqing.services.projection.domain import (
     IssueView,
     Recorded,
     apply,
+    evolve,
     fold,
     fold_versions,
     is_overdue,
@@ -112,6 +113,15 @@ def history() -> list[Recorded]:
 
 def test_a_matter_without_events_has_no_status() -> None:
     assert fold("issue-1", []) == IssueView(issue_id="issue-1")
+
+
+def test_the_list_is_the_view_evolved_by_each_recorded_event_in_turn() -> None:
+    view = IssueView(issue_id="issue-1")
+    for record in [*history(), unknown(4)]:
+        view = evolve(view, record)
+
+    assert view == fold("issue-1", [*history(), unknown(4)])
+    assert (view.status, view.event_count) == ("resolved", 4)
 
 
 def test_a_report_shows_what_was_reported_and_where() -> None:
