@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from minqing.services.projection import dashboard
-from minqing.services.projection.api import build_router
-from minqing.services.projection.audit_api import build_audit_router
+from minqing.services.projection import api, audit_api, dashboard
 from minqing.services.projection.declaration import declaration
 from minqing.services.projection.sentences import Names
 from minqing.services.projection.store import plumbing
@@ -16,6 +14,7 @@ from minqing.shared.domain.clock import Clock, system_clock
 from minqing.shared.service.runtime import build_runtime
 from minqing.shared.service.settings import Settings
 from minqing.shared.web.app import create_service_app
+from minqing.shared.web.errors import map_errors
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> FastAPI:
@@ -34,9 +33,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         description="The list of matters and each matter's full audit trail, for supervisors.",
     )
     names = Names(ref)
-    app.include_router(
-        build_router(rt.sessions, clock, settings.timezone, names, settings.list_count_limit)
+    # what the routes depend on (api.DeskDep)
+    app.state.desk = api.Desk(
+        rt.sessions, clock, settings.timezone, names, settings.list_count_limit
     )
-    app.include_router(build_audit_router(rt.sessions, clock))
+    app.include_router(api.router)
+    app.include_router(audit_api.router)
+    map_errors(app, api.ERRORS)
     dashboard.install(app, names)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from minqing.services.projection.audit import Checkpoint
@@ -53,34 +53,46 @@ class VerificationOut(BaseModel):
     checkpoint: CheckpointRef | None
 
 
-def build_audit_router(sessions: Sessions, clock: Clock) -> APIRouter:
-    router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+def sessions_of(request: Request) -> Sessions:
+    sessions: Sessions = request.app.state.runtime.sessions
+    return sessions
 
-    @router.get("/checkpoint")
-    async def get_checkpoint() -> CheckpointOut:
-        """The current head of the audit log (position, hash, count, time)."""
-        return CheckpointOut.of(await checkpoint(sessions, clock()))
 
-    @router.get("/verify")
-    async def get_verify(
-        log_seq: Annotated[int | None, Query(ge=1)] = None,
-        hash: Hash | None = None,
-    ) -> VerificationOut:
-        """Recompute the hash chain (the whole log, then each matter's) and name the first
-        entry that was changed, deleted or inserted. With ``log_seq`` and ``hash`` from an
-        earlier checkpoint, a rewrite of the chain up to there is caught too."""
-        against = None
-        if log_seq is not None and hash is not None:
-            against = Checkpoint(log_seq=log_seq, hash=hash, count=0, time=datetime.min)
-        found = await verify(sessions, against)
-        problem = found.problem
-        return VerificationOut(
-            ok=found.ok,
-            entries=found.entries,
-            head_log_seq=found.head_log_seq,
-            head_hash=found.head_hash,
-            problem=None if problem is None else ProblemOut(**problem.__dict__),
-            checkpoint=None if against is None else CheckpointRef(log_seq=log_seq, hash=hash),
-        )
+def clock_of(request: Request) -> Clock:
+    clock: Clock = request.app.state.runtime.clock
+    return clock
 
-    return router
+
+SessionsDep = Annotated[Sessions, Depends(sessions_of)]
+ClockDep = Annotated[Clock, Depends(clock_of)]
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+
+@router.get("/checkpoint")
+async def get_checkpoint(sessions: SessionsDep, clock: ClockDep) -> CheckpointOut:
+    """The current head of the audit log (position, hash, count, time)."""
+    return CheckpointOut.of(await checkpoint(sessions, clock()))
+
+
+@router.get("/verify")
+async def get_verify(
+    sessions: SessionsDep,
+    log_seq: Annotated[int | None, Query(ge=1)] = None,
+    hash: Hash | None = None,
+) -> VerificationOut:
+    """Recompute the hash chain (the whole log, then each matter's) and name the first
+    entry that was changed, deleted or inserted. With ``log_seq`` and ``hash`` from an
+    earlier checkpoint, a rewrite of the chain up to there is caught too."""
+    against = None
+    if log_seq is not None and hash is not None:
+        against = Checkpoint(log_seq=log_seq, hash=hash, count=0, time=datetime.min)
+    found = await verify(sessions, against)
+    problem = found.problem
+    return VerificationOut(
+        ok=found.ok,
+        entries=found.entries,
+        head_log_seq=found.head_log_seq,
+        head_hash=found.head_hash,
+        problem=None if problem is None else ProblemOut(**problem.__dict__),
+        checkpoint=None if against is None else CheckpointRef(log_seq=log_seq, hash=hash),
+    )
