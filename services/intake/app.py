@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from minqing.services.intake.channels.http.api import build_router
+from minqing.services.intake.channels.http import api as http
 from minqing.services.intake.channels.lists.api import PREFIX as IMPORTS_PATH
 from minqing.services.intake.channels.lists.api import build_imports_router
 from minqing.services.intake.channels.nats.consumer import CONSUMER, IngressConsumer
@@ -29,6 +29,7 @@ from minqing.shared.persistence.uow import SqlUnitOfWork
 from minqing.shared.service.runtime import build_runtime
 from minqing.shared.service.settings import Settings
 from minqing.shared.web.app import create_service_app
+from minqing.shared.web.errors import map_errors
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> FastAPI:
@@ -72,7 +73,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         # A list, and a photo with an Open311 request, may be larger than a report.
         upload_paths=(IMPORTS_PATH, f"{open311.PREFIX}/requests"),
     )
-    app.include_router(build_router(rt.units_of_work(SqlReports), ref, policy))
+    # What the routes depend on (minqing.services.intake.deps).
+    app.state.reference, app.state.policy = ref, policy
+    app.state.reports = rt.units_of_work(SqlReports)
+    app.include_router(http.router)
+    map_errors(app, http.ERRORS)
     app.include_router(build_imports_router(import_units, settings, worker.notify))
     open311.install(
         app, rt.units_of_work(Open311Reports), rt.sessions, ref, policy, settings, clock

@@ -16,22 +16,20 @@ from pydantic import (
     model_validator,
 )
 
+from minqing.services.intake.deps import PolicyDep, Reference, ReportUnits
 from minqing.services.intake.domain import ReportIssue
 from minqing.services.intake.handlers import (
     Accepted,
     IdempotencyKeyReused,
     NotADuplicate,
-    Policy,
-    Reports,
     StoredReport,
     report_issue,
     reports_of,
     split_duplicate,
 )
-from minqing.shared.contract.reference import ReferenceData, code_of
+from minqing.shared.contract.reference import code_of
 from minqing.shared.domain.text import Finite, Line, Text
 from minqing.shared.ingress.cloudevents import ExternalRef
-from minqing.shared.persistence.uow import UowFactory
 from minqing.shared.web.edge import IssueId
 
 # A sender's own ticket id: printable, no spaces at the ends.
@@ -153,77 +151,77 @@ class SplitIn(_Input):
     by: Annotated[Line, StringConstraints(min_length=1, max_length=100)]
 
 
-def build_router(units: UowFactory[Reports], ref: ReferenceData, policy: Policy) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["intake"])
+ERRORS: dict[type[Exception], int] = {
+    IdempotencyKeyReused: status.HTTP_409_CONFLICT,
+    NotADuplicate: status.HTTP_404_NOT_FOUND,
+}
+"""Intake's domain errors as HTTP statuses (registered on the app by ``app.py``)."""
 
-    @router.post(
-        "/reports",
-        status_code=status.HTTP_201_CREATED,
-        responses={200: {"description": "A retry with the same Idempotency-Key"}},
+router = APIRouter(prefix="/api/v1", tags=["intake"])
+
+
+@router.post(
+    "/reports",
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"description": "A retry with the same Idempotency-Key"}},
+)
+async def post_report(
+    body: ReportIn,
+    response: Response,
+    units: ReportUnits,
+    policy: PolicyDep,
+    idempotency_key: Annotated[Line | None, Header(max_length=200)] = None,
+    x_correlation_id: Annotated[Line | None, Header(max_length=200)] = None,
+) -> ReportAccepted:
+    """Put a matter on the list; it is routed and assigned automatically."""
+    # The validated request, not its bytes: a retry may format the same JSON differently.
+    digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    accepted = await report_issue(
+        units,
+        body.to_command(),
+        policy=policy,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        correlation_id=x_correlation_id,
     )
-    async def post_report(
-        body: ReportIn,
-        response: Response,
-        idempotency_key: Annotated[Line | None, Header(max_length=200)] = None,
-        x_correlation_id: Annotated[Line | None, Header(max_length=200)] = None,
-    ) -> ReportAccepted:
-        """Put a matter on the list; it is routed and assigned automatically."""
-        # The validated request, not its bytes: a retry may format the same JSON differently.
-        digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-        try:
-            accepted = await report_issue(
-                units,
-                body.to_command(),
-                policy=policy,
-                idempotency_key=idempotency_key,
-                request_hash=digest,
-                correlation_id=x_correlation_id,
-            )
-        except IdempotencyKeyReused as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-        if not accepted.created:
-            response.status_code = status.HTTP_200_OK
-        return ReportAccepted.of(accepted)
+    if not accepted.created:
+        response.status_code = status.HTTP_200_OK
+    return ReportAccepted.of(accepted)
 
-    @router.get(
-        "/issues/{issue_id}/reports",
-        responses={404: {"description": "No such matter"}},
-    )
-    async def get_reports(issue_id: IssueId) -> list[ReportOut]:
-        """Every report a matter stands on: the first, then the duplicates that joined it
-        (each reporter hears back). Names and phone numbers never leave intake."""
-        found = await reports_of(units, issue_id)
-        if not found:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no matter {issue_id}")
-        return [ReportOut.of(r) for r in found]
 
-    @router.post(
-        "/issues/{issue_id}/reports/{report_id}/split",
-        status_code=status.HTTP_201_CREATED,
-        responses={404: {"description": "That report is not merged into that matter"}},
-    )
-    async def post_split(issue_id: IssueId, report_id: IssueId, body: SplitIn) -> ReportAccepted:
-        """Undo a wrong duplicate match: the report becomes a matter of its own."""
-        try:
-            accepted = await split_duplicate(
-                units, issue_id, report_id, reason=body.reason, actor=body.by
-            )
-        except NotADuplicate as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-        return ReportAccepted.of(accepted)
+@router.get("/issues/{issue_id}/reports", responses={404: {"description": "No such matter"}})
+async def get_reports(issue_id: IssueId, units: ReportUnits) -> list[ReportOut]:
+    """Every report a matter stands on: the first, then the duplicates that joined it
+    (each reporter hears back). Names and phone numbers never leave intake."""
+    found = await reports_of(units, issue_id)
+    if not found:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no matter {issue_id}")
+    return [ReportOut.of(r) for r in found]
 
-    @router.get("/reference")
-    async def get_reference() -> dict[str, Any]:
-        """The valid codes: categories, villages, sources and units, with their names."""
-        return {
-            "groups": {k: v.name for k, v in ref.groups.items()},
-            "categories": {k: v.model_dump() for k, v in ref.categories.items()},
-            "villages": {
-                k: {"name": v.name, "kind": v.kind, "aliases": list(v.aliases)}
-                for k, v in ref.villages.items()
-            },
-            "sources": {k: v.name for k, v in ref.sources.items()},
-            "units": ref.codes("units"),
-        }
 
-    return router
+@router.post(
+    "/issues/{issue_id}/reports/{report_id}/split",
+    status_code=status.HTTP_201_CREATED,
+    responses={404: {"description": "That report is not merged into that matter"}},
+)
+async def post_split(
+    issue_id: IssueId, report_id: IssueId, body: SplitIn, units: ReportUnits
+) -> ReportAccepted:
+    """Undo a wrong duplicate match: the report becomes a matter of its own."""
+    accepted = await split_duplicate(units, issue_id, report_id, reason=body.reason, actor=body.by)
+    return ReportAccepted.of(accepted)
+
+
+@router.get("/reference")
+async def get_reference(ref: Reference) -> dict[str, Any]:
+    """The valid codes: categories, villages, sources and units, with their names."""
+    return {
+        "groups": {k: v.name for k, v in ref.groups.items()},
+        "categories": {k: v.model_dump() for k, v in ref.categories.items()},
+        "villages": {
+            k: {"name": v.name, "kind": v.kind, "aliases": list(v.aliases)}
+            for k, v in ref.villages.items()
+        },
+        "sources": {k: v.name for k, v in ref.sources.items()},
+        "units": ref.codes("units"),
+    }
