@@ -79,9 +79,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     app.include_router(http.router)
     map_errors(app, http.ERRORS)
     app.include_router(build_imports_router(import_units, settings, worker.notify))
-    open311.install(
-        app, rt.units_of_work(Open311Reports), rt.sessions, ref, policy, settings, clock
-    )
+    open311.install(app, rt.units_of_work(Open311Reports))
     app.include_router(build_ingress_router(rt, ingress, ingress_outcomes))
     app.include_router(residents_router)
     return app

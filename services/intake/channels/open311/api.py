@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,19 +20,25 @@ from minqing.services.intake.channels.open311.domain import Open311Error, bad_re
 from minqing.services.intake.channels.open311.errors import Open311ErrorFormat
 from minqing.services.intake.channels.open311.keys import key_hash
 from minqing.services.intake.channels.open311.store import (
+    ApiKey,
     Open311Reports,
     active_key,
     find_media,
     find_requests,
 )
+from minqing.services.intake.deps import (
+    ClockDep,
+    PolicyDep,
+    Reference,
+    SessionsDep,
+    SettingsDep,
+)
 from minqing.services.intake.handlers import (
     IdempotencyKeyReused,
-    Policy,
     ServiceRequest,
     report_service_request,
 )
 from minqing.shared.contract.reference import ReferenceData
-from minqing.shared.domain.clock import Clock
 from minqing.shared.domain.text import Line
 from minqing.shared.persistence.db import Sessions
 from minqing.shared.persistence.uow import UowFactory
@@ -43,6 +49,12 @@ PREFIX = "/open311/v2"
 # must be of the declared type (domain.check_photo).
 MEDIA_TYPES = domain.PHOTO_TYPES
 MAX_FIELDS = 100
+CHANGESET = "2026-11-25T00:00:00Z"
+MEDIA_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'",
+    "Cache-Control": "public, max-age=86400, immutable",
+}
 
 
 def _raw_query(request: Request) -> dict[str, list[str]]:
@@ -86,167 +98,193 @@ async def _form_params(
     return params, upload
 
 
-def build_router(
-    units: UowFactory[Open311Reports],
-    sessions: Sessions,
-    ref: ReferenceData,
-    policy: Policy,
-    settings: Settings,
-    clock: Clock,
-) -> APIRouter:
-    router = APIRouter(prefix=PREFIX, tags=["open311"])
-    jurisdiction = settings.open311_jurisdiction_id
+def open311_units(request: Request) -> UowFactory[Open311Reports]:
+    """Units of work on intake's reports and Open311's request tables."""
+    units: UowFactory[Open311Reports] = request.app.state.open311
+    return units
 
-    def base_url(request: Request) -> str:
-        return settings.open311_public_url or str(request.base_url).rstrip("/") + PREFIX
 
-    @router.get("/discovery.{fmt}")
-    async def discovery(request: Request, fmt: str) -> Response:
-        """Service discovery: this endpoint, its specification and formats."""
-        out = formats.format_of(fmt)
-        url = base_url(request)
-        return formats.render(
-            out,
-            "discovery",
-            {
-                "changeset": "2026-11-25T00:00:00Z",
-                "contact": f"Minqing intake for {jurisdiction}",
-                "key_service": "Api keys are issued by the town (minqing open311-key create)",
-                "endpoints": [
-                    {
-                        "specification": domain.SPECIFICATION,
-                        "url": url,
-                        "changeset": "2026-11-25T00:00:00Z",
-                        "type": "production",
-                        "formats": list(domain.FORMATS.values()),
-                    }
-                ],
-            },
+Units = Annotated[UowFactory[Open311Reports], Depends(open311_units)]
+router = APIRouter(prefix=PREFIX, tags=["open311"])
+
+
+def _base_url(request: Request, settings: Settings) -> str:
+    return settings.open311_public_url or str(request.base_url).rstrip("/") + PREFIX
+
+
+def _check(request: Request, settings: Settings) -> None:
+    """The query string names this town's jurisdiction, or none."""
+    domain.check_jurisdiction(_query(request), settings.open311_jurisdiction_id)
+
+
+@router.get("/discovery.{fmt}")
+async def discovery(request: Request, fmt: str, settings: SettingsDep) -> Response:
+    """Service discovery: this endpoint, its specification and formats."""
+    out = formats.format_of(fmt)
+    endpoint = {
+        "specification": domain.SPECIFICATION,
+        "url": _base_url(request, settings),
+        "changeset": CHANGESET,
+        "type": "production",
+        "formats": list(domain.FORMATS.values()),
+    }
+    return formats.render(
+        out,
+        "discovery",
+        {
+            "changeset": CHANGESET,
+            "contact": f"Minqing intake for {settings.open311_jurisdiction_id}",
+            "key_service": "Api keys are issued by the town (minqing open311-key create)",
+            "endpoints": [endpoint],
+        },
+    )
+
+
+@router.get("/services.{fmt}")
+async def services(request: Request, fmt: str, ref: Reference, settings: SettingsDep) -> Response:
+    """The service list: the town's category catalogue."""
+    out = formats.format_of(fmt)
+    _check(request, settings)
+    return formats.render(out, "services", domain.services(ref))
+
+
+@router.get("/services/{service_code}.{fmt}")
+async def service_definition(
+    request: Request, service_code: str, fmt: str, ref: Reference, settings: SettingsDep
+) -> Response:
+    """A service's attributes: the village (required) and a short title."""
+    out = formats.format_of(fmt)
+    _check(request, settings)
+    return formats.render(out, "service_definition", domain.service_definition(ref, service_code))
+
+
+@router.post("/requests.{fmt}")
+async def post_request(
+    request: Request,
+    fmt: str,
+    units: Units,
+    sessions: SessionsDep,
+    ref: Reference,
+    policy: PolicyDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[Line | None, Header(max_length=200)] = None,
+) -> Response:
+    """Create a service request (api_key required): a matter on the list at once."""
+    out = formats.format_of(fmt)
+    params, upload = await _form_params(request, max_form=settings.max_body_bytes)
+    given = domain.present(params)
+    domain.check_jurisdiction(given, settings.open311_jurisdiction_id)
+    key = await _api_key(sessions, given, ref)
+    command, extras = domain.parse_request(params, ref, key.source)
+    photo = await _media(upload, settings.max_upload_bytes)
+    # Scoped by api key: two apps reporting as the same source keep their keys apart.
+    scoped = f"open311:{key.key_id}:{idempotency_key}" if idempotency_key else None
+    try:
+        accepted = await report_service_request(
+            units,
+            command,
+            ServiceRequest(key.key_id, extras, photo),
+            policy=policy,
+            idempotency_key=scoped,
+            request_hash=_request_hash(given, photo),
         )
+    except IdempotencyKeyReused as exc:
+        raise Open311Error(409, str(exc)) from exc
+    notice = domain.service_notice(ref, command, accepted.duplicate_of)
+    body = {"service_request_id": accepted.report_id, "service_notice": notice}
+    return formats.render(out, "service_requests", [{**body, "account_id": extras.account_id}])
 
-    @router.get("/services.{fmt}")
-    async def services(request: Request, fmt: str) -> Response:
-        """The service list: the town's category catalogue."""
-        out = formats.format_of(fmt)
-        domain.check_jurisdiction(_query(request), jurisdiction)
-        return formats.render(out, "services", domain.services(ref))
 
-    @router.get("/services/{service_code}.{fmt}")
-    async def service_definition(request: Request, service_code: str, fmt: str) -> Response:
-        """A service's attributes: the village (required) and a short title."""
-        out = formats.format_of(fmt)
-        domain.check_jurisdiction(_query(request), jurisdiction)
-        return formats.render(
-            out, "service_definition", domain.service_definition(ref, service_code)
-        )
+@router.get("/requests.{fmt}")
+async def get_requests(
+    request: Request,
+    fmt: str,
+    sessions: SessionsDep,
+    ref: Reference,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> Response:
+    """Requests by id, or by service code, date window (90 days) and status."""
+    out = formats.format_of(fmt)
+    given = _query(request)
+    domain.check_jurisdiction(given, settings.open311_jurisdiction_id)
+    query = domain.parse_query(given, ref, clock())
+    async with sessions() as session:
+        rows = await find_requests(session, query)
+    views = [_view(request, row, ref, settings) for row in rows]
+    return formats.render(out, "service_requests", views)
 
-    @router.post("/requests.{fmt}")
-    async def post_request(
-        request: Request,
-        fmt: str,
-        idempotency_key: Annotated[Line | None, Header(max_length=200)] = None,
-    ) -> Response:
-        """Create a service request (api_key required): a matter on the list at once."""
-        out = formats.format_of(fmt)
-        params, upload = await _form_params(request, max_form=settings.max_body_bytes)
-        given = domain.present(params)
-        domain.check_jurisdiction(given, jurisdiction)
-        api_key = domain.single(given, "api_key")
-        if api_key is None:
-            raise Open311Error(403, "api_key is required to create a service request")
-        async with sessions() as session:
-            key = await active_key(session, key_hash(api_key.strip()))
-        if key is None:
-            raise Open311Error(403, "invalid api_key: unknown or revoked")
-        if key.source not in ref.sources:
-            raise bad_request(f"this api_key reports as {key.source!r}, no longer a source")
-        command, extras = domain.parse_request(params, ref, key.source)
-        photo = await _media(upload, settings.max_upload_bytes)
-        digest = _request_hash(given, photo)
-        # Scoped by api key: two apps reporting as the same source keep their keys apart.
-        scoped = f"open311:{key.key_id}:{idempotency_key}" if idempotency_key else None
-        try:
-            accepted = await report_service_request(
-                units,
-                command,
-                ServiceRequest(key.key_id, extras, photo),
-                policy=policy,
-                idempotency_key=scoped,
-                request_hash=digest,
-            )
-        except IdempotencyKeyReused as exc:
-            raise Open311Error(409, str(exc)) from exc
-        body = [
-            {
-                "service_request_id": accepted.report_id,
-                "service_notice": domain.service_notice(ref, command, accepted.duplicate_of),
-                "account_id": extras.account_id,
-            }
-        ]
-        return formats.render(out, "service_requests", body)
 
-    @router.get("/requests.{fmt}")
-    async def get_requests(request: Request, fmt: str) -> Response:
-        """Requests by id, or by service code, date window (90 days) and status."""
-        out = formats.format_of(fmt)
-        given = _query(request)
-        domain.check_jurisdiction(given, jurisdiction)
-        query = domain.parse_query(given, ref, clock())
+@router.get("/requests/{service_request_id}.{fmt}")
+async def get_request(
+    request: Request,
+    service_request_id: str,
+    fmt: str,
+    sessions: SessionsDep,
+    ref: Reference,
+    settings: SettingsDep,
+) -> Response:
+    """One request, as a list of one (as the spec shows it)."""
+    out = formats.format_of(fmt)
+    _check(request, settings)
+    row = await _one(sessions, service_request_id)
+    return formats.render(out, "service_requests", [_view(request, row, ref, settings)])
+
+
+@router.get("/tokens/{token}.{fmt}")
+async def get_token(
+    request: Request, token: str, fmt: str, sessions: SessionsDep, settings: SettingsDep
+) -> Response:
+    """Requests are created at once, so a token is the request's own id."""
+    out = formats.format_of(fmt)
+    _check(request, settings)
+    row = await _one(sessions, token, what="token")
+    body = [{"service_request_id": row.report_id, "token": token}]
+    return formats.render(out, "service_requests", body)
+
+
+@router.get("/media/{media_id}")
+async def get_media(media_id: str, sessions: SessionsDep) -> Response:
+    """A photo uploaded with a request."""
+    async with sessions() as session:
+        found = await find_media(session, media_id) if domain.is_request_id(media_id) else None
+    if found is None:
+        raise not_found(f"media {media_id[:40]!r} not found")
+    return Response(found.content, media_type=found.content_type, headers=MEDIA_HEADERS)
+
+
+async def _api_key(sessions: Sessions, given: dict[str, list[str]], ref: ReferenceData) -> ApiKey:
+    """The active api key the request came with, of a source still in the reference data."""
+    api_key = domain.single(given, "api_key")
+    if api_key is None:
+        raise Open311Error(403, "api_key is required to create a service request")
+    async with sessions() as session:
+        key = await active_key(session, key_hash(api_key.strip()))
+    if key is None:
+        raise Open311Error(403, "invalid api_key: unknown or revoked")
+    if key.source not in ref.sources:
+        raise bad_request(f"this api_key reports as {key.source!r}, no longer a source")
+    return key
+
+
+async def _one(
+    sessions: Sessions, request_id: str, what: str = "service_request_id"
+) -> domain.StoredRequest:
+    rows = []
+    if domain.is_request_id(request_id):
+        query = domain.RequestQuery(ids=(request_id.upper(),), limit=1)
         async with sessions() as session:
             rows = await find_requests(session, query)
-        return formats.render(out, "service_requests", [_view(request, row) for row in rows])
+    if not rows:
+        raise not_found(f"{what} {request_id[:40]!r} not found")
+    return rows[0]
 
-    @router.get("/requests/{service_request_id}.{fmt}")
-    async def get_request(request: Request, service_request_id: str, fmt: str) -> Response:
-        """One request, as a list of one (as the spec shows it)."""
-        out = formats.format_of(fmt)
-        domain.check_jurisdiction(_query(request), jurisdiction)
-        row = await _one(service_request_id)
-        return formats.render(out, "service_requests", [_view(request, row)])
 
-    @router.get("/tokens/{token}.{fmt}")
-    async def get_token(request: Request, token: str, fmt: str) -> Response:
-        """Requests are created at once, so a token is the request's own id."""
-        out = formats.format_of(fmt)
-        domain.check_jurisdiction(_query(request), jurisdiction)
-        row = await _one(token, what="token")
-        body = [{"service_request_id": row.report_id, "token": token}]
-        return formats.render(out, "service_requests", body)
-
-    @router.get("/media/{media_id}")
-    async def get_media(media_id: str) -> Response:
-        """A photo uploaded with a request."""
-        async with sessions() as session:
-            found = await find_media(session, media_id) if domain.is_request_id(media_id) else None
-        if found is None:
-            raise not_found(f"media {media_id[:40]!r} not found")
-        return Response(
-            found.content,
-            media_type=found.content_type,
-            headers={
-                "X-Content-Type-Options": "nosniff",
-                "Content-Security-Policy": "default-src 'none'",
-                "Cache-Control": "public, max-age=86400, immutable",
-            },
-        )
-
-    async def _one(request_id: str, what: str = "service_request_id") -> domain.StoredRequest:
-        rows = []
-        if domain.is_request_id(request_id):
-            async with sessions() as session:
-                rows = await find_requests(
-                    session, domain.RequestQuery(ids=(request_id.upper(),), limit=1)
-                )
-        if not rows:
-            raise not_found(f"{what} {request_id[:40]!r} not found")
-        return rows[0]
-
-    def _view(request: Request, row: domain.StoredRequest) -> dict[str, Any]:
-        return domain.request_view(
-            ref, row, timezone=settings.timezone, media_base=f"{base_url(request)}/media"
-        )
-
-    return router
+def _view(
+    request: Request, row: domain.StoredRequest, ref: ReferenceData, settings: Settings
+) -> dict[str, Any]:
+    media_base = f"{_base_url(request, settings)}/media"
+    return domain.request_view(ref, row, timezone=settings.timezone, media_base=media_base)
 
 
 async def _media(upload: UploadFile | None, limit: int) -> tuple[str, bytes] | None:
@@ -276,17 +314,10 @@ def _request_hash(given: dict[str, list[str]], photo: tuple[str, bytes] | None) 
     return digest.hexdigest()
 
 
-def install(
-    app: FastAPI,
-    units: UowFactory[Open311Reports],
-    sessions: Sessions,
-    ref: ReferenceData,
-    policy: Policy,
-    settings: Settings,
-    clock: Clock,
-) -> None:
+def install(app: FastAPI, units: UowFactory[Open311Reports]) -> None:
     """Serve Open311 on ``app``: the routes, and errors in the spec's format."""
-    app.include_router(build_router(units, sessions, ref, policy, settings, clock))
+    app.state.open311 = units  # what the routes depend on, beside minqing.services.intake.deps
+    app.include_router(router)
 
     async def open311_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Open311Error)
