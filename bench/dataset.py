@@ -45,9 +45,10 @@ from alembic.script import ScriptDirectory
 from ulid import ULID
 
 from bench.stack import REPO, SETTINGS, asyncpg_dsn
-from minqing.services.projection import audit
 from minqing.services.projection.domain import Recorded, fold_versions
 from minqing.services.projection.views import history, issues
+from minqing.services.projection.views.history import seal as audit
+from minqing.services.projection.views.history import write as history_rows
 from minqing.services.projection.views.issues import write as issue_rows
 from minqing.shared.contract import reference
 from minqing.shared.contract.envelope import Envelope, wrap
@@ -367,7 +368,7 @@ class Builder:
         self.finished: list[str] = []
 
     def add(self, delivery: Delivery, last: bool, rows: Rows) -> None:
-        self.entries.append(history._entry(delivery))
+        self.entries.append(history_rows._entry(delivery))
         issue_id = delivery.envelope.subject
         self.records.setdefault(issue_id, []).append(issue_rows._record(delivery))
         rows.issue_events.append(issue_rows.event_row(delivery))
@@ -382,8 +383,8 @@ class Builder:
         sealed = audit.seal(entries, self.head, self.issue_heads)
         for entry, seal in zip(entries, sealed, strict=True):
             values = {**entry, **asdict(seal)}
-            values["data"] = history._DATA.dump_json(entry["data"]).decode()
-            rows.events.append(tuple(values[c] for c in history._COLUMNS))
+            values["data"] = history_rows._DATA.dump_json(entry["data"]).decode()
+            rows.events.append(tuple(values[c] for c in history_rows._COLUMNS))
             self.issue_heads[entry["issue_id"]] = seal.issue_hash
         if sealed:
             self.head = (sealed[-1].log_seq, sealed[-1].hash)
@@ -411,7 +412,7 @@ def build(stream: Iterable[tuple[Delivery, bool]]) -> Iterator[Rows]:
 
 _VERSIONS: Sequence[str] = issue_rows._VERSION_COLUMNS
 TARGETS = (
-    (history.events, history._COLUMNS, "events"),
+    (history.events, history_rows._COLUMNS, "events"),
     (issues.issues, issue_rows._COLUMNS, "issues"),
     (issues.issue_versions, _VERSIONS, "versions"),
     (issues.issue_events, issue_rows._EVENT_COLUMNS, "issue_events"),

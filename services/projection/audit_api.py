@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
-from minqing.services.projection.audit import Checkpoint
-from minqing.services.projection.audit_store import checkpoint, verify
+from minqing.services.projection.views.history.seal import Checkpoint
+from minqing.services.projection.views.history.verify import checkpoint, verify
 from minqing.shared.domain.clock import Clock
 from minqing.shared.persistence.db import Sessions
 

@@ -31,7 +31,7 @@ audit = typer.Typer(
 def audit_checkpoint(data_dir: DataDir = Path(".minqing")) -> None:
     """Print the audit log's head (log_seq, hash, count, time) as JSON: keep it outside the
     database, and verify against it later."""
-    from minqing.services.projection.audit_store import checkpoint
+    from minqing.services.projection.views.history.verify import checkpoint
     from minqing.shared.domain.clock import system_clock
     from minqing.shared.persistence.db import make_sessions
 
@@ -51,8 +51,8 @@ def audit_verify(
 ) -> None:
     """Recompute the hash chain and name the first entry that was changed, deleted or
     inserted; exit 1 if there is one."""
-    from minqing.services.projection.audit import Checkpoint
-    from minqing.services.projection.audit_store import verify
+    from minqing.services.projection.views.history.seal import Checkpoint
+    from minqing.services.projection.views.history.verify import verify
     from minqing.shared.persistence.db import make_sessions
 
     against = None

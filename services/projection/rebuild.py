@@ -67,7 +67,7 @@ from minqing.shared.service.settings import Settings
 FRESH = "projection_rebuild"
 RETIRED = "projection_retired"
 _REBUILD_LOCK = 0x4D51_5242  # "MQRB": one rebuild at a time (held by the session)
-_CHAIN_LOCK: int = history._CHAIN_LOCK  # what the live history consumer takes first
+_CHAIN_LOCK: int = history.CHAIN_LOCK  # what the live history consumer takes first
 CATCH_UP_ROUNDS = 5  # passes over what arrived meanwhile, before the swap
 SWAP_ATTEMPTS = 10
 # A live transaction holding a table longer: give way, catch up, try again. Short, since

@@ -26,8 +26,8 @@ from pydantic import ValidationError
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from minqing.services.projection.audit import CANONICAL_FIELDS
 from minqing.services.projection.views.history import events
+from minqing.services.projection.views.history.seal import CANONICAL_FIELDS
 from minqing.shared.contract.envelope import Envelope, UnreadableEvent
 from minqing.shared.messaging.consumer import Delivery, Outcome, RawMessage, parse_message
 

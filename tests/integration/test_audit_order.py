@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from minqing.services.projection.app import create_app
-from minqing.services.projection.audit_store import verify
 from minqing.services.projection.views.history import events
+from minqing.services.projection.views.history.verify import verify
 from minqing.shared.domain.ids import new_id
 from minqing.shared.messaging.subscription import PullConsumer
 from minqing.shared.service.settings import Settings

@@ -19,9 +19,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete, select, update
 
-from minqing.services.projection import audit
 from minqing.services.projection.app import create_app
 from minqing.services.projection.views.history import events
+from minqing.services.projection.views.history import seal as audit
 from minqing.shared.domain.ids import new_id
 from minqing.shared.service.settings import Settings
 from tests.support.clock import SetClock
@@ -193,7 +193,7 @@ async def test_events_recorded_before_the_chain_are_sealed_by_the_migration(
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
-    from minqing.services.projection.audit_store import verify
+    from minqing.services.projection.views.history.verify import verify
     from minqing.shared.persistence.db import make_engine, make_sessions
     from minqing.shared.persistence.migrations import upgrade
     from minqing.shared.service.infra import ensure_database

@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 
 from minqing.services.cli import app as cli
 from minqing.services.projection.app import create_app
-from minqing.services.projection.audit_store import verify
 from minqing.services.projection.rebuild import RebuildError
 from minqing.services.projection.store import plumbing
 from minqing.services.projection.views import VIEWS
 from minqing.services.projection.views.history import events
+from minqing.services.projection.views.history.verify import verify
 from minqing.services.projection.views.issues import issues
 from minqing.shared.contract.envelope import Envelope
 from minqing.shared.contract.events import Event, IssueLookbackPassed, IssueResolved

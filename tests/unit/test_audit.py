@@ -12,7 +12,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minqing.services.projection.audit import (
+from minqing.services.projection.views.history.seal import (
     CANONICAL_FIELDS,
     GENESIS,
     Checkpoint,

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from minqing.services.projection.audit import CANONICAL_FIELDS
 from minqing.services.projection.rebuild import Summary, UnknownView, lock_order, select_views
 from minqing.services.projection.rebuild_cli import PlainProgress, summary_lines
 from minqing.services.projection.replay import STORED, Replay, ViewCount, stored_delivery
 from minqing.services.projection.views import history, issues
+from minqing.services.projection.views.history.seal import CANONICAL_FIELDS
 from minqing.shared.contract.envelope import Envelope, UnreadableEvent
 from minqing.shared.messaging.consumer import Delivery, Outcome
 from tests.support.events import reported

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from minqing.services.projection import audit
+from minqing.services.projection.views.history import seal as audit
 
 revision = "projection_0005"
 down_revision = "projection_0004"

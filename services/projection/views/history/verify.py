@@ -8,14 +8,14 @@ from typing import Any
 
 from sqlalchemy import func, select, tuple_
 
-from minqing.services.projection.audit import (
+from minqing.services.projection.views.history import events
+from minqing.services.projection.views.history.seal import (
     CANONICAL_FIELDS,
     Checkpoint,
     IssueVerifier,
     LogVerifier,
     Problem,
 )
-from minqing.services.projection.views.history import events
 from minqing.shared.persistence.db import Sessions
 
 CHUNK = 5000
