@@ -224,3 +224,13 @@ def unique_violation(constraint: str) -> Exception:
         {"M": message, "n": constraint, "C": "23505"}
     )
     return error
+
+
+def foreign_key_violation(constraint: str) -> Exception:
+    """The error PostgreSQL's driver raises when a row names what ``constraint`` says must
+    exist, and it does not."""
+    message = f'insert violates foreign key constraint "{constraint}"'
+    error: Exception = asyncpg.ForeignKeyViolationError.new(
+        {"M": message, "n": constraint, "C": "23503"}
+    )
+    return error

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from minqing.services.intake.residents.domain import Matter, Reply
 from minqing.services.intake.residents.handlers import DueReply, NewReply, Supervisor, token_hash
+from tests.support.fakes import foreign_key_violation, unique_violation
 
 
 @dataclass
@@ -41,23 +42,26 @@ class InMemoryResidents:
         return list(dict.fromkeys(self.reporters_of.get(issue_id, [])))
 
     async def add_replies(self, replies: list[NewReply], at: datetime) -> None:
-        for new in replies:
+        for new in replies:  # one already there (by id, or by event and reporter) is kept
             key = (new.cause_event_id, new.reporter_ref)
-            if any(
+            if new.reply_id in self.replies or any(
                 (r.new.cause_event_id, r.new.reporter_ref) == key for r in self.replies.values()
             ):
                 continue
             self.replies[new.reply_id] = StoredReply(new, next_attempt_at=at, token=new.token)
 
     async def claim_due(self, now: datetime, until: datetime, limit: int) -> list[DueReply]:
-        due = [
-            r
-            for r in self.replies.values()
-            if r.status == "pending"
-            and r.next_attempt_at is not None
-            and r.next_attempt_at <= now
-            and (r.held_until is None or r.held_until <= now)
-        ][:limit]
+        due = sorted(
+            (
+                r
+                for r in self.replies.values()
+                if r.status == "pending"
+                and r.next_attempt_at is not None
+                and r.next_attempt_at <= now
+                and (r.held_until is None or r.held_until <= now)
+            ),
+            key=lambda r: (r.next_attempt_at, r.new.reply_id),
+        )[:limit]
         claimed = []
         for r in due:
             r.held_until = until
@@ -91,7 +95,9 @@ class InMemoryResidents:
         self, reply_id: str, attempts: int, error: str, retry_at: datetime
     ) -> None:
         r = self.replies[reply_id]
-        r.attempts, r.last_error, r.next_attempt_at, r.held_until = attempts, error, retry_at, None
+        if r.status == "pending":
+            r.attempts, r.last_error = attempts, error
+            r.next_attempt_at, r.held_until = retry_at, None
 
     async def reply_by_token(self, hashed: str, *, lock: bool) -> Reply | None:
         for r in self.replies.values():
@@ -110,9 +116,13 @@ class InMemoryResidents:
     async def add_feedback(
         self, reply: Reply, score: int, comment: str, revisit: bool, at: datetime
     ) -> None:
+        if reply.reply_id in self.feedback:
+            raise unique_violation("feedback_pkey")
         self.feedback[reply.reply_id] = (score, comment, revisit)
 
     async def add_supervisor(self, supervisor: Supervisor, name: str, phone: str | None) -> None:
+        if supervisor.supervisor_ref in self.supervisors:
+            raise unique_violation("supervisors_pkey")
         self.supervisors[supervisor.supervisor_ref] = (supervisor, name, phone)
 
     async def supervisor_issue(self, supervisor_ref: str) -> str | None:
@@ -129,4 +139,6 @@ class InMemoryResidents:
         notes: str,
         at: datetime,
     ) -> None:
+        if supervisor_ref not in self.supervisors:
+            raise foreign_key_violation("supervisions_supervisor_ref_fkey")
         self.supervisions.append((issue_id, supervisor_ref, kind, satisfied))

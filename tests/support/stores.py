@@ -36,29 +36,39 @@ class Stores(Generic[S]):
         sql: Callable[[AsyncSession, datetime], S],
         sessions: Sessions | None,
     ) -> None:
-        self._fake = fake() if sessions is None else None
+        self.fake = fake() if sessions is None else None  # the one in-memory store
+        self.sessions = sessions
         self._sql = sql
-        self._sessions = sessions
 
     @property
     def backend(self) -> str:
-        return "in_memory" if self._sessions is None else "postgres"
+        return "in_memory" if self.sessions is None else "postgres"
 
     def __call__(self) -> AbstractAsyncContextManager[S]:
         return self._open()
 
     @asynccontextmanager
     async def _open(self) -> AsyncIterator[S]:
-        if self._sessions is None:
-            assert self._fake is not None
-            yield self._fake
+        if self.sessions is None:
+            assert self.fake is not None
+            yield self.fake
             return
-        async with self._sessions() as session:
+        async with self.sessions() as session:
             store = self._sql(session, NOW)
             yield store
             if isinstance(store, Buffered):
                 await store.flush()
             await session.commit()
+
+
+def driver_error(exc: BaseException) -> BaseException:
+    """The database driver's own error under ``exc`` (SQLAlchemy wraps it), else ``exc``."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__module__.startswith("asyncpg"):
+            return seen
+        seen = seen.__cause__
+    return exc
 
 
 def sessions_for(request: pytest.FixtureRequest) -> Sessions | None:
