@@ -8,8 +8,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from minqing.services.intake.channels.http import api as http
-from minqing.services.intake.channels.lists.api import PREFIX as IMPORTS_PATH
-from minqing.services.intake.channels.lists.api import build_imports_router
+from minqing.services.intake.channels.lists import api as lists
 from minqing.services.intake.channels.nats.consumer import CONSUMER, IngressConsumer
 from minqing.services.intake.channels.open311 import api as open311
 from minqing.services.intake.channels.open311.store import Open311Reports
@@ -71,14 +70,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         title="Minqing intake",
         description="Accepts residents' matters from every channel.",
         # A list, and a photo with an Open311 request, may be larger than a report.
-        upload_paths=(IMPORTS_PATH, f"{open311.PREFIX}/requests"),
+        upload_paths=(lists.PREFIX, f"{open311.PREFIX}/requests"),
     )
     # What the routes depend on (minqing.services.intake.deps).
     app.state.reference, app.state.policy = ref, policy
     app.state.reports = rt.units_of_work(SqlReports)
     app.include_router(http.router)
     map_errors(app, http.ERRORS)
-    app.include_router(build_imports_router(import_units, settings, worker.notify))
+    app.state.imports = lists.Imports(import_units, lists.list_reader(settings), worker.notify)
+    app.include_router(lists.router)
+    map_errors(app, lists.ERRORS)
     open311.install(app, rt.units_of_work(Open311Reports))
     app.include_router(build_ingress_router(rt, ingress, ingress_outcomes))
     app.include_router(residents_router)

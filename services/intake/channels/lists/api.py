@@ -10,10 +10,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Response, UploadFile, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
 from pydantic import AfterValidator, BaseModel, StringConstraints, ValidationError
 
 from minqing.services.intake.channels.http.api import ReportIn
@@ -28,6 +41,7 @@ from minqing.services.intake.channels.lists.sheets import (
     printable,
 )
 from minqing.services.intake.channels.lists.workbooks import WorkbookLimits
+from minqing.services.intake.deps import SettingsDep
 from minqing.services.intake.imports import (
     ImportJob,
     ImportProgress,
@@ -183,16 +197,6 @@ class ImportOut(BaseModel):
         )
 
 
-def _refused(exc: ListRefused) -> HTTPException:
-    if isinstance(exc, UnsupportedFormat):
-        code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
-    elif isinstance(exc, ListTooLarge):
-        code = status.HTTP_413_CONTENT_TOO_LARGE
-    else:
-        code = status.HTTP_422_UNPROCESSABLE_CONTENT
-    return HTTPException(code, str(exc))
-
-
 def _validate(sheet: Sheet, source: str, by: str | None) -> list[ListRow]:
     return [validate_row(row, sheet, source, by) for row in sheet.rows]
 
@@ -213,80 +217,107 @@ def list_reader(settings: Settings) -> ListReader:
     )
 
 
-def build_imports_router(
-    units: UowFactory[ImportStore], settings: Settings, wake: Callable[[], None]
-) -> APIRouter:
-    router = APIRouter(prefix=PREFIX, tags=["compiled lists"])
-    reader = list_reader(settings)
+@dataclass(frozen=True)
+class Imports:
+    """What the list routes use: units of work on import jobs, the list reader, and a
+    way to wake the import worker."""
 
-    async def wait_for(import_id: str, seconds: float) -> ImportProgress | None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while True:
-            progress = await import_progress(units, import_id)
-            if progress is None or progress.done or loop.time() >= deadline:
-                return progress
-            await asyncio.sleep(WAIT_POLL_SECONDS)
+    units: UowFactory[ImportStore]
+    reader: ListReader
+    wake: Callable[[], None]
 
-    @router.post(
-        "",
-        status_code=status.HTTP_202_ACCEPTED,
-        responses={
-            201: {"description": "With wait=true: the list is done; the report has every row"},
-            413: {
-                "description": "The file, its rows, or what its workbook unzips to is over a "
-                "limit (named in the detail)"
-            },
-            415: {"description": "Neither CSV nor XLSX"},
-            422: {
-                "description": "Not a list: encoding, no header, missing required columns, "
-                "a workbook with XML entities or not readable"
-            },
+
+def imports_of(request: Request) -> Imports:
+    """The import parts ``app.py`` put on the app."""
+    imports: Imports = request.app.state.imports
+    return imports
+
+
+ImportsDep = Annotated[Imports, Depends(imports_of)]
+ERRORS: dict[type[Exception], int] = {
+    UnsupportedFormat: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    ListTooLarge: status.HTTP_413_CONTENT_TOO_LARGE,
+    ListRefused: status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
+"""A list refused, as HTTP statuses (registered on the app by ``app.py``)."""
+
+router = APIRouter(prefix=PREFIX, tags=["compiled lists"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        201: {"description": "With wait=true: the list is done; the report has every row"},
+        413: {
+            "description": "The file, its rows, or what its workbook unzips to is over a "
+            "limit (named in the detail)"
         },
+        415: {"description": "Neither CSV nor XLSX"},
+        422: {
+            "description": "Not a list: encoding, no header, missing required columns, "
+            "a workbook with XML entities or not readable"
+        },
+    },
+)
+async def post_import(
+    file: Annotated[UploadFile, File(description="The list: CSV (UTF-8 or GB18030) or XLSX")],
+    response: Response,
+    imports: ImportsDep,
+    settings: SettingsDep,
+    source: Annotated[str, Form(), AfterValidator(code_of("sources"))] = "village_branch",
+    recorded_by: Annotated[
+        Annotated[Line, StringConstraints(min_length=1, max_length=100)] | None, Form()
+    ] = None,
+    wait: Annotated[bool, Query(description="Wait (a while) for the per-row report")] = False,
+) -> ImportOut:
+    """Upload a compiled list (one matter per row); its rows are accepted in the
+    background. Follow ``status_url`` for progress and, when done, the per-row report."""
+    sheet = await imports.reader.read(await file.read(), file.filename)
+    rows = await asyncio.to_thread(_validate, sheet, source, recorded_by)
+    job = _job(sheet, source, file.filename, len(rows))
+    await start_import(imports.units, job, rows)
+    imports.wake()
+    seconds = settings.import_wait_seconds if wait else 0
+    progress = await _wait_for(imports.units, job.import_id, seconds)
+    assert progress is not None, "the job was just stored"
+    response.headers["Location"] = f"{PREFIX}/{job.import_id}"
+    if progress.done:
+        response.status_code = status.HTTP_201_CREATED
+    return ImportOut.of(progress)
+
+
+@router.get("/{import_id}", responses={404: {"description": "No such import"}})
+async def get_import(import_id: ImportId, imports: ImportsDep) -> ImportOut:
+    """An import's progress; once done, every row's result in row order."""
+    progress = await import_progress(imports.units, import_id)
+    if progress is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no import {import_id}")
+    return ImportOut.of(progress)
+
+
+def _job(sheet: Sheet, source: str, filename: str | None, total_rows: int) -> ImportJob:
+    return ImportJob(
+        import_id=new_id(),
+        source=source,
+        filename=printable(str(quoted(filename or "", 200))) or None,
+        format=sheet.format,
+        header_row=sheet.header_row,
+        columns=sheet.columns,
+        ignored_columns=sheet.ignored_columns,
+        blank_rows=sheet.blank_rows,
+        total_rows=total_rows,
     )
-    async def post_import(
-        file: Annotated[UploadFile, File(description="The list: CSV (UTF-8 or GB18030) or XLSX")],
-        response: Response,
-        source: Annotated[str, Form(), AfterValidator(code_of("sources"))] = "village_branch",
-        recorded_by: Annotated[
-            Annotated[Line, StringConstraints(min_length=1, max_length=100)] | None, Form()
-        ] = None,
-        wait: Annotated[bool, Query(description="Wait (a while) for the per-row report")] = False,
-    ) -> ImportOut:
-        """Upload a compiled list (one matter per row); its rows are accepted in the
-        background. Follow ``status_url`` for progress and, when done, the per-row report."""
-        data = await file.read()
-        try:
-            sheet = await reader.read(data, file.filename)
-        except ListRefused as exc:
-            raise _refused(exc) from exc
-        rows = await asyncio.to_thread(_validate, sheet, source, recorded_by)
-        job = ImportJob(
-            import_id=new_id(),
-            source=source,
-            filename=printable(str(quoted(file.filename or "", 200))) or None,
-            format=sheet.format,
-            header_row=sheet.header_row,
-            columns=sheet.columns,
-            ignored_columns=sheet.ignored_columns,
-            blank_rows=sheet.blank_rows,
-            total_rows=len(rows),
-        )
-        await start_import(units, job, rows)
-        wake()
-        progress = await wait_for(job.import_id, settings.import_wait_seconds if wait else 0)
-        assert progress is not None, "the job was just stored"
-        response.headers["Location"] = f"{PREFIX}/{job.import_id}"
-        if progress.done:
-            response.status_code = status.HTTP_201_CREATED
-        return ImportOut.of(progress)
 
-    @router.get("/{import_id}", responses={404: {"description": "No such import"}})
-    async def get_import(import_id: ImportId) -> ImportOut:
-        """An import's progress; once done, every row's result in row order."""
+
+async def _wait_for(
+    units: UowFactory[ImportStore], import_id: str, seconds: float
+) -> ImportProgress | None:
+    """The job's progress once done, or after ``seconds``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
         progress = await import_progress(units, import_id)
-        if progress is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no import {import_id}")
-        return ImportOut.of(progress)
-
-    return router
+        if progress is None or progress.done or loop.time() >= deadline:
+            return progress
+        await asyncio.sleep(WAIT_POLL_SECONDS)
