@@ -15,6 +15,7 @@ from minqing.services.intake.channels.open311.store import Open311Reports
 from minqing.services.intake.declaration import declaration
 from minqing.services.intake.handlers import HANDLERS, Policy
 from minqing.services.intake.imports import ImportWorker, process_batch, prune_imports
+from minqing.services.intake.residents import api as residents_api
 from minqing.services.intake.residents import wiring as residents
 from minqing.services.intake.store import SqlImportStore, SqlReports, ingress_outcomes, plumbing
 from minqing.shared.contract import reference
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     ingress = IngressConsumer(rt, ref, policy, metrics, elsewhere=read_elsewhere("intake"))
     ingress.subscribe()
     # Residents: supervisors, answers to every reporter (durable, through a notifier), feedback.
-    residents_router = residents.install(rt, ref)
+    supervision = residents.install(rt, ref)
 
     app = create_service_app(
         rt,
@@ -82,5 +83,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     map_errors(app, lists.ERRORS)
     open311.install(app, rt.units_of_work(Open311Reports))
     app.include_router(build_ingress_router(rt, ingress, ingress_outcomes))
-    app.include_router(residents_router)
+    app.state.residents = supervision
+    app.include_router(residents_api.router)
+    map_errors(app, residents_api.ERRORS)
     return app

@@ -3,14 +3,14 @@ replies; take a reporter's feedback (by the token in the reply); list re-visits.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from minqing.services.intake.channels.http.api import Phone
+from minqing.services.intake.deps import SessionsDep
 from minqing.services.intake.residents import store
 from minqing.services.intake.residents.domain import (
     FeedbackAlreadyGiven,
@@ -28,15 +28,13 @@ from minqing.services.intake.residents.handlers import (
     record_supervision,
 )
 from minqing.shared.domain.text import Line, Text
-from minqing.shared.persistence.db import Sessions
 from minqing.shared.persistence.uow import UowFactory
 from minqing.shared.web.edge import IssueId
 
 Token = Annotated[str, Path(min_length=16, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 SupervisorRef = Annotated[str, StringConstraints(pattern=r"^sup_[0-9A-Z]{26}$")]
 
-# Each domain error, as HTTP.
-_STATUS: dict[type[Exception], int] = {
+ERRORS: dict[type[Exception], int] = {
     MatterNotFound: status.HTTP_404_NOT_FOUND,
     SupervisorNotFound: status.HTTP_404_NOT_FOUND,
     UnknownToken: status.HTTP_404_NOT_FOUND,
@@ -45,6 +43,7 @@ _STATUS: dict[type[Exception], int] = {
     NotYetResolved: status.HTTP_409_CONFLICT,
     FeedbackAlreadyGiven: status.HTTP_409_CONFLICT,
 }
+"""Residents' domain errors as HTTP statuses (registered on the app by ``app.py``)."""
 
 
 class _Input(BaseModel):
@@ -84,90 +83,94 @@ class FeedbackOut(BaseModel):
     revisit_flagged: bool
 
 
-def _refused(exc: Exception) -> HTTPException:
-    return HTTPException(_STATUS[type(exc)], str(exc))
+@dataclass(frozen=True)
+class Supervision:
+    """What the residents' routes use: units of work on residents' tables, and the groups
+    of categories whose matters residents may supervise."""
+
+    units: UowFactory[Residents]
+    groups: frozenset[str]
 
 
-def build_residents_router(
-    units: UowFactory[Residents], sessions: Sessions, groups: frozenset[str]
-) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["residents"])
-    refusals = tuple(_STATUS)
+def supervision_of(request: Request) -> Supervision:
+    """The residents' parts ``app.py`` put on the app."""
+    supervision: Supervision = request.app.state.residents
+    return supervision
 
-    async def read(query: Callable[[AsyncSession], Awaitable[list[dict[str, Any]]]]) -> Any:
-        async with sessions() as session:
-            return await query(session)
 
-    @router.post("/issues/{issue_id}/supervisors", status_code=status.HTTP_201_CREATED)
-    async def post_supervisor(issue_id: IssueId, body: SupervisorIn) -> SupervisorInvited:
-        """Invite a resident to supervise a matter (projects improving production and living
-        facilities). The name and phone stay in intake."""
-        try:
-            ref, event_id = await invite_supervisor(
-                units,
-                issue_id,
-                name=body.name,
-                phone=body.phone,
-                invited_by=body.invited_by,
-                groups=groups,
-            )
-        except refusals as exc:
-            raise _refused(exc) from exc
-        return SupervisorInvited(supervisor_ref=ref, event_id=event_id)
+SupervisionDep = Annotated[Supervision, Depends(supervision_of)]
+router = APIRouter(prefix="/api/v1", tags=["residents"])
 
-    @router.get("/issues/{issue_id}/supervisors")
-    async def get_supervisors(issue_id: IssueId) -> list[dict[str, Any]]:
-        """A matter's supervisors: reference, masked phone, who invited them and when."""
-        result: list[dict[str, Any]] = await read(lambda s: store.supervisors_of(s, issue_id))
-        return result
 
-    @router.post("/issues/{issue_id}/supervision", status_code=status.HTTP_201_CREATED)
-    async def post_supervision(issue_id: IssueId, body: SupervisionIn) -> Recorded:
-        """A supervisor's check (while the matter is open) or sign-off (once resolved)."""
-        try:
-            event_id = await record_supervision(
-                units,
-                issue_id,
-                supervisor_ref=body.supervisor_ref,
-                kind=body.kind,
-                satisfied=body.satisfied,
-                notes=body.notes,
-                groups=groups,
-            )
-        except refusals as exc:
-            raise _refused(exc) from exc
-        return Recorded(event_id=event_id)
+@router.post("/issues/{issue_id}/supervisors", status_code=status.HTTP_201_CREATED)
+async def post_supervisor(
+    issue_id: IssueId, body: SupervisorIn, residents: SupervisionDep
+) -> SupervisorInvited:
+    """Invite a resident to supervise a matter (projects improving production and living
+    facilities). The name and phone stay in intake."""
+    ref, event_id = await invite_supervisor(
+        residents.units,
+        issue_id,
+        name=body.name,
+        phone=body.phone,
+        invited_by=body.invited_by,
+        groups=residents.groups,
+    )
+    return SupervisorInvited(supervisor_ref=ref, event_id=event_id)
 
-    @router.get("/issues/{issue_id}/supervision")
-    async def get_supervision(issue_id: IssueId) -> list[dict[str, Any]]:
-        """A matter's supervision records, oldest first."""
-        result: list[dict[str, Any]] = await read(lambda s: store.supervisions_of(s, issue_id))
-        return result
 
-    @router.get("/issues/{issue_id}/replies")
-    async def get_replies(issue_id: IssueId) -> list[dict[str, Any]]:
-        """Every answer to the matter's reporters, sent or waiting, with their feedback."""
-        result: list[dict[str, Any]] = await read(lambda s: store.replies_of(s, issue_id))
-        return result
+@router.get("/issues/{issue_id}/supervisors")
+async def get_supervisors(issue_id: IssueId, sessions: SessionsDep) -> list[dict[str, Any]]:
+    """A matter's supervisors: reference, masked phone, who invited them and when."""
+    async with sessions() as session:
+        return await store.supervisors_of(session, issue_id)
 
-    @router.post("/feedback/{token}", status_code=status.HTTP_201_CREATED)
-    async def post_feedback(token: Token, body: FeedbackIn) -> FeedbackOut:
-        """A reporter rates how the matter was handled (1-5), with the token of the reply's
-        link; 2 or less flags the matter for a re-visit. One answer per reply."""
-        try:
-            taken = await give_feedback(units, token, body.score, body.comment)
-        except refusals as exc:
-            raise _refused(exc) from exc
-        return FeedbackOut(
-            issue_id=taken.issue_id, event_id=taken.event_id, revisit_flagged=taken.revisit_flagged
-        )
 
-    @router.get("/revisits")
-    async def get_revisits(
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> list[dict[str, Any]]:
-        """Matters flagged for a re-visit by a dissatisfied reporter, newest first."""
-        result: list[dict[str, Any]] = await read(lambda s: store.revisits(s, limit))
-        return result
+@router.post("/issues/{issue_id}/supervision", status_code=status.HTTP_201_CREATED)
+async def post_supervision(
+    issue_id: IssueId, body: SupervisionIn, residents: SupervisionDep
+) -> Recorded:
+    """A supervisor's check (while the matter is open) or sign-off (once resolved)."""
+    event_id = await record_supervision(
+        residents.units,
+        issue_id,
+        supervisor_ref=body.supervisor_ref,
+        kind=body.kind,
+        satisfied=body.satisfied,
+        notes=body.notes,
+        groups=residents.groups,
+    )
+    return Recorded(event_id=event_id)
 
-    return router
+
+@router.get("/issues/{issue_id}/supervision")
+async def get_supervision(issue_id: IssueId, sessions: SessionsDep) -> list[dict[str, Any]]:
+    """A matter's supervision records, oldest first."""
+    async with sessions() as session:
+        return await store.supervisions_of(session, issue_id)
+
+
+@router.get("/issues/{issue_id}/replies")
+async def get_replies(issue_id: IssueId, sessions: SessionsDep) -> list[dict[str, Any]]:
+    """Every answer to the matter's reporters, sent or waiting, with their feedback."""
+    async with sessions() as session:
+        return await store.replies_of(session, issue_id)
+
+
+@router.post("/feedback/{token}", status_code=status.HTTP_201_CREATED)
+async def post_feedback(token: Token, body: FeedbackIn, residents: SupervisionDep) -> FeedbackOut:
+    """A reporter rates how the matter was handled (1-5), with the token of the reply's
+    link; 2 or less flags the matter for a re-visit. One answer per reply."""
+    taken = await give_feedback(residents.units, token, body.score, body.comment)
+    return FeedbackOut(
+        issue_id=taken.issue_id, event_id=taken.event_id, revisit_flagged=taken.revisit_flagged
+    )
+
+
+@router.get("/revisits")
+async def get_revisits(
+    sessions: SessionsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[dict[str, Any]]:
+    """Matters flagged for a re-visit by a dissatisfied reporter, newest first."""
+    async with sessions() as session:
+        return await store.revisits(session, limit)

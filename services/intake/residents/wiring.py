@@ -7,10 +7,9 @@ import asyncio
 import contextlib
 import logging
 
-from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from minqing.services.intake.residents.api import build_residents_router
+from minqing.services.intake.residents.api import Supervision
 from minqing.services.intake.residents.domain import supervised_groups
 from minqing.services.intake.residents.handlers import REPLY_HANDLERS, ReplyPolicy, send_due_replies
 from minqing.services.intake.residents.notifier import open_notifier
@@ -23,8 +22,8 @@ from minqing.shared.service.runtime import Runtime
 log = logging.getLogger("minqing.intake.replies")
 
 
-def install(rt: Runtime, ref: ReferenceData) -> APIRouter:
-    """Subscribe ``intake-replies``, start the reply worker; return the routes."""
+def install(rt: Runtime, ref: ReferenceData) -> Supervision:
+    """Subscribe ``intake-replies``, start the reply worker; return what the routes use."""
     settings = rt.settings
     supervised = supervised_groups(settings.supervision_groups, set(ref.groups))
     groups = {code: category.group for code, category in ref.categories.items()}
@@ -74,4 +73,4 @@ def install(rt: Runtime, ref: ReferenceData) -> APIRouter:
                     await asyncio.wait_for(wake.wait(), settings.reply_poll_seconds)
 
     rt.workers.append(worker)
-    return build_residents_router(units, rt.sessions, supervised)
+    return Supervision(units, supervised)
