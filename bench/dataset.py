@@ -45,11 +45,11 @@ from alembic.script import ScriptDirectory
 from ulid import ULID
 
 from bench.stack import REPO, SETTINGS, asyncpg_dsn
-from minqing.services.projection.domain import Recorded, fold_versions
 from minqing.services.projection.views import history, issues
 from minqing.services.projection.views.history import seal as audit
 from minqing.services.projection.views.history import write as history_rows
 from minqing.services.projection.views.issues import write as issue_rows
+from minqing.services.projection.views.issues.fold import Recorded, fold_versions
 from minqing.shared.contract import reference
 from minqing.shared.contract.envelope import Envelope, wrap
 from minqing.shared.contract.events import (

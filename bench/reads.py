@@ -28,8 +28,8 @@ from bench import dataset
 from bench.report import Row
 from bench.stack import SETTINGS, Process, Stack, asyncpg_dsn, free_port, wait_ready
 from minqing.services.projection import stats
-from minqing.services.projection.domain import IssueView
 from minqing.services.projection.views import history, issues
+from minqing.services.projection.views.issues.fold import IssueView
 from minqing.shared.domain.clock import local_date
 from minqing.shared.embedded import EmbeddedPostgres
 from minqing.shared.persistence.db import make_engine, make_sessions

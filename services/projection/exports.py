@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 
-from minqing.services.projection.domain import IssueView, is_overdue
 from minqing.services.projection.sentences import Names, describe
 from minqing.services.projection.views import issues
+from minqing.services.projection.views.issues.fold import IssueView, is_overdue
 from minqing.shared.persistence.db import Sessions
 
 CHUNK = 1000

@@ -10,8 +10,8 @@ from datetime import timedelta
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from minqing.services.projection.domain import Recorded, fold_versions
 from minqing.services.projection.views.issues import issue_versions
+from minqing.services.projection.views.issues.fold import Recorded, fold_versions
 from minqing.shared.domain.ids import new_id
 from minqing.shared.persistence.db import make_engine
 from minqing.shared.persistence.migrations import upgrade

@@ -593,8 +593,8 @@ async def test_an_event_behind_a_matters_position_refolds_its_earlier_states_too
 
     from sqlalchemy import select
 
-    from minqing.services.projection.domain import Recorded, fold_versions
     from minqing.services.projection.views import history, issues
+    from minqing.services.projection.views.issues.fold import Recorded, fold_versions
     from minqing.shared.contract.events import IssueResolved
     from minqing.shared.messaging.consumer import Delivery
     from tests.support.events import envelope

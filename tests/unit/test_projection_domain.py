@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from minqing.services.projection.domain import (
+from minqing.services.projection.views.issues.fold import (
     IssueView,
     Recorded,
     apply,

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from minqing.services.projection.domain import Recorded, fold_versions
+from minqing.services.projection.views.issues.fold import Recorded, fold_versions
 
 revision = "projection_0008"
 down_revision = "projection_0007"

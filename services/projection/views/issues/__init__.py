@@ -1,10 +1,10 @@
 """The list of matters (台账): each matter's current state, folded incrementally.
 
-The whole read model is here: ``tables.py`` (the matters now, their earlier states, and
+The whole read model is here: ``fold.py`` (pure: ``IssueView`` and ``evolve``, a matter's
+events folded in stream order), ``tables.py`` (the matters now, their earlier states, and
 the events folded into them), ``write.py`` (``apply_batch``: a batch folded into the
 matters it touches), ``queries.py`` (filters, sorts, pages; one matter now or as of a
-time) and ``output.py`` (``IssueOut``, the HTTP shape, derived from the view). The fold
-itself, ``IssueView`` and its events in stream order, is ``services/projection/domain.py``.
+time) and ``output.py`` (``IssueOut``, the HTTP shape, derived from the view).
 
 It reads no other read model's tables: a late event's re-fold and a matter "as of" a time
 fold the events it recorded itself (``issue_events``, written in the same transaction as

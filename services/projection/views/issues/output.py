@@ -9,7 +9,7 @@ from typing import Any, get_type_hints
 
 from pydantic import BaseModel
 
-from minqing.services.projection.domain import IssueView, is_overdue
+from minqing.services.projection.views.issues.fold import IssueView, is_overdue
 from minqing.shared.contract.events import IssueStatus
 
 

@@ -28,13 +28,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from minqing.services.projection.domain import (
+from minqing.services.projection.search import bigrams, normalise
+from minqing.services.projection.views.issues.fold import (
     IssueView,
     Recorded,
     fold,
     stored,
 )
-from minqing.services.projection.search import bigrams, normalise
 from minqing.services.projection.views.issues.tables import (
     FIELDS,
     issue_events,

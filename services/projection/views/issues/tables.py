@@ -18,10 +18,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-from minqing.services.projection.domain import (
+from minqing.services.projection.schema import metadata
+from minqing.services.projection.views.issues.fold import (
     IssueView,
 )
-from minqing.services.projection.schema import metadata
 
 issues = Table(
     "issues",

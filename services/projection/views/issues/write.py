@@ -22,7 +22,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from minqing.services.projection.domain import (
+from minqing.services.projection.search import searchable as search_columns
+from minqing.services.projection.views.issues.fold import (
     IssueView,
     Recorded,
     Version,
@@ -31,7 +32,6 @@ from minqing.services.projection.domain import (
     stored,
     until,
 )
-from minqing.services.projection.search import searchable as search_columns
 from minqing.services.projection.views.issues.queries import recorded
 from minqing.services.projection.views.issues.tables import (
     DERIVED,
