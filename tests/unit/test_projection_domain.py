@@ -331,3 +331,21 @@ def test_a_projection_process_keeps_the_read_models_it_is_told_to() -> None:
     assert chosen("issues,history,issues") == (issues, history)
     with pytest.raises(ValueError, match=r"unknown read model.*teleport.*history, issues"):
         chosen("teleport")
+
+
+def test_each_read_model_is_one_package_that_uses_no_other_read_models_tables() -> None:
+    """The list and the audit trail run and rebuild apart: neither imports the other, and
+    no table belongs to two of them."""
+    from pathlib import Path
+
+    from minqing.services.projection import views
+
+    root = Path(views.__file__).parent
+    for view in views.VIEWS:
+        others = [o.NAME for o in views.VIEWS if o is not view]
+        for path in (root / view.NAME).glob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            for other in others:
+                assert f"projection.views.{other}" not in text, f"{path} imports {other}"
+    owned = [t.name for view in views.VIEWS for t in view.TABLES]
+    assert len(owned) == len(set(owned)), owned
