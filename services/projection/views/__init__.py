@@ -1,10 +1,12 @@
-"""The projection's read models: one module each (table, apply, queries), one durable each.
+"""The projection's read models: one package each (its fold, tables, ``apply_batch``,
+queries and migration notes), one durable each; none reads another's tables, so each runs
+and rebuilds alone.
 
 Each module has ``NAME`` (its consumer is ``projection-<NAME>``), ``TABLES`` (the tables it
 owns, which a rebuild replaces), ``ORDERED`` (whether it must see events in stream order:
 its consumer then reads from its committed position, see ``shared/messaging/subscription.py``) and
 ``apply_batch(session, deliveries)``.
-Adding a read model is a new module here, an entry in ``VIEWS`` and a migration.
+Adding a read model is a new package here, an entry in ``VIEWS`` and a migration.
 """
 
 from __future__ import annotations
