@@ -137,3 +137,14 @@ def decide_duplicate(
         reporter_phone_masked=mask_phone(command.reporter_phone),
         external_ref=command.external_ref,
     )
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What an Open311 request brings beyond the report; kept by intake, never published."""
+
+    email: str | None
+    device_id: str | None
+    account_id: str | None
+    address_id: str | None
+    media_url: str | None

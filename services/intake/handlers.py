@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol, TypeVar
 
-from minqing.services.intake.channels.open311.domain import Extras
 from minqing.services.intake.domain import (
+    Extras,
     OpenMatter,
     ReportIssue,
     decide_duplicate,

@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from minqing.services.intake.channels.http.api import Phone
 from minqing.services.intake.deps import SessionsDep
+from minqing.services.intake.inputs import Phone
 from minqing.services.intake.residents import store
 from minqing.services.intake.residents.domain import (
     FeedbackAlreadyGiven,

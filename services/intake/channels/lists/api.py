@@ -29,7 +29,6 @@ from fastapi import (
 )
 from pydantic import AfterValidator, BaseModel, StringConstraints, ValidationError
 
-from minqing.services.intake.channels.http.api import ReportIn
 from minqing.services.intake.channels.lists.reader import ListReader
 from minqing.services.intake.channels.lists.sheets import (
     ListLimits,
@@ -51,6 +50,7 @@ from minqing.services.intake.imports import (
     import_progress,
     start_import,
 )
+from minqing.services.intake.inputs import ReportIn
 from minqing.shared.contract.reference import code_of
 from minqing.shared.domain.ids import new_id
 from minqing.shared.domain.text import Line

@@ -15,8 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, ValidationError
 
-from minqing.services.intake.channels.http.api import ReportIn
 from minqing.services.intake.domain import ReportIssue
+from minqing.services.intake.inputs import ReportIn
 from minqing.shared.contract.reference import code_of
 from minqing.shared.ingress.cloudevents import (
     STRUCTURED,

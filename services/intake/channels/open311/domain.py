@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from minqing.services.intake.domain import ReportIssue
+from minqing.services.intake.domain import Extras, ReportIssue
 from minqing.shared.contract.reference import ReferenceData, UnknownCode
 from minqing.shared.domain.text import Line, Text
 
@@ -255,17 +255,6 @@ def check_photo(content_type: str, content: bytes) -> None:
     if found != content_type:
         actual = found or f"none of the accepted types ({', '.join(PHOTO_TYPES)})"
         raise bad_request(f"media: declared {content_type}, but the bytes are {actual}")
-
-
-@dataclass(frozen=True)
-class Extras:
-    """What an Open311 request brings beyond the report; kept by intake, never published."""
-
-    email: str | None
-    device_id: str | None
-    account_id: str | None
-    address_id: str | None
-    media_url: str | None
 
 
 ALIASES = {"attribute[village]": "village", "attribute[title]": "title"}

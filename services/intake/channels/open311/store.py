@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import Select, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from minqing.services.intake.channels.open311.domain import Extras, RequestQuery, StoredRequest
+from minqing.services.intake.channels.open311.domain import RequestQuery, StoredRequest
 from minqing.services.intake.channels.open311.tables import api_keys, media, requests
+from minqing.services.intake.domain import Extras
 from minqing.services.intake.store import SqlReports, matters, reports
 
 
