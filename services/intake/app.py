@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from minqing.services.intake.channels.http import api as http
@@ -26,10 +26,10 @@ from minqing.shared.ingress.metrics import IngressMetrics
 from minqing.shared.messaging.dispatch import consumed_types, event_applier
 from minqing.shared.messaging.streams import dlq_stream_config, outcomes_stream_config
 from minqing.shared.persistence.uow import SqlUnitOfWork
-from minqing.shared.service.runtime import build_runtime
+from minqing.shared.service.runtime import Runtime, build_runtime
 from minqing.shared.service.settings import Settings
 from minqing.shared.web.app import create_service_app
-from minqing.shared.web.errors import map_errors
+from minqing.shared.web.errors import ErrorStatuses, map_errors
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> FastAPI:
@@ -42,22 +42,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     ref = reference.load(settings.reference_dir)
     reference.activate(ref)
     policy = Policy(duplicate_threshold=settings.duplicate_threshold)
-
-    def unit_of_work(session: AsyncSession) -> SqlUnitOfWork[SqlReports]:
-        return rt.batch_unit_of_work(session, SqlReports(session))
-
-    # Each matter's status, to report back to the channels (Open311, outcomes).
-    rt.subscribe("status", event_applier(HANDLERS, None, unit_of_work), consumed_types(HANDLERS))
-    # Compiled lists: rows stored at upload, accepted in the background batch by batch.
-    import_units = rt.units_of_work(SqlImportStore)
-    worker = ImportWorker(
-        lambda: process_batch(import_units, policy, settings.import_batch_size),
-        poll_seconds=settings.import_poll_seconds,
-        retry_seconds=settings.consumer_retry_delay_seconds,
-        prune=lambda: prune_imports(import_units, timedelta(days=settings.retention_days)),
-        prune_every=settings.prune_interval_seconds,
-    )
-    rt.workers.append(worker.run)
+    _report_status(rt)
+    imports = _imports(rt, policy)
     # Department systems' reports on NATS (CloudEvents), answered on the outcomes stream;
     # a message no ingress consumer reads (an unknown kind) is answered here too.
     metrics = IngressMetrics(CONSUMER)
@@ -73,17 +59,43 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         # A list, and a photo with an Open311 request, may be larger than a report.
         upload_paths=(lists.PREFIX, f"{open311.PREFIX}/requests"),
     )
-    # What the routes depend on (minqing.services.intake.deps).
+    # What the routes depend on (minqing.services.intake.deps and each channel's own).
     app.state.reference, app.state.policy = ref, policy
     app.state.reports = rt.units_of_work(SqlReports)
-    app.include_router(http.router)
-    map_errors(app, http.ERRORS)
-    app.state.imports = lists.Imports(import_units, lists.list_reader(settings), worker.notify)
-    app.include_router(lists.router)
-    map_errors(app, lists.ERRORS)
+    app.state.imports, app.state.residents = imports, supervision
+    _serve(app, http.router, http.ERRORS)
+    _serve(app, lists.router, lists.ERRORS)
     open311.install(app, rt.units_of_work(Open311Reports))
     app.include_router(build_ingress_router(rt, ingress, ingress_outcomes))
-    app.state.residents = supervision
-    app.include_router(residents_api.router)
-    map_errors(app, residents_api.ERRORS)
+    _serve(app, residents_api.router, residents_api.ERRORS)
     return app
+
+
+def _report_status(rt: Runtime) -> None:
+    """Each matter's status, to report back to the channels (Open311, outcomes)."""
+
+    def unit_of_work(session: AsyncSession) -> SqlUnitOfWork[SqlReports]:
+        return rt.batch_unit_of_work(session, SqlReports(session))
+
+    rt.subscribe("status", event_applier(HANDLERS, None, unit_of_work), consumed_types(HANDLERS))
+
+
+def _imports(rt: Runtime, policy: Policy) -> lists.Imports:
+    """Compiled lists: rows stored at upload, accepted in the background batch by batch."""
+    settings = rt.settings
+    units = rt.units_of_work(SqlImportStore)
+    worker = ImportWorker(
+        lambda: process_batch(units, policy, settings.import_batch_size),
+        poll_seconds=settings.import_poll_seconds,
+        retry_seconds=settings.consumer_retry_delay_seconds,
+        prune=lambda: prune_imports(units, timedelta(days=settings.retention_days)),
+        prune_every=settings.prune_interval_seconds,
+    )
+    rt.workers.append(worker.run)
+    return lists.Imports(units, lists.list_reader(settings), worker.notify)
+
+
+def _serve(app: FastAPI, router: APIRouter, errors: ErrorStatuses) -> None:
+    """The router's routes, and its domain errors answered with their statuses."""
+    app.include_router(router)
+    map_errors(app, errors)
