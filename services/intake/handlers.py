@@ -23,6 +23,7 @@ from minqing.services.intake.domain import (
 from minqing.shared.contract.envelope import Envelope
 from minqing.shared.contract.events import (
     IssueAssigned,
+    IssueDuplicateReported,
     IssueDuplicateSplit,
     IssueLookbackFailed,
     IssueLookbackPassed,
@@ -242,42 +243,33 @@ async def accept_report(
     content = decide_report(command, reporter_ref)
     candidates = await uow.store.open_matters(command.village, command.category)
     match = find_duplicate(command.title, candidates, policy.duplicate_threshold)
-    if match is None:
-        issue_id = report_id
-        envelope = uow.record(
-            content, issue_id=issue_id, actor=command.actor, correlation_id=correlation_id
-        )
-        await uow.store.add_matter(issue_id, content, uow.now)
-    else:
+    # A new matter, unless it duplicates one still open.
+    event: IssueReported | IssueDuplicateReported = content
+    issue_id = report_id
+    if match is not None:
         issue_id = match.issue_id
-        duplicate = decide_duplicate(command, report_id, reporter_ref, match)
-        envelope = uow.record(
-            duplicate, issue_id=issue_id, actor=command.actor, correlation_id=correlation_id
-        )
+        event = decide_duplicate(command, report_id, reporter_ref, match)
+    envelope = uow.record(
+        event, issue_id=issue_id, actor=command.actor, correlation_id=correlation_id
+    )
+    if match is None:
+        await uow.store.add_matter(issue_id, content, uow.now)
     if reporter_ref:
         await uow.store.add_contact(
             reporter_ref, command.reporter_name, command.reporter_phone, uow.now
         )
-    await uow.store.add(
-        StoredReport(
-            report_id=report_id,
-            issue_id=issue_id,
-            event_id=envelope.id,
-            content=content,
-            received_at=uow.now,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-            similarity=None if match is None else match.similarity,
-        )
-    )
-    return Accepted(
+    stored = StoredReport(
+        report_id=report_id,
         issue_id=issue_id,
         event_id=envelope.id,
-        report_id=report_id,
-        created=True,
-        duplicate_of=None if match is None else match.issue_id,
+        content=content,
+        received_at=uow.now,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
         similarity=None if match is None else match.similarity,
     )
+    await uow.store.add(stored)
+    return _accepted(stored, created=True)
 
 
 async def _earlier(
@@ -291,22 +283,23 @@ async def _earlier(
             raise IdempotencyKeyReused(
                 "this Idempotency-Key was already used with a different request body"
             )
-        return _again(earlier)
+        return _accepted(earlier)
     if command.external_ref and (
         earlier := await uow.store.by_external_ref(command.source, command.external_ref)
     ):
-        return _again(earlier)
+        return _accepted(earlier)
     return None
 
 
-def _again(earlier: StoredReport) -> Accepted:
+def _accepted(report: StoredReport, *, created: bool = False) -> Accepted:
+    """The answer a report gives: the matter it is on, and the one it joined, if any."""
     return Accepted(
-        issue_id=earlier.issue_id,
-        event_id=earlier.event_id,
-        report_id=earlier.report_id,
-        created=False,
-        duplicate_of=earlier.issue_id if earlier.is_duplicate else None,
-        similarity=earlier.similarity,
+        issue_id=report.issue_id,
+        event_id=report.event_id,
+        report_id=report.report_id,
+        created=created,
+        duplicate_of=report.issue_id if report.is_duplicate else None,
+        similarity=report.similarity,
     )
 
 
