@@ -218,50 +218,57 @@ async def send_due_replies(
         hold = next_attempt(uow.now, 1, policy.hold_seconds, policy.hold_seconds)
         due = await uow.store.claim_due(uow.now, hold, policy.batch_size)
         await uow.commit()
-    sent = failed = 0
+    sent = 0
     for reply in due:
-        url = policy.feedback_url(reply.token)
-        message = Message(
-            reply_id=reply.reply_id,
-            issue_id=reply.issue_id,
-            stage=reply.stage,
-            name=reply.name,
-            phone=reply.phone,
-            text=with_link(reply.text, url),
-            feedback_url=url,
-        )
-        attempts = reply.attempts + 1
-        try:
-            await notifier.send(message)
-        except NotDelivered as exc:
-            failed += 1
-            log.warning("reply %s not delivered (round %d): %s", reply.reply_id, attempts, exc)
-            async with units() as uow:
-                retry_at = next_attempt(
-                    uow.now, attempts, policy.retry_first_seconds, policy.retry_most_seconds
-                )
-                await uow.store.mark_failed(reply.reply_id, attempts, str(exc), retry_at)
-                await uow.commit()
-            continue
+        sent += await _send(units, notifier, policy, reply)
+    return sent, len(due) - sent
+
+
+async def _send(
+    units: UowFactory[Residents], notifier: Notifier, policy: ReplyPolicy, reply: DueReply
+) -> bool:
+    """One reply sent and recorded, or marked to be tried again; whether it was sent."""
+    url = policy.feedback_url(reply.token)
+    message = Message(
+        reply_id=reply.reply_id,
+        issue_id=reply.issue_id,
+        stage=reply.stage,
+        name=reply.name,
+        phone=reply.phone,
+        text=with_link(reply.text, url),
+        feedback_url=url,
+    )
+    attempts = reply.attempts + 1
+    try:
+        await notifier.send(message)
+    except NotDelivered as exc:
+        log.warning("reply %s not delivered (round %d): %s", reply.reply_id, attempts, exc)
         async with units() as uow:
-            if await uow.store.mark_sent(reply.reply_id, notifier.name, attempts, uow.now):
-                uow.record(
-                    IssueReporterReplied(
-                        reply_id=reply.reply_id,
-                        reporter_ref=reply.reporter_ref,
-                        stage=reply.stage,
-                        channel=notifier.name,
-                        attempts=attempts,
-                        feedback_link=url is not None,
-                    ),
-                    issue_id=reply.issue_id,
-                    actor="intake",
-                    correlation_id=reply.correlation_id,
-                    causation_id=reply.cause_event_id,
-                )
+            retry_at = next_attempt(
+                uow.now, attempts, policy.retry_first_seconds, policy.retry_most_seconds
+            )
+            await uow.store.mark_failed(reply.reply_id, attempts, str(exc), retry_at)
             await uow.commit()
-        sent += 1
-    return sent, failed
+        return False
+    async with units() as uow:
+        if await uow.store.mark_sent(reply.reply_id, notifier.name, attempts, uow.now):
+            replied = IssueReporterReplied(
+                reply_id=reply.reply_id,
+                reporter_ref=reply.reporter_ref,
+                stage=reply.stage,
+                channel=notifier.name,
+                attempts=attempts,
+                feedback_link=url is not None,
+            )
+            uow.record(
+                replied,
+                issue_id=reply.issue_id,
+                actor="intake",
+                correlation_id=reply.correlation_id,
+                causation_id=reply.cause_event_id,
+            )
+        await uow.commit()
+    return True
 
 
 # ------------------------------------------------------------------ feedback (HTTP)
