@@ -9,7 +9,8 @@ from collections.abc import Collection, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from minqing.services.intake import outcomes
+from minqing.services.intake.channels.nats import outcomes
+from minqing.services.intake.channels.nats.outcomes import IngressOutcome
 from minqing.services.intake.channels.nats.reader import (
     INGRESS_TYPE,
     KIND,
@@ -20,7 +21,6 @@ from minqing.services.intake.channels.nats.reader import (
     report_command,
 )
 from minqing.services.intake.handlers import IdempotencyKeyReused, Policy, Reports, accept_report
-from minqing.services.intake.outcomes import IngressOutcome
 from minqing.services.intake.store import SqlReports, ingress_outcomes
 from minqing.shared.contract.asyncapi import Channel
 from minqing.shared.contract.reference import ReferenceData
