@@ -12,7 +12,7 @@ up: $(STAMP)
 	$(BIN)/minqing up
 
 test: $(STAMP) lint
-	$(BIN)/pytest -q -n 2 --durations=12
+	$(BIN)/pytest -q -n 4 --dist worksteal --durations=12
 
 lint: $(STAMP)
 	$(BIN)/ruff check minqing services shared tests bench docs/hooks
