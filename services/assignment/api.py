@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from minqing.services.assignment.domain import (
@@ -34,6 +34,7 @@ from minqing.services.assignment.routing import Person
 from minqing.shared.contract.reference import CODE_PATTERN, code_of
 from minqing.shared.domain.text import Line, Text
 from minqing.shared.persistence.uow import UowFactory
+from minqing.shared.web.deps import from_state
 from minqing.shared.web.edge import IssueId
 
 Reason = Annotated[Text, StringConstraints(min_length=1, max_length=2000)]
@@ -149,20 +150,9 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such matt
 REFUSED: dict[int | str, dict[str, Any]] = {**NOT_FOUND, 409: {"description": "Wrong state"}}
 
 
-def units_of_work(request: Request) -> UowFactory[Assignments]:
-    """The units of work ``app.py`` put on the app."""
-    units: UowFactory[Assignments] = request.app.state.units
-    return units
-
-
-def rules_of(request: Request) -> Rules:
-    """The routing rules, calendar and registry files ``app.py`` put on the app."""
-    rules: Rules = request.app.state.rules
-    return rules
-
-
-UnitsOfWork = Annotated[UowFactory[Assignments], Depends(units_of_work)]
-RulesDep = Annotated[Rules, Depends(rules_of)]
+# The units of work, and the routing rules, calendar and registry files ``app.py`` put on the app.
+UnitsOfWork = Annotated[UowFactory[Assignments], Depends(from_state("units"))]
+RulesDep = Annotated[Rules, Depends(from_state("rules"))]
 router = APIRouter(prefix="/api/v1", tags=["assignment"])
 
 

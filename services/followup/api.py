@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -49,6 +49,7 @@ from minqing.shared.contract.reference import code_of
 from minqing.shared.domain.ids import new_id
 from minqing.shared.domain.text import Line, Text
 from minqing.shared.persistence.uow import UowFactory
+from minqing.shared.web.deps import from_state
 from minqing.shared.web.edge import IssueId
 
 Summary = Annotated[Text, StringConstraints(min_length=1, max_length=5000)]
@@ -251,20 +252,9 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such matt
 REFUSED: dict[int | str, dict[str, Any]] = {**NOT_FOUND, 409: {"description": "Wrong state"}}
 
 
-def units_of_work(request: Request) -> UowFactory[Cases]:
-    """The units of work ``app.py`` put on the app."""
-    units: UowFactory[Cases] = request.app.state.units
-    return units
-
-
-def rules_of(request: Request) -> Rules:
-    """Followup's rules (calendar, ladder, plans, reviewers) ``app.py`` put on the app."""
-    rules: Rules = request.app.state.rules
-    return rules
-
-
-UnitsOfWork = Annotated[UowFactory[Cases], Depends(units_of_work)]
-RulesDep = Annotated[Rules, Depends(rules_of)]
+# The units of work, and followup's rules (calendar, ladder, plans, reviewers), on the app.
+UnitsOfWork = Annotated[UowFactory[Cases], Depends(from_state("units"))]
+RulesDep = Annotated[Rules, Depends(from_state("rules"))]
 router = APIRouter(prefix="/api/v1/issues", tags=["followup"])
 funds_router = APIRouter(prefix="/api/v1/funds", tags=["followup"])
 

@@ -28,6 +28,7 @@ from minqing.shared.contract.reference import Kind, active
 from minqing.shared.domain.clock import Clock, local_date
 from minqing.shared.domain.text import Line
 from minqing.shared.persistence.db import Sessions
+from minqing.shared.web.deps import from_state
 from minqing.shared.web.edge import IssueId
 from minqing.shared.web.errors import ErrorStatuses
 
@@ -207,12 +208,7 @@ class Desk:
         return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{chinese}"
 
 
-def desk_of(request: Request) -> Desk:
-    desk: Desk = request.app.state.desk
-    return desk
-
-
-DeskDep = Annotated[Desk, Depends(desk_of)]
+DeskDep = Annotated[Desk, Depends(from_state("desk"))]
 router = APIRouter(prefix="/api/v1", tags=["projection"])
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from minqing.services.projection.views.history.seal import Checkpoint
 from minqing.services.projection.views.history.verify import checkpoint, verify
-from minqing.shared.domain.clock import Clock
-from minqing.shared.persistence.db import Sessions
+from minqing.shared.web.deps import ClockDep, SessionsDep
 
 Hash = Annotated[str, Query(pattern=r"^[0-9a-f]{64}$", description="a hex SHA-256")]
 
@@ -53,18 +52,6 @@ class VerificationOut(BaseModel):
     checkpoint: CheckpointRef | None
 
 
-def sessions_of(request: Request) -> Sessions:
-    sessions: Sessions = request.app.state.runtime.sessions
-    return sessions
-
-
-def clock_of(request: Request) -> Clock:
-    clock: Clock = request.app.state.runtime.clock
-    return clock
-
-
-SessionsDep = Annotated[Sessions, Depends(sessions_of)]
-ClockDep = Annotated[Clock, Depends(clock_of)]
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from minqing.services.intake.deps import SessionsDep
@@ -29,6 +29,7 @@ from minqing.services.intake.residents.handlers import (
 )
 from minqing.shared.domain.text import Line, Text
 from minqing.shared.persistence.uow import UowFactory
+from minqing.shared.web.deps import from_state
 from minqing.shared.web.edge import IssueId
 
 Token = Annotated[str, Path(min_length=16, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -92,13 +93,7 @@ class Supervision:
     groups: frozenset[str]
 
 
-def supervision_of(request: Request) -> Supervision:
-    """The residents' parts ``app.py`` put on the app."""
-    supervision: Supervision = request.app.state.residents
-    return supervision
-
-
-SupervisionDep = Annotated[Supervision, Depends(supervision_of)]
+SupervisionDep = Annotated[Supervision, Depends(from_state("residents"))]  # from ``app.py``
 router = APIRouter(prefix="/api/v1", tags=["residents"])
 
 

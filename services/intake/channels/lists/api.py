@@ -22,7 +22,6 @@ from fastapi import (
     HTTPException,
     Path,
     Query,
-    Request,
     Response,
     UploadFile,
     status,
@@ -56,6 +55,7 @@ from minqing.shared.domain.ids import new_id
 from minqing.shared.domain.text import Line
 from minqing.shared.persistence.uow import UowFactory
 from minqing.shared.service.settings import Settings
+from minqing.shared.web.deps import from_state
 from minqing.shared.web.edge import ULID_PATTERN, quoted
 
 PREFIX = "/api/v1/imports"
@@ -227,13 +227,7 @@ class Imports:
     wake: Callable[[], None]
 
 
-def imports_of(request: Request) -> Imports:
-    """The import parts ``app.py`` put on the app."""
-    imports: Imports = request.app.state.imports
-    return imports
-
-
-ImportsDep = Annotated[Imports, Depends(imports_of)]
+ImportsDep = Annotated[Imports, Depends(from_state("imports"))]  # put there by ``app.py``
 ERRORS: dict[type[Exception], int] = {
     UnsupportedFormat: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     ListTooLarge: status.HTTP_413_CONTENT_TOO_LARGE,

@@ -43,6 +43,7 @@ from minqing.shared.domain.text import Line
 from minqing.shared.persistence.db import Sessions
 from minqing.shared.persistence.uow import UowFactory
 from minqing.shared.service.settings import Settings
+from minqing.shared.web.deps import from_state
 
 PREFIX = "/open311/v2"
 # Uploaded photos: image types a browser shows, never SVG (it can carry script); the bytes
@@ -98,13 +99,8 @@ async def _form_params(
     return params, upload
 
 
-def open311_units(request: Request) -> UowFactory[Open311Reports]:
-    """Units of work on intake's reports and Open311's request tables."""
-    units: UowFactory[Open311Reports] = request.app.state.open311
-    return units
-
-
-Units = Annotated[UowFactory[Open311Reports], Depends(open311_units)]
+# Units of work on intake's reports and Open311's request tables.
+Units = Annotated[UowFactory[Open311Reports], Depends(from_state("open311"))]
 router = APIRouter(prefix=PREFIX, tags=["open311"])
 
 
