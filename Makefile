@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(BIN)/mypy -p minqing
 
 unit: $(STAMP)
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q tests/*/unit
 
 install: $(STAMP)
 

@@ -13,7 +13,7 @@ No NATS and no consumers: each matter is folded with ``domain.fold_versions`` on
 event is published, its rows made by the views' own row helpers, the audit log sealed by
 ``audit.seal`` in stream order, and everything loaded by COPY into tables the migrations
 created (their secondary indexes dropped before and built again after).
-``tests/integration/test_bench_dataset.py`` checks that these rows are exactly what the
+``tests/projection/integration/test_bench_dataset.py`` checks that these rows are exactly what the
 consumers write for the same events.
 
 The data is kept for reruns in an embedded PostgreSQL under ``.bench-data/reads``, with a

@@ -24,9 +24,10 @@ from minqing.shared.service.infra import free_port
 from minqing.shared.service.settings import Settings
 from tests.support.events import assigned, envelope, publish, reported
 from tests.support.harness import eventually
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.e2e
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = ROOT / "test-artifacts"
 
 
 CHINESE_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")

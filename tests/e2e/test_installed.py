@@ -18,13 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.paths import ROOT
 from tests.support.processes import poll
 from tests.support.up import Up
 
 # ~30 s to install from pip's cache on an idle 2-core machine, over 60 s when it is busy.
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 NOT_SOURCES = shutil.ignore_patterns(
     ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".minqing"
 )

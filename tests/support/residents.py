@@ -24,6 +24,7 @@ class StoredReply:
 class InMemoryResidents:
     def __init__(self) -> None:
         self.matters: dict[str, Matter] = {}
+        self.resolutions: dict[str, bool] = {}  # kept apart, as the SQL store's table is
         self.reporters_of: dict[str, list[str]] = {}
         self.contacts: dict[str, tuple[str | None, str | None]] = {}
         self.replies: dict[str, StoredReply] = {}
@@ -32,11 +33,13 @@ class InMemoryResidents:
         self.supervisions: list[tuple[str, str, str, bool]] = []
 
     async def matter(self, issue_id: str) -> Matter | None:
-        return self.matters.get(issue_id)
+        found = self.matters.get(issue_id)
+        if found is None:
+            return None
+        return replace(found, resolved=self.resolutions.get(issue_id, found.resolved))
 
     async def set_resolved(self, issue_id: str, resolved: bool, at: datetime) -> None:
-        if issue_id in self.matters:
-            self.matters[issue_id] = replace(self.matters[issue_id], resolved=resolved)
+        self.resolutions[issue_id] = resolved
 
     async def reporters(self, issue_id: str) -> list[str]:
         return list(dict.fromkeys(self.reporters_of.get(issue_id, [])))

@@ -19,7 +19,7 @@ reads or writes its table (the list keeps its own record, ``issue_events``).
 Migrations (``services/projection/migrations/versions``): ``events`` since 0001, placed
 by stream epoch since 0002, sealed into the chain since 0005 (``log_seq`` and the hashes),
 the statistics' index since 0008, and only sealed columns since 0009. A change to the
-table is a new revision beside the change here; ``tests/integration/test_migrations.py``
+table is a new revision beside the change here; ``tests/system/integration/test_migrations.py``
 holds the two equal.
 """
 

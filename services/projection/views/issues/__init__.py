@@ -16,7 +16,7 @@ columns grown by 0002 (stream epochs), 0003 (intake channels), 0004 (working cal
 0006 (free text: ``search_text``, ``search_grams``) and 0007 (scale); ``issue_versions``
 since 0008 (filled by folding the audit trail); ``issue_events`` since 0010 (filled from
 the audit trail). A change to these tables is a new revision beside the change here;
-``tests/integration/test_migrations.py`` holds the two equal.
+``tests/system/integration/test_migrations.py`` holds the two equal.
 """
 
 from minqing.services.projection.views.issues.queries import (

@@ -179,7 +179,7 @@ async def test_every_reporter_of_a_merged_matter_is_answered_once_per_stage() ->
         ("rpt_b", "closed"),
         ("rpt_b", "resolved"),
     ]
-    assert store.matters[ISSUE].resolved
+    assert (await store.matter(ISSUE)).resolved
 
 
 async def test_a_delivered_reply_is_recorded_once_and_never_sent_again() -> None:
@@ -296,7 +296,7 @@ async def test_a_supervisor_checks_any_time_and_signs_off_only_a_resolved_matter
         wrap(failed, issue_id=ISSUE, service="followup", actor="grid-7", time=NOW),
         store,
     )
-    assert not store.matters[ISSUE].resolved
+    assert not (await store.matter(ISSUE)).resolved
     assert [s[2] for s in store.supervisions] == ["check", "sign_off"]
 
 

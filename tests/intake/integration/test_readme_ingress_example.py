@@ -7,15 +7,15 @@ import asyncio
 import os
 import re
 import sys
-from pathlib import Path
 
 from sqlalchemy import select
 
 from minqing.services.intake.store import reports
 from tests.support.harness import isolated_settings
 from tests.support.ingress import running_intake
+from tests.support.paths import ROOT
 
-GUIDE = Path(__file__).resolve().parents[2] / "docs" / "integrator" / "index.md"
+GUIDE = ROOT / "docs" / "integrator" / "index.md"
 
 
 def example() -> str:

@@ -174,6 +174,17 @@ class TestMatters:
             found = await store.matter("I1")
             assert found is not None and not found.resolved
 
+    async def test_a_resolution_heard_before_its_matter_counts_once_the_matter_is_there(
+        self, residents: Stores[Residents], given: Given
+    ):
+        async with residents() as store:
+            await store.set_resolved("I1", True, NOW)
+            assert await store.matter("I1") is None
+        await given.matter("I1")
+        async with residents() as store:
+            found = await store.matter("I1")
+            assert found is not None and found.resolved
+
     async def test_the_reporters_of_a_matter_come_once_each_first_reported_first(
         self, residents: Stores[Residents], given: Given
     ):

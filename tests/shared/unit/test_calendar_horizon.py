@@ -14,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT, unit_tests
+
 PLUGIN = "tests.support.calendar_next_year"
 # The ways a test reaches the shipped official calendar (minqing.shared.domain.calendar).
 OFFICIAL = re.compile(r"\b(?:OfficialCalendar|official|configured)\(")
@@ -22,7 +23,7 @@ OFFICIAL = re.compile(r"\b(?:OfficialCalendar|official|configured)\(")
 
 def on_the_official_calendar() -> list[Path]:
     here = Path(__file__).resolve()
-    tests = sorted((ROOT / "tests" / "unit").glob("test_*.py"))
+    tests = unit_tests()
     return [t for t in tests if t != here and OFFICIAL.search(t.read_text(encoding="utf-8"))]
 
 

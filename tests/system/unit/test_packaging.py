@@ -8,12 +8,11 @@ import sys
 import tomllib
 from collections.abc import Iterator
 from importlib.metadata import packages_distributions
-from pathlib import Path
 
 from minqing.shared.embedded.nats import NATS_CONFIG
 from minqing.shared.persistence.migrations import TEMPLATE_DIR
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("services", "shared")  # the folders pyproject.toml packages, under one name:
 PACKAGE = "minqing"  # the one top-level name the distribution installs
 

@@ -5,7 +5,6 @@ NATS)."""
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from minqing.services.followup.ingress import KINDS, read_step
 from minqing.shared.contract import reference
 from minqing.shared.ingress.cloudevents import IngressMessage, Refused, read_cloudevent
 from minqing.shared.service.settings import REFERENCE_DIR
+from tests.support.paths import ROOT
 
 PREFIX = "minqing.ingress"
 SOURCES = ("hotline_12345", "civil_affairs", "visit")
@@ -139,7 +139,7 @@ def test_the_unit_may_be_named_when_it_is_the_sender() -> None:
 
 
 def test_the_integrator_guides_resolution_example_reads_as_a_resolution() -> None:
-    guide = Path(__file__).resolve().parents[2] / "docs" / "integrator" / "index.md"
+    guide = ROOT / "docs" / "integrator" / "index.md"
     section = guide.read_text().split("## Progress and resolution", 1)[1]
     example = section.split("```json", 1)[1].split("```", 1)[0]
     message = read_cloudevent(
