@@ -144,7 +144,7 @@ async def closed_loops(urls: dict[str, str], clients: int, seconds: float, warmu
                     issue_id = (await response.json())["issue_id"]
                 case = await wait_for(
                     http,
-                    f"{urls['followup']}/api/v1/issues/{issue_id}",
+                    f"{urls['followup']}/api/v1/issues/{issue_id}/case",
                     lambda body: body.get("status") == "assigned",
                 )
                 steps = [

@@ -303,9 +303,10 @@ async def post_funding(
     return FundingStepRecorded(**step.model_dump(), funding_id=command.funding_id)
 
 
-@router.get("/{issue_id}", responses=NOT_FOUND)
+@router.get("/{issue_id}/case", responses=NOT_FOUND)
 async def get_case(issue_id: IssueId, units: UnitsOfWork, rules: RulesDep) -> CaseOut:
-    """What followup knows of the matter: whether it can be resolved or visited now."""
+    """What followup knows of the matter: whether it can be resolved or visited now (the
+    matter itself, as people read it, is the projection's ``GET /api/v1/issues/{issue_id}``)."""
     tracked = await load_case(units, issue_id)
     if tracked is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such matter")

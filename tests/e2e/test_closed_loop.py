@@ -50,7 +50,7 @@ class Town:
 
     def wait_until_assigned(self, issue_id: str, number: int) -> None:
         def case() -> dict[str, Any]:
-            response = httpx.get(f"{self.url['followup']}/api/v1/issues/{issue_id}")
+            response = httpx.get(f"{self.url['followup']}/api/v1/issues/{issue_id}/case")
             return dict(response.json()) if response.status_code == 200 else {}
 
         poll(case, lambda c: c.get("status") == "assigned" and c["assignment_no"] == number)

@@ -46,7 +46,7 @@ def projected(up: Up, issue_id: str) -> dict[str, Any]:
 
 
 def case(up: Up, issue_id: str) -> dict[str, Any]:
-    response = httpx.get(f"{up.url['followup']}/api/v1/issues/{issue_id}", timeout=5)
+    response = httpx.get(f"{up.url['followup']}/api/v1/issues/{issue_id}/case", timeout=5)
     return dict(response.json()) if response.status_code == 200 else {}
 
 

@@ -190,7 +190,7 @@ async def test_followup_learns_an_extended_deadline(
         matter = await a_matter(assignment, settings)
 
         async def deadline() -> str | None:
-            response = await followup.get(f"/api/v1/issues/{matter['issue_id']}")
+            response = await followup.get(f"/api/v1/issues/{matter['issue_id']}/case")
             return response.json()["deadline"] if response.status_code == 200 else None
 
         await eventually(deadline, lambda d: d == "2026-12-04")
@@ -209,7 +209,7 @@ async def test_a_plan_past_the_deadline_is_refused_unless_the_deadline_is_to_fol
         issue_id = matter["issue_id"]
 
         async def case() -> dict[str, Any]:
-            response = await followup.get(f"/api/v1/issues/{issue_id}")
+            response = await followup.get(f"/api/v1/issues/{issue_id}/case")
             return dict(response.json()) if response.status_code == 200 else {}
 
         await eventually(case, lambda c: c.get("deadline") == "2026-12-04")

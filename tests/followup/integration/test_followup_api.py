@@ -21,7 +21,7 @@ async def followup(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def status_of(client: httpx.AsyncClient, issue_id: str) -> str | None:
-    response = await client.get(f"/api/v1/issues/{issue_id}")
+    response = await client.get(f"/api/v1/issues/{issue_id}/case")
     return response.json()["status"] if response.status_code == 200 else None
 
 
@@ -45,7 +45,7 @@ async def test_an_unknown_matter_is_404(followup: httpx.AsyncClient) -> None:
     ):
         response = await followup.post(f"/api/v1/issues/{missing}/{path}", json=body)
         assert response.status_code == 404, response.text
-    assert (await followup.get(f"/api/v1/issues/{missing}")).status_code == 404
+    assert (await followup.get(f"/api/v1/issues/{missing}/case")).status_code == 404
 
 
 async def test_a_matter_not_yet_assigned_cannot_be_resolved(
@@ -129,7 +129,7 @@ async def test_every_date_followup_shows_names_its_calendar(
 ) -> None:
     issue_id = await a_matter(followup, settings, assign=True)
 
-    case = (await followup.get(f"/api/v1/issues/{issue_id}")).json()
+    case = (await followup.get(f"/api/v1/issues/{issue_id}/case")).json()
 
     assert case["deadline_calendar"] == "weekdays"  # as issue.assigned said
     assert case["calendar"].startswith("cn-official (chinesecalendar")

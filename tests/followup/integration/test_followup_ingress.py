@@ -51,7 +51,7 @@ class Followup:
         return result
 
     async def case(self, issue_id: str) -> dict[str, Any]:
-        response = await self.client.get(f"/api/v1/issues/{issue_id}")
+        response = await self.client.get(f"/api/v1/issues/{issue_id}/case")
         return response.json() if response.status_code == 200 else {}
 
     async def matter(

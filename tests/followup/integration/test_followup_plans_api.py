@@ -44,7 +44,7 @@ async def followup(settings: Settings, clock: Clock) -> AsyncIterator[httpx.Asyn
 
 
 async def case_of(client: httpx.AsyncClient, issue_id: str) -> dict[str, Any]:
-    response = await client.get(f"/api/v1/issues/{issue_id}")
+    response = await client.get(f"/api/v1/issues/{issue_id}/case")
     return response.json() if response.status_code == 200 else {}
 
 

@@ -40,7 +40,7 @@ class Town:
         return [e["type"] for e in response.json()["events"]]
 
     async def case_status(self, issue_id: str) -> str | None:
-        response = await self.followup.get(f"/api/v1/issues/{issue_id}")
+        response = await self.followup.get(f"/api/v1/issues/{issue_id}/case")
         return response.json()["status"] if response.status_code == 200 else None
 
     async def wait_until_assigned(self, issue_id: str) -> None:

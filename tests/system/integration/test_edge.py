@@ -247,7 +247,7 @@ async def test_a_malformed_issue_id_is_not_found_in_followup(
     bad = bad_id.format(id=issue_id, lower=issue_id.lower())
     for step, body in STEPS.items():
         assert_small_error(await followup.post(f"/api/v1/issues/{bad}/{step}", json=body), 404)
-    assert_small_error(await followup.get(f"/api/v1/issues/{bad}"), 404)
+    assert_small_error(await followup.get(f"/api/v1/issues/{bad}/case"), 404)
 
 
 async def test_a_malformed_issue_id_with_a_bad_body_lists_both(

@@ -59,7 +59,7 @@ class Town:
         """Followup's view of the matter, once ``ok`` holds for it."""
 
         async def get() -> dict[str, Any] | None:
-            response = await self.followup.get(f"/api/v1/issues/{issue_id}")
+            response = await self.followup.get(f"/api/v1/issues/{issue_id}/case")
             return response.json() if response.status_code == 200 else None
 
         found: dict[str, Any] = await eventually(get, lambda c: c is not None and ok(c))
