@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ServiceName = Literal["intake", "assignment", "followup", "projection"]
@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MINQING_", extra="ignore")
 
     nats_url: str = "nats://127.0.0.1:4222"
+    # Who this process is on NATS: a file with its NKey seed (what `minqing nats-config`
+    # writes, one per user) or a `.creds` file (a user JWT and its seed). Unset: connect
+    # without credentials (a server without authorization).
+    nats_credentials: Path | None = None
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/minqing"
     stream_name: str = Field("MINQING_EVENTS", pattern=_NAME)
     subject_prefix: str = Field("minqing.events", pattern=_PREFIX)
@@ -47,6 +51,13 @@ class Settings(BaseSettings):
     assignment_port: int = 8082
     followup_port: int = 8083
     projection_port: int = 8084
+    # The front door (Caddy, services/frontdoor.py): the one address people use, in front of
+    # the services' ports. With a certificate and its key (PEM files) it serves HTTPS only,
+    # with HSTS; without them plain HTTP, meant for loopback. It never obtains certificates.
+    front_host: str = "127.0.0.1"
+    front_port: int = Field(8080, ge=1, le=65535)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     timezone: str = "Asia/Shanghai"
     reference_dir: Path = REFERENCE_DIR
     # Working days: the Chinese official calendar (chinesecalendar + `calendar.toml` in the
@@ -129,6 +140,59 @@ class Settings(BaseSettings):
     # The list counts its matters up to this many (beyond: "10,000+"): an exact count costs
     # a scan of every match, and the statistics give exact figures.
     list_count_limit: int = Field(10_000, ge=1)
+    # The pages' sessions end after this long without a request, and at the latest this many
+    # hours after logging in. Logging in is limited per name and per address (moving
+    # windows, `limits` notation): over either, a 429 with Retry-After.
+    session_idle_minutes: float = Field(30.0, gt=0)
+    session_max_hours: float = Field(12.0, gt=0)
+    login_attempts_per_name: str = Field("5/minute", pattern=r"^\d+ ?(/|per) ?\d* ?[a-z]+$")
+    login_attempts_per_address: str = Field("30/minute", pattern=r"^\d+ ?(/|per) ?\d* ?[a-z]+$")
+    # OpenID Connect, for a county or city with an identity provider (shared/identity/oidc.py;
+    # docs/operator/identity-provider.md). Off while oidc_issuer is unset. APIs take bearer
+    # JWTs whose `aud` holds oidc_audience; the pages log in with the authorization code
+    # flow and PKCE as the confidential client oidc_client_id (optional: APIs only without).
+    oidc_issuer: str | None = Field(None, pattern=r"^https?://[^\s?#]+$")
+    oidc_audience: str | None = Field(None, min_length=1)
+    oidc_client_id: str | None = Field(None, min_length=1)
+    oidc_client_secret: SecretStr | None = None
+    oidc_redirect_url: str | None = Field(None, pattern=r"^https?://[^\s#]+$")
+    oidc_scopes: str = Field("openid profile", pattern=r"^openid( [!#-\[\]-~]+)*$")
+    # The claims a person is read from: the login (falling back to `sub` when absent), the
+    # name shown, and the roles, each `role@unit` (e.g. `unit_staff@town_construction`).
+    oidc_login_claim: str = Field("preferred_username", min_length=1)
+    oidc_name_claim: str = Field("name", min_length=1)
+    oidc_roles_claim: str = Field("minqing_roles", min_length=1)
+    # The provider's keys are kept this long; a token naming a key not among them fetches
+    # them again, at most once per oidc_jwks_refetch_seconds.
+    oidc_jwks_cache_seconds: float = Field(3600.0, gt=0)
+    oidc_jwks_refetch_seconds: float = Field(30.0, ge=0)
+    oidc_clock_skew_seconds: int = Field(60, ge=0, le=300)
+    # Signature algorithms accepted, comma-separated; asymmetric ones only (never `none`,
+    # never HS*: a provider's public key must not become a shared secret).
+    oidc_algorithms: str = Field(
+        "RS256,ES256",
+        pattern=r"^(RS|PS|ES)(256|384|512)(,(RS|PS|ES)(256|384|512))*$",
+    )
+    oidc_http_timeout_seconds: float = Field(5.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Self:
+        """OIDC on (an issuer) needs the API's audience; the pages' login needs its client's
+        secret and redirect URL."""
+        if self.oidc_issuer is None:
+            return self
+        if not self.oidc_audience:
+            raise ValueError("oidc_issuer needs oidc_audience (the APIs' client id)")
+        if self.oidc_client_id and not (self.oidc_client_secret and self.oidc_redirect_url):
+            raise ValueError("oidc_client_id needs oidc_client_secret and oidc_redirect_url")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> Self:
+        """A certificate without its key (or a key without its certificate) is a mistake."""
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both or neither")
+        return self
 
     @model_validator(mode="after")
     def _streams_apart(self) -> Self:
