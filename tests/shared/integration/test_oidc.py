@@ -33,6 +33,9 @@ from minqing.shared.identity.principal import Kind, Membership, Principal, Role
 from minqing.shared.service.infra import free_port
 from tests.support.oidc_provider import MockProvider, mock_provider
 
+# The mock provider's Authlib warns of its own deprecated APIs at every token it issues.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:authlib.*")
+
 API = "minqing-api"
 PAGES = "minqing-pages"
 REDIRECT = "http://127.0.0.1:9/auth/callback"
