@@ -128,9 +128,10 @@ def projection_rebuild(
 ) -> None:
     """Replay the event stream into fresh tables and swap them in atomically, while the
     projection keeps running. Reads MINQING_NATS_URL (default: nats://127.0.0.1:4222, where
-    `minqing up` starts NATS when that port is free) and MINQING_DATABASE_URL, else the
-    embedded database of `minqing up` in --data-dir. Exit 2 for an unknown view, 1 when it
-    fails (nothing swapped)."""
+    `minqing up` starts NATS when that port is free) with MINQING_NATS_CREDENTIALS (default:
+    the operator's key of `minqing up` in --data-dir, if there is one) and
+    MINQING_DATABASE_URL, else the embedded database of `minqing up` in --data-dir. Exit 2
+    for an unknown view, 1 when it fails (nothing swapped)."""
     from rich.console import Console
 
     from minqing.services.projection.rebuild import UnknownView, select_views
@@ -143,6 +144,11 @@ def projection_rebuild(
     settings = Settings()
     timeout = max(settings.database_statement_timeout_seconds, REBUILD_STATEMENT_SECONDS)
     settings = settings.model_copy(update={"database_statement_timeout_seconds": timeout})
+    if settings.nats_credentials is None:
+        from minqing.shared.embedded.nats import admin_credentials
+
+        admin = admin_credentials(data_dir.resolve() / "nats")
+        settings = settings.model_copy(update={"nats_credentials": admin})
     out, err = Console(), Console(stderr=True)
     with database(data_dir, settings) as run:
         code = run(

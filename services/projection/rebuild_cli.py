@@ -101,6 +101,7 @@ async def rebuild_command(
     from sqlalchemy.exc import DBAPIError, ProgrammingError
 
     from minqing.services.projection.rebuild import RebuildError, rebuild
+    from minqing.shared.messaging.access import ADMIN, connect_options, service_inbox
 
     async def quiet(_: Exception) -> None:
         """Connection errors are reported once, below."""
@@ -113,6 +114,7 @@ async def rebuild_command(
             max_reconnect_attempts=1,  # two quick tries (0 retries forever in nats-py 2.16)
             reconnect_time_wait=0.2,
             error_cb=quiet,
+            **connect_options(settings.nats_credentials, service_inbox(ADMIN)),
         )
     except (OSError, TimeoutError, NatsError) as exc:
         err.print(f"cannot reach NATS at {settings.nats_url}: {exc!r}", markup=False)

@@ -10,7 +10,7 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
@@ -25,9 +25,14 @@ from minqing.shared.service.settings import SERVICES, ServiceName, Settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from minqing.shared.messaging.access import User
+
 DEFAULT_NATS_PORT = 4222
 T = TypeVar("T")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+# The NATS users `up` gives its embedded server (each service's, each department system's,
+# the operator's): set by services/natsconfig.py, which knows the services.
+nats_users: Callable[[Settings], Sequence[User]] | None = None
 
 
 app = typer.Typer(
@@ -125,17 +130,27 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
-def _nats_url(stack: ExitStack, data_dir: Path, settings: Settings) -> str:
-    """MINQING_NATS_URL if set, else an embedded nats-server (port 4222 if free)."""
+def _nats_url(
+    stack: ExitStack, data_dir: Path, settings: Settings, own: dict[str, dict[str, str]]
+) -> str:
+    """MINQING_NATS_URL if set, else an embedded nats-server (port 4222 if free) that only
+    its users may use; ``own`` gets each service's credentials for it."""
     if "nats_url" in settings.model_fields_set:
         typer.echo(f"NATS: {settings.nats_url} (from MINQING_NATS_URL)")
         return settings.nats_url
     port = DEFAULT_NATS_PORT if port_is_free(DEFAULT_NATS_PORT) else free_port()
     if port != DEFAULT_NATS_PORT:
         typer.echo(f"NATS: port {DEFAULT_NATS_PORT} is taken, using free port {port}")
-    nats = stack.enter_context(EmbeddedNats(data_dir / "nats", port=port))
+    if nats_users is None:
+        raise RuntimeError("the NATS users are not registered: run `minqing up`")
+    nats = EmbeddedNats(data_dir / "nats", port=port, users=nats_users(settings))
+    stack.enter_context(nats)
     stack.callback(typer.echo, "NATS: stopping the embedded nats-server")
     typer.echo(f"NATS: embedded nats-server at {nats.url} (store and log in {nats.store_dir})")
+    typer.echo(f"NATS: only its users may connect (NKey seeds in {nats.store_dir}/credentials)")
+    for name in SERVICES:
+        seed = nats.credentials_of("service", name)
+        own[name] = {"MINQING_NATS_CREDENTIALS": str(seed)}
     return nats.url
 
 
@@ -163,8 +178,9 @@ def _print_urls(settings: Settings) -> None:
         typer.echo(f"{name:>10}: {base}  (API docs: {base}/docs)")
 
 
-def _run_services(env: dict[str, str], log_level: str) -> int:
-    """Run every service as its own OS process under honcho; return honcho's return code."""
+def _run_services(env: dict[str, str], log_level: str, own: Mapping[str, Mapping[str, str]]) -> int:
+    """Run every service as its own OS process under honcho (with ``env`` and its ``own``
+    variables); return honcho's return code."""
     from honcho.manager import Manager  # type: ignore[import-untyped]
 
     manager = Manager()
@@ -178,7 +194,7 @@ def _run_services(env: dict[str, str], log_level: str) -> int:
             "--log-level",
             log_level,
         ]
-        manager.add_process(name, shlex.join(command), env=env)
+        manager.add_process(name, shlex.join(command), env={**env, **own.get(name, {})})
     manager.loop()
     return int(manager.returncode or 0)
 
@@ -204,15 +220,16 @@ def up(
         with ExitStack() as stack:
             # First of all, before a server starts on files another `up` may be using.
             stack.enter_context(hold_lock(root / ".up.lock", root))
+            own: dict[str, dict[str, str]] = {}  # each service's NATS credentials
             env = {
                 **os.environ,  # the children's PATH, locale and MINQING_* settings
-                "MINQING_NATS_URL": _nats_url(stack, root, settings),
+                "MINQING_NATS_URL": _nats_url(stack, root, settings, own),
                 "MINQING_DATABASE_URL": _database_url(stack, root, settings),
                 "PYTHONUNBUFFERED": "1",
             }
             _migrate(env["MINQING_DATABASE_URL"])
             _print_urls(settings)
-            code = _run_services(env, level)
+            code = _run_services(env, level, own)
     except KeyboardInterrupt:
         code = 130
     except DataDirInUse as exc:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from minqing.shared.contract.asyncapi import Channel, Consumers, asyncapi
 from minqing.shared.domain.clock import Clock, system_clock
+from minqing.shared.messaging.access import connect_options, service_inbox
 from minqing.shared.messaging.consumer import ApplyBatch, BatchConsumer, Parser, parse_message
 from minqing.shared.messaging.dead_letters import DeadLetterSink
 from minqing.shared.messaging.outbox import Outbox, Relay
@@ -229,6 +230,7 @@ def build_runtime(
         log_level=logging.DEBUG,  # per-message logs off: our own code logs what matters
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
+        **connect_options(settings.nats_credentials, service_inbox(name)),
     )
     runtime = Runtime(
         name=name,

@@ -19,6 +19,7 @@ import httpx
 import psutil
 import pytest
 
+from minqing.shared.embedded.nats import admin_credentials
 from minqing.shared.service.infra import free_port, port_is_free, run_sync
 from minqing.shared.service.settings import SERVICES
 
@@ -43,10 +44,13 @@ def answers(url: str) -> bool:
     return True
 
 
-async def _stream_messages(nats_url: str) -> int:
+async def _stream_messages(nats_url: str, credentials: Path | None) -> int:
     import nats
 
-    nc = await nats.connect(nats_url, connect_timeout=2, allow_reconnect=False)
+    from minqing.shared.messaging.access import ADMIN, connect_options, service_inbox
+
+    options = connect_options(credentials, service_inbox(ADMIN))
+    nc = await nats.connect(nats_url, connect_timeout=2, allow_reconnect=False, **options)
     try:
         info = await nc.jetstream().stream_info(STREAM)
         return int(info.state.messages)
@@ -147,7 +151,8 @@ class Up:
 
     def stream_messages(self) -> int:
         url = self.nats_url()
-        return run_sync(lambda: _stream_messages(url))
+        credentials = admin_credentials(self.data_dir / "nats")  # the operator's key
+        return run_sync(lambda: _stream_messages(url, credentials))
 
     # ------------------------------------------------------------------------------------ stop
 
