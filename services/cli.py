@@ -1,24 +1,30 @@
 """The ``minqing`` command: the commands every deployment has (``shared/cli``: migrate, db,
 up) and each service's own, registered here, where the services are known: serving one,
-intake's (import, open311-key), the projection's (audit, projection rebuild), and the
-whole system's AsyncAPI document assembled from each service's declaration."""
+intake's (import, open311-key), the projection's (audit, projection rebuild), the whole
+system's AsyncAPI document assembled from each service's declaration, and the front
+door's Caddyfile routed from each service's OpenAPI document."""
 
 from __future__ import annotations
 
 import importlib
 import json
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from minqing.services import natsconfig
 from minqing.services.intake import cli as intake_cli
 from minqing.services.projection import cli as projection_cli
 from minqing.shared.cli.main import LogLevel, app, checked_log_level, service_name
+from minqing.shared.identity import cli as identity_cli
 from minqing.shared.service.settings import SERVICES, Settings
 
 intake_cli.register(app)
 projection_cli.register(app)
+natsconfig.register(app)
+identity_cli.register(app)
 
 
 @app.command()
@@ -49,6 +55,58 @@ def asyncapi_command() -> None:
 
     document = catalog.document(Settings())
     typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+@app.command(name="frontdoor")
+def frontdoor_command(
+    output: Annotated[
+        Path | None, typer.Option(help="Write the Caddyfile here; default: print it.")
+    ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(help="host:port the front door listens on; default MINQING_FRONT_HOST:PORT."),
+    ] = None,
+    upstream: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="SERVICE=host:port, once per service to move; default each service's "
+            "MINQING_HOST and MINQING_<SERVICE>_PORT."
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="PEM certificate (chain): serve HTTPS with HSTS.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The certificate's PEM key.")] = None,
+) -> None:
+    """Write the front door's Caddyfile: every service's paths, from their OpenAPI
+    documents, routed to the service; security headers; TLS when a certificate is given."""
+    from minqing.services import frontdoor
+
+    settings = Settings()
+    door = frontdoor.FrontDoor.configured(settings)
+    upstreams = dict(door.upstreams)
+    for each in upstream or []:
+        name, _, address = each.partition("=")
+        if not address or ":" not in address:
+            raise typer.BadParameter(
+                f"{each!r}: expected SERVICE=host:port", param_hint="--upstream"
+            )
+        upstreams[service_name(name)] = address
+    if (tls_cert is None) != (tls_key is None):
+        raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")
+    door = frontdoor.FrontDoor(
+        listen=listen or door.listen,
+        upstreams=upstreams,
+        tls_cert_file=(tls_cert.resolve() if tls_cert else door.tls_cert_file),
+        tls_key_file=(tls_key.resolve() if tls_key else door.tls_key_file),
+    )
+    if ":" not in door.listen:
+        raise typer.BadParameter(f"{door.listen!r}: expected host:port", param_hint="--listen")
+    text = frontdoor.write(output, door, settings)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        typer.echo(f"Wrote {output}: the front door at {door.url}", err=True)
 
 
 def main() -> None:

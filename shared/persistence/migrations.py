@@ -13,6 +13,7 @@ import re
 import runpy
 import sys
 from pathlib import Path
+from typing import Literal
 
 from alembic import command, context
 from alembic.config import Config
@@ -23,16 +24,24 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from minqing.shared.service.settings import SERVICES, ServiceName
 
 SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
+SHARED_DIR = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR = Path(__file__).resolve().with_name("alembic_template")
+# Schemas that belong to no one service: the principals and their credentials, which every
+# service reads to know who is calling (shared/identity), migrated before the services'.
+COMMON: tuple[Literal["identity"], ...] = ("identity",)
+SchemaName = ServiceName | Literal["identity"]
+SCHEMAS: tuple[SchemaName, ...] = (*COMMON, *SERVICES)
 
 
-def migrations_dir(service: ServiceName) -> Path:
-    """The service's ``migrations`` directory (its env.py, and versions/ below it)."""
+def migrations_dir(service: SchemaName) -> Path:
+    """The schema's ``migrations`` directory (its env.py, and versions/ below it)."""
+    if service in COMMON:
+        return SHARED_DIR / service / "migrations"
     return SERVICES_DIR / service / "migrations"
 
 
 def alembic_config(
-    database_url: str, service: ServiceName, versions_dir: Path | None = None
+    database_url: str, service: SchemaName, versions_dir: Path | None = None
 ) -> Config:
     """The Alembic configuration of one service, built in code (no alembic.ini to drift)."""
     config = Config()
@@ -47,7 +56,7 @@ def alembic_config(
 
 def upgrade(
     database_url: str,
-    service: ServiceName,
+    service: SchemaName,
     revision: str = "head",
     versions_dir: Path | None = None,
 ) -> None:
@@ -55,7 +64,7 @@ def upgrade(
     command.upgrade(alembic_config(database_url, service, versions_dir), revision)
 
 
-def heads(service: ServiceName) -> list[str]:
+def heads(service: SchemaName) -> list[str]:
     """The head revisions of the service's migrations (no database needed)."""
     from alembic.script import ScriptDirectory
 
@@ -63,12 +72,12 @@ def heads(service: ServiceName) -> list[str]:
 
 
 def upgrade_all(database_url: str) -> None:
-    """Bring every service's schema up to date."""
-    for service in SERVICES:
+    """Bring every schema up to date: the common ones, then every service's."""
+    for service in SCHEMAS:
         upgrade(database_url, service)
 
 
-def next_revision_id(config: Config, service: ServiceName) -> str:
+def next_revision_id(config: Config, service: SchemaName) -> str:
     """``<service>_<n+1>``, after the highest numbered revision of the service."""
     pattern = re.compile(rf"{re.escape(service)}_(\d+)")
     numbers = [
@@ -81,7 +90,7 @@ def next_revision_id(config: Config, service: ServiceName) -> str:
 
 def revision(
     database_url: str,
-    service: ServiceName,
+    service: SchemaName,
     message: str,
     *,
     autogenerate: bool = False,
@@ -114,7 +123,7 @@ def revision(
 
 def run_service_env() -> None:
     """Body of the shared ``env.py``: run the service's own ``migrations/env.py``."""
-    service: ServiceName = context.config.attributes["schema"]
+    service: SchemaName = context.config.attributes["schema"]
     runpy.run_path(str(migrations_dir(service) / "env.py"))
 
 

@@ -169,3 +169,15 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
 def _sqlstate(exc: DBAPIError) -> str:
     state: Any = getattr(exc.orig, "sqlstate", None)
     return state if isinstance(state, str) else ""
+
+
+# The errors of reaching the database, and how each is answered: for what runs before the
+# routes (the identity guard looks up the caller), as the exception handlers answer routes.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, OSError, PoolTimeoutError)
+
+
+async def database_answer(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to ``exc``, one of ``DATABASE_ERRORS``."""
+    if isinstance(exc, DBAPIError):
+        return await _database_error(request, exc)
+    return await _database_unavailable(request, exc)

@@ -20,6 +20,7 @@ from minqing.shared.domain.ids import new_id
 from minqing.shared.persistence.migrations import upgrade_all
 from minqing.shared.service.infra import free_port
 from minqing.shared.service.settings import Settings
+from tests.support.identity import DESK, enrol
 
 T = TypeVar("T")
 
@@ -90,10 +91,14 @@ def isolated_settings(nats_url: str, database_url: str, **overrides: object) -> 
 
 @contextlib.asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run an app's lifespan (broker, relay, consumers) and give an HTTP client for it."""
+    """Run an app's lifespan (broker, relay, consumers) and give an HTTP client for it,
+    acting as the test desk (``tests.support.identity``) unless a request says otherwise."""
     async with app.router.lifespan_context(app):
+        await enrol(app.state.runtime.sessions)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=DESK
+        ) as client:
             yield client
 
 
@@ -111,7 +116,8 @@ async def serve_over_http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
                 task.result()
             await asyncio.sleep(0.02)
         base_url = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        await enrol(app.state.runtime.sessions)
+        async with httpx.AsyncClient(base_url=base_url, timeout=30, headers=DESK) as client:
             yield client
     finally:
         server.should_exit = True

@@ -12,6 +12,7 @@ from minqing.shared.domain.ids import new_id
 from minqing.shared.service.settings import Settings
 from tests.support.events import FRIDAY_MORNING, assigned, publish, reported
 from tests.support.harness import eventually, serve
+from tests.support.identity import AS
 
 
 @pytest.fixture
@@ -43,7 +44,8 @@ async def test_an_unknown_matter_is_404(followup: httpx.AsyncClient) -> None:
         ("resolution", resolution()),
         ("lookback", {"outcome": "passed", "visitor": "v", "notes": ""}),
     ):
-        response = await followup.post(f"/api/v1/issues/{missing}/{path}", json=body)
+        as_ = AS["line"] if path == "lookback" else None
+        response = await followup.post(f"/api/v1/issues/{missing}/{path}", json=body, headers=as_)
         assert response.status_code == 404, response.text
     assert (await followup.get(f"/api/v1/issues/{missing}/case")).status_code == 404
 
@@ -75,7 +77,9 @@ async def test_a_lookback_before_resolution_and_after_closing_is_refused(
 ) -> None:
     issue_id = await a_matter(followup, settings, assign=True)
     visit = {"outcome": "passed", "visitor": "grid-worker-1", "notes": "ok"}
-    early = await followup.post(f"/api/v1/issues/{issue_id}/lookback", json=visit)
+    early = await followup.post(
+        f"/api/v1/issues/{issue_id}/lookback", json=visit, headers=AS["line"]
+    )
     assert early.status_code == 409
     assert "after resolution" in early.json()["detail"]
 
@@ -86,10 +90,12 @@ async def test_a_lookback_before_resolution_and_after_closing_is_refused(
     assert twice.status_code == 409
     assert "already resolved" in twice.json()["detail"]
 
-    assert (await followup.post(f"/api/v1/issues/{issue_id}/lookback", json=visit)).json()[
-        "status"
-    ] == "closed"
-    late = await followup.post(f"/api/v1/issues/{issue_id}/lookback", json=visit)
+    assert (
+        await followup.post(f"/api/v1/issues/{issue_id}/lookback", json=visit, headers=AS["line"])
+    ).json()["status"] == "closed"
+    late = await followup.post(
+        f"/api/v1/issues/{issue_id}/lookback", json=visit, headers=AS["line"]
+    )
     assert late.status_code == 409
     assert "closed" in late.json()["detail"]
     again = await followup.post(f"/api/v1/issues/{issue_id}/resolution", json=resolution())
@@ -109,7 +115,9 @@ async def test_bad_input_is_a_422_naming_the_fields(
     assert "xuma_branch" in errors["unit"]  # the valid codes are listed
 
     bad_visit = await followup.post(
-        f"/api/v1/issues/{issue_id}/lookback", json={"outcome": "meh", "visitor": ""}
+        f"/api/v1/issues/{issue_id}/lookback",
+        json={"outcome": "meh", "visitor": ""},
+        headers=AS["line"],
     )
     assert bad_visit.status_code == 422
     assert {e["loc"][-1] for e in bad_visit.json()["detail"]} == {"outcome", "visitor"}
@@ -118,6 +126,7 @@ async def test_bad_input_is_a_422_naming_the_fields(
     silent_failure = await followup.post(
         f"/api/v1/issues/{issue_id}/lookback",
         json={"outcome": "failed", "visitor": "grid-worker-1", "notes": ""},
+        headers=AS["line"],
     )
     assert silent_failure.status_code == 422
     assert "notes must say what is still wrong" in silent_failure.text

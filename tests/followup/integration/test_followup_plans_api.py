@@ -19,6 +19,7 @@ from minqing.shared.domain.ids import new_id
 from minqing.shared.service.settings import Settings
 from tests.support.events import FRIDAY_MORNING, envelope, publish, reported
 from tests.support.harness import eventually, serve, stream_messages
+from tests.support.identity import AS
 
 
 class Clock:
@@ -234,10 +235,14 @@ async def test_a_resolution_with_evidence_is_looked_back_by_another_unit(
     assert (case["resolved_by"], case["lookback_unit"]) == ("wu", "grid_center")
 
     own = {"outcome": "passed", "visitor": "wu", "notes": ""}
-    refused = await followup.post(f"/api/v1/issues/{issue_id}/lookback", json=own)
+    refused = await followup.post(
+        f"/api/v1/issues/{issue_id}/lookback", json=own, headers=AS["line"]
+    )
     assert refused.status_code == 409
     assert "cannot pass its look-back" in refused.json()["detail"]
     passed = await followup.post(
-        f"/api/v1/issues/{issue_id}/lookback", json={**own, "visitor": "grid-li"}
+        f"/api/v1/issues/{issue_id}/lookback",
+        json={**own, "visitor": "grid-li"},
+        headers=AS["line"],
     )
     assert passed.json()["status"] == "closed"

@@ -15,6 +15,7 @@ from minqing.services.intake.app import create_app as intake_app
 from minqing.services.projection.app import create_app as projection_app
 from minqing.shared.service.settings import Settings
 from tests.support.harness import eventually, serve
+from tests.support.identity import AS
 
 REPORT = {
     "title": "Street lights out on Shiguan Road",
@@ -88,6 +89,7 @@ async def test_a_matter_goes_round_the_whole_loop(town: Town) -> None:
     passed = await town.followup.post(
         f"/api/v1/issues/{issue_id}/lookback",
         json={"outcome": "passed", "visitor": "grid-worker-7", "notes": "All lit at night"},
+        headers=AS["line"],
     )
     assert passed.status_code == 201, passed.text
     await town.wait_for(
@@ -113,6 +115,7 @@ async def test_a_failed_lookback_reopens_and_reassigns_the_matter(town: Town) ->
     failed = await town.followup.post(
         f"/api/v1/issues/{issue_id}/lookback",
         json={"outcome": "failed", "visitor": "grid-worker-7", "notes": "Two lamps still dark"},
+        headers=AS["line"],
     )
     assert failed.status_code == 201, failed.text
     assert failed.json()["status"] == "reopened"

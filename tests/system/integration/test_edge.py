@@ -15,9 +15,11 @@ from minqing.services.intake.app import create_app as create_intake
 from minqing.services.intake.store import plumbing, reports
 from minqing.services.projection.app import create_app as create_projection
 from minqing.shared.domain.ids import new_id
+from minqing.shared.identity.policy import Entry, Router, matrix
 from minqing.shared.service.runtime import Runtime
 from minqing.shared.service.settings import Settings
 from tests.support.harness import serve
+from tests.support.identity import AS
 
 REPORT: dict[str, Any] = {
     "title": "Street lights out on Shiguan Road",
@@ -148,7 +150,8 @@ async def test_control_characters_in_followup_fields_are_refused(
 ) -> None:
     for char in ("\x00", "\x01", "\x1b"):
         bad = {**body, field: f"{body[field]}{char}x"}
-        response = await followup.post(f"/api/v1/issues/{new_id()}/{step}", json=bad)
+        as_ = AS["line"] if step == "lookback" else None
+        response = await followup.post(f"/api/v1/issues/{new_id()}/{step}", json=bad, headers=as_)
         errors = assert_small_error(response, 422)
         assert [e["loc"] for e in errors] == [["body", field]], errors
 
@@ -246,14 +249,18 @@ async def test_a_malformed_issue_id_is_not_found_in_followup(
     issue_id = new_id()
     bad = bad_id.format(id=issue_id, lower=issue_id.lower())
     for step, body in STEPS.items():
-        assert_small_error(await followup.post(f"/api/v1/issues/{bad}/{step}", json=body), 404)
+        as_ = AS["line"] if step == "lookback" else None
+        response = await followup.post(f"/api/v1/issues/{bad}/{step}", json=body, headers=as_)
+        assert_small_error(response, 404)
     assert_small_error(await followup.get(f"/api/v1/issues/{bad}/case"), 404)
 
 
 async def test_a_malformed_issue_id_with_a_bad_body_lists_both(
     followup: httpx.AsyncClient,
 ) -> None:
-    response = await followup.post("/api/v1/issues/%00/lookback", json={"outcome": "maybe"})
+    response = await followup.post(
+        "/api/v1/issues/%00/lookback", json={"outcome": "maybe"}, headers=AS["line"]
+    )
     errors = assert_small_error(response, 422)
     assert {tuple(e["loc"]) for e in errors} == {
         ("path", "issue_id"),
@@ -276,7 +283,9 @@ async def test_a_trailing_slash_is_the_same_route_never_a_redirect(
     assert await stored_reports(rt) == (1, 1)
 
     assert (await followup.get("/api/v1/funds/")).status_code == 200
-    lookback = await followup.post(f"/api/v1/issues/{issue_id}/lookback/", json={})
+    lookback = await followup.post(
+        f"/api/v1/issues/{issue_id}/lookback/", json={}, headers=AS["line"]
+    )
     assert lookback.status_code == 422  # the route ran and read the (bad) body
     assert (await projection.get("/api/v1/issues/")).status_code == 200
     assert (await projection.get("/api/v1/stats/")).status_code == 200
@@ -317,6 +326,10 @@ async def sql_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """Intake with one extra route that runs a named statement of ``SQL``."""
     app = create_intake(settings)
     rt: Runtime = app.state.runtime
+
+    app.state.access = Router.of(  # the test's own route, open to anyone
+        {**matrix(), "GET /test/sql/{name}": Entry("GET /test/sql/{name}", True, {})}
+    )
 
     @app.get("/test/sql/{name}")
     async def run(name: str) -> dict[str, str]:

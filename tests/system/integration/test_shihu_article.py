@@ -25,6 +25,7 @@ from minqing.services.followup.app import create_app as followup_app
 from minqing.services.intake.app import create_app as intake_app
 from minqing.services.projection.app import create_app as projection_app
 from tests.support.harness import eventually, isolated_settings, serve
+from tests.support.identity import AS
 
 
 class MovableClock:
@@ -89,7 +90,9 @@ class Town:
         return found
 
     async def post(self, client: httpx.AsyncClient, path: str, **body: Any) -> dict[str, Any]:
-        response = await client.post(path, json=body)
+        # look-backs by line staff; the rest by the desk (every other role)
+        headers = AS["line"] if path.endswith("/lookback") else None
+        response = await client.post(path, json=body, headers=headers)
         assert response.status_code == 201, response.text
         found: dict[str, Any] = response.json()
         return found
