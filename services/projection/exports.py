@@ -140,13 +140,7 @@ def history_page(view: IssueView, trail: list[dict[str, Any]], names: Names, zon
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <title>{title} · 办理全过程记录</title>
-<style>
-body {{ font-family: "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; width: 100%; font-size: 12px; }}
-th, td {{ border: 1px solid #999; padding: 4px 6px; vertical-align: top; text-align: left; }}
-.en {{ color: #555; }} .hash {{ font-family: monospace; font-size: 9px; word-break: break-all; }}
-@media print {{ body {{ margin: 0; }} }}
-</style></head><body>
+<link rel="stylesheet" href="/dashboard/print.css"></head><body>
 <h1>{title}</h1>
 <p>编号 {esc(view.issue_id)} · {esc(names.zh("villages", view.village))} ·
 {esc(names.zh("categories", view.category))} · 状态：{esc(status)}</p>
