@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from faststream.nats import NatsBroker
+from faststream.nats.security import NatsCredentials, NatsNKey
 from nats.js.api import StreamConfig
 from nats.js.client import JetStreamContext
 from sqlalchemy import func, select
@@ -220,6 +221,16 @@ def _dead_letter_out(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _broker_credentials(settings: Settings, name: ServiceName) -> dict[str, Any]:
+    """The service's NATS user for FastStream's broker (its ``security``), and its inbox."""
+    options = connect_options(settings.nats_credentials, service_inbox(name))
+    if seed := options.pop("nkeys_seed", None):
+        options["security"] = NatsNKey.from_file(seed)
+    elif creds := options.pop("user_credentials", None):
+        options["security"] = NatsCredentials.from_file(creds)
+    return options
+
+
 def build_runtime(
     name: ServiceName, settings: Settings, plumbing: Plumbing, *, clock: Clock = system_clock
 ) -> Runtime:
@@ -230,7 +241,7 @@ def build_runtime(
         log_level=logging.DEBUG,  # per-message logs off: our own code logs what matters
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
-        **connect_options(settings.nats_credentials, service_inbox(name)),
+        **_broker_credentials(settings, name),
     )
     runtime = Runtime(
         name=name,

@@ -190,11 +190,11 @@ def test_keys_are_written_private_and_kept(tmp_path: Path) -> None:
     assert (out / ACCESS_FILE).read_text() == conf
 
 
-def test_a_new_source_gets_a_key_and_the_others_keep_theirs(tmp_path: Path) -> None:
+def test_a_user_dropped_and_configured_again_keeps_its_key(tmp_path: Path) -> None:
     out = tmp_path / "access"
     before = {n: p.read_bytes() for n, p in write_access(out, nats_users(SETTINGS)).items()}
-    grown = nats_users(SETTINGS)[:-1]  # one department fewer, then back
-    write_access(out, grown)
+    fewer = nats_users(SETTINGS)[:-1]  # one department fewer, then back
+    write_access(out, fewer)
     after = {n: p.read_bytes() for n, p in write_access(out, nats_users(SETTINGS)).items()}
     assert after == before
 
