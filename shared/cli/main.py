@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from minqing.shared.embedded import DataDirInUse, EmbeddedNats, EmbeddedPostgres, hold_lock
+from minqing.shared.embedded.caddy import EmbeddedCaddy, write_caddyfile
 from minqing.shared.service.infra import ensure_database, free_port, port_is_free, run_sync
 from minqing.shared.service.settings import SERVICES, ServiceName, Settings
 
@@ -170,12 +171,49 @@ def display_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
-def _print_urls(settings: Settings) -> None:
-    """Print where each service will listen."""
-    host = display_host(settings.host)
-    for name in SERVICES:
-        base = f"http://{host}:{settings.port(name)}"
-        typer.echo(f"{name:>10}: {base}  (API docs: {base}/docs)")
+def _first_operator(database_url: str, settings: Settings) -> None:
+    """On an empty registry of people, an operator with a random password, printed once."""
+    from datetime import UTC, datetime
+
+    from minqing.shared.identity.admin import first_operator
+    from minqing.shared.persistence.db import make_engine
+
+    async def once() -> None:
+        engine = make_engine(database_url, settings)
+        try:
+            issued = await first_operator(engine, datetime.now(UTC))
+        finally:
+            await engine.dispose()
+        if issued is not None:
+            typer.echo(
+                f"First start: log in as {issued.principal.name!r} with the password "
+                f"{issued.secret} (shown once). Add people with `minqing user add NAME "
+                "--unit UNIT --role ROLE` and systems with `minqing token create`."
+            )
+
+    run_sync(once)
+
+
+def _front_door(stack: ExitStack, data_dir: Path, settings: Settings, env: dict[str, str]) -> str:
+    """The front door: an embedded Caddy on MINQING_FRONT_PORT (8080, or a free port if that
+    is taken and was not asked for) in front of the services; its URL, the one people use."""
+    port = settings.front_port
+    if not port_is_free(port, settings.front_host):
+        if "front_port" in settings.model_fields_set:
+            typer.echo(f"minqing up: MINQING_FRONT_PORT {port} is taken", err=True)
+            raise typer.Exit(1)
+        port = free_port(settings.front_host)
+        typer.echo(f"Front door: port {settings.front_port} is taken, using free port {port}")
+    listen = f"{settings.front_host}:{port}"
+    config = data_dir / "caddy" / "Caddyfile"
+    write_caddyfile(config, listen, env)
+    caddy = stack.enter_context(EmbeddedCaddy(data_dir / "caddy", config, listen))
+    stack.callback(typer.echo, "Front door: stopping caddy")
+    scheme = "https" if settings.tls_cert_file else "http"
+    url = f"{scheme}://{display_host(settings.front_host)}:{port}/"
+    typer.echo(f"Front door: caddy at {url} (Caddyfile and log in {caddy.data_dir})")
+    typer.echo(f"Open {url} : the desk, and every API under the same address.")
+    return url
 
 
 def _run_services(env: dict[str, str], log_level: str, own: Mapping[str, Mapping[str, str]]) -> int:
@@ -228,7 +266,8 @@ def up(
                 "PYTHONUNBUFFERED": "1",
             }
             _migrate(env["MINQING_DATABASE_URL"])
-            _print_urls(settings)
+            _first_operator(env["MINQING_DATABASE_URL"], settings)
+            _front_door(stack, root, settings, env)
             code = _run_services(env, level, own)
     except KeyboardInterrupt:
         code = 130

@@ -20,8 +20,10 @@ import psutil
 import pytest
 
 from minqing.shared.embedded.nats import admin_credentials
+from minqing.shared.embedded.postgres import embedded_database
 from minqing.shared.service.infra import free_port, port_is_free, run_sync
 from minqing.shared.service.settings import SERVICES
+from tests.support.identity import enrol_at
 
 READY_WITHIN = 60.0
 EXIT_WITHIN = 30.0
@@ -90,6 +92,10 @@ class Up:
             if not k.startswith("MINQING_") and k != "PYTHONUNBUFFERED"
         }
         self.env.update({f"MINQING_{n.upper()}_PORT": str(p) for n, p in self.ports.items()})
+        # The front door: the one address people use (the services' ports stay behind it).
+        self.front_port = free_port()
+        self.front = f"http://127.0.0.1:{self.front_port}"
+        self.env["MINQING_FRONT_PORT"] = str(self.front_port)
         self.process: subprocess.Popen[bytes] | None = None
         self.seen: dict[int, psutil.Process] = {}  # every descendant ever observed
         self._log_offset = 0
@@ -141,8 +147,18 @@ class Up:
                     if httpx.get(f"{self.url[name]}/readyz", timeout=1).status_code == 200:
                         pending.discard(name)
             time.sleep(0.1)
+        while not answers(f"{self.front}/"):  # the front door, started before the services
+            if time.monotonic() - started > READY_WITHIN:
+                pytest.fail(f"the front door does not answer at {self.front}\n{self.output()}")
+            time.sleep(0.1)
         self.descendants()
+        self.enrol()
         return time.monotonic() - started
+
+    def enrol(self) -> None:
+        """The tests' people (tests.support.identity) in the database `up` runs on."""
+        with embedded_database(self.data_dir / "postgres") as url:
+            enrol_at(url)
 
     def nats_url(self) -> str:
         found = re.search(r"embedded nats-server at (nats://\S+)", self.output())
@@ -182,6 +198,7 @@ class Up:
         serving = [name for name, url in self.url.items() if answers(f"{url}/readyz")]
         assert not serving, f"still answering: {serving}"
         assert port_is_free(nats_port), f"NATS port {nats_port} still taken"
+        assert port_is_free(self.front_port), f"front door port {self.front_port} still taken"
         # honcho SIGKILLs services still running 5 s after the first one stopped.
         assert "sending SIGKILL" not in self.output(), self.output()
         return code, elapsed
