@@ -18,6 +18,7 @@ from nats.js.api import RawStreamMsg
 from nats.js.client import JetStreamContext
 
 from minqing.services.intake.app import create_app
+from minqing.shared.messaging.access import connect_options, service_inbox
 from minqing.shared.service.runtime import Runtime
 from minqing.shared.service.settings import Settings
 from tests.support.harness import eventually, serve, stream_messages
@@ -106,7 +107,11 @@ class Intake:
 async def running_intake(settings: Settings) -> AsyncIterator[Intake]:
     app = create_app(settings)
     async with serve(app) as client:
-        nc = await nats.connect(settings.nats_url)
+        # As intake's own user where the server has users (none otherwise).
+        nc = await nats.connect(
+            settings.nats_url,
+            **connect_options(settings.nats_credentials, service_inbox("intake")),
+        )
         try:
             yield Intake(settings, client, app.state.runtime, nc, nc.jetstream())
         finally:
