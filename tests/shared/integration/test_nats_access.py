@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import stat
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -432,3 +435,41 @@ async def test_each_service_with_its_own_key_and_a_department_run_a_matter_to_cl
     # Every service did all of that without a single permission violation.
     log = secured.log()
     assert "Permissions Violation" not in log, log[-3000:]
+
+
+# ------------------------------------------------------------------ the configuration itself
+
+
+def test_nats_config_writes_what_the_production_config_includes(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from minqing.services.cli import app
+    from minqing.shared.embedded.nats import nats_server_binary
+    from tests.support.paths import ROOT
+
+    out = tmp_path / "nats"
+    result = CliRunner().invoke(app, ["nats-config", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "credentials" / "departments" / f"{DEPARTMENT}.nk").is_file()
+    shutil.copy(ROOT / "deploy" / "nats.conf", out / "nats.conf")
+    checked = subprocess.run(
+        [str(nats_server_binary()), "-t", "-c", str(out / "nats.conf")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+async def test_the_embedded_server_keeps_its_keys_across_restarts(
+    settings: Settings, tmp_path: Path
+) -> None:
+    store = tmp_path / "nats"
+    with EmbeddedNats(store, users=nats_users(settings)) as server:
+        seeds = {name: path.read_bytes() for name, path in server.credentials.items()}
+    with EmbeddedNats(store, users=nats_users(settings)) as server:
+        assert {n: p.read_bytes() for n, p in server.credentials.items()} == seeds
+        seed = server.credentials_of("service", "assignment")
+        nc = await nats.connect(server.url, **connect_options(seed, service_inbox("assignment")))
+        await nc.close()
+    assert stat.S_IMODE(seed.stat().st_mode) == 0o600
