@@ -1,6 +1,25 @@
 // The supervisors' desk: the list, a matter's timeline, the overdue board and the
 // statistics, from the projection's JSON API. No build step: plain modern JavaScript.
+// It logs in first (POST /api/v1/session sets the session cookie), says who is logged in,
+// and offers only what that person's roles may call.
 "use strict";
+
+// Who may call the endpoints this desk calls: a copy of their entries in the role x
+// endpoint matrix (shared/identity/matrix.toml), which every service enforces. The desk
+// uses it only to not offer what the matrix would refuse; the services decide.
+// tests/projection/unit/test_desk_roles.py checks this table against the matrix (and that
+// every endpoint app.js and index.html use is in it, or public), so the two cannot drift.
+// The session endpoints (/api/v1/session) are public and not listed.
+const MAY = {
+  "GET /api/v1/names": ["reporter", "unit_staff", "line_staff", "supervisor", "inspector", "operator"],
+  "GET /api/v1/issues": ["unit_staff", "line_staff", "supervisor", "inspector"],
+  "GET /api/v1/issues/export.csv": ["unit_staff", "supervisor", "inspector"],
+  "GET /api/v1/issues/export.xlsx": ["unit_staff", "supervisor", "inspector"],
+  "GET /api/v1/issues/{issue_id}": ["unit_staff", "line_staff", "supervisor", "inspector"],
+  "GET /api/v1/issues/{issue_id}/history": ["unit_staff", "line_staff", "supervisor", "inspector"],
+  "GET /api/v1/issues/{issue_id}/history.html": ["unit_staff", "line_staff", "supervisor", "inspector"],
+  "GET /api/v1/stats": ["supervisor", "inspector"]
+};
 
 const T = {
   zh: {
@@ -18,6 +37,17 @@ const T = {
     lookback_pass_rate: "回头看通过率", by_village: "按村（社区）", by_source: "按来源",
     by_category: "按类别", by_unit: "按责任单位", funds: "资金（元）", lang: "English",
     level: (n, who) => `第${n}级 → ${who}`, calendar: "工作日历", as_of: "截至日期",
+    login_title: "登录", login_name: "用户名", login_password: "密码", login_button: "登录",
+    logout: "退出登录", wrong_password: "用户名或密码错误。",
+    too_many: (s) => `登录尝试次数过多，请等待 ${s} 秒后再试。`,
+    login_failed: (status) => `登录失败（${status}），请稍后再试。`,
+    unreachable: "无法连接服务器，请检查网络后再试。",
+    session_ended: "登录已过期，请重新登录；页面内容会保留。",
+    problem: (what) => `出错了：${what}`,
+    nothing_for_you: "您的角色在此台账上没有可查看的内容。",
+    town: "全镇", role_reporter: "登记员", role_unit_staff: "承办单位人员",
+    role_line_staff: "条线干部", role_supervisor: "督查员", role_inspector: "纪检监察",
+    role_operator: "运维管理员",
   },
   en: {
     title: "Minqing · Matters", tab_list: "Matters", tab_overdue: "Overdue", tab_stats: "Statistics",
@@ -36,6 +66,17 @@ const T = {
     by_village: "By village", by_source: "By source", by_category: "By category",
     by_unit: "By unit", funds: "Funds (yuan)", lang: "中文",
     level: (n, who) => `step ${n} → ${who}`, calendar: "calendar", as_of: "As of",
+    login_title: "Log in", login_name: "Name", login_password: "Password", login_button: "Log in",
+    logout: "Log out", wrong_password: "Wrong name or password.",
+    too_many: (s) => `Too many login attempts: wait ${s} seconds, then try again.`,
+    login_failed: (status) => `Logging in failed (${status}); try again later.`,
+    unreachable: "The server cannot be reached; check the network and try again.",
+    session_ended: "Your session has ended: log in again (the page keeps what it shows).",
+    problem: (what) => `Something went wrong: ${what}`,
+    nothing_for_you: "Your roles have nothing to see on this desk.",
+    town: "the town", role_reporter: "reporter", role_unit_staff: "unit staff",
+    role_line_staff: "line staff", role_supervisor: "supervisor", role_inspector: "inspector",
+    role_operator: "operator",
   },
 };
 
@@ -43,6 +84,11 @@ let lang = localStorage.getItem("minqing-lang") || "zh";
 let names = { categories: {}, villages: {}, sources: {}, units: {} };
 let cursor = null;
 let sequence = 0; // a newer list request wins over a slower older one
+let me = null; // who is logged in (the session's Me: name, memberships, csrf_token), or null
+let epoch = 0; // bumped when the page forgets what it shows: late answers are dropped
+let shown = "list"; // the tab on show
+let loginProblem = null; // [key, ...args] of the login form's message, kept to translate it
+let started = false; // the controls are wired once, whoever logs in
 
 const $ = (selector) => document.querySelector(selector);
 const t = (key, ...args) => {
@@ -60,10 +106,45 @@ const el = (tag, attrs = {}, ...children) => {
   return node;
 };
 
-async function api(path) {
-  const response = await fetch(path);
+// Whether the logged-in person has a role that may call `endpoint` ("METHOD /path" as in MAY).
+function may(endpoint) {
+  const roles = new Set((me?.memberships ?? []).map((m) => m.role));
+  return (MAY[endpoint] ?? []).some((role) => roles.has(role));
+}
+
+class LoggedOut extends Error {}
+
+// A call to the API with the session cookie; a change also sends the session's CSRF token.
+// A 401 means the session has ended: the login form comes back over the page.
+async function api(path, { method = "GET", body } = {}) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (!["GET", "HEAD"].includes(method) && me?.csrf_token) headers["X-CSRF-Token"] = me.csrf_token;
+  const response = await fetch(path, {
+    method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 401) {
+    sessionEnded();
+    throw new LoggedOut(path);
+  }
   if (!response.ok) throw new Error(`${path}: ${response.status}`);
-  return response.json();
+  return response.status === 204 ? null : response.json();
+}
+
+// An event handler's work: a failure is shown (an ended session already shows the form).
+const guarded = (action) => (...args) => {
+  try {
+    Promise.resolve(action(...args)).catch(failed);
+  } catch (error) {
+    failed(error);
+  }
+};
+
+function failed(error) {
+  if (error instanceof LoggedOut) return;
+  $("#problem").textContent = t("problem", error.message);
+  $("#problem").hidden = false;
 }
 
 function translate() {
@@ -75,6 +156,8 @@ function translate() {
   for (const option of $("#village").options) {
     if (option.value) option.textContent = name("villages", option.value);
   }
+  showWho();
+  showLoginProblem();
 }
 
 function filters() {
@@ -110,8 +193,15 @@ function row(item) {
     el("td", {}, name("villages", item.village)),
     el("td", {}, name("units", item.unit)),
     deadlineCell(item));
-  tr.addEventListener("click", () => openTimeline(item.issue_id));
+  opens(tr, item.issue_id);
   return tr;
+}
+
+// A row opens the matter's timeline, for the roles that may read it.
+function opens(tr, issueId) {
+  if (!may("GET /api/v1/issues/{issue_id}") || !may("GET /api/v1/issues/{issue_id}/history")) return;
+  tr.classList.add("opens");
+  tr.addEventListener("click", guarded(() => openTimeline(issueId)));
 }
 
 async function loadList(more = false) {
@@ -133,7 +223,9 @@ async function loadList(more = false) {
 }
 
 async function loadOverdue() {
+  const mine = epoch;
   const page = await api("/api/v1/issues?overdue=true&sort=deadline&limit=200");
+  if (mine !== epoch) return;
   const body = $("#overdue-table tbody");
   body.replaceChildren();
   for (const item of page.items) {
@@ -142,13 +234,15 @@ async function loadOverdue() {
       el("td", {}, name("units", item.unit)),
       deadlineCell(item),
       el("td", {}, item.escalation_level ? t("level", item.escalation_level, item.escalated_to) : ""));
-    tr.addEventListener("click", () => openTimeline(item.issue_id));
+    opens(tr, item.issue_id);
     body.append(tr);
   }
 }
 
 async function loadLookbacks() {
+  const mine = epoch;
   const page = await api("/api/v1/issues?status=resolved&sort=lookback&limit=200");
+  if (mine !== epoch) return;
   const body = $("#lookback-table tbody");
   body.replaceChildren();
   for (const item of page.items) {
@@ -156,7 +250,7 @@ async function loadLookbacks() {
     if (item.lookback_due_provisional) due.append(" ", el("span", { class: "badge provisional" }, t("provisional")));
     const tr = el("tr", { "data-issue": item.issue_id },
       el("td", {}, item.title ?? item.issue_id), el("td", {}, name("units", item.unit)), due);
-    tr.addEventListener("click", () => openTimeline(item.issue_id));
+    opens(tr, item.issue_id);
     body.append(tr);
   }
 }
@@ -168,8 +262,10 @@ const MARKS = {
 };
 
 async function openTimeline(issueId) {
+  const mine = epoch;
   const [matter, history] = await Promise.all([
     api(`/api/v1/issues/${issueId}`), api(`/api/v1/issues/${issueId}/history`)]);
+  if (mine !== epoch) return;
   $("#t-title").textContent = matter.title ?? issueId;
   $("#t-meta").textContent = [t(`s_${matter.status}`), name("villages", matter.village),
     name("categories", matter.category), name("units", matter.unit),
@@ -193,7 +289,7 @@ function card(key, figure) {
   const body = el("div", { class: "card", "data-figure": key }, el("b", {}, String(value)), t(key));
   if (!figure.list) return body;
   const link = el("a", { href: "#" }, body);
-  link.addEventListener("click", (e) => { e.preventDefault(); showList(figure.list); });
+  link.addEventListener("click", guarded((e) => { e.preventDefault(); showList(figure.list); }));
   return link;
 }
 
@@ -206,7 +302,7 @@ function chart(title, figures, kind) {
   entries.forEach(([code, figure], i) => {
     const a = document.createElementNS(svg.namespaceURI, "a");
     a.setAttribute("href", "#");
-    a.addEventListener("click", (e) => { e.preventDefault(); showList(figure.list); });
+    a.addEventListener("click", guarded((e) => { e.preventDefault(); showList(figure.list); }));
     const label = document.createElementNS(svg.namespaceURI, "text");
     label.setAttribute("x", "0"); label.setAttribute("y", String(22 * i + 16));
     label.textContent = name(kind, code) || code;
@@ -224,7 +320,9 @@ function chart(title, figures, kind) {
 
 async function loadStats() {
   const asOf = asOfParam();
+  const mine = epoch;
   const figures = await api(asOf ? `/api/v1/stats?${new URLSearchParams({ as_of: asOf })}` : "/api/v1/stats");
+  if (mine !== epoch) return;
   const keys = ["matters", "closed_loop", "overdue", "response_rate", "resolution_rate",
     "satisfaction_rate", "on_time_rate", "median_days_to_resolve", "lookback_pass_rate"];
   $("#cards").replaceChildren(...keys.map((key) => card(key === "overdue" ? "overdue_n" : key, figures[key])));
@@ -240,14 +338,23 @@ async function loadStats() {
 }
 
 function showTab(tab) {
+  shown = tab;
   document.querySelectorAll("nav button").forEach((b) => b.classList.toggle("active", b.dataset.tab === tab));
   $("#list").hidden = tab !== "list";
   $("#overdue-board").hidden = tab !== "overdue";
   $("#lookbacks").hidden = tab !== "lookbacks";
   $("#stats").hidden = tab !== "stats";
-  if (tab === "overdue") loadOverdue();
-  if (tab === "lookbacks") loadLookbacks();
-  if (tab === "stats") loadStats();
+  if (tab === "overdue") return loadOverdue();
+  if (tab === "lookbacks") return loadLookbacks();
+  if (tab === "stats") return loadStats();
+  return null;
+}
+
+// Load again what the page shows, and the list behind the other tabs (after a login, a
+// language switch).
+async function reload() {
+  if (!shown) return;
+  await Promise.all([showTab(shown), may("GET /api/v1/issues") ? loadList() : null]);
 }
 
 function showList(listUrl) {
@@ -258,30 +365,193 @@ function showList(listUrl) {
   $("#overdue").checked = params.get("overdue") === "true";
   $("#as-of").value = (params.get("as_of") ?? "").slice(0, 10);
   showTab("list");
-  loadList();
+  return loadList();
 }
 
-async function start() {
+// --- who is logged in ------------------------------------------------------------------
+
+function showWho() {
+  $("#who-name").textContent = me ? me.display_name || me.name : "";
+  $("#who-name").title = me ? me.id : "";
+  $("#who-roles").textContent = (me?.memberships ?? [])
+    .map((m) => `${t(`role_${m.role}`)}@${m.unit === "town" ? t("town") : name("units", m.unit)}`)
+    .join(", ");
+}
+
+function showLoginProblem() {
+  $("#login-error").textContent = loginProblem ? t(...loginProblem) : "";
+  $("#login-error").hidden = !loginProblem;
+}
+
+function showLogin(note) {
+  document.body.dataset.ready = "false";
+  loginProblem = null;
+  showLoginProblem();
+  const shownNote = $("#login-note");
+  if (note) shownNote.dataset.t = note;
+  else delete shownNote.dataset.t;
+  shownNote.textContent = note ? t(note) : "";
+  shownNote.hidden = !note;
+  $("#login").hidden = false;
+  document.body.dataset.login = "open";
+  $("#login-password").value = "";
+  ($("#login-name").value ? $("#login-password") : $("#login-name")).focus();
+}
+
+// A 401 from any call: the session has ended. The form comes back over the page, which keeps
+// what it shows, so that the same person carries on where they were.
+function sessionEnded() {
+  if (!$("#login").hidden) return;
+  if (me) $("#login-name").value = me.name;
+  showLogin(me ? "session_ended" : null);
+}
+
+// The page shows nothing of what the last person saw (a log-out, or someone else logs in).
+function forget() {
+  epoch += 1;
+  sequence += 1;
+  cursor = null;
+  for (const id of ["#matters", "#overdue-table", "#lookback-table"]) $(`${id} tbody`).replaceChildren();
+  $("#count").textContent = "";
+  $("#more").hidden = true;
+  $("#cards").replaceChildren();
+  $("#charts").replaceChildren();
+  $("#timeline").hidden = true;
+  $("#t-title").textContent = "";
+  $("#t-meta").textContent = "";
+  $("#t-events").replaceChildren();
+  $("#filters").reset();
+  $("#problem").hidden = true;
+}
+
+// Only what these roles may call: every part that names its endpoint in data-needs.
+function applyRoles() {
+  document.querySelectorAll("[data-needs]").forEach((node) => {
+    node.classList.toggle("refused", !may(node.dataset.needs));
+  });
+  const tabs = [...document.querySelectorAll("nav button")].filter((b) => may(b.dataset.needs));
+  $("#nothing").hidden = tabs.length > 0;
+  if (!tabs.some((b) => b.dataset.tab === shown)) shown = tabs[0]?.dataset.tab ?? null;
+  if (!shown) for (const id of ["#list", "#overdue-board", "#lookbacks", "#stats"]) $(id).hidden = true;
+}
+
+async function loadNames() {
+  if (!may("GET /api/v1/names")) return;
   names = await api("/api/v1/names");
-  for (const code of Object.keys(names.villages)) $("#village").append(el("option", { value: code }, code));
+  const village = $("#village");
+  for (const option of [...village.options]) if (option.value) option.remove();
+  for (const code of Object.keys(names.villages)) village.append(el("option", { value: code }, code));
+}
+
+// Someone is logged in (`who`: the session's Me): show what their roles may see.
+async function enter(who) {
+  const same = me !== null && who.id === me.id;
+  if (!same) forget();
+  me = who;
+  $("#login").hidden = true;
+  $("#login-note").hidden = true;
+  document.body.dataset.login = "closed";
+  $("nav").hidden = false;
+  $("#who").hidden = false;
+  $("main").hidden = false;
+  if (!same) await loadNames();
   translate();
-  $("#filters").addEventListener("submit", (e) => { e.preventDefault(); loadList(); });
-  $("#q").addEventListener("input", () => loadList());
-  $("#as-of").addEventListener("change", () => {
-    loadList();
-    if (!$("#stats").hidden) loadStats();
-  });
-  $("#more").addEventListener("click", () => loadList(true));
-  $("#close").addEventListener("click", () => { $("#timeline").hidden = true; });
-  document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
-  $("#lang").addEventListener("click", () => {
-    lang = lang === "zh" ? "en" : "zh";
-    localStorage.setItem("minqing-lang", lang);
-    translate();
-    loadList();
-  });
-  await loadList();
+  applyRoles();
+  await reload();
   document.body.dataset.ready = "true";
 }
 
-start();
+async function logIn() {
+  const button = $("#login-button");
+  button.disabled = true;
+  loginProblem = null;
+  showLoginProblem();
+  let who = null;
+  try {
+    const response = await fetch("/api/v1/session", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "Content-Type": "application/json" },
+      body: JSON.stringify({
+        name: $("#login-name").value.trim().toLowerCase(),
+        password: $("#login-password").value,
+      }),
+    });
+    if (response.ok) who = await response.json();
+    else if (response.status === 401 || response.status === 422) loginProblem = ["wrong_password"];
+    else if (response.status === 429) loginProblem = ["too_many", Number(response.headers.get("Retry-After")) || 60];
+    else loginProblem = ["login_failed", response.status];
+  } catch {
+    loginProblem = ["unreachable"];
+  } finally {
+    button.disabled = false;
+  }
+  if (who) {
+    $("#login-password").value = "";
+    await enter(who);
+    return;
+  }
+  showLoginProblem();
+  $("#login-password").select();
+}
+
+async function logOut() {
+  try {
+    await api("/api/v1/session", { method: "DELETE" });
+  } finally {
+    me = null;
+    forget();
+    $("nav").hidden = true;
+    $("#who").hidden = true;
+    $("main").hidden = true;
+    showWho();
+    showLogin(null);
+  }
+}
+
+function wire() {
+  if (started) return;
+  started = true;
+  $("#login-form").addEventListener("submit", guarded((e) => { e.preventDefault(); return logIn(); }));
+  $("#logout").addEventListener("click", guarded(logOut));
+  $("#filters").addEventListener("submit", guarded((e) => { e.preventDefault(); return loadList(); }));
+  $("#q").addEventListener("input", guarded(() => loadList()));
+  $("#as-of").addEventListener("change", guarded(() => {
+    if (!$("#stats").hidden) loadStats().catch(failed);
+    return loadList();
+  }));
+  $("#more").addEventListener("click", guarded(() => loadList(true)));
+  $("#close").addEventListener("click", () => { $("#timeline").hidden = true; });
+  document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click", guarded(() => showTab(b.dataset.tab))));
+  $("#lang").addEventListener("click", guarded(() => {
+    lang = lang === "zh" ? "en" : "zh";
+    localStorage.setItem("minqing-lang", lang);
+    translate();
+    return me ? reload() : null;
+  }));
+}
+
+async function start() {
+  wire();
+  translate();
+  let response;
+  try {
+    response = await fetch("/api/v1/session", { credentials: "same-origin", headers: { Accept: "application/json" } });
+  } catch {
+    showLogin(null);
+    loginProblem = ["unreachable"];
+    showLoginProblem();
+    return;
+  }
+  if (response.ok) {
+    await enter(await response.json());
+    return;
+  }
+  showLogin(null);
+  if (response.status !== 401) {
+    loginProblem = ["login_failed", response.status];
+    showLoginProblem();
+  }
+}
+
+start().catch(failed);
