@@ -1,7 +1,10 @@
-"""The supervisors' desk in a real browser (Debian's chromium, driven by Playwright): find
-the Sanqi Village bridge by typing part of its name, open its timeline, see who resolved it
-and who looked back, export the list, switch to English, read the statistics. A screenshot
-is kept in test-artifacts/."""
+"""The supervisors' desk in a real browser (Debian's chromium, driven by Playwright): log in
+(a wrong password first), see who is logged in, find the Sanqi Village bridge by typing part
+of its name, open its timeline, see who resolved it and who looked back, export the list,
+switch to English, read the statistics; a stored script in a title stays text; an ended
+session brings the form back over the page, which keeps its state; after logging out the
+list is out of reach; other roles see only what the matrix lets them call; too many wrong
+passwords say how long to wait. Screenshots are kept in test-artifacts/."""
 
 from __future__ import annotations
 
@@ -13,24 +16,38 @@ import subprocess
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
+from limits import parse as parse_limit
 
 from minqing.services.projection.app import create_app
 from minqing.shared.contract.events import IssueLookbackPassed, IssueReported, IssueResolved
 from minqing.shared.domain.ids import new_id
+from minqing.shared.identity.principal import Kind, Membership, Principal, Role
 from minqing.shared.service.infra import free_port
 from minqing.shared.service.settings import Settings
 from tests.support.events import assigned, envelope, publish, reported
 from tests.support.harness import eventually
+from tests.support.identity import AS, PEOPLE, TOWN, enrol, give_password
 from tests.support.paths import ROOT
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = ROOT / "test-artifacts"
 
 
 CHINESE_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+
+PASSWORD = "dongxi-river-bridge"
+ZHAO = Principal(Kind.PERSON, "zhao.min", "赵敏", (Membership(TOWN, Role.SUPERVISOR),))
+# Titles a hostile reporter could send: shown as text, never run.
+IMG_TITLE = "<img src=x onerror=\"window.__xss='img'\">"
+SCRIPT_TITLE = "<script>window.__xss='script'</script>"
 
 
 def chromium() -> str:
@@ -55,11 +72,9 @@ def chromium() -> str:
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[str]:
+async def serving(app: FastAPI) -> AsyncIterator[str]:
     server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=free_port(), log_level="warning"
-        )
+        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
     )
     task = asyncio.create_task(server.serve())
     try:
@@ -116,25 +131,61 @@ async def test_a_supervisor_finds_the_bridge_reads_its_timeline_and_exports_the_
         later(passed, 5),
         reported(),
         reported(),
+        *(
+            envelope(replace_title(report, title), new_id(), actor="cadre-liu", service="intake")
+            for title in (IMG_TITLE, SCRIPT_TITLE)
+        ),
     )
     ARTIFACTS.mkdir(exist_ok=True)
 
-    async with serving(settings) as url, async_playwright() as pw:
+    app = create_app(settings)
+    async with serving(app) as url, async_playwright() as pw:
         import httpx
 
-        async with httpx.AsyncClient(base_url=url) as client:
+        sessions = app.state.runtime.sessions
+        await enrol(sessions, {**PEOPLE, ZHAO.name: ZHAO})
+        for person in (ZHAO, PEOPLE["construction"], PEOPLE["line"], PEOPLE["reporter"]):
+            await give_password(sessions, person, PASSWORD)
+        async with httpx.AsyncClient(base_url=url, headers=AS["supervisor"]) as client:
             await eventually(
                 lambda: client.get("/api/v1/issues", params={"status": "closed"}),
                 lambda r: r.json()["total"] == 1,
             )
+            await eventually(lambda: client.get("/api/v1/issues"), lambda r: r.json()["total"] == 5)
         browser = await pw.chromium.launch(executable_path=browser_path, headless=True)
         errors: list[str] = []
         try:
             page = await browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 900})
             page.on("pageerror", lambda error: errors.append(str(error)))
             await page.goto(url + "/")
-            await page.wait_for_selector("body[data-ready=true]")
             assert await page.title() == "民情 · 台账"
+
+            # Not logged in: the form, and nothing of the desk.
+            await expect(page.locator("#login")).to_be_visible()
+            await expect(page.locator("main")).to_be_hidden()
+            await expect(page.locator("nav")).to_be_hidden()
+            await page.screenshot(path=str(ARTIFACTS / "desk-login.png"))
+            await page.fill("#login-name", "zhao.min")
+            await page.fill("#login-password", "not-the-password")
+            await page.click("#login-button")
+            await expect(page.locator("#login-error")).to_have_text("用户名或密码错误。")
+            await expect(page.locator("main")).to_be_hidden()
+            await log_in(page, "zhao.min")
+            await expect(page.locator("#who-name")).to_have_text("赵敏")
+            await expect(page.locator("#who-roles")).to_have_text("督查员@全镇")
+            await expect(page.locator("#login")).to_be_hidden()
+
+            # A stored script in a title is shown as text: no element made of it, nothing run.
+            rows = page.locator("#matters tbody tr")
+            await expect(rows).to_have_count(5)
+            for title in (IMG_TITLE, SCRIPT_TITLE):
+                await expect(page.locator("#matters td", has_text=title)).to_have_count(1)
+            assert await page.locator("#matters img, #matters script").count() == 0
+            await page.locator("#matters td", has_text=IMG_TITLE).click()
+            await expect(page.locator("#t-title")).to_have_text(IMG_TITLE)
+            assert await page.locator("#timeline img").count() == 0
+            await page.click("#close")
+            assert await page.evaluate("window.__xss") is None
 
             await page.fill("#q", "东西河")
             await expect(page.locator("#matters tbody tr")).to_have_count(1)
@@ -173,6 +224,73 @@ async def test_a_supervisor_finds_the_bridge_reads_its_timeline_and_exports_the_
             await page.click("button[data-tab='stats']")
             closed = page.locator(".card[data-figure='closed_loop'] b")
             await expect(closed).to_have_text("0")
+
+            # The session ends (its cookie gone): the next call brings the form back over
+            # the page, which keeps its tab, filters and rows; the same person carries on.
+            await page.context.clear_cookies()
+            await page.click("button[data-tab='list']")
+            await page.fill("#q", "东西河")
+            await expect(page.locator("#login")).to_be_visible()
+            await expect(page.locator("#login-note")).to_contain_text("session has ended")
+            assert await page.input_value("#login-name") == "zhao.min"
+            assert await rows.count() > 0  # still there, behind the form
+            await page.fill("#login-password", PASSWORD)
+            await page.click("#login-button")
+            await page.wait_for_selector("body[data-ready=true]")
+            assert await page.input_value("#q") == "东西河"
+            assert await page.input_value("#as-of") == "2026-11-28"
+            await expect(rows).to_have_count(1)
+            await expect(page.locator(f"tr[data-issue='{bridge}']")).to_contain_text("Assigned")
+
+            # Logged out: the form is back, the list is gone and out of reach.
+            await page.click("#logout")
+            await expect(page.locator("#login")).to_be_visible()
+            await expect(page.locator("main")).to_be_hidden()
+            await expect(page.locator("#who")).to_be_hidden()
+            assert await rows.count() == 0
+            status = "fetch('/api/v1/issues', {credentials: 'same-origin'}).then(r => r.status)"
+            assert await page.evaluate(status) == 401
+
+            # Other roles see only what the matrix lets them call.
+            await log_in(page, "construction")  # a unit's staff: no statistics
+            await expect(page.locator("#who-roles")).to_contain_text("unit staff@")
+            await expect(page.locator("button[data-tab='list']")).to_be_visible()
+            await expect(page.locator("button[data-tab='stats']")).to_be_hidden()
+            await expect(page.locator("#export-xlsx")).to_be_visible()
+            await page.click("#logout")
+            await log_in(page, "line")  # line staff: the list, no exports, no statistics
+            await expect(page.locator("button[data-tab='lookbacks']")).to_be_visible()
+            await expect(page.locator("button[data-tab='stats']")).to_be_hidden()
+            await expect(page.locator("#export-csv")).to_be_hidden()
+            await expect(page.locator("#export-xlsx")).to_be_hidden()
+            await page.click("#logout")
+            await log_in(page, "reporter")  # records matters elsewhere: nothing here
+            await expect(page.locator("#nothing")).to_be_visible()
+            await expect(page.locator("nav button:visible")).to_have_count(0)
+            await expect(page.locator("#list")).to_be_hidden()
+            await page.screenshot(path=str(ARTIFACTS / "desk-nothing-for-a-reporter.png"))
+            await page.click("#logout")
+
+            # Guessing: after the name's allowance of attempts, the form says to wait.
+            for _ in range(parse_limit(settings.login_attempts_per_name).amount + 1):
+                await page.fill("#login-name", "nobody")
+                await page.fill("#login-password", "guess-guess-guess")
+                await page.click("#login-button")
+                await expect(page.locator("#login-button")).to_be_enabled()
+            await expect(page.locator("#login-error")).to_contain_text("Too many login attempts")
+            await expect(page.locator("#login-error")).to_contain_text("seconds")
             assert errors == []  # no script error on any tab
         finally:
             await browser.close()
+
+
+def replace_title(report: IssueReported, title: str) -> IssueReported:
+    return report.model_copy(update={"title": title, "description": "a hostile title"})
+
+
+async def log_in(page: Page, name: str) -> None:
+    """Log in at the form as ``name`` and wait for the desk."""
+    await page.fill("#login-name", name)
+    await page.fill("#login-password", PASSWORD)
+    await page.click("#login-button")
+    await page.wait_for_selector("body[data-ready=true]")

@@ -13,12 +13,15 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from minqing.shared.contract.reference import load
 from minqing.shared.identity import credentials, store
 from minqing.shared.identity.principal import Kind, Membership, Principal, Role
 from minqing.shared.identity.tables import principals, tokens
-from minqing.shared.persistence.db import Sessions
+from minqing.shared.persistence.db import Sessions, make_sessions
+from minqing.shared.service.infra import run_sync
 from minqing.shared.service.settings import REFERENCE_DIR
 
 ENROLLED_AT = datetime(2026, 1, 5, tzinfo=UTC)
@@ -87,3 +90,24 @@ async def enrol(sessions: Sessions, people: dict[str, Principal] = PEOPLE) -> No
                 .on_conflict_do_nothing()
             )
         await session.commit()
+
+
+async def give_password(sessions: Sessions, principal: Principal, password: str) -> None:
+    """Let ``principal`` (enrolled already) log in at the desk (``POST /api/v1/session``)
+    with ``password``."""
+    async with sessions() as session:
+        await store.set_password(session, principal.id, credentials.hash_password(password))
+        await session.commit()
+
+
+def enrol_at(database_url: str) -> None:
+    """``enrol`` into the database at ``database_url`` (for services run as processes)."""
+
+    async def once() -> None:
+        engine = create_async_engine(database_url, poolclass=NullPool)
+        try:
+            await enrol(make_sessions(engine))
+        finally:
+            await engine.dispose()
+
+    run_sync(once)
