@@ -1,6 +1,6 @@
 """Reads and writes of the identity schema (SQLAlchemy Core on one session).
 
-The CLI and the login route write; every service reads (a token, a session) on each request.
+The CLI and the login routes write; every service reads (a token, a session) on each request.
 """
 
 from __future__ import annotations
@@ -15,10 +15,18 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from minqing.shared.identity.principal import Kind, Membership, Principal, Role
-from minqing.shared.identity.tables import memberships, principals, sessions, tokens
+from minqing.shared.identity.tables import (
+    memberships,
+    oidc_logins,
+    principals,
+    sessions,
+    tokens,
+)
 
 # A session's last sighting is written at most this often (not on every request).
 SEEN_GRANULARITY = timedelta(minutes=1)
+# Who created the people the identity provider vouches for, and granted their memberships.
+PROVIDER = "oidc"
 
 
 class IdentityProblem(Exception):
@@ -339,3 +347,88 @@ async def prune_sessions(session: AsyncSession, before: datetime) -> int:
         .returning(sessions.c.session_hash)
     )
     return len(deleted.all())
+
+
+# --- people of the identity provider (OpenID Connect) ----------------------------------------
+
+
+async def provider_standing(session: AsyncSession, pid: str, *, lock: bool = False) -> str | None:
+    """Why the person ``pid``, vouched for by the identity provider, may not act here (the
+    name is a local account's, or it was disabled here); None if it may. ``lock``: its row
+    stays locked until the transaction ends."""
+    query = select(
+        principals.c.password_hash, principals.c.created_by, principals.c.disabled_at
+    ).where(principals.c.principal_id == pid)
+    row = (await session.execute(query.with_for_update() if lock else query)).first()
+    if row is None:
+        return None
+    if row.password_hash is not None or row.created_by != PROVIDER:
+        name = pid.split(":", 1)[1]
+        return (
+            f"{name!r} is the name of an account of this town's own (not of the identity "
+            "provider): log in with its password, or ask an operator"
+        )
+    if row.disabled_at is not None:
+        return f"{pid} is disabled here; ask an operator"
+    return None
+
+
+async def provider_person(session: AsyncSession, principal: Principal, *, at: datetime) -> None:
+    """Record a person as the identity provider gave it at a page login: created at its
+    first login, its name and memberships replaced at every later one (the provider is the
+    source of truth). Raises :class:`IdentityProblem` if ``provider_standing`` refuses it:
+    a provider's user never takes over a local account."""
+    await session.execute(
+        insert(principals)
+        .values(
+            principal_id=principal.id,
+            kind=principal.kind.value,
+            display_name=principal.display_name,
+            created_at=at,
+            created_by=PROVIDER,
+        )
+        .on_conflict_do_nothing()
+    )
+    problem = await provider_standing(session, principal.id, lock=True)
+    if problem is not None:
+        raise IdentityProblem(problem)
+    await session.execute(
+        update(principals)
+        .where(principals.c.principal_id == principal.id)
+        .values(display_name=principal.display_name)
+    )
+    await session.execute(memberships.delete().where(memberships.c.principal_id == principal.id))
+    await grant(session, principal.id, principal.memberships, by=PROVIDER, at=at)
+
+
+async def keep_login(
+    session: AsyncSession,
+    state_hash: str,
+    record: dict[str, Any],
+    *,
+    at: datetime,
+    max_age: timedelta,
+) -> None:
+    """Keep a started login's record until its callback; logins older than ``max_age`` go."""
+    await session.execute(oidc_logins.delete().where(oidc_logins.c.created_at < at - max_age))
+    await session.execute(
+        oidc_logins.insert().values(state_hash=state_hash, record=record, created_at=at)
+    )
+
+
+async def take_login(
+    session: AsyncSession, state_hash: str, *, now: datetime, max_age: timedelta
+) -> dict[str, Any] | None:
+    """The record of the login with this state, forgotten as it is read (good once); None
+    if there is none, or it is older than ``max_age``."""
+    row = (
+        await session.execute(
+            oidc_logins.delete()
+            .where(oidc_logins.c.state_hash == state_hash)
+            .returning(oidc_logins.c.record, oidc_logins.c.created_at)
+        )
+    ).first()
+    if row is None or row.created_at <= now - max_age:
+        return None
+    record: dict[str, Any] = row.record
+    return record

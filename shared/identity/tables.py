@@ -1,8 +1,9 @@
-"""The ``identity`` schema: principals, their memberships, tokens and sessions.
+"""The ``identity`` schema: principals, their memberships, tokens and sessions, and the
+logins through the identity provider under way.
 
-Secrets are never stored: a password as its Argon2id hash, a token and a session id as
-their SHA-256 (256 random bits each, so a fast hash is as safe and finds the row by an
-indexed equality)."""
+Secrets are never stored: a password as its Argon2id hash, a token, a session id and a
+login's state as their SHA-256 (256 random bits each, so a fast hash is as safe and finds
+the row by an indexed equality)."""
 
 from sqlalchemy import (
     Column,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData(schema="identity")
 
@@ -80,4 +82,17 @@ sessions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),  # absolute limit
     Column("ended_at", DateTime(timezone=True)),
     Index("sessions_principal", "principal_id"),
+)
+
+# A login through the identity provider, from its start (the browser sent to the provider)
+# to its callback: what the callback needs (the PKCE verifier, the nonce), found by the
+# state the provider hands back. Used once (deleted by the callback), good for ten minutes,
+# pruned at each start.
+oidc_logins = Table(
+    "oidc_logins",
+    metadata,
+    Column("state_hash", Text, primary_key=True),
+    Column("record", JSONB, nullable=False),  # oidc_login.LoginState.to_dict()
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("oidc_logins_created", "created_at"),
 )

@@ -8,24 +8,44 @@ leaves the caller's ``Grant`` on the request. A route takes the caller with ``Ca
 (the actor of what it records) and the grant with ``GrantDep`` (which matters it reaches).
 The session routes (``session_router``: log in, who am I, log out) are served by the
 service of the pages.
+
+With OpenID Connect on (``MINQING_OIDC_ISSUER``, :mod:`.oidc`), a bearer token shaped like
+a JWT is checked against the identity provider's keys instead (a refused one is a 401 with
+the refusal's ``WWW-Authenticate``, an unreachable provider a 503), and the pages may log
+in through the provider (``GET /api/v1/session/oidc`` and its callback); the provider's
+client lives as long as the app's lifespan.
 """
 
 from __future__ import annotations
 
 import contextlib
+import html
 import logging
+import math
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from minqing.shared.domain.clock import Clock
 from minqing.shared.identity import credentials, store
 from minqing.shared.identity.limits import LoginLimits
+from minqing.shared.identity.oidc import (
+    LoginState,
+    Oidc,
+    OidcConfig,
+    OidcLogin,
+    OidcRefused,
+    ProviderUnavailable,
+    Refusal,
+    looks_like_jwt,
+)
 from minqing.shared.identity.policy import Grant, Router, grant, router
 from minqing.shared.identity.principal import Principal
 from minqing.shared.persistence.db import Sessions
@@ -35,6 +55,12 @@ from minqing.shared.web.edge import DATABASE_ERRORS, database_answer
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "minqing_session"
+# The pages' login through the identity provider: its start, its callback (the URL to
+# register at the provider, MINQING_OIDC_REDIRECT_URL, as the browser reaches it), and the
+# cookie that ties a callback to the browser that started the login (against login CSRF).
+OIDC_LOGIN = "/api/v1/session/oidc"
+OIDC_CALLBACK = "/api/v1/session/oidc/callback"
+OIDC_LOGIN_COOKIE = "minqing_oidc_login"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 BEARER = {"WWW-Authenticate": 'Bearer realm="minqing"'}
@@ -47,13 +73,36 @@ class Caller:
 
 
 class Authenticator:
-    """Finds the principal behind a request's credentials, in the identity schema."""
+    """Finds the principal behind a request's credentials: in the identity schema, or (a
+    JWT, with OIDC on) at the identity provider."""
 
     def __init__(self, sessions: Sessions, clock: Clock, settings: Settings) -> None:
         self._sessions = sessions
         self._clock = clock
         self.idle = timedelta(minutes=settings.session_idle_minutes)
         self.lifetime = timedelta(hours=settings.session_max_hours)
+        # OIDC as configured (checked now: a wrong configuration stops the app from being
+        # built); None when it is off. ``oidc`` is its client, open during the lifespan.
+        self.oidc_config = OidcConfig.from_settings(settings)
+        self.oidc: Oidc | None = None
+
+    @contextlib.asynccontextmanager
+    async def provider(self) -> AsyncIterator[None]:
+        """The identity provider's client, open while this runs (the app's lifespan)."""
+        if self.oidc_config is None:
+            yield
+            return
+        self.oidc = Oidc(self.oidc_config)
+        try:
+            yield
+        finally:
+            oidc, self.oidc = self.oidc, None
+            await oidc.aclose()
+
+    @property
+    def pages_login(self) -> OidcLogin | None:
+        """The pages' login through the identity provider; None when it is off."""
+        return self.oidc.login if self.oidc is not None else None
 
     async def caller(self, request: Request) -> Caller | None:
         """The caller, None without credentials; a 401 for credentials that do not hold."""
@@ -69,6 +118,8 @@ class Authenticator:
         return None
 
     async def _token(self, token: str) -> Caller:
+        if self.oidc is not None and looks_like_jwt(token):
+            return await self._provider_token(self.oidc, token)
         async with self._sessions() as session:
             found = await store.by_token(session, credentials.digest(token), self._clock())
         if found is None:
@@ -84,6 +135,31 @@ class Authenticator:
         if found is None:
             raise _unauthorized("the session has ended or expired; log in again")
         return Caller(found.principal, found.csrf_token)
+
+    async def _provider_token(self, oidc: Oidc, token: str) -> Caller:
+        """The person an identity provider's JWT stands for, with the roles it carries."""
+        try:
+            principal = await oidc.verifier.verify(token)
+        except OidcRefused as refused:
+            log.info("oidc: a bearer token refused: %s", refused)
+            challenge = {"WWW-Authenticate": refused.www_authenticate}
+            raise HTTPException(401, refused.description, challenge) from None
+        except ProviderUnavailable as unavailable:
+            raise provider_unavailable(oidc.config, unavailable) from None
+        async with self._sessions() as session:
+            problem = await store.provider_standing(session, principal.id)
+        if problem is not None:  # a local account's name, or disabled here
+            raise HTTPException(403, problem)
+        return Caller(principal)
+
+
+def provider_unavailable(config: OidcConfig, error: Exception) -> HTTPException:
+    """503: the identity provider cannot be reached (not the caller's fault); its keys are
+    tried again after ``jwks_refetch_seconds``."""
+    log.warning("oidc: the identity provider is unavailable: %s", error)
+    wait = str(max(1, math.ceil(config.jwks_refetch_seconds)))
+    detail = "the identity provider cannot be reached; try again shortly"
+    return HTTPException(503, detail, {"Retry-After": wait})
 
 
 def _unauthorized(reason: str, *, invalid: bool = False) -> HTTPException:
@@ -169,11 +245,20 @@ CallerDep = Annotated[Principal, Depends(_principal)]
 
 
 def install(app: FastAPI, sessions: Sessions, clock: Clock, settings: Settings) -> None:
-    """Guard every request to ``app`` with the matrix."""
+    """Guard every request to ``app`` with the matrix. With OIDC on, the identity
+    provider's client is opened when the app's lifespan starts and closed when it ends."""
     authenticator = Authenticator(sessions, clock, settings)
     app.state.authenticator = authenticator
     app.state.access = router()  # the shipped matrix (a test may add its own routes' entries)
     app.add_middleware(Guard, authenticator=authenticator)
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        async with authenticator.provider(), inner(app) as state:
+            yield state
+
+    app.router.lifespan_context = lifespan
 
 
 # --- the pages' session ----------------------------------------------------------------------
@@ -230,15 +315,9 @@ def session_router(sessions: Sessions, clock: Clock, settings: Settings) -> APIR
             if principal is None or not credentials.password_matches(stored, body.password):
                 log.warning("login failed for %r from %s", body.name, address)
                 raise HTTPException(401, "wrong name or password")
-            session_id, csrf = credentials.new_session_id(), credentials.new_session_id()
             authenticator: Authenticator = request.app.state.authenticator
-            await store.start_session(
-                session,
-                credentials.digest(session_id),
-                principal.id,
-                csrf,
-                at=clock(),
-                lifetime=authenticator.lifetime,
+            session_id, csrf = await _start_session(
+                session, principal.id, at=clock(), lifetime=authenticator.lifetime
             )
             if stored is not None and credentials.needs_rehash(stored):
                 await store.set_password(
@@ -247,15 +326,7 @@ def session_router(sessions: Sessions, clock: Clock, settings: Settings) -> APIR
             await session.commit()
         limits.succeeded(body.name, address)
         log.info("%s logged in from %s", principal.id, address)
-        response.set_cookie(
-            SESSION_COOKIE,
-            session_id,
-            max_age=int(authenticator.lifetime.total_seconds()),
-            httponly=True,
-            secure=request.url.scheme == "https",
-            samesite="strict",
-            path="/",
-        )
+        _session_cookie(request, response, session_id, authenticator.lifetime)
         return me(principal, csrf)
 
     @router.get("/api/v1/session", responses={401: {"description": "Not logged in"}})
@@ -276,4 +347,176 @@ def session_router(sessions: Sessions, clock: Clock, settings: Settings) -> APIR
                 await session.commit()
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
 
+    @router.get("/api/v1/session/providers")
+    async def login_methods(request: Request) -> LoginMethods:
+        """How the pages may log in: with a name and password, and (when OpenID Connect is
+        on with a pages' client) through the identity provider, starting at
+        ``identity_provider``."""
+        authenticator: Authenticator = request.app.state.authenticator
+        config = authenticator.oidc_config
+        on = config is not None and config.client_id is not None
+        return LoginMethods(identity_provider=OIDC_LOGIN if on else None)
+
+    @router.get(
+        OIDC_LOGIN,
+        response_class=RedirectResponse,
+        status_code=302,
+        responses={
+            404: {"description": "No login through an identity provider here"},
+            503: {"description": "The identity provider cannot be reached"},
+        },
+    )
+    async def log_in_with_provider(request: Request) -> Response:
+        """Log in through the identity provider: a redirect to its authorization endpoint
+        (authorization code with PKCE). The login's record stays here, good once for ten
+        minutes; a cookie ties its callback to this browser."""
+        authenticator: Authenticator = request.app.state.authenticator
+        login = _pages_login(authenticator)
+        try:
+            url, record = await login.start()
+        except ProviderUnavailable as unavailable:
+            return _login_page(request, provider_unavailable(login.config, unavailable))
+        max_age = timedelta(seconds=login.config.login_max_age_seconds)
+        async with sessions() as session:
+            state_hash = credentials.digest(record.state)
+            await store.keep_login(
+                session, state_hash, record.to_dict(), at=clock(), max_age=max_age
+            )
+            await session.commit()
+        answer = RedirectResponse(url, 302)
+        answer.set_cookie(
+            OIDC_LOGIN_COOKIE,
+            record.state,
+            max_age=int(max_age.total_seconds()),
+            httponly=True,
+            secure=request.url.scheme == "https",
+            samesite="lax",  # sent on the provider's redirect back (a cross-site navigation)
+            path=OIDC_LOGIN,
+        )
+        return answer
+
+    @router.get(
+        OIDC_CALLBACK,
+        response_class=RedirectResponse,
+        status_code=302,
+        responses={
+            401: {"description": "The login was refused (the page or JSON says why)"},
+            403: {"description": "The name is a local account's, or disabled here"},
+            404: {"description": "No login through an identity provider here"},
+            503: {"description": "The identity provider cannot be reached"},
+        },
+    )
+    async def provider_callback(
+        request: Request,
+        code: str | None = None,
+        state: str | None = None,
+        error: str | None = None,
+    ) -> Response:
+        """Where the identity provider sends the browser back (register this URL there):
+        the code is exchanged, the person recorded with the roles the provider gives
+        (replacing those of the last login), a session started as with a password, and
+        the browser sent to the desk (``/``)."""
+        authenticator: Authenticator = request.app.state.authenticator
+        login = _pages_login(authenticator)
+        max_age = timedelta(seconds=login.config.login_max_age_seconds)
+        record = None
+        if state:  # used once: forgotten whatever follows
+            async with sessions() as session:
+                record = await store.take_login(
+                    session, credentials.digest(state), now=clock(), max_age=max_age
+                )
+                await session.commit()
+        bound = request.cookies.get(OIDC_LOGIN_COOKIE)
+        try:
+            if record is None or state is None:
+                raise OidcRefused(
+                    Refusal.WRONG_STATE,
+                    "no login was started with this state, it was used already, or it took "
+                    "longer than ten minutes; log in again",
+                )
+            if bound is None or not credentials.same(bound, state):
+                raise OidcRefused(Refusal.WRONG_STATE, "this login was started in another browser")
+            principal = await login.finish(code, state, LoginState.from_dict(record), error=error)
+        except OidcRefused as refused:
+            log.warning("oidc: a page login refused: %s", refused)
+            detail = f"the login through the identity provider was refused: {refused.description}"
+            return _login_page(request, HTTPException(401, detail, BEARER))
+        except ProviderUnavailable as unavailable:
+            return _login_page(request, provider_unavailable(login.config, unavailable))
+        async with sessions() as session:
+            try:
+                await store.provider_person(session, principal, at=clock())
+            except store.IdentityProblem as problem:
+                log.warning("oidc: a page login of %s refused: %s", principal.id, problem)
+                return _login_page(request, HTTPException(403, str(problem)))
+            session_id, _ = await _start_session(
+                session, principal.id, at=clock(), lifetime=authenticator.lifetime
+            )
+            await session.commit()
+        log.info("%s logged in through the identity provider", principal.id)
+        answer = RedirectResponse("/", 302)
+        _session_cookie(request, answer, session_id, authenticator.lifetime)
+        _forget_login_cookie(answer)
+        return answer
+
     return router
+
+
+class LoginMethods(BaseModel):
+    password: bool = True  # a name and password (POST /api/v1/session)
+    identity_provider: str | None = None  # where a login through it starts; None: off
+
+
+def _pages_login(authenticator: Authenticator) -> OidcLogin:
+    login = authenticator.pages_login
+    if login is None:
+        raise HTTPException(404, "no login through an identity provider here")
+    return login
+
+
+async def _start_session(
+    session: AsyncSession, pid: str, *, at: datetime, lifetime: timedelta
+) -> tuple[str, str]:
+    """A new session of ``pid`` (the caller commits): its id, for the cookie, and its CSRF
+    token."""
+    session_id, csrf = credentials.new_session_id(), credentials.new_session_id()
+    await store.start_session(
+        session, credentials.digest(session_id), pid, csrf, at=at, lifetime=lifetime
+    )
+    return session_id, csrf
+
+
+def _session_cookie(
+    request: Request, response: Response, session_id: str, lifetime: timedelta
+) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        max_age=int(lifetime.total_seconds()),
+        httponly=True,
+        secure=request.url.scheme == "https",
+        samesite="strict",
+        path="/",
+    )
+
+
+def _forget_login_cookie(response: Response) -> None:
+    response.delete_cookie(OIDC_LOGIN_COOKIE, path=OIDC_LOGIN, httponly=True, samesite="lax")
+
+
+def _login_page(request: Request, refusal: HTTPException) -> Response:
+    """A refused login through the identity provider: a short page for a browser, JSON
+    for anything else; the login's cookie forgotten."""
+    headers = dict(refusal.headers or {})
+    if "text/html" in request.headers.get("accept", ""):
+        text = html.escape(str(refusal.detail))
+        body = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            "<title>Login refused</title></head><body><h1>Login refused</h1>"
+            f'<p>{text}</p><p><a href="/">Back to the login page</a></p></body></html>'
+        )
+        answer: Response = HTMLResponse(body, refusal.status_code, headers)
+    else:
+        answer = JSONResponse({"detail": refusal.detail}, refusal.status_code, headers)
+    _forget_login_cookie(answer)
+    return answer

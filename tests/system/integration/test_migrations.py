@@ -1,4 +1,5 @@
-"""Each service's Alembic migrations build exactly the tables its code declares."""
+"""Each schema's Alembic migrations (the identity schema's and each service's) build exactly
+the tables its code declares."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from minqing.services.assignment.store import metadata as assignment
 from minqing.services.followup.store import metadata as followup
 from minqing.services.intake.store import metadata as intake
 from minqing.services.projection.store import metadata as projection
+from minqing.shared.identity.tables import metadata as identity
 
 
 def _differences(conn: Connection, metadata: MetaData) -> list[object]:
@@ -33,7 +35,9 @@ def _differences(conn: Connection, metadata: MetaData) -> list[object]:
 
 
 @pytest.mark.parametrize(
-    "metadata", [intake, assignment, followup, projection], ids=lambda m: str(m.schema)
+    "metadata",
+    [identity, intake, assignment, followup, projection],
+    ids=lambda m: str(m.schema),
 )
 async def test_the_migrated_schema_matches_the_code(database_url: str, metadata: MetaData) -> None:
     engine = create_async_engine(database_url)
