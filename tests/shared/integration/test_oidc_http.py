@@ -353,6 +353,14 @@ async def test_without_oidc_the_pages_log_in_with_a_password_only(
         assert methods == {"password": True, "identity_provider": None}
         assert (await browser.get(OIDC_LOGIN)).status_code == 404
         assert (await browser.get(OIDC_CALLBACK, params={"state": "x"})).status_code == 404
+        # the password login (whose session code the provider's login shares) is as it was
+        await _local_account(app, "chen.jing")
+        login = {"name": "chen.jing", "password": "a local password"}
+        logged_in = await browser.post("/api/v1/session", json=login)
+        assert logged_in.status_code == 200, logged_in.text
+        assert logged_in.json()["csrf_token"]
+        me = (await browser.get("/api/v1/session")).json()
+        assert (me["id"], me["csrf_token"]) == ("person:chen.jing", logged_in.json()["csrf_token"])
 
 
 async def _set_user(provider: MockProvider, sub: str, claims: dict[str, object]) -> None:
