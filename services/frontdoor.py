@@ -241,7 +241,14 @@ def caddyfile(routes: Sequence[Route], door: FrontDoor) -> str:
         lines.append(f"\tbind {host.strip('[]')}")
     if door.tls:
         lines.append(f"\ttls {_quoted(str(door.tls_cert_file))} {_quoted(str(door.tls_key_file))}")
-    lines += ["\timport security_headers", ""]
+    lines += [
+        "\timport security_headers",
+        "",
+        "\t# A trailing slash is dropped, as the services drop it: /api/v1/reports/ is a report.",
+        "\t@trailing path_regexp ^/.+/$",
+        "\turi @trailing strip_suffix /",
+        "",
+    ]
     direct = [r for r in routes if not r.prefixed]
     prefixed = [r for r in routes if r.prefixed]
     for service in SERVICES:

@@ -33,6 +33,7 @@ class Seen:
     scheme: str
     client: str | None
     headers: dict[str, str] = field(default_factory=dict)
+    query: str = ""
 
 
 def flat_routes(routes: Iterable[Any]) -> Iterator[Any]:
@@ -74,6 +75,7 @@ class Recorder:
                     scope["scheme"],
                     client[0] if client else None,
                     headers,
+                    scope["query_string"].decode("latin-1"),
                 )
             )
         await self.app(scope, receive, send)
