@@ -22,7 +22,9 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from limits import parse as parse_limit
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from minqing.services.frontdoor import CONTENT_SECURITY_POLICY
 from minqing.services.projection.app import create_app
 from minqing.shared.contract.events import IssueLookbackPassed, IssueReported, IssueResolved
 from minqing.shared.domain.ids import new_id
@@ -71,10 +73,29 @@ def chromium() -> str:
     pytest.skip("no browser: Debian's chromium is not installed and cannot be installed here")
 
 
+class FrontDoorPolicy:
+    """The front door's Content-Security-Policy on every answer, as Caddy sets it (here the
+    desk is served without Caddy): a script the desk ran inline would be refused."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                policy = (b"content-security-policy", CONTENT_SECURITY_POLICY.encode())
+                message["headers"] = [*message.get("headers", []), policy]
+            await send(message)
+
+        await self.app(scope, receive, sending if scope["type"] == "http" else send)
+
+
 @contextlib.asynccontextmanager
 async def serving(app: FastAPI) -> AsyncIterator[str]:
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
+        uvicorn.Config(
+            FrontDoorPolicy(app), host="127.0.0.1", port=free_port(), log_level="warning"
+        )
     )
     task = asyncio.create_task(server.serve())
     try:
@@ -157,6 +178,11 @@ async def test_a_supervisor_finds_the_bridge_reads_its_timeline_and_exports_the_
         try:
             page = await browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 900})
             page.on("pageerror", lambda error: errors.append(str(error)))
+            refused: list[str] = []  # what the Content-Security-Policy blocked
+            page.on(
+                "console",
+                lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+            )
             await page.goto(url + "/")
             assert await page.title() == "民情 · 台账"
 
@@ -280,6 +306,7 @@ async def test_a_supervisor_finds_the_bridge_reads_its_timeline_and_exports_the_
             await expect(page.locator("#login-error")).to_contain_text("Too many login attempts")
             await expect(page.locator("#login-error")).to_contain_text("seconds")
             assert errors == []  # no script error on any tab
+            assert refused == []  # the desk itself needs nothing the front door forbids
         finally:
             await browser.close()
 

@@ -132,8 +132,10 @@ async function api(path, { method = "GET", body } = {}) {
   return response.status === 204 ? null : response.json();
 }
 
-// An event handler's work: a failure is shown (an ended session already shows the form).
+// An event handler's work: a failure is shown until the next action (an ended session
+// already shows the form).
 const guarded = (action) => (...args) => {
+  $("#problem").hidden = true;
   try {
     Promise.resolve(action(...args)).catch(failed);
   } catch (error) {
