@@ -41,6 +41,13 @@ def import_command(
         typer.Option(help="Intake's base URL; default: http://MINQING_HOST:MINQING_INTAKE_PORT."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the import job as JSON.")] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MINQING_TOKEN",
+            help="A bearer token of a reporter (`minqing token create`); env MINQING_TOKEN.",
+        ),
+    ] = None,
 ) -> None:
     """Import a compiled list (one matter per row) through intake's HTTP API, showing
     progress, then print each row's result. Exit status: 0 all rows accepted, 1 some rows
@@ -54,6 +61,7 @@ def import_command(
     code = run_import(
         file,
         url=base,
+        token=token,
         source=source,
         recorded_by=recorded_by,
         as_json=as_json,

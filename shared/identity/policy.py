@@ -117,6 +117,15 @@ class Router:
                 return entry
         return None
 
+    def methods(self, path: str) -> list[str]:
+        """The methods the matrix names for ``path`` (for a 405's Allow header)."""
+        return sorted({m for m, pattern, _, _ in self.routes if pattern.fullmatch(path)})
+
+
+def openapi_path(endpoint_path: str) -> str:
+    """The path as an OpenAPI document shows it (``{name:path}`` is ``{name}`` there)."""
+    return endpoint_path.replace(":path}", "}")
+
 
 @cache
 def router() -> Router:

@@ -180,6 +180,9 @@ async def decide(request: Request, authenticator: Authenticator, access: Router)
     or ``Refused``."""
     entry = access.find(request.method, request.url.path)
     if entry is None:  # a path the matrix does not name is nobody's
+        allowed = access.methods(request.url.path)
+        if allowed:
+            raise Refused(405, "Method Not Allowed", {"Allow": ", ".join(allowed)})
         raise Refused(404, "Not Found")
     request.state.caller = None
     if entry.public:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from fastapi import FastAPI
 
+from minqing.shared.identity import web as identity
 from minqing.shared.service.runtime import Runtime, start, stop
 from minqing.shared.web.http import install
 
@@ -14,8 +15,9 @@ from minqing.shared.web.http import install
 def create_service_app(
     runtime: Runtime, *, title: str, description: str, upload_paths: Sequence[str] = ()
 ) -> FastAPI:
-    """A FastAPI app with the runtime's lifespan and the health routes; ``upload_paths``
-    (path prefixes) take bodies up to the upload limit."""
+    """A FastAPI app with the runtime's lifespan and the health routes, every route guarded
+    by the role matrix (``minqing.shared.identity.web``); ``upload_paths`` (path prefixes)
+    take bodies up to the upload limit."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -34,5 +36,6 @@ def create_service_app(
         redirect_slashes=False,
     )
     app.state.runtime = runtime
+    identity.install(app, runtime.sessions, runtime.clock, runtime.settings)
     install(app, runtime, upload_paths)
     return app

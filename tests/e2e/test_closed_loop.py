@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from minqing.shared.service.settings import Settings
+from tests.support.identity import AS, DESK
 from tests.support.processes import ServiceProcess, poll, running_services
 
 pytestmark = pytest.mark.e2e
@@ -30,16 +31,20 @@ class Town:
             "source": "grid_center",
             **fields,
         }
-        response = httpx.post(f"{self.url['intake']}/api/v1/reports", json=body)
+        response = httpx.post(f"{self.url['intake']}/api/v1/reports", json=body, headers=DESK)
         assert response.status_code == 201, response.text
         return str(response.json()["issue_id"])
 
     def history(self, issue_id: str) -> list[dict[str, Any]]:
-        response = httpx.get(f"{self.url['projection']}/api/v1/issues/{issue_id}/history")
+        response = httpx.get(
+            f"{self.url['projection']}/api/v1/issues/{issue_id}/history", headers=DESK
+        )
         return list(response.json()["events"]) if response.status_code == 200 else []
 
     def issue(self, issue_id: str) -> dict[str, Any]:
-        return dict(httpx.get(f"{self.url['projection']}/api/v1/issues/{issue_id}").json())
+        return dict(
+            httpx.get(f"{self.url['projection']}/api/v1/issues/{issue_id}", headers=DESK).json()
+        )
 
     def types(self, issue_id: str) -> list[str]:
         return [e["type"].removeprefix("minqing.") for e in self.history(issue_id)]
@@ -50,7 +55,9 @@ class Town:
 
     def wait_until_assigned(self, issue_id: str, number: int) -> None:
         def case() -> dict[str, Any]:
-            response = httpx.get(f"{self.url['followup']}/api/v1/issues/{issue_id}/case")
+            response = httpx.get(
+                f"{self.url['followup']}/api/v1/issues/{issue_id}/case", headers=DESK
+            )
             return dict(response.json()) if response.status_code == 200 else {}
 
         poll(case, lambda c: c.get("status") == "assigned" and c["assignment_no"] == number)
@@ -63,12 +70,14 @@ class Town:
                 "summary": "Eight volunteers harvested the rice",
                 "resolved_by": "li",
             },
+            headers=DESK,
         )
 
     def lookback(self, issue_id: str, outcome: str, notes: str) -> httpx.Response:
         return httpx.post(
             f"{self.url['followup']}/api/v1/issues/{issue_id}/lookback",
             json={"outcome": outcome, "visitor": "grid-worker-3", "notes": notes},
+            headers=AS["line"],
         )
 
 

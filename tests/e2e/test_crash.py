@@ -22,6 +22,7 @@ from minqing.shared.domain.ids import new_id
 from minqing.shared.persistence.db import make_engine
 from minqing.shared.service.settings import Settings
 from tests.support.harness import stream_messages
+from tests.support.identity import DESK
 from tests.support.processes import ServiceProcess, poll, process_env, running_services
 
 pytestmark = pytest.mark.e2e
@@ -51,7 +52,7 @@ class Reporter(threading.Thread):
         self.issue_ids: list[str] = []
 
     def run(self) -> None:
-        with httpx.Client(timeout=5) as client:
+        with httpx.Client(timeout=5, headers=DESK) as client:
             n = 0
             while not self.stopping.is_set():
                 n += 1

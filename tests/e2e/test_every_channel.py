@@ -25,6 +25,7 @@ from openpyxl import Workbook
 
 from minqing.shared.service.settings import Settings
 from tests.support.harness import isolated_settings
+from tests.support.identity import DESK, token_of
 from tests.support.processes import ServiceProcess, poll, running_services
 
 pytestmark = pytest.mark.e2e
@@ -71,7 +72,7 @@ class Hotline12345:
 
     def outcome(self, ingress_id: str) -> dict[str, Any]:
         url = f"{self.intake}/api/v1/ingress/hotline_12345/{ingress_id}"
-        response = poll(lambda: httpx.get(url), lambda r: r.status_code == 200)
+        response = poll(lambda: httpx.get(url, headers=DESK), lambda r: r.status_code == 200)
         return dict(response.json())
 
 
@@ -89,7 +90,7 @@ def test_every_channel_creates_matters_the_projection_lists(
     services: dict[str, ServiceProcess], town_settings: Settings, tmp_path: Path
 ) -> None:
     intake, projection = services["intake"].url, services["projection"].url
-    env = {**services["intake"].env}
+    env = {**services["intake"].env, "MINQING_TOKEN": token_of("reporter")}
     created: dict[str, str] = {}
 
     # 1. The 12345 platform, over NATS.
@@ -121,6 +122,7 @@ def test_every_channel_creates_matters_the_projection_lists(
             "description": "东西河上的桥栏杆断了, 很危险",
             "address_string": "三岐村东西河桥",
         },
+        headers=DESK,
     )
     assert posted.status_code == 200, posted.text
     request_id = posted.json()[0]["service_request_id"]
@@ -160,6 +162,7 @@ def test_every_channel_creates_matters_the_projection_lists(
             files={"file": ("civil_affairs.xlsx", fh)},
             data={"source": "civil_affairs"},
             timeout=30,
+            headers=DESK,
         )
     assert upload.status_code == 201, upload.text
     created["xlsx"] = upload.json()["rows"][0]["issue_id"]
@@ -175,6 +178,7 @@ def test_every_channel_creates_matters_the_projection_lists(
             "source": "visit",
             "reporter": {"name": "李四", "phone": "13987654321"},
         },
+        headers=DESK,
     )
     assert again.status_code == 201, again.text
     assert again.json()["duplicate_of"] == created["hotline"]  # duplicates merge
@@ -187,13 +191,14 @@ def test_every_channel_creates_matters_the_projection_lists(
             "village": "Qizhuang",
             "source": "mediation_center",
         },
+        headers=DESK,
     )
     assert plain.status_code == 201, plain.text
     created["http"] = plain.json()["issue_id"]
 
     # Every matter is on the supervisors' list, once; the lights twice reported.
     def listed() -> dict[str, dict[str, Any]]:
-        page = httpx.get(f"{projection}/api/v1/issues", params={"limit": 100}).json()
+        page = httpx.get(f"{projection}/api/v1/issues", params={"limit": 100}, headers=DESK).json()
         return {item["issue_id"]: item for item in page["items"]}
 
     def complete(items: dict[str, dict[str, Any]]) -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.identity import DESK
 from tests.support.paths import ROOT
 from tests.support.processes import poll
 from tests.support.up import Up
@@ -111,10 +112,15 @@ def test_a_regular_install_runs_minqing_up_from_an_empty_directory(tmp_path: Pat
             "village": "xuma",
             "source": "hotline_12345",
         }
-        response = httpx.post(f"{up.url['intake']}/api/v1/reports", json=body, timeout=5)
+        response = httpx.post(
+            f"{up.url['intake']}/api/v1/reports", json=body, timeout=5, headers=DESK
+        )
         assert response.status_code == 201, response.text
         issue_url = f"{up.url['projection']}/api/v1/issues/{response.json()['issue_id']}"
-        poll(lambda: httpx.get(issue_url, timeout=5).status_code, lambda code: code == 200)
+        poll(
+            lambda: httpx.get(issue_url, timeout=5, headers=DESK).status_code,
+            lambda code: code == 200,
+        )
         desk = httpx.get(f"{up.url['projection']}/", timeout=5)
         script = httpx.get(f"{up.url['projection']}/dashboard/app.js", timeout=5)
         assert (desk.status_code, script.status_code) == (200, 200)  # the desk is installed

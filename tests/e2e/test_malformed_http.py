@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from minqing.shared.service.settings import Settings
 from tests.support.harness import fresh_database, isolated_settings
+from tests.support.identity import DESK, enrol_at
 from tests.support.processes import ServiceProcess, process_env
 from tests.support.servers import scratch_dir
 
@@ -73,6 +74,7 @@ async def intake(
     # One service and database for the module: hypothesis runs the test body many times.
     async with fresh_database(server_db_url, template_db) as url:
         options: Settings = isolated_settings(nats_url, url)
+        await asyncio.to_thread(enrol_at, url)
         with scratch_dir("minqing-fuzz-") as logs:
             service = ServiceProcess("intake", process_env(options), Path(logs))
             await asyncio.to_thread(service.start)
@@ -94,7 +96,7 @@ accepted: list[str] = []
 def test_malformed_reports_are_refused_and_valid_ones_kept(
     intake: ServiceProcess, cases: list[tuple[str, Any]]
 ) -> None:
-    with httpx.Client(base_url=intake.url, timeout=10) as client:
+    with httpx.Client(base_url=intake.url, timeout=10, headers=DESK) as client:
         for kind, payload in cases:
             if kind == "valid":
                 body = {**VALID, "external_ref": f"GC-{len(accepted) + 2}"}
@@ -118,7 +120,7 @@ def test_the_service_stayed_healthy_and_kept_every_accepted_report(
     intake: ServiceProcess,
 ) -> None:
     assert accepted, "the corpus sent valid reports"
-    with httpx.Client(base_url=intake.url, timeout=10) as client:
+    with httpx.Client(base_url=intake.url, timeout=10, headers=DESK) as client:
         assert client.get("/readyz").status_code == 200
         for issue_id in set(accepted):
             assert client.get(f"/api/v1/issues/{issue_id}/reports").status_code == 200

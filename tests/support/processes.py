@@ -16,6 +16,7 @@ import httpx
 
 from minqing.shared.service.infra import free_port
 from minqing.shared.service.settings import SERVICES, ServiceName, Settings
+from tests.support.identity import enrol_at
 
 T = TypeVar("T")
 
@@ -127,6 +128,7 @@ def process_env(settings: Settings) -> dict[str, str]:
 def running_services(settings: Settings, log_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
     """All four services as processes; each is stopped (and reaped) afterwards."""
     env = process_env(settings)
+    enrol_at(settings.database_url)  # the tests' people, who act on the services
     services: dict[str, ServiceProcess] = {n: ServiceProcess(n, env, log_dir) for n in SERVICES}
     try:
         for service in services.values():

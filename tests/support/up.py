@@ -157,7 +157,10 @@ class Up:
 
     def enrol(self) -> None:
         """The tests' people (tests.support.identity) in the database `up` runs on."""
-        with embedded_database(self.data_dir / "postgres") as url:
+        # --data-dir, else MINQING_DATA_DIR, else .minqing where `up` runs
+        data_dir = self.data_dir if "--data-dir" in self.command else None
+        data_dir = data_dir or Path(self.env.get("MINQING_DATA_DIR", self.cwd / ".minqing"))
+        with embedded_database(data_dir / "postgres") as url:
             enrol_at(url)
 
     def nats_url(self) -> str:

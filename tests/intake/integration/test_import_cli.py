@@ -19,6 +19,7 @@ from minqing.shared.service.infra import free_port
 from minqing.shared.service.settings import Settings
 from tests.support import hostile_xlsx as hostile
 from tests.support.harness import isolated_settings
+from tests.support.identity import enrol_at, token_of
 
 CSV_LIST = (
     "标题,描述,类别,村,反映人,电话\n"
@@ -33,6 +34,7 @@ async def intake_url(nats_url: str, database_url: str) -> AsyncIterator[str]:
     """Intake serving HTTP on a free port, as `minqing serve intake` would."""
     settings: Settings = isolated_settings(nats_url, database_url, import_batch_size=10)
     port = free_port()
+    enrol_at(database_url)
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -49,6 +51,7 @@ async def intake_url(nats_url: str, database_url: str) -> AsyncIterator[str]:
 
 async def minqing_import(path: Path, url: str, *args: str) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINQING_")}
+    env["MINQING_TOKEN"] = token_of("reporter")  # a reporter's token, as a village cadre has
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -35,6 +35,7 @@ from minqing.shared.service.settings import Settings
 from tests.support.clock import SetClock
 from tests.support.events import FRIDAY_MORNING, assigned, envelope, publish
 from tests.support.harness import eventually, isolated_settings, stream_messages
+from tests.support.identity import DESK, enrol
 
 T = TypeVar("T")
 # Residents post the day before the matter is assigned and closed (the events in
@@ -96,6 +97,7 @@ async def running(
             if task.done():
                 task.result()
             await asyncio.sleep(0.02)
+        await enrol(app.state.runtime.sessions)
         yield f"http://127.0.0.1:{port}", app.state.runtime
     finally:
         server.should_exit = True
@@ -110,7 +112,10 @@ async def open311(settings: Settings) -> AsyncIterator[Open311]:
     finally:
         await engine.dispose()
     clock = SetClock(THURSDAY_MORNING)
-    async with running(settings, clock) as (url, rt), httpx.AsyncClient(timeout=10) as http:
+    async with (
+        running(settings, clock) as (url, rt),
+        httpx.AsyncClient(timeout=10, headers=DESK) as http,
+    ):
         yield Open311(f"{url}/open311/v2", http, rt, settings, created.key, clock)
 
 
@@ -501,7 +506,7 @@ async def test_a_second_report_of_the_same_problem_joins_the_first_matter(
 ) -> None:
     settings = isolated_settings(nats_url, database_url, duplicate_threshold=80)
     key = await new_key(settings)
-    async with running(settings) as (url, _), httpx.AsyncClient(timeout=10) as http:
+    async with running(settings) as (url, _), httpx.AsyncClient(timeout=10, headers=DESK) as http:
         posts = [
             await http.post(f"{url}/open311/v2/requests.json", data={**POTHOLE, "api_key": key})
             for _ in range(2)
@@ -523,7 +528,7 @@ async def test_a_body_over_the_upload_limit_is_a_413_in_the_spec_format(
 ) -> None:
     settings = isolated_settings(nats_url, database_url, max_upload_bytes=4096)
     key = await new_key(settings)
-    async with running(settings) as (url, _), httpx.AsyncClient(timeout=10) as http:
+    async with running(settings) as (url, _), httpx.AsyncClient(timeout=10, headers=DESK) as http:
         big = await http.post(
             f"{url}/open311/v2/requests.xml",
             data={**POTHOLE, "api_key": key},

@@ -28,15 +28,18 @@ def run_import(
     path: Path,
     *,
     url: str,
+    token: str | None,
     source: str,
     recorded_by: str | None,
     as_json: bool,
     out: Console,
     err: Console,
 ) -> int:
-    """Upload ``path`` to intake at ``url``, follow the job, print the report; the exit code."""
+    """Upload ``path`` to intake at ``url`` as the holder of ``token``, follow the job,
+    print the report; the exit code."""
     form = {"source": source, **({"recorded_by": recorded_by} if recorded_by else {})}
-    with httpx.Client(base_url=url.rstrip("/"), timeout=120.0) as http:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=url.rstrip("/"), timeout=120.0, headers=headers) as http:
         try:
             with path.open("rb") as fh:
                 response = http.post(IMPORTS_PATH, files={"file": (path.name, fh)}, data=form)
