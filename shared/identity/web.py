@@ -4,10 +4,12 @@
 finds the request's entry in the matrix, authenticates the caller (a bearer token, or the
 session cookie of the pages), refuses with 401 (no or bad credentials) or 403 (a role the
 endpoint does not take, a state-changing request of a page without its CSRF token), and
-leaves the caller's ``Grant`` on the request. A route takes the caller with ``CallerDep``
-(the actor of what it records) and the grant with ``GrantDep`` (which matters it reaches).
-The session routes (``session_router``: log in, who am I, log out) are served by the
-service of the pages.
+leaves the caller's ``Grant`` on the request. Once the caller is known, the request counts
+against its budgets (``RequestLimits``: per principal, per source, per address without
+credentials; never for health, readiness and metrics): over one, a 429 with Retry-After.
+A route takes the caller with ``CallerDep`` (the actor of what it records) and the grant
+with ``GrantDep`` (which matters it reaches). The session routes (``session_router``: log
+in, who am I, log out) are served by the service of the pages.
 
 With OpenID Connect on (``MINQING_OIDC_ISSUER``, :mod:`.oidc`), a bearer token shaped like
 a JWT is checked against the identity provider's keys instead (a refused one is a 401 with
@@ -35,7 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from minqing.shared.domain.clock import Clock
 from minqing.shared.identity import credentials, store
-from minqing.shared.identity.limits import LoginLimits
+from minqing.shared.identity.limits import LoginLimits, RequestLimits
 from minqing.shared.identity.oidc import (
     LoginState,
     Oidc,
@@ -64,6 +66,8 @@ OIDC_LOGIN_COOKIE = "minqing_oidc_login"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 BEARER = {"WWW-Authenticate": 'Bearer realm="minqing"'}
+# Never rate-limited: probes and scrapes must see the service as it is, however busy.
+UNLIMITED = frozenset({"GET /healthz", "GET /readyz", "GET /metrics"})
 
 
 @dataclass(frozen=True)
@@ -175,9 +179,14 @@ class Refused(Exception):
         self.status, self.detail, self.headers = status, detail, headers or {}
 
 
-async def decide(request: Request, authenticator: Authenticator, access: Router) -> None:
+async def decide(
+    request: Request,
+    authenticator: Authenticator,
+    access: Router,
+    budget: RequestLimits | None = None,
+) -> None:
     """The matrix applied to one request: its caller and grant left on ``request.state``,
-    or ``Refused``."""
+    or ``Refused``; once the caller is known, the request counts against ``budget``."""
     entry = access.find(request.method, request.url.path)
     if entry is None:  # a path the matrix does not name is nobody's
         allowed = access.methods(request.url.path)
@@ -189,6 +198,7 @@ async def decide(request: Request, authenticator: Authenticator, access: Router)
         # a public answer does not depend on who asks (health checks work without a database)
         with contextlib.suppress(HTTPException, *DATABASE_ERRORS):
             request.state.caller = await authenticator.caller(request)
+        _within(budget, entry.endpoint, request, request.state.caller)
         return
     try:
         caller = await authenticator.caller(request)
@@ -196,6 +206,7 @@ async def decide(request: Request, authenticator: Authenticator, access: Router)
         raise Refused(exc.status_code, exc.detail, dict(exc.headers or {})) from None
     if caller is None:
         raise Refused(401, "log in, or send 'Authorization: Bearer <token>'", BEARER)
+    _within(budget, entry.endpoint, request, caller)
     granted = grant(entry, caller.principal)
     if granted is None:
         roles = ", ".join(sorted(caller.principal.roles)) or "none"
@@ -208,12 +219,28 @@ async def decide(request: Request, authenticator: Authenticator, access: Router)
     request.state.grant = granted
 
 
+def _within(
+    budget: RequestLimits | None, endpoint: str, request: Request, caller: Caller | None
+) -> None:
+    """Count the request against the caller's budgets (its address's without a caller);
+    ``Refused`` 429 over one."""
+    if budget is None or endpoint in UNLIMITED:
+        return
+    address = request.client.host if request.client else "?"
+    over = budget.hit(caller.principal if caller is not None else None, address)
+    if over is not None:
+        raise Refused(429, over.detail, {"Retry-After": str(over.retry_after)})
+
+
 class Guard:
     """ASGI middleware: every HTTP request passes ``decide`` before it reaches a route."""
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+    def __init__(
+        self, app: ASGIApp, authenticator: Authenticator, budget: RequestLimits | None = None
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
+        self.budget = budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -221,7 +248,7 @@ class Guard:
             return
         request = Request(scope)
         try:
-            await decide(request, self.authenticator, scope["app"].state.access)
+            await decide(request, self.authenticator, scope["app"].state.access, self.budget)
         except Refused as refused:
             answer = JSONResponse({"detail": refused.detail}, refused.status, refused.headers)
             await answer(scope, receive, send)
@@ -248,12 +275,18 @@ CallerDep = Annotated[Principal, Depends(_principal)]
 
 
 def install(app: FastAPI, sessions: Sessions, clock: Clock, settings: Settings) -> None:
-    """Guard every request to ``app`` with the matrix. With OIDC on, the identity
-    provider's client is opened when the app's lifespan starts and closed when it ends."""
+    """Guard every request to ``app`` with the matrix and the request budgets of
+    ``settings``. With OIDC on, the identity provider's client is opened when the app's
+    lifespan starts and closed when it ends."""
     authenticator = Authenticator(sessions, clock, settings)
     app.state.authenticator = authenticator
     app.state.access = router()  # the shipped matrix (a test may add its own routes' entries)
-    app.add_middleware(Guard, authenticator=authenticator)
+    budget = RequestLimits(
+        settings.rate_limit_per_principal,
+        settings.rate_limit_per_source,
+        settings.rate_limit_anonymous,
+    )
+    app.add_middleware(Guard, authenticator=authenticator, budget=budget)
     inner = app.router.lifespan_context
 
     @contextlib.asynccontextmanager

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from limits import parse_many
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ServiceName = Literal["intake", "assignment", "followup", "projection"]
@@ -147,6 +148,14 @@ class Settings(BaseSettings):
     session_max_hours: float = Field(12.0, gt=0)
     login_attempts_per_name: str = Field("5/minute", pattern=r"^\d+ ?(/|per) ?\d* ?[a-z]+$")
     login_attempts_per_address: str = Field("30/minute", pattern=r"^\d+ ?(/|per) ?\d* ?[a-z]+$")
+    # Requests of every service are limited per principal, per source (a system's channel,
+    # shared by its tokens) and, without credentials (public endpoints), per client address:
+    # moving windows in memory, `limits` notation; each process counts on its own. Over one:
+    # a 429 with Retry-After. Empty: no limit of that kind (benchmarks). Health, readiness
+    # and metrics are never limited.
+    rate_limit_per_principal: str = "600/minute"
+    rate_limit_per_source: str = "600/minute"
+    rate_limit_anonymous: str = "120/minute"
     # OpenID Connect, for a county or city with an identity provider (shared/identity/oidc.py;
     # docs/operator/identity-provider.md). Off while oidc_issuer is unset. APIs take bearer
     # JWTs whose `aud` holds oidc_audience; the pages log in with the authorization code
@@ -174,6 +183,20 @@ class Settings(BaseSettings):
         pattern=r"^(RS|PS|ES)(256|384|512)(,(RS|PS|ES)(256|384|512))*$",
     )
     oidc_http_timeout_seconds: float = Field(5.0, gt=0, le=60)
+
+    @field_validator("rate_limit_per_principal", "rate_limit_per_source", "rate_limit_anonymous")
+    @classmethod
+    def _one_rate_limit(cls, value: str) -> str:
+        """One limit in `limits` notation (``600/minute``, ``10 per second``), or empty."""
+        value = value.strip()
+        if value:
+            try:
+                parsed = parse_many(value)
+            except ValueError:
+                parsed = []
+            if len(parsed) != 1 or parsed[0].amount < 1:
+                raise ValueError(f"expected one limit such as '600/minute', or empty: {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _oidc_complete(self) -> Self:

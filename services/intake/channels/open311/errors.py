@@ -13,8 +13,9 @@ from minqing.services.intake.channels.open311.domain import Open311Error
 from minqing.services.intake.channels.open311.formats import error, format_of_path
 
 # The spec: 404 for what does not exist, 403 for the api_key, 400 for the rest; a body
-# too large (413), a wrong method (405) and an outage (503, retry) keep their own codes.
-KEPT = (403, 404, 405, 409, 413, 503)
+# too large (413), a wrong method (405), too many requests (429, with Retry-After) and an
+# outage (503, retry) keep their own codes.
+KEPT = (403, 404, 405, 409, 413, 429, 503)
 
 
 class Open311ErrorFormat:
