@@ -26,7 +26,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench import dataset
 from bench.report import Row
-from bench.stack import SETTINGS, Process, Stack, asyncpg_dsn, free_port, wait_ready
+from bench.stack import (
+    SETTINGS,
+    UNTHROTTLED,
+    Process,
+    Stack,
+    asyncpg_dsn,
+    free_port,
+    wait_ready,
+)
 from minqing.services.projection import stats
 from minqing.services.projection.views import history, issues
 from minqing.services.projection.views.issues.fold import IssueView
@@ -302,6 +310,7 @@ def start_projection(stack: Stack, database_url: str) -> Process:
         "MINQING_DATABASE_URL": database_url,
         "MINQING_HOST": "127.0.0.1",
         "MINQING_PROJECTION_PORT": str(port),
+        **UNTHROTTLED,
     }
     argv = [
         sys.executable,

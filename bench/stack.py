@@ -39,6 +39,14 @@ STOP_TIMEOUT_SECONDS = 20.0
 READY_TIMEOUT_SECONDS = 60.0
 RSS_SAMPLE_SECONDS = 0.2
 SETTINGS = Settings()  # defaults, plus any MINQING_* the caller exported (batch size, ...)
+# The load comes from one caller (or one address) as fast as it can go: the services'
+# request budgets (MINQING_RATE_LIMIT_*, 600 a minute per principal) would measure the
+# limit, not the service. Every service the benchmarks start runs without them.
+UNTHROTTLED = {
+    "MINQING_RATE_LIMIT_PER_PRINCIPAL": "",
+    "MINQING_RATE_LIMIT_PER_SOURCE": "",
+    "MINQING_RATE_LIMIT_ANONYMOUS": "",
+}
 
 
 def free_port() -> int:
@@ -234,6 +242,7 @@ class Stack:
             # The load's titles differ only by a number: as duplicates they would all join
             # one matter. Detection still runs (lock and candidate query) but never matches.
             "MINQING_DUPLICATE_THRESHOLD": "101",
+            **UNTHROTTLED,
         }
         env.update(extra_env or {})
         argv = [
