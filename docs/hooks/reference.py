@@ -5,6 +5,8 @@
 - Events: the AsyncAPI document (the same one ``minqing asyncapi`` prints) rendered as
   ``reference/events.md``, one page per event type under ``reference/events/``, and the
   channels beside the canonical stream (ingress, outcomes, dead letters).
+- Roles: the role × endpoint matrix (``shared/identity/matrix.toml``, the data the services
+  enforce) rendered as a table where ``operator/roles.md`` holds the marker ``ROLE_MATRIX``.
 
 Nothing is written into docs/: the pages are added to the build as generated files
 (``on_files``) and to the nav under "Reference" (``on_config``), so they cannot go stale in
@@ -141,11 +143,21 @@ def used_schemas(root: dict[str, Any], schemas: dict[str, Any]) -> list[str]:
 # --- HTTP: OpenAPI -----------------------------------------------------------------------
 
 
-def openapi(service: str) -> dict[str, Any]:
-    from minqing.shared.service.settings import Settings
+APPS: dict[str, Any] = {}
 
-    module = importlib.import_module(f"minqing.services.{service}.app")
-    document: dict[str, Any] = module.create_app(Settings()).openapi()
+
+def app_of(service: str) -> Any:
+    """The service's app as `minqing serve` builds it (built once; it connects to nothing)."""
+    if service not in APPS:
+        from minqing.shared.service.settings import Settings
+
+        module = importlib.import_module(f"minqing.services.{service}.app")
+        APPS[service] = module.create_app(Settings())
+    return APPS[service]
+
+
+def openapi(service: str) -> dict[str, Any]:
+    document: dict[str, Any] = app_of(service).openapi()
     return document
 
 
@@ -452,6 +464,67 @@ def channels_page(
     return "\n".join(out) + "\n"
 
 
+# --- Roles: the role × endpoint matrix ----------------------------------------------------
+
+ROLE_MATRIX = "<!-- ROLE_MATRIX -->"
+ROLES_PAGE = "operator/roles.md"
+
+
+def served_endpoints(app: Any) -> set[str]:
+    """Every "METHOD /path" an app routes (``{name:path}`` as ``{name}``), its documented
+    routes and the others (the desk's page, FastAPI's /docs); a mount of files as
+    ``GET /mount/{file}``."""
+    from starlette.routing import Mount
+
+    found: set[str] = set()
+    routes = list(app.routes)
+    while routes:
+        route = routes.pop()
+        included = getattr(route, "effective_candidates", None)  # an included router
+        if included is not None:
+            routes.extend(included())
+        elif isinstance(route, Mount):
+            found.add(f"GET {route.path}/{{file}}")
+        else:
+            path = re.sub(r":\w+\}", "}", route.path)
+            found.update(
+                f"{m} {path}" for m in getattr(route, "methods", None) or () if m != "HEAD"
+            )
+    return found
+
+
+def roles_markdown() -> str:
+    """The matrix as a table: each endpoint, the services that serve it, and what each role
+    reaches there (``policy.roles_table``)."""
+    from minqing.shared.identity.policy import matrix, openapi_path, roles_table
+    from minqing.shared.identity.principal import Role
+
+    served = {service: served_endpoints(app_of(service)) for service in SERVICES}
+    entries = list(matrix().values())
+    heads = " | ".join(f"`{role}`" for role in Role)
+    lines = [f"| endpoint | served by | {heads} |", "|---|---|" + "---|" * len(Role)]
+    for entry, row in zip(entries, roles_table(entries), strict=True):
+        method, _, path = entry.endpoint.partition(" ")
+        shown = f"{method} {openapi_path(path)}"
+        by = [s for s in SERVICES if shown in served[s]]
+        if not by:
+            raise ValueError(f"matrix.toml names {entry.endpoint}, which no service serves")
+        where = (
+            "every service"
+            if len(by) == len(SERVICES)
+            else ", ".join(f"[{s}](../reference/http/{s}.md)" for s in by)
+        )
+        cells = " | ".join(c or "—" for c in row[1:])
+        lines.append(f"| `{cell(row[0])}` | {where} | {cells} |")
+    counts = ", ".join(f"`{role}` {sum(1 for e in entries if role in e.roles)}" for role in Role)
+    public = sum(1 for e in entries if e.public)
+    lines += [
+        "",
+        f"{len(entries)} endpoints: {public} public; each role may call (beyond them): {counts}.",
+    ]
+    return "\n".join(lines)
+
+
 # --- MkDocs events -----------------------------------------------------------------------
 
 
@@ -486,9 +559,14 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
 
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
-    """A pipe inside code in a table is written ``\\|`` so that GitHub renders the pages too;
-    Python-Markdown already keeps a code span's pipes in their cell and would show the
-    backslash, so it is dropped there."""
+    """The role matrix where its page asks for it. A pipe inside code in a table is written
+    ``\\|`` so that GitHub renders the pages too; Python-Markdown already keeps a code span's
+    pipes in their cell and would show the backslash, so it is dropped there."""
+    page = kwargs.get("page")
+    if page is not None and page.file.src_uri == ROLES_PAGE:
+        if ROLE_MATRIX not in markdown:
+            raise ValueError(f"{ROLES_PAGE} lost its {ROLE_MATRIX} marker")
+        markdown = markdown.replace(ROLE_MATRIX, roles_markdown())
 
     def unescape(code: re.Match[str]) -> str:
         return code.group(0).replace("\\|", "|")
