@@ -67,7 +67,7 @@ VALUES = {
     "service_code": "street_lights",
     "token": "not-a-real-token",
 }
-NOBODY = "01K0R0LEMATR1X0000000000000"
+NOBODY = "01K0000000000000000000000Z"  # well-formed (a ULID), names nothing
 PARAMETER = re.compile(r"\{(\w+)(?::path)?\}")
 TYPED = re.compile(r":\w+\}")  # {name:path} as OpenAPI shows it: {name}
 
@@ -84,9 +84,9 @@ def apps(settings: Settings) -> dict[ServiceName, Any]:
     }
 
 
-def fill(path: str, issue_id: str) -> str:
-    """``path`` with each parameter given a value: the matter's id, or a plausible one."""
-    values = {**VALUES, "issue_id": issue_id}
+def fill(path: str, town: Town) -> str:
+    """``path`` with each parameter given a value: the matter's, or a plausible one."""
+    values = {**VALUES, "issue_id": town.issue_id, "report_id": town.report_id}
     return PARAMETER.sub(lambda found: values.get(found.group(1), NOBODY), path)
 
 
@@ -108,6 +108,7 @@ class Town:
     door: str  # the front door's URL
     ports: dict[ServiceName, int]  # each service's own port (its operations endpoints)
     issue_id: str
+    report_id: str
 
 
 @pytest.fixture
@@ -123,7 +124,7 @@ async def town(settings: Settings, tmp_path: Path) -> AsyncIterator[Town]:
         async with httpx.AsyncClient(base_url=door.url.rstrip("/"), timeout=30) as client:
             created = await client.post("/api/v1/reports", json=REPORT, headers=AS["reporter"])
             assert created.status_code == 201, created.text
-            issue_id = created.json()["issue_id"]
+            issue_id, report_id = created.json()["issue_id"], created.json()["report_id"]
 
             async def assigned() -> tuple[Any, Any]:
                 issue = await client.get(f"/api/v1/issues/{issue_id}", headers=AS["construction"])
@@ -137,7 +138,7 @@ async def town(settings: Settings, tmp_path: Path) -> AsyncIterator[Town]:
 
             # The unit's staff reach it (projection and followup both know where it went).
             await eventually(assigned, lambda got: got == (UNIT, "assigned"))
-        yield Town(door.url.rstrip("/"), ports, issue_id)
+        yield Town(door.url.rstrip("/"), ports, issue_id, report_id)
 
 
 async def test_every_role_through_every_endpoint_over_the_front_door(town: Town) -> None:
@@ -172,7 +173,7 @@ async def test_every_role_through_every_endpoint_over_the_front_door(town: Town)
                 wrong.append(f"{entry.endpoint}: not reached through the front door")
                 continue
             for where, template in places:
-                sent = fill(template, town.issue_id)
+                sent = fill(template, town)
                 for caller, role in ACTING.items():
                     headers = AS[caller] if role else {}
                     body: dict[str, Any] | None = {} if method in ("POST", "PUT", "PATCH") else None
