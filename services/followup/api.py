@@ -48,6 +48,8 @@ from minqing.shared.contract.events import FundingSource, FundingStatus, IssueSt
 from minqing.shared.contract.reference import code_of
 from minqing.shared.domain.ids import new_id
 from minqing.shared.domain.text import Line, Text
+from minqing.shared.identity.principal import Principal
+from minqing.shared.identity.web import CallerDep, GrantDep
 from minqing.shared.persistence.uow import UowFactory
 from minqing.shared.web.deps import from_state
 from minqing.shared.web.edge import IssueId
@@ -62,21 +64,34 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+ON_BEHALF_OF = (
+    "The person on the ground who did it, when not the caller: recorded beside the caller "
+    "(the actor, from the credentials), never instead of it."
+)
+LEGACY = "Read as on_behalf_of (the actor is the caller, from the credentials)."
+
+
+def _on_behalf_of(*names: str | None) -> str | None:
+    return next((name for name in names if name), None)
+
+
 class ResolutionIn(_Input):
     """The assigned unit reports the matter solved."""
 
     unit: Annotated[str, AfterValidator(code_of("units"))]
     summary: Summary
-    resolved_by: Name | None = None
+    on_behalf_of: Name | None = Field(default=None, description=ON_BEHALF_OF)
+    resolved_by: Name | None = Field(default=None, description=LEGACY, deprecated=True)
     evidence: list[HttpUrl] = Field(default=[], max_length=20, description="http(s) links")
     cost: Yuan | None = Field(default=None, description="yuan, at most 2 decimals")
     funding_source: FundingSource | None = None
 
-    def to_command(self) -> ResolveIssue:
+    def to_command(self, actor: str) -> ResolveIssue:
         return ResolveIssue(
             unit=self.unit,
             summary=self.summary,
-            resolved_by=self.resolved_by,
+            resolved_by=actor,
+            on_behalf_of=_on_behalf_of(self.on_behalf_of, self.resolved_by),
             evidence=tuple(str(link) for link in self.evidence),
             cost=self.cost,
             funding_source=self.funding_source,
@@ -105,7 +120,8 @@ class PlanIn(_Input):
     milestone is due after the matter's deadline is refused (422) unless
     ``extend_deadline_reason`` says why the deadline is to follow it."""
 
-    set_by: Name
+    on_behalf_of: Name | None = Field(default=None, description=ON_BEHALF_OF)
+    set_by: Name | None = Field(default=None, description=LEGACY, deprecated=True)
     template: Name | None = None
     milestones: list[StageIn] = Field(default=[], max_length=50)
     extend_deadline_reason: Reason | None = None
@@ -116,13 +132,14 @@ class PlanIn(_Input):
             raise ValueError("give either template or milestones")
         return self
 
-    def to_command(self) -> SetPlan:
+    def to_command(self, actor: str) -> SetPlan:
         stages = tuple(
             StageRequest(m.title, m.working_days, m.responsible, m.person_id, m.person_name)
             for m in self.milestones
         )
         return SetPlan(
-            set_by=self.set_by,
+            set_by=actor,
+            on_behalf_of=_on_behalf_of(self.on_behalf_of, self.set_by),
             template=self.template,
             stages=stages,
             extend_deadline_reason=self.extend_deadline_reason,
@@ -133,10 +150,12 @@ class ProgressIn(_Input):
     milestone: int = Field(ge=1)
     note: Text = ""
     done: bool = False
-    reported_by: Name
+    on_behalf_of: Name | None = Field(default=None, description=ON_BEHALF_OF)
+    reported_by: Name | None = Field(default=None, description=LEGACY, deprecated=True)
 
-    def to_command(self, unit: str | None = None) -> ReportProgress:
-        return ReportProgress(self.milestone, self.note, self.done, self.reported_by, unit)
+    def to_command(self, actor: str, unit: str | None = None) -> ReportProgress:
+        on_behalf_of = _on_behalf_of(self.on_behalf_of, self.reported_by)
+        return ReportProgress(self.milestone, self.note, self.done, actor, unit, on_behalf_of)
 
 
 class FundingIn(_Input):
@@ -146,18 +165,20 @@ class FundingIn(_Input):
     source: FundingSource
     status: FundingStatus
     note: Text = ""
-    recorded_by: Name
+    on_behalf_of: Name | None = Field(default=None, description=ON_BEHALF_OF)
+    recorded_by: Name | None = Field(default=None, description=LEGACY, deprecated=True)
     funding_id: Name | None = None
 
-    def to_command(self) -> RecordFunding:
+    def to_command(self, actor: str) -> RecordFunding:
         """A new entry gets a new ``funding_id``."""
         return RecordFunding(
             funding_id=self.funding_id or new_id(),
             amount=self.amount,
             source=self.source,
             status=self.status,
-            recorded_by=self.recorded_by,
+            recorded_by=actor,
             note=self.note,
+            on_behalf_of=_on_behalf_of(self.on_behalf_of, self.recorded_by),
         )
 
 
@@ -197,8 +218,18 @@ class LookbackIn(_Input):
     """What the look-back visit found."""
 
     outcome: Literal["passed", "failed"]
-    visitor: Name
     notes: Text = ""
+    on_behalf_of: Name | None = Field(default=None, description=ON_BEHALF_OF)
+    visitor: Name | None = Field(default=None, description=LEGACY, deprecated=True)
+
+    def to_command(self, caller: Principal) -> RecordLookback:
+        return RecordLookback(
+            outcome=self.outcome,
+            visitor=caller.id,
+            notes=self.notes,
+            on_behalf_of=_on_behalf_of(self.on_behalf_of, self.visitor),
+            visitor_units=caller.units(),
+        )
 
     @model_validator(mode="after")
     def _failed_says_why(self) -> Self:
@@ -261,53 +292,84 @@ funds_router = APIRouter(prefix="/api/v1/funds", tags=["followup"])
 
 @router.post("/{issue_id}/resolution", status_code=201, responses=REFUSED)
 async def post_resolution(
-    issue_id: IssueId, body: ResolutionIn, units: UnitsOfWork, rules: RulesDep
+    issue_id: IssueId,
+    body: ResolutionIn,
+    units: UnitsOfWork,
+    rules: RulesDep,
+    caller: CallerDep,
+    grant: GrantDep,
 ) -> StepRecorded:
     """The assigned unit cancels the item; a look-back is then due in 7 working days."""
-    return _answer(issue_id, await resolve_issue(units, rules, issue_id, body.to_command()))
+    command = body.to_command(caller.id)
+    return _answer(issue_id, await resolve_issue(units, rules, issue_id, command, grant.reaches))
 
 
 @router.post("/{issue_id}/lookback", status_code=201, responses=REFUSED)
 async def post_lookback(
-    issue_id: IssueId, body: LookbackIn, units: UnitsOfWork, rules: RulesDep
+    issue_id: IssueId,
+    body: LookbackIn,
+    units: UnitsOfWork,
+    rules: RulesDep,
+    caller: CallerDep,
+    grant: GrantDep,
 ) -> StepRecorded:
     """Record the look-back visit: passed closes the matter, failed reopens it."""
-    command = RecordLookback(outcome=body.outcome, visitor=body.visitor, notes=body.notes)
-    return _answer(issue_id, await record_lookback(units, rules, issue_id, command))
+    command = body.to_command(caller)
+    return _answer(issue_id, await record_lookback(units, rules, issue_id, command, grant.reaches))
 
 
 @router.put("/{issue_id}/plan", responses=REFUSED)
 async def put_plan(
-    issue_id: IssueId, body: PlanIn, units: UnitsOfWork, rules: RulesDep
+    issue_id: IssueId,
+    body: PlanIn,
+    units: UnitsOfWork,
+    rules: RulesDep,
+    caller: CallerDep,
+    grant: GrantDep,
 ) -> StepRecorded:
-    """A supervisor sets or changes the staged plan of an assigned matter."""
-    return _answer(issue_id, await set_plan(units, rules, issue_id, body.to_command()))
+    """The assigned unit sets or changes the staged plan of its matter."""
+    command = body.to_command(caller.id)
+    return _answer(issue_id, await set_plan(units, rules, issue_id, command, grant.reaches))
 
 
 @router.post("/{issue_id}/progress", status_code=201, responses=REFUSED)
 async def post_progress(
-    issue_id: IssueId, body: ProgressIn, units: UnitsOfWork, rules: RulesDep
+    issue_id: IssueId,
+    body: ProgressIn,
+    units: UnitsOfWork,
+    rules: RulesDep,
+    caller: CallerDep,
+    grant: GrantDep,
 ) -> StepRecorded:
     """Progress on one milestone of the plan (done or not)."""
-    return _answer(issue_id, await report_progress(units, rules, issue_id, body.to_command()))
+    command = body.to_command(caller.id)
+    return _answer(issue_id, await report_progress(units, rules, issue_id, command, grant.reaches))
 
 
 @router.post("/{issue_id}/funding", status_code=201, responses=REFUSED)
 async def post_funding(
-    issue_id: IssueId, body: FundingIn, units: UnitsOfWork, rules: RulesDep
+    issue_id: IssueId,
+    body: FundingIn,
+    units: UnitsOfWork,
+    rules: RulesDep,
+    caller: CallerDep,
+    grant: GrantDep,
 ) -> FundingStepRecorded:
     """Money for the matter: a new entry, or (same funding_id) its new status; the
     answer names the entry's funding_id."""
-    command = body.to_command()
-    step = _answer(issue_id, await record_funding(units, rules, issue_id, command))
+    command = body.to_command(caller.id)
+    recorded = await record_funding(units, rules, issue_id, command, grant.reaches)
+    step = _answer(issue_id, recorded)
     return FundingStepRecorded(**step.model_dump(), funding_id=command.funding_id)
 
 
 @router.get("/{issue_id}/case", responses=NOT_FOUND)
-async def get_case(issue_id: IssueId, units: UnitsOfWork, rules: RulesDep) -> CaseOut:
+async def get_case(
+    issue_id: IssueId, units: UnitsOfWork, rules: RulesDep, grant: GrantDep
+) -> CaseOut:
     """What followup knows of the matter: whether it can be resolved or visited now (the
     matter itself, as people read it, is the projection's ``GET /api/v1/issues/{issue_id}``)."""
-    tracked = await load_case(units, issue_id)
+    tracked = await load_case(units, issue_id, grant.reaches)
     if tracked is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such matter")
     return CaseOut(

@@ -110,10 +110,11 @@ class Case:
 class ResolveIssue:
     unit: str
     summary: str
-    resolved_by: str | None = None
+    resolved_by: str | None = None  # the actor (a principal's id)
     evidence: tuple[str, ...] = ()
     cost: Decimal | None = None
     funding_source: FundingSource | None = None
+    on_behalf_of: str | None = None  # the person on the ground the actor names
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class ReportProgress:
     done: bool
     reported_by: str
     unit: str | None = None  # given: only the assigned unit may report progress
+    on_behalf_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ class RecordFunding:
     status: FundingStatus
     recorded_by: str
     note: str = ""
+    on_behalf_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,10 @@ class RecordLookback:
     outcome: Literal["passed", "failed"]
     visitor: str
     notes: str
+    on_behalf_of: str | None = None
+    # The units the visitor belongs to: line staff never look back on their own unit's
+    # resolution.
+    visitor_units: frozenset[str] = frozenset()
 
 
 class UnknownIssue(Exception):
@@ -195,6 +202,7 @@ def decide_resolution(
         cost=command.cost,
         funding_source=command.funding_source,
         lookback_unit=lookback_unit,
+        on_behalf_of=command.on_behalf_of,
     )
 
 
@@ -264,8 +272,14 @@ def decide_lookback(
             f"{command.visitor} resolved the matter and cannot pass its look-back; "
             f"line staff of {case.lookback_unit or 'another unit'} look back"
         )
+    if case.unit is not None and case.unit in command.visitor_units:
+        raise WrongState(
+            f"{command.visitor} belongs to {case.unit}, which resolved the matter: line staff "
+            f"of {case.lookback_unit or 'another unit'} look back"
+        )
     recorded = {
         "visitor": command.visitor,
+        "on_behalf_of": command.on_behalf_of,
         "notes": command.notes,
         "assignment_no": case.assignment_no,
         "lookback_due": case.lookback_due,
@@ -304,6 +318,7 @@ def decide_plan(
     calendar: str,
     set_by: str,
     extend_deadline_reason: str | None = None,
+    on_behalf_of: str | None = None,
 ) -> IssuePlanSet:
     """Give an assigned matter its staged plan (replacing the one before).
 
@@ -329,6 +344,7 @@ def decide_plan(
         counted_from=counted_from,
         calendar=calendar,
         set_by=set_by,
+        on_behalf_of=on_behalf_of,
         assignment_no=case.assignment_no,
         extend_deadline_reason=extend_deadline_reason if beyond else None,
     )
@@ -357,6 +373,7 @@ def decide_progress(case: Case | None, command: ReportProgress) -> IssueProgress
         note=command.note,
         done=command.done,
         reported_by=command.reported_by,
+        on_behalf_of=command.on_behalf_of,
         assignment_no=case.assignment_no,
     )
 
@@ -379,6 +396,7 @@ def decide_funding(case: Case | None, command: RecordFunding) -> IssueFundingRec
         status=command.status,
         note=command.note,
         recorded_by=command.recorded_by,
+        on_behalf_of=command.on_behalf_of,
     )
 
 

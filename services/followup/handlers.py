@@ -44,6 +44,7 @@ from minqing.shared.contract.events import (
 )
 from minqing.shared.domain.calendar import WorkingCalendar
 from minqing.shared.domain.clock import local_date
+from minqing.shared.identity.policy import Reach, anywhere
 from minqing.shared.messaging.dispatch import Handlers
 from minqing.shared.persistence.uow import UnitOfWork, UowFactory
 
@@ -168,23 +169,35 @@ def _people(rules: Rules, case: Case) -> plans.Stakeholders:
     )
 
 
-async def load_case(units: UowFactory[Cases], issue_id: str) -> Tracked | None:
+async def load_case(
+    units: UowFactory[Cases], issue_id: str, reach: Reach = anywhere
+) -> Tracked | None:
+    """The matter's case, if the caller reaches it."""
     async with units() as uow:
-        return await uow.store.get(issue_id, lock=False)
+        tracked = await uow.store.get(issue_id, lock=False)
+    return tracked if tracked is not None and reach(tracked.case.unit, None) else None
 
 
 async def resolve_issue(
-    units: UowFactory[Cases], rules: Rules, issue_id: str, command: ResolveIssue
+    units: UowFactory[Cases],
+    rules: Rules,
+    issue_id: str,
+    command: ResolveIssue,
+    reach: Reach = anywhere,
 ) -> Recorded:
     """The assigned unit reports the matter solved (cancellation)."""
     async with units() as uow:
-        recorded = await resolve_in(uow, rules, issue_id, command)
+        recorded = await resolve_in(uow, rules, issue_id, command, reach)
         await uow.commit()
     return recorded
 
 
 async def resolve_in(
-    uow: UnitOfWork[Cases], rules: Rules, issue_id: str, command: ResolveIssue
+    uow: UnitOfWork[Cases],
+    rules: Rules,
+    issue_id: str,
+    command: ResolveIssue,
+    reach: Reach = anywhere,
 ) -> Recorded:
     """``resolve_issue`` inside the caller's unit of work (no commit): a consumer's batch."""
     return await _decide_in(
@@ -192,6 +205,7 @@ async def resolve_in(
         rules,
         issue_id,
         command.resolved_by or command.unit,
+        reach,
         lambda case, today: [
             decide_resolution(
                 case,
@@ -205,7 +219,11 @@ async def resolve_in(
 
 
 async def record_lookback(
-    units: UowFactory[Cases], rules: Rules, issue_id: str, command: RecordLookback
+    units: UowFactory[Cases],
+    rules: Rules,
+    issue_id: str,
+    command: RecordLookback,
+    reach: Reach = anywhere,
 ) -> Recorded:
     """Line staff record the look-back visit: passed closes the loop, failed reopens it,
     and a second failure escalates."""
@@ -218,7 +236,7 @@ async def record_lookback(
             return [visit, escalated] if escalated else [visit]
         return [visit]
 
-    return await _decide_and_record(units, rules, issue_id, command.visitor, decide)
+    return await _decide_and_record(units, rules, issue_id, command.visitor, decide, reach)
 
 
 @dataclass(frozen=True)
@@ -230,10 +248,15 @@ class SetPlan:
     template: str | None = None
     stages: tuple[plans.StageRequest, ...] = ()
     extend_deadline_reason: str | None = None
+    on_behalf_of: str | None = None
 
 
 async def set_plan(
-    units: UowFactory[Cases], rules: Rules, issue_id: str, command: SetPlan
+    units: UowFactory[Cases],
+    rules: Rules,
+    issue_id: str,
+    command: SetPlan,
+    reach: Reach = anywhere,
 ) -> Recorded:
     """A supervisor sets or changes the plan of an assigned matter, counted from today."""
     stages = list(command.stages)
@@ -257,10 +280,11 @@ async def set_plan(
                 calendar=rules.calendar.name,
                 set_by=command.set_by,
                 extend_deadline_reason=command.extend_deadline_reason,
+                on_behalf_of=command.on_behalf_of,
             )
         ]
 
-    return await _decide_and_record(units, rules, issue_id, command.set_by, decide)
+    return await _decide_and_record(units, rules, issue_id, command.set_by, decide, reach)
 
 
 class UnknownTemplate(ValueError):
@@ -268,30 +292,52 @@ class UnknownTemplate(ValueError):
 
 
 async def report_progress(
-    units: UowFactory[Cases], rules: Rules, issue_id: str, command: ReportProgress
+    units: UowFactory[Cases],
+    rules: Rules,
+    issue_id: str,
+    command: ReportProgress,
+    reach: Reach = anywhere,
 ) -> Recorded:
     """Progress on one milestone of the plan."""
     async with units() as uow:
-        recorded = await progress_in(uow, rules, issue_id, command)
+        recorded = await progress_in(uow, rules, issue_id, command, reach)
         await uow.commit()
     return recorded
 
 
 async def progress_in(
-    uow: UnitOfWork[Cases], rules: Rules, issue_id: str, command: ReportProgress
+    uow: UnitOfWork[Cases],
+    rules: Rules,
+    issue_id: str,
+    command: ReportProgress,
+    reach: Reach = anywhere,
 ) -> Recorded:
     """``report_progress`` inside the caller's unit of work (no commit)."""
     return await _decide_in(
-        uow, rules, issue_id, command.reported_by, lambda case, _: [decide_progress(case, command)]
+        uow,
+        rules,
+        issue_id,
+        command.reported_by,
+        reach,
+        lambda case, _: [decide_progress(case, command)],
     )
 
 
 async def record_funding(
-    units: UowFactory[Cases], rules: Rules, issue_id: str, command: RecordFunding
+    units: UowFactory[Cases],
+    rules: Rules,
+    issue_id: str,
+    command: RecordFunding,
+    reach: Reach = anywhere,
 ) -> Recorded:
     """Money for a matter: a new entry, or a new status of one."""
     return await _decide_and_record(
-        units, rules, issue_id, command.recorded_by, lambda case, _: [decide_funding(case, command)]
+        units,
+        rules,
+        issue_id,
+        command.recorded_by,
+        lambda case, _: [decide_funding(case, command)],
+        reach,
     )
 
 
@@ -306,11 +352,12 @@ async def _decide_and_record(
     issue_id: str,
     actor: str,
     decide: Callable[[Case | None, date], list[Event]],
+    reach: Reach = anywhere,
 ) -> Recorded:
     """Load and lock the case, decide, then save the new case and its events in one
     commit; the answer names the first event."""
     async with units() as uow:
-        recorded = await _decide_in(uow, rules, issue_id, actor, decide)
+        recorded = await _decide_in(uow, rules, issue_id, actor, reach, decide)
         await uow.commit()
     return recorded
 
@@ -320,10 +367,14 @@ async def _decide_in(
     rules: Rules,
     issue_id: str,
     actor: str,
+    reach: Reach,
     decide: Callable[[Case | None, date], list[Event]],
 ) -> Recorded:
-    """Load and lock the case, decide, record the events and save the case in ``uow``."""
+    """Load and lock the case, decide, record the events and save the case in ``uow``.
+    A matter out of the caller's ``reach`` is decided on as an unknown one."""
     tracked = await uow.store.get(issue_id)
+    if tracked is not None and not reach(tracked.case.unit, None):
+        tracked = None
     events = decide(tracked.case if tracked else None, local_date(uow.now, rules.timezone))
     assert tracked is not None  # deciding on an unknown matter raises UnknownIssue
     first = await _record_chained(uow, issue_id, tracked, events[:1], actor)

@@ -15,7 +15,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, StringConstraints, ValidationError, model_validator
 
-from minqing.services.followup.api import Name, ProgressIn, ResolutionIn
+from minqing.services.followup.api import ProgressIn, ResolutionIn
 from minqing.services.followup.domain import ReportProgress, ResolveIssue
 from minqing.shared.contract.reference import code_of
 from minqing.shared.ingress.cloudevents import (
@@ -55,9 +55,7 @@ class IngressResolution(ResolutionIn, MatterRef):
 
 class IngressProgress(ProgressIn, MatterRef):
     """A department reports progress on one milestone: the HTTP progress body and the
-    matter; ``reported_by`` may be left out (the sender)."""
-
-    reported_by: Name | None = None  # type: ignore[assignment]
+    matter."""
 
 
 class ResolutionCloudEvent(Attributes):
@@ -87,6 +85,9 @@ def read_step(message: IngressMessage) -> Step:
     """The command in a progress or resolution message, checked as the HTTP body is; the
     unit is the sender."""
     kind, source = message.kind, message.source
+    # The actor: the department system itself, which alone may publish on its source's
+    # subjects (NATS permissions, `minqing nats-config`).
+    sender = f"system:{source}"
     if kind not in KINDS:
         raise refused("wrong_type", f"type must be one of {', '.join(map(ingress_type, KINDS))}")
     if not isinstance(message.data, dict):
@@ -108,8 +109,7 @@ def read_step(message: IngressMessage) -> Step:
             )
         command: ResolveIssue | ReportProgress = data.model_copy(
             update={"unit": source}
-        ).to_command()
+        ).to_command(sender)
     else:
-        reporter = data.reported_by or source
-        command = data.model_copy(update={"reported_by": reporter}).to_command(unit=source)
+        command = data.to_command(sender, unit=source)
     return Step(command, data.issue_id, data.external_ref)

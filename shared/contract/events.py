@@ -182,6 +182,9 @@ class IssueResolved(Event):
     cost: Decimal | None = Field(default=None, ge=0, decimal_places=2)
     funding_source: FundingSource | None = None
     lookback_unit: str | None = None
+    # resolved_by: the authenticated principal who did it (the envelope's actor); on_behalf_of:
+    # the person on the ground they name, if another (recorded beside, never instead).
+    on_behalf_of: str | None = None
 
 
 class IssueLookbackDueRecomputed(Event):
@@ -243,6 +246,9 @@ class LookbackRecorded(Event):
     assignment_no: int = Field(ge=1)
     lookback_due: date
     within_window: bool
+    # visitor: the authenticated principal who did it (the envelope's actor); on_behalf_of:
+    # the person on the ground they name, if another (recorded beside, never instead).
+    on_behalf_of: str | None = None
 
 
 class IssueLookbackPassed(LookbackRecorded):
@@ -273,6 +279,9 @@ class IssueSupervisorInvited(Event):
     supervisor_ref: str
     supervisor_phone_masked: str | None = None
     invited_by: str
+    # invited_by: the authenticated principal who did it (the envelope's actor); on_behalf_of:
+    # the person on the ground they name, if another (recorded beside, never instead).
+    on_behalf_of: str | None = None
 
 
 class IssueSupervisionRecorded(Event):
@@ -364,6 +373,9 @@ class IssuePlanSet(Event):
     # Set when the plan's last step is due after the matter's deadline: why the deadline is
     # to follow the plan (assignment extends it to that step's date). Absent: it ends by it.
     extend_deadline_reason: str | None = None
+    # set_by: the authenticated principal who did it (the envelope's actor); on_behalf_of:
+    # the person on the ground they name, if another (recorded beside, never instead).
+    on_behalf_of: str | None = None
 
 
 class IssueProgressReported(Event):
@@ -378,6 +390,9 @@ class IssueProgressReported(Event):
     done: bool
     reported_by: str
     assignment_no: int = Field(ge=1)
+    # reported_by: the authenticated principal who did it (the envelope's actor); on_behalf_of:
+    # the person on the ground they name, if another (recorded beside, never instead).
+    on_behalf_of: str | None = None
 
 
 class IssueFundingRecorded(Event):
@@ -393,6 +408,9 @@ class IssueFundingRecorded(Event):
     status: FundingStatus
     note: str = ""
     recorded_by: str
+    # recorded_by: the authenticated principal who did it (the envelope's actor); on_behalf_of:
+    # the person on the ground they name, if another (recorded beside, never instead).
+    on_behalf_of: str | None = None
 
 
 class IssueMilestoneDueRecomputed(Event):
@@ -424,6 +442,9 @@ class IssueSentBack(Event):
     sent_back_by: str
     assignment_no: int = Field(ge=1)
     deadline: date  # the deadline that still stands
+    # sent_back_by: the authenticated principal who did it (the envelope's actor); on_behalf_of:
+    # the person on the ground they name, if another (recorded beside, never instead).
+    on_behalf_of: str | None = None
 
 
 class IssueDeadlineExtended(Event):
@@ -441,6 +462,9 @@ class IssueDeadlineExtended(Event):
     reason: str
     extended_by: str
     assignment_no: int = Field(ge=1)
+    # extended_by: the authenticated principal who did it (the envelope's actor); on_behalf_of:
+    # the person on the ground they name, if another (recorded beside, never instead).
+    on_behalf_of: str | None = None
 
 
 class IssueResponsibleChanged(Event):
@@ -477,6 +501,9 @@ class UnitResponsibleChanged(Event):
     contact: str
     reason: str
     changed_by: str
+    # changed_by: the authenticated principal who did it (the envelope's actor); on_behalf_of:
+    # the person on the ground they name, if another (recorded beside, never instead).
+    on_behalf_of: str | None = None
 
 
 # Every event type of the contract, in the order declared above (the AsyncAPI document's).

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -172,6 +172,16 @@ class Grant:
         if self.town:
             return True
         return Scope.SELF in self.scopes.values() and self.principal.source == source
+
+
+# Whether a caller reaches a matter assigned to a unit, reported in a village (a use case
+# asks it of the matter it loaded; one out of reach is "no such matter"). ``Grant.reaches``.
+Reach = Callable[[str | None, str | None], bool]
+
+
+def anywhere(unit: str | None, village: str | None = None) -> bool:
+    """The reach of the services themselves, and of town-wide roles."""
+    return True
 
 
 def branch_of(village: str) -> str:

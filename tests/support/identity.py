@@ -54,6 +54,7 @@ PEOPLE: dict[str, Principal] = {
     "inspector": person("inspector", (TOWN, Role.INSPECTOR)),
     "operator": person("operator", (TOWN, Role.OPERATOR)),
     "construction": person("construction", ("town_construction", Role.UNIT_STAFF)),
+    "construction_line": person("construction_line", ("town_construction", Role.LINE_STAFF)),
     "water": person("water", ("water_station", Role.UNIT_STAFF)),
 }
 

@@ -114,7 +114,7 @@ async def test_a_department_resolves_its_matter_by_its_own_ticket_id(followup: F
     assert outcome["accepted"] is True
     assert (outcome["issue_id"], outcome["external_ref"]) == (issue_id, ticket)
     case = await followup.case(issue_id)
-    assert (case["status"], case["resolved_by"]) == ("resolved", "civil_affairs")
+    assert (case["status"], case["resolved_by"]) == ("resolved", "system:civil_affairs")
     published = await eventually(
         lambda: stream_messages(followup.settings, followup.settings.outcomes_stream_name),
         lambda m: len(m) >= 1,

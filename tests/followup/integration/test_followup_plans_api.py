@@ -217,7 +217,7 @@ async def test_a_resolution_with_evidence_is_looked_back_by_another_unit(
     resolution = {
         "unit": "town_construction",
         "summary": "Bridge rebuilt",
-        "resolved_by": "wu",
+        "on_behalf_of": "Wu, the works foreman",
         "evidence": ["https://example.org/bridge.jpg"],
         "cost": "150000.50",
         "funding_source": "project_funds",
@@ -229,20 +229,23 @@ async def test_a_resolution_with_evidence_is_looked_back_by_another_unit(
     assert bad.status_code == 422
     assert {e["loc"][1] for e in bad.json()["detail"]} == {"evidence", "cost"}
 
-    done = await followup.post(f"/api/v1/issues/{issue_id}/resolution", json=resolution)
+    done = await followup.post(
+        f"/api/v1/issues/{issue_id}/resolution", json=resolution, headers=AS["construction"]
+    )
     assert done.status_code == 201, done.text
     case = await case_of(followup, issue_id)
-    assert (case["resolved_by"], case["lookback_unit"]) == ("wu", "grid_center")
+    assert (case["resolved_by"], case["lookback_unit"]) == ("person:construction", "grid_center")
 
-    own = {"outcome": "passed", "visitor": "wu", "notes": ""}
+    # Line staff of the resolving unit may not look back on its resolution.
+    visit = {"outcome": "passed", "notes": ""}
     refused = await followup.post(
-        f"/api/v1/issues/{issue_id}/lookback", json=own, headers=AS["line"]
+        f"/api/v1/issues/{issue_id}/lookback", json=visit, headers=AS["construction_line"]
     )
     assert refused.status_code == 409
-    assert "cannot pass its look-back" in refused.json()["detail"]
+    assert "belongs to town_construction, which resolved the matter" in refused.json()["detail"]
     passed = await followup.post(
         f"/api/v1/issues/{issue_id}/lookback",
-        json={**own, "visitor": "grid-li"},
+        json={**visit, "on_behalf_of": "grid-li"},
         headers=AS["line"],
     )
     assert passed.json()["status"] == "closed"

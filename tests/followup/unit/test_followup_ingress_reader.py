@@ -65,12 +65,15 @@ def test_a_resolution_by_ticket_id_is_the_http_resolution_of_the_sender_as_unit(
         "ev-1",
     )
     assert step.issue_id is None and step.external_ref == "CA-1"
-    assert step.command == ResolveIssue(
-        unit="civil_affairs", summary="Lamp replaced", cost=Decimal("120.50")
+    assert step.command == ResolveIssue(  # by the department system itself
+        unit="civil_affairs",
+        summary="Lamp replaced",
+        cost=Decimal("120.50"),
+        resolved_by="system:civil_affairs",
     )
 
 
-def test_progress_by_issue_id_is_reported_by_the_sender_unless_it_names_a_person() -> None:
+def test_progress_by_issue_id_is_reported_by_the_sender_on_behalf_of_a_named_person() -> None:
     data = {"issue_id": ISSUE, "milestone": 2, "note": "Piers poured", "done": True}
     message = read(event("progress", data), f"{PREFIX}.civil_affairs.progress")
 
@@ -80,9 +83,10 @@ def test_progress_by_issue_id_is_reported_by_the_sender_unless_it_names_a_person
     )
 
     assert step.issue_id == ISSUE
-    assert step.command == ReportProgress(2, "Piers poured", True, "civil_affairs", "civil_affairs")
+    sender = "system:civil_affairs"
+    assert step.command == ReportProgress(2, "Piers poured", True, sender, "civil_affairs")
     assert isinstance(named.command, ReportProgress)
-    assert (named.command.reported_by, named.command.unit) == ("Wang Fang", "civil_affairs")
+    assert (named.command.reported_by, named.command.on_behalf_of) == (sender, "Wang Fang")
 
 
 def message_subject(message: IngressMessage) -> str:
