@@ -19,6 +19,7 @@ from datetime import date
 from nats.aio.client import Client
 
 from bench import catchup, events, http_load, reads, relay
+from bench.identity import Callers, Refused
 from bench.report import Row, percent, rate, text_table, write_readme
 from bench.stack import (
     REPO,
@@ -109,14 +110,19 @@ class Bench:
     def __init__(self, stack: Stack, nc: Client, sizes: Sizes, args: argparse.Namespace) -> None:
         self.stack, self.nc, self.sizes, self.args = stack, nc, sizes, args
         self.rows: list[Row] = []
+        # Who the HTTP load acts as: enrolled in each database before the services start.
+        self.callers = Callers.made()
 
     async def guarded(
         self, label: str, targets: list[tuple[str, str]], step: Awaitable[None]
     ) -> None:
-        """Run one group; if it fails, its rows say FAILED with the reason and the run goes on."""
+        """Run one group; if it fails, its rows say FAILED with the reason and the run goes on.
+        A request the guard refused (401/403) ends the run: the bench's callers are wrong."""
         print(f"\n== {label}", flush=True)
         try:
             await step
+        except Refused:
+            raise
         except Exception as exc:
             traceback.print_exc()
             self.rows += [failed_row(figure, target, exc) for figure, target in targets]
@@ -270,14 +276,15 @@ class Bench:
         try:
             await wait_ready(endpoint)
             for clients in CLIENTS:
-                raw[clients] = await self.load_intake(endpoint, clients, "raw endpoint")
+                raw[clients] = await self.load_intake(endpoint, clients, "raw endpoint", None)
         finally:
             self.stack.stop(endpoint)
+        await self.callers.enrol(database)
         service = self.stack.start_service("intake", database)
         try:
             await wait_ready(service)
             for clients in CLIENTS:
-                measured = await self.load_intake(service, clients, "intake")
+                measured = await self.load_intake(service, clients, "intake", self.callers.reporter)
                 self.rows.append(
                     Row(
                         f"intake reports, {clients} clients",
@@ -291,10 +298,12 @@ class Bench:
         finally:
             self.stack.stop(service)
 
-    async def load_intake(self, process: Process, clients: int, label: str) -> http_load.Throughput:
+    async def load_intake(
+        self, process: Process, clients: int, label: str, headers: dict[str, str] | None
+    ) -> http_load.Throughput:
         sizes = self.sizes
         result = await http_load.intake(
-            process.base_url, clients, sizes.http_seconds, sizes.warmup_seconds
+            process.base_url, clients, sizes.http_seconds, sizes.warmup_seconds, headers
         )
         print(f"  {label}, {clients} clients: {result.per_second:,.0f}/s", flush=True)
         return result
@@ -304,8 +313,10 @@ class Bench:
     async def system(
         self, database_name: str, body: Callable[[dict[str, str]], Awaitable[None]]
     ) -> None:
-        """All four services on a fresh database and stream, for the duration of ``body``."""
+        """All four services on a fresh database and stream, for the duration of ``body``;
+        the bench's callers enrolled first."""
         database = self.stack.database(database_name)
+        await self.callers.enrol(database)
         await fresh_stream(self.nc, create=False)
         processes = [self.stack.start_service(name, database) for name in SERVICES]
         try:
@@ -321,7 +332,7 @@ class Bench:
         results: dict[int, http_load.Loops] = {}
         for clients in CLIENTS:
             result = await http_load.closed_loops(
-                urls, clients, sizes.http_seconds, sizes.warmup_seconds
+                urls, self.callers, clients, sizes.http_seconds, sizes.warmup_seconds
             )
             results[clients] = result
             print(f"  closed loops, {clients} clients: {result.per_second:,.1f}/s", flush=True)
@@ -336,7 +347,9 @@ class Bench:
             self.rows.append(Row(f"closed loops, {clients} clients", target, measured, met=met))
 
     async def visible(self, urls: dict[str, str]) -> None:
-        result = await http_load.visibility(urls, VISIBLE_RATE, self.sizes.visible_seconds)
+        result = await http_load.visibility(
+            urls, self.callers, VISIBLE_RATE, self.sizes.visible_seconds
+        )
         measured = (
             f"p50 {ms(result.p50)}, p99 {ms(result.p99)} (of which POST p99 {ms(result.post_p99)})"
             + errors_note(result.failures)
@@ -348,7 +361,9 @@ class Bench:
         )
 
     async def reads(self) -> None:
-        self.rows += await reads.measure(self.stack, self.sizes.matters, self.sizes.read_requests)
+        self.rows += await reads.measure(
+            self.stack, self.callers, self.sizes.matters, self.sizes.read_requests
+        )
 
     def rss(self) -> None:
         for service in sorted(self.stack.rss.peak_mb):

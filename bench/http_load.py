@@ -1,8 +1,14 @@
-"""HTTP load: reports/s at a fixed concurrency, closed loops, and report-to-visible latency."""
+"""HTTP load: reports/s at a fixed concurrency, closed loops, and report-to-visible latency.
+
+Every request to a service carries the credentials of whoever does that step in the town
+(bench/identity.py); a 401 or 403 ends the run (``identity.Refused``) instead of being
+counted as a failed request.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -12,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from bench.events import SOURCES, VILLAGES
+from bench.identity import Callers, Headers, Refused, check
 
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
 LOOP_TIMEOUT_SECONDS = 30.0
@@ -57,42 +64,57 @@ async def run_clients(
     """``clients`` workers repeat ``work`` until the end; counts what ends inside the window.
 
     ``work`` returns its latency, or None on failure. Returns (latencies, failures, window).
+    An exception out of ``work`` (a refusal by the guard) stops every worker and is raised.
     """
     start = time.monotonic()
     measure_from, end = start + warmup, start + warmup + seconds
     latencies: list[float] = []
     failures = 0
+    problems: list[Exception] = []
+    stopped = asyncio.Event()
 
     async def worker(client: int) -> None:
         nonlocal failures
         n = 0
-        while time.monotonic() < end:
-            latency = await work(client * 1_000_000 + n)
-            n += 1
-            finished = time.monotonic()
-            if measure_from <= finished <= end:
-                if latency is None:
-                    failures += 1
-                else:
-                    latencies.append(latency)
+        try:
+            while time.monotonic() < end:
+                latency = await work(client * 1_000_000 + n)
+                n += 1
+                finished = time.monotonic()
+                if measure_from <= finished <= end:
+                    if latency is None:
+                        failures += 1
+                    else:
+                        latencies.append(latency)
+        except Exception as exc:
+            problems.append(exc)
+            stopped.set()
 
     tasks = [asyncio.create_task(worker(c)) for c in range(clients)]
-    await asyncio.sleep(end - time.monotonic())
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopped.wait(), max(0.0, end - time.monotonic()))
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if problems:
+        raise problems[0]
     return latencies, failures, seconds
 
 
-async def intake(base_url: str, clients: int, seconds: float, warmup: float) -> Throughput:
-    """Reports accepted (201) per second with ``clients`` concurrent clients."""
+async def intake(
+    base_url: str, clients: int, seconds: float, warmup: float, headers: Headers | None
+) -> Throughput:
+    """Reports accepted (201) per second with ``clients`` concurrent clients, each request
+    with ``headers`` (a reporter's credentials; None for the raw endpoint, which has no
+    guard)."""
     async with session(clients) as http:
         url = f"{base_url}/api/v1/reports"
 
         async def post(i: int) -> float | None:
             try:
-                async with http.post(url, json=report_body(i)) as response:
-                    await response.read()
+                async with http.post(url, json=report_body(i), headers=headers) as response:
+                    text = await response.text()
+                    check(response.status, "POST /api/v1/reports", text)
                     return 0.0 if response.status == 201 else None
             except (aiohttp.ClientError, TimeoutError):
                 return None
@@ -110,57 +132,79 @@ class Loops:
 
 
 async def wait_for(
-    http: aiohttp.ClientSession, url: str, accept: Callable[[dict[str, Any]], bool]
+    http: aiohttp.ClientSession,
+    url: str,
+    accept: Callable[[dict[str, Any]], bool],
+    headers: Headers,
 ) -> dict[str, Any]:
     """GET ``url`` until it answers 200 with a body ``accept`` likes; back off while waiting."""
     delay = POLL_MIN_SECONDS
     deadline = time.monotonic() + LOOP_TIMEOUT_SECONDS
     while True:
-        async with http.get(url) as response:
+        async with http.get(url, headers=headers) as response:
             if response.status == 200:
                 body: dict[str, Any] = await response.json()
                 if accept(body):
                     return body
             else:
-                await response.read()
+                check(response.status, f"GET {url}", await response.text())
         if time.monotonic() > deadline:
             raise TimeoutError(url)
         await asyncio.sleep(delay)
         delay = min(delay * 2, POLL_MAX_SECONDS)
 
 
-async def closed_loops(urls: dict[str, str], clients: int, seconds: float, warmup: float) -> Loops:
-    """Each client: report, wait for assignment, resolve, pass the look-back, wait for closed."""
+async def closed_loops(
+    urls: dict[str, str], callers: Callers, clients: int, seconds: float, warmup: float
+) -> Loops:
+    """Each client: report (a reporter), wait for assignment (a supervisor watching),
+    resolve (the assigned unit's staff), pass the look-back (line staff of the unit that
+    looks back at that unit's work), wait for closed (the supervisor)."""
     async with session(clients) as http:
 
         async def loop(i: int) -> float | None:
             started = time.monotonic()
             try:
                 async with http.post(
-                    f"{urls['intake']}/api/v1/reports", json=report_body(i)
+                    f"{urls['intake']}/api/v1/reports",
+                    json=report_body(i),
+                    headers=callers.reporter,
                 ) as response:
                     if response.status != 201:
+                        check(response.status, "POST /api/v1/reports", await response.text())
                         return None
                     issue_id = (await response.json())["issue_id"]
                 case = await wait_for(
                     http,
                     f"{urls['followup']}/api/v1/issues/{issue_id}/case",
                     lambda body: body.get("status") == "assigned",
+                    callers.supervisor,
                 )
+                unit = case["unit"]
                 steps = [
-                    ("resolution", {"unit": case["unit"], "summary": "Fixed", "resolved_by": "wu"}),
-                    ("lookback", {"outcome": "passed", "visitor": "gw-7", "notes": "All lit"}),
+                    (
+                        "resolution",
+                        {"unit": unit, "summary": "Fixed", "resolved_by": "wu"},
+                        callers.staff(unit),
+                    ),
+                    (
+                        "lookback",
+                        {"outcome": "passed", "visitor": "gw-7", "notes": "All lit"},
+                        callers.line_staff(unit),
+                    ),
                 ]
-                for step, body in steps:
+                for step, body, headers in steps:
                     url = f"{urls['followup']}/api/v1/issues/{issue_id}/{step}"
-                    async with http.post(url, json=body) as response:
-                        await response.read()
+                    async with http.post(url, json=body, headers=headers) as response:
+                        text = await response.text()
                         if response.status != 201:
+                            check(response.status, f"POST /api/v1/issues/{{id}}/{step}", text)
                             return None
                 await wait_for(
                     http,
                     f"{urls['projection']}/api/v1/issues/{issue_id}",
                     lambda body: body.get("status") == "closed",
+                    callers.supervisor,
                 )
             except (aiohttp.ClientError, TimeoutError, KeyError):
                 return None
@@ -181,8 +225,11 @@ class Visibility:
     post_p99: float  # of the same latency, the part until intake answered 201
 
 
-async def visibility(urls: dict[str, str], rate: float, seconds: float) -> Visibility:
+async def visibility(
+    urls: dict[str, str], callers: Callers, rate: float, seconds: float
+) -> Visibility:
     """Open loop at ``rate`` reports/s: time from the scheduled POST to the projection's 200.
+    A reporter posts, a supervisor looks.
 
     Latency counts from the scheduled send time, so a slow intake is not hidden by sending
     late (no coordinated omission). Every 10 ms one prober asks the projection for the oldest
@@ -202,26 +249,32 @@ async def visibility(urls: dict[str, str], rate: float, seconds: float) -> Visib
         accepted: list[float] = []
         failures = 0
         posting = True
+        refusals: list[Refused] = []  # the guard's: the run ends
 
         async def post(i: int, scheduled: float) -> None:
             nonlocal failures
             try:
                 url = f"{urls['intake']}/api/v1/reports"
-                async with http.post(url, json=report_body(i)) as response:
+                async with http.post(
+                    url, json=report_body(i), headers=callers.reporter
+                ) as response:
                     if response.status != 201:
+                        check(response.status, "POST /api/v1/reports", await response.text())
                         failures += 1
                         return
                     waiting[i] = ((await response.json())["issue_id"], scheduled)
                     accepted.append(time.monotonic() - scheduled)
             except (aiohttp.ClientError, TimeoutError, KeyError):
                 failures += 1
+            except Refused as exc:
+                refusals.append(exc)
 
         async def visible(number: int) -> bool:
             issue_id, _ = waiting[number]
             url = f"{urls['projection']}/api/v1/issues/{issue_id}"
             try:
-                async with http.get(url) as response:
-                    await response.read()
+                async with http.get(url, headers=callers.supervisor) as response:
+                    check(response.status, "GET /api/v1/issues/{id}", await response.text())
                     return response.status == 200
             except (aiohttp.ClientError, TimeoutError):
                 return False
@@ -251,13 +304,22 @@ async def visibility(urls: dict[str, str], rate: float, seconds: float) -> Visib
         prober = asyncio.create_task(probe())
         start = time.monotonic()
         posts = []
-        for i in range(round(rate * seconds)):
-            scheduled = start + i / rate
-            await asyncio.sleep(max(0.0, scheduled - time.monotonic()))
-            posts.append(asyncio.create_task(post(i, scheduled)))
-        await asyncio.gather(*posts)
-        posting = False
-        await prober
+        try:
+            for i in range(round(rate * seconds)):
+                scheduled = start + i / rate
+                await asyncio.sleep(max(0.0, scheduled - time.monotonic()))
+                if refusals or prober.done():
+                    break  # refused by the guard: stop sending
+                posts.append(asyncio.create_task(post(i, scheduled)))
+            await asyncio.gather(*posts)
+            if refusals:
+                raise refusals[0]
+            posting = False
+            await prober
+        finally:
+            for task in (prober, *posts):
+                task.cancel()
+            await asyncio.gather(prober, *posts, return_exceptions=True)
     return Visibility(
         len(latencies),
         quantile(latencies, 0.5),
