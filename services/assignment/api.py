@@ -33,6 +33,7 @@ from minqing.services.assignment.handlers import (
 from minqing.services.assignment.routing import Person
 from minqing.shared.contract.reference import CODE_PATTERN, code_of
 from minqing.shared.domain.text import Line, Text
+from minqing.shared.identity.web import CallerDep, GrantDep
 from minqing.shared.persistence.uow import UowFactory
 from minqing.shared.web.deps import from_state
 from minqing.shared.web.edge import IssueId
@@ -46,12 +47,26 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+ON_BEHALF_OF = (
+    "The person on the ground who did it, when not the caller: recorded beside the caller "
+    "(the actor, from the credentials), never instead of it."
+)
+LEGACY = "Read as on_behalf_of (the actor is the caller, from the credentials)."
+OnBehalfOf = Annotated[Name | None, Field(description=ON_BEHALF_OF)]
+Legacy = Annotated[Name | None, Field(description=LEGACY, deprecated=True)]
+
+
+def _on_behalf_of(*names: str | None) -> str | None:
+    return next((name for name in names if name), None)
+
+
 class SendBackIn(_Input):
     """The assigned unit says the matter is not theirs."""
 
     unit: UnitCode
     reason: Reason
-    by: Name
+    on_behalf_of: OnBehalfOf = None
+    by: Legacy = None
 
 
 class PersonIn(_Input):
@@ -64,25 +79,28 @@ class ReassignIn(_Input):
 
     unit: UnitCode
     reason: Reason
-    by: Name
+    on_behalf_of: OnBehalfOf = None
+    by: Legacy = None
     person: PersonIn | None = None  # default: the unit's responsible person
     working_days: int | None = Field(default=None, ge=1, le=365)
 
-    def to_command(self) -> Reassign:
+    def to_command(self, actor: str) -> Reassign:
         person = Person(id=self.person.id, name=self.person.name) if self.person else None
         return Reassign(
             unit=self.unit,
             reason=self.reason,
-            by=self.by,
+            by=actor,
             person=person,
             working_days=self.working_days,
+            on_behalf_of=_on_behalf_of(self.on_behalf_of, self.by),
         )
 
 
 class ExtendIn(_Input):
     working_days: int = Field(ge=1, le=365)
     reason: Reason
-    by: Name
+    on_behalf_of: OnBehalfOf = None
+    by: Legacy = None
 
 
 class ResponsibleIn(_Input):
@@ -90,15 +108,17 @@ class ResponsibleIn(_Input):
     person_name: Name
     contact: Name | None = None  # default: the unit's contact stays
     reason: Reason
-    by: Name
+    on_behalf_of: OnBehalfOf = None
+    by: Legacy = None
 
-    def to_command(self) -> ChangeResponsible:
+    def to_command(self, actor: str) -> ChangeResponsible:
         return ChangeResponsible(
             person_id=self.person_id,
             person_name=self.person_name,
             contact=self.contact,
             reason=self.reason,
-            by=self.by,
+            by=actor,
+            on_behalf_of=_on_behalf_of(self.on_behalf_of, self.by),
         )
 
 
@@ -157,9 +177,9 @@ router = APIRouter(prefix="/api/v1", tags=["assignment"])
 
 
 @router.get("/issues/{issue_id}/assignment", responses=NOT_FOUND)
-async def get_assignment(issue_id: IssueId, units: UnitsOfWork) -> AssignmentOut:
+async def get_assignment(issue_id: IssueId, units: UnitsOfWork, grant: GrantDep) -> AssignmentOut:
     """The matter's current assignment: unit, responsible person, deadline, rule."""
-    current = await load_assignment(units, issue_id)
+    current = await load_assignment(units, issue_id, grant.reaches)
     if current is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such matter assigned")
     return _assignment(issue_id, current)
@@ -167,28 +187,46 @@ async def get_assignment(issue_id: IssueId, units: UnitsOfWork) -> AssignmentOut
 
 @router.post("/issues/{issue_id}/send-back", status_code=201, responses=REFUSED)
 async def post_send_back(
-    issue_id: IssueId, body: SendBackIn, units: UnitsOfWork, rules: RulesDep
+    issue_id: IssueId,
+    body: SendBackIn,
+    units: UnitsOfWork,
+    rules: RulesDep,
+    caller: CallerDep,
+    grant: GrantDep,
 ) -> StepOut:
     """The assigned unit sends the matter back; it stays on the hook until re-routed."""
-    command = SendBack(unit=body.unit, reason=body.reason, by=body.by)
-    return _step(issue_id, await send_back(units, rules, issue_id, command))
+    on_behalf_of = _on_behalf_of(body.on_behalf_of, body.by)
+    command = SendBack(body.unit, body.reason, caller.id, on_behalf_of)
+    return _step(issue_id, await send_back(units, rules, issue_id, command, grant.reaches))
 
 
 @router.post("/issues/{issue_id}/reassign", status_code=201, responses=REFUSED)
 async def post_reassign(
-    issue_id: IssueId, body: ReassignIn, units: UnitsOfWork, rules: RulesDep
+    issue_id: IssueId,
+    body: ReassignIn,
+    units: UnitsOfWork,
+    rules: RulesDep,
+    caller: CallerDep,
+    grant: GrantDep,
 ) -> StepOut:
     """Re-assign by hand (or re-route a sent-back matter), with a new deadline."""
-    return _step(issue_id, await reassign(units, rules, issue_id, body.to_command()))
+    command = body.to_command(caller.id)
+    return _step(issue_id, await reassign(units, rules, issue_id, command, grant.reaches))
 
 
 @router.post("/issues/{issue_id}/extend-deadline", status_code=201, responses=REFUSED)
 async def post_extend(
-    issue_id: IssueId, body: ExtendIn, units: UnitsOfWork, rules: RulesDep
+    issue_id: IssueId,
+    body: ExtendIn,
+    units: UnitsOfWork,
+    rules: RulesDep,
+    caller: CallerDep,
+    grant: GrantDep,
 ) -> StepOut:
     """Give the assigned unit more working days, with the reason."""
-    command = ExtendDeadline(working_days=body.working_days, reason=body.reason, by=body.by)
-    return _step(issue_id, await extend_deadline(units, rules, issue_id, command))
+    on_behalf_of = _on_behalf_of(body.on_behalf_of, body.by)
+    command = ExtendDeadline(body.working_days, body.reason, caller.id, on_behalf_of)
+    return _step(issue_id, await extend_deadline(units, rules, issue_id, command, grant.reaches))
 
 
 @router.get("/units")
@@ -203,9 +241,10 @@ async def put_responsible(
     body: ResponsibleIn,
     units: UnitsOfWork,
     rules: RulesDep,
+    caller: CallerDep,
 ) -> ResponsibleOut:
     """A new responsible person (a new secretary); the unit's open matters follow."""
-    row, moved = await change_responsible(units, rules, code, body.to_command())
+    row, moved = await change_responsible(units, rules, code, body.to_command(caller.id))
     return ResponsibleOut(unit=_unit(row), open_matters_moved=moved)
 
 

@@ -32,7 +32,7 @@ from minqing.shared.domain.calendar import (
 )
 
 MANUAL = "manual"  # the rule id of a supervisor's re-assignment
-FILES_ACTOR = "reference files"  # who changed the registry when the files did
+FILES_ACTOR = "service:assignment"  # the registry changed because the reference files did
 Status = Literal["assigned", "resolved", "closed"]
 
 
@@ -82,7 +82,8 @@ Registry = Mapping[str, RegistryRow]
 class SendBack:
     unit: str
     reason: str
-    by: str
+    by: str  # the actor: an authenticated principal's id
+    on_behalf_of: str | None = None  # the person on the ground the actor names
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Reassign:
     by: str
     person: Person | None = None  # default: the unit's responsible person
     working_days: int | None = None  # default: what the routing rules give the matter
+    on_behalf_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class ExtendDeadline:
     working_days: int
     reason: str
     by: str
+    on_behalf_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ class ChangeResponsible:
     contact: str | None
     reason: str
     by: str
+    on_behalf_of: str | None = None
 
 
 class IssueNotAssigned(Exception):
@@ -313,6 +317,7 @@ def decide_send_back(current: Assignment | None, command: SendBack) -> IssueSent
         unit=current.unit,
         reason=command.reason,
         sent_back_by=command.by,
+        on_behalf_of=command.on_behalf_of,
         assignment_no=current.assignment_no,
         deadline=current.deadline,
     )
@@ -336,6 +341,7 @@ def decide_extension(
         note=deadline.note,
         reason=command.reason,
         extended_by=command.by,
+        on_behalf_of=command.on_behalf_of,
         assignment_no=current.assignment_no,
     )
 
@@ -372,6 +378,7 @@ def decide_deadline_follows_plan(
         note=deadline.note,
         reason=plan.extend_deadline_reason,
         extended_by=plan.set_by,
+        on_behalf_of=plan.on_behalf_of,
         assignment_no=current.assignment_no,
     )
 
@@ -454,6 +461,7 @@ def decide_registry_change(
         contact=contact,
         reason=command.reason,
         changed_by=command.by,
+        on_behalf_of=command.on_behalf_of,
     )
 
 

@@ -43,11 +43,13 @@ from minqing.shared.contract.events import (
 from minqing.shared.contract.reference import Responsible, UnknownCode
 from minqing.shared.domain.calendar import WorkingCalendar
 from minqing.shared.domain.clock import local_date
+from minqing.shared.identity.policy import Reach, anywhere
+from minqing.shared.identity.principal import service
 from minqing.shared.messaging.consumer import Rejected
 from minqing.shared.messaging.dispatch import Handlers
 from minqing.shared.persistence.uow import UnitOfWork, UowFactory
 
-ACTOR = "assignment"
+ACTOR = service("assignment").id  # what it does on its own: routing, recounts
 
 
 class Assignments(Protocol):
@@ -156,27 +158,45 @@ async def _registry(uow: UnitOfWork[Assignments], rules: Rules) -> dict[str, Reg
     return {**files, **await uow.store.registry()}
 
 
-async def load_assignment(units: UowFactory[Assignments], issue_id: str) -> Assignment | None:
+async def load_assignment(
+    units: UowFactory[Assignments], issue_id: str, reach: Reach = anywhere
+) -> Assignment | None:
+    """The matter's assignment, if the caller reaches it."""
     async with units() as uow:
-        return await uow.store.get(issue_id)
+        return _reached(await uow.store.get(issue_id), reach)
+
+
+def _reached(current: Assignment | None, reach: Reach) -> Assignment | None:
+    """A matter out of the caller's reach is, for them, no matter at all."""
+    if current is None or not reach(current.unit, current.village):
+        return None
+    return current
 
 
 async def send_back(
-    units: UowFactory[Assignments], rules: Rules, issue_id: str, command: SendBack
+    units: UowFactory[Assignments],
+    rules: Rules,
+    issue_id: str,
+    command: SendBack,
+    reach: Reach = anywhere,
 ) -> Recorded:
     """The assigned unit sends a matter back as not theirs; its deadline stands."""
     async with units() as uow:
-        current = await uow.store.get(issue_id)
+        current = _reached(await uow.store.get(issue_id), reach)
         event = decide_send_back(current, command)
         return await _commit(uow, issue_id, current, event, command.by)
 
 
 async def reassign(
-    units: UowFactory[Assignments], rules: Rules, issue_id: str, command: Reassign
+    units: UowFactory[Assignments],
+    rules: Rules,
+    issue_id: str,
+    command: Reassign,
+    reach: Reach = anywhere,
 ) -> Recorded:
     """A supervisor or the town office gives the matter to another unit."""
     async with units() as uow:
-        current = await uow.store.get(issue_id)
+        current = _reached(await uow.store.get(issue_id), reach)
         today = local_date(uow.now, rules.timezone)
         registry = await _registry(uow, rules)
         event = decide_manual(current, command, rules.routing, registry, today, rules.calendar)
@@ -184,11 +204,15 @@ async def reassign(
 
 
 async def extend_deadline(
-    units: UowFactory[Assignments], rules: Rules, issue_id: str, command: ExtendDeadline
+    units: UowFactory[Assignments],
+    rules: Rules,
+    issue_id: str,
+    command: ExtendDeadline,
+    reach: Reach = anywhere,
 ) -> Recorded:
     """A supervisor gives the assigned unit more working days."""
     async with units() as uow:
-        current = await uow.store.get(issue_id)
+        current = _reached(await uow.store.get(issue_id), reach)
         event = decide_extension(current, command, rules.calendar)
         return await _commit(uow, issue_id, current, event, command.by)
 

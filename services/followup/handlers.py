@@ -45,10 +45,11 @@ from minqing.shared.contract.events import (
 from minqing.shared.domain.calendar import WorkingCalendar
 from minqing.shared.domain.clock import local_date
 from minqing.shared.identity.policy import Reach, anywhere
+from minqing.shared.identity.principal import service
 from minqing.shared.messaging.dispatch import Handlers
 from minqing.shared.persistence.uow import UnitOfWork, UowFactory
 
-ACTOR = "followup"
+ACTOR = service("followup").id  # what it does on its own: deadlines, recounts
 # The plan a routing rule names for a major affair sets its time: its deadline follows it.
 FOLLOWS_TEMPLATE = "a major affair's deadline follows its staged plan ({template})"
 log = logging.getLogger(__name__)

@@ -176,7 +176,8 @@ async def test_the_registry_is_seeded_and_a_new_secretary_takes_over_open_matter
     )
     assert unit_event["type"] == "minqing.unit.responsible_changed"
     assert unit_event["data"]["previous_person_id"] == "sanqi-secretary"
-    assert unit_event["actor"] == "town organisation office"
+    assert unit_event["actor"] == "person:desk"  # the caller, whatever the body says
+    assert unit_event["data"]["on_behalf_of"] == "town organisation office"
     issue_history = await eventually(
         lambda: events_of(settings, matter["issue_id"]), lambda e: len(e) == 3
     )
@@ -251,6 +252,7 @@ async def test_a_plan_past_the_deadline_is_refused_unless_the_deadline_is_to_fol
             "provisional": False,
             "note": None,
             "reason": why,
-            "extended_by": "town-office",
+            "extended_by": "person:desk",  # who set the plan
+            "on_behalf_of": "town-office",  # as they named the one on the ground
             "assignment_no": 1,
         }

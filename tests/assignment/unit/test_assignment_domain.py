@@ -435,7 +435,7 @@ def test_a_new_person_in_the_files_is_a_change_with_the_previous_person() -> Non
         "sanqi-secretary",
         "sanqi-secretary-2",
     )
-    assert (new, event.changed_by) == ([], "reference files")
+    assert (new, event.changed_by) == ([], "service:assignment")  # on reading the files
 
 
 def test_a_change_by_hand_survives_synchronisation_with_unchanged_files() -> None:
