@@ -137,6 +137,20 @@ def test_a_report_shows_what_was_reported_and_where() -> None:
     assert view.reported_at == at(1)
 
 
+class ReportedLater(IssueReported):
+    """A report as a later producer sends it: with a field the list does not show."""
+
+    named_by: str | None = None
+
+
+def test_a_report_field_the_list_does_not_show_is_left_out() -> None:
+    event = ReportedLater(**report().model_dump(), named_by="desk clerk Wang")
+
+    view = apply(IssueView("issue-1"), event, at(1))
+
+    assert (view.status, view.title, view.village) == ("reported", report().title, "shihu")
+
+
 def test_an_assignment_shows_the_unit_the_responsible_person_and_the_deadline() -> None:
     view = fold("issue-1", history()[:2])
 

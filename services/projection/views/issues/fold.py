@@ -183,9 +183,9 @@ def _apply(event: Event | None, view: IssueView, at: datetime) -> IssueView:
 
 @_apply.register(IssueReported)
 def _reported(event: IssueReported, view: IssueView, at: datetime) -> IssueView:
-    return with_changes(
-        view, status=view.status or "reported", reported_at=at, **event.model_dump()
-    )
+    # the report's fields the list shows (a field added to the event later is not one yet)
+    shown = {name: value for name, value in event.model_dump().items() if name in _NAMES}
+    return with_changes(view, status=view.status or "reported", reported_at=at, **shown)
 
 
 @_apply.register(IssueDuplicateReported)
