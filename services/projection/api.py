@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import AfterValidator, AwareDatetime, BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from minqing.services.projection import exports, stats
 from minqing.services.projection.sentences import Names, describe
@@ -27,6 +28,8 @@ from minqing.shared.contract.events import IssueStatus
 from minqing.shared.contract.reference import Kind, active
 from minqing.shared.domain.clock import Clock, local_date
 from minqing.shared.domain.text import Line
+from minqing.shared.identity.policy import Grant, Reach
+from minqing.shared.identity.web import GrantDep
 from minqing.shared.persistence.db import Sessions
 from minqing.shared.web.deps import from_state
 from minqing.shared.web.edge import IssueId
@@ -184,7 +187,8 @@ class Desk:
         """Midnight of ``day`` in the town's time zone."""
         return datetime.combine(day, time.min, tzinfo=self.zone)
 
-    def to_filter(self, p: FilterParams) -> issues.IssueFilter:
+    def to_filter(self, p: FilterParams, grant: Grant) -> issues.IssueFilter:
+        """The list's filter: what was asked, within what the caller reaches."""
         return issues.IssueFilter(
             status=p.status,
             village=p.village,
@@ -200,6 +204,7 @@ class Desk:
             reported_to=None if p.reported_to is None else self.start_of(p.reported_to + ONE_DAY),
             text=p.q,
             as_of=p.as_of,
+            reached=issues.Reached.of(grant.units()),
         )
 
     def attachment(self, extension: str) -> str:
@@ -215,6 +220,7 @@ router = APIRouter(prefix="/api/v1", tags=["projection"])
 @router.get("/issues", responses={422: {"description": "A bad filter or cursor"}})
 async def list_issues(
     desk: DeskDep,
+    grant: GrantDep,
     params: Filters,
     sort: issues.Sort = "newest",
     cursor: Annotated[str | None, Query(max_length=500)] = None,
@@ -226,8 +232,10 @@ async def list_issues(
     time zone, `reported_to` inclusive), and free text `q` (Chinese too: 路灯 finds
     石官路路灯不亮). Sorted `newest` (default), `oldest`, `deadline` (soonest first),
     `lookback` or `updated`; page with `cursor` (the previous page's `next_cursor`).
-    With `as_of`, the list as it stood at that time (each matter in its state then)."""
-    f = desk.to_filter(params)
+    With `as_of`, the list as it stood at that time (each matter in its state then).
+    Only the matters the caller reaches (a unit's staff: their unit's, and a village
+    branch's also its village's; decided on each matter's unit and village now)."""
+    f = desk.to_filter(params, grant)
     async with desk.sessions() as session:
         views, total, after = await issues.list_issues(
             session, f, limit=limit, offset=offset, sort=sort, cursor=cursor, count=desk.cap
@@ -245,7 +253,9 @@ async def list_issues(
 
 
 @router.get("/stats")
-async def get_stats(desk: DeskDep, request: Request, params: Filters) -> dict[str, Any]:
+async def get_stats(
+    desk: DeskDep, grant: GrantDep, request: Request, params: Filters
+) -> dict[str, Any]:
     """The figures for the matters the list's filters select: counts by status, source,
     category, village and unit; closed in the loop; overdue; the three rates of the
     12345 world (response, resolution, satisfaction); on-time rate; median days to
@@ -255,28 +265,31 @@ async def get_stats(desk: DeskDep, request: Request, params: Filters) -> dict[st
     base = dict(request.query_params.items())
     async with desk.sessions() as session:
         figures = await stats.statistics(
-            session, desk.to_filter(params), base, desk.day_of(params), desk.timezone
+            session, desk.to_filter(params, grant), base, desk.day_of(params), desk.timezone
         )
     return asdict(figures)
 
 
 @router.get("/issues/export.csv", response_class=StreamingResponse)
-async def export_csv(desk: DeskDep, params: Filters) -> StreamingResponse:
+async def export_csv(desk: DeskDep, grant: GrantDep, params: Filters) -> StreamingResponse:
     """The list with these filters as CSV (UTF-8 with BOM, Chinese headers), newest
-    first, at most 200,000 rows."""
+    first, at most 200,000 rows; only the matters the caller reaches, as the list."""
     cols = exports.columns(desk.names, desk.zone, desk.day_of(params))
+    matters = exports.matters(desk.sessions, desk.to_filter(params, grant))
     return StreamingResponse(
-        exports.csv_lines(exports.matters(desk.sessions, desk.to_filter(params)), cols),
+        exports.csv_lines(matters, cols),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": desk.attachment("csv")},
     )
 
 
 @router.get("/issues/export.xlsx")
-async def export_xlsx(desk: DeskDep, params: Filters) -> Response:
-    """The list with these filters as an Excel workbook (sheet 台账, Chinese headers)."""
+async def export_xlsx(desk: DeskDep, grant: GrantDep, params: Filters) -> Response:
+    """The list with these filters as an Excel workbook (sheet 台账, Chinese headers); only
+    the matters the caller reaches, as the list."""
     cols = exports.columns(desk.names, desk.zone, desk.day_of(params))
-    body = await exports.xlsx_bytes(exports.matters(desk.sessions, desk.to_filter(params)), cols)
+    matters = exports.matters(desk.sessions, desk.to_filter(params, grant))
+    body = await exports.xlsx_bytes(matters, cols)
     return Response(
         body,
         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -286,15 +299,16 @@ async def export_xlsx(desk: DeskDep, params: Filters) -> Response:
 
 @router.get("/issues/{issue_id}", responses={404: {"description": "No such matter (then)"}})
 async def get_issue(
-    desk: DeskDep, issue_id: IssueId, as_of: AwareDatetime | None = None
+    desk: DeskDep, grant: GrantDep, issue_id: IssueId, as_of: AwareDatetime | None = None
 ) -> IssueOut:
     """The current state of one matter; with ``as_of`` (a time with its offset), the
-    state as it stood then: its events up to that moment, folded again."""
+    state as it stood then: its events up to that moment, folded again. A matter the
+    caller does not reach is a 404, as an unknown one."""
     async with desk.sessions() as session:
         if as_of is None:
-            view = await issues.get_issue(session, issue_id)
+            view = await issues.get_issue(session, issue_id, grant.reaches)
         else:
-            view = await issues.issue_as_of(session, issue_id, as_of)
+            view = await issues.issue_as_of(session, issue_id, as_of, grant.reaches)
     if view is None:
         raise NoSuchMatter()
     return IssueOut.of(view, desk.today() if as_of is None else local_date(as_of, desk.timezone))
@@ -305,24 +319,40 @@ async def get_issue(
     response_class=HTMLResponse,
     responses={404: {"description": "No such matter"}},
 )
-async def get_history_page(desk: DeskDep, issue_id: IssueId) -> HTMLResponse:
-    """The audit trail as a page to print (or save as PDF from the browser)."""
+async def get_history_page(desk: DeskDep, grant: GrantDep, issue_id: IssueId) -> HTMLResponse:
+    """The audit trail as a page to print (or save as PDF from the browser). A matter the
+    caller does not reach is a 404, as an unknown one."""
     async with desk.sessions() as session:
-        view = await issues.get_issue(session, issue_id)
-        events = await history.trail(session, issue_id)
+        view = await issues.get_issue(session, issue_id, grant.reaches)
+        events = await history.trail(session, issue_id) if view is not None else []
     if view is None or not events:
         raise NoSuchMatter()
     return HTMLResponse(exports.history_page(view, events, desk.names, desk.zone))
 
 
 @router.get("/issues/{issue_id}/history", responses={404: {"description": "No such matter"}})
-async def get_history(desk: DeskDep, issue_id: IssueId) -> History:
-    """The audit trail: every event of the matter, in stream order."""
+async def get_history(desk: DeskDep, grant: GrantDep, issue_id: IssueId) -> History:
+    """The audit trail: every event of the matter, in stream order. A matter the caller
+    does not reach is a 404, as an unknown one."""
     async with desk.sessions() as session:
-        events = await history.trail(session, issue_id)
+        events = await reached_trail(session, issue_id, grant.reaches)
     if not events:
         raise NoSuchMatter()
     return History(issue_id=issue_id, events=[_history_event(e, desk.names) for e in events])
+
+
+async def reached_trail(session: AsyncSession, issue_id: str, reach: Reach) -> list[dict[str, Any]]:
+    """The matter's audit trail, or nothing when the caller does not ``reach`` the matter:
+    decided on its unit and village now in the list (as for the matter itself), or, when
+    the list does not have it (``MINQING_PROJECTION_VIEWS=history``: the list is not kept
+    here; or it has not folded the matter yet), as its own trail tells them (its latest
+    assignment's unit, its report's village)."""
+    events = await history.trail(session, issue_id)
+    if not events:
+        return []
+    view = await issues.get_issue(session, issue_id)
+    unit, village = (view.unit, view.village) if view is not None else history.whereabouts(events)
+    return events if reach(unit, village) else []
 
 
 def _history_event(e: dict[str, Any], names: Names) -> HistoryEvent:

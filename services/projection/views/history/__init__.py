@@ -12,9 +12,10 @@ events the stream no longer has from these columns, ``replay.py``) is what ``min
 verify`` checks; the message as it was received stays in the stream.
 
 The whole read model is here: ``tables.py`` (``events``), ``write.py`` (``apply_batch``:
-store and seal), ``seal.py`` (the hash chain, pure), ``queries.py`` (a matter's trail) and
-``verify.py`` (the head as a checkpoint, and a full verification). No other read model
-reads or writes its table (the list keeps its own record, ``issue_events``).
+store and seal), ``seal.py`` (the hash chain, pure), ``queries.py`` (a matter's trail,
+and its unit and village as the trail tells) and ``verify.py`` (the head as a checkpoint,
+and a full verification). No other read model reads or writes its table (the list keeps
+its own record, ``issue_events``).
 
 Migrations (``services/projection/migrations/versions``): ``events`` since 0001, placed
 by stream epoch since 0002, sealed into the chain since 0005 (``log_seq`` and the hashes),
@@ -23,7 +24,7 @@ table is a new revision beside the change here; ``tests/system/integration/test_
 holds the two equal.
 """
 
-from minqing.services.projection.views.history.queries import trail
+from minqing.services.projection.views.history.queries import trail, whereabouts
 from minqing.services.projection.views.history.tables import (
     FEEDBACK,
     FIGURE_TYPES,
@@ -53,4 +54,5 @@ __all__ = [
     "apply_batch",
     "events",
     "trail",
+    "whereabouts",
 ]

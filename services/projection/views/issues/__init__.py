@@ -4,7 +4,8 @@ The whole read model is here: ``fold.py`` (pure: ``IssueView`` and ``evolve``, a
 events folded in stream order), ``tables.py`` (the matters now, their earlier states, and
 the events folded into them), ``write.py`` (``apply_batch``: a batch folded into the
 matters it touches), ``queries.py`` (filters, sorts, pages; one matter now or as of a
-time) and ``output.py`` (``IssueOut``, the HTTP shape, derived from the view).
+time; each only as far as the caller reaches) and ``output.py`` (``IssueOut``, the HTTP
+shape, derived from the view).
 
 It reads no other read model's tables: a late event's re-fold and a matter "as of" a time
 fold the events it recorded itself (``issue_events``, written in the same transaction as
@@ -22,6 +23,7 @@ the audit trail). A change to these tables is a new revision beside the change h
 from minqing.services.projection.views.issues.queries import (
     BadCursor,
     IssueFilter,
+    Reached,
     Sort,
     decode_cursor,
     encode_cursor,
@@ -48,6 +50,7 @@ __all__ = [
     "TABLES",
     "BadCursor",
     "IssueFilter",
+    "Reached",
     "Sort",
     "apply_batch",
     "decode_cursor",

@@ -19,8 +19,10 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
+    false,
     func,
     literal,
+    or_,
     select,
     tuple_,
     union_all,
@@ -42,6 +44,32 @@ from minqing.services.projection.views.issues.tables import (
     issues,
 )
 from minqing.shared.contract.envelope import event_class
+from minqing.shared.identity.policy import Reach, anywhere, branch_of
+
+_BRANCH = branch_of("")  # a village's party branch is its code and this
+
+
+@dataclass(frozen=True)
+class Reached:
+    """The matters a caller reaches (issue 15): those assigned to one of ``units``, and those
+    reported in one of ``villages`` (the villages whose party branch is among the units),
+    whoever they are assigned to. ``Grant.reaches`` in SQL."""
+
+    units: frozenset[str]
+    villages: frozenset[str]
+
+    @classmethod
+    def of(cls, units: frozenset[str] | None) -> Reached | None:
+        """What ``Grant.units()`` reaches; None (the whole town) for None."""
+        if units is None:
+            return None
+        villages = {unit.removesuffix(_BRANCH) for unit in units if unit.endswith(_BRANCH)}
+        return cls(frozenset(units), frozenset(villages))
+
+    def where(self, t: Source) -> ColumnElement[bool]:
+        if not self.units and not self.villages:
+            return false()
+        return or_(t.c.unit.in_(sorted(self.units)), t.c.village.in_(sorted(self.villages)))
 
 
 @dataclass(frozen=True)
@@ -62,6 +90,9 @@ class IssueFilter:
     reported_to: datetime | None = None
     text: str | None = None  # free text, Chinese or not
     as_of: datetime | None = None  # the list as it stood then (None: now)
+    # Only the matters the caller reaches (None: the whole town): decided, as for one matter
+    # by id, on each matter's unit and village now, even in a list "as of" a past time.
+    reached: Reached | None = None
 
 
 Source = Table | Subquery
@@ -110,6 +141,12 @@ def filtered(query: Select[Any], f: IssueFilter, t: Source = issues) -> Select[A
             query = query.where(*found)
         else:  # a matter's text never changes: matched on the list now
             query = query.where(t.c.issue_id.in_(select(issues.c.issue_id).where(*found)))
+    if f.reached is not None:
+        if t is issues:
+            query = query.where(f.reached.where(issues))
+        else:  # a matter out of reach now is out of reach in the past too (and back in it)
+            reached_now = select(issues.c.issue_id).where(f.reached.where(issues))
+            query = query.where(t.c.issue_id.in_(reached_now))
     return query
 
 
@@ -212,14 +249,26 @@ async def list_issues(
     return views, total, next_cursor
 
 
-async def get_issue(session: AsyncSession, issue_id: str) -> IssueView | None:
+async def get_issue(
+    session: AsyncSession, issue_id: str, reach: Reach = anywhere
+) -> IssueView | None:
+    """One matter now; None when there is none by that id, or the caller does not
+    ``reach`` it (its unit and village now): the same answer, so that is not told."""
     row = (await session.execute(select(issues).where(issues.c.issue_id == issue_id))).first()
-    return stored(row._asdict()) if row else None
+    if row is None:
+        return None
+    view = stored(row._asdict())
+    return view if reach(view.unit, view.village) else None
 
 
-async def issue_as_of(session: AsyncSession, issue_id: str, moment: datetime) -> IssueView | None:
+async def issue_as_of(
+    session: AsyncSession, issue_id: str, moment: datetime, reach: Reach = anywhere
+) -> IssueView | None:
     """One matter as it stood at ``moment``: the events this view recorded up to then,
-    folded."""
+    folded. None as for ``get_issue``: whether the caller reaches it is decided on its unit
+    and village now (a matter once another unit's and now theirs is theirs, all of it)."""
+    if await get_issue(session, issue_id, reach) is None:
+        return None
     stored = (await recorded(session, [issue_id])).get(issue_id, [])
     then = [r for r in stored if r.time <= moment]
     if not any(event_class(r.type) for r in then):
