@@ -35,6 +35,7 @@ from minqing.shared.contract.reference import CODE_PATTERN, code_of
 from minqing.shared.domain.text import Line, Text
 from minqing.shared.identity.web import CallerDep, GrantDep
 from minqing.shared.persistence.uow import UowFactory
+from minqing.shared.web.acting import Legacy, OnBehalfOf, on_behalf_of
 from minqing.shared.web.deps import from_state
 from minqing.shared.web.edge import IssueId
 
@@ -45,19 +46,6 @@ UnitCode = Annotated[str, AfterValidator(code_of("units"))]
 
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-ON_BEHALF_OF = (
-    "The person on the ground who did it, when not the caller: recorded beside the caller "
-    "(the actor, from the credentials), never instead of it."
-)
-LEGACY = "Read as on_behalf_of (the actor is the caller, from the credentials)."
-OnBehalfOf = Annotated[Name | None, Field(description=ON_BEHALF_OF)]
-Legacy = Annotated[Name | None, Field(description=LEGACY, deprecated=True)]
-
-
-def _on_behalf_of(*names: str | None) -> str | None:
-    return next((name for name in names if name), None)
 
 
 class SendBackIn(_Input):
@@ -92,7 +80,7 @@ class ReassignIn(_Input):
             by=actor,
             person=person,
             working_days=self.working_days,
-            on_behalf_of=_on_behalf_of(self.on_behalf_of, self.by),
+            on_behalf_of=on_behalf_of(self.on_behalf_of, self.by),
         )
 
 
@@ -118,7 +106,7 @@ class ResponsibleIn(_Input):
             contact=self.contact,
             reason=self.reason,
             by=actor,
-            on_behalf_of=_on_behalf_of(self.on_behalf_of, self.by),
+            on_behalf_of=on_behalf_of(self.on_behalf_of, self.by),
         )
 
 
@@ -195,8 +183,8 @@ async def post_send_back(
     grant: GrantDep,
 ) -> StepOut:
     """The assigned unit sends the matter back; it stays on the hook until re-routed."""
-    on_behalf_of = _on_behalf_of(body.on_behalf_of, body.by)
-    command = SendBack(body.unit, body.reason, caller.id, on_behalf_of)
+    named = on_behalf_of(body.on_behalf_of, body.by)
+    command = SendBack(body.unit, body.reason, caller.id, named)
     return _step(issue_id, await send_back(units, rules, issue_id, command, grant.reaches))
 
 
@@ -224,8 +212,8 @@ async def post_extend(
     grant: GrantDep,
 ) -> StepOut:
     """Give the assigned unit more working days, with the reason."""
-    on_behalf_of = _on_behalf_of(body.on_behalf_of, body.by)
-    command = ExtendDeadline(body.working_days, body.reason, caller.id, on_behalf_of)
+    named = on_behalf_of(body.on_behalf_of, body.by)
+    command = ExtendDeadline(body.working_days, body.reason, caller.id, named)
     return _step(issue_id, await extend_deadline(units, rules, issue_id, command, grant.reaches))
 
 

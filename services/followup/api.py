@@ -51,6 +51,7 @@ from minqing.shared.domain.text import Line, Text
 from minqing.shared.identity.principal import Principal
 from minqing.shared.identity.web import CallerDep, GrantDep
 from minqing.shared.persistence.uow import UowFactory
+from minqing.shared.web.acting import Legacy, OnBehalfOf, on_behalf_of
 from minqing.shared.web.deps import from_state
 from minqing.shared.web.edge import IssueId
 
@@ -64,24 +65,13 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-ON_BEHALF_OF = (
-    "The person on the ground who did it, when not the caller: recorded beside the caller "
-    "(the actor, from the credentials), never instead of it."
-)
-LEGACY = "Read as on_behalf_of (the actor is the caller, from the credentials)."
-
-
-def _on_behalf_of(*names: str | None) -> str | None:
-    return next((name for name in names if name), None)
-
-
 class ResolutionIn(_Input):
     """The assigned unit reports the matter solved."""
 
     unit: Annotated[str, AfterValidator(code_of("units"))]
     summary: Summary
-    on_behalf_of: Name | None = Field(default=None, description=ON_BEHALF_OF)
-    resolved_by: Name | None = Field(default=None, description=LEGACY, deprecated=True)
+    on_behalf_of: OnBehalfOf = None
+    resolved_by: Legacy = None
     evidence: list[HttpUrl] = Field(default=[], max_length=20, description="http(s) links")
     cost: Yuan | None = Field(default=None, description="yuan, at most 2 decimals")
     funding_source: FundingSource | None = None
@@ -91,7 +81,7 @@ class ResolutionIn(_Input):
             unit=self.unit,
             summary=self.summary,
             resolved_by=actor,
-            on_behalf_of=_on_behalf_of(self.on_behalf_of, self.resolved_by),
+            on_behalf_of=on_behalf_of(self.on_behalf_of, self.resolved_by),
             evidence=tuple(str(link) for link in self.evidence),
             cost=self.cost,
             funding_source=self.funding_source,
@@ -120,8 +110,8 @@ class PlanIn(_Input):
     milestone is due after the matter's deadline is refused (422) unless
     ``extend_deadline_reason`` says why the deadline is to follow it."""
 
-    on_behalf_of: Name | None = Field(default=None, description=ON_BEHALF_OF)
-    set_by: Name | None = Field(default=None, description=LEGACY, deprecated=True)
+    on_behalf_of: OnBehalfOf = None
+    set_by: Legacy = None
     template: Name | None = None
     milestones: list[StageIn] = Field(default=[], max_length=50)
     extend_deadline_reason: Reason | None = None
@@ -139,7 +129,7 @@ class PlanIn(_Input):
         )
         return SetPlan(
             set_by=actor,
-            on_behalf_of=_on_behalf_of(self.on_behalf_of, self.set_by),
+            on_behalf_of=on_behalf_of(self.on_behalf_of, self.set_by),
             template=self.template,
             stages=stages,
             extend_deadline_reason=self.extend_deadline_reason,
@@ -150,12 +140,12 @@ class ProgressIn(_Input):
     milestone: int = Field(ge=1)
     note: Text = ""
     done: bool = False
-    on_behalf_of: Name | None = Field(default=None, description=ON_BEHALF_OF)
-    reported_by: Name | None = Field(default=None, description=LEGACY, deprecated=True)
+    on_behalf_of: OnBehalfOf = None
+    reported_by: Legacy = None
 
     def to_command(self, actor: str, unit: str | None = None) -> ReportProgress:
-        on_behalf_of = _on_behalf_of(self.on_behalf_of, self.reported_by)
-        return ReportProgress(self.milestone, self.note, self.done, actor, unit, on_behalf_of)
+        named = on_behalf_of(self.on_behalf_of, self.reported_by)
+        return ReportProgress(self.milestone, self.note, self.done, actor, unit, named)
 
 
 class FundingIn(_Input):
@@ -165,8 +155,8 @@ class FundingIn(_Input):
     source: FundingSource
     status: FundingStatus
     note: Text = ""
-    on_behalf_of: Name | None = Field(default=None, description=ON_BEHALF_OF)
-    recorded_by: Name | None = Field(default=None, description=LEGACY, deprecated=True)
+    on_behalf_of: OnBehalfOf = None
+    recorded_by: Legacy = None
     funding_id: Name | None = None
 
     def to_command(self, actor: str) -> RecordFunding:
@@ -178,7 +168,7 @@ class FundingIn(_Input):
             status=self.status,
             recorded_by=actor,
             note=self.note,
-            on_behalf_of=_on_behalf_of(self.on_behalf_of, self.recorded_by),
+            on_behalf_of=on_behalf_of(self.on_behalf_of, self.recorded_by),
         )
 
 
@@ -219,15 +209,15 @@ class LookbackIn(_Input):
 
     outcome: Literal["passed", "failed"]
     notes: Text = ""
-    on_behalf_of: Name | None = Field(default=None, description=ON_BEHALF_OF)
-    visitor: Name | None = Field(default=None, description=LEGACY, deprecated=True)
+    on_behalf_of: OnBehalfOf = None
+    visitor: Legacy = None
 
     def to_command(self, caller: Principal) -> RecordLookback:
         return RecordLookback(
             outcome=self.outcome,
             visitor=caller.id,
             notes=self.notes,
-            on_behalf_of=_on_behalf_of(self.on_behalf_of, self.visitor),
+            on_behalf_of=on_behalf_of(self.on_behalf_of, self.visitor),
             visitor_units=caller.units(),
         )
 

@@ -37,6 +37,9 @@ class ReportIssue:
     recorded_by: str | None = None
     external_ref: str | None = None
     scale: Literal["small", "major"] | None = None
+    # The authenticated principal that put it on the list (a staff member's login, a
+    # system's token, an Open311 key); None: the department system of ``source`` (NATS).
+    actor_id: str | None = None
 
     @property
     def has_reporter(self) -> bool:
@@ -44,8 +47,10 @@ class ReportIssue:
 
     @property
     def actor(self) -> str:
-        """Who put it on the list: the staff member who recorded it, else the channel."""
-        return self.recorded_by or self.source
+        """Who put it on the list: the authenticated principal, else the department system
+        that alone may publish on its source's subjects (``recorded_by`` is a name the
+        actor gives, kept as ``on_behalf_of``)."""
+        return self.actor_id or f"system:{self.source}"
 
 
 def mask_phone(phone: str | None) -> str | None:
@@ -76,6 +81,7 @@ def decide_report(command: ReportIssue, reporter_ref: str | None) -> IssueReport
         lon=command.lon,
         external_ref=command.external_ref,
         scale=command.scale,
+        on_behalf_of=command.recorded_by,
     )
 
 
@@ -136,6 +142,7 @@ def decide_duplicate(
         reporter_ref=reporter_ref,
         reporter_phone_masked=mask_phone(command.reporter_phone),
         external_ref=command.external_ref,
+        on_behalf_of=command.recorded_by,
     )
 
 

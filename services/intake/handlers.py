@@ -31,6 +31,7 @@ from minqing.shared.contract.events import (
     IssueResolved,
 )
 from minqing.shared.domain.ids import new_id
+from minqing.shared.identity.policy import Reach
 from minqing.shared.messaging.dispatch import Handlers
 from minqing.shared.persistence.races import first_wins
 from minqing.shared.persistence.uow import UnitOfWork, UowFactory
@@ -118,6 +119,10 @@ class Reports(Protocol):
         ...
 
     async def set_status(self, issue_id: str, status: MatterStatus, at: datetime) -> None: ...
+
+    async def place(self, issue_id: str) -> tuple[str | None, str] | None:
+        """The matter's unit (the last one it was assigned to, if any) and village."""
+        ...
 
     async def add_contact(
         self, reporter_ref: str, name: str | None, phone: str | None, created_at: datetime
@@ -304,7 +309,13 @@ def _accepted(report: StoredReport, *, created: bool = False) -> Accepted:
 
 
 async def split_duplicate(
-    units: UowFactory[Reports], issue_id: str, report_id: str, *, reason: str, actor: str
+    units: UowFactory[Reports],
+    issue_id: str,
+    report_id: str,
+    *,
+    reason: str,
+    actor: str,
+    on_behalf_of: str | None = None,
 ) -> Accepted:
     """Undo a wrong duplicate match: the report becomes a matter of its own, and both
     matters' histories say so."""
@@ -314,7 +325,12 @@ async def split_duplicate(
             raise NotADuplicate(f"report {report_id} is not merged into matter {issue_id}")
         new_issue_id = report.report_id
         uow.record(
-            IssueDuplicateSplit(report_id=report_id, new_issue_id=new_issue_id, reason=reason),
+            IssueDuplicateSplit(
+                report_id=report_id,
+                new_issue_id=new_issue_id,
+                reason=reason,
+                on_behalf_of=on_behalf_of,
+            ),
             issue_id=issue_id,
             actor=actor,
         )
@@ -324,6 +340,13 @@ async def split_duplicate(
         await uow.store.move(report_id, new_issue_id, envelope.id)
         await uow.commit()
     return Accepted(issue_id=new_issue_id, event_id=envelope.id, report_id=report_id, created=True)
+
+
+async def reached(units: UowFactory[Reports], issue_id: str, reach: Reach) -> bool:
+    """Whether the matter exists and the caller reaches it (its unit, its village)."""
+    async with units() as uow:
+        place = await uow.store.place(issue_id)
+    return place is not None and reach(*place)
 
 
 async def reports_of(units: UowFactory[Reports], issue_id: str) -> list[StoredReport]:

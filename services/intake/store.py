@@ -260,6 +260,11 @@ class SqlReports:
             )
         )
 
+    async def place(self, issue_id: str) -> tuple[str | None, str] | None:
+        query = select(matters.c.unit, matters.c.village).where(matters.c.issue_id == issue_id)
+        row = (await self._session.execute(query)).first()
+        return None if row is None else (row.unit, row.village)
+
     async def add_contact(
         self, reporter_ref: str, name: str | None, phone: str | None, created_at: datetime
     ) -> None:

@@ -76,6 +76,9 @@ class IssueReported(Event):
     split_from: str | None = None
     # small (solved on the spot) or major (needs a project); absent: the category's default
     scale: Literal["small", "major"] | None = None
+    # The staff member who recorded it, as the actor (the envelope's: the authenticated
+    # principal, or the department system that sent it) named them.
+    on_behalf_of: str | None = None
 
 
 class IssueDuplicateReported(Event):
@@ -93,6 +96,9 @@ class IssueDuplicateReported(Event):
     reporter_ref: str | None = None
     reporter_phone_masked: str | None = None
     external_ref: str | None = None
+    # The staff member who recorded it, as the actor (the envelope's: the authenticated
+    # principal, or the department system that sent it) named them.
+    on_behalf_of: str | None = None
 
 
 class IssueDuplicateSplit(Event):
@@ -105,6 +111,9 @@ class IssueDuplicateSplit(Event):
     report_id: str
     new_issue_id: str
     reason: str
+    # The staff member who recorded it, as the actor (the envelope's: the authenticated
+    # principal, or the department system that sent it) named them.
+    on_behalf_of: str | None = None
 
 
 class IssueAssigned(Event):

@@ -145,6 +145,7 @@ class InMemoryReports:
         self.matters: dict[str, tuple[IssueReported, MatterStatus]] = {}
         self.reported_at: dict[str, datetime] = {}
         self.contacts: dict[str, tuple[str | None, str | None]] = {}
+        self.units: dict[str, str] = {}
 
     async def by_key(self, source: str, key: str) -> StoredReport | None:
         return self._find(lambda r: (r.content.source, r.idempotency_key) == (source, key))
@@ -210,6 +211,13 @@ class InMemoryReports:
     async def set_status(self, issue_id: str, status: MatterStatus, at: datetime) -> None:
         if issue_id in self.matters:
             self.matters[issue_id] = (self.matters[issue_id][0], status)
+            if status.unit is not None:  # a status without a unit keeps the one before
+                self.units[issue_id] = status.unit
+
+    async def place(self, issue_id: str) -> tuple[str | None, str] | None:
+        if issue_id not in self.matters:
+            return None
+        return self.units.get(issue_id), self.matters[issue_id][0].village
 
     async def add_contact(
         self, reporter_ref: str, name: str | None, phone: str | None, created_at: datetime

@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from minqing.services.intake.deps import SessionsDep
+from minqing.services.intake.deps import ReportUnits, SessionsDep
+from minqing.services.intake.handlers import reached
 from minqing.services.intake.inputs import Phone
 from minqing.services.intake.residents import store
 from minqing.services.intake.residents.domain import (
@@ -28,7 +29,10 @@ from minqing.services.intake.residents.handlers import (
     record_supervision,
 )
 from minqing.shared.domain.text import Line, Text
+from minqing.shared.identity.policy import Grant
+from minqing.shared.identity.web import CallerDep, GrantDep
 from minqing.shared.persistence.uow import UowFactory
+from minqing.shared.web.acting import Legacy, OnBehalfOf, on_behalf_of
 from minqing.shared.web.deps import from_state
 from minqing.shared.web.edge import IssueId
 
@@ -54,7 +58,8 @@ class _Input(BaseModel):
 class SupervisorIn(_Input):
     name: Annotated[Line, StringConstraints(min_length=1, max_length=100)]
     phone: Phone | None = None
-    invited_by: Annotated[Line, StringConstraints(min_length=1, max_length=100)]
+    on_behalf_of: OnBehalfOf = None
+    invited_by: Legacy = None
 
 
 class SupervisorInvited(BaseModel):
@@ -99,7 +104,7 @@ router = APIRouter(prefix="/api/v1", tags=["residents"])
 
 @router.post("/issues/{issue_id}/supervisors", status_code=status.HTTP_201_CREATED)
 async def post_supervisor(
-    issue_id: IssueId, body: SupervisorIn, residents: SupervisionDep
+    issue_id: IssueId, body: SupervisorIn, residents: SupervisionDep, caller: CallerDep
 ) -> SupervisorInvited:
     """Invite a resident to supervise a matter (projects improving production and living
     facilities). The name and phone stay in intake."""
@@ -108,22 +113,26 @@ async def post_supervisor(
         issue_id,
         name=body.name,
         phone=body.phone,
-        invited_by=body.invited_by,
+        invited_by=caller.id,
         groups=residents.groups,
+        on_behalf_of=on_behalf_of(body.on_behalf_of, body.invited_by),
     )
     return SupervisorInvited(supervisor_ref=ref, event_id=event_id)
 
 
 @router.get("/issues/{issue_id}/supervisors")
-async def get_supervisors(issue_id: IssueId, sessions: SessionsDep) -> list[dict[str, Any]]:
+async def get_supervisors(
+    issue_id: IssueId, sessions: SessionsDep, reports: ReportUnits, grant: GrantDep
+) -> list[dict[str, Any]]:
     """A matter's supervisors: reference, masked phone, who invited them and when."""
+    await _within_reach(reports, issue_id, grant)
     async with sessions() as session:
         return await store.supervisors_of(session, issue_id)
 
 
 @router.post("/issues/{issue_id}/supervision", status_code=status.HTTP_201_CREATED)
 async def post_supervision(
-    issue_id: IssueId, body: SupervisionIn, residents: SupervisionDep
+    issue_id: IssueId, body: SupervisionIn, residents: SupervisionDep, caller: CallerDep
 ) -> Recorded:
     """A supervisor's check (while the matter is open) or sign-off (once resolved)."""
     event_id = await record_supervision(
@@ -134,20 +143,27 @@ async def post_supervision(
         satisfied=body.satisfied,
         notes=body.notes,
         groups=residents.groups,
+        recorded_by=caller.id,
     )
     return Recorded(event_id=event_id)
 
 
 @router.get("/issues/{issue_id}/supervision")
-async def get_supervision(issue_id: IssueId, sessions: SessionsDep) -> list[dict[str, Any]]:
+async def get_supervision(
+    issue_id: IssueId, sessions: SessionsDep, reports: ReportUnits, grant: GrantDep
+) -> list[dict[str, Any]]:
     """A matter's supervision records, oldest first."""
+    await _within_reach(reports, issue_id, grant)
     async with sessions() as session:
         return await store.supervisions_of(session, issue_id)
 
 
 @router.get("/issues/{issue_id}/replies")
-async def get_replies(issue_id: IssueId, sessions: SessionsDep) -> list[dict[str, Any]]:
+async def get_replies(
+    issue_id: IssueId, sessions: SessionsDep, reports: ReportUnits, grant: GrantDep
+) -> list[dict[str, Any]]:
     """Every answer to the matter's reporters, sent or waiting, with their feedback."""
+    await _within_reach(reports, issue_id, grant)
     async with sessions() as session:
         return await store.replies_of(session, issue_id)
 
@@ -169,3 +185,9 @@ async def get_revisits(
     """Matters flagged for a re-visit by a dissatisfied reporter, newest first."""
     async with sessions() as session:
         return await store.revisits(session, limit)
+
+
+async def _within_reach(reports: ReportUnits, issue_id: str, grant: Grant) -> None:
+    """A matter out of the caller's reach is no matter at all for them (404, as unknown)."""
+    if not grant.town and not await reached(reports, issue_id, grant.reaches):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no matter {issue_id}")

@@ -263,7 +263,7 @@ async def _send(
             uow.record(
                 replied,
                 issue_id=reply.issue_id,
-                actor="intake",
+                actor="service:intake",
                 correlation_id=reply.correlation_id,
                 causation_id=reply.cause_event_id,
             )
@@ -302,9 +302,11 @@ async def _give_feedback(
         reply = await uow.store.reply_by_token(token_hash(token), lock=True)
         feedback, revisit = decide_feedback(reply, score, comment)
         assert reply is not None
-        envelope = uow.record(feedback, issue_id=reply.issue_id, actor=reply.reporter_ref)
+        # the reporter, who alone holds the reply's token
+        resident = f"resident:{reply.reporter_ref}"
+        envelope = uow.record(feedback, issue_id=reply.issue_id, actor=resident)
         if revisit is not None:
-            uow.record(revisit, issue_id=reply.issue_id, actor=reply.reporter_ref, cause=envelope)
+            uow.record(revisit, issue_id=reply.issue_id, actor=resident, cause=envelope)
         await uow.store.add_feedback(reply, score, comment, revisit is not None, uow.now)
         await uow.commit()
     return FeedbackTaken(reply.issue_id, envelope.id, revisit is not None)
@@ -321,6 +323,7 @@ async def invite_supervisor(
     phone: str | None,
     invited_by: str,
     groups: frozenset[str],
+    on_behalf_of: str | None = None,
 ) -> tuple[str, str]:
     """Invite a resident to supervise a matter; returns (supervisor_ref, event_id)."""
     async with units() as uow:
@@ -331,6 +334,7 @@ async def invite_supervisor(
                 supervisor_ref=supervisor.supervisor_ref,
                 supervisor_phone_masked=supervisor.phone_masked,
                 invited_by=invited_by,
+                on_behalf_of=on_behalf_of,
             ),
             issue_id=issue_id,
             actor=invited_by,
@@ -348,6 +352,7 @@ async def record_supervision(
     kind: SupervisionKind,
     satisfied: bool,
     notes: str,
+    recorded_by: str | None = None,
     groups: frozenset[str],
 ) -> str:
     """A supervisor's check or sign-off; returns the event id."""
@@ -361,7 +366,10 @@ async def record_supervision(
             satisfied,
             notes,
         )
-        envelope = uow.record(event, issue_id=issue_id, actor=supervisor_ref)
+        # the staff member who records what the resident supervisor saw (the resident's
+        # reference is in the event); without one, the resident themselves
+        actor = recorded_by or f"resident:{supervisor_ref}"
+        envelope = uow.record(event, issue_id=issue_id, actor=actor)
         await uow.store.add_supervision(
             envelope.id, issue_id, supervisor_ref, kind, satisfied, notes, uow.now
         )

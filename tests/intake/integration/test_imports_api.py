@@ -119,7 +119,8 @@ async def test_a_gbk_list_with_good_and_bad_rows_gets_a_result_per_row_and_reimp
     messages = await eventually(lambda: stream_messages(settings), lambda m: len(m) == 2)
     events = [Envelope.model_validate_json(m.data) for m in messages]
     assert {e.correlationid for e in events} == {body["import_id"]}
-    assert {e.actor for e in events} == {"cadre-liu"}
+    assert {e.actor for e in events} == {"person:desk"}  # who uploaded the list
+    assert {e.data["on_behalf_of"] for e in events} == {"cadre-liu"}
     assert {e.data["source"] for e in events} == {"village_branch"}
 
     again = (await upload(client, data, "三岐 (copy).csv")).json()

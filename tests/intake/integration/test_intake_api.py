@@ -69,7 +69,7 @@ async def test_a_report_is_published_as_a_cloudevent_without_the_phone_number(
     assert event.subject == body["issue_id"]
     assert event.type == "minqing.issue.reported"
     assert event.source == "/minqing/intake"
-    assert event.actor == "cadre-liu"
+    assert (event.actor, event.data["on_behalf_of"]) == ("person:desk", "cadre-liu")
     assert event.data["category"] == "bridges"
     assert event.data["reporter_ref"].startswith("rpt_")
 
@@ -207,7 +207,7 @@ async def test_an_anonymous_report_has_no_reporter_reference(
     [message] = await eventually(lambda: stream_messages(settings), lambda m: len(m) == 1)
     event = Envelope.model_validate_json(message.data)
     assert "reporter_ref" not in event.data or event.data["reporter_ref"] is None
-    assert event.actor == "visit"
+    assert event.actor == "person:desk"  # the caller, whatever the channel
     assert await stored(rt) == (1, 0, 1)
 
 

@@ -155,6 +155,20 @@ class TestReports:
                 OpenMatter("I1", "first"),
             ]
 
+    async def test_a_matter_is_placed_by_its_last_unit_and_its_village(
+        self, reports: Stores[Reports]
+    ):
+        async with reports() as store:
+            await store.add_matter("I1", content(), NOW)
+            assert await store.place("I1") == (None, "shihu")  # not assigned yet
+            assert await store.place("I9") is None
+        async with reports() as store:
+            await store.set_status("I1", MatterStatus("open", "assigned", unit="water"), NOW)
+        async with reports() as store:
+            await store.set_status("I1", MatterStatus("open", "reopened"), NOW)
+        async with reports() as store:
+            assert await store.place("I1") == ("water", "shihu")  # kept through a reopening
+
     async def test_a_closed_matter_is_not_open_and_a_reopened_one_is(
         self, reports: Stores[Reports]
     ):

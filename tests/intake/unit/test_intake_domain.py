@@ -69,13 +69,15 @@ def test_a_report_carries_the_matter_and_where_it_is() -> None:
     assert (reported.address, reported.lat, reported.lon) == ("Qizhuang group 3", 33.49, 119.25)
 
 
-def test_the_actor_is_the_staff_member_who_recorded_it() -> None:
-    assert command(recorded_by="cadre-li").actor == "cadre-li"
+def test_the_actor_is_the_authenticated_principal_never_the_name_recorded() -> None:
+    recorded = command(recorded_by="cadre-li", actor_id="person:wang")
+    assert recorded.actor == "person:wang"
+    assert decide_report(recorded, None).on_behalf_of == "cadre-li"  # kept beside it
 
 
-def test_without_a_recorder_the_actor_is_the_channel() -> None:
-    assert command().actor == "hotline_12345"
-    assert command(recorded_by="").actor == "hotline_12345"
+def test_without_a_principal_the_actor_is_the_department_system_of_the_source() -> None:
+    assert command().actor == "system:hotline_12345"  # a message on its NATS subject
+    assert command(recorded_by="cadre-li").actor == "system:hotline_12345"
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -18,12 +19,15 @@ from minqing.services.intake.handlers import (
     IdempotencyKeyReused,
     NotADuplicate,
     StoredReport,
+    reached,
     report_issue,
     reports_of,
     split_duplicate,
 )
 from minqing.services.intake.inputs import Input, ReportIn
 from minqing.shared.domain.text import Line, Text
+from minqing.shared.identity.web import CallerDep, GrantDep
+from minqing.shared.web.acting import Legacy, OnBehalfOf, on_behalf_of
 from minqing.shared.web.edge import IssueId
 
 
@@ -81,7 +85,8 @@ class ReportOut(BaseModel):
 
 class SplitIn(Input):
     reason: Annotated[Text, StringConstraints(min_length=1, max_length=1000)]
-    by: Annotated[Line, StringConstraints(min_length=1, max_length=100)]
+    on_behalf_of: OnBehalfOf = None
+    by: Legacy = None
 
 
 ERRORS: dict[type[Exception], int] = {
@@ -103,15 +108,21 @@ async def post_report(
     response: Response,
     units: ReportUnits,
     policy: PolicyDep,
+    caller: CallerDep,
     idempotency_key: Annotated[Line | None, Header(max_length=200)] = None,
     x_correlation_id: Annotated[Line | None, Header(max_length=200)] = None,
 ) -> ReportAccepted:
     """Put a matter on the list; it is routed and assigned automatically."""
     # The validated request, not its bytes: a retry may format the same JSON differently.
     digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    if caller.source is not None and body.source != caller.source:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"{caller.id} reports as {caller.source!r}, not {body.source!r}",
+        )
     accepted = await report_issue(
         units,
-        body.to_command(),
+        replace(body.to_command(), actor_id=caller.id),
         policy=policy,
         idempotency_key=idempotency_key,
         request_hash=digest,
@@ -123,10 +134,12 @@ async def post_report(
 
 
 @router.get("/issues/{issue_id}/reports", responses={404: {"description": "No such matter"}})
-async def get_reports(issue_id: IssueId, units: ReportUnits) -> list[ReportOut]:
+async def get_reports(issue_id: IssueId, units: ReportUnits, grant: GrantDep) -> list[ReportOut]:
     """Every report a matter stands on: the first, then the duplicates that joined it
     (each reporter hears back). Names and phone numbers never leave intake."""
     found = await reports_of(units, issue_id)
+    if found and not grant.town and not await reached(units, issue_id, grant.reaches):
+        found = []  # another unit's matter is, for this caller, no matter at all
     if not found:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no matter {issue_id}")
     return [ReportOut.of(r) for r in found]
@@ -138,10 +151,17 @@ async def get_reports(issue_id: IssueId, units: ReportUnits) -> list[ReportOut]:
     responses={404: {"description": "That report is not merged into that matter"}},
 )
 async def post_split(
-    issue_id: IssueId, report_id: IssueId, body: SplitIn, units: ReportUnits
+    issue_id: IssueId, report_id: IssueId, body: SplitIn, units: ReportUnits, caller: CallerDep
 ) -> ReportAccepted:
     """Undo a wrong duplicate match: the report becomes a matter of its own."""
-    accepted = await split_duplicate(units, issue_id, report_id, reason=body.reason, actor=body.by)
+    accepted = await split_duplicate(
+        units,
+        issue_id,
+        report_id,
+        reason=body.reason,
+        actor=caller.id,
+        on_behalf_of=on_behalf_of(body.on_behalf_of, body.by),
+    )
     return ReportAccepted.of(accepted)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -53,6 +53,7 @@ from minqing.services.intake.inputs import ReportIn
 from minqing.shared.contract.reference import code_of
 from minqing.shared.domain.ids import new_id
 from minqing.shared.domain.text import Line
+from minqing.shared.identity.web import CallerDep
 from minqing.shared.persistence.uow import UowFactory
 from minqing.shared.service.settings import Settings
 from minqing.shared.web.deps import from_state
@@ -197,8 +198,13 @@ class ImportOut(BaseModel):
         )
 
 
-def _validate(sheet: Sheet, source: str, by: str | None) -> list[ListRow]:
-    return [validate_row(row, sheet, source, by) for row in sheet.rows]
+def _validate(sheet: Sheet, source: str, by: str | None, actor: str) -> list[ListRow]:
+    """The rows as reports put on the list by ``actor`` (who uploads the list)."""
+    rows = [validate_row(row, sheet, source, by) for row in sheet.rows]
+    return [
+        row if row.command is None else replace(row, command=replace(row.command, actor_id=actor))
+        for row in rows
+    ]
 
 
 def list_reader(settings: Settings) -> ListReader:
@@ -264,11 +270,13 @@ async def post_import(
         Annotated[Line, StringConstraints(min_length=1, max_length=100)] | None, Form()
     ] = None,
     wait: Annotated[bool, Query(description="Wait (a while) for the per-row report")] = False,
+    *,
+    caller: CallerDep,
 ) -> ImportOut:
     """Upload a compiled list (one matter per row); its rows are accepted in the
     background. Follow ``status_url`` for progress and, when done, the per-row report."""
     sheet = await imports.reader.read(await file.read(), file.filename)
-    rows = await asyncio.to_thread(_validate, sheet, source, recorded_by)
+    rows = await asyncio.to_thread(_validate, sheet, source, recorded_by, caller.id)
     job = _job(sheet, source, file.filename, len(rows))
     await start_import(imports.units, job, rows)
     imports.wake()

@@ -8,6 +8,7 @@ in the format the path asks for, including the edge's own (413, 404, 405, 503).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
@@ -172,6 +173,8 @@ async def post_request(
     domain.check_jurisdiction(given, settings.open311_jurisdiction_id)
     key = await _api_key(sessions, given, ref)
     command, extras = domain.parse_request(params, ref, key.source)
+    # The app that holds the key is who reports (Open311's own credential: the api_key).
+    command = replace(command, actor_id=f"system:open311-{key.name}")
     photo = await _media(upload, settings.max_upload_bytes)
     # Scoped by api key: two apps reporting as the same source keep their keys apart.
     scoped = f"open311:{key.key_id}:{idempotency_key}" if idempotency_key else None
