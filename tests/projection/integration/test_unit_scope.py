@@ -14,7 +14,7 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -243,3 +243,31 @@ async def test_without_the_list_the_history_decides_from_its_own_trail(
         assert await status(matters.water_in_xuma, AS_BRANCH) == 404
         for issue_id in matters.all | {moved}:
             assert await status(issue_id, AS["supervisor"]) == 200
+
+
+async def test_reach_is_decided_on_the_unit_a_matter_has_now_even_as_of_the_past(
+    projection: tuple[httpx.AsyncClient, Matters], settings: Settings
+) -> None:
+    """A matter re-assigned from the water station to construction is construction's, all
+    of it (in the list as of a time it was the water station's too), and no longer the
+    water station's."""
+    client, _ = projection
+    moved = new_id()
+    moving = assigned(moved, unit="town_construction", number=2)
+    await publish(
+        settings,
+        reported(moved, village="xuma"),
+        assigned(moved, unit="water_station"),
+        moving.model_copy(update={"time": moving.time + timedelta(days=1)}),
+    )
+    built, water = AS["construction"], AS["water"]
+    await eventually(lambda: listed(client, built), lambda ids: moved in ids)
+    then = {"as_of": (moving.time + timedelta(hours=1)).isoformat()}  # the water station's
+
+    before = await client.get(f"/api/v1/issues/{moved}", params=then, headers=built)
+    assert before.status_code == 200 and before.json()["unit"] == "water_station"
+    assert moved in await listed(client, built, **then)
+    assert moved not in await listed(client, water, **then)
+    assert moved not in await listed(client, water)
+    for path in reads(moved):
+        assert (await client.get(path, headers=water)).status_code == 404, path
