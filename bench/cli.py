@@ -305,7 +305,8 @@ class Bench:
         result = await http_load.intake(
             process.base_url, clients, sizes.http_seconds, sizes.warmup_seconds, headers
         )
-        print(f"  {label}, {clients} clients: {result.per_second:,.0f}/s", flush=True)
+        why = http_load.why(result.failures)
+        print(f"  {label}, {clients} clients: {result.per_second:,.0f}/s{why}", flush=True)
         return result
 
     # ------------------------------------------------------------------ whole system
@@ -335,7 +336,8 @@ class Bench:
                 urls, self.callers, clients, sizes.http_seconds, sizes.warmup_seconds
             )
             results[clients] = result
-            print(f"  closed loops, {clients} clients: {result.per_second:,.1f}/s", flush=True)
+            why = http_load.why(result.reasons)
+            print(f"  closed loops, {clients} clients: {result.per_second:,.1f}/s{why}", flush=True)
             target = "≥ 100/s" + (f" and ≥ {CLIENTS[0]}-client figure" if clients > 16 else "")
             met = result.per_second >= 100 and all(
                 result.per_second >= earlier.per_second for earlier in results.values()
@@ -354,7 +356,8 @@ class Bench:
             f"p50 {ms(result.p50)}, p99 {ms(result.p99)} (of which POST p99 {ms(result.post_p99)})"
             + errors_note(result.failures)
         )
-        print(f"  report-to-visible: {measured} over {result.reports} reports", flush=True)
+        why = http_load.why(result.reasons)
+        print(f"  report-to-visible: {measured} over {result.reports} reports{why}", flush=True)
         met = result.failures == 0 and result.p99 <= 0.25
         self.rows.append(
             Row(f"report-to-visible at {VISIBLE_RATE:.0f}/s", "p99 ≤ 250 ms", measured, met=met)

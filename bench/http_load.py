@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import statistics
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -52,29 +53,37 @@ def quantile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
+def why(failures: Counter[str]) -> str:
+    """What failed, for the log: ``"; failed: HTTP 503 ×3, timed out ×1"``, or nothing."""
+    if not failures:
+        return ""
+    return "; failed: " + ", ".join(f"{reason} ×{n}" for reason, n in failures.most_common())
+
+
 @dataclass(frozen=True)
 class Throughput:
     per_second: float
     errors: int
+    failures: Counter[str] = field(default_factory=Counter)  # by reason
 
 
 async def run_clients(
-    clients: int, seconds: float, warmup: float, work: Callable[[int], Awaitable[float | None]]
-) -> tuple[list[float], int, float]:
+    clients: int, seconds: float, warmup: float, work: Callable[[int], Awaitable[float | str]]
+) -> tuple[list[float], Counter[str], float]:
     """``clients`` workers repeat ``work`` until the end; counts what ends inside the window.
 
-    ``work`` returns its latency, or None on failure. Returns (latencies, failures, window).
-    An exception out of ``work`` (a refusal by the guard) stops every worker and is raised.
+    ``work`` returns its latency, or why it failed. Returns (latencies, failures by reason,
+    window). An exception out of ``work`` (a refusal by the guard) stops every worker and
+    is raised.
     """
     start = time.monotonic()
     measure_from, end = start + warmup, start + warmup + seconds
     latencies: list[float] = []
-    failures = 0
+    failures: Counter[str] = Counter()
     problems: list[Exception] = []
     stopped = asyncio.Event()
 
     async def worker(client: int) -> None:
-        nonlocal failures
         n = 0
         try:
             while time.monotonic() < end:
@@ -82,8 +91,8 @@ async def run_clients(
                 n += 1
                 finished = time.monotonic()
                 if measure_from <= finished <= end:
-                    if latency is None:
-                        failures += 1
+                    if isinstance(latency, str):
+                        failures[latency] += 1
                     else:
                         latencies.append(latency)
         except Exception as exc:
@@ -110,17 +119,17 @@ async def intake(
     async with session(clients) as http:
         url = f"{base_url}/api/v1/reports"
 
-        async def post(i: int) -> float | None:
+        async def post(i: int) -> float | str:
             try:
                 async with http.post(url, json=report_body(i), headers=headers) as response:
                     text = await response.text()
                     check(response.status, "POST /api/v1/reports", text)
-                    return 0.0 if response.status == 201 else None
-            except (aiohttp.ClientError, TimeoutError):
-                return None
+                    return 0.0 if response.status == 201 else f"HTTP {response.status}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                return type(exc).__name__
 
         done, failures, window = await run_clients(clients, seconds, warmup, post)
-    return Throughput(len(done) / window, failures)
+    return Throughput(len(done) / window, failures.total(), failures)
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,7 @@ class Loops:
     p50: float
     p99: float
     failures: int
+    reasons: Counter[str] = field(default_factory=Counter)
 
 
 async def wait_for(
@@ -162,8 +172,9 @@ async def closed_loops(
     looks back at that unit's work), wait for closed (the supervisor)."""
     async with session(clients) as http:
 
-        async def loop(i: int) -> float | None:
+        async def loop(i: int) -> float | str:
             started = time.monotonic()
+            stage = "report"  # for a failure's reason
             try:
                 async with http.post(
                     f"{urls['intake']}/api/v1/reports",
@@ -172,8 +183,9 @@ async def closed_loops(
                 ) as response:
                     if response.status != 201:
                         check(response.status, "POST /api/v1/reports", await response.text())
-                        return None
+                        return f"report: HTTP {response.status}"
                     issue_id = (await response.json())["issue_id"]
+                stage = "waiting for assigned"
                 case = await wait_for(
                     http,
                     f"{urls['followup']}/api/v1/issues/{issue_id}/case",
@@ -194,25 +206,31 @@ async def closed_loops(
                     ),
                 ]
                 for step, body, headers in steps:
+                    stage = step
                     url = f"{urls['followup']}/api/v1/issues/{issue_id}/{step}"
                     async with http.post(url, json=body, headers=headers) as response:
                         text = await response.text()
                         if response.status != 201:
                             check(response.status, f"POST /api/v1/issues/{{id}}/{step}", text)
-                            return None
+                            return f"{step}: HTTP {response.status}"
+                stage = "waiting for closed"
                 await wait_for(
                     http,
                     f"{urls['projection']}/api/v1/issues/{issue_id}",
                     lambda body: body.get("status") == "closed",
                     callers.supervisor,
                 )
-            except (aiohttp.ClientError, TimeoutError, KeyError):
-                return None
+            except (aiohttp.ClientError, TimeoutError, KeyError) as exc:
+                return f"{stage}: {type(exc).__name__}"
             return time.monotonic() - started
 
         latencies, failures, window = await run_clients(clients, seconds, warmup, loop)
     return Loops(
-        len(latencies) / window, quantile(latencies, 0.5), quantile(latencies, 0.99), failures
+        len(latencies) / window,
+        quantile(latencies, 0.5),
+        quantile(latencies, 0.99),
+        failures.total(),
+        failures,
     )
 
 
@@ -223,6 +241,7 @@ class Visibility:
     p99: float
     failures: int
     post_p99: float  # of the same latency, the part until intake answered 201
+    reasons: Counter[str] = field(default_factory=Counter)
 
 
 async def visibility(
@@ -247,12 +266,11 @@ async def visibility(
         waiting: dict[int, tuple[str, float]] = {}  # report number -> (issue id, scheduled)
         latencies: list[float] = []
         accepted: list[float] = []
-        failures = 0
+        failures: Counter[str] = Counter()
         posting = True
         refusals: list[Refused] = []  # the guard's: the run ends
 
         async def post(i: int, scheduled: float) -> None:
-            nonlocal failures
             try:
                 url = f"{urls['intake']}/api/v1/reports"
                 async with http.post(
@@ -260,12 +278,12 @@ async def visibility(
                 ) as response:
                     if response.status != 201:
                         check(response.status, "POST /api/v1/reports", await response.text())
-                        failures += 1
+                        failures[f"report: HTTP {response.status}"] += 1
                         return
                     waiting[i] = ((await response.json())["issue_id"], scheduled)
                     accepted.append(time.monotonic() - scheduled)
-            except (aiohttp.ClientError, TimeoutError, KeyError):
-                failures += 1
+            except (aiohttp.ClientError, TimeoutError, KeyError) as exc:
+                failures[f"report: {type(exc).__name__}"] += 1
             except Refused as exc:
                 refusals.append(exc)
 
@@ -280,7 +298,6 @@ async def visibility(
                 return False
 
         async def probe() -> None:
-            nonlocal failures
             while posting or waiting:
                 tick = time.monotonic()
                 width = 1  # the oldest alone; once it is visible, the next ones side by side
@@ -294,7 +311,7 @@ async def visibility(
                             latencies.append(now - scheduled)
                             del waiting[number]
                         elif now - scheduled > LOOP_TIMEOUT_SECONDS:
-                            failures += 1
+                            failures[f"not visible in {LOOP_TIMEOUT_SECONDS:.0f} s"] += 1
                             del waiting[number]
                     if not seen[0]:
                         break
@@ -324,6 +341,7 @@ async def visibility(
         len(latencies),
         quantile(latencies, 0.5),
         quantile(latencies, 0.99),
-        failures,
+        failures.total(),
         quantile(accepted, 0.99),
+        failures,
     )
