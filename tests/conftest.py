@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from minqing.shared.service.settings import Settings
+from tests.support.actors import assert_actors_are_principals
 from tests.support.harness import (
     create_template,
     drop_database,
@@ -42,5 +43,9 @@ async def database_url(server_db_url: str, template_db: str) -> AsyncIterator[st
 
 
 @pytest.fixture
-def settings(nats_url: str, database_url: str) -> Settings:
-    return isolated_settings(nats_url, database_url)
+async def settings(nats_url: str, database_url: str) -> AsyncIterator[Settings]:
+    """A test's own settings; when it ends, every event it left on its canonical stream
+    names an authenticated principal as its actor (``tests.support.actors``)."""
+    settings = isolated_settings(nats_url, database_url)
+    yield settings
+    await assert_actors_are_principals(settings)

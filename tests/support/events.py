@@ -25,7 +25,7 @@ def reported(
         village=village,
         source="village_branch",
     )
-    return envelope(event, issue_id or new_id(), actor="village_branch", service="intake")
+    return envelope(event, issue_id or new_id(), actor="system:village_branch", service="intake")
 
 
 def assigned(issue_id: str, *, unit: str = "town_construction", number: int = 1) -> Envelope:
@@ -41,7 +41,7 @@ def assigned(issue_id: str, *, unit: str = "town_construction", number: int = 1)
         village="xuma",
         calendar="weekdays",
     )
-    return envelope(event, issue_id, actor="assignment", service="assignment")
+    return envelope(event, issue_id, actor="service:assignment", service="assignment")
 
 
 def envelope(event: Event, issue_id: str, *, actor: str, service: str) -> Envelope:

@@ -82,8 +82,8 @@ class Followup:
         )
         await publish(
             self.settings,
-            envelope(reported, issue_id, actor=source, service="intake"),
-            envelope(assigned, issue_id, actor="assignment", service="assignment"),
+            envelope(reported, issue_id, actor=f"system:{source}", service="intake"),
+            envelope(assigned, issue_id, actor="service:assignment", service="assignment"),
         )
         await eventually(
             lambda: self.case(issue_id),

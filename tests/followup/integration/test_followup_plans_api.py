@@ -69,7 +69,7 @@ async def an_assigned_matter(
     await publish(
         settings,
         reported(issue_id),
-        envelope(assigned, issue_id, actor="assignment", service="assignment"),
+        envelope(assigned, issue_id, actor="service:assignment", service="assignment"),
     )
     await eventually(
         lambda: case_of(client, issue_id),

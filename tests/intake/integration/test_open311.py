@@ -257,7 +257,9 @@ async def test_status_agency_and_deadline_follow_the_matter(open311: Open311) ->
         lookback_due=date(2026, 12, 30),
         within_window=True,
     )
-    await publish(open311.settings, envelope(passed, request_id, actor="followup", service="x"))
+    await publish(
+        open311.settings, envelope(passed, request_id, actor="service:followup", service="x")
+    )
     closed = await eventually(probe, lambda r: r["status"] == "closed")
     assert "the road is patched" in closed["status_notes"]
     assert closed["updated_datetime"] == "2026-11-27T09:00:00+08:00"

@@ -93,7 +93,7 @@ async def test_the_history_is_every_event_in_stream_order_with_who_and_when(
         "id": second.id,
         "type": "minqing.issue.assigned",
         "time": "2026-11-27T01:00:00Z",
-        "actor": "assignment",
+        "actor": "service:assignment",
         "source": "/minqing/assignment",
         "dataversion": 2,
         "correlationid": second.correlationid,
@@ -124,7 +124,7 @@ async def test_an_event_type_it_does_not_know_is_kept_and_shown_raw(
             "type": "minqing.issue.teleported",
             "dataversion": 3,
             "data": {"level": "county", "why": "overdue twice"},
-            "actor": "escalation",
+            "actor": "service:followup",
         }
     )
     await publish(settings, base)
@@ -216,7 +216,7 @@ async def test_free_text_finds_chinese_and_english_and_the_other_filters_narrow(
             village=village,
             source=source,
         )
-        return envelope(event, new_id(), actor=source, service="intake")
+        return envelope(event, new_id(), actor=f"system:{source}", service="intake")
 
     lamps = report("石官路路灯不亮", "shihu", "hotline_12345")
     bridge = report("三岐村东西河危桥", "sanqi", "visit")
@@ -321,7 +321,7 @@ async def test_the_list_exports_as_csv_and_xlsx_with_chinese_headers_and_any_fil
         event = IssueReported(
             title=title, description="d", category="roads", village=village, source="visit"
         )
-        return envelope(event, new_id(), actor="visit", service="intake")
+        return envelope(event, new_id(), actor="person:visit-desk", service="intake")
 
     xuma, formula, sanqi = (
         report("三组道路破损", "xuma"),
@@ -390,7 +390,7 @@ async def test_statistics_count_rate_and_link_to_the_matters_behind_them(
         return e.model_copy(update={"time": day + timedelta(days=days)})
 
     def event(issue_id: str, data: Event, days: int) -> Envelope:
-        return later(envelope(data, issue_id, actor="followup", service="followup"), days)
+        return later(envelope(data, issue_id, actor="service:followup", service="followup"), days)
 
     await publish(
         settings,
@@ -545,7 +545,7 @@ async def test_last_months_list_and_figures_are_reproduced_exactly(settings: Set
             lookback_due=date(2026, 12, 10),
         ),
         a,
-        actor="followup",
+        actor="service:followup",
         service="followup",
     )
     async with serve(create_app(settings, clock=lambda: now[0])) as client:
@@ -611,7 +611,7 @@ async def test_an_event_behind_a_matters_position_refolds_its_earlier_states_too
             lookback_due=date(2026, 12, 10),
         ),
         issue_id,
-        actor="followup",
+        actor="service:followup",
         service="followup",
     )
     timeline = [

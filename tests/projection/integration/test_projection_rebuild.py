@@ -101,7 +101,7 @@ def later(e: Envelope, days: int) -> Envelope:
 
 
 def followup(issue_id: str, data: Event, days: int) -> Envelope:
-    return later(envelope(data, issue_id, actor="followup", service="followup"), days)
+    return later(envelope(data, issue_id, actor="service:followup", service="followup"), days)
 
 
 def newer_version(e: Envelope) -> Envelope:

@@ -11,6 +11,7 @@ the right unit, deadlines on the official calendar, escalations and status."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -24,7 +25,9 @@ from minqing.services.assignment.app import create_app as assignment_app
 from minqing.services.followup.app import create_app as followup_app
 from minqing.services.intake.app import create_app as intake_app
 from minqing.services.projection.app import create_app as projection_app
-from tests.support.harness import eventually, isolated_settings, serve
+from minqing.shared.contract.envelope import Envelope
+from minqing.shared.service.settings import Settings
+from tests.support.harness import eventually, isolated_settings, serve, stream_messages
 from tests.support.identity import AS
 
 
@@ -48,6 +51,7 @@ class Town:
     assignment: httpx.AsyncClient
     followup: httpx.AsyncClient
     projection: httpx.AsyncClient
+    settings: Settings
 
     async def report(self, **body: Any) -> str:
         response = await self.intake.post("/api/v1/reports", json=body)
@@ -138,6 +142,28 @@ class Town:
         await eventually(elsewhere, lambda got: got == ("closed", "closed"))
 
 
+# An actor: kind:name, the kind a principal's (shared/identity/principal.py) or a
+# resident's (who acts with the token of a reply or an invitation).
+PRINCIPAL = re.compile(r"(person|system|service|resident):[A-Za-z0-9._-]+")
+# The event types the article's matters go through (the rest: tests/system/integration/
+# test_actors.py).
+ARTICLE_TYPES = {
+    "issue.reported",
+    "issue.assigned",
+    "issue.plan_set",
+    "issue.deadline_extended",
+    "issue.progress_reported",
+    "issue.funding_recorded",
+    "issue.supervisor_invited",
+    "issue.supervision_recorded",
+    "issue.resolved",
+    "issue.lookback_failed",
+    "issue.lookback_passed",
+    "issue.overdue",
+    "issue.escalated",
+}
+
+
 def types(history: list[dict[str, Any]]) -> list[str]:
     return [e["type"].removeprefix("minqing.") for e in history]
 
@@ -151,7 +177,7 @@ async def town(nats_url: str, database_url: str) -> AsyncIterator[Town]:
         assignment = await stack.enter_async_context(serve(assignment_app(settings, clock=clock)))
         followup = await stack.enter_async_context(serve(followup_app(settings, clock=clock)))
         projection = await stack.enter_async_context(serve(projection_app(settings, clock=clock)))
-        yield Town(clock, intake, assignment, followup, projection)
+        yield Town(clock, intake, assignment, followup, projection, settings)
 
 
 def report(title: str, category: str, village: str, source: str) -> dict[str, Any]:
@@ -422,6 +448,16 @@ async def test_the_article_matters_go_round_the_loop(town: Town) -> None:
     bridge_steps = types(await town.history(bridge))
     assert bridge_steps.count("issue.supervision_recorded") == 2
     assert bridge_steps.count("issue.funding_recorded") == 2
+
+    # Who did what: every event of the article names an authenticated principal as its
+    # actor (a person or system by their credentials, a service acting on its own), never
+    # a name a caller typed; the names typed are on_behalf_of, beside it.
+    recorded = [Envelope.model_validate_json(m.data) for m in await stream_messages(town.settings)]
+    assert {(e.type, e.actor) for e in recorded if not PRINCIPAL.fullmatch(e.actor)} == set()
+    seen = {e.type.removeprefix("minqing.") for e in recorded}
+    assert seen >= ARTICLE_TYPES, sorted(ARTICLE_TYPES - seen)
+    typed = {e.data.get("on_behalf_of") for e in recorded} - {None}
+    assert typed >= {"site-engineer"}, typed
 
     totals = (await town.followup.get("/api/v1/funds")).json()["by_source"]
     assert {k: float(v) for k, v in totals.items()} == {

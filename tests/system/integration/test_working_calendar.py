@@ -59,7 +59,9 @@ async def test_a_provisional_deadline_is_recomputed_once_the_year_is_known(
     settings: Settings, tmp_path: Path
 ) -> None:
     issue_id = new_id()
-    event = wrap(reported(), issue_id=issue_id, service="intake", actor="x", time=LATE_DECEMBER)
+    event = wrap(
+        reported(), issue_id=issue_id, service="intake", actor="system:tests", time=LATE_DECEMBER
+    )
     await publish(settings, event)
 
     async with serve(assignment_app(settings, calendar=OfficialCalendar())):

@@ -174,7 +174,7 @@ async def post_request(
     key = await _api_key(sessions, given, ref)
     command, extras = domain.parse_request(params, ref, key.source)
     # The app that holds the key is who reports (Open311's own credential: the api_key).
-    command = replace(command, actor_id=f"system:open311-{key.name}")
+    command = replace(command, actor_id=f"system:open311-{key.key_id.lower()}")
     photo = await _media(upload, settings.max_upload_bytes)
     # Scoped by api key: two apps reporting as the same source keep their keys apart.
     scoped = f"open311:{key.key_id}:{idempotency_key}" if idempotency_key else None
