@@ -11,7 +11,7 @@ from minqing.services.projection.store import plumbing
 from minqing.services.projection.views import chosen
 from minqing.shared.contract import reference
 from minqing.shared.domain.clock import Clock, system_clock
-from minqing.shared.identity import web as identity
+from minqing.shared.identity import session_api
 from minqing.shared.service.runtime import build_runtime
 from minqing.shared.service.settings import Settings
 from minqing.shared.web.app import create_service_app
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     app.include_router(api.router)
     app.include_router(audit_api.router)
     # the pages log in here (one origin: the front door routes /api/v1/session to the desk)
-    app.include_router(identity.session_router(rt.sessions, clock, settings))
+    session_api.install(app, settings)
     map_errors(app, api.ERRORS)
     dashboard.install(app, names)
     return app
