@@ -108,9 +108,17 @@ def test_two_matters_go_round_the_loop_one_of_them_twice(town: Town) -> None:
     loop = ["issue.reported", "issue.assigned", "issue.resolved", "issue.lookback_passed"]
     history = town.wait_for_types(straight, *loop)
     assert town.issue(straight)["status"] == "closed"
+    # who did each step: the authenticated callers and the service that routed it; the
+    # names the bodies gave are kept beside them
     assert [e["actor"] for e in history] == [
-        "grid_center",
-        "assignment",
+        "person:desk",
+        "service:assignment",
+        "person:desk",
+        "person:line",
+    ]
+    assert [e["data"].get("on_behalf_of") for e in history] == [
+        None,
+        None,
         "li",
         "grid-worker-3",
     ]

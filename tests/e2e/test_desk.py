@@ -124,7 +124,7 @@ async def test_a_supervisor_finds_the_bridge_reads_its_timeline_and_exports_the_
         village="sanqi",
         source="visit",
     )
-    first = envelope(report, bridge, actor="cadre-liu", service="intake")
+    first = envelope(report, bridge, actor="person:cadre-liu", service="intake")
     resolved = IssueResolved(
         unit="town_construction",
         summary="危桥拆除重建完成",
@@ -141,7 +141,7 @@ async def test_a_supervisor_finds_the_bridge_reads_its_timeline_and_exports_the_
     )
 
     def later(event: IssueResolved | IssueLookbackPassed, days: int):  # type: ignore[no-untyped-def]
-        e = envelope(event, bridge, actor="followup", service="followup")
+        e = envelope(event, bridge, actor="service:followup", service="followup")
         return e.model_copy(update={"time": base.time + timedelta(days=days)})
 
     await publish(
@@ -153,7 +153,9 @@ async def test_a_supervisor_finds_the_bridge_reads_its_timeline_and_exports_the_
         reported(),
         reported(),
         *(
-            envelope(replace_title(report, title), new_id(), actor="cadre-liu", service="intake")
+            envelope(
+                replace_title(report, title), new_id(), actor="person:cadre-liu", service="intake"
+            )
             for title in (IMG_TITLE, SCRIPT_TITLE)
         ),
     )

@@ -54,7 +54,7 @@ async def test_the_desk_works_through_the_front_door_and_its_csp_blocks_inline_s
     )
     await publish(
         settings,
-        envelope(report, issue_id, actor="cadre-liu", service="intake"),
+        envelope(report, issue_id, actor="person:cadre-liu", service="intake"),
         assigned(issue_id),
     )
 
