@@ -7,6 +7,7 @@ from datetime import timedelta
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from minqing.services.intake import personal_api
 from minqing.services.intake.channels.http import api as http
 from minqing.services.intake.channels.lists import api as lists
 from minqing.services.intake.channels.nats.consumer import CONSUMER, IngressConsumer
@@ -17,7 +18,13 @@ from minqing.services.intake.handlers import HANDLERS, Policy
 from minqing.services.intake.imports import ImportWorker, process_batch, prune_imports
 from minqing.services.intake.residents import api as residents_api
 from minqing.services.intake.residents import wiring as residents
-from minqing.services.intake.store import SqlImportStore, SqlReports, ingress_outcomes, plumbing
+from minqing.services.intake.store import (
+    SqlContacts,
+    SqlImportStore,
+    SqlReports,
+    ingress_outcomes,
+    plumbing,
+)
 from minqing.shared.contract import reference
 from minqing.shared.domain.clock import Clock, system_clock
 from minqing.shared.ingress.api import build_ingress_router
@@ -63,11 +70,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     app.state.reference, app.state.policy = ref, policy
     app.state.reports = rt.units_of_work(SqlReports)
     app.state.imports, app.state.residents = imports, supervision
+    app.state.contacts = rt.units_of_work(SqlContacts)  # reporters' names and phones
     _serve(app, http.router, http.ERRORS)
     _serve(app, lists.router, lists.ERRORS)
     open311.install(app, rt.units_of_work(Open311Reports))
     app.include_router(build_ingress_router(rt, ingress, ingress_outcomes))
     _serve(app, residents_api.router, residents_api.ERRORS)
+    _serve(app, personal_api.router, personal_api.ERRORS)
     return app
 
 

@@ -1,8 +1,10 @@
-"""Intake's commands: import a compiled list through intake's HTTP API, and manage the
-api keys of Open311 apps."""
+"""Intake's commands: import a compiled list through intake's HTTP API, manage the api keys
+of Open311 apps, and erase a reporter's name and phone."""
 
 from __future__ import annotations
 
+import getpass
+import re
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +25,7 @@ def register(app: typer.Typer) -> None:
     """Add intake's commands to the ``minqing`` command."""
     app.command(name="import")(import_command)
     app.add_typer(open311_key, name="open311-key")
+    app.add_typer(reporter, name="reporter")
 
 
 def import_command(
@@ -145,3 +148,57 @@ def open311_key_revoke(
 
     _key_command(data_dir, lambda e: revoke_key(e, name.strip(), datetime.now(UTC)))
     typer.echo(f"Revoked Open311 api key {name.strip()!r}.")
+
+
+reporter = typer.Typer(
+    help="Reporters' personal information (kept only in intake).", no_args_is_help=True
+)
+
+
+def cli_actor() -> str:
+    """Who erases from the command line, as the events' actor: the command runs on the
+    database directly, with no authenticated principal, so a system principal named after
+    the operating-system user (``system:cli-<user>``, the user's name reduced to a
+    principal name's characters)."""
+    user = re.sub(r"[^a-z0-9._-]+", "-", getpass.getuser().lower()).strip("-._") or "unknown"
+    return f"system:cli-{user}"
+
+
+@reporter.command("erase")
+def reporter_erase(
+    reporter_ref: Annotated[str, typer.Argument(metavar="REF", help="The reporter_ref (rpt_...).")],
+    reason: Annotated[str, typer.Option(help="Why: recorded on each of the reporter's matters.")],
+    data_dir: DataDir = Path(".minqing"),
+) -> None:
+    """Erase a reporter's name and phone: replies still waiting are dropped, and
+    issue.reporter_erased is recorded on every matter they reported (relayed to NATS by
+    intake when it runs)."""
+    from minqing.services.intake.personal import Contacts, NoSuchReporter, erase_reporter
+    from minqing.services.intake.store import SqlContacts, plumbing
+    from minqing.shared.domain.clock import system_clock
+    from minqing.shared.messaging.outbox import Outbox
+    from minqing.shared.persistence.db import make_sessions
+    from minqing.shared.persistence.uow import UowFactory, sql_units_of_work
+
+    settings = Settings()
+    if not reason.strip():
+        typer.echo("--reason must say why", err=True)
+        raise typer.Exit(2)
+
+    async def erase(engine: AsyncEngine) -> list[str]:
+        outbox = Outbox(plumbing.outbox, settings.subject_prefix)
+        units = sql_units_of_work(
+            make_sessions(engine), SqlContacts, outbox, service="intake", clock=system_clock
+        )
+        contacts = cast("UowFactory[Contacts]", units)  # SqlContacts is a Contacts store
+        return await erase_reporter(
+            contacts, reporter_ref, reason=reason.strip(), actor=cli_actor()
+        )
+
+    with database(data_dir, settings) as run:
+        try:
+            issues = cast(list[str], run(erase))
+        except NoSuchReporter as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+    typer.echo(f"erased {reporter_ref}: recorded on {len(issues)} matter(s): {', '.join(issues)}")

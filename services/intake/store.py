@@ -35,7 +35,9 @@ from minqing.services.intake.channels.open311 import tables as _open311_tables  
 from minqing.services.intake.domain import OpenMatter, ReportIssue
 from minqing.services.intake.handlers import MatterStatus, StoredReport
 from minqing.services.intake.imports import ImportJob, ImportProgress, ListRow, PendingRow
+from minqing.services.intake.personal import Contact
 from minqing.services.intake.residents import tables as _residents_tables  # noqa: F401
+from minqing.services.intake.residents.tables import replies
 from minqing.services.intake.schema import SCHEMA as SCHEMA
 from minqing.services.intake.schema import metadata as metadata
 from minqing.shared.contract.events import IssueReported
@@ -270,6 +272,46 @@ class SqlReports:
     ) -> None:
         # In the table's column order: reporter_ref, name, phone, created_at.
         await execute(self._session, _INSERT_CONTACT, reporter_ref, name, phone, created_at)
+
+
+class SqlContacts(SqlReports):
+    """Reporters' contacts (``personal.Contacts``): read in full, or erased."""
+
+    async def contacts_of(self, issue_id: str) -> list[Contact]:
+        c = reporter_contacts.c
+        query = (
+            select(c.reporter_ref, c.name, c.phone)
+            .select_from(reports.join(reporter_contacts, c.reporter_ref == reports.c.reporter_ref))
+            .where(reports.c.issue_id == issue_id)
+            .order_by(reports.c.received_at, reports.c.report_id)
+        )
+        rows = (await self._session.execute(query)).all()
+        found = {row.reporter_ref: Contact(row.reporter_ref, row.name, row.phone) for row in rows}
+        return list(found.values())
+
+    async def erase_contact(self, reporter_ref: str) -> list[str] | None:
+        c = reporter_contacts.c
+        erased = await self._session.execute(
+            delete(reporter_contacts)
+            .where(c.reporter_ref == reporter_ref)
+            .returning(c.reporter_ref)
+        )
+        if erased.first() is None:
+            return None
+        # A reply still waiting would go to nobody (its contact read at send time is gone):
+        # it is dropped now, with its feedback link, so it is never sent.
+        r = replies.c
+        await self._session.execute(
+            update(replies)
+            .where(r.reporter_ref == reporter_ref, r.status == "pending")
+            .values(status="dropped", token=None, held_until=None, last_error="reporter erased")
+        )
+        query = (
+            select(reports.c.issue_id)
+            .where(reports.c.reporter_ref == reporter_ref)
+            .order_by(reports.c.received_at, reports.c.report_id)
+        )
+        return list(dict.fromkeys((await self._session.scalars(query)).all()))
 
 
 class SqlImportStore(SqlReports):

@@ -15,6 +15,7 @@ from minqing.shared.contract.envelope import NewerVersion, UnreadableEvent, read
 from minqing.shared.contract.events import (
     Event,
     IssueAssigned,
+    IssueContactRevealed,
     IssueDeadlineExtended,
     IssueDeadlineRecomputed,
     IssueDuplicateReported,
@@ -30,6 +31,7 @@ from minqing.shared.contract.events import (
     IssuePlanSet,
     IssueProgressReported,
     IssueReported,
+    IssueReporterErased,
     IssueReporterReplied,
     IssueResolved,
     IssueResponsibleChanged,
@@ -273,6 +275,23 @@ def _revisit(e: IssueRevisitFlagged, n: Names) -> Sentence:
     return Sentence(
         f"群众不满意（{e.score}/5），需再次回访：{e.reason}",
         f"The reporter is dissatisfied ({e.score}/5): flagged for a re-visit: {e.reason}",
+    )
+
+
+@sentence(IssueContactRevealed)
+def _contact_revealed(e: IssueContactRevealed, n: Names) -> Sentence:
+    refs = ", ".join(e.reporter_refs)
+    return Sentence(
+        f"查看了反映人 {refs} 的姓名和电话，原因：{e.reason}",
+        f"The name and phone of reporter {refs} were read, because: {e.reason}",
+    )
+
+
+@sentence(IssueReporterErased)
+def _reporter_erased(e: IssueReporterErased, n: Names) -> Sentence:
+    return Sentence(
+        f"反映人 {e.reporter_ref} 的姓名和电话已删除，原因：{e.reason}",
+        f"The name and phone of reporter {e.reporter_ref} were erased, because: {e.reason}",
     )
 
 

@@ -346,6 +346,30 @@ class IssueRevisitFlagged(Event):
     reason: str
 
 
+class IssueContactRevealed(Event):
+    """Someone read the full name and phone of a matter's reporters (``reporter_refs``),
+    for ``reason``; the actor is who read them. The name and phone themselves never
+    travel: the event records that they were seen, not what they are."""
+
+    TYPE: ClassVar[str] = "issue.contact_revealed"
+    EMITTED_BY: ClassVar[Emitter] = "intake"
+
+    reporter_refs: tuple[str, ...]
+    reason: str
+
+
+class IssueReporterErased(Event):
+    """A reporter's name and phone were erased from intake (``reporter_ref`` stays, masked
+    as it always was); recorded on each matter the reporter reported. Replies not yet sent
+    to that reporter are dropped."""
+
+    TYPE: ClassVar[str] = "issue.reporter_erased"
+    EMITTED_BY: ClassVar[Emitter] = "intake"
+
+    reporter_ref: str
+    reason: str
+
+
 MilestoneResponsible = Literal["unit", "village_secretary", "person"]
 
 

@@ -61,9 +61,12 @@ class SqlResidents:
         )
 
     async def reporters(self, issue_id: str) -> list[str]:
+        # Only reporters whose contact is still kept: an erased one is never answered.
+        kept = reporter_contacts.c.reporter_ref == reports.c.reporter_ref
         query = (
             select(reports.c.reporter_ref)
-            .where(reports.c.issue_id == issue_id, reports.c.reporter_ref.is_not(None))
+            .select_from(reports.join(reporter_contacts, kept))
+            .where(reports.c.issue_id == issue_id)
             .order_by(reports.c.received_at, reports.c.report_id)
         )
         refs = (await self.session.scalars(query)).all()

@@ -68,7 +68,7 @@ replies = Table(
     Column("token_hash", Text, nullable=False, unique=True),
     Column("cause_event_id", Text, nullable=False),
     Column("correlation_id", Text, nullable=False),
-    Column("status", Text, nullable=False),  # pending | sent
+    Column("status", Text, nullable=False),  # pending | sent | dropped (reporter erased)
     Column("attempts", Integer, nullable=False),
     Column("last_error", Text),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False),
