@@ -270,6 +270,9 @@ async def get_stats(
     return asdict(figures)
 
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
 @router.get("/issues/export.csv", response_class=StreamingResponse)
 async def export_csv(desk: DeskDep, grant: GrantDep, params: Filters) -> StreamingResponse:
     """The list with these filters as CSV (UTF-8 with BOM, Chinese headers), newest
@@ -283,7 +286,11 @@ async def export_csv(desk: DeskDep, grant: GrantDep, params: Filters) -> Streami
     )
 
 
-@router.get("/issues/export.xlsx")
+@router.get(
+    "/issues/export.xlsx",
+    response_class=Response,
+    responses={200: {"content": {XLSX: {"schema": {"type": "string", "format": "binary"}}}}},
+)
 async def export_xlsx(desk: DeskDep, grant: GrantDep, params: Filters) -> Response:
     """The list with these filters as an Excel workbook (sheet 台账, Chinese headers); only
     the matters the caller reaches, as the list."""
@@ -292,7 +299,7 @@ async def export_xlsx(desk: DeskDep, grant: GrantDep, params: Filters) -> Respon
     body = await exports.xlsx_bytes(matters, cols)
     return Response(
         body,
-        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        media_type=XLSX,
         headers={"Content-Disposition": desk.attachment("xlsx")},
     )
 

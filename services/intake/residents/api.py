@@ -100,9 +100,23 @@ class Supervision:
 
 SupervisionDep = Annotated[Supervision, Depends(from_state("residents"))]  # from ``app.py``
 router = APIRouter(prefix="/api/v1", tags=["residents"])
+# What the routes answer besides their success (ERRORS above), as their documents say.
+NO_MATTER: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such matter, or one out of the caller's reach"}
+}
+REFUSED: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such matter (or supervisor), or one out of the caller's reach"},
+    409: {"description": "The matter cannot take this now (not supervised, closed, unresolved)"},
+}
+FEEDBACK: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No reply carries this token"},
+    409: {"description": "This reply was already answered"},
+}
 
 
-@router.post("/issues/{issue_id}/supervisors", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/issues/{issue_id}/supervisors", status_code=status.HTTP_201_CREATED, responses=REFUSED
+)
 async def post_supervisor(
     issue_id: IssueId, body: SupervisorIn, residents: SupervisionDep, caller: CallerDep
 ) -> SupervisorInvited:
@@ -120,7 +134,7 @@ async def post_supervisor(
     return SupervisorInvited(supervisor_ref=ref, event_id=event_id)
 
 
-@router.get("/issues/{issue_id}/supervisors")
+@router.get("/issues/{issue_id}/supervisors", responses=NO_MATTER)
 async def get_supervisors(
     issue_id: IssueId, sessions: SessionsDep, reports: ReportUnits, grant: GrantDep
 ) -> list[dict[str, Any]]:
@@ -130,7 +144,9 @@ async def get_supervisors(
         return await store.supervisors_of(session, issue_id)
 
 
-@router.post("/issues/{issue_id}/supervision", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/issues/{issue_id}/supervision", status_code=status.HTTP_201_CREATED, responses=REFUSED
+)
 async def post_supervision(
     issue_id: IssueId, body: SupervisionIn, residents: SupervisionDep, caller: CallerDep
 ) -> Recorded:
@@ -148,7 +164,7 @@ async def post_supervision(
     return Recorded(event_id=event_id)
 
 
-@router.get("/issues/{issue_id}/supervision")
+@router.get("/issues/{issue_id}/supervision", responses=NO_MATTER)
 async def get_supervision(
     issue_id: IssueId, sessions: SessionsDep, reports: ReportUnits, grant: GrantDep
 ) -> list[dict[str, Any]]:
@@ -158,7 +174,7 @@ async def get_supervision(
         return await store.supervisions_of(session, issue_id)
 
 
-@router.get("/issues/{issue_id}/replies")
+@router.get("/issues/{issue_id}/replies", responses=NO_MATTER)
 async def get_replies(
     issue_id: IssueId, sessions: SessionsDep, reports: ReportUnits, grant: GrantDep
 ) -> list[dict[str, Any]]:
@@ -168,7 +184,7 @@ async def get_replies(
         return await store.replies_of(session, issue_id)
 
 
-@router.post("/feedback/{token}", status_code=status.HTTP_201_CREATED)
+@router.post("/feedback/{token}", status_code=status.HTTP_201_CREATED, responses=FEEDBACK)
 async def post_feedback(token: Token, body: FeedbackIn, residents: SupervisionDep) -> FeedbackOut:
     """A reporter rates how the matter was handled (1-5), with the token of the reply's
     link; 2 or less flags the matter for a re-visit. One answer per reply."""

@@ -102,7 +102,28 @@ async def _form_params(
 
 # Units of work on intake's reports and Open311's request tables.
 Units = Annotated[UowFactory[Open311Reports], Depends(from_state("open311"))]
-router = APIRouter(prefix=PREFIX, tags=["open311"])
+
+# The spec's errors, a list of code and description, in the format the path asks for (XML
+# for a format it does not know): documented on every route, as every route answers them.
+_ERROR_LIST = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {"code": {"type": "integer"}, "description": {"type": "string"}},
+        "required": ["code", "description"],
+    },
+}
+_IN_SPEC_FORMAT = {"application/json": {"schema": _ERROR_LIST}, "text/xml": {}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "A bad request: an unknown format, jurisdiction or parameter"},
+    403: {"description": "No valid api_key (creating a request)"},
+    404: {"description": "No such service, request, token or media"},
+    409: {"description": "The Idempotency-Key was used for another request"},
+    413: {"description": "The body is too large"},
+}
+ERRORS = {code: {**answer, "content": _IN_SPEC_FORMAT} for code, answer in ERRORS.items()}
+ERRORS[200] = {"content": {"text/xml": {}}}  # beside JSON: each answer as the path asks
+router = APIRouter(prefix=PREFIX, tags=["open311"], responses=ERRORS)
 
 
 def _base_url(request: Request, settings: Settings) -> str:
@@ -242,7 +263,7 @@ async def get_token(
     return formats.render(out, "service_requests", body)
 
 
-@router.get("/media/{media_id}")
+@router.get("/media/{media_id}", responses={200: {"content": {kind: {} for kind in MEDIA_TYPES}}})
 async def get_media(media_id: str, sessions: SessionsDep) -> Response:
     """A photo uploaded with a request."""
     async with sessions() as session:
