@@ -190,6 +190,8 @@ class TestMatters:
     ):
         await given.reports("I1", "rpt_b", None, "rpt_a", "rpt_b")
         await given.reports("I2", "rpt_c")
+        for ref in ("rpt_a", "rpt_b", "rpt_c"):  # kept with every report, until erased
+            await given.contact(ref, None, None)
         async with residents() as store:
             assert await store.reporters("I1") == ["rpt_b", "rpt_a"]
             assert await store.reporters("I3") == []
