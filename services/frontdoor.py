@@ -203,8 +203,28 @@ def _matcher(name: str, patterns: Sequence[str], indent: str) -> list[str]:
     return [f"{indent}@{name} {{", *(f"{indent}\tpath {p}" for p in patterns), f"{indent}}}"]
 
 
+# Caddy drops an idle connection to a service before the service does (uvicorn closes an
+# idle keep-alive connection after 5 s): were it the other way round, a request written into
+# a connection the service had just closed would come back as a 502.
+UPSTREAM_KEEPALIVE = "3s"
+
+
+def _reverse_proxy(upstream: str, indent: str) -> list[str]:
+    return [
+        f"{indent}reverse_proxy {upstream} {{",
+        f"{indent}\ttransport http {{",
+        f"{indent}\t\tkeepalive {UPSTREAM_KEEPALIVE}",
+        f"{indent}\t}}",
+        f"{indent}}}",
+    ]
+
+
 def _proxy(matcher: str, upstream: str, indent: str) -> list[str]:
-    return [f"{indent}handle @{matcher} {{", f"{indent}\treverse_proxy {upstream}", f"{indent}}}"]
+    return [
+        f"{indent}handle @{matcher} {{",
+        *_reverse_proxy(upstream, indent + "\t"),
+        f"{indent}}}",
+    ]
 
 
 def caddyfile(routes: Sequence[Route], door: FrontDoor) -> str:
