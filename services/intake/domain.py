@@ -14,6 +14,9 @@ from typing import Literal
 from rapidfuzz import fuzz, utils
 
 from minqing.shared.contract.events import IssueDuplicateReported, IssueReported
+from minqing.shared.domain.text import mask_phone
+
+__all__ = ["mask_phone"]  # where intake's residents take it from
 
 
 @dataclass(frozen=True)
@@ -51,19 +54,6 @@ class ReportIssue:
         that alone may publish on its source's subjects (``recorded_by`` is a name the
         actor gives, kept as ``on_behalf_of``)."""
         return self.actor_id or f"system:{self.source}"
-
-
-def mask_phone(phone: str | None) -> str | None:
-    """``138****5678``: the first three and last four digits of the national number, the
-    rest hidden; shorter numbers keep only their last two digits."""
-    if not phone:
-        return None
-    digits = re.sub(r"\D", "", phone)
-    if len(digits) == 13 and digits.startswith("86"):
-        digits = digits[2:]  # +86 country code
-    if len(digits) >= 10:
-        return f"{digits[:3]}****{digits[-4:]}"
-    return "*" * max(len(digits) - 2, 1) + digits[-2:]
 
 
 def decide_report(command: ReportIssue, reporter_ref: str | None) -> IssueReported:

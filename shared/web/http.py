@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import JSONResponse
 
+from minqing.shared.domain.text import mask_personal
+from minqing.shared.identity.web import CallerDep
 from minqing.shared.service.settings import Settings
 from minqing.shared.web import edge
+
+log = logging.getLogger(__name__)
 
 
 class Operated(Protocol):
@@ -58,13 +63,42 @@ def health_router(runtime: Operated) -> APIRouter:
 
     @router.get("/api/v1/dead-letters", tags=["operations"])
     async def dead_letters(
+        caller: CallerDep,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         status: Literal["dead", "waiting", "resubmitted"] | None = None,
+        reveal: Annotated[
+            bool, Query(description="Show the raw message, unmasked (logged with who asked)")
+        ] = False,
     ) -> list[dict[str, Any]]:
         """Messages this service gave up on (``dead``), that wait for a newer consumer
         (``waiting``) or that were fixed and sent again (``resubmitted``), newest first, with
-        the reason (and, for ingress messages, its ``reason_code``), the subject and the raw
-        message."""
-        return await runtime.dead_letters(limit, status)
+        the reason (and, for ingress messages, its ``reason_code``), the subject and the
+        message: its phone numbers, long digit runs and names masked (``payload_base64``
+        left out), unless ``reveal=true``, which shows it raw and is logged."""
+        letters = await runtime.dead_letters(limit, status)
+        if reveal:
+            # A log line, not an event: a dead letter may belong to no matter (it may not even
+            # parse), and events are facts of a matter on its audit trail. The operator's
+            # principal and the letters' ids are enough to answer "who saw what, when".
+            log.warning(
+                "dead letters revealed unmasked to %s: ids %s",
+                caller.id,
+                [letter.get("id") for letter in letters],
+            )
+            return letters
+        return [_masked(letter) for letter in letters]
 
     return router
+
+
+def _masked(letter: dict[str, Any]) -> dict[str, Any]:
+    """A dead letter as shown by default: the payload and the error masked, no raw bytes."""
+    shown = {**letter, "payload_base64": None}
+    for key in ("payload", "reason"):
+        if isinstance(shown.get(key), str):
+            shown[key] = mask_personal(shown[key])
+    if isinstance(headers := shown.get("headers"), dict):
+        shown["headers"] = {
+            k: mask_personal(v) if isinstance(v, str) else v for k, v in headers.items()
+        }
+    return shown

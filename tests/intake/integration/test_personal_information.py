@@ -1,11 +1,14 @@
 """Reporters' personal information over real NATS and PostgreSQL: who may read a matter's
 reporters in full (each reading recorded on the matter's audit trail, with the caller as
-actor), erasure by HTTP and by `minqing reporter erase` (the contact gone, the event on each
-matter, the audit chain still verifies, a reply still waiting never sent)."""
+actor); dead letters masked unless an operator asks to see them raw (logged); erasure by
+HTTP and by `minqing reporter erase` (the contact gone, the event on each matter, the audit
+chain still verifies, a reply still waiting never sent)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import subprocess
 import sys
@@ -17,11 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from minqing.services.assignment.app import create_app as assignment_app
 from minqing.services.intake.app import create_app as intake_app
-from minqing.services.intake.store import reporter_contacts
+from minqing.services.intake.store import plumbing, reporter_contacts
 from minqing.services.projection.app import create_app as projection_app
 from minqing.shared.contract.events import IssueResolved
 from minqing.shared.persistence.db import make_engine, make_sessions
@@ -251,3 +254,66 @@ async def test_erasure_by_the_command_records_a_system_actor_and_the_trail_verif
     verified = await asyncio.to_thread(town.minqing, "audit", "verify")
     assert verified.returncode == 0, verified.stderr
     assert "audit trail intact" in verified.stdout
+
+
+DEAD = {
+    "id": "12345678-1234-4234-8234-123456789012",
+    "data": {
+        "title": "Lamp out",
+        "reporter": {"name": "Zhang San", "phone": "13800001234"},
+        "note": "call 139 1234 5678 or 0517-88881234",
+    },
+}
+
+
+async def test_dead_letters_are_masked_unless_an_operator_reveals_them_which_is_logged(
+    town: Town, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw = json.dumps(DEAD).encode()
+    engine = make_engine(town.settings.database_url, town.settings)
+    try:
+        async with make_sessions(engine)() as session, session.begin():
+            letter = {
+                "consumer": "intake-ingress",
+                "status": "dead",
+                "event_id": DEAD["id"],
+                "stream": "MINQING_INGRESS",
+                "stream_epoch": 1,
+                "stream_seq": 7,
+                "subject": "minqing.ingress.hotline_12345.report",
+                "deliveries": 1,
+                "reason": "unknown category, reporter 13800001234",
+                "headers": {},
+                "raw": raw,
+            }
+            await session.execute(insert(plumbing.dead_letters).values(letter))
+    finally:
+        await engine.dispose()
+
+    masked = await town.intake.get("/api/v1/dead-letters", headers=AS["operator"])
+    assert masked.status_code == 200, masked.text
+    [shown] = masked.json()
+    assert "13800001234" not in shown["payload"] and "Zhang San" not in shown["payload"]
+    assert "138****1234" in shown["payload"] and '"name": "Z********"' in shown["payload"]
+    assert "139****5678" in shown["payload"] and "0517-******34" in shown["payload"]
+    assert DEAD["id"] in shown["payload"]  # the message's id stays whole
+    assert shown["payload_base64"] is None and "13800001234" not in shown["reason"]
+    assert not [r for r in caplog.records if "revealed" in r.getMessage()]
+
+    with caplog.at_level(logging.WARNING, logger="minqing.shared.web.http"):
+        revealed = await town.intake.get(
+            "/api/v1/dead-letters", params={"reveal": "true"}, headers=AS["operator"]
+        )
+    assert revealed.status_code == 200, revealed.text
+    [raw_letter] = revealed.json()
+    assert raw_letter["payload"] == raw.decode() and raw_letter["payload_base64"]
+    [logged] = [r for r in caplog.records if "revealed" in r.getMessage()]
+    assert logged.levelno == logging.WARNING
+    assert "person:operator" in logged.getMessage()
+    assert str(raw_letter["id"]) in logged.getMessage()
+
+    for who in ("supervisor", "inspector", "construction"):
+        refused = await town.intake.get(
+            "/api/v1/dead-letters", params={"reveal": "true"}, headers=AS[who]
+        )
+        assert refused.status_code == 403, (who, refused.text)
