@@ -26,7 +26,7 @@ from minqing.services.assignment.app import create_app as assignment_app
 from minqing.services.intake.app import create_app as intake_app
 from minqing.services.intake.store import plumbing, reporter_contacts
 from minqing.services.projection.app import create_app as projection_app
-from minqing.shared.contract.events import IssueResolved
+from minqing.shared.contract.events import IssueLookbackPassed, IssueResolved
 from minqing.shared.persistence.db import make_engine, make_sessions
 from minqing.shared.service.settings import Settings
 from tests.support.actors import assert_actors_are_principals
@@ -223,6 +223,21 @@ async def test_erasure_over_http_drops_the_contact_and_the_waiting_reply_and_the
     assert receiver.received == []
     [reply] = await replies()
     assert reply["status"] == "dropped"
+    # Closed later: no reply is queued for the erased reporter.
+    closed = IssueLookbackPassed(
+        visitor="grid-7",
+        notes="all lit",
+        assignment_no=1,
+        lookback_due=date(2026, 12, 8),
+        within_window=True,
+    )
+    await publish(
+        town.settings, envelope(closed, issue_id, actor="person:grid-7", service="followup")
+    )
+    await town.wait_for(issue_id, "issue.lookback_passed")
+    await asyncio.sleep(1.0)  # intake's residents consumer has had it too
+    assert [r["status"] for r in await replies()] == ["dropped"]
+    assert receiver.received == []
 
     verified = await asyncio.to_thread(town.minqing, "audit", "verify")
     assert verified.returncode == 0, verified.stderr
