@@ -10,13 +10,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets as random  # the standard library's
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _HASHER = PasswordHasher()
-# Checked against when the name is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY = _HASHER.hash(random.token_urlsafe(16))
+
+
+@cache
+def _dummy() -> str:
+    """Checked against when the name is unknown, so a wrong name costs as long as a wrong
+    password (made on first use: a hash costs tens of milliseconds, not at every import)."""
+    return _HASHER.hash(random.token_urlsafe(16))
+
 
 TOKEN_PREFIX = "mq_"
 MIN_PASSWORD = 10
@@ -30,7 +37,7 @@ def password_matches(stored: str | None, password: str) -> bool:
     """Whether ``password`` is the one ``stored`` was made from (None: nobody's, still
     taking the time of a check)."""
     try:
-        return _HASHER.verify(stored or _DUMMY, password) and stored is not None
+        return _HASHER.verify(stored or _dummy(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 
