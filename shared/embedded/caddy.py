@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
-from minqing.shared.embedded.process import STOP_TIMEOUT_SECONDS, ServerProcess, tail
+from minqing.shared.embedded.process import ChildServer
 
 CADDY_LOG_NAME = "caddy.log"
 READY_MESSAGE = '"msg":"serving initial configuration"'
@@ -47,7 +47,7 @@ def _accepts(host: str, port: int) -> bool:
         return False
 
 
-class EmbeddedCaddy(ServerProcess):
+class EmbeddedCaddy(ChildServer):
     """``caddy run --config <Caddyfile> --adapter caddyfile`` as a child process."""
 
     def __init__(
@@ -68,13 +68,6 @@ class EmbeddedCaddy(ServerProcess):
         self.startup_timeout = startup_timeout
         self.env = dict(os.environ if env is None else env)
         self.log_path = self.data_dir / CADDY_LOG_NAME
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_offset = 0
-
-    @property
-    def pid(self) -> int | None:
-        """The server's pid while started."""
-        return None if self._process is None else self._process.pid
 
     def command(self) -> list[str]:
         return [
@@ -94,18 +87,7 @@ class EmbeddedCaddy(ServerProcess):
             "XDG_CONFIG_HOME": str(self.data_dir / "config"),
         }
         env.pop("CADDY_ADMIN", None)  # the Caddyfile turns the admin API off
-        with self.log_path.open("ab") as log:
-            self._log_offset = log.tell()
-            # Own session: a Ctrl-C in the terminal reaches `minqing up`, which stops us.
-            self._process = subprocess.Popen(
-                self.command(),
-                cwd=self.data_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
+        self._launch(self.command(), cwd=self.data_dir, env=env)
         try:
             self._wait_ready()
         except BaseException:
@@ -126,26 +108,7 @@ class EmbeddedCaddy(ServerProcess):
         self._fail(f"caddy did not serve {self.host}:{self.port} within {self.startup_timeout}s")
 
     def _logged_ready(self) -> bool:
-        with self.log_path.open("rb") as log:
-            log.seek(self._log_offset)
-            return READY_MESSAGE in log.read().decode(errors="replace")
-
-    def _fail(self, reason: str) -> None:
-        """Raise a startup error that carries the server log."""
-        raise RuntimeError(f"{reason}; log {self.log_path}:\n{tail(self.log_path)}")
-
-    def stop(self) -> None:
-        """SIGTERM (Caddy's graceful stop), wait, SIGKILL if needed; always reap."""
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        return READY_MESSAGE in self._logged()
 
 
 def write_caddyfile(path: Path, listen: str, env: Mapping[str, str]) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from typing import Self
 
 import nats
 
-from minqing.shared.embedded.process import STOP_TIMEOUT_SECONDS, ServerProcess, tail
+from minqing.shared.embedded.process import ChildServer
 from minqing.shared.messaging.access import (
     ACCESS_FILE,
     ADMIN,
@@ -89,7 +88,7 @@ async def _jetstream_answers(url: str, credentials: Path | None = None) -> bool:
         return False
 
 
-class EmbeddedNats(ServerProcess):
+class EmbeddedNats(ChildServer):
     """A nats-server child process with JetStream, configured by the packaged ``nats.conf``
     and, given ``users``, only open to them."""
 
@@ -109,18 +108,11 @@ class EmbeddedNats(ServerProcess):
         self.port = port if port is not None else free_port(host)
         self.startup_timeout = startup_timeout
         self.log_path = self.store_dir / NATS_LOG_NAME
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_offset = 0
 
     @property
     def url(self) -> str:
         """The client URL, ``nats://host:port``."""
         return f"nats://{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """The server's pid while started."""
-        return None if self._process is None else self._process.pid
 
     @property
     def config_path(self) -> Path:
@@ -154,16 +146,7 @@ class EmbeddedNats(ServerProcess):
         """Start nats-server and wait until JetStream answers."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self._write_config()
-        with self.log_path.open("ab") as log:
-            self._log_offset = log.tell()
-            # Own session: a Ctrl-C in the terminal reaches `minqing up`, which stops us last.
-            self._process = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
+        self._launch(self.command())
         try:
             self._wait_ready()
         except BaseException:
@@ -187,25 +170,6 @@ class EmbeddedNats(ServerProcess):
     def _logged_ready(self) -> bool:
         """Whether *our* process logged "Server is ready" (another may own the port)."""
         assert self._process is not None
-        with self.log_path.open("rb") as log:
-            log.seek(self._log_offset)
-            lines = log.read().decode(errors="replace").splitlines()
+        lines = self._logged().splitlines()
         mark = f"[{self._process.pid}]"
         return any(line.startswith(mark) and "Server is ready" in line for line in lines)
-
-    def _fail(self, reason: str) -> None:
-        """Raise a startup error that carries the server log."""
-        raise RuntimeError(f"{reason}; log {self.log_path}:\n{tail(self.log_path)}")
-
-    def stop(self) -> None:
-        """SIGTERM, wait, SIGKILL if needed; always reap the process."""
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

@@ -1,4 +1,4 @@
-"""What both embedded servers share: a start/stop/``with`` shape, and plain OS process helpers.
+"""What the embedded servers share: a start/stop/``with`` shape, and plain OS process helpers.
 
 Only our own processes are touched: children we started, or a postmaster recorded in a data dir
 that we hold the lock of.
@@ -11,12 +11,13 @@ import ctypes
 import fcntl
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, NoReturn, Self
 
 import psutil  # type: ignore[import-untyped]
 
@@ -45,6 +46,59 @@ class ServerProcess:
     ) -> None:
         """Stop on leaving the ``with`` block."""
         self.stop()
+
+
+class ChildServer(ServerProcess):
+    """A server binary we start ourselves (nats-server, caddy): in its own session (a Ctrl-C
+    in the terminal reaches `minqing up`, which stops it), its output appended to
+    ``log_path``; stopped with SIGTERM, then SIGKILL, and always reaped."""
+
+    log_path: Path
+    _process: subprocess.Popen[bytes] | None = None
+    _log_offset = 0  # where this run's lines start in the log
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while started."""
+        return None if self._process is None else self._process.pid
+
+    def _launch(
+        self, command: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        with self.log_path.open("ab") as log:
+            self._log_offset = log.tell()
+            self._process = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+
+    def _logged(self) -> str:
+        """What this run has written to the log so far."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_offset)
+            return log.read().decode(errors="replace")
+
+    def _fail(self, reason: str) -> NoReturn:
+        """Raise a startup error that carries the server log."""
+        raise RuntimeError(f"{reason}; log {self.log_path}:\n{tail(self.log_path)}")
+
+    def stop(self) -> None:
+        """SIGTERM (both servers' graceful stop), wait, SIGKILL if needed; always reap."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class DataDirInUse(RuntimeError):
