@@ -36,7 +36,7 @@ from minqing.shared.persistence.tables import Plumbing
 
 log = logging.getLogger(__name__)
 
-FETCH_WAIT_SECONDS = 1.0  # bounds only how quickly an idle consumer notices it should stop
+FETCH_WAIT_SECONDS = 1.0  # an idle fetch's wait; stop() gives a waiting fetch up at once
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class PullConsumer:
         self._sessions = sessions
         self._positions = plumbing.positions
         self._stopping = asyncio.Event()
+        self._waiting: asyncio.Task[list[RawMessage]] | None = None  # a fetch with nothing in hand
         self.epoch = 0
         self._attached = False
         self._problem: str | None = "not started"
@@ -192,8 +193,10 @@ class PullConsumer:
             while not self._stopping.is_set():
                 if pending is None:
                     pending = asyncio.create_task(_fetch(subscription, batch))
-                messages = await pending
+                messages = await self._wait_for(pending)
                 pending = None
+                if messages is None:  # stopped while waiting, with nothing in hand
+                    break
                 if messages and not self._stopping.is_set():
                     # The next batch is fetched while this one commits.
                     pending = asyncio.create_task(_fetch(subscription, batch))
@@ -283,8 +286,26 @@ class PullConsumer:
         return "ok"
 
     def stop(self) -> None:
-        """Finish the batch in hand, then return from ``run``."""
+        """Finish the batch in hand, then return from ``run``; a fetch waiting for new
+        messages with none in hand is given up at once rather than left to time out."""
         self._stopping.set()
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+    async def _wait_for(self, fetch: asyncio.Task[list[RawMessage]]) -> list[RawMessage] | None:
+        """The fetched batch, or None when ``stop`` gave the fetch up."""
+        if self._stopping.is_set():
+            fetch.cancel()
+        self._waiting = fetch
+        try:
+            return await fetch
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if fetch.cancelled() and self._stopping.is_set() and not (task and task.cancelling()):
+                return None
+            raise
+        finally:
+            self._waiting = None
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
