@@ -305,12 +305,24 @@ async def stop(runtime: Runtime) -> None:
         _, pending = await asyncio.wait(runtime.consumer_tasks, timeout=STOP_GRACE_SECONDS)
         runtime.tasks.extend(pending)
         runtime.consumer_tasks.clear()
-    for task in runtime.tasks:
-        task.cancel()
-    await asyncio.gather(*runtime.tasks, return_exceptions=True)
+    await cancel_and_wait(runtime.tasks)
     runtime.tasks.clear()
     await runtime.broker.stop()
     await runtime.engine.dispose()
+
+
+async def cancel_and_wait(tasks: list[asyncio.Task[Any]], every: float = 1.0) -> None:
+    """Cancel ``tasks`` and wait until each has ended, cancelling again every ``every``
+    seconds those still running: a cancellation can be swallowed on its way (a client
+    library that turns it into its own timeout error, which a retry loop then catches), and
+    one lost cancellation must not hang a shutdown."""
+    while running := [task for task in tasks if not task.done()]:
+        for task in running:
+            task.cancel()
+        await asyncio.wait(running, timeout=every)
+    for task in tasks:  # retrieve what they ended with, so nothing is logged as unretrieved
+        if not task.cancelled():
+            task.exception()
 
 
 async def _retry_until(deadline: float, what: str, attempt: Any) -> None:

@@ -73,7 +73,8 @@ async def intake(
 ) -> AsyncIterator[ServiceProcess]:
     # One service and database for the module: hypothesis runs the test body many times.
     async with fresh_database(server_db_url, template_db) as url:
-        options: Settings = isolated_settings(nats_url, url)
+        # Up to 750 requests in a minute from one principal: no rate limit (not its subject).
+        options: Settings = isolated_settings(nats_url, url, rate_limit_per_principal="")
         await asyncio.to_thread(enrol_at, url)
         with scratch_dir("minqing-fuzz-") as logs:
             service = ServiceProcess("intake", process_env(options), Path(logs))

@@ -116,6 +116,8 @@ def process_env(settings: Settings) -> dict[str, str]:
             "MINQING_CONSUMER_ACK_WAIT_SECONDS": str(settings.consumer_ack_wait_seconds),
             "MINQING_CONSUMER_BATCH_SIZE": str(settings.consumer_batch_size),
             "MINQING_DUPLICATE_THRESHOLD": str(settings.duplicate_threshold),
+            "MINQING_RATE_LIMIT_PER_PRINCIPAL": settings.rate_limit_per_principal,
+            "MINQING_RATE_LIMIT_PER_SOURCE": settings.rate_limit_per_source,
             "PYTHONUNBUFFERED": "1",
         }
     )
