@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, FastAPI, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from minqing.shared.domain.text import mask_personal
 from minqing.shared.identity.web import CallerDep
@@ -30,7 +30,7 @@ class Operated(Protocol):
 
     async def dead_letters(self, limit: int, status: str | None) -> list[dict[str, Any]]: ...
 
-    def contract(self) -> dict[str, Any]: ...
+    def contract_json(self) -> bytes: ...
 
 
 def install(app: FastAPI, runtime: Operated, upload_paths: Sequence[str] = ()) -> None:
@@ -54,12 +54,17 @@ def health_router(runtime: Operated) -> APIRouter:
         body = {"status": "ready" if ok else "not ready", "service": runtime.name, **checks}
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @router.get("/asyncapi.json", tags=["contract"])
-    async def asyncapi_document() -> dict[str, Any]:
+    @router.get(
+        "/asyncapi.json",
+        tags=["contract"],
+        response_class=Response,
+        responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+    )
+    async def asyncapi_document() -> Response:
         """This service's part of the event contract (AsyncAPI 3): the canonical stream's
         events, what this service consumes and the channels it owns; the whole system's
         document is ``minqing asyncapi``."""
-        return runtime.contract()
+        return Response(runtime.contract_json(), media_type="application/json")
 
     @router.get("/api/v1/dead-letters", tags=["operations"])
     async def dead_letters(
