@@ -73,7 +73,7 @@ async def intake(
 ) -> AsyncIterator[ServiceProcess]:
     # One service and database for the module: hypothesis runs the test body many times.
     async with fresh_database(server_db_url, template_db) as url:
-        # Up to 750 requests in a minute from one principal: no rate limit (not its subject).
+        # Up to 400 requests in a minute from one principal: no rate limit (not its subject).
         options: Settings = isolated_settings(nats_url, url, rate_limit_per_principal="")
         await asyncio.to_thread(enrol_at, url)
         with scratch_dir("minqing-fuzz-") as logs:
@@ -89,7 +89,7 @@ accepted: list[str] = []
 
 
 @settings(
-    max_examples=150,
+    max_examples=80,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -168,7 +168,7 @@ _JSON = st.recursive(
 )
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(data=_JSON)
 def test_the_fast_canonical_form_is_byte_for_byte_rfc_8785(data: object) -> None:
     """Whatever the data (keys beyond the BMP, control characters, lone surrogates, big

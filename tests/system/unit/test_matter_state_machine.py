@@ -60,6 +60,7 @@ from minqing.shared.contract.events import (
 from minqing.shared.domain.calendar import add_working_days, official
 from minqing.shared.domain.clock import local_date
 from minqing.shared.service.settings import REFERENCE_DIR
+from tests.support.examples import examples
 from tests.support.fakes import InMemoryAssignments, InMemoryCases, InMemoryReports, Units
 from tests.support.residents import InMemoryResidents
 
@@ -450,7 +451,7 @@ class Matters(RuleBasedStateMachine):
 
 
 Matters.TestCase.settings = settings(
-    max_examples=80,
+    max_examples=examples(80),
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
