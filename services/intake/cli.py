@@ -1,5 +1,5 @@
 """Intake's commands: import a compiled list through intake's HTTP API, manage the api keys
-of Open311 apps, and erase a reporter's name and phone."""
+of Open311 apps, and erase a reporter's or a resident supervisor's name and phone."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
     app.command(name="import")(import_command)
     app.add_typer(open311_key, name="open311-key")
     app.add_typer(reporter, name="reporter")
+    app.add_typer(resident_supervisor, name="resident-supervisor")
 
 
 def import_command(
@@ -164,6 +165,40 @@ def cli_actor() -> str:
     return f"system:cli-{user}"
 
 
+def _erase(
+    data_dir: Path,
+    reason: str,
+    erase: Callable[[Any, str, str], Coroutine[Any, Any, T]],
+    missing: type[Exception],
+) -> T:
+    """Run one erasure on intake's database as ``cli_actor()``, with ``reason``; exits 2
+    without a reason and 1 when nothing is kept under the reference (``missing``)."""
+    from minqing.services.intake.store import SqlContacts, plumbing
+    from minqing.shared.domain.clock import system_clock
+    from minqing.shared.messaging.outbox import Outbox
+    from minqing.shared.persistence.db import make_sessions
+    from minqing.shared.persistence.uow import sql_units_of_work
+
+    settings = Settings()
+    if not reason.strip():
+        typer.echo("--reason must say why", err=True)
+        raise typer.Exit(2)
+
+    async def run_erase(engine: AsyncEngine) -> T:
+        outbox = Outbox(plumbing.outbox, settings.subject_prefix)
+        units = sql_units_of_work(
+            make_sessions(engine), SqlContacts, outbox, service="intake", clock=system_clock
+        )
+        return await erase(units, reason.strip(), cli_actor())
+
+    with database(data_dir, settings) as run:
+        try:
+            return cast(T, run(run_erase))
+        except missing as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+
+
 @reporter.command("erase")
 def reporter_erase(
     reporter_ref: Annotated[str, typer.Argument(metavar="REF", help="The reporter_ref (rpt_...).")],
@@ -173,32 +208,36 @@ def reporter_erase(
     """Erase a reporter's name and phone: replies still waiting are dropped, and
     issue.reporter_erased is recorded on every matter they reported (relayed to NATS by
     intake when it runs)."""
-    from minqing.services.intake.personal import Contacts, NoSuchReporter, erase_reporter
-    from minqing.services.intake.store import SqlContacts, plumbing
-    from minqing.shared.domain.clock import system_clock
-    from minqing.shared.messaging.outbox import Outbox
-    from minqing.shared.persistence.db import make_sessions
-    from minqing.shared.persistence.uow import UowFactory, sql_units_of_work
+    from minqing.services.intake.personal import NoSuchReporter, erase_reporter
 
-    settings = Settings()
-    if not reason.strip():
-        typer.echo("--reason must say why", err=True)
-        raise typer.Exit(2)
+    async def erase(units: Any, why: str, actor: str) -> list[str]:
+        return await erase_reporter(units, reporter_ref, reason=why, actor=actor)
 
-    async def erase(engine: AsyncEngine) -> list[str]:
-        outbox = Outbox(plumbing.outbox, settings.subject_prefix)
-        units = sql_units_of_work(
-            make_sessions(engine), SqlContacts, outbox, service="intake", clock=system_clock
-        )
-        contacts = cast("UowFactory[Contacts]", units)  # SqlContacts is a Contacts store
-        return await erase_reporter(
-            contacts, reporter_ref, reason=reason.strip(), actor=cli_actor()
-        )
-
-    with database(data_dir, settings) as run:
-        try:
-            issues = cast(list[str], run(erase))
-        except NoSuchReporter as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(1) from None
+    issues = _erase(data_dir, reason, erase, NoSuchReporter)
     typer.echo(f"erased {reporter_ref}: recorded on {len(issues)} matter(s): {', '.join(issues)}")
+
+
+resident_supervisor = typer.Typer(
+    help="Invited resident supervisors' personal information (kept only in intake).",
+    no_args_is_help=True,
+)
+
+
+@resident_supervisor.command("erase")
+def resident_supervisor_erase(
+    supervisor_ref: Annotated[
+        str, typer.Argument(metavar="REF", help="The supervisor_ref (sup_...).")
+    ],
+    reason: Annotated[str, typer.Option(help="Why: recorded on the supervised matter.")],
+    data_dir: DataDir = Path(".minqing"),
+) -> None:
+    """Erase an invited resident supervisor's name and phone (their reference and masked
+    phone stay): issue.supervisor_erased is recorded on the matter they supervise (relayed
+    to NATS by intake when it runs)."""
+    from minqing.services.intake.personal import NoSuchSupervisor, erase_supervisor
+
+    async def erase(units: Any, why: str, actor: str) -> str:
+        return await erase_supervisor(units, supervisor_ref, reason=why, actor=actor)
+
+    issue_id = _erase(data_dir, reason, erase, NoSuchSupervisor)
+    typer.echo(f"erased {supervisor_ref}: recorded on matter {issue_id}")

@@ -1,11 +1,14 @@
-"""Reporters' personal information, which only intake keeps (``reporter_contacts``): reading
-a matter's reporters' names and phones, always recorded, and erasing a reporter's.
+"""Residents' personal information, which only intake keeps: reading a matter's reporters'
+names and phones (``reporter_contacts``), always recorded, and erasing a reporter's or an
+invited resident supervisor's (``supervisors``).
 
 A reveal is read and recorded in one transaction (``issue.contact_revealed``, the caller as
 actor): a reveal that could not be recorded is not answered. An erasure deletes the name and
 phone, drops the replies still waiting for that reporter, and records
 ``issue.reporter_erased`` on every matter the reporter reported; the events never held the
-name or phone, so the audit trail's hash chain is untouched.
+name or phone, so the audit trail's hash chain is untouched. A resident supervisor's
+erasure blanks their name and phone and records ``issue.supervisor_erased`` on the matter
+they were invited to; their reference and masked phone stay, as in the events.
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from minqing.shared.contract.events import IssueContactRevealed, IssueReporterErased
+from minqing.shared.contract.events import (
+    IssueContactRevealed,
+    IssueReporterErased,
+    IssueSupervisorErased,
+)
 from minqing.shared.identity.policy import Reach
 from minqing.shared.persistence.uow import UowFactory
 
@@ -35,6 +42,10 @@ class NoSuchReporter(Exception):
     """No contact is kept under that reporter_ref (never, or already erased)."""
 
 
+class NoSuchSupervisor(Exception):
+    """No name or phone is kept under that supervisor_ref (never invited, or erased)."""
+
+
 class Contacts(Protocol):
     async def place(self, issue_id: str) -> tuple[str | None, str] | None:
         """The matter's unit (the last one it was assigned to, if any) and village."""
@@ -47,6 +58,11 @@ class Contacts(Protocol):
     async def erase_contact(self, reporter_ref: str) -> list[str] | None:
         """Delete the reporter's name and phone and drop the replies still waiting for them;
         the matters the reporter reported, or None when no contact is kept under the ref."""
+        ...
+
+    async def erase_supervisor(self, supervisor_ref: str) -> str | None:
+        """Blank a resident supervisor's name and phone; the matter they were invited to,
+        or None when nothing is kept under the ref (never invited, or erased already)."""
         ...
 
 
@@ -87,3 +103,17 @@ async def erase_reporter(
             uow.record(erased, issue_id=issue_id, actor=actor)
         await uow.commit()
     return issues
+
+
+async def erase_supervisor(
+    units: UowFactory[Contacts], supervisor_ref: str, *, reason: str, actor: str
+) -> str:
+    """Erase a resident supervisor's name and phone; returns the matter it was recorded on."""
+    async with units() as uow:
+        issue_id = await uow.store.erase_supervisor(supervisor_ref)
+        if issue_id is None:
+            raise NoSuchSupervisor(f"no name or phone kept for supervisor {supervisor_ref}")
+        erased = IssueSupervisorErased(supervisor_ref=supervisor_ref, reason=reason)
+        uow.record(erased, issue_id=issue_id, actor=actor)
+        await uow.commit()
+    return issue_id

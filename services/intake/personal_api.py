@@ -1,5 +1,6 @@
-"""Reporters' personal information over HTTP: a matter's reporters in full (each answer
-recorded on the matter's trail) and a reporter's erasure. See ``personal``."""
+"""Residents' personal information over HTTP: a matter's reporters in full (each answer
+recorded on the matter's trail), and a reporter's or a resident supervisor's erasure. See
+``personal``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from minqing.services.intake.personal import (
     Contacts,
     NoSuchMatter,
     NoSuchReporter,
+    NoSuchSupervisor,
     erase_reporter,
+    erase_supervisor,
     reveal_contacts,
 )
 from minqing.shared.domain.text import Line
@@ -33,6 +36,14 @@ ReporterRef = Annotated[
     Path(
         pattern=r"^rpt_[0-7][0-9A-HJKMNP-TV-Z]{25}$",
         description="The reporter's reference, as the matter's reports show it",
+    ),
+]
+
+SupervisorRef = Annotated[
+    str,
+    Path(
+        pattern=r"^sup_[0-7][0-9A-HJKMNP-TV-Z]{25}$",
+        description="The resident supervisor's reference, as the matter's supervisors show it",
     ),
 ]
 
@@ -56,9 +67,17 @@ class Erased(BaseModel):
     issue_ids: list[str]
 
 
+class SupervisorErased(BaseModel):
+    """The resident supervisor erased, and the matter whose trail records it."""
+
+    supervisor_ref: str
+    issue_id: str
+
+
 ERRORS: dict[type[Exception], int] = {
     NoSuchMatter: status.HTTP_404_NOT_FOUND,
     NoSuchReporter: status.HTTP_404_NOT_FOUND,
+    NoSuchSupervisor: status.HTTP_404_NOT_FOUND,
 }
 
 router = APIRouter(prefix="/api/v1", tags=["intake"])
@@ -89,3 +108,15 @@ async def delete_reporter(
     ``issue.reporter_erased`` is recorded on every matter they reported."""
     issues = await erase_reporter(units, reporter_ref, reason=reason, actor=caller.id)
     return Erased(reporter_ref=reporter_ref, issue_ids=issues)
+
+
+@router.delete(
+    "/supervisors/{supervisor_ref}", responses={404: {"description": "No such supervisor"}}
+)
+async def delete_supervisor(
+    supervisor_ref: SupervisorRef, reason: Reason, units: ContactUnits, caller: CallerDep
+) -> SupervisorErased:
+    """Erase an invited resident supervisor's name and phone (their reference and masked
+    phone stay): ``issue.supervisor_erased`` is recorded on the matter they supervise."""
+    issue_id = await erase_supervisor(units, supervisor_ref, reason=reason, actor=caller.id)
+    return SupervisorErased(supervisor_ref=supervisor_ref, issue_id=issue_id)

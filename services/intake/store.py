@@ -37,7 +37,7 @@ from minqing.services.intake.handlers import MatterStatus, StoredReport
 from minqing.services.intake.imports import ImportJob, ImportProgress, ListRow, PendingRow
 from minqing.services.intake.personal import Contact
 from minqing.services.intake.residents import tables as _residents_tables  # noqa: F401
-from minqing.services.intake.residents.tables import replies
+from minqing.services.intake.residents.tables import replies, supervisors
 from minqing.services.intake.schema import SCHEMA as SCHEMA
 from minqing.services.intake.schema import metadata as metadata
 from minqing.shared.contract.events import IssueReported
@@ -312,6 +312,17 @@ class SqlContacts(SqlReports):
             .order_by(reports.c.received_at, reports.c.report_id)
         )
         return list(dict.fromkeys((await self._session.scalars(query)).all()))
+
+    async def erase_supervisor(self, supervisor_ref: str) -> str | None:
+        s = supervisors.c
+        erased = await self._session.execute(
+            update(supervisors)
+            .where(s.supervisor_ref == supervisor_ref, s.name.is_not(None))
+            .values(name=None, phone=None)
+            .returning(s.issue_id)
+        )
+        issue_id: str | None = erased.scalar()
+        return issue_id
 
 
 class SqlImportStore(SqlReports):

@@ -38,6 +38,7 @@ from minqing.shared.contract.events import (
     IssueRevisitFlagged,
     IssueSentBack,
     IssueSupervisionRecorded,
+    IssueSupervisorErased,
     IssueSupervisorInvited,
     UnitResponsibleChanged,
 )
@@ -292,6 +293,15 @@ def _reporter_erased(e: IssueReporterErased, n: Names) -> Sentence:
     return Sentence(
         f"反映人 {e.reporter_ref} 的姓名和电话已删除，原因：{e.reason}",
         f"The name and phone of reporter {e.reporter_ref} were erased, because: {e.reason}",
+    )
+
+
+@sentence(IssueSupervisorErased)
+def _supervisor_erased(e: IssueSupervisorErased, n: Names) -> Sentence:
+    return Sentence(
+        f"监督员 {e.supervisor_ref} 的姓名和电话已删除，原因：{e.reason}",
+        f"The name and phone of resident supervisor {e.supervisor_ref} were erased, "
+        f"because: {e.reason}",
     )
 
 

@@ -370,6 +370,18 @@ class IssueReporterErased(Event):
     reason: str
 
 
+class IssueSupervisorErased(Event):
+    """An invited resident supervisor's name and phone were erased from intake
+    (``supervisor_ref`` and the masked phone stay, as they always travelled); recorded on
+    the matter they were invited to supervise."""
+
+    TYPE: ClassVar[str] = "issue.supervisor_erased"
+    EMITTED_BY: ClassVar[Emitter] = "intake"
+
+    supervisor_ref: str
+    reason: str
+
+
 MilestoneResponsible = Literal["unit", "village_secretary", "person"]
 
 

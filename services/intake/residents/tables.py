@@ -18,13 +18,14 @@ from sqlalchemy import (
 
 from minqing.services.intake.schema import metadata
 
-# Name and phone stay here; events carry ``supervisor_ref`` and a masked phone.
+# Name and phone stay here; events carry ``supervisor_ref`` and a masked phone. Both NULL
+# once erased (``issue.supervisor_erased``).
 supervisors = Table(
     "supervisors",
     metadata,
     Column("supervisor_ref", Text, primary_key=True),
     Column("issue_id", Text, nullable=False),
-    Column("name", Text, nullable=False),
+    Column("name", Text),
     Column("phone", Text),
     Column("phone_masked", Text),
     Column("invited_by", Text, nullable=False),

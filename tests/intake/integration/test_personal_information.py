@@ -24,6 +24,7 @@ from sqlalchemy import insert, select
 
 from minqing.services.assignment.app import create_app as assignment_app
 from minqing.services.intake.app import create_app as intake_app
+from minqing.services.intake.residents.tables import supervisors
 from minqing.services.intake.store import plumbing, reporter_contacts
 from minqing.services.projection.app import create_app as projection_app
 from minqing.shared.contract.events import IssueLookbackPassed, IssueResolved
@@ -269,6 +270,77 @@ async def test_erasure_by_the_command_records_a_system_actor_and_the_trail_verif
     verified = await asyncio.to_thread(town.minqing, "audit", "verify")
     assert verified.returncode == 0, verified.stderr
     assert "audit trail intact" in verified.stdout
+
+
+async def supervisor_row(settings: Settings, supervisor_ref: str) -> Any:
+    engine = make_engine(settings.database_url, settings)
+    try:
+        async with make_sessions(engine)() as session:
+            query = select(supervisors).where(supervisors.c.supervisor_ref == supervisor_ref)
+            return (await session.execute(query)).one()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_resident_supervisor_is_erased_over_http_and_by_the_command(town: Town) -> None:
+    issue_id = await town.report_assigned()
+    url = f"/api/v1/issues/{issue_id}/supervisors"
+    refs = []
+    for name, phone in (("Li Si", "13600001111"), ("Wang Wu", "13900002222")):
+        invited = await town.intake.post(url, json={"name": name, "phone": phone})
+        assert invited.status_code == 201, invited.text
+        refs.append(invited.json()["supervisor_ref"])
+    by_http, by_command = refs
+
+    refused = await town.intake.delete(
+        f"/api/v1/supervisors/{by_http}", params=WHY, headers=AS["supervisor"]
+    )
+    assert refused.status_code == 403, refused.text
+    no_reason = await town.intake.delete(f"/api/v1/supervisors/{by_http}", headers=AS["operator"])
+    assert no_reason.status_code == 422
+    erased = await town.intake.delete(
+        f"/api/v1/supervisors/{by_http}",
+        params={"reason": "asked to be forgotten"},
+        headers=AS["operator"],
+    )
+    assert erased.status_code == 200, erased.text
+    assert erased.json() == {"supervisor_ref": by_http, "issue_id": issue_id}
+    row = await supervisor_row(town.settings, by_http)
+    assert (row.name, row.phone, row.phone_masked) == (None, None, "136****1111")
+    assert (await supervisor_row(town.settings, by_command)).name == "Wang Wu"  # untouched
+    again = await town.intake.delete(
+        f"/api/v1/supervisors/{by_http}", params=WHY, headers=AS["operator"]
+    )
+    assert again.status_code == 404
+    unknown = await town.intake.delete(
+        f"/api/v1/supervisors/sup_{'0' * 26}", params=WHY, headers=AS["operator"]
+    )
+    assert unknown.status_code == 404
+
+    done = await asyncio.to_thread(
+        town.minqing, "resident-supervisor", "erase", by_command, "--reason", "moved away"
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"erased {by_command}" in done.stdout and issue_id in done.stdout
+    assert (await supervisor_row(town.settings, by_command)).name is None
+    missing = await asyncio.to_thread(
+        town.minqing, "resident-supervisor", "erase", by_command, "--reason", "again"
+    )
+    assert missing.returncode == 1 and "no name or phone kept" in missing.stderr
+
+    first, second = await town.wait_for(issue_id, "issue.supervisor_erased", count=2)
+    assert first["actor"] == "person:operator"
+    assert first["data"] == {"supervisor_ref": by_http, "reason": "asked to be forgotten"}
+    assert second["actor"].startswith("system:cli-")
+    assert second["data"] == {"supervisor_ref": by_command, "reason": "moved away"}
+    # The references and masked phones stay where the matter's supervisors are listed.
+    listed = (await town.intake.get(url)).json()
+    assert [(s["supervisor_ref"], s["phone_masked"]) for s in listed] == [
+        (by_http, "136****1111"),
+        (by_command, "139****2222"),
+    ]
+    verified = await asyncio.to_thread(town.minqing, "audit", "verify")
+    assert verified.returncode == 0, verified.stderr
 
 
 DEAD = {
