@@ -356,12 +356,33 @@ async def provider_standing(session: AsyncSession, pid: str, *, lock: bool = Fal
     """Why the person ``pid``, vouched for by the identity provider, may not act here (the
     name is a local account's, or it was disabled here); None if it may. ``lock``: its row
     stays locked until the transaction ends."""
+    row = await _provider_row(session, pid, lock=lock)
+    return None if row is None else _standing(row, pid)
+
+
+async def provider_bearer(
+    session: AsyncSession, principal: Principal, *, at: datetime
+) -> str | None:
+    """``provider_standing`` for a person presenting the identity provider's bearer token:
+    one seen here for the first time is recorded as at a page login (``provider_person``),
+    so that operators list them and can disable them; later tokens change nothing here (each
+    token's claims give that request's roles). Raises :class:`IdentityProblem` as
+    ``provider_person`` does."""
+    row = await _provider_row(session, principal.id, lock=False)
+    if row is not None:
+        return _standing(row, principal.id)
+    await provider_person(session, principal, at=at)
+    return None
+
+
+async def _provider_row(session: AsyncSession, pid: str, *, lock: bool) -> Any:
     query = select(
         principals.c.password_hash, principals.c.created_by, principals.c.disabled_at
     ).where(principals.c.principal_id == pid)
-    row = (await session.execute(query.with_for_update() if lock else query)).first()
-    if row is None:
-        return None
+    return (await session.execute(query.with_for_update() if lock else query)).first()
+
+
+def _standing(row: Any, pid: str) -> str | None:
     if row.password_hash is not None or row.created_by != PROVIDER:
         name = pid.split(":", 1)[1]
         return (

@@ -146,7 +146,11 @@ class Authenticator:
         except ProviderUnavailable as unavailable:
             raise provider_unavailable(oidc.config, unavailable) from None
         async with self._sessions() as session:
-            problem = await store.provider_standing(session, principal.id)
+            try:  # recorded at its first request, so that operators see and can disable it
+                problem = await store.provider_bearer(session, principal, at=self._clock())
+                await session.commit()
+            except store.IdentityProblem as exc:
+                problem = str(exc)
         if problem is not None:  # a local account's name, or disabled here
             raise HTTPException(403, problem)
         return Caller(principal)

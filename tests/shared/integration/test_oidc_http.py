@@ -20,7 +20,7 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import select
 
 from minqing.services.projection.app import create_app
-from minqing.shared.identity import credentials, store
+from minqing.shared.identity import admin, credentials, store
 from minqing.shared.identity.principal import Kind, Membership, Principal, Role
 from minqing.shared.identity.tables import memberships, oidc_logins, principals
 from minqing.shared.identity.web import OIDC_CALLBACK, OIDC_LOGIN, SESSION_COOKIE
@@ -130,6 +130,30 @@ async def test_a_provider_token_calls_what_its_roles_allow_and_no_more(
     assert me["csrf_token"] is None  # a bearer token needs none
     # our own tokens keep working beside the provider's
     assert (await desk.get("/api/v1/dead-letters", headers=DESK)).status_code == 200
+
+
+async def test_a_person_seen_only_by_bearer_token_is_listed_and_can_be_disabled(
+    provider: MockProvider, app: FastAPI, desk: httpx.AsyncClient
+) -> None:
+    sessions = app.state.runtime.sessions
+    token = await provider.issue("7a1e0c9e-wang", API)
+    assert (await desk.get("/api/v1/issues", headers=_bearer(token))).status_code == 200
+    async with sessions() as session:  # recorded at the first request, as the token says
+        seen = await store.one(session, "person:wang.wei")
+    assert seen is not None and seen.display_name == "王伟"
+    assert set(seen.memberships) == {
+        Membership("town", Role.SUPERVISOR),
+        Membership("town_construction", Role.UNIT_STAFF),
+    }
+    again = await desk.get("/api/v1/issues", headers=_bearer(token))
+    assert again.status_code == 200  # a later request records nothing more, and works
+
+    await admin.disable(
+        app.state.runtime.engine, Kind.PERSON, "wang.wei", by="person:desk", at=ENROLLED_AT
+    )
+    refused = await desk.get("/api/v1/issues", headers=_bearer(token))
+    assert refused.status_code == 403
+    assert "person:wang.wei is disabled here" in refused.json()["detail"]
 
 
 async def test_expired_other_audience_and_other_key_tokens_are_401_invalid_token(
