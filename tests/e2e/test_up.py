@@ -9,7 +9,6 @@ find the data again when run a second time on the same data dir.
 from __future__ import annotations
 
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -199,32 +198,3 @@ def test_up_runs_stops_and_restarts_the_whole_system(tmp_path: Path) -> None:
     finally:
         up.kill_everything()
         print("timings:", {k: round(v, 2) for k, v in timings.items()})
-
-
-def test_a_second_up_on_the_same_data_dir_says_why_in_one_line(tmp_path: Path) -> None:
-    first = Up(tmp_path)
-    (tmp_path / "second").mkdir()
-    command = [sys.executable, "-m", "minqing", "up", "--data-dir", str(first.data_dir)]
-    second = Up(tmp_path / "second", command=command)
-    try:
-        first.start()
-        first.wait_ready()
-        second.start()
-        assert second.process is not None
-        code = second.process.wait(timeout=60)
-        printed = second.output()
-        assert code == 1, printed
-        assert printed.splitlines() == [
-            f"minqing up: {first.data_dir} is in use by another process (is `minqing up` "
-            "already running on it?); stop that one, or pass another --data-dir"
-        ]
-        # It started nothing: no second nats-server wrote into the first one's store.
-        nats_log = (first.data_dir / "nats" / "nats-server.log").read_text()
-        assert nats_log.count("Starting nats-server") == 1, nats_log
-        # The first one did not notice.
-        for name, url in first.url.items():
-            assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200, name
-        assert report(first)
-    finally:
-        second.kill_everything()
-        first.kill_everything()

@@ -1,5 +1,7 @@
-"""`minqing open311-key` in the folder where `minqing up` runs: against its embedded
-database while it runs (attached) and after it stopped (started for the command)."""
+"""The folder where `minqing up` runs is its one owner's: a second `up` on it is refused in
+one line and disturbs nothing, and `minqing open311-key` works there against the embedded
+database while `up` runs (attached) and after it stopped (started for the command). One
+`up` for both: each start of a fresh one costs the machine an initdb and five processes."""
 
 from __future__ import annotations
 
@@ -36,7 +38,33 @@ def open311_key(up: Up, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_keys_are_managed_in_the_folder_where_up_runs(tmp_path: Path) -> None:
+def a_second_up_is_refused(first: Up, tmp_path: Path) -> None:
+    """A second `up` on the running one's data dir says why in one line and starts nothing."""
+    (tmp_path / "second").mkdir()
+    data_dir = first.cwd / ".minqing"
+    command = [sys.executable, "-m", "minqing", "up", "--data-dir", str(data_dir)]
+    second = Up(tmp_path / "second", command=command)
+    try:
+        second.start()
+        assert second.process is not None
+        code = second.process.wait(timeout=60)
+        printed = second.output()
+        assert code == 1, printed
+        assert printed.splitlines() == [
+            f"minqing up: {data_dir} is in use by another process (is `minqing up` "
+            "already running on it?); stop that one, or pass another --data-dir"
+        ]
+        # It started nothing: no second nats-server wrote into the first one's store.
+        nats_log = (data_dir / "nats" / "nats-server.log").read_text()
+        assert nats_log.count("Starting nats-server") == 1, nats_log
+        # The first one did not notice.
+        for name, url in first.url.items():
+            assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200, name
+    finally:
+        second.kill_everything()
+
+
+def test_the_folder_has_one_up_and_its_keys_are_managed_there(tmp_path: Path) -> None:
     up = Up(tmp_path, command=[sys.executable, "-m", "minqing", "up"])
     pgdata = tmp_path / ".minqing" / "postgres"
     try:
@@ -45,6 +73,7 @@ def test_keys_are_managed_in_the_folder_where_up_runs(tmp_path: Path) -> None:
 
         up.start()
         up.wait_ready()
+        a_second_up_is_refused(up, tmp_path)
         created = open311_key(up, "create", "bus-app")
         assert created.returncode == 0, created.stderr
         key = created.stdout.strip().splitlines()[-1]
