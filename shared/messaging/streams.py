@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from nats.aio.client import Client
 from nats.errors import BadSubjectError, MaxPayloadError
@@ -31,6 +32,7 @@ def stream_config(settings: Settings) -> StreamConfig:
         storage=StorageType.FILE,
         max_age=0,
         duplicate_window=settings.duplicate_window_seconds,
+        num_replicas=settings.stream_replicas,
     )
 
 
@@ -50,17 +52,34 @@ def check_server(connection: Client) -> None:
         raise UnsupportedServer(f"NATS server {found} is too old: {wanted} or newer is needed")
 
 
+class StreamMismatch(RuntimeError):
+    """An existing stream's settings differ from what this service needs."""
+
+
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> StreamInfo:
-    """Create a stream, or bring an existing one to ``config``; returns its info."""
+    """Create a missing stream as ``config`` says; returns its info. An existing stream
+    whose settings differ raises :class:`StreamMismatch` naming each difference: replicas
+    of a service that disagree must not rewrite a shared stream in turn, so a change of
+    settings is the operator's deliberate step (the stream edited, or the setting fixed)."""
     assert config.name is not None
     try:
         info = await js.stream_info(config.name)
     except NotFoundError:
         info = await js.add_stream(config)
-        log.info("created stream %s (created %s)", config.name, info.created)
+        log.info(
+            "created stream %s (%d replicas, created %s)",
+            config.name,
+            config.num_replicas or 1,
+            info.created,
+        )
         return info
-    if _differs(info.config, config):
-        info = await js.update_stream(config)
+    if differences := stream_differences(info.config, config):
+        raise StreamMismatch(
+            f"stream {config.name} differs from what this service needs: "
+            + "; ".join(differences)
+            + ". Make the settings (MINQING_*) match the stream, or change the stream"
+            " (for example `nats stream edit`) before starting"
+        )
     return info
 
 
@@ -74,6 +93,7 @@ def ingress_stream_config(settings: Settings) -> StreamConfig:
         max_age=0,
         max_msg_size=settings.ingress_stream_max_msg_bytes,
         duplicate_window=settings.duplicate_window_seconds,
+        num_replicas=settings.stream_replicas,
     )
 
 
@@ -85,6 +105,7 @@ def outcomes_stream_config(settings: Settings) -> StreamConfig:
         storage=StorageType.FILE,
         max_age=settings.outcomes_max_age_days * 86400,
         duplicate_window=settings.duplicate_window_seconds,
+        num_replicas=settings.stream_replicas,
     )
 
 
@@ -96,12 +117,49 @@ def dlq_stream_config(settings: Settings) -> StreamConfig:
         storage=StorageType.FILE,
         max_age=settings.dead_letter_retention_days * 86400,
         duplicate_window=settings.duplicate_window_seconds,
+        num_replicas=settings.stream_replicas,
     )
 
 
-def _differs(current: StreamConfig, wanted: StreamConfig) -> bool:
-    fields = ("subjects", "storage", "max_age", "duplicate_window", "max_msg_size")
-    return any(getattr(current, f) != getattr(wanted, f) for f in fields)
+# What a service needs of a stream, and the setting that says it (None: not a setting).
+CHECKED: dict[str, str | None] = {
+    "subjects": "MINQING_*_SUBJECT_PREFIX",
+    "storage": None,
+    "num_replicas": "MINQING_STREAM_REPLICAS",
+    "max_age": "MINQING_OUTCOMES_MAX_AGE_DAYS, MINQING_DEAD_LETTER_RETENTION_DAYS",
+    "duplicate_window": "MINQING_DUPLICATE_WINDOW_SECONDS",
+    "max_msg_size": "MINQING_INGRESS_STREAM_MAX_MSG_BYTES",
+}
+
+
+def stream_differences(current: StreamConfig, wanted: StreamConfig) -> list[str]:
+    """Each setting in which the stream ``current`` differs from ``wanted``, said plainly."""
+    found = []
+    for name, setting in CHECKED.items():
+        have, need = _normal(name, getattr(current, name)), _normal(name, getattr(wanted, name))
+        if have != need:
+            where = f" ({setting})" if setting else ""
+            found.append(f"{name} is {_shown(have)}, this service needs {_shown(need)}{where}")
+    return found
+
+
+def _normal(name: str, value: Any) -> object:
+    """A setting as compared: the server's defaults for what the service leaves unset."""
+    if name == "num_replicas":
+        return value or 1
+    if name == "max_msg_size":
+        return -1 if value in (None, 0) else value
+    if name in ("max_age", "duplicate_window"):
+        return float(value or 0)
+    if name == "storage":
+        return StorageType(value).value if value is not None else StorageType.FILE.value
+    if name == "subjects":
+        return sorted(value or [])
+    return value
+
+
+def _shown(value: object) -> str:
+    return ", ".join(value) if isinstance(value, list) else str(value)
 
 
 def stream_created(info: StreamInfo) -> datetime:

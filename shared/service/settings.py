@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # How long the outcomes stream keeps an outcome, for a system that was offline.
     outcomes_max_age_days: float = Field(7.0, gt=0)
     duplicate_window_seconds: float = Field(600.0, gt=0)
+    # Copies of each stream the NATS cluster keeps (its `num_replicas`): 1 on one server (the
+    # embedded one of `minqing up`), 3 on a three-node cluster. A service creates a missing
+    # stream with this count, and refuses to start against one whose settings differ.
+    stream_replicas: int = Field(1, ge=1, le=5)
     host: str = "127.0.0.1"
     intake_port: int = 8081
     assignment_port: int = 8082
