@@ -189,7 +189,8 @@ def service_user(settings: Settings, needs: ServiceNeeds, others: Iterable[Durab
     for stream in streams:
         publish.append(f"{JS_API}.STREAM.INFO.{stream}")
     for stream in needs.streams:
-        publish += [f"{JS_API}.STREAM.CREATE.{stream}", f"{JS_API}.STREAM.UPDATE.{stream}"]
+        # Create a missing stream; never update one (a service refuses a stream that differs)
+        publish.append(f"{JS_API}.STREAM.CREATE.{stream}")
     deny = list(NEVER)
     for durable in needs.durables:
         if durable.ordered:

@@ -299,7 +299,7 @@ async def test_a_service_publishes_only_the_event_types_it_emits(
     assert after[canonical][0] == before[canonical][0] + allowed
 
 
-async def test_no_service_deletes_or_purges_a_stream_or_reads_another_services_consumer(
+async def test_no_service_changes_deletes_or_purges_a_stream_or_reads_another_services_consumer(
     secured: Secured, users: dict[str, User]
 ) -> None:
     admin = users[ADMIN]
@@ -310,6 +310,7 @@ async def test_no_service_deletes_or_purges_a_stream_or_reads_another_services_c
         for name in secured.streams():
             assert not await user.publish(f"$JS.API.STREAM.DELETE.{name}")
             assert not await user.publish(f"$JS.API.STREAM.PURGE.{name}")
+            assert not await user.publish(f"$JS.API.STREAM.UPDATE.{name}")  # checked, never changed
         for durable in ("assignment", "followup", "intake-status", "projection-issues"):
             if durable.split("-")[0] != service:
                 assert not await user.publish(f"$JS.API.CONSUMER.MSG.NEXT.{canonical}.{durable}")
