@@ -1,12 +1,12 @@
 """HTTP for the NATS channel: an ingress message's outcome, re-submitting a dead letter, and
-the Prometheus metrics."""
+the Prometheus metrics (served with the service's own at ``GET /metrics``)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response, status
-from sqlalchemy import Table, func, select
+from fastapi import APIRouter, HTTPException, Path, Request, status
+from sqlalchemy import Table
 
 from minqing.shared.ingress import outcomes
 from minqing.shared.ingress.channel import IngressChannel
@@ -17,7 +17,7 @@ SourceCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,100}$")]
 
 
 def build_ingress_router(rt: Runtime, channel: IngressChannel, outcomes_table: Table) -> APIRouter:
-    """Outcomes, re-submission and metrics of the service's ingress consumer ``channel``."""
+    """Outcomes and re-submission of the service's ingress consumer ``channel``."""
     router = APIRouter()
     plumbing = rt.plumbing
 
@@ -63,14 +63,5 @@ def build_ingress_router(rt: Runtime, channel: IngressChannel, outcomes_table: T
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
         except NotResubmittable as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-
-    @router.get("/metrics", tags=["operations"], response_class=Response)
-    async def get_metrics() -> Response:
-        """Prometheus metrics: ingress messages accepted and refused, dead letters."""
-        t = plumbing.dead_letters
-        query = select(t.c.consumer, t.c.status, func.count()).group_by(t.c.consumer, t.c.status)
-        async with rt.sessions() as session:
-            stored = [(r[0], r[1], int(r[2])) for r in (await session.execute(query)).all()]
-        return Response(channel.metrics.exposition(stored), media_type="text/plain; version=0.0.4")
 
     return router

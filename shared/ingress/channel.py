@@ -98,6 +98,7 @@ class IngressChannel(ABC):
         }
         self._sources = sources
         self.metrics = metrics
+        runtime.metrics.extra.append(metrics.registry)  # served with the service's own
         self._outcomes = outcomes_table
         # Rejections found while applying, with every problem, for the dead-letter sink.
         self._problems: dict[str, tuple[Problem, ...]] = {}

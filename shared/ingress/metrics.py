@@ -1,15 +1,14 @@
 """Prometheus counters of the ingress channel, counted once a batch has committed.
 
-Each process has its own registry (tests run several apps in one process). What a batch
+Each process has its own registry (tests run several apps in one process), served at the
+service's ``GET /metrics`` beside its own (``shared/service/metrics.py``). What a batch
 did is noted by stream position while it is applied and counted after its commit; a batch
 that is retried notes the same positions again, so it is not counted twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter
 
 Position = tuple[int, int]  # (stream epoch, stream sequence)
 
@@ -38,12 +37,6 @@ class IngressMetrics:
             ["consumer", "reason"],
             registry=self.registry,
         )
-        self._stored = Gauge(
-            "minqing_dead_letters_stored",
-            "Dead letters in this service's table now, by consumer and status (any process).",
-            ["consumer", "status"],
-            registry=self.registry,
-        )
         self._noted: dict[Position, tuple[str, str | None]] = {}
 
     def accepted(self, source: str, at: Position) -> None:
@@ -61,11 +54,3 @@ class IngressMetrics:
             else:
                 self._rejected.labels(source, reason).inc()
                 self._dead.labels(self.consumer, reason).inc()
-
-    def exposition(self, stored: Iterable[tuple[str, str, int]]) -> bytes:
-        """The text format Prometheus scrapes; ``stored``: dead letters counted in the table
-        (consumer, status, count)."""
-        self._stored.clear()
-        for consumer, status, count in stored:
-            self._stored.labels(consumer, status).set(count)
-        return generate_latest(self.registry)

@@ -150,6 +150,7 @@ class _Result:
     acked: list[_Item] = field(default_factory=list)
     dead: list[_Item] = field(default_factory=list)
     waiting: list[_Item] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)  # the types of the events applied
 
 
 class BatchConsumer:
@@ -168,8 +169,10 @@ class BatchConsumer:
         retry_delay: float = 1.0,
         after_commit: Callable[[], None] = lambda: None,
         ordered: bool = False,
+        observe: Callable[[str, list[str], float], None] = lambda name, types, seconds: None,
     ) -> None:
         self.name = name
+        self._observe = observe
         self.ordered = ordered
         self._sessions = sessions
         self._plumbing = plumbing
@@ -191,6 +194,7 @@ class BatchConsumer:
         An ordered consumer is told the sequence its reader read before this batch
         (``after``) and raises ``ReadAgain`` when it must read again from its position."""
         items = [self._parse(message, epoch) for message in messages]
+        started = time.perf_counter()
         try:
             result = await self._commit(items, after)
         except ReadAgain:
@@ -206,6 +210,7 @@ class BatchConsumer:
                 after = item.position
             return True
         self._outage.recovered()
+        self._observe(self.name, result.applied, time.perf_counter() - started)
         await self._settle(result)
         return True
 
@@ -322,6 +327,7 @@ class BatchConsumer:
             done = [i for i in fresh if id(i) not in waiting_ids]
             await self._record_processed(session, done, items, result.waiting)
             await session.commit()
+        result.applied = [i.delivery.envelope.short_type for i in done if i.delivery is not None]
         if deliveries or result.dead or result.waiting:
             self._after_commit()
         return result

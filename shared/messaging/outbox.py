@@ -132,8 +132,10 @@ class Relay:
         *,
         batch_size: int,
         poll_seconds: float,
+        published: Callable[[Sequence[Outgoing]], None] = lambda sent: None,
     ) -> None:
         self._engine = engine
+        self._published = published
         self._outbox = outbox
         self._publish = publish
         self._batch_size = batch_size
@@ -197,6 +199,7 @@ class Relay:
         results = await self._publish(batch)
         sent: list[dict[str, object]] = []
         failed: list[dict[str, object]] = []
+        delivered: list[Outgoing] = []
         for message, result in zip(batch, results, strict=True):
             if isinstance(result, PermanentPublishError):
                 log.error("outbox row %s can never be published: %s", message.event_id, result)
@@ -206,7 +209,9 @@ class Relay:
                 break  # nothing after a failure is marked: it is retried in order
             else:
                 sent.append({"row_id": message.row_id, "seq": result})
+                delivered.append(message)
         await self._mark(conn, sent, failed)
+        self._published(delivered)
         return len(sent)
 
     async def _mark(

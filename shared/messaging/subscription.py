@@ -271,6 +271,11 @@ class PullConsumer:
         if not self._backlog:
             self._progress = now
 
+    @property
+    def pending(self) -> int:
+        """Messages this consumer had yet to acknowledge at its last check (its lag)."""
+        return self._backlog
+
     def health(self) -> str:
         """ "ok", or why this consumer is not doing its job."""
         if self._problem is not None:

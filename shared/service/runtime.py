@@ -13,7 +13,7 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -29,7 +29,7 @@ from minqing.shared.domain.clock import Clock, system_clock
 from minqing.shared.messaging.access import connect_options, service_inbox
 from minqing.shared.messaging.consumer import ApplyBatch, BatchConsumer, Parser, parse_message
 from minqing.shared.messaging.dead_letters import DeadLetterSink
-from minqing.shared.messaging.outbox import Outbox, Relay
+from minqing.shared.messaging.outbox import Outbox, Outgoing, Relay
 from minqing.shared.messaging.streams import (
     batch_publisher,
     check_server,
@@ -41,6 +41,7 @@ from minqing.shared.persistence.db import Sessions, make_engine, make_sessions, 
 from minqing.shared.persistence.housekeeping import Housekeeping
 from minqing.shared.persistence.tables import Plumbing
 from minqing.shared.persistence.uow import SqlUnitOfWork, sql_units_of_work
+from minqing.shared.service.metrics import ServiceMetrics, scrape
 from minqing.shared.service.settings import ServiceName, Settings
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Runtime:
     # Intake keeps accepting reports into its outbox while NATS is away: still ready then.
     accepts_without_nats: bool = False
     jobs: list[Job] = field(default_factory=list)
+    metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
 
     def every(self, seconds: float, name: str, run: Callable[[], Awaitable[object]]) -> None:
         """Run ``run`` once the service has started, then every ``seconds``; a failure is
@@ -151,6 +153,7 @@ class Runtime:
             retry_delay=self.settings.consumer_retry_delay_seconds,
             after_commit=_both(self.outbox.wake_if_added, after_commit),
             ordered=ordered,
+            observe=self.metrics.consumed,
         )
         subscription = Subscription(
             name=name,
@@ -184,6 +187,12 @@ class Runtime:
             checks["nats"] += f"; {await self._unsent()} events wait in the outbox"
             ok = True
         return ok, checks
+
+    async def metrics_text(self) -> bytes:
+        """``GET /metrics``: the counters, and the gauges read now."""
+        pending = {consumer.name: consumer.pending for consumer in self.consumers}
+        scraped = await scrape(self.sessions, self.plumbing, self.engine.pool, pending)
+        return self.metrics.exposition(scraped)
 
     async def _unsent(self) -> int:
         o = self.plumbing.outbox
@@ -270,12 +279,20 @@ def build_runtime(
         assert runtime.js is not None, "the relay runs only after start()"
         return await batch_publisher(runtime.js, settings.stream_name)(batch)
 
+    prefix = f"{settings.subject_prefix}."
+
+    def published(sent: Sequence[Outgoing]) -> None:  # canonical events by type, others by stream
+        runtime.metrics.published(
+            [m.subject.removeprefix(prefix) if m.stream is None else m.stream for m in sent]
+        )
+
     runtime.relay = Relay(
         engine,
         plumbing.outbox,
         publish,
         batch_size=settings.relay_batch_size,
         poll_seconds=settings.relay_poll_seconds,
+        published=published,
     )
     runtime.outbox = Outbox(plumbing.outbox, settings.subject_prefix, runtime.relay.notify)
     return runtime

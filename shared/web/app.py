@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from fastapi import FastAPI
 
 from minqing.shared.identity import web as identity
+from minqing.shared.service.metrics import RequestTimer
 from minqing.shared.service.runtime import Runtime, start, stop
 from minqing.shared.web.http import install
 
@@ -38,4 +39,5 @@ def create_service_app(
     app.state.runtime = runtime
     identity.install(app, runtime.sessions, runtime.clock, runtime.settings)
     install(app, runtime, upload_paths)
+    app.add_middleware(RequestTimer, metrics=runtime.metrics)  # outermost: every answer timed
     return app

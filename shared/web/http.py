@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from minqing.shared.domain.text import mask_personal
 from minqing.shared.identity.web import CallerDep
+from minqing.shared.service.metrics import CONTENT_TYPE
 from minqing.shared.service.settings import Settings
 from minqing.shared.web import edge
 
@@ -31,6 +32,8 @@ class Operated(Protocol):
     async def dead_letters(self, limit: int, status: str | None) -> list[dict[str, Any]]: ...
 
     def contract_json(self) -> bytes: ...
+
+    async def metrics_text(self) -> bytes: ...
 
 
 def install(app: FastAPI, runtime: Operated, upload_paths: Sequence[str] = ()) -> None:
@@ -53,6 +56,13 @@ def health_router(runtime: Operated) -> APIRouter:
         ok, checks = await runtime.ready()
         body = {"status": "ready" if ok else "not ready", "service": runtime.name, **checks}
         return JSONResponse(body, status_code=200 if ok else 503)
+
+    @router.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics: events consumed (by consumer and type) and published, each
+        batch's time, consumer lag, the outbox's backlog and oldest row, dead letters, HTTP
+        requests by route and status, the database pool (``shared/service/metrics.py``)."""
+        return Response(await runtime.metrics_text(), media_type=CONTENT_TYPE)
 
     @router.get(
         "/asyncapi.json",
