@@ -54,6 +54,7 @@ from minqing.shared.persistence.uow import UowFactory
 from minqing.shared.web.acting import Legacy, OnBehalfOf, on_behalf_of
 from minqing.shared.web.deps import from_state
 from minqing.shared.web.edge import IssueId
+from minqing.shared.web.errors import unprocessable
 
 Summary = Annotated[Text, StringConstraints(min_length=1, max_length=5000)]
 Reason = Annotated[Text, StringConstraints(min_length=1, max_length=1000)]
@@ -308,7 +309,13 @@ async def post_lookback(
     return _answer(issue_id, await record_lookback(units, rules, issue_id, command, grant.reaches))
 
 
-@router.put("/{issue_id}/plan", responses=REFUSED)
+@router.put(
+    "/{issue_id}/plan",
+    responses=REFUSED
+    | unprocessable(
+        "Fields that do not validate, an unknown template, or a milestone due after the deadline"
+    ),
+)
 async def put_plan(
     issue_id: IssueId,
     body: PlanIn,

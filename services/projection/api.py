@@ -33,7 +33,7 @@ from minqing.shared.identity.web import GrantDep
 from minqing.shared.persistence.db import Sessions
 from minqing.shared.web.deps import from_state
 from minqing.shared.web.edge import IssueId
-from minqing.shared.web.errors import ErrorStatuses
+from minqing.shared.web.errors import ErrorStatuses, unprocessable
 
 ONE_DAY = timedelta(days=1)
 MAX_OFFSET = 1_000_000  # deeper pages are refused (422): narrow the filters instead
@@ -217,7 +217,7 @@ DeskDep = Annotated[Desk, Depends(from_state("desk"))]
 router = APIRouter(prefix="/api/v1", tags=["projection"])
 
 
-@router.get("/issues", responses={422: {"description": "A bad filter or cursor"}})
+@router.get("/issues", responses=unprocessable("A bad filter or cursor"))
 async def list_issues(
     desk: DeskDep,
     grant: GrantDep,

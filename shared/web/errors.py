@@ -9,11 +9,34 @@ No route writes ``try``/``except`` for a domain error: the table is the whole ma
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 ErrorStatuses = Mapping[type[Exception], int]
+
+
+class FieldError(BaseModel):
+    """One field that does not validate, as FastAPI reports it."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Unprocessable(BaseModel):
+    """A 422: the fields that do not validate (a list), or, for a rule of the domain the
+    request breaks (an unknown plan template, a bad cursor), one sentence saying which."""
+
+    detail: list[FieldError] | str
+
+
+def unprocessable(description: str) -> dict[int | str, dict[str, Any]]:
+    """The 422 of a route whose use case may also refuse with a sentence (documented so
+    that clients and schema checks expect either form)."""
+    return {422: {"model": Unprocessable, "description": description}}
 
 
 def map_errors(app: FastAPI, statuses: ErrorStatuses) -> None:

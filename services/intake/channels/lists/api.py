@@ -58,6 +58,7 @@ from minqing.shared.persistence.uow import UowFactory
 from minqing.shared.service.settings import Settings
 from minqing.shared.web.deps import from_state
 from minqing.shared.web.edge import ULID_PATTERN, quoted
+from minqing.shared.web.errors import unprocessable
 
 PREFIX = "/api/v1/imports"
 WAIT_POLL_SECONDS = 0.1
@@ -254,10 +255,10 @@ router = APIRouter(prefix=PREFIX, tags=["compiled lists"])
             "limit (named in the detail)"
         },
         415: {"description": "Neither CSV nor XLSX"},
-        422: {
-            "description": "Not a list: encoding, no header, missing required columns, "
-            "a workbook with XML entities or not readable"
-        },
+        **unprocessable(
+            "Not a list: encoding, no header, missing required columns, a workbook with "
+            "XML entities or not readable"
+        ),
     },
 )
 async def post_import(
