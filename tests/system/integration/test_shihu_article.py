@@ -145,8 +145,8 @@ class Town:
 # An actor: kind:name, the kind a principal's (shared/identity/principal.py) or a
 # resident's (who acts with the token of a reply or an invitation).
 PRINCIPAL = re.compile(r"(person|system|service|resident):[A-Za-z0-9._-]+")
-# The event types the article's matters go through (the rest: tests/system/integration/
-# test_actors.py).
+# The event types the article's matters go through (every other type is checked on the
+# streams of the tests that make it: tests/support/actors.py).
 ARTICLE_TYPES = {
     "issue.reported",
     "issue.assigned",
