@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from minqing.shared.service.settings import Settings
+from tests.support.actors import assert_actors_are_principals
+from tests.support.harness import fresh_database, isolated_settings
 from tests.support.identity import AS, DESK
 from tests.support.processes import ServiceProcess, poll, running_services
 
@@ -81,10 +81,17 @@ class Town:
         )
 
 
-@pytest.fixture
-def town(settings: Settings, tmp_path: Path) -> Iterator[Town]:
-    with running_services(settings, tmp_path) as services:
-        yield Town(services)
+@pytest.fixture(scope="module")
+async def town(
+    nats_url: str, server_db_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Town]:
+    """One set of the four service processes for the module (each test reports matters of
+    its own); every event they recorded names a principal as its actor."""
+    async with fresh_database(server_db_url, template_db) as url:
+        settings = isolated_settings(nats_url, url)
+        with running_services(settings, tmp_path_factory.mktemp("loop")) as services:
+            yield Town(services)
+        await assert_actors_are_principals(settings)
 
 
 def test_two_matters_go_round_the_loop_one_of_them_twice(town: Town) -> None:
