@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from minqing.shared.service.settings import SERVICES
 from tests.support.actors import assert_actors_are_principals
 from tests.support.harness import fresh_database, isolated_settings
 from tests.support.identity import AS, DESK
@@ -81,17 +82,26 @@ class Town:
         )
 
 
+REPORTER_NAME, REPORTER_PHONE = "Zhang Xiuying", "13812345678"
+
+
 @pytest.fixture(scope="module")
 async def town(
     nats_url: str, server_db_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Town]:
     """One set of the four service processes for the module (each test reports matters of
-    its own); every event they recorded names a principal as its actor."""
+    its own); every event they recorded names a principal as its actor, and no log line of
+    theirs holds a reporter's name or phone."""
+    logs = tmp_path_factory.mktemp("loop")
     async with fresh_database(server_db_url, template_db) as url:
         settings = isolated_settings(nats_url, url)
-        with running_services(settings, tmp_path_factory.mktemp("loop")) as services:
+        with running_services(settings, logs) as services:
             yield Town(services)
         await assert_actors_are_principals(settings)
+    written = {path.name: path.read_text(errors="replace") for path in logs.glob("*.log")}
+    assert set(written) == {f"{name}.log" for name in SERVICES}
+    for name, text in written.items():
+        assert REPORTER_NAME not in text and REPORTER_PHONE not in text, name
 
 
 def test_two_matters_go_round_the_loop_one_of_them_twice(town: Town) -> None:
@@ -160,7 +170,8 @@ def test_two_matters_go_round_the_loop_one_of_them_twice(town: Town) -> None:
 
 
 def test_wrong_steps_are_refused_with_reasons(town: Town) -> None:
-    issue_id = town.report()
+    # A reporter who is answered at each step (the replies go to the log: see the fixture)
+    issue_id = town.report(reporter={"name": REPORTER_NAME, "phone": REPORTER_PHONE})
     town.wait_until_assigned(issue_id, 1)
     early_lookback = town.lookback(issue_id, "passed", "")
     assert early_lookback.status_code == 409

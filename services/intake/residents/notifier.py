@@ -13,6 +13,7 @@ from typing import Protocol
 import httpx
 
 from minqing.services.intake.domain import mask_phone
+from minqing.shared.domain.text import mask_name
 from minqing.shared.service.settings import Settings
 
 log = logging.getLogger("minqing.intake.notifier")
@@ -45,8 +46,9 @@ class Notifier(Protocol):
 
 
 class LogNotifier:
-    """Writes each answer to the service log (the phone masked): for a town without a
-    gateway yet, and for development."""
+    """Writes each answer to the service log, the name and phone masked (a log is read by
+    whoever runs the service, and kept): for a town without a gateway yet, and for
+    development."""
 
     name = "log"
 
@@ -54,7 +56,7 @@ class LogNotifier:
         log.info(
             "reply %s to %s (%s) on matter %s: %s",
             message.reply_id,
-            message.name or "reporter",
+            mask_name(message.name) if message.name else "reporter",
             mask_phone(message.phone) or "no phone",
             message.issue_id,
             message.text,

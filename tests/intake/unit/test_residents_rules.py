@@ -352,7 +352,10 @@ def test_a_webhook_notifier_needs_its_url() -> None:
     assert Settings().notifier_kind == "log"
 
 
-async def test_the_log_notifier_masks_the_phone(caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_log_notifier_masks_the_name_and_the_phone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, logger="minqing.intake.notifier")
     await LogNotifier().send(message())
     assert "139****5678" in caplog.text and "13912345678" not in caplog.text
+    assert "W******" in caplog.text and "Wang Wu" not in caplog.text
