@@ -19,7 +19,7 @@ from minqing.services.intake.store import matters
 from minqing.shared.contract.events import IssueLookbackPassed
 from minqing.shared.service.settings import Settings
 from tests.support.events import envelope, publish
-from tests.support.harness import eventually, isolated_settings, serve, stream_messages
+from tests.support.harness import eventually, serve, stream_messages
 
 LAMPS = {
     "title": "石官路路灯不亮",
@@ -40,8 +40,9 @@ AGAIN = {
 
 
 @pytest.fixture
-def dedupe_settings(nats_url: str, database_url: str) -> Settings:
-    return isolated_settings(nats_url, database_url, duplicate_threshold=80.0)
+def dedupe_settings(settings: Settings) -> Settings:
+    """The test's settings (their actors checked at its end), alike reports merged."""
+    return settings.model_copy(update={"duplicate_threshold": 80.0})
 
 
 @pytest.fixture

@@ -60,6 +60,7 @@ from minqing.shared.contract.events import (
 from minqing.shared.domain.calendar import add_working_days, official
 from minqing.shared.domain.clock import local_date
 from minqing.shared.service.settings import REFERENCE_DIR
+from tests.support.actors import PRINCIPAL, note_checked
 from tests.support.examples import examples
 from tests.support.fakes import InMemoryAssignments, InMemoryCases, InMemoryReports, Units
 from tests.support.residents import InMemoryResidents
@@ -174,6 +175,7 @@ class Matters(RuleBasedStateMachine):
         self.issues: list[str] = []
         self.notifier = Collecting()
         self.answered: set[str] = set()
+        self.actors_checked = 0  # how much of the log the actor invariant has read
 
     @initialize(start=st.sampled_from(STARTS))
     def start(self, start: datetime) -> None:
@@ -248,7 +250,7 @@ class Matters(RuleBasedStateMachine):
         issue_id = data.draw(st.sampled_from(self.issues))
         current = self._assignment(issue_id)
         unit = current.unit if own and current else data.draw(st.sampled_from(UNITS))
-        command = SendBack(unit=unit, reason="not ours", by=f"{unit}-clerk")
+        command = SendBack(unit=unit, reason="not ours", by=f"person:{unit}-clerk")
         call = assignment.send_back(self.bus.assignment, ASSIGNMENT_RULES, issue_id, command)
         self.run(self._attempt(self.bus.assignment, call))
 
@@ -256,7 +258,7 @@ class Matters(RuleBasedStateMachine):
     @rule(data=st.data(), unit=st.sampled_from(UNITS))
     def reassign(self, data: st.DataObject, unit: str) -> None:
         issue_id = data.draw(st.sampled_from(self.issues))
-        command = Reassign(unit=unit, reason="belongs there", by="town-office")
+        command = Reassign(unit=unit, reason="belongs there", by="person:town-office")
         call = assignment.reassign(self.bus.assignment, ASSIGNMENT_RULES, issue_id, command)
         self.run(self._attempt(self.bus.assignment, call))
 
@@ -264,7 +266,7 @@ class Matters(RuleBasedStateMachine):
     @rule(data=st.data(), days=st.integers(1, 15))
     def extend(self, data: st.DataObject, days: int) -> None:
         issue_id = data.draw(st.sampled_from(self.issues))
-        command = ExtendDeadline(working_days=days, reason="holiday", by="supervisor")
+        command = ExtendDeadline(working_days=days, reason="holiday", by="person:supervisor")
         call = assignment.extend_deadline(self.bus.assignment, ASSIGNMENT_RULES, issue_id, command)
         self.run(self._attempt(self.bus.assignment, call))
 
@@ -272,7 +274,9 @@ class Matters(RuleBasedStateMachine):
     @rule(data=st.data(), milestone=st.integers(1, 5), done=st.booleans())
     def progress(self, data: st.DataObject, milestone: int, done: bool) -> None:
         issue_id = self._pick(data, "assigned")
-        command = ReportProgress(milestone=milestone, note="on it", done=done, reported_by="x")
+        command = ReportProgress(
+            milestone=milestone, note="on it", done=done, reported_by="person:x"
+        )
         call = followup.report_progress(self.bus.followup, FOLLOWUP_RULES, issue_id, command)
         self.run(self._attempt(self.bus.followup, call))
 
@@ -282,7 +286,7 @@ class Matters(RuleBasedStateMachine):
         issue_id = self._pick(data, "assigned")
         current = self._assignment(issue_id)
         unit = current.unit if own and current else data.draw(st.sampled_from(UNITS))
-        command = ResolveIssue(unit=unit, summary="done", resolved_by=f"{unit}-worker")
+        command = ResolveIssue(unit=unit, summary="done", resolved_by=f"person:{unit}-worker")
         call = followup.resolve_issue(self.bus.followup, FOLLOWUP_RULES, issue_id, command)
         self.run(self._attempt(self.bus.followup, call))
 
@@ -291,7 +295,7 @@ class Matters(RuleBasedStateMachine):
     def look_back(self, data: st.DataObject, passed: bool, resolver: int) -> None:
         issue_id = self._pick(data, "resolved")
         tracked = self.bus.followup.store.rows.get(issue_id)
-        visitor = "grid-worker-7"
+        visitor = "person:grid-worker-7"
         if resolver == 0 and tracked is not None and tracked.case.resolved_by:
             visitor = tracked.case.resolved_by  # may not pass its own work
         command = RecordLookback(
@@ -364,6 +368,18 @@ class Matters(RuleBasedStateMachine):
     def _index_of_close(self, issue_id: str) -> int:
         events = events_of(self.bus.log, issue_id)
         return next(i for i, e in enumerate(events) if isinstance(e, IssueLookbackPassed))
+
+    @invariant()
+    def every_actor_is_a_principal(self) -> None:
+        """Who did it is an authenticated principal (or a resident), as the use cases set
+        it: never a name typed in a body."""
+        for envelope in self.bus.log[self.actors_checked :]:
+            assert PRINCIPAL.fullmatch(envelope.actor), (envelope.type, envelope.actor)
+        self.actors_checked = len(self.bus.log)
+
+    def teardown(self) -> None:
+        # The types this run checked count towards every type checked (tests/conftest.py).
+        note_checked({envelope.short_type for envelope in self.bus.log})
 
     @invariant()
     def no_date_on_a_non_working_day(self) -> None:
