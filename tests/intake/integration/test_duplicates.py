@@ -126,7 +126,7 @@ async def test_a_closed_matter_takes_no_more_reports(
     )
     await publish(
         dedupe_settings,
-        envelope(passed, str(first["issue_id"]), actor="followup", service="followup"),
+        envelope(passed, str(first["issue_id"]), actor="person:grid-7", service="followup"),
     )
 
     async def status() -> str | None:

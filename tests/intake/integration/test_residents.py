@@ -67,7 +67,7 @@ def resolved(issue_id: str) -> Envelope:
         assignment_no=1,
         lookback_due=date(2026, 12, 8),
     )
-    return envelope(event, issue_id, actor="wu-jun", service="followup")
+    return envelope(event, issue_id, actor="person:wu-jun", service="followup")
 
 
 def passed(issue_id: str) -> Envelope:
@@ -78,7 +78,7 @@ def passed(issue_id: str) -> Envelope:
         lookback_due=date(2026, 12, 8),
         within_window=True,
     )
-    return envelope(event, issue_id, actor="grid-7", service="followup")
+    return envelope(event, issue_id, actor="person:grid-7", service="followup")
 
 
 async def report_twice(client: httpx.AsyncClient) -> str:
