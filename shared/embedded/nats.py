@@ -60,7 +60,7 @@ def admin_credentials(store_dir: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-async def _jetstream_answers(url: str, credentials: Path | None = None) -> bool:
+async def jetstream_answers(url: str, credentials: Path | None = None) -> bool:
     """Whether a JetStream-enabled NATS server answers at ``url`` within a short time."""
 
     async def _quiet(_: Exception) -> None:
@@ -162,7 +162,7 @@ class EmbeddedNats(ChildServer):
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 self._fail(f"nats-server exited with code {self._process.returncode}")
-            if self._logged_ready() and run_sync(lambda: _jetstream_answers(self.url, admin)):
+            if self._logged_ready() and run_sync(lambda: jetstream_answers(self.url, admin)):
                 return
             time.sleep(0.05)
         self._fail(f"JetStream did not answer at {self.url} within {self.startup_timeout}s")

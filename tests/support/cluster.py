@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from minqing.shared.embedded.nats import nats_server_binary
+from minqing.shared.embedded.nats import jetstream_answers, nats_server_binary
 from minqing.shared.service.infra import free_port, run_sync
 
 READY_WITHIN = 30.0
@@ -44,24 +44,8 @@ cluster {{
 """
 
 
-async def _jetstream_ready(url: str) -> bool:
-    import nats
-
-    try:
-        nc = await nats.connect(url, connect_timeout=1, max_reconnect_attempts=0)
-    except Exception:
-        return False
-    try:
-        await nc.jetstream().account_info()
-        return True
-    except Exception:
-        return False
-    finally:
-        await nc.close()
-
-
 def _ready(url: str) -> bool:
-    return run_sync(lambda: _jetstream_ready(url))
+    return run_sync(lambda: jetstream_answers(url))
 
 
 @contextlib.contextmanager

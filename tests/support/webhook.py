@@ -10,6 +10,24 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from minqing.shared.service.settings import Settings
+
+
+def answering_to(settings: Settings, receiver: Receiver, **more: Any) -> Settings:
+    """``settings`` (a test's own, so their actors are still checked at its end) with the
+    reporters' answers sent to ``receiver``, tried once each, the reply worker quick."""
+    return settings.model_copy(
+        update={
+            "notifier_kind": "webhook",
+            "notifier_webhook_url": receiver.url,
+            "notifier_attempts": 1,
+            "notifier_timeout_seconds": 2,
+            "reply_poll_seconds": 0.1,
+            "reply_retry_max_seconds": 0.2,
+            **more,
+        }
+    )
+
 
 @dataclass
 class Receiver:

@@ -30,11 +30,10 @@ from minqing.services.projection.app import create_app as projection_app
 from minqing.shared.contract.events import IssueLookbackPassed, IssueResolved
 from minqing.shared.persistence.db import make_engine, make_sessions
 from minqing.shared.service.settings import Settings
-from tests.support.actors import assert_actors_are_principals
 from tests.support.events import envelope, publish
-from tests.support.harness import eventually, isolated_settings, serve
+from tests.support.harness import eventually, serve
 from tests.support.identity import AS
-from tests.support.webhook import Receiver, webhook_receiver
+from tests.support.webhook import Receiver, answering_to, webhook_receiver
 
 REPORT = {  # routed to town_construction
     "title": "Street lights out on Shiguan Road",
@@ -54,21 +53,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-async def pii_settings(
-    nats_url: str, database_url: str, receiver: Receiver
-) -> AsyncIterator[Settings]:
-    settings = isolated_settings(
-        nats_url,
-        database_url,
-        notifier_kind="webhook",
-        notifier_webhook_url=receiver.url,
-        notifier_attempts=1,
-        notifier_timeout_seconds=2,
-        reply_poll_seconds=0.1,
-        reply_retry_max_seconds=0.2,
-    )
-    yield settings
-    await assert_actors_are_principals(settings)
+def pii_settings(settings: Settings, receiver: Receiver) -> Settings:
+    return answering_to(settings, receiver)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from minqing.shared.contract.events import IssueLookbackPassed, IssueResolved
 from minqing.shared.service.settings import Settings
 from tests.support.events import envelope, publish
 from tests.support.harness import eventually, serve, stream_messages
-from tests.support.webhook import Receiver, webhook_receiver
+from tests.support.webhook import Receiver, answering_to, webhook_receiver
 
 REPORT = {
     "title": "Dangerous bridge over the East and West River",
@@ -44,18 +44,8 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def webhook_settings(settings: Settings, receiver: Receiver) -> Settings:
-    """The test's settings (their actors checked at its end), answers sent to ``receiver``."""
-    return settings.model_copy(
-        update=dict(
-            duplicate_threshold=85,
-            notifier_kind="webhook",
-            notifier_webhook_url=receiver.url,
-            notifier_attempts=1,
-            notifier_timeout_seconds=2,
-            reply_poll_seconds=0.1,
-            reply_retry_max_seconds=0.2,
-            feedback_base_url="https://minqing.example",
-        )
+    return answering_to(
+        settings, receiver, duplicate_threshold=85, feedback_base_url="https://minqing.example"
     )
 
 
