@@ -141,6 +141,7 @@ class Relay:
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._wakeup = asyncio.Event()
+        self._stopping = False
         self._lock_key = zlib.crc32(f"minqing-relay:{outbox.fullname}".encode())
         self._outage = OutageLog(log, "outbox relay")
 
@@ -148,29 +149,47 @@ class Relay:
         """New rows were committed: publish now rather than at the next poll."""
         self._wakeup.set()
 
+    def stop(self) -> None:
+        """Shutting down: the relay holding the lock publishes what is committed, releases
+        the lock (a standby replica takes over at its next poll) and ``run`` returns; a
+        standby returns at once. A failure on the way leaves the rest for the next relay."""
+        self._stopping = True
+        self._wakeup.set()
+
     async def run(self) -> None:
-        """Relay until cancelled; transient failures are logged once per outage and retried."""
-        while True:
+        """Relay until stopped (or cancelled); transient failures are logged once per outage
+        and retried."""
+        while not self._stopping:
             try:
                 async with self._engine.connect() as conn:
                     if await self._lock(conn):
                         await self._drain_forever(conn)
+                        await self._unlock(conn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self._outage.failed(exc)
-            await self._sleep()
+            if not self._stopping:
+                await self._sleep()
 
     async def _lock(self, conn: AsyncConnection) -> bool:
         locked = await conn.scalar(text("select pg_try_advisory_lock(:k)"), {"k": self._lock_key})
         await conn.commit()
         return bool(locked)
 
+    async def _unlock(self, conn: AsyncConnection) -> None:
+        await conn.execute(text("select pg_advisory_unlock(:k)"), {"k": self._lock_key})
+        await conn.commit()
+
     async def _drain_forever(self, conn: AsyncConnection) -> None:
+        """Publish until the outbox is empty, then wait to be woken; when stopping, return
+        once what was committed before has been published."""
         while True:
             while await self._relay_batch(conn) == self._batch_size:
                 pass
             self._outage.recovered()
+            if self._stopping:
+                return
             await self._sleep()
 
     async def relay_once(self) -> int:

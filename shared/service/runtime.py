@@ -65,6 +65,7 @@ class Runtime:
     consumers: list[PullConsumer] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     consumer_tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    relay_task: asyncio.Task[None] | None = None
     js: JetStreamContext | None = None
     # Durable consumer -> event classes: this service's own (its declaration).
     catalog: Consumers = field(default_factory=dict)
@@ -311,7 +312,8 @@ async def start(runtime: Runtime) -> None:
         await ensure_stream(runtime.js, extra)
     await runtime.broker.start()
     housekeeping = Housekeeping(runtime.sessions, runtime.plumbing, settings)
-    runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name=f"{runtime.name}-relay"))
+    runtime.relay_task = asyncio.create_task(runtime.relay.run(), name=f"{runtime.name}-relay")
+    runtime.tasks.append(runtime.relay_task)
     runtime.tasks.append(asyncio.create_task(housekeeping.run(), name=f"{runtime.name}-prune"))
     for consumer in runtime.consumers:
         await consumer.attach(runtime.js)
@@ -326,13 +328,20 @@ async def start(runtime: Runtime) -> None:
 
 
 async def stop(runtime: Runtime) -> None:
-    """Let consumers finish their batch, stop the relay, close; unsent rows stay in the outbox."""
+    """Let consumers finish and acknowledge their batch (fetching no more), let the relay
+    publish what is committed (the events those batches and the last requests wrote), then
+    close. Each step is bounded by ``STOP_GRACE_SECONDS``; what is left unsent then stays in
+    the outbox for the next relay (another replica's, or this one's next start)."""
     for consumer in runtime.consumers:
         consumer.stop()
     if runtime.consumer_tasks:
         _, pending = await asyncio.wait(runtime.consumer_tasks, timeout=STOP_GRACE_SECONDS)
         runtime.tasks.extend(pending)
         runtime.consumer_tasks.clear()
+    if runtime.relay_task is not None:
+        runtime.relay.stop()
+        await asyncio.wait([runtime.relay_task], timeout=STOP_GRACE_SECONDS)
+        runtime.relay_task = None
     await cancel_and_wait(runtime.tasks)
     runtime.tasks.clear()
     await runtime.broker.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -19,7 +20,7 @@ from minqing.shared.messaging.streams import (
 from minqing.shared.service.runtime import Runtime, build_runtime
 from minqing.shared.service.settings import Settings
 from tests.support.events import reported
-from tests.support.harness import stream_messages
+from tests.support.harness import eventually, stream_messages
 
 
 @pytest.fixture
@@ -180,6 +181,43 @@ async def test_only_one_relay_publishes_at_a_time(runtime: Runtime) -> None:
             assert await runtime.relay._lock(mine)
             assert not await other.relay._lock(theirs)  # a replica waits on standby
     finally:
+        await other.engine.dispose()
+
+
+async def test_a_stopping_relay_publishes_what_is_committed_and_hands_over_to_a_standby(
+    runtime: Runtime, settings: Settings
+) -> None:
+    publish = batch_publisher(runtime.js, settings.stream_name)  # type: ignore[arg-type]
+    # A polls once a minute and is never woken: only stopping makes it publish the rows below.
+    a = Relay(runtime.engine, plumbing.outbox, publish, batch_size=2, poll_seconds=60)
+    other = build_runtime("intake", settings, plumbing)
+    b = Relay(other.engine, plumbing.outbox, publish, batch_size=2, poll_seconds=0.05)
+    first = await queue(runtime, 1)
+    running_a = asyncio.create_task(a.run())
+    running_b: asyncio.Task[None] | None = None
+    try:
+        await eventually(lambda: stream_messages(settings), lambda got: len(got) == 1)
+        running_b = asyncio.create_task(b.run())  # on standby: A holds the lock
+        later = await queue(runtime, 5)
+        await asyncio.sleep(0.3)  # B polled several times meanwhile and could not publish
+        assert len(await stream_messages(settings)) == 1
+
+        a.stop()
+        await asyncio.wait_for(running_a, timeout=10)
+        messages = await stream_messages(settings)
+        assert [m.headers["Nats-Msg-Id"] for m in messages if m.headers] == first + later
+
+        last = await queue(runtime, 2)  # A released the lock: the standby publishes these
+        await eventually(lambda: stream_messages(settings), lambda got: len(got) == 8)
+        b.stop()
+        await asyncio.wait_for(running_b, timeout=10)
+        messages = await stream_messages(settings)
+        assert [m.headers["Nats-Msg-Id"] for m in messages if m.headers] == first + later + last
+    finally:
+        for task in (running_a, running_b):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await other.engine.dispose()
 
 
