@@ -170,9 +170,11 @@ class BatchConsumer:
         after_commit: Callable[[], None] = lambda: None,
         ordered: bool = False,
         observe: Callable[[str, list[str], float], None] = lambda name, types, seconds: None,
+        redelivered: Callable[[str, int], None] = lambda name, count: None,
     ) -> None:
         self.name = name
         self._observe = observe
+        self._redelivered = redelivered
         self.ordered = ordered
         self._sessions = sessions
         self._plumbing = plumbing
@@ -194,6 +196,9 @@ class BatchConsumer:
         An ordered consumer is told the sequence its reader read before this batch
         (``after``) and raises ``ReadAgain`` when it must read again from its position."""
         items = [self._parse(message, epoch) for message in messages]
+        again = sum(1 for message in messages if message.metadata.num_delivered > 1)
+        if again:
+            self._redelivered(self.name, again)
         started = time.perf_counter()
         try:
             result = await self._commit(items, after)

@@ -51,6 +51,13 @@ class ServiceMetrics:
             ["consumer", "type"],
             registry=r,
         )
+        self._again = Counter(
+            "minqing_events_redelivered",
+            "Messages a consumer received that were delivered before (a crash or a shutdown "
+            "that did not acknowledge, an acknowledgement lost, a retry), by consumer.",
+            ["consumer"],
+            registry=r,
+        )
         self._batches = Histogram(
             "minqing_consumer_batch_seconds",
             "Time to apply one fetched batch in its transaction, by consumer.",
@@ -101,6 +108,9 @@ class ServiceMetrics:
         for event_type in types:
             self._consumed.labels(consumer, event_type).inc()
         self._batches.labels(consumer).observe(seconds)
+
+    def redelivered(self, consumer: str, count: int) -> None:
+        self._again.labels(consumer).inc(count)
 
     def published(self, kinds: Sequence[str]) -> None:
         for kind in kinds:

@@ -155,6 +155,7 @@ class Runtime:
             after_commit=_both(self.outbox.wake_if_added, after_commit),
             ordered=ordered,
             observe=self.metrics.consumed,
+            redelivered=self.metrics.redelivered,
         )
         subscription = Subscription(
             name=name,

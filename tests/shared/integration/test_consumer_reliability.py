@@ -235,8 +235,13 @@ async def test_a_failure_of_its_own_is_retried_until_it_succeeds(settings: Setti
     async with consuming(settings, flaky) as rt:
         await eventually(lambda: count(rt, "inbox"), lambda n: n == 1)
         assert await count(rt, "dead_letters") == 0
+        name = rt.consumers[0].name
+        again = rt.metrics.registry.get_sample_value(
+            "minqing_events_redelivered_total", {"consumer": name}
+        )
     # The batch and then the message alone failed on delivery 1; delivery 2 succeeded.
     assert attempts == [1, 1, 2]
+    assert again == 1.0  # the metric counts the one redelivery
 
 
 async def test_a_message_that_always_fails_is_dead_lettered_and_the_others_are_applied(
