@@ -108,7 +108,7 @@ async def rebuild_command(
 
     try:
         nc = await nats.connect(
-            settings.nats_url,
+            settings.nats_servers,
             connect_timeout=NATS_CONNECT_SECONDS,
             allow_reconnect=False,
             max_reconnect_attempts=1,  # two quick tries (0 retries forever in nats-py 2.16)

@@ -259,7 +259,7 @@ def build_runtime(
     """Wire the parts; nothing connects until ``start``."""
     engine = make_engine(settings.database_url, settings)
     broker = NatsBroker(
-        settings.nats_url,
+        settings.nats_servers,
         log_level=logging.DEBUG,  # per-message logs off: our own code logs what matters
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal, Self
 
@@ -187,6 +188,24 @@ class Settings(BaseSettings):
         pattern=r"^(RS|PS|ES)(256|384|512)(,(RS|PS|ES)(256|384|512))*$",
     )
     oidc_http_timeout_seconds: float = Field(5.0, gt=0, le=60)
+
+    @field_validator("nats_url")
+    @classmethod
+    def _server_list(cls, value: str) -> str:
+        """One NATS URL, or a cluster's several separated by commas (the client connects to
+        any that answers and learns the rest from the cluster)."""
+        servers = [each.strip() for each in value.split(",")]
+        for each in servers:
+            if not re.fullmatch(r"(nats|tls)://[^\s,/]+", each):
+                raise ValueError(
+                    f"expected nats://host:port (several separated by commas): {each!r}"
+                )
+        return ",".join(servers)
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """``nats_url`` as the list of servers a client is given."""
+        return self.nats_url.split(",")
 
     @field_validator("rate_limit_per_principal", "rate_limit_per_source", "rate_limit_anonymous")
     @classmethod
