@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: up test lint unit install bench docs clean
+.PHONY: up test lint unit install bench docs clean operations
 
 up: $(STAMP)
 	$(BIN)/minqing up
@@ -18,6 +18,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check minqing services shared tests bench docs/hooks
 	$(BIN)/ruff format --check minqing services shared tests bench docs/hooks
 	$(BIN)/mypy -p minqing
+
+# The operations tests (docs/operator/operations.md): a three-node NATS cluster, replicas,
+# a partition, rolling restarts, a restore drill; real servers for minutes, one at a time.
+# CI runs them after `make test`.
+operations: $(STAMP)
+	MINQING_OPERATIONS_TESTS=1 $(BIN)/pytest -q -m operations --durations=0 -p no:randomly
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/*/unit

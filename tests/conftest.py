@@ -43,6 +43,21 @@ def _whole_suite(config: pytest.Config) -> bool:
     )
 
 
+OPERATIONS = "MINQING_OPERATIONS_TESTS"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``operations`` (clusters, replicas, partitions, restarts, a restore
+    drill: minutes of real servers) run in their own job, `make operations`, which CI runs
+    after `make test`; elsewhere they are skipped, saying how to run them."""
+    if os.environ.get(OPERATIONS) == "1":
+        return
+    skip = pytest.mark.skip(reason=f"an operations test: `make operations` ({OPERATIONS}=1)")
+    for item in items:
+        if item.get_closest_marker("operations") is not None:
+            item.add_marker(skip)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """A full run fails if some registered event type had its actor checked nowhere."""

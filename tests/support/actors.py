@@ -50,7 +50,7 @@ def checked_types(directory: Path) -> set[str]:
 async def assert_actors_are_principals(settings: Settings) -> None:
     typed: set[tuple[str, str]] = set()
     checked: set[str] = set()
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(settings.nats_servers)
     try:
         js = nc.jetstream()
         try:

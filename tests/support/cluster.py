@@ -2,7 +2,8 @@
 
 Each node has its own client and route port and store dir; the context waits until the
 cluster has a JetStream meta leader, and stops (then kills, by the PIDs it started) every
-node when it ends.
+node when it ends. A test may kill a node (SIGKILL, as a crash) and start it again on the
+same ports and store, and ask which node leads a stream.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import contextlib
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import nats
 
 from minqing.shared.embedded.nats import jetstream_answers, nats_server_binary
 from minqing.shared.service.infra import free_port, run_sync
@@ -21,24 +24,100 @@ READY_WITHIN = 30.0
 
 
 @dataclass
+class Node:
+    name: str
+    home: Path
+    port: int
+    route: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with (self.home / "nats.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(nats_server_binary()), "-c", str(self.home / "nats.conf")],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: the node's store stays for a restart."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self) -> str:
+        return (self.home / "nats.log").read_text(errors="replace")
+
+
+@dataclass
 class Cluster:
-    urls: list[str]
+    nodes: list[Node] = field(default_factory=list)
+
+    @property
+    def urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
 
     @property
     def url(self) -> str:
         """All the nodes, as a client's server list (nats-py takes a comma-separated one)."""
         return ",".join(self.urls)
 
+    def node(self, name: str) -> Node:
+        return next(node for node in self.nodes if node.name == name)
 
-def _config(name: str, port: int, route: int, routes: list[int], store: Path) -> str:
-    others = ", ".join(f'"nats://127.0.0.1:{r}"' for r in routes if r != route)
+    def stream_leader(self, stream: str) -> str:
+        """The name of the node leading ``stream`` now (asked of a running node)."""
+        url = next(node.url for node in self.nodes if node.running)
+
+        async def ask() -> str:
+            connection = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
+            try:
+                info = await connection.jetstream().stream_info(stream)
+                assert info.cluster is not None and info.cluster.leader, info
+                return str(info.cluster.leader)
+            finally:
+                await connection.close()
+
+        return run_sync(ask)
+
+    def wait_ready(self, within: float = READY_WITHIN) -> None:
+        deadline = time.monotonic() + within
+        running = [node for node in self.nodes if node.process is not None]
+        while not all(_ready(node.url) for node in running):
+            if time.monotonic() > deadline or any(not node.running for node in running):
+                logs = "\n".join(node.log() for node in self.nodes)
+                raise RuntimeError("the NATS cluster did not become ready:\n" + logs)
+            time.sleep(0.2)
+
+
+def _config(node: Node, routes: list[int]) -> str:
+    others = ", ".join(f'"nats://127.0.0.1:{r}"' for r in routes if r != node.route)
     return f"""
-server_name: {name}
-listen: "127.0.0.1:{port}"
-jetstream {{ store_dir: "{store}" }}
+server_name: {node.name}
+listen: "127.0.0.1:{node.port}"
+jetstream {{ store_dir: "{node.home / "store"}" }}
 cluster {{
   name: minqing-test
-  listen: "127.0.0.1:{route}"
+  listen: "127.0.0.1:{node.route}"
   routes: [{others}]
 }}
 """
@@ -50,38 +129,21 @@ def _ready(url: str) -> bool:
 
 @contextlib.contextmanager
 def nats_cluster(directory: Path, nodes: int = 3) -> Iterator[Cluster]:
-    ports = [free_port() for _ in range(nodes)]
-    routes = [free_port() for _ in range(nodes)]
-    started: list[subprocess.Popen[bytes]] = []
+    cluster = Cluster(
+        [Node(f"n{n}", directory / f"n{n}", free_port(), free_port()) for n in range(1, nodes + 1)]
+    )
+    routes = [node.route for node in cluster.nodes]
     try:
-        for n, (port, route) in enumerate(zip(ports, routes, strict=True), start=1):
-            home = directory / f"n{n}"
-            home.mkdir(parents=True)
-            config = home / "nats.conf"
-            config.write_text(_config(f"n{n}", port, route, routes, home / "store"))
-            with (home / "nats.log").open("ab") as log:
-                started.append(
-                    subprocess.Popen(
-                        [str(nats_server_binary()), "-c", str(config)],
-                        stdout=log,
-                        stderr=log,
-                        stdin=subprocess.DEVNULL,
-                    )
-                )
-        urls = [f"nats://127.0.0.1:{port}" for port in ports]
-        deadline = time.monotonic() + READY_WITHIN
-        while not all(_ready(url) for url in urls):
-            if time.monotonic() > deadline or any(p.poll() is not None for p in started):
-                logs = [(directory / f"n{n}" / "nats.log").read_text() for n in range(1, nodes + 1)]
-                raise RuntimeError("the NATS cluster did not become ready:\n" + "\n".join(logs))
-            time.sleep(0.2)
-        yield Cluster(urls)
+        for node in cluster.nodes:
+            node.home.mkdir(parents=True)
+            (node.home / "nats.conf").write_text(_config(node, routes))
+            node.start()
+        cluster.wait_ready()
+        yield cluster
     finally:
-        for process in started:
-            process.terminate()
-        for process in started:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        for node in cluster.nodes:
+            if node.running:
+                assert node.process is not None
+                node.process.terminate()
+        for node in cluster.nodes:
+            node.stop()

@@ -147,7 +147,7 @@ async def stream_messages(settings: Settings, stream: str | None = None) -> list
     """Every message in the settings' stream (or ``stream``), read directly (no consumer
     state)."""
     name = stream or settings.stream_name
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(settings.nats_servers)
     try:
         js = nc.jetstream()
         info: StreamInfo = await js.stream_info(name)

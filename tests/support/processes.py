@@ -118,6 +118,7 @@ def process_env(settings: Settings) -> dict[str, str]:
             "MINQING_DUPLICATE_THRESHOLD": str(settings.duplicate_threshold),
             "MINQING_RATE_LIMIT_PER_PRINCIPAL": settings.rate_limit_per_principal,
             "MINQING_RATE_LIMIT_PER_SOURCE": settings.rate_limit_per_source,
+            "MINQING_STREAM_REPLICAS": str(settings.stream_replicas),
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -141,3 +142,29 @@ def running_services(settings: Settings, log_dir: Path) -> Iterator[dict[str, Se
             service.terminate()  # all at once: each takes about a second to drain
         for service in services.values():
             service.stop()
+
+
+@contextmanager
+def running_replicas(
+    settings: Settings, log_dir: Path, replicas: int = 2
+) -> Iterator[dict[str, list[ServiceProcess]]]:
+    """``replicas`` processes of each service on one database and stream, each on a port
+    (and log folder, ``r1``, ``r2``...) of its own; all stopped (and reaped) afterwards."""
+    env = process_env(settings)
+    enrol_at(settings.database_url)
+    services: dict[str, list[ServiceProcess]] = {}
+    for n in range(1, replicas + 1):
+        own = dict(env) | {f"MINQING_{name.upper()}_PORT": str(free_port()) for name in SERVICES}
+        (log_dir / f"r{n}").mkdir(parents=True, exist_ok=True)
+        for name in SERVICES:
+            services.setdefault(name, []).append(ServiceProcess(name, own, log_dir / f"r{n}"))
+    every = [replica for group in services.values() for replica in group]
+    try:
+        for replica in every:
+            replica.start()
+        yield services
+    finally:
+        for replica in every:
+            replica.terminate()
+        for replica in every:
+            replica.stop()
