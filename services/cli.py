@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -17,14 +16,17 @@ import typer
 from minqing.services import natsconfig
 from minqing.services.intake import cli as intake_cli
 from minqing.services.projection import cli as projection_cli
+from minqing.shared.backup import cli as backup_cli
 from minqing.shared.cli.main import LogLevel, app, checked_log_level, service_name
 from minqing.shared.identity import cli as identity_cli
+from minqing.shared.service import logs, tracing
 from minqing.shared.service.settings import SERVICES, Settings
 
 intake_cli.register(app)
 projection_cli.register(app)
 natsconfig.register(app)
 identity_cli.register(app)
+backup_cli.register(app)
 
 
 @app.command()
@@ -36,16 +38,24 @@ def serve(
     name = service_name(service)
     level = checked_log_level(log_level)
     settings = Settings()
-    # Our own modules log what matters (dead letters, retries, relay failures): show them.
-    logging.basicConfig(
-        level="DEBUG" if level == "trace" else level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # Our own modules log what matters (dead letters, retries, relay failures): show them,
+    # with uvicorn's, as JSON lines (MINQING_LOG_FORMAT); traces if a collector is set.
+    logs.configure(name, settings.log_format, "DEBUG" if level == "trace" else level.upper())
+    tracing.configure(settings, name)
     module = importlib.import_module(f"minqing.services.{name}.app")
     api = module.create_app(settings)
     import uvicorn
 
-    uvicorn.run(api, host=settings.host, port=settings.port(name), log_level=level)
+    # uvicorn's records go through the root logger's handler (log_config=None); its access
+    # log is replaced by ours (minqing.access), which logs route templates, never paths.
+    uvicorn.run(
+        api,
+        host=settings.host,
+        port=settings.port(name),
+        log_level=level,
+        log_config=None,
+        access_log=False,
+    )
 
 
 @app.command(name="asyncapi")

@@ -32,6 +32,11 @@ class Envelope(BaseModel):
     correlationid: str = Field(min_length=1)
     causationid: str | None = None
     actor: str = Field(min_length=1)
+    # The CloudEvents distributed-tracing extension: the W3C trace context of the span that
+    # wrote the event (shared/service/tracing.py); absent when tracing is off. A malformed
+    # value is ignored (the event starts a new trace), never a reason to refuse the event.
+    traceparent: str | None = Field(None, description="W3C traceparent of the writing span")
+    tracestate: str | None = Field(None, description="W3C tracestate of the writing span")
 
     @property
     def short_type(self) -> str:

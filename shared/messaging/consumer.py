@@ -36,6 +36,7 @@ from minqing.shared.messaging.dead_letters import DeadLetter, DeadLetterSink, Ta
 from minqing.shared.messaging.faults import OutageLog, is_transient
 from minqing.shared.persistence.db import Sessions, reachable
 from minqing.shared.persistence.tables import Plumbing
+from minqing.shared.service import tracing
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 60.0
@@ -178,7 +179,7 @@ class BatchConsumer:
         self.ordered = ordered
         self._sessions = sessions
         self._plumbing = plumbing
-        self._apply_batch = apply_batch
+        self._apply_batch = tracing.consuming(name, apply_batch)
         self._parser = parser
         self._dead_letters = dead_letters or TableDeadLetters(plumbing)
         self._max_deliver = max_deliver

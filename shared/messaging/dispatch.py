@@ -16,6 +16,7 @@ from minqing.shared.contract.envelope import decode
 from minqing.shared.contract.events import Event
 from minqing.shared.messaging.consumer import ApplyBatch, Delivery, Outcome, outcome_of
 from minqing.shared.persistence.uow import Buffered, UnitOfWork
+from minqing.shared.service.tracing import handling
 
 S = TypeVar("S")
 D = TypeVar("D")
@@ -47,7 +48,8 @@ def event_applier(
                 event = decode(delivery.envelope)
                 handler = handlers.get(type(event)) if event is not None else None
                 if handler is not None:
-                    await handler(event, delivery.envelope, uow, deps)
+                    with handling(delivery.envelope):  # its log lines and span name it
+                        await handler(event, delivery.envelope, uow, deps)
             except Exception as exc:
                 outcome = outcome_of(exc)
                 if outcome is None:

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from minqing.shared.contract.envelope import Envelope
 from minqing.shared.messaging.faults import OutageLog
 from minqing.shared.persistence.bulk import executemany
+from minqing.shared.service import tracing
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,9 @@ class Outbox:
     async def add(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
         """Queue events for publishing, inside the caller's transaction."""
         if envelopes:
-            rows = [(e.id, self.subject(e), e.to_json().decode()) for e in envelopes]
-            await executemany(session, self._insert, rows)
+            with tracing.outbox_write(envelopes, str(self.table.schema)) as written:
+                rows = [(e.id, self.subject(e), e.to_json().decode()) for e in written]
+                await executemany(session, self._insert, rows)
             self._added = True
 
     async def send(self, session: AsyncSession, messages: Sequence[Message]) -> None:
@@ -137,7 +139,7 @@ class Relay:
         self._engine = engine
         self._published = published
         self._outbox = outbox
-        self._publish = publish
+        self._publish = tracing.publishing(publish, str(outbox.schema))
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._wakeup = asyncio.Event()

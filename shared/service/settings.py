@@ -188,6 +188,13 @@ class Settings(BaseSettings):
         pattern=r"^(RS|PS|ES)(256|384|512)(,(RS|PS|ES)(256|384|512))*$",
     )
     oidc_http_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    # Traces (shared/service/tracing.py, docs/operator/observability.md): the OpenTelemetry
+    # collector's OTLP/HTTP base URL (`/v1/traces` is appended); unset, the standard
+    # OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT are read; none set: no traces, at no cost.
+    otlp_endpoint: str | None = Field(None, pattern=r"^https?://[^\s]+$")
+    # Logs of `minqing serve` (shared/service/logs.py): one JSON object per line on stderr,
+    # or `console`, the same fields for people to read.
+    log_format: Literal["json", "console"] = "json"
 
     @field_validator("nats_url")
     @classmethod

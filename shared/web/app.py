@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Sequence
 from fastapi import FastAPI
 
 from minqing.shared.identity import web as identity
+from minqing.shared.service import tracing
+from minqing.shared.service.logs import AccessLog
 from minqing.shared.service.metrics import RequestTimer
 from minqing.shared.service.runtime import Runtime, start, stop
 from minqing.shared.web.http import install
@@ -39,5 +41,7 @@ def create_service_app(
     app.state.runtime = runtime
     identity.install(app, runtime.sessions, runtime.clock, runtime.settings)
     install(app, runtime, upload_paths)
-    app.add_middleware(RequestTimer, metrics=runtime.metrics)  # outermost: every answer timed
+    app.add_middleware(RequestTimer, metrics=runtime.metrics)  # every answer timed
+    app.add_middleware(AccessLog)  # a line per request: route template, status, ids
+    tracing.instrument(app)  # outermost when traced: a SERVER span around all of it
     return app
