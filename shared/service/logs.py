@@ -49,6 +49,8 @@ REQUEST: ContextVar[dict[str, str] | None] = ContextVar("minqing_log_request", d
 _MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d){8}(?!\d)")
 _FEEDBACK = re.compile(r"(/feedback/)[^\s/?#\"']+")
 access = logging.getLogger("minqing.access")
+# Probes and scrapes, answered every few seconds: their access lines are DEBUG.
+QUIET_ROUTES = ("/healthz", "/readyz", "/metrics")
 # Fields a record may carry in ``extra=`` that become fields of the line.
 EXTRAS = ("http_method", "http_route", "http_status", "duration_ms")
 
@@ -158,9 +160,10 @@ def configure(service: str, fmt: LogFormat, level: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # through the root's handler
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "faststream"):  # the root's
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    logging.captureWarnings(True)  # a library's warning is a line like the others
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
@@ -204,6 +207,12 @@ class AccessLog:
                 request.setdefault("issue_id", issue_id[:64])
             method = scope["method"]
             took = round((time.perf_counter() - started) * 1000, 1)
-            fields = {"http_method": method, "http_route": route, "http_status": status}
-            access.info("%s %s %d", method, route, status, extra={**fields, "duration_ms": took})
+            fields: dict[str, object] = {
+                "http_method": method,
+                "http_route": route,
+                "http_status": status,
+            }
+            level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
+            fields["duration_ms"] = took
+            access.log(level, "%s %s %d", method, route, status, extra=fields)
             REQUEST.reset(token)

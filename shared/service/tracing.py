@@ -54,6 +54,8 @@ W3C = TraceContextTextMapPropagator()
 _TRACEPARENT = re.compile(rb'"traceparent":"([0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2})"')
 _TRACESTATE = re.compile(rb'"tracestate":"([^"\\]{1,512})"')
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
+# Probes and scrapes, answered every few seconds: no spans (and access lines at DEBUG).
+UNTRACED_PATHS = ("/healthz", "/readyz", "/metrics")
 
 
 class _State:
@@ -348,15 +350,17 @@ def instrument(app: FastAPI) -> None:
     span per request, named ``<method> <route template>`` once the router has matched it;
     its path, query and URL attributes hold the template, never the path (an id or a
     feedback token in a path, a search text in a query never becomes an attribute). The
-    per-message ``send``/``receive`` spans are left out."""
+    per-message ``send``/``receive`` spans and probes (``UNTRACED_PATHS``) are left out."""
     if _state.provider is None:
         return
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from opentelemetry.util.http import parse_excluded_urls
     from starlette.middleware import Middleware
 
     app.user_middleware.append(Middleware(_RouteNamer))  # innermost: sees the route matched
     app.add_middleware(
         OpenTelemetryMiddleware,
+        excluded_urls=parse_excluded_urls(",".join(f"{p}$" for p in UNTRACED_PATHS)),
         default_span_details=_unmatched,
         exclude_spans=["receive", "send"],
         tracer_provider=_state.provider,
