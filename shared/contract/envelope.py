@@ -6,7 +6,14 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from minqing.shared.contract.events import EVENTS_BY_TYPE, UPCASTERS, Event
 from minqing.shared.domain.ids import new_id
@@ -37,6 +44,12 @@ class Envelope(BaseModel):
     # value is ignored (the event starts a new trace), never a reason to refuse the event.
     traceparent: str | None = Field(None, description="W3C traceparent of the writing span")
     tracestate: str | None = Field(None, description="W3C tracestate of the writing span")
+
+    @field_validator("traceparent", "tracestate", mode="before")
+    @classmethod
+    def _trace_context_or_none(cls, value: object) -> object:
+        """Trace context that is not a string is dropped, not a reason to refuse the event."""
+        return value if isinstance(value, str) else None
 
     @property
     def short_type(self) -> str:

@@ -74,3 +74,9 @@ def test_the_relay_reads_the_context_of_a_row_as_written() -> None:
     assert format(span.span_id, "016x") == PARENT[36:52]
     assert span.trace_state.get("vendor") == "1"
     assert tracing._from_payload(envelope().to_json()) is None
+
+
+def test_trace_context_that_is_not_a_string_is_dropped() -> None:
+    raw = envelope().to_json().replace(b'"actor"', b'"traceparent":7,"tracestate":[1],"actor"')
+    read = parse(raw)
+    assert read.traceparent is None and read.tracestate is None
