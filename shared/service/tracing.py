@@ -278,7 +278,12 @@ def consuming(consumer: str, apply_batch: ApplyBatch) -> ApplyBatch:
         if tracer is None or not deliveries:
             return await apply_batch(session, deliveries)
         spans = {d.envelope.id: _consumer_span(tracer, consumer, d) for d in deliveries}
-        token = _consuming.set(spans)
+        # What a handler records names its cause (causationid), or, for a message that is
+        # not one of our events (a department's report), its correlation id.
+        found = dict(spans)
+        for d in deliveries:
+            found.setdefault(d.envelope.correlationid, spans[d.envelope.id])
+        token = _consuming.set(found)
         try:
             outcomes = await apply_batch(session, deliveries)
         except BaseException as exc:

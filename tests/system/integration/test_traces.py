@@ -26,6 +26,8 @@ from minqing.shared.domain.ids import new_id
 from minqing.shared.service import tracing
 from minqing.shared.service.settings import Settings
 from tests.support.harness import eventually, serve, stream_messages
+from tests.support.ingress import cloudevent, running_intake, structured
+from tests.support.ingress import report as ingress_report
 
 NAME, PHONE, ADDRESS = "Ouyang Cuihua", "13698765432", "7 Willow Lane"
 DESCRIPTION = "The pump by the orchard has leaked for nine days"
@@ -292,3 +294,29 @@ def _type(events: list[dict[str, str]], event_id: str) -> str:
 def _traceparent(span: ReadableSpan) -> str:
     c = span.context
     return f"00-{c.trace_id:032x}-{c.span_id:016x}-{int(c.trace_flags):02x}"
+
+
+async def test_a_department_systems_report_continues_the_trace_it_was_sent_with(
+    settings: Settings, exporter: InMemorySpanExporter
+) -> None:
+    theirs = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    async with running_intake(settings) as intake:
+        headers, body = structured(cloudevent(ingress_report()))
+        await intake.publish(body, {**headers, "traceparent": theirs})
+        reported = await eventually(
+            lambda: stream_messages(settings),
+            lambda m: any(x.subject.endswith(".issue.reported") for x in m),
+        )
+    event = from_json(reported[0].data)
+    spans = Spans(exporter.get_finished_spans())
+    [received] = [
+        s
+        for s in spans.all
+        if s.kind == SpanKind.CONSUMER
+        and (s.attributes or {}).get("messaging.consumer.group.name") == "intake-ingress"
+    ]
+    assert received.parent is not None and f"{received.parent.span_id:016x}" == theirs[36:52]
+    assert f"{received.context.trace_id:032x}" == theirs[3:35]
+    written = spans.written_with(str(event["id"]))
+    assert child_of(written, received)
+    assert event["traceparent"] == _traceparent(written)
