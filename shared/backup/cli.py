@@ -4,6 +4,8 @@ servers of ``minqing up`` in ``--data-dir``."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -23,6 +25,12 @@ PgBin = Annotated[
     Path | None,
     typer.Option(help="A directory with pg_dump and pg_restore; default: the newest that fits."),
 ]
+
+
+def _timed() -> Callable[[str], None]:
+    """Print a line with the seconds since the command began."""
+    started = time.monotonic()
+    return lambda line: typer.echo(f"[{time.monotonic() - started:6.1f} s] {line}")
 
 
 def register(app: typer.Typer) -> None:
@@ -46,7 +54,7 @@ def backup_command(
 
         async def run(nc: Client, engine: Any) -> list[str]:
             manifest = await take(
-                nc, engine, url, settings, directory.resolve(), pg_bin=pg_bin, say=typer.echo
+                nc, engine, url, settings, directory.resolve(), pg_bin=pg_bin, say=_timed()
             )
             last = ", ".join(f"{s.name} {s.last_seq}+{s.tail_messages}" for s in manifest.streams)
             return [f"backup complete: {directory} (streams at {last})"]
@@ -91,7 +99,7 @@ def restore_command(
                 replace=replace,
                 streams_only=streams_only,
                 pg_bin=pg_bin,
-                say=typer.echo,
+                say=_timed(),
             )
             return [*done.lines(), "start the services, then `minqing projection rebuild`"]
 

@@ -64,7 +64,10 @@ def up_to(history: Sequence[dict[str, Any]], last: int) -> list[dict[str, Any]]:
 async def test_a_backup_taken_under_load_restores_the_system_as_it_was(
     settings: Settings, server_db_url: str, tmp_path: Path
 ) -> None:
-    original = settings.model_copy(update={"reply_poll_seconds": 0.2})
+    # Messages in flight at the snapshot come again after the durables' ack wait.
+    original = settings.model_copy(
+        update={"reply_poll_seconds": 0.2, "consumer_ack_wait_seconds": 3.0}
+    )
     backup = tmp_path / "backup"
     no_data_dir = ("--data-dir", str(tmp_path / "no-up"))
     async with AsyncExitStack() as stack:
@@ -121,6 +124,7 @@ async def test_a_backup_taken_under_load_restores_the_system_as_it_was(
                 epochs = await rows(restored, "select * from projection.stream_epochs")
         finally:
             await drop_database(server_db_url, name)
+    print(backed.out, done.out)
     print(
         f"\nrecovery: restore {done.seconds:.1f} s (the command, {len(old_stream)} events), "
         f"rebuild {rebuilt.seconds:.1f} s ({rebuilt.events} events); "
