@@ -44,11 +44,12 @@ EventDict = MutableMapping[str, Any]
 
 # The event a consumer is applying now, and what the request being answered did.
 EVENT: ContextVar[Envelope | None] = ContextVar("minqing_log_event", default=None)
-REQUEST: ContextVar[dict[str, str] | None] = ContextVar("minqing_log_request", default=None)
+REQUEST: ContextVar[dict[str, object] | None] = ContextVar("minqing_log_request", default=None)
 
 _MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d){8}(?!\d)")
 _FEEDBACK = re.compile(r"(/feedback/)[^\s/?#\"']+")
 access = logging.getLogger("minqing.access")
+MAX_EVENT_IDS = 10  # named on one access line; ``event_count`` counts them all
 # Probes and scrapes, answered every few seconds: their access lines are DEBUG.
 QUIET_ROUTES = ("/healthz", "/readyz", "/metrics")
 # Fields a record may carry in ``extra=`` that become fields of the line.
@@ -56,14 +57,19 @@ EXTRAS = ("http_method", "http_route", "http_status", "duration_ms")
 
 
 def note_recorded(envelopes: Sequence[Envelope]) -> None:
-    """The request being answered recorded these events: its access line names them."""
+    """The request being answered recorded these events: its access line names the first
+    ``MAX_EVENT_IDS`` of them (``event_count`` says how many there were)."""
     request = REQUEST.get()
-    if request is not None and envelopes:
-        first = envelopes[0]
-        request.setdefault("issue_id", first.subject)
-        request.setdefault("correlation_id", first.correlationid)
-        ids = ",".join(e.id for e in envelopes)
-        request["event_id"] = f"{request['event_id']},{ids}" if "event_id" in request else ids
+    if request is None or not envelopes:
+        return
+    first = envelopes[0]
+    request.setdefault("issue_id", first.subject)
+    request.setdefault("correlation_id", first.correlationid)
+    named = str(request.get("event_id", ""))
+    ids = named.split(",") if named else []
+    ids += [e.id for e in envelopes[: max(MAX_EVENT_IDS - len(ids), 0)]]
+    request["event_id"] = ",".join(ids)
+    request["event_count"] = int(str(request.get("event_count", 0))) + len(envelopes)
 
 
 def _context(_: Any, __: str, event_dict: EventDict) -> EventDict:
@@ -189,7 +195,7 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 500
-        request: dict[str, str] = {}
+        request: dict[str, object] = {}
         token = REQUEST.set(request)
 
         async def sending(message: Message) -> None:
@@ -204,7 +210,7 @@ class AccessLog:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             issue_id = (scope.get("path_params") or {}).get("issue_id")
             if isinstance(issue_id, str):
-                request.setdefault("issue_id", issue_id[:64])
+                request["issue_id"] = issue_id[:64]  # the matter it is about
             method = scope["method"]
             took = round((time.perf_counter() - started) * 1000, 1)
             fields: dict[str, object] = {

@@ -9,7 +9,9 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 
 from minqing.shared.contract.envelope import Envelope, wrap
@@ -105,3 +107,35 @@ def test_the_console_format_shows_the_same_fields_to_people() -> None:
     assert "hello you" in text and "service=followup" in text and "[minqing.x]" in text
     with pytest.raises(json.JSONDecodeError):
         json.loads(text)
+
+
+async def test_a_request_is_one_access_line_with_its_route_template_and_what_it_recorded(
+    written: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, out = written
+    access = logging.getLogger("minqing.access")
+    access.addHandler(logger.handlers[0])
+    access.setLevel(logging.DEBUG)
+    app = FastAPI()
+    app.add_middleware(logs.AccessLog)
+
+    @app.post("/api/v1/issues/{issue_id}/notes")
+    async def note(issue_id: str) -> dict[str, str]:
+        logs.note_recorded([reported() for _ in range(12)])
+        return {}
+
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            answered = await client.post("/api/v1/issues/01PATH/notes?q=Zhang+San&token=s3cret")
+            assert answered.status_code == 200
+            assert (await client.get("/readyz")).status_code == 404
+    finally:
+        access.removeHandler(logger.handlers[0])
+    line, unmatched = lines(out)
+    assert line["message"] == "POST /api/v1/issues/{issue_id}/notes 200"
+    assert line["http_route"] == "/api/v1/issues/{issue_id}/notes" and line["http_status"] == 200
+    assert line["issue_id"] == "01PATH"  # the path's, before the events'
+    assert len(str(line["event_id"]).split(",")) == 10 and line["event_count"] == 12
+    assert "Zhang" not in out.getvalue() and "s3cret" not in out.getvalue()
+    assert unmatched["http_route"] == "unmatched" and "event_id" not in unmatched
