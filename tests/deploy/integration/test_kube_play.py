@@ -231,6 +231,9 @@ def test_the_rendered_deployments_run_under_podman_and_serve_through_the_front_d
             for_env=False,
         )
         played = _for_podman(manifests, suffix, names)
+        # A ConfigMap mounted as a volume (the Caddyfile) becomes a podman volume of its name.
+        caddyfile = played["frontdoor"][0]["metadata"]["name"]
+        stack.callback(containers.podman, "volume", "rm", "-f", caddyfile, check=False)
 
         # The migrations (the Job's pod), played again until PostgreSQL takes connections.
         def migrated() -> str:
