@@ -101,7 +101,7 @@ def restore_command(
                 pg_bin=pg_bin,
                 say=_timed(),
             )
-            return [*done.lines(), "start the services, then `minqing projection rebuild`"]
+            return [*done.lines(), "now start the services, then run `minqing audit verify`"]
 
         _run(settings, url, run, "restore failed")
 

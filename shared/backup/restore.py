@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from minqing.shared.backup import plan, postgres, tail
-from minqing.shared.backup.backup import DUMP, tools
+from minqing.shared.backup.backup import DUMP, streams_of, tools
 from minqing.shared.backup.manifest import Manifest, StreamPart, check_all, load
 from minqing.shared.backup.snapshot import restore_stream
 from minqing.shared.contract.envelope import CONTENT_TYPE
@@ -59,9 +59,9 @@ class StreamOutcome:
         epoch = "same epoch" if self.epoch_carried else "NEW epoch (sequences differ)"
         return (
             f"stream {self.name}: {self.snapshot_messages} messages from the snapshot, "
-            f"{self.tail_kept} from the tail ({self.tail_dropped} left out: produced after "
-            f"the database snapshot), {self.republished_rows} events published again from "
-            f"outboxes; {epoch}"
+            f"{self.tail_kept} from the tail ({self.tail_dropped} left out: the database does "
+            f"not know them), {self.republished_rows} events published again from outboxes; "
+            f"{epoch}"
         )
 
 
@@ -104,6 +104,14 @@ async def restore(
     check_all(source, manifest)
     js = nc.jetstream()
     done = Restored(database=not streams_only)
+    for role, name in streams_of(settings):
+        if (part := next((p for p in manifest.streams if p.role == role), None)) is None:
+            continue
+        if part.name != name:
+            say(
+                f"the backup's {role} stream is {part.name}, the settings name {name}: "
+                "restored as " + part.name + "; the services must be configured to match"
+            )
     await _clear_the_way(js, engine, manifest, replace=replace, streams_only=streams_only, say=say)
     if not streams_only:
         await _restore_database(engine, database_url, source, manifest, pg_bin, say)
@@ -111,7 +119,8 @@ async def restore(
         info = await _restore_stream(nc, part, source, settings)
         done.streams.append(StreamOutcome(part.name, snapshot_messages=info))
         say(f"stream {part.name}: restored {info} messages from the snapshot")
-    rows = await outbox_rows(engine, settings)
+    events = next((p.name for p in manifest.streams if p.role == "events"), None)
+    rows = await outbox_rows(engine, events or settings.stream_name)
     present: dict[str, dict[str, int]] = {}
     for part, outcome in zip(manifest.streams, done.streams, strict=True):
         present[part.name] = await _complete(js, engine, part, source, rows, outcome)
@@ -232,9 +241,9 @@ def _message_of(
     return payloads[(item.row.schema, item.row.row_id)]
 
 
-async def outbox_rows(engine: AsyncEngine, settings: Settings) -> list[plan.OutboxRow]:
+async def outbox_rows(engine: AsyncEngine, canonical: str) -> list[plan.OutboxRow]:
     """Every outbox row of every schema that has an outbox (but the ones that can never be
-    published), with the stream it goes to."""
+    published), with the stream it goes to (``canonical``: the events stream's name)."""
     found = []
     async with engine.connect() as conn:
         schemas = (
@@ -259,7 +268,7 @@ async def outbox_rows(engine: AsyncEngine, settings: Settings) -> list[plan.Outb
                     schema,
                     int(r.id),
                     str(r.event_id),
-                    str(r.stream or settings.stream_name),
+                    str(r.stream or canonical),
                     bool(r.sent),
                     None if r.stream_seq is None else int(r.stream_seq),
                 )

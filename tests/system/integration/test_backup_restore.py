@@ -159,3 +159,56 @@ async def test_a_backup_taken_under_load_restores_the_system_as_it_was(
     assert [new_issues[i] for i in untouched] == [old_issues[i] for i in untouched]
     # ... and every matter the original had at the backup point is there.
     assert {e["issue_id"] for e in up_to(old_trail, last)} <= set(new_issues)
+
+
+async def test_when_only_nats_is_lost_the_outboxes_put_back_every_event_since_the_backup(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The whole NATS cluster is lost, PostgreSQL is not: the streams come back from the
+    last backup, and every event the services recorded since then from their outboxes, in
+    the order the old stream had them: the stream is whole again, number for number."""
+    original = settings.model_copy(
+        update={"reply_poll_seconds": 0.2, "consumer_ack_wait_seconds": 3.0}
+    )
+    backup = tmp_path / "backup"
+    no_data_dir = ("--data-dir", str(tmp_path / "no-up"))
+    async with AsyncExitStack() as stack:
+        load = await run_services(stack, original)
+        workers = [asyncio.create_task(load.report(0)), asyncio.create_task(load.close_matters())]
+        await asyncio.sleep(AFTER_SECONDS)
+        backed = await minqing(original, "backup", str(backup), *no_data_dir)
+        await asyncio.sleep(LOAD_SECONDS)  # what the outboxes must put back
+        load.stop.set()
+        await asyncio.gather(*workers)
+        assert backed.code == 0, backed.err
+        await quiet(original)
+        old_stream = await messages(original)
+        old_trail = await rows(original, "select * from projection.events order by log_seq")
+
+    events = next(s for s in load_manifest(backup).streams if s.role == "events")
+    assert old_stream[-1].seq > events.tail_last_seq, "events came after the backup"
+    with scratch_dir() as nats_dir, EmbeddedNats(nats_dir) as nats_server:
+        restored = original.model_copy(update={"nats_url": nats_server.url})
+        done = await minqing(restored, "restore", str(backup), "--streams-only", *no_data_dir)
+        assert done.code == 0, done.err
+        again = [str(backup), "--streams-only", *no_data_dir]
+        refused = await minqing(restored, "restore", *again)
+        assert refused.code == 1
+        assert f"stream {original.stream_name} ({len(old_stream)} messages" in refused.err
+        done = await minqing(restored, "restore", *again, "--replace")
+        assert done.code == 0, done.err
+        assert f"deleted stream {original.stream_name} ({len(old_stream)} messages)" in done.out
+        assert "NEW epoch" not in done.out, done.out
+        async with AsyncExitStack() as stack:
+            await run_services(stack, restored)
+            await quiet(restored)
+            rebuilt, _ = await rebuild_now(restored)
+            verified = await minqing(restored, "audit", "verify")
+            new_stream = await messages(restored)
+            new_trail = await rows(restored, "select * from projection.events order by log_seq")
+    print(done.out)
+
+    assert [same(m) for m in new_stream] == [same(m) for m in old_stream]
+    assert new_trail == old_trail
+    assert rebuilt.chain is not None and rebuilt.chain.startswith("the same chain")
+    assert verified.code == 0, verified.err
