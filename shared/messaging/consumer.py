@@ -35,6 +35,7 @@ from minqing.shared.contract.envelope import Envelope, NewerVersion, UnreadableE
 from minqing.shared.messaging.dead_letters import DeadLetter, DeadLetterSink, TableDeadLetters
 from minqing.shared.messaging.faults import OutageLog, is_transient
 from minqing.shared.persistence.db import Sessions, reachable
+from minqing.shared.persistence.matter_locks import lock_matters
 from minqing.shared.persistence.tables import Plumbing
 from minqing.shared.service import tracing
 
@@ -189,6 +190,7 @@ class BatchConsumer:
         self._position_written = 0.0
         self._outage = OutageLog(log, f"consumer {name}")
         self._sql = _Statements(plumbing)
+        self._space = plumbing.inbox.schema or plumbing.inbox.name
 
     async def consume(
         self, messages: Sequence[RawMessage], epoch: int, after: int | None = None
@@ -311,6 +313,8 @@ class BatchConsumer:
             fresh = await self._claim(session, readable)
             fresh_ids = {id(i) for i in fresh}
             deliveries = [i.delivery for i in fresh if i.delivery is not None]
+            if not self.ordered:  # a replica's batch may hold events of the same matters
+                await lock_matters(session, self._space, (d.envelope.subject for d in deliveries))
             outcomes = await self._apply_batch(session, deliveries) if deliveries else {}
             for item in items:
                 if item.reason is not None:
@@ -428,6 +432,7 @@ class BatchConsumer:
                 item.position,
                 item.code or "no reason code",
                 item.reason,
+                extra=_log_ids(item),
             )
         letters = [
             DeadLetter(
@@ -492,6 +497,14 @@ class _Statements:
             "when p.stream_epoch = excluded.stream_epoch "
             "then greatest(p.stream_seq, excluded.stream_seq) else excluded.stream_seq end"
         )
+
+
+def _log_ids(item: _Item) -> dict[str, str]:
+    """The event's ids, as fields of a log line about it (none for an unreadable one)."""
+    if item.delivery is None:
+        return {}
+    envelope = item.delivery.envelope
+    return {"event_id": envelope.id, "correlation_id": envelope.correlationid}
 
 
 def _event_id(item: _Item) -> str:

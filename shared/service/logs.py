@@ -53,7 +53,7 @@ MAX_EVENT_IDS = 10  # named on one access line; ``event_count`` counts them all
 # Probes and scrapes, answered every few seconds: their access lines are DEBUG.
 QUIET_ROUTES = ("/healthz", "/readyz", "/metrics")
 # Fields a record may carry in ``extra=`` that become fields of the line.
-EXTRAS = ("http_method", "http_route", "http_status", "duration_ms")
+EXTRAS = ("http_method", "http_route", "http_status", "duration_ms", "event_id", "correlation_id")
 
 
 def note_recorded(envelopes: Sequence[Envelope]) -> None:
