@@ -19,13 +19,14 @@ certificate); one stream copy (one NATS server); names given a suffix of this ru
 pod template played as a Pod (podman plays no Jobs); secret volumes marked ``optional:
 false`` (podman 4.3 panics on a secret volume without it); no ``ports`` (podman 4.3
 publishes each on the host, where 8081 may be taken: each pod is reached at its own address
-on the network); no Services, so the front door is
-told intake's pod address under the Service's name (``hostAliases``; the other services are
-not played, their routes answer 502). Podman 4.3 reads a secret for environment variables as
-a JSON map of base64 values, and writes a secret volume's files from a Secret's ``data``
-without decoding it: ``_secret`` stores each accordingly.
+on the network); no Services, so the front door is told intake's pod address under the
+Service's name (``hostAliases``; the other services are not played, their routes would
+answer 502). Podman 4.3 reads a secret for environment variables as a JSON map of base64
+values, and writes a secret volume's files from a Secret's ``data`` without decoding it:
+``_secret`` stores each accordingly.
+
 Not run here: NetworkPolicies, PodDisruptionBudgets, Services, probes by a kubelet, TLS to
-PostgreSQL, three NATS nodes (the compose test runs those)."""
+PostgreSQL, three NATS nodes."""
 
 from __future__ import annotations
 
