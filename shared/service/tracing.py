@@ -362,9 +362,17 @@ def instrument(app: FastAPI) -> None:
     from opentelemetry.util.http import parse_excluded_urls
     from starlette.middleware import Middleware
 
+    class WithoutHeaders(OpenTelemetryMiddleware):
+        """The instrumentation, capturing no header whatever OTEL_* variables say."""
+
+        def __init__(self, app: ASGIApp, **options: Any) -> None:
+            super().__init__(app, **options)
+            self.http_capture_headers_server_request = None
+            self.http_capture_headers_server_response = None
+
     app.user_middleware.append(Middleware(_RouteNamer))  # innermost: sees the route matched
     app.add_middleware(
-        OpenTelemetryMiddleware,
+        WithoutHeaders,  # type: ignore[arg-type]  # an ASGI app class; typed loosely upstream
         excluded_urls=parse_excluded_urls(",".join(f"{p}$" for p in UNTRACED_PATHS)),
         default_span_details=_unmatched,
         exclude_spans=["receive", "send"],

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import httpx
+import pytest
 from fastapi import FastAPI
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from minqing.shared.contract.envelope import Envelope, parse, wrap
 from minqing.shared.contract.events import IssueReported
@@ -80,3 +85,34 @@ def test_trace_context_that_is_not_a_string_is_dropped() -> None:
     raw = envelope().to_json().replace(b'"actor"', b'"traceparent":7,"tracestate":[1],"actor"')
     read = parse(raw)
     assert read.traceparent is None and read.tracestate is None
+
+
+async def test_a_request_span_holds_the_route_template_and_no_header(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", ".*")
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider)
+    try:
+        app = FastAPI()
+
+        @app.get("/api/v1/feedback/{token}")
+        async def feedback(token: str) -> dict[str, str]:
+            return {}
+
+        tracing.instrument(app)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            headers = {"cookie": "minqing_session=s3cret-cookie"}
+            await client.get("/api/v1/feedback/Tok3n-xyz?q=Zhang+San", headers=headers)
+            await client.get("/readyz")
+    finally:
+        tracing.install(None)
+    [span] = exporter.get_finished_spans()
+    assert span.name == "GET /api/v1/feedback/{token}"
+    shown = f"{span.name} {dict(span.attributes or {})}"
+    for secret in ("Tok3n-xyz", "Zhang", "s3cret-cookie"):
+        assert secret not in shown
+    assert (span.attributes or {})["http.route"] == "/api/v1/feedback/{token}"
