@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from minqing.shared.persistence.bulk import column_names, executemany, insert_sql
+from minqing.shared.persistence.matter_locks import lock_matters
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -31,6 +32,7 @@ class StateTable(Generic[State]):
 
     def __init__(self, table: Table, cls: type[State]) -> None:
         self._cls = cls
+        self._space = table.schema or table.name
         self._names = [f.name for f in fields(cls)]
         one = select(table).where(table.c.issue_id == bindparam("issue_id"))
         self._select = one
@@ -46,13 +48,17 @@ class StateTable(Generic[State]):
     async def load_row(
         self, session: AsyncSession, issue_id: str, *, lock: bool = True
     ) -> Row | None:
-        """The whole row of one matter (state and the columns beside it)."""
+        """The whole row of one matter (state and the columns beside it); ``lock``: the
+        matter's lock first (``matter_locks``: held whether or not the row exists yet)."""
+        if lock:
+            await lock_matters(session, self._space, [issue_id])
         query = self._select_locked if lock else self._select
         row = (await session.execute(query, {"issue_id": issue_id})).first()
         return None if row is None else row._asdict()
 
     async def load_rows(self, session: AsyncSession, issue_ids: Sequence[str]) -> dict[str, Row]:
-        """The rows of several matters, locked, in one query."""
+        """The rows of several matters, locked (their matters' locks first)."""
+        await lock_matters(session, self._space, issue_ids)
         rows = await session.execute(self._select_many_locked, {"ids": list(issue_ids)})
         return {row.issue_id: row._asdict() for row in rows}
 
