@@ -160,6 +160,14 @@ async def test_a_backup_taken_under_load_restores_the_system_as_it_was(
     # ... and every matter the original had at the backup point is there.
     assert {e["issue_id"] for e in up_to(old_trail, last)} <= set(new_issues)
 
+    # Told to, a restore replaces what the servers hold: the original goes back in time.
+    replaced = await minqing(original, "restore", str(backup), "--replace", *no_data_dir)
+    assert replaced.code == 0, replaced.err
+    assert "dropped schema assignment (" in replaced.out
+    back = await rows(original, "select * from projection.events order by log_seq")
+    assert back and back == old_trail[: len(back)]  # as far as it had come at the dump
+    assert (await minqing(original, "audit", "verify")).code == 0
+
 
 async def test_when_only_nats_is_lost_the_outboxes_put_back_every_event_since_the_backup(
     settings: Settings, tmp_path: Path
