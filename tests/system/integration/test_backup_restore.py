@@ -21,6 +21,7 @@ happened before the database snapshot. Then:
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -111,8 +112,10 @@ async def test_a_backup_taken_under_load_restores_the_system_as_it_was(
             assert f"stream {original.stream_name}: " in done.out
             assert "NEW epoch" not in done.out, done.out
             async with AsyncExitStack() as stack:
+                started = time.monotonic()
                 await run_services(stack, restored)
                 await quiet(restored)
+                caught_up = time.monotonic() - started
                 rebuilt, _ = await rebuild_now(restored)
                 verified = await minqing(restored, "audit", "verify")
                 new_stream = await messages(restored)
@@ -127,6 +130,7 @@ async def test_a_backup_taken_under_load_restores_the_system_as_it_was(
     print(backed.out, done.out)
     print(
         f"\nrecovery: restore {done.seconds:.1f} s (the command, {len(old_stream)} events), "
+        f"services started and caught up {caught_up:.1f} s (with 1 s of stillness), "
         f"rebuild {rebuilt.seconds:.1f} s ({rebuilt.events} events); "
         f"{len(load.reports)} matters reported, backup {backed.seconds:.1f} s"
     )
@@ -203,9 +207,10 @@ async def test_when_only_nats_is_lost_the_outboxes_put_back_every_event_since_th
         refused = await minqing(restored, "restore", *again)
         assert refused.code == 1
         assert f"stream {original.stream_name} ({len(old_stream)} messages" in refused.err
-        done = await minqing(restored, "restore", *again, "--replace")
-        assert done.code == 0, done.err
-        assert f"deleted stream {original.stream_name} ({len(old_stream)} messages)" in done.out
+        replaced = await minqing(restored, "restore", *again, "--replace")
+        assert replaced.code == 0, replaced.err
+        deleted = f"deleted stream {original.stream_name} ({len(old_stream)} messages)"
+        assert deleted in replaced.out
         assert "NEW epoch" not in done.out, done.out
         async with AsyncExitStack() as stack:
             await run_services(stack, restored)
@@ -214,7 +219,7 @@ async def test_when_only_nats_is_lost_the_outboxes_put_back_every_event_since_th
             verified = await minqing(restored, "audit", "verify")
             new_stream = await messages(restored)
             new_trail = await rows(restored, "select * from projection.events order by log_seq")
-    print(done.out)
+    print(done.out, f"\nrestore {done.seconds:.1f} s (the command)")
 
     assert [same(m) for m in new_stream] == [same(m) for m in old_stream]
     assert new_trail == old_trail
