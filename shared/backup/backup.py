@@ -78,6 +78,7 @@ class _Snapped:
     state: dict[str, object]
     consumers: list[str]
     snapshot: FilePart
+    taken_at: str
 
 
 async def take(
@@ -113,13 +114,18 @@ async def take(
         minqing_version=minqing_version(),
         started_at=started,
         finished_at=now(),
-        nats_server=str(nc.connected_server_version),
+        nats_server=_version(nc),
         streams=streams,
         database=database,
     )
     (partial / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
     partial.rename(target)
     return manifest
+
+
+def _version(nc: Client) -> str:
+    v = nc.connected_server_version
+    return f"{v.major}.{v.minor}.{v.patch}"
 
 
 async def _snapshot(
@@ -132,6 +138,7 @@ async def _snapshot(
         return None
     consumers = sorted(c.name for c in await js.consumers_info(name) if c.config.durable_name)
     relative = f"streams/{name}.tar.s2"
+    taken_at = now()
     with (root / relative).open("wb") as out:
         snap = await snapshot_stream(nc, name, out)
     part = file_part(root, relative)
@@ -141,7 +148,7 @@ async def _snapshot(
         f"{part.size} bytes"
     )
     created = info.created.isoformat() if info.created else ""
-    return _Snapped(role, name, created, snap.config, snap.state, consumers, part)
+    return _Snapped(role, name, created, snap.config, snap.state, consumers, part, taken_at)
 
 
 async def _dump(
@@ -188,6 +195,7 @@ async def _tail(
 ) -> StreamPart:
     relative = f"streams/{s.name}.tail.jsonl"
     last_seq = int(str(s.state.get("last_seq", 0)))
+    tail_at = now()
     upto = (await js.stream_info(s.name)).state.last_seq
     count, tail_last = 0, last_seq
     with (root / relative).open("w", encoding="utf-8") as out:
@@ -212,4 +220,6 @@ async def _tail(
         tail=file_part(root, relative),
         tail_messages=count,
         tail_last_seq=tail_last,
+        snapshot_at=s.taken_at,
+        tail_at=tail_at,
     )

@@ -44,6 +44,8 @@ class StreamPart:
     tail: FilePart
     tail_messages: int
     tail_last_seq: int
+    snapshot_at: str = ""  # when the snapshot was asked for (ISO, UTC)
+    tail_at: str = ""  # when the tail was read
 
     @property
     def last_seq(self) -> int:

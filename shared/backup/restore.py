@@ -185,6 +185,24 @@ async def _restore_database(
     env = postgres.libpq_env(database_url)
     await postgres.run_tool(program, postgres.restore_args(source / DUMP, database), env)
     say(f"database {database}: restored with {program_version}")
+    if behind := migrations_behind(manifest.database.migrations):
+        say(
+            "the database's schemas are not at this minqing's revisions ("
+            + ", ".join(behind)
+            + "): run `minqing migrate` before starting the services (a backup made by a "
+            "newer minqing needs that minqing)"
+        )
+
+
+def migrations_behind(found: dict[str, list[str]]) -> list[str]:
+    """Each schema whose revision differs from this code's head, said plainly."""
+    from minqing.shared.persistence.migrations import SCHEMAS, heads
+
+    return [
+        f"{schema} at {', '.join(found.get(schema, [])) or 'none'}, head {', '.join(heads(schema))}"
+        for schema in SCHEMAS
+        if sorted(found.get(schema, [])) != sorted(heads(schema))
+    ]
 
 
 async def _restore_stream(nc: Client, part: StreamPart, source: Path, settings: Settings) -> int:

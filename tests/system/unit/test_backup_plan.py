@@ -17,7 +17,9 @@ from minqing.shared.backup.plan import (
     same_numbering,
 )
 from minqing.shared.backup.postgres import libpq_env, major_of
+from minqing.shared.backup.restore import migrations_behind
 from minqing.shared.backup.snapshot import SnapshotError, api_answer, end_status
+from minqing.shared.persistence.migrations import SCHEMAS, heads
 
 
 def message(seq: int, msg_id: str | None, **headers: str) -> StreamMessage:
@@ -128,3 +130,10 @@ def test_jetstream_errors_and_broken_off_snapshots_are_named() -> None:
     assert end_status({"Status": "408", "Description": "No Flow Response"}) == (
         "408 No Flow Response"
     )
+
+
+def test_a_restored_database_at_other_revisions_is_named_schema_by_schema() -> None:
+    current = {schema: heads(schema) for schema in SCHEMAS}
+    assert migrations_behind(current) == []
+    older = {**current, "intake": ["intake_0001"]}
+    assert migrations_behind(older) == [f"intake at intake_0001, head {heads('intake')[0]}"]
