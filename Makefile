@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: up test lint unit install bench docs clean operations
+.PHONY: up test lint unit install bench docs clean operations containers
 
 up: $(STAMP)
 	$(BIN)/minqing up
@@ -27,6 +27,13 @@ operations: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/*/unit
+
+# The container tests (docs/operator/containers.md): the images built with podman (on a
+# Debian base made with debootstrap the first time) and deploy/compose.yaml run round the
+# loop; the Kubernetes base played with `podman kube play`. As root, with podman, runc and
+# debootstrap installed; minutes, one at a time; never part of `make test`.
+containers: $(STAMP)
+	MINQING_CONTAINER_TESTS=1 $(BIN)/pytest -q -m containers tests/deploy --durations=0
 
 install: $(STAMP)
 
