@@ -36,7 +36,7 @@ from minqing.shared.persistence.tables import Plumbing
 
 log = logging.getLogger(__name__)
 
-FETCH_WAIT_SECONDS = 1.0  # an idle fetch's wait; stop() gives a waiting fetch up at once
+FETCH_WAIT_SECONDS = 0.5  # an idle fetch's wait: also the longest a stopping consumer waits
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,6 @@ class PullConsumer:
         self._sessions = sessions
         self._positions = plumbing.positions
         self._stopping = asyncio.Event()
-        self._waiting: asyncio.Task[list[RawMessage]] | None = None  # a fetch with nothing in hand
         self.epoch = 0
         self._attached = False
         self._problem: str | None = "not started"
@@ -187,19 +186,24 @@ class PullConsumer:
     async def _consume(
         self, js: JetStreamContext, subscription: JetStreamContext.PullSubscription
     ) -> None:
+        """Fetch and hand over batches until stopped. Stopping issues no new fetch; the
+        fetch under way is let finish (it ends within ``FETCH_WAIT_SECONDS``) and what it
+        brings is processed and acknowledged like any batch, so a stopping replica leaves
+        nothing delivered-but-unacknowledged to come back to the other one."""
         batch = self.subscription.batch_size
         pending: asyncio.Task[list[RawMessage]] | None = None
         try:
-            while not self._stopping.is_set():
+            while True:
                 if pending is None:
+                    if self._stopping.is_set():
+                        break
                     pending = asyncio.create_task(_fetch(subscription, batch))
-                messages = await self._wait_for(pending)
+                messages = await pending
                 pending = None
-                if messages is None:  # stopped while waiting, with nothing in hand
-                    break
-                if messages and not self._stopping.is_set():
-                    # The next batch is fetched while this one commits.
-                    pending = asyncio.create_task(_fetch(subscription, batch))
+                if messages:
+                    if not self._stopping.is_set():
+                        # The next batch is fetched while this one commits.
+                        pending = asyncio.create_task(_fetch(subscription, batch))
                     self._busy_since = time.monotonic()
                     applied = await self._hand_over(messages)
                     self._busy_since = None
@@ -207,12 +211,9 @@ class PullConsumer:
                         self._progress = time.monotonic()
                     else:
                         await self._pause(2.0)  # database down: wait, the messages come back
-                elif messages and not self.subscription.ordered:
-                    for message in messages:
-                        await message.nak()
                 await self._check(js)
         finally:
-            if pending is not None:
+            if pending is not None:  # cancelled, or failed: what it held comes back
                 pending.cancel()
                 with contextlib.suppress(BaseException):
                     for message in await pending:
@@ -291,26 +292,9 @@ class PullConsumer:
         return "ok"
 
     def stop(self) -> None:
-        """Finish the batch in hand, then return from ``run``; a fetch waiting for new
-        messages with none in hand is given up at once rather than left to time out."""
+        """Issue no new fetch; finish the one under way and the batches in hand, then
+        return from ``run``."""
         self._stopping.set()
-        if self._waiting is not None:
-            self._waiting.cancel()
-
-    async def _wait_for(self, fetch: asyncio.Task[list[RawMessage]]) -> list[RawMessage] | None:
-        """The fetched batch, or None when ``stop`` gave the fetch up."""
-        if self._stopping.is_set():
-            fetch.cancel()
-        self._waiting = fetch
-        try:
-            return await fetch
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if fetch.cancelled() and self._stopping.is_set() and not (task and task.cancelling()):
-                return None
-            raise
-        finally:
-            self._waiting = None
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -263,6 +263,8 @@ def build_runtime(
         log_level=logging.DEBUG,  # per-message logs off: our own code logs what matters
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
+        ping_interval=settings.nats_ping_seconds,
+        max_outstanding_pings=2,
         **_broker_credentials(settings, name),
     )
     runtime = Runtime(

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # embedded one of `minqing up`), 3 on a three-node cluster. A service creates a missing
     # stream with this count, and refuses to start against one whose settings differ.
     stream_replicas: int = Field(1, ge=1, le=5)
+    # Seconds between a client's pings to its NATS server; two unanswered pings mark the
+    # connection stale and the client moves to another server of the cluster. A node cut off
+    # by the network sends no reset, so this bounds how long a service waits on it.
+    nats_ping_seconds: int = Field(10, ge=1, le=600)
     host: str = "127.0.0.1"
     intake_port: int = 8081
     assignment_port: int = 8082

@@ -19,6 +19,7 @@ import nats
 
 from minqing.shared.embedded.nats import jetstream_answers, nats_server_binary
 from minqing.shared.service.infra import free_port, run_sync
+from tests.support.netns import Host
 
 READY_WITHIN = 30.0
 
@@ -29,16 +30,22 @@ class Node:
     home: Path
     port: int
     route: int
+    host: Host | None = None  # a host of its own (tests.support.netns), else this machine
     process: subprocess.Popen[bytes] | None = None
 
     @property
+    def address(self) -> str:
+        return self.host.address if self.host else "127.0.0.1"
+
+    @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"nats://{self.address}:{self.port}"
 
     def start(self) -> None:
+        argv = [str(nats_server_binary()), "-c", str(self.home / "nats.conf")]
         with (self.home / "nats.log").open("ab") as log:
             self.process = subprocess.Popen(
-                [str(nats_server_binary()), "-c", str(self.home / "nats.conf")],
+                self.host.command(*argv) if self.host else argv,
                 stdout=log,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
@@ -84,9 +91,10 @@ class Cluster:
     def node(self, name: str) -> Node:
         return next(node for node in self.nodes if node.name == name)
 
-    def stream_leader(self, stream: str) -> str:
-        """The name of the node leading ``stream`` now (asked of a running node)."""
-        url = next(node.url for node in self.nodes if node.running)
+    def stream_leader(self, stream: str, *, not_of: str | None = None) -> str:
+        """The name of the node leading ``stream`` now, asked of a running node (not of the
+        node named ``not_of``: one cut off, say)."""
+        url = next(node.url for node in self.nodes if node.running and node.name != not_of)
 
         async def ask() -> str:
             connection = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
@@ -94,6 +102,23 @@ class Cluster:
                 info = await connection.jetstream().stream_info(stream)
                 assert info.cluster is not None and info.cluster.leader, info
                 return str(info.cluster.leader)
+            finally:
+                await connection.close()
+
+        return run_sync(ask)
+
+    def replicas_current(self, stream: str) -> bool:
+        """Every copy of ``stream`` is current, with no lag behind its leader."""
+        url = next(node.url for node in self.nodes if node.running)
+
+        async def ask() -> bool:
+            connection = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
+            try:
+                info = await connection.jetstream().stream_info(stream)
+                peers = (info.cluster.replicas or []) if info.cluster else []
+                return len(peers) == len(self.nodes) - 1 and all(
+                    peer.current and not peer.lag for peer in peers
+                )
             finally:
                 await connection.close()
 
@@ -109,15 +134,15 @@ class Cluster:
             time.sleep(0.2)
 
 
-def _config(node: Node, routes: list[int]) -> str:
-    others = ", ".join(f'"nats://127.0.0.1:{r}"' for r in routes if r != node.route)
+def _config(node: Node, nodes: list[Node]) -> str:
+    others = ", ".join(f'"nats://{n.address}:{n.route}"' for n in nodes if n is not node)
     return f"""
 server_name: {node.name}
-listen: "127.0.0.1:{node.port}"
+listen: "{node.address}:{node.port}"
 jetstream {{ store_dir: "{node.home / "store"}" }}
 cluster {{
   name: minqing-test
-  listen: "127.0.0.1:{node.route}"
+  listen: "{node.address}:{node.route}"
   routes: [{others}]
 }}
 """
@@ -128,15 +153,22 @@ def _ready(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def nats_cluster(directory: Path, nodes: int = 3) -> Iterator[Cluster]:
-    cluster = Cluster(
-        [Node(f"n{n}", directory / f"n{n}", free_port(), free_port()) for n in range(1, nodes + 1)]
-    )
-    routes = [node.route for node in cluster.nodes]
+def nats_cluster(
+    directory: Path, nodes: int = 3, hosts: list[Host] | None = None
+) -> Iterator[Cluster]:
+    """``nodes`` servers on this machine's loopback, or one on each of ``hosts``."""
+    if hosts is None:
+        made = [
+            Node(f"n{n}", directory / f"n{n}", free_port(), free_port())
+            for n in range(1, nodes + 1)
+        ]
+    else:  # each host has addresses of its own: the usual ports
+        made = [Node(f"n{n}", directory / f"n{n}", 4222, 6222, h) for n, h in enumerate(hosts, 1)]
+    cluster = Cluster(made)
     try:
         for node in cluster.nodes:
             node.home.mkdir(parents=True)
-            (node.home / "nats.conf").write_text(_config(node, routes))
+            (node.home / "nats.conf").write_text(_config(node, cluster.nodes))
             node.start()
         cluster.wait_ready()
         yield cluster

@@ -119,6 +119,7 @@ def process_env(settings: Settings) -> dict[str, str]:
             "MINQING_RATE_LIMIT_PER_PRINCIPAL": settings.rate_limit_per_principal,
             "MINQING_RATE_LIMIT_PER_SOURCE": settings.rate_limit_per_source,
             "MINQING_STREAM_REPLICAS": str(settings.stream_replicas),
+            "MINQING_NATS_PING_SECONDS": str(settings.nats_ping_seconds),
             "PYTHONUNBUFFERED": "1",
         }
     )
