@@ -23,7 +23,7 @@ lint: $(STAMP)
 # a partition, rolling restarts, a restore drill; real servers for minutes, one at a time.
 # CI runs them after `make test`.
 operations: $(STAMP)
-	MINQING_OPERATIONS_TESTS=1 $(BIN)/pytest -q -m operations --durations=0 -p no:randomly
+	MINQING_OPERATIONS_TESTS=1 $(BIN)/pytest -q -m operations --durations=0
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/*/unit
