@@ -46,6 +46,8 @@ def serve(
     api = module.create_app(settings)
     import uvicorn
 
+    from minqing.shared.service.runtime import STOP_GRACE_SECONDS
+
     # uvicorn's records go through the root logger's handler (log_config=None); its access
     # log is replaced by ours (minqing.access), which logs route templates, never paths.
     uvicorn.run(
@@ -55,6 +57,9 @@ def serve(
         log_level=level,
         log_config=None,
         access_log=False,
+        # On SIGTERM, requests under way get this long before the lifespan's own bounded
+        # shutdown (consumers, relay); a rolling restart's replica leaves within both.
+        timeout_graceful_shutdown=int(STOP_GRACE_SECONDS),
     )
 
 

@@ -27,6 +27,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from minqing.services.assignment.app import create_app as assignment_app
 from minqing.services.followup.app import create_app as followup_app
 from minqing.services.intake.app import create_app as intake_app
@@ -41,6 +43,9 @@ from tests.support.backups import Load, messages, minqing, quiet, rows
 from tests.support.harness import drop_database, serve, with_database
 from tests.support.rebuilding import rebuild_now
 from tests.support.servers import scratch_dir
+
+# The restore drill runs with the other operations tests (`make operations`, in CI).
+pytestmark = pytest.mark.operations
 
 LOAD_SECONDS = 4.0  # matters in every state before the backup begins
 AFTER_SECONDS = 1.0  # and the load goes on after it ends
