@@ -20,7 +20,7 @@ from minqing.shared.backup import cli as backup_cli
 from minqing.shared.cli.main import LogLevel, app, checked_log_level, service_name
 from minqing.shared.identity import cli as identity_cli
 from minqing.shared.service import logs, tracing
-from minqing.shared.service.settings import SERVICES, Settings
+from minqing.shared.service.settings import SERVICES, ServiceName, Settings
 
 intake_cli.register(app)
 projection_cli.register(app)
@@ -84,8 +84,9 @@ def frontdoor_command(
     upstream: Annotated[
         list[str] | None,
         typer.Option(
-            help="SERVICE=host:port, once per service to move; default each service's "
-            "MINQING_HOST and MINQING_<SERVICE>_PORT."
+            help="SERVICE=host:port, once per service to move, once per replica (or its "
+            "replicas separated by spaces) to spread its requests over them; default each "
+            "service's MINQING_HOST and MINQING_<SERVICE>_PORT."
         ),
     ] = None,
     tls_cert: Annotated[
@@ -100,13 +101,17 @@ def frontdoor_command(
     settings = Settings()
     door = frontdoor.FrontDoor.configured(settings)
     upstreams = dict(door.upstreams)
+    given: dict[ServiceName, list[str]] = {}
     for each in upstream or []:
-        name, _, address = each.partition("=")
-        if not address or ":" not in address:
+        name, _, addresses = each.partition("=")
+        replicas = addresses.split()
+        if not replicas or any(":" not in address for address in replicas):
             raise typer.BadParameter(
                 f"{each!r}: expected SERVICE=host:port", param_hint="--upstream"
             )
-        upstreams[service_name(name)] = address
+        given.setdefault(service_name(name), []).extend(replicas)
+    for name, replicas in given.items():
+        upstreams[name] = " ".join(dict.fromkeys(replicas))
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")
     door = frontdoor.FrontDoor(

@@ -104,7 +104,9 @@ class FrontDoor:
     """Where the front door listens, where each service is, and its certificate if any."""
 
     listen: str  # host:port
-    upstreams: Mapping[ServiceName, str]  # service -> host:port
+    upstreams: Mapping[
+        ServiceName, str
+    ]  # service -> "host:port", or its replicas' separated by spaces
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
 
@@ -209,9 +211,30 @@ def _matcher(name: str, patterns: Sequence[str], indent: str) -> list[str]:
 UPSTREAM_KEEPALIVE = "3s"
 
 
+# Replicas of a service: requests go round them; one that cannot be reached is passed over
+# for the next (a request that never reached a replica is safe to send again, whatever its
+# method), kept out for FAIL_DURATION, and checked every HEALTH_INTERVAL on /healthz (the
+# process answers; /readyz would take every replica out while NATS is away, when they can
+# still answer reads).
+LB_TRY_DURATION, FAIL_DURATION, HEALTH_INTERVAL = "5s", "10s", "5s"
+
+
 def _reverse_proxy(upstream: str, indent: str) -> list[str]:
+    replicas = upstream.split()
+    spread = (
+        [
+            f"{indent}\tlb_policy round_robin",
+            f"{indent}\tlb_try_duration {LB_TRY_DURATION}",
+            f"{indent}\tfail_duration {FAIL_DURATION}",
+            f"{indent}\thealth_uri /healthz",
+            f"{indent}\thealth_interval {HEALTH_INTERVAL}",
+        ]
+        if len(replicas) > 1
+        else []
+    )
     return [
-        f"{indent}reverse_proxy {upstream} {{",
+        f"{indent}reverse_proxy {' '.join(replicas)} {{",
+        *spread,
         f"{indent}\ttransport http {{",
         f"{indent}\t\tkeepalive {UPSTREAM_KEEPALIVE}",
         f"{indent}\t}}",

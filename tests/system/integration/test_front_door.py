@@ -21,6 +21,7 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from minqing.services.frontdoor import INTERNAL, FrontDoor, routing_table
+from minqing.shared.service.infra import free_port
 from minqing.shared.service.settings import SERVICES, ServiceName, Settings
 from tests.support.frontdoor import Recorder, Seen, concrete, front_door, self_signed, serving
 
@@ -256,6 +257,34 @@ async def test_tls_with_a_certificate_answers_over_https_with_hsts(
         assert not (caddy.data_dir / "data" / "caddy" / "pki").exists()
 
 
+async def test_requests_go_round_a_services_replicas_and_pass_over_one_that_is_down(
+    tmp_path: Path,
+) -> None:
+    app = apps()["intake"]
+    first_seen: list[Seen] = []
+    second_seen: list[Seen] = []
+    async with AsyncExitStack() as stack:
+        first = await stack.enter_async_context(serving(Answering("intake", app, first_seen)))
+        second = await stack.enter_async_context(serving(Answering("intake", app, second_seen)))
+        down = free_port()  # a replica that is not running: nothing listens there
+        upstreams: dict[ServiceName, str] = {
+            name: f"127.0.0.1:{down}" for name in SERVICES if name != "intake"
+        }
+        upstreams["intake"] = f"127.0.0.1:{first} 127.0.0.1:{down} 127.0.0.1:{second}"
+        with front_door(tmp_path, upstreams) as (door, _):
+            async with httpx.AsyncClient(base_url=door.url.rstrip("/"), timeout=10) as client:
+                answers = [
+                    (await client.post("/api/v1/reports", json={})).status_code for _ in range(12)
+                ]
+    # every request reached a running replica, a POST too (it never reached the dead one),
+    # and both running replicas had a share
+    assert answers == [200] * 12
+    posts = [[s for s in seen if s.method == "POST"] for seen in (first_seen, second_seen)]
+    assert len(posts[0]) + len(posts[1]) == 12 and all(posts), [len(p) for p in posts]
+    # the front door checks each replica's health (/healthz: the process answers)
+    assert {s.path for s in first_seen if s.method == "GET"} <= {"/healthz"}
+
+
 def test_the_generated_caddyfile_is_valid_for_caddy(tmp_path: Path) -> None:
     import subprocess
 
@@ -270,6 +299,10 @@ def test_the_generated_caddyfile_is_valid_for_caddy(tmp_path: Path) -> None:
             upstreams=FrontDoor.default().upstreams,
             tls_cert_file=cert,
             tls_key_file=key,
+        ),
+        FrontDoor(  # two replicas of each service, as deploy/compose.yaml runs them
+            listen=":8080",
+            upstreams={name: f"{name}-1:8081 {name}-2:8081" for name in SERVICES},
         ),
     ):
         config = tmp_path / "Caddyfile"
