@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from minqing.services.followup.domain import (
+    NotLineStaff,
     PlanBeyondDeadline,
     RecordFunding,
     RecordLookback,
@@ -43,7 +44,9 @@ from minqing.services.followup.handlers import (
     resolve_issue,
     set_plan,
 )
+from minqing.services.followup.linestaff import Staff, UnknownStaff
 from minqing.services.followup.plans import StageRequest
+from minqing.services.followup.registry import LineStaffStore, staff_of
 from minqing.shared.contract.events import FundingSource, FundingStatus, IssueStatus
 from minqing.shared.contract.reference import code_of
 from minqing.shared.domain.ids import new_id
@@ -213,13 +216,16 @@ class LookbackIn(_Input):
     on_behalf_of: OnBehalfOf = None
     visitor: Legacy = None
 
-    def to_command(self, caller: Principal) -> RecordLookback:
+    def to_command(self, caller: Principal, staff: Staff | None) -> RecordLookback:
+        """The caller is the visitor, checked against the registry of line staff."""
         return RecordLookback(
             outcome=self.outcome,
             visitor=caller.id,
             notes=self.notes,
             on_behalf_of=on_behalf_of(self.on_behalf_of, self.visitor),
             visitor_units=caller.units(),
+            line_staff_of=staff.unit if staff is not None else None,
+            checked=True,
         )
 
     @model_validator(mode="after")
@@ -264,6 +270,8 @@ class FundingStepRecorded(StepRecorded):
 
 ERRORS: dict[type[Exception], int] = {
     UnknownIssue: status.HTTP_404_NOT_FOUND,
+    UnknownStaff: status.HTTP_404_NOT_FOUND,
+    NotLineStaff: status.HTTP_403_FORBIDDEN,
     WrongState: status.HTTP_409_CONFLICT,
     UnknownTemplate: status.HTTP_422_UNPROCESSABLE_CONTENT,
     PlanBeyondDeadline: status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -276,6 +284,7 @@ REFUSED: dict[int | str, dict[str, Any]] = {**NOT_FOUND, 409: {"description": "W
 
 # The units of work, and followup's rules (calendar, ladder, plans, reviewers), on the app.
 UnitsOfWork = Annotated[UowFactory[Cases], Depends(from_state("units"))]
+StaffUnits = Annotated[UowFactory[LineStaffStore], Depends(from_state("staff_units"))]
 RulesDep = Annotated[Rules, Depends(from_state("rules"))]
 router = APIRouter(prefix="/api/v1/issues", tags=["followup"])
 funds_router = APIRouter(prefix="/api/v1/funds", tags=["followup"])
@@ -295,17 +304,24 @@ async def post_resolution(
     return _answer(issue_id, await resolve_issue(units, rules, issue_id, command, grant.reaches))
 
 
-@router.post("/{issue_id}/lookback", status_code=201, responses=REFUSED)
+@router.post(
+    "/{issue_id}/lookback",
+    status_code=201,
+    responses=REFUSED | {403: {"description": "Not line staff of the look-back unit"}},
+)
 async def post_lookback(
     issue_id: IssueId,
     body: LookbackIn,
     units: UnitsOfWork,
+    staff_units: StaffUnits,
     rules: RulesDep,
     caller: CallerDep,
     grant: GrantDep,
 ) -> StepRecorded:
-    """Record the look-back visit: passed closes the matter, failed reopens it."""
-    command = body.to_command(caller)
+    """Record the look-back visit: passed closes the matter, failed reopens it. Only line
+    staff of the matter's look-back unit (the registry of line staff) record it (403
+    naming the unit otherwise)."""
+    command = body.to_command(caller, await staff_of(staff_units, caller.id))
     return _answer(issue_id, await record_lookback(units, rules, issue_id, command, grant.reaches))
 
 

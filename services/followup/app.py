@@ -6,12 +6,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from minqing.services.followup import escalation, lookback, plans
+from minqing.services.followup import escalation, linestaff, lookback, plans
 from minqing.services.followup.api import ERRORS, funds_router, router
 from minqing.services.followup.declaration import declaration
 from minqing.services.followup.handlers import HANDLERS, Rules, check_deadlines, recompute_lookbacks
 from minqing.services.followup.ingress_consumer import CONSUMER, FollowupIngress
-from minqing.services.followup.store import SqlCases, ingress_outcomes, plumbing
+from minqing.services.followup.linestaff_api import router as line_staff_router
+from minqing.services.followup.registry import StaffFiles, sync_line_staff
+from minqing.services.followup.store import SqlCases, SqlLineStaff, ingress_outcomes, plumbing
 from minqing.shared.contract import reference
 from minqing.shared.domain.calendar import WorkingCalendar, configured
 from minqing.shared.domain.clock import Clock, local_date, system_clock
@@ -40,6 +42,15 @@ def create_app(
     calendar = calendar or configured(settings.calendar, settings.reference_dir)
     rules = load_rules(settings.reference_dir, calendar, settings.timezone)
     units = rt.units_of_work(lambda session: SqlCases(session, clock()))
+    staff_units = rt.units_of_work(lambda session: SqlLineStaff(session, clock()))
+    staff_files = load_line_staff(settings.reference_dir)
+
+    async def sync_staff() -> str:
+        return f"{await sync_line_staff(staff_units, staff_files)} line staff changed"
+
+    # First right after start-up (a change in the reference file becomes events), then again
+    # with the recount: nothing to do unless the file changed.
+    rt.every(settings.recompute_interval_seconds, "followup-line-staff-sync", sync_staff)
     rt.subscribe(
         None,
         event_applier(
@@ -70,7 +81,9 @@ def create_app(
         description="Cancellation by the assigned unit and the look-back visit that verifies it.",
     )
     app.state.units, app.state.rules = units, rules  # what the routes depend on
+    app.state.staff_units, app.state.staff_files = staff_units, staff_files
     app.include_router(router)
+    app.include_router(line_staff_router)
     app.include_router(funds_router)
     map_errors(app, ERRORS)
     app.include_router(build_ingress_router(rt, ingress, ingress_outcomes))
@@ -89,4 +102,15 @@ def load_rules(reference_dir: Path, calendar: WorkingCalendar, timezone: str) ->
         plans=plans.load(reference_dir),
         reviewers=lookback.load(reference_dir, data.all_units()),
         unit_names=names,
+        all_units=tuple(data.all_units()),
+    )
+
+
+def load_line_staff(reference_dir: Path) -> StaffFiles:
+    """The registry of line staff as the reference file gives it, checked (the reference
+    data itself must be active)."""
+    data = reference.active()
+    return StaffFiles(
+        files=linestaff.load(reference_dir, data.all_units(), list(data.villages)),
+        unit_names={code: entry.name for code, entry in data.registry().items()},
     )

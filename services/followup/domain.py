@@ -104,6 +104,16 @@ class Case:
     # which a department system refers to the matter.
     source: str | None = None
     external_ref: str | None = None
+    # What a visitor needs on the site: the matter (issue.reported) and what the unit said
+    # it did (issue.resolved). Never the reporter's name or phone.
+    title: str | None = None
+    village: str | None = None
+    address: str | None = None
+    summary: str | None = None
+    # A resident's low score asked for a re-visit (issue.revisit_flagged): why, and by when;
+    # cleared by the next look-back.
+    revisit_reason: str | None = None
+    revisit_due: date | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +157,30 @@ class RecordLookback:
     # The units the visitor belongs to: line staff never look back on their own unit's
     # resolution.
     visitor_units: frozenset[str] = frozenset()
+    # The unit the registry of line staff (linestaff.py) names the visitor line staff of
+    # (None: not in it). The HTTP edge always reads it; in-process callers that do not
+    # (``checked=False``: the rules' own tests) decide without the registry.
+    line_staff_of: str | None = None
+    checked: bool = False
+
+
+class NotLineStaff(Exception):
+    """The visitor is not line staff of the unit that looks back at the matter."""
+
+
+def check_line_staff(command: RecordLookback, lookback_unit: str, unit_name: str) -> None:
+    """Only line staff of the look-back unit (by the registry) record its look-back."""
+    if not command.checked or command.line_staff_of == lookback_unit:
+        return
+    registered = (
+        f"the registry has them as line staff of {command.line_staff_of}"
+        if command.line_staff_of
+        else "they are not in the registry of line staff"
+    )
+    raise NotLineStaff(
+        f"{command.visitor} may not record this look-back: line staff of {unit_name} "
+        f"({lookback_unit}) look back at this matter, and {registered}"
+    )
 
 
 class UnknownIssue(Exception):
@@ -549,7 +583,11 @@ def _of_current(step: Callable[[E, Case], Case]) -> Callable[[E, Case | None], C
 
 @_evolve.register(IssueReported)
 def _reported(event: IssueReported, case: Case | None) -> Case | None:
-    return case or Case(status="reported", source=event.source, external_ref=event.external_ref)
+    if case is None:
+        case = Case(status="reported", source=event.source, external_ref=event.external_ref)
+    elif case.title is not None:
+        return case
+    return replace(case, title=event.title, village=event.village, address=event.address)
 
 
 @_evolve.register(IssueAssigned)
@@ -572,6 +610,9 @@ def _assigned(event: IssueAssigned, case: Case | None) -> Case | None:
         lookback_failures=kept.lookback_failures,
         source=kept.source,
         external_ref=kept.external_ref,
+        title=kept.title,
+        village=kept.village,
+        address=kept.address,
     )
 
 
@@ -593,6 +634,7 @@ def _resolved(event: IssueResolved, case: Case) -> Case:
         lookback_provisional=event.lookback_due_provisional,
         resolved_by=event.resolved_by,
         lookback_unit=event.lookback_unit,
+        summary=event.summary,
     )
 
 
@@ -688,7 +730,9 @@ def _lookback_due_recomputed(event: IssueLookbackDueRecomputed, case: Case) -> C
 @_evolve.register(IssueLookbackPassed)
 @_of_current
 def _lookback_passed(event: IssueLookbackPassed, case: Case) -> Case:
-    return replace(case, status="closed") if case.status == "resolved" else case
+    if case.status != "resolved":
+        return case
+    return replace(case, status="closed", revisit_reason=None, revisit_due=None)
 
 
 @_evolve.register(IssueLookbackFailed)
@@ -696,7 +740,24 @@ def _lookback_passed(event: IssueLookbackPassed, case: Case) -> Case:
 def _lookback_failed(event: IssueLookbackFailed, case: Case) -> Case:
     if case.status != "resolved":
         return case
-    return replace(case, status="reopened", lookback_failures=event.failures)
+    return replace(
+        case,
+        status="reopened",
+        lookback_failures=event.failures,
+        revisit_reason=None,
+        revisit_due=None,
+    )
+
+
+def flag_revisit(case: Case | None, reason: str, due: date) -> Case | None:
+    """A resident's low score asks line staff to go back: on a matter awaiting its
+    look-back (the look-back answers it) or closed (a re-visit task). A matter back with
+    its unit is being worked on again; one flagged already keeps its first due date."""
+    if case is None or case.status not in ("resolved", "closed"):
+        return case
+    if case.revisit_reason is not None:
+        return case
+    return replace(case, revisit_reason=reason, revisit_due=due)
 
 
 def _milestones(planned: tuple[PlannedMilestone, ...]) -> tuple[Milestone, ...]:

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Protocol
+from typing import Literal, Protocol
 
 from minqing.services.followup import plans
 from minqing.services.followup.domain import (
+    LOOKBACK_WORKING_DAYS,
     Case,
     RecordFunding,
     RecordLookback,
     ReportProgress,
     ResolveIssue,
     UnknownIssue,
+    check_line_staff,
     decide_deadline_checks,
     decide_funding,
     decide_lookback,
@@ -27,6 +29,7 @@ from minqing.services.followup.domain import (
     decide_progress,
     decide_resolution,
     evolve,
+    flag_revisit,
 )
 from minqing.services.followup.escalation import Ladder
 from minqing.services.followup.lookback import Reviewers
@@ -41,8 +44,9 @@ from minqing.shared.contract.events import (
     IssueLookbackFailed,
     IssueReported,
     IssueResponsibleChanged,
+    IssueRevisitFlagged,
 )
-from minqing.shared.domain.calendar import WorkingCalendar
+from minqing.shared.domain.calendar import WorkingCalendar, deadline_after
 from minqing.shared.domain.clock import local_date
 from minqing.shared.identity.policy import Reach, anywhere
 from minqing.shared.identity.principal import service
@@ -89,6 +93,12 @@ class Cases(Protocol):
         """The matter ``source`` reported with its own ticket id ``external_ref``."""
         ...
 
+    async def awaiting_lookback(
+        self, unit: str, reviewed: Sequence[str], villages: Sequence[str]
+    ) -> list[tuple[str, Case]]:
+        """Matters whose look-back, or re-visit, falls to ``unit``'s line staff."""
+        ...
+
 
 @dataclass(frozen=True)
 class FundTotal:
@@ -110,6 +120,7 @@ class Rules:
     plans: plans.Plans
     reviewers: Reviewers
     unit_names: dict[str, str]
+    all_units: tuple[str, ...] = ()  # town offices and village branches
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,21 @@ async def on_issue_event(
         await uow.store.save(cause.subject, after)
         if isinstance(event, IssueAssigned) and event.plan_template:
             await _plan_from_template(uow, rules, cause, event, after)
+
+
+async def on_revisit_flagged(
+    event: IssueRevisitFlagged, cause: Envelope, uow: UnitOfWork[Cases], rules: Rules
+) -> None:
+    """A resident's low score: line staff go back within 7 working days."""
+    tracked = await uow.store.get(cause.subject)
+    if tracked is None:
+        return
+    flagged = local_date(cause.time, rules.timezone)
+    due = deadline_after(rules.calendar, flagged, LOOKBACK_WORKING_DAYS).day
+    reason = f"score {event.score}: {event.reason}"
+    new = flag_revisit(tracked.case, reason, due)
+    if new is not None and new != tracked.case:
+        await uow.store.save(cause.subject, Tracked(new, cause.id, tracked.correlation_id))
 
 
 async def _plan_from_template(
@@ -232,12 +258,51 @@ async def record_lookback(
     def decide(case: Case | None, today: date) -> list[Event]:
         visit = decide_lookback(case, command, today)
         assert case is not None  # deciding on an unknown matter raises UnknownIssue
+        unit = lookback_unit_of(case, rules)
+        check_line_staff(command, unit, rules.unit_names.get(unit, unit))
         if isinstance(visit, IssueLookbackFailed):
             escalated = decide_lookback_escalation(visit, case, rules.ladder)
             return [visit, escalated] if escalated else [visit]
         return [visit]
 
     return await _decide_and_record(units, rules, issue_id, command.visitor, decide, reach)
+
+
+def lookback_unit_of(case: Case, rules: Rules) -> str:
+    """The unit whose line staff look back at the matter (as its resolution named it; on
+    matters resolved before that was recorded, as lookback.toml says now)."""
+    return case.lookback_unit or rules.reviewers.of(case.unit or "")
+
+
+@dataclass(frozen=True)
+class LookbackTask:
+    """One visit on a line staff member's list: a look-back due, or a re-visit a
+    resident's low score asked for (on a closed matter; on one awaiting its look-back, the
+    look-back answers it and ``revisit_reason`` says so)."""
+
+    issue_id: str
+    kind: Literal["lookback", "revisit"]
+    due: date
+    case: Case
+
+
+async def lookbacks_due(
+    units: UowFactory[Cases], rules: Rules, unit: str, villages: Sequence[str]
+) -> list[LookbackTask]:
+    """What ``unit``'s line staff (in ``villages``; all when none) are to visit, the
+    earliest due first."""
+    reviewed = [u for u in rules.all_units if rules.reviewers.of(u) == unit]
+    async with units() as uow:
+        found = await uow.store.awaiting_lookback(unit, reviewed, villages)
+    tasks = [_task(issue_id, case) for issue_id, case in found]
+    return sorted(tasks, key=lambda t: (t.due, t.issue_id))
+
+
+def _task(issue_id: str, case: Case) -> LookbackTask:
+    if case.status == "resolved" and case.lookback_due is not None:
+        return LookbackTask(issue_id, "lookback", case.lookback_due, case)
+    assert case.revisit_due is not None  # a closed matter is listed for its re-visit only
+    return LookbackTask(issue_id, "revisit", case.revisit_due, case)
 
 
 @dataclass(frozen=True)
@@ -441,4 +506,5 @@ HANDLERS: Handlers = {
     IssueDeadlineRecomputed: on_issue_event,
     IssueDeadlineExtended: on_issue_event,
     IssueResponsibleChanged: on_issue_event,
+    IssueRevisitFlagged: on_revisit_flagged,
 }

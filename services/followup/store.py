@@ -24,6 +24,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from minqing.services.followup.domain import (
@@ -34,6 +35,7 @@ from minqing.services.followup.domain import (
     next_milestone_due,
 )
 from minqing.services.followup.handlers import FundTotal, Tracked
+from minqing.services.followup.linestaff import Staff
 from minqing.shared.ingress.outcomes import outcomes_table
 from minqing.shared.persistence.state import Row, StateCache, StateTable
 from minqing.shared.persistence.tables import plumbing_tables
@@ -71,6 +73,12 @@ cases = Table(
     Column("lookback_failures", Integer, nullable=False),
     Column("source", Text),
     Column("external_ref", Text),
+    Column("title", Text),
+    Column("village", Text),
+    Column("address", Text),
+    Column("summary", Text),
+    Column("revisit_reason", Text),
+    Column("revisit_due", Date),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -86,6 +94,22 @@ Index(
     cases.c.source,
     cases.c.external_ref,
     postgresql_where=text("external_ref is not null"),
+)
+
+# The registry of line staff (services/followup/linestaff.py): who looks back as line staff
+# of which unit, in which villages (JSON list; empty: all), and what the reference file
+# said when last read (``seeded``; null for a person added by hand). A removed person's row
+# stays, inactive, so the file does not bring them back.
+line_staff = Table(
+    "line_staff",
+    metadata,
+    Column("person_id", Text, primary_key=True),
+    Column("person_name", Text, nullable=False),
+    Column("unit", Text, nullable=False),
+    Column("villages", Text, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("seeded", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 # Department systems' progress and resolutions: their outcomes, and (external=True) the
@@ -174,6 +198,27 @@ class SqlCases:
         rows = await self._session.execute(_FUND_TOTALS)
         return [FundTotal(**row._asdict()) for row in rows]
 
+    async def awaiting_lookback(
+        self, unit: str, reviewed: Sequence[str], villages: Sequence[str]
+    ) -> list[tuple[str, Case]]:
+        """Resolved matters whose look-back falls to ``unit`` (named on the matter; on
+        matters resolved before that was recorded, the units it looks back at, ``reviewed``),
+        and closed ones a resident's low score sent back for a re-visit; in ``villages``
+        (all when none), not locked."""
+        by_unit = or_(
+            cases.c.lookback_unit == unit,
+            and_(cases.c.lookback_unit.is_(None), cases.c.unit.in_(list(reviewed))),
+        )
+        waiting = or_(
+            cases.c.status == "resolved",
+            and_(cases.c.status == "closed", cases.c.revisit_reason.is_not(None)),
+        )
+        query = select(cases).where(by_unit, waiting)
+        if villages:
+            query = query.where(cases.c.village.in_(list(villages)))
+        rows = (await self._session.execute(query)).all()
+        return [(row.issue_id, _table.state(row._asdict())) for row in rows]
+
     async def by_external_ref(self, source: str, external_ref: str) -> str | None:
         query = select(cases.c.issue_id).where(
             cases.c.source == source, cases.c.external_ref == external_ref
@@ -200,3 +245,55 @@ class SqlCases:
 
     async def flush(self) -> None:
         await self._rows.flush()
+
+
+class SqlLineStaff:
+    """The registry of line staff on the service's own table, in the caller's transaction."""
+
+    def __init__(self, session: AsyncSession, now: datetime) -> None:
+        self._session = session
+        self._now = now
+
+    async def registry(self, *, lock: bool = False) -> dict[str, Staff]:
+        query = select(line_staff).order_by(line_staff.c.person_id)
+        if lock:
+            query = query.with_for_update()
+        rows = (await self._session.execute(query)).all()
+        return {row.person_id: _staff(row._asdict()) for row in rows}
+
+    async def get(self, person_id: str) -> Staff | None:
+        query = select(line_staff).where(line_staff.c.person_id == person_id)
+        row = (await self._session.execute(query)).first()
+        return None if row is None else _staff(row._asdict())
+
+    async def save(self, staff: Staff) -> None:
+        values = {
+            "person_id": staff.person_id,
+            "person_name": staff.person_name,
+            "unit": staff.unit,
+            "villages": json.dumps(list(staff.villages)),
+            "active": staff.active,
+            "seeded": staff.seeded,
+            "updated_at": self._now,
+        }
+        statement = insert(line_staff).values(values)
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[line_staff.c.person_id],
+                set_={k: statement.excluded[k] for k in values if k != "person_id"},
+            )
+        )
+
+    async def flush(self) -> None:
+        return None
+
+
+def _staff(row: dict[str, Any]) -> Staff:
+    return Staff(
+        person_id=row["person_id"],
+        person_name=row["person_name"],
+        unit=row["unit"],
+        villages=tuple(json.loads(row["villages"])),
+        active=bool(row["active"]),
+        seeded=row["seeded"],
+    )

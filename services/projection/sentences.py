@@ -40,6 +40,7 @@ from minqing.shared.contract.events import (
     IssueSupervisionRecorded,
     IssueSupervisorErased,
     IssueSupervisorInvited,
+    LineStaffChanged,
     UnitResponsibleChanged,
 )
 from minqing.shared.contract.reference import ReferenceData
@@ -392,6 +393,25 @@ def _unit_responsible(e: UnitResponsibleChanged, n: Names) -> Sentence:
     return Sentence(
         f"{_parts(e.unit_name)[0]}负责人变更：{before[0]} → {now[0]}（{e.changed_by}）",
         f"{_parts(e.unit_name)[1]}: responsible person {before[1]} → {now[1]} ({e.changed_by})",
+    )
+
+
+@sentence(LineStaffChanged)
+def _line_staff(e: LineStaffChanged, n: Names) -> Sentence:
+    zh_name, en_name = _parts(e.person_name)
+    zh_unit, en_unit = _parts(e.unit_name)
+    where_zh = "、".join(n.zh("villages", v) for v in e.villages) or "全部村居"
+    where_en = ", ".join(n.en("villages", v) for v in e.villages) or "every village"
+    if e.change == "removed":
+        return Sentence(
+            f"{zh_name}不再担任{zh_unit}一线回访人员（{e.reason}）",
+            f"{en_name} is no longer line staff of {en_unit} ({e.reason})",
+        )
+    verb_zh = "登记为" if e.change == "added" else "改为"
+    verb_en = "registered as" if e.change == "added" else "now"
+    return Sentence(
+        f"{zh_name}{verb_zh}{zh_unit}一线回访人员，负责{where_zh}（{e.reason}）",
+        f"{en_name} {verb_en} line staff of {en_unit}, visiting {where_en} ({e.reason})",
     )
 
 

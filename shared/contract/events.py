@@ -551,6 +551,32 @@ class UnitResponsibleChanged(Event):
     on_behalf_of: str | None = None
 
 
+class LineStaffChanged(Event):
+    """The registry of line staff, who look back at other units' work: a person became
+    line staff of a unit (``added``), moved to another unit or other villages
+    (``changed``), or is line staff no more (``removed``), from the reference files or by
+    hand. ``villages`` empty: every village. Its subject is the person's principal id
+    (``person:zhou.min``), not an issue id. (A person enters the registry from the
+    reference files at the first start without an event.)"""
+
+    TYPE: ClassVar[str] = "linestaff.changed"
+    EMITTED_BY: ClassVar[Emitter] = "followup"
+
+    change: Literal["added", "changed", "removed"]
+    person_id: str
+    person_name: str
+    unit: str
+    unit_name: str
+    villages: tuple[str, ...] = ()
+    previous_unit: str | None = None
+    previous_villages: tuple[str, ...] = ()
+    reason: str
+    changed_by: str
+    # changed_by: the authenticated principal who did it (the envelope's actor); on_behalf_of:
+    # the person on the ground they name, if another (recorded beside, never instead).
+    on_behalf_of: str | None = None
+
+
 # Every event type of the contract, in the order declared above (the AsyncAPI document's).
 EVENT_CLASSES: tuple[type[Event], ...] = tuple(_REGISTERED.values())
 EVENTS_BY_TYPE: dict[str, type[Event]] = dict(_REGISTERED)

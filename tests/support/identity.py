@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from minqing.services.followup.store import line_staff
 from minqing.shared.contract.reference import load
 from minqing.shared.identity import credentials, store
 from minqing.shared.identity.principal import Kind, Membership, Principal, Role
@@ -59,6 +60,15 @@ PEOPLE: dict[str, Principal] = {
 }
 
 
+# The test people who look back, as followup's registry of line staff holds them (a
+# look-back is recorded only by line staff of the matter's look-back unit; linestaff.toml
+# holds the town's own). ``enrol`` registers them the way an operator's change would leave
+# the table, without the event (a test's stream holds only what the test did).
+LINE_STAFF: dict[str, str] = {
+    name: unit for name, principal in PEOPLE.items() for unit in principal.units(Role.LINE_STAFF)
+}
+
+
 def token_of(name: str) -> str:
     return f"mq_test-{name}"
 
@@ -90,7 +100,31 @@ async def enrol(sessions: Sessions, people: dict[str, Principal] = PEOPLE) -> No
                 )
                 .on_conflict_do_nothing()
             )
+        await _register_line_staff(session, people)
         await session.commit()
+
+
+async def _register_line_staff(session: AsyncSession, people: dict[str, Principal]) -> None:
+    """Put ``people``'s line staff into followup's registry (when its table exists)."""
+    if (await session.scalar(text("select to_regclass('followup.line_staff')"))) is None:
+        return
+    for name, unit in LINE_STAFF.items():
+        if name not in people:
+            continue
+        principal = people[name]
+        await session.execute(
+            insert(line_staff)
+            .values(
+                person_id=principal.id,
+                person_name=principal.display_name,
+                unit=unit,
+                villages="[]",
+                active=True,
+                seeded=None,
+                updated_at=ENROLLED_AT,
+            )
+            .on_conflict_do_nothing()
+        )
 
 
 async def give_password(sessions: Sessions, principal: Principal, password: str) -> None:

@@ -205,10 +205,12 @@ def test_a_look_back_comes_only_after_resolution(status: IssueStatus) -> None:
 # Following the matter's events
 
 
-def test_the_first_report_opens_a_case() -> None:
+def test_the_first_report_opens_a_case_with_what_a_visitor_needs_on_the_site() -> None:
     opened = evolve(None, report())
 
-    assert opened == Case(status="reported", source="hotline_12345")
+    assert opened == Case(
+        status="reported", source="hotline_12345", title="Street lights out", village="shihu"
+    )
 
 
 def test_the_case_keeps_the_source_and_its_ticket_id_through_assignments() -> None:
@@ -226,8 +228,9 @@ def test_the_case_keeps_the_source_and_its_ticket_id_through_assignments() -> No
 
 
 def test_a_repeated_report_leaves_the_case_as_it_is() -> None:
-    assigned = case()
+    assigned = evolve(case(), report())
 
+    assert assigned is not None and assigned.title == "Street lights out"
     assert evolve(assigned, report()) is assigned
 
 
@@ -245,6 +248,8 @@ def test_an_assignment_records_the_unit_the_deadline_and_the_number() -> None:
         responsible_person_id="shihu-secretary",
         responsible_person_name="Chen Lixin",
         source="hotline_12345",
+        title="Street lights out",
+        village="shihu",
     )
 
 

@@ -59,6 +59,7 @@ def test_the_consumers_listen_to_what_their_routing_tables_handle() -> None:
         "issue.deadline_recomputed",
         "issue.deadline_extended",
         "issue.responsible_changed",
+        "issue.revisit_flagged",  # a re-visit task on the line staff's list
     ]
     assert set(consumers()) == {
         "intake-status",

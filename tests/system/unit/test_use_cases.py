@@ -46,6 +46,7 @@ from minqing.shared.contract.events import (
     IssueReported,
     IssueResolved,
     IssueResponsibleChanged,
+    IssueRevisitFlagged,
 )
 from minqing.shared.domain.calendar import WeekdayCalendar, WorkingCalendar
 from minqing.shared.messaging.consumer import Rejected
@@ -367,6 +368,7 @@ def test_followup_reacts_to_reports_and_assignments() -> None:
         IssueDeadlineRecomputed,
         IssueDeadlineExtended,
         IssueResponsibleChanged,
+        IssueRevisitFlagged,
     }
 
 
