@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import AfterValidator, AwareDatetime, BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from minqing.services.projection import exports, stats
+from minqing.services.projection import exports, people, stats, trends
 from minqing.services.projection.sentences import Names, describe
 from minqing.services.projection.views import history, issues
 from minqing.services.projection.views.issues.output import IssueOut
@@ -48,6 +48,7 @@ class NoSuchMatter(LookupError):
 
 ERRORS: ErrorStatuses = {
     issues.BadCursor: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    trends.TooManyWeeks: status.HTTP_422_UNPROCESSABLE_CONTENT,
     NoSuchMatter: status.HTTP_404_NOT_FOUND,
 }
 
@@ -87,6 +88,7 @@ class HistoryEvent(BaseModel):
     log_seq: int
     hash: str
     sentence: SentenceOut
+    actor_name: SentenceOut  # who did it, in words (``actor`` is the stored id)
 
 
 class SentenceOut(BaseModel):
@@ -267,7 +269,45 @@ async def get_stats(
         figures = await stats.statistics(
             session, desk.to_filter(params, grant), base, desk.day_of(params), desk.timezone
         )
-    return asdict(figures)
+        responsible = await people.responsible_names(
+            session, desk.names, figures.by.get("responsible_person_id", {})
+        )
+    # the people counted by, by name (the counts are by id: a name may change)
+    return {**asdict(figures), "names": {"people": responsible}}
+
+
+class WeekOut(BaseModel):
+    start: date
+    end: date
+    received: int
+    closed: int
+    overdue: int
+
+
+class TrendOut(BaseModel):
+    weeks: list[WeekOut]
+    overdue_direction: trends.Direction
+
+
+@router.get("/stats/weekly", responses=unprocessable("A range of no week or of over 53"))
+async def get_weekly(
+    desk: DeskDep,
+    grant: GrantDep,
+    first: Annotated[date | None, Query(alias="from")] = None,
+    last: Annotated[date | None, Query(alias="to")] = None,
+    village: Annotated[str | None, Query(), AfterValidator(_optional_code("villages"))] = None,
+    unit: Annotated[str | None, Query(), AfterValidator(_optional_code("units"))] = None,
+) -> TrendOut:
+    """Trends, week by week (Monday to Sunday in the town): matters received, loops
+    closed, and matters overdue at the end of each week (now, for this week), from the
+    week of `from` to the week of `to` (default: the 12 weeks to today; at most 53).
+    Only the matters the caller reaches, as the list; `village` and `unit` narrow them."""
+    last = last or desk.today()
+    first = first or last - timedelta(weeks=11)
+    f = issues.IssueFilter(village=village, unit=unit, reached=issues.Reached.of(grant.units()))
+    async with desk.sessions() as session:
+        trend = await trends.weekly(session, f, first, last, desk.clock(), desk.timezone)
+    return TrendOut.model_validate(asdict(trend))
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -332,9 +372,10 @@ async def get_history_page(desk: DeskDep, grant: GrantDep, issue_id: IssueId) ->
     async with desk.sessions() as session:
         view = await issues.get_issue(session, issue_id, grant.reaches)
         events = await history.trail(session, issue_id) if view is not None else []
+        names = await people.of_trail(session, desk.names, events)
     if view is None or not events:
         raise NoSuchMatter()
-    return HTMLResponse(exports.history_page(view, events, desk.names, desk.zone))
+    return HTMLResponse(exports.history_page(view, events, names, desk.zone))
 
 
 @router.get("/issues/{issue_id}/history", responses={404: {"description": "No such matter"}})
@@ -343,9 +384,10 @@ async def get_history(desk: DeskDep, grant: GrantDep, issue_id: IssueId) -> Hist
     does not reach is a 404, as an unknown one."""
     async with desk.sessions() as session:
         events = await reached_trail(session, issue_id, grant.reaches)
+        names = await people.of_trail(session, desk.names, events)
     if not events:
         raise NoSuchMatter()
-    return History(issue_id=issue_id, events=[_history_event(e, desk.names) for e in events])
+    return History(issue_id=issue_id, events=[_history_event(e, names) for e in events])
 
 
 async def reached_trail(session: AsyncSession, issue_id: str, reach: Reach) -> list[dict[str, Any]]:
@@ -364,4 +406,7 @@ async def reached_trail(session: AsyncSession, issue_id: str, reach: Reach) -> l
 
 def _history_event(e: dict[str, Any], names: Names) -> HistoryEvent:
     sentence = describe(e["type"], e["dataversion"], e["data"], names)
-    return HistoryEvent(**e, sentence=SentenceOut(**asdict(sentence)))
+    zh, en = names.who(e["actor"])
+    return HistoryEvent(
+        **e, sentence=SentenceOut(**asdict(sentence)), actor_name=SentenceOut(zh=zh, en=en)
+    )

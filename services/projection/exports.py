@@ -130,7 +130,7 @@ def history_page(view: IssueView, trail: list[dict[str, Any]], names: Names, zon
             "<tr>"
             f"<td>{e['log_seq']}</td>"
             f"<td>{esc(e['time'].astimezone(zone).strftime('%Y-%m-%d %H:%M:%S'))}</td>"
-            f"<td>{esc(e['actor'])}</td>"
+            f"<td title='{esc(e['actor'])}'>{esc(names.who(e['actor'])[0])}</td>"
             f"<td>{esc(said.zh)}<br><span class=en>{esc(said.en)}</span></td>"
             f"<td class=hash>{esc(e['hash'])}</td>"
             "</tr>"

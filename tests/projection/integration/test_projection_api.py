@@ -102,6 +102,7 @@ async def test_the_history_is_every_event_in_stream_order_with_who_and_when(
         "log_seq": 2,
         "hash": events[1]["hash"],
         "sentence": events[1]["sentence"],
+        "actor_name": {"zh": "系统（派单）", "en": "the system (assignment)"},  # who, in words
     }
     assert events[1]["sentence"]["zh"].startswith("交办建设管理所，责任人Xu Haijun")
     assert events[1]["sentence"]["en"].startswith("Assigned to Town Construction Office")

@@ -18,7 +18,8 @@ const MAY = {
   "GET /api/v1/issues/{issue_id}": ["unit_staff", "line_staff", "supervisor", "inspector"],
   "GET /api/v1/issues/{issue_id}/history": ["unit_staff", "line_staff", "supervisor", "inspector"],
   "GET /api/v1/issues/{issue_id}/history.html": ["unit_staff", "line_staff", "supervisor", "inspector"],
-  "GET /api/v1/stats": ["supervisor", "inspector"]
+  "GET /api/v1/stats": ["supervisor", "inspector"],
+  "GET /api/v1/stats/weekly": ["supervisor", "inspector"]
 };
 
 const T = {
@@ -48,6 +49,12 @@ const T = {
     town: "全镇", role_reporter: "登记员", role_unit_staff: "承办单位人员",
     role_line_staff: "条线干部", role_supervisor: "督查员", role_inspector: "纪检监察",
     role_operator: "运维管理员",
+    close: "关闭", language: "切换语言", trends: "每周趋势", received: "受理",
+    closed_week: "闭环", overdue_week: "逾期（周末）", week_of: (d) => `${d} 起的一周`,
+    trend_rising: (a, b) => `逾期上升：${b} → ${a}`, trend_falling: (a, b) => `逾期下降：${b} → ${a}`,
+    trend_steady: (a) => `逾期持平：${a}`,
+    fund_project_funds: "项目资金", fund_self_raised: "自筹资金", fund_social_donations: "社会捐赠",
+    fs_applied: "已申请", fs_approved: "已批准", fs_received: "已到位", fs_spent: "已支出",
   },
   en: {
     title: "Minqing · Matters", tab_list: "Matters", tab_overdue: "Overdue", tab_stats: "Statistics",
@@ -77,6 +84,13 @@ const T = {
     town: "the town", role_reporter: "reporter", role_unit_staff: "unit staff",
     role_line_staff: "line staff", role_supervisor: "supervisor", role_inspector: "inspector",
     role_operator: "operator",
+    close: "Close", language: "Switch language", trends: "Week by week", received: "Received",
+    closed_week: "Closed", overdue_week: "Overdue (week's end)", week_of: (d) => `week of ${d}`,
+    trend_rising: (a, b) => `Overdue rising: ${b} → ${a}`, trend_falling: (a, b) => `Overdue falling: ${b} → ${a}`,
+    trend_steady: (a) => `Overdue steady: ${a}`,
+    fund_project_funds: "Project funds", fund_self_raised: "Self-raised funds",
+    fund_social_donations: "Social donations",
+    fs_applied: "applied for", fs_approved: "approved", fs_received: "received", fs_spent: "spent",
   },
 };
 
@@ -89,6 +103,7 @@ let epoch = 0; // bumped when the page forgets what it shows: late answers are d
 let shown = "list"; // the tab on show
 let loginProblem = null; // [key, ...args] of the login form's message, kept to translate it
 let started = false; // the controls are wired once, whoever logs in
+let opened = null; // the matter on show in the timeline: [matter, history], redrawn on a switch
 
 const $ = (selector) => document.querySelector(selector);
 const t = (key, ...args) => {
@@ -98,6 +113,12 @@ const t = (key, ...args) => {
 const name = (kind, code) => {
   const found = (names[kind] ?? {})[code];
   return found ? found[lang] : code ?? "";
+};
+// A name as written, "王建国 Wang Jianguo": its part in the chosen language.
+const part = (written) => {
+  const [first, ...rest] = (written ?? "").split(" ");
+  if (!rest.length || /^[\x00-\x7f]*$/.test(first)) return written ?? "";
+  return lang === "zh" ? first : rest.join(" ");
 };
 const el = (tag, attrs = {}, ...children) => {
   const node = document.createElement(tag);
@@ -155,6 +176,8 @@ function translate() {
   document.querySelectorAll("[data-t]").forEach((node) => { node.textContent = t(node.dataset.t); });
   document.querySelectorAll("[data-tp]").forEach((node) => { node.placeholder = t(node.dataset.tp); });
   $("#lang").textContent = t("lang");
+  $("#lang").setAttribute("aria-label", t("language"));
+  $("#close").setAttribute("aria-label", t("close"));
   for (const option of $("#village").options) {
     if (option.value) option.textContent = name("villages", option.value);
   }
@@ -235,7 +258,7 @@ async function loadOverdue() {
       el("td", {}, item.title ?? item.issue_id),
       el("td", {}, name("units", item.unit)),
       deadlineCell(item),
-      el("td", {}, item.escalation_level ? t("level", item.escalation_level, item.escalated_to) : ""));
+      el("td", {}, item.escalation_level ? t("level", item.escalation_level, part(item.escalated_to)) : ""));
     opens(tr, item.issue_id);
     body.append(tr);
   }
@@ -268,6 +291,15 @@ async function openTimeline(issueId) {
   const [matter, history] = await Promise.all([
     api(`/api/v1/issues/${issueId}`), api(`/api/v1/issues/${issueId}/history`)]);
   if (mine !== epoch) return;
+  opened = [matter, history];
+  drawTimeline();
+}
+
+// The open matter's timeline, in the chosen language (again after a switch).
+function drawTimeline() {
+  if (!opened) return;
+  const [matter, history] = opened;
+  const issueId = matter.issue_id;
   $("#t-title").textContent = matter.title ?? issueId;
   $("#t-meta").textContent = [t(`s_${matter.status}`), name("villages", matter.village),
     name("categories", matter.category), name("units", matter.unit),
@@ -277,7 +309,7 @@ async function openTimeline(issueId) {
   list.replaceChildren();
   for (const event of history.events) {
     list.append(el("li", { class: MARKS[event.type] ?? "", "data-type": event.type },
-      el("div", { class: "when" }, `${new Date(event.time).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB")} · ${event.actor}`),
+      el("div", { class: "when" }, `${new Date(event.time).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB")} · ${event.actor_name[lang]}`),
       el("div", {}, event.sentence[lang]),
       el("div", { class: "hash" }, `#${event.log_seq} ${event.hash}`)));
   }
@@ -295,19 +327,20 @@ function card(key, figure) {
   return link;
 }
 
-function chart(title, figures, kind) {
+function chart(title, figures, kind, people = {}) {
   const entries = Object.entries(figures);
   const max = Math.max(1, ...entries.map(([, f]) => f.value));
   const height = 22 * entries.length + 10;
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("width", "620"); svg.setAttribute("height", String(height));
+  svg.setAttribute("viewBox", `0 0 620 ${height}`);
   entries.forEach(([code, figure], i) => {
     const a = document.createElementNS(svg.namespaceURI, "a");
     a.setAttribute("href", "#");
     a.addEventListener("click", guarded((e) => { e.preventDefault(); showList(figure.list); }));
     const label = document.createElementNS(svg.namespaceURI, "text");
     label.setAttribute("x", "0"); label.setAttribute("y", String(22 * i + 16));
-    label.textContent = name(kind, code) || code;
+    label.textContent = kind === "people" ? people[code]?.[lang] ?? "" : name(kind, code);
     const bar = document.createElementNS(svg.namespaceURI, "rect");
     bar.setAttribute("x", "200"); bar.setAttribute("y", String(22 * i + 4));
     bar.setAttribute("height", "16"); bar.setAttribute("width", String(360 * figure.value / max));
@@ -329,14 +362,71 @@ async function loadStats() {
     "satisfaction_rate", "on_time_rate", "median_days_to_resolve", "lookback_pass_rate"];
   $("#cards").replaceChildren(...keys.map((key) => card(key === "overdue" ? "overdue_n" : key, figures[key])));
   const funds = Object.entries(figures.funds).map(([source, byStatus]) =>
-    el("div", { class: "card" }, el("b", {}, Object.values(byStatus).join(" / ")), source));
+    el("div", { class: "card" }, el("b", {}, Object.values(byStatus).join(" / ")),
+      `${t(`fund_${source}`)}${lang === "zh" ? "（" : " ("}` +
+      `${Object.keys(byStatus).map((s) => t(`fs_${s}`)).join(" / ")}${lang === "zh" ? "）" : ")"}`));
+  const trend = may("GET /api/v1/stats/weekly") ? await api(trendUrl()) : null;
+  if (mine !== epoch) return;
   $("#charts").replaceChildren(
+    ...(trend ? [trends(trend)] : []),
     chart(t("by_village"), figures.by.village, "villages"),
     chart(t("by_source"), figures.by.source, "sources"),
     chart(t("by_category"), figures.by.category, "categories"),
     chart(t("by_unit"), figures.by.unit, "units"),
-    chart(t("by_responsible"), figures.by.responsible_person_id, "people"),
+    chart(t("by_responsible"), figures.by.responsible_person_id, "people", figures.names.people),
     el("div", { class: "chart" }, el("h3", {}, t("funds")), ...funds));
+}
+
+// The twelve weeks to the day asked about (or today).
+function trendUrl() {
+  const day = $("#as-of").value;
+  return day ? `/api/v1/stats/weekly?${new URLSearchParams({ to: day })}` : "/api/v1/stats/weekly";
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+const svgEl = (tag, attrs = {}, text = null) => {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+  if (text !== null) node.textContent = text;
+  return node;
+};
+
+// Week by week: received and closed as bars side by side, overdue at each week's end as a
+// line, and whether overdue is rising or falling.
+function trends(trend) {
+  const weeks = trend.weeks;
+  const width = 620, top = 10, plot = 150, step = (width - 40) / Math.max(1, weeks.length);
+  const max = Math.max(1, ...weeks.flatMap((w) => [w.received, w.closed, w.overdue]));
+  const y = (v) => top + plot - (plot * v) / max;
+  const svg = svgEl("svg", { viewBox: `0 0 ${width} ${top + plot + 40}`, role: "img",
+    "aria-label": t("trends") });
+  const points = [];
+  weeks.forEach((w, i) => {
+    const x = 30 + i * step;
+    const group = svgEl("g", { "data-week": w.start });
+    group.append(svgEl("title", {}, `${t("week_of", w.start)}: ${t("received")} ${w.received}, ` +
+      `${t("closed_week")} ${w.closed}, ${t("overdue_week")} ${w.overdue}`));
+    group.append(svgEl("rect", { class: "received", x, y: y(w.received), width: step * 0.35,
+      height: top + plot - y(w.received) }));
+    group.append(svgEl("rect", { class: "closed", x: x + step * 0.38, y: y(w.closed),
+      width: step * 0.35, height: top + plot - y(w.closed) }));
+    if (i % Math.ceil(weeks.length / 6) === 0) {
+      group.append(svgEl("text", { x, y: top + plot + 16 }, w.start.slice(5)));
+    }
+    points.push(`${x + step * 0.36},${y(w.overdue)}`);
+    svg.append(group);
+  });
+  svg.append(svgEl("polyline", { class: "overdue-line", points: points.join(" ") }));
+  svg.append(svgEl("text", { x: 0, y: top + 8 }, String(max)));
+  const last = weeks.at(-1)?.overdue ?? 0, before = weeks.at(-2)?.overdue ?? last;
+  const legend = el("p", { class: "legend" },
+    el("span", { class: "key received" }), t("received"), " ",
+    el("span", { class: "key closed" }), t("closed_week"), " ",
+    el("span", { class: "key overdue-line" }), t("overdue_week"));
+  return el("div", { class: "chart trends", id: "trends", "data-direction": trend.overdue_direction },
+    el("h3", {}, t("trends")), legend, svg,
+    el("p", { class: `direction ${trend.overdue_direction}` },
+      t(`trend_${trend.overdue_direction}`, last, before)));
 }
 
 function showTab(tab) {
@@ -419,6 +509,7 @@ function forget() {
   $("#cards").replaceChildren();
   $("#charts").replaceChildren();
   $("#timeline").hidden = true;
+  opened = null;
   $("#t-title").textContent = "";
   $("#t-meta").textContent = "";
   $("#t-events").replaceChildren();
@@ -523,12 +614,13 @@ function wire() {
     return loadList();
   }));
   $("#more").addEventListener("click", guarded(() => loadList(true)));
-  $("#close").addEventListener("click", () => { $("#timeline").hidden = true; });
+  $("#close").addEventListener("click", () => { $("#timeline").hidden = true; opened = null; });
   document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click", guarded(() => showTab(b.dataset.tab))));
   $("#lang").addEventListener("click", guarded(() => {
     lang = lang === "zh" ? "en" : "zh";
     localStorage.setItem("minqing-lang", lang);
     translate();
+    drawTimeline();
     return me ? reload() : null;
   }));
 }
