@@ -17,6 +17,7 @@ from minqing.services.intake.declaration import declaration
 from minqing.services.intake.handlers import HANDLERS, Policy
 from minqing.services.intake.imports import ImportWorker, process_batch, prune_imports
 from minqing.services.intake.residents import api as residents_api
+from minqing.services.intake.residents import pages as residents_pages
 from minqing.services.intake.residents import wiring as residents
 from minqing.services.intake.store import (
     SqlContacts,
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     open311.install(app, rt.units_of_work(Open311Reports))
     app.include_router(build_ingress_router(rt, ingress, ingress_outcomes))
     _serve(app, residents_api.router, residents_api.ERRORS)
+    app.include_router(residents_pages.router)  # the residents' public pages
     _serve(app, personal_api.router, personal_api.ERRORS)
     return app
 

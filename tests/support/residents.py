@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from minqing.services.intake.residents.domain import Matter, Reply
+from minqing.services.intake.residents.domain import Answer, Matter, Reply
 from minqing.services.intake.residents.handlers import DueReply, NewReply, Supervisor, token_hash
 from tests.support.fakes import foreign_key_violation, unique_violation
 
@@ -25,6 +25,7 @@ class InMemoryResidents:
     def __init__(self) -> None:
         self.matters: dict[str, Matter] = {}
         self.resolutions: dict[str, bool] = {}  # kept apart, as the SQL store's table is
+        self.answers: dict[str, Answer] = {}
         self.reporters_of: dict[str, list[str]] = {}
         self.contacts: dict[str, tuple[str | None, str | None]] = {}
         self.replies: dict[str, StoredReply] = {}
@@ -40,6 +41,12 @@ class InMemoryResidents:
 
     async def set_resolved(self, issue_id: str, resolved: bool, at: datetime) -> None:
         self.resolutions[issue_id] = resolved
+
+    async def answer(self, issue_id: str) -> Answer | None:
+        return self.answers.get(issue_id)
+
+    async def set_answer(self, issue_id: str, answer: Answer, at: datetime) -> None:
+        self.answers[issue_id] = answer
 
     async def reporters(self, issue_id: str) -> list[str]:
         return list(dict.fromkeys(self.reporters_of.get(issue_id, [])))

@@ -4,7 +4,7 @@ feedback. No I/O and no clock: the moment is an argument."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from minqing.shared.contract.events import (
@@ -14,6 +14,7 @@ from minqing.shared.contract.events import (
 )
 
 Stage = Literal["resolved", "closed"]
+AnswerStage = Literal["resolved", "closed", "reopened"]
 SupervisionKind = Literal["check", "sign_off"]
 
 # A score at or below this is dissatisfaction: the matter is flagged for a re-visit.
@@ -70,6 +71,25 @@ class Reply:
     text: str
     sent: bool = False
     answered: bool = False
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What residents are told of a matter: the stage it reached after its resolution, what
+    the unit did (its summary) and what the look-back visit found (its notes)."""
+
+    stage: AnswerStage
+    summary: str
+    lookback_due: date | None = None
+    notes: str = ""
+
+
+def answer_after_lookback(previous: Answer | None, passed: bool, notes: str) -> Answer:
+    """The answer once the look-back visit has been: closed, or reopened to be done again;
+    the unit's summary of what it did stays."""
+    summary = previous.summary if previous else ""
+    due = previous.lookback_due if previous else None
+    return Answer("closed" if passed else "reopened", summary, due, notes)
 
 
 def supervised_groups(configured: list[str], known: set[str]) -> frozenset[str]:

@@ -13,11 +13,13 @@ from typing import NoReturn, Protocol
 
 from minqing.services.intake.domain import mask_phone
 from minqing.services.intake.residents.domain import (
+    Answer,
     FeedbackAlreadyGiven,
     Matter,
     Reply,
     Stage,
     SupervisionKind,
+    answer_after_lookback,
     check_supervisable,
     decide_feedback,
     decide_supervision,
@@ -88,6 +90,12 @@ class Residents(Protocol):
     async def matter(self, issue_id: str) -> Matter | None: ...
 
     async def set_resolved(self, issue_id: str, resolved: bool, at: datetime) -> None: ...
+
+    async def answer(self, issue_id: str) -> Answer | None:
+        """What residents are told of the matter, once it was resolved."""
+        ...
+
+    async def set_answer(self, issue_id: str, answer: Answer, at: datetime) -> None: ...
 
     async def reporters(self, issue_id: str) -> list[str]:
         """Every reporter (reference) of a matter: its first report and its duplicates."""
@@ -166,12 +174,16 @@ async def on_resolved(
     event: IssueResolved, cause: Envelope, uow: UnitOfWork[Residents], deps: None
 ) -> None:
     await uow.store.set_resolved(cause.subject, True, cause.time)
+    answer = Answer("resolved", event.summary, event.lookback_due)
+    await uow.store.set_answer(cause.subject, answer, cause.time)
     await _queue("resolved", event.summary, cause, uow)
 
 
 async def on_lookback_passed(
     event: IssueLookbackPassed, cause: Envelope, uow: UnitOfWork[Residents], deps: None
 ) -> None:
+    answer = answer_after_lookback(await uow.store.answer(cause.subject), True, event.notes)
+    await uow.store.set_answer(cause.subject, answer, cause.time)
     await _queue("closed", event.notes, cause, uow)
 
 
@@ -179,6 +191,8 @@ async def on_lookback_failed(
     event: IssueLookbackFailed, cause: Envelope, uow: UnitOfWork[Residents], deps: None
 ) -> None:
     await uow.store.set_resolved(cause.subject, False, cause.time)
+    answer = answer_after_lookback(await uow.store.answer(cause.subject), False, event.notes)
+    await uow.store.set_answer(cause.subject, answer, cause.time)
 
 
 REPLY_HANDLERS: Handlers = {
@@ -205,7 +219,9 @@ class ReplyPolicy:
     def feedback_url(self, token: str) -> str | None:
         if self.feedback_base_url is None:
             return None
-        return f"{self.feedback_base_url.rstrip('/')}/api/v1/feedback/{token}"
+        # The feedback page (it posts to /api/v1/feedback/<token>); links sent before it
+        # existed, to /api/v1/feedback/<token>, bring a browser there too.
+        return f"{self.feedback_base_url.rstrip('/')}/feedback/{token}"
 
 
 async def send_due_replies(

@@ -11,9 +11,10 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from minqing.services.intake.residents.domain import Matter, Reply
+from minqing.services.intake.residents.domain import Answer, Matter, Reply
 from minqing.services.intake.residents.handlers import DueReply, NewReply, Supervisor, token_hash
 from minqing.services.intake.residents.tables import (
+    answers,
     feedback,
     replies,
     resolutions,
@@ -58,6 +59,25 @@ class SqlResidents:
                 index_elements=[resolutions.c.issue_id],
                 set_={"resolved": resolved, "updated_at": at},
             )
+        )
+
+    async def answer(self, issue_id: str) -> Answer | None:
+        a = answers.c
+        query = select(a.stage, a.summary, a.lookback_due, a.notes).where(a.issue_id == issue_id)
+        row = (await self.session.execute(query)).first()
+        return None if row is None else Answer(row.stage, row.summary, row.lookback_due, row.notes)
+
+    async def set_answer(self, issue_id: str, answer: Answer, at: datetime) -> None:
+        values = {
+            "stage": answer.stage,
+            "summary": answer.summary,
+            "lookback_due": answer.lookback_due,
+            "notes": answer.notes,
+            "updated_at": at,
+        }
+        statement = insert(answers).values(issue_id=issue_id, **values)
+        await self.session.execute(
+            statement.on_conflict_do_update(index_elements=[answers.c.issue_id], set_=values)
         )
 
     async def reporters(self, issue_id: str) -> list[str]:
@@ -306,3 +326,57 @@ async def revisits(session: AsyncSession, limit: int) -> list[dict[str, Any]]:
         .limit(limit)
     )
     return [row._asdict() for row in await session.execute(query)]
+
+
+async def progress_of(session: AsyncSession, report_id: str) -> dict[str, Any] | None:
+    """A report and where its matter stands, for the public follow page: the report's own
+    category, village and day, the matter's status, unit and deadline, and its answer."""
+    r, m, a = reports.c, matters.c, answers.c
+    query = (
+        select(
+            r.report_id,
+            r.issue_id,
+            r.category,
+            r.village,
+            r.received_at,
+            m.status,
+            m.unit,
+            m.deadline,
+            a.stage,
+            a.summary,
+            a.lookback_due,
+            a.notes,
+        )
+        .select_from(
+            reports.join(matters, m.issue_id == r.issue_id).outerjoin(
+                answers, a.issue_id == r.issue_id
+            )
+        )
+        .where(r.report_id == report_id)
+    )
+    row = (await session.execute(query)).first()
+    return None if row is None else row._asdict()
+
+
+async def feedback_asked(session: AsyncSession, token_hash: str) -> dict[str, Any] | None:
+    """What the feedback page shows for a reply's token: the stage it answered, whether it
+    was answered already, the matter's category and village, and the unit's summary."""
+    r, m, a, f = replies.c, matters.c, answers.c, feedback.c
+    query = (
+        select(
+            r.stage,
+            r.status,
+            f.reply_id.label("answered"),
+            m.category,
+            m.village,
+            a.summary,
+        )
+        .select_from(
+            replies.join(matters, m.issue_id == r.issue_id)
+            .outerjoin(answers, a.issue_id == r.issue_id)
+            .outerjoin(feedback, f.reply_id == r.reply_id)
+        )
+        .where(r.token_hash == token_hash)
+    )
+    row = (await session.execute(query)).first()
+    return None if row is None else row._asdict()

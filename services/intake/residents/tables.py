@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -52,6 +53,20 @@ resolutions = Table(
     metadata,
     Column("issue_id", Text, primary_key=True),
     Column("resolved", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# What residents are told of a matter on the public pages: the stage it reached, the unit's
+# summary of what it did, the look-back visit's notes. Written by the ``intake-replies``
+# consumer from the events it already answers (resolved, look-back passed or failed).
+answers = Table(
+    "answers",
+    metadata,
+    Column("issue_id", Text, primary_key=True),
+    Column("stage", Text, nullable=False),  # resolved | closed | reopened
+    Column("summary", Text, nullable=False),
+    Column("lookback_due", Date),
+    Column("notes", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
@@ -19,11 +20,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from minqing.services.intake.channels.open311 import domain, formats
 from minqing.services.intake.channels.open311.domain import Open311Error, bad_request, not_found
 from minqing.services.intake.channels.open311.errors import Open311ErrorFormat
-from minqing.services.intake.channels.open311.keys import key_hash
+from minqing.services.intake.channels.open311.keys import (
+    PAGE_KEY,
+    PAGE_KEY_NAME,
+    PAGE_SOURCE,
+    key_hash,
+)
 from minqing.services.intake.channels.open311.store import (
     ApiKey,
     Open311Reports,
     active_key,
+    ensure_key,
     find_media,
     find_requests,
 )
@@ -40,6 +47,7 @@ from minqing.services.intake.handlers import (
     report_service_request,
 )
 from minqing.shared.contract.reference import ReferenceData
+from minqing.shared.domain.ids import new_id
 from minqing.shared.domain.text import Line
 from minqing.shared.persistence.db import Sessions
 from minqing.shared.persistence.uow import UowFactory
@@ -185,6 +193,7 @@ async def post_request(
     ref: Reference,
     policy: PolicyDep,
     settings: SettingsDep,
+    clock: ClockDep,
     idempotency_key: Annotated[Line | None, Header(max_length=200)] = None,
 ) -> Response:
     """Create a service request (api_key required): a matter on the list at once."""
@@ -192,7 +201,7 @@ async def post_request(
     params, upload = await _form_params(request, max_form=settings.max_body_bytes)
     given = domain.present(params)
     domain.check_jurisdiction(given, settings.open311_jurisdiction_id)
-    key = await _api_key(sessions, given, ref)
+    key = await _api_key(sessions, given, ref, clock())
     command, extras = domain.parse_request(params, ref, key.source)
     # The app that holds the key is who reports (Open311's own credential: the api_key).
     command = replace(command, actor_id=f"system:open311-{key.key_id.lower()}")
@@ -273,13 +282,19 @@ async def get_media(media_id: str, sessions: SessionsDep) -> Response:
     return Response(found.content, media_type=found.content_type, headers=MEDIA_HEADERS)
 
 
-async def _api_key(sessions: Sessions, given: dict[str, list[str]], ref: ReferenceData) -> ApiKey:
+async def _api_key(
+    sessions: Sessions, given: dict[str, list[str]], ref: ReferenceData, now: datetime
+) -> ApiKey:
     """The active api key the request came with, of a source still in the reference data."""
     api_key = domain.single(given, "api_key")
     if api_key is None:
         raise Open311Error(403, "api_key is required to create a service request")
+    hashed = key_hash(api_key.strip())
     async with sessions() as session:
-        key = await active_key(session, key_hash(api_key.strip()))
+        if api_key.strip() == PAGE_KEY:  # the public report page's: its row made at first use
+            page = ApiKey(new_id(), PAGE_KEY_NAME, PAGE_SOURCE, now, None)
+            await ensure_key(session, page, hashed)
+        key = await active_key(session, hashed)
     if key is None:
         raise Open311Error(403, "invalid api_key: unknown or revoked")
     if key.source not in ref.sources:

@@ -23,6 +23,14 @@ from minqing.shared.domain.ids import new_id
 from minqing.shared.persistence.races import first_wins
 
 PREFIX = "o311_"
+# The public report page's key (services/intake/residents/static/residents.js). Public by
+# design: it is in the page every browser loads, so it gives nothing the page does not. It
+# names the channel (source ``online``), and its row, ``residents-page``, is made the first
+# time the page reports; revoking it (``minqing open311-key revoke residents-page``) turns
+# the page's reporting off.
+PAGE_KEY = PREFIX + "residents-page"
+PAGE_KEY_NAME = "residents-page"
+PAGE_SOURCE = "online"
 
 
 def new_key() -> str:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from minqing.services.intake.channels.open311.domain import RequestQuery, StoredRequest
@@ -73,6 +74,20 @@ async def active_key(session: AsyncSession, key_hash: str) -> ApiKey | None:
         )
     ).first()
     return None if row is None else _key(row._asdict())
+
+
+async def ensure_key(session: AsyncSession, key: ApiKey, key_hash: str) -> None:
+    """A key row made unless one of its name or hash exists (revoked or not: a revoked key
+    stays revoked)."""
+    row = {
+        "key_id": key.key_id,
+        "name": key.name,
+        "key_hash": key_hash,
+        "source": key.source,
+        "created_at": key.created_at,
+    }
+    await session.execute(insert(api_keys).values(row).on_conflict_do_nothing())
+    await session.commit()
 
 
 async def all_keys(session: AsyncSession) -> list[ApiKey]:
