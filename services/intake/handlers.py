@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol, TypeVar
 
+from minqing.services.intake import status_notes
 from minqing.services.intake.domain import (
     Extras,
     OpenMatter,
@@ -30,6 +31,7 @@ from minqing.shared.contract.events import (
     IssueReported,
     IssueResolved,
 )
+from minqing.shared.contract.reference import active
 from minqing.shared.domain.ids import new_id
 from minqing.shared.identity.policy import Reach
 from minqing.shared.messaging.dispatch import Handlers
@@ -361,7 +363,7 @@ async def reports_of(units: UowFactory[Reports], issue_id: str) -> list[StoredRe
 async def on_assigned(
     event: IssueAssigned, cause: Envelope, uow: UnitOfWork[Reports], deps: None
 ) -> None:
-    notes = f"assigned to {event.unit}, due {event.deadline.isoformat()} ({event.calendar})"
+    notes = status_notes.assigned(active(), event.unit, event.deadline, event.calendar)
     status = MatterStatus("open", notes, unit=event.unit, deadline=event.deadline)
     await uow.store.set_status(cause.subject, status, cause.time)
 
@@ -369,7 +371,7 @@ async def on_assigned(
 async def on_resolved(
     event: IssueResolved, cause: Envelope, uow: UnitOfWork[Reports], deps: None
 ) -> None:
-    notes = f"resolved by {event.unit}: {event.summary}; look-back due by {event.lookback_due}"
+    notes = status_notes.resolved(active(), event.unit, event.summary, event.lookback_due)
     status = MatterStatus("open", notes, unit=event.unit)
     await uow.store.set_status(cause.subject, status, cause.time)
 
@@ -377,14 +379,14 @@ async def on_resolved(
 async def on_lookback_passed(
     event: IssueLookbackPassed, cause: Envelope, uow: UnitOfWork[Reports], deps: None
 ) -> None:
-    notes = f"closed: the look-back visit confirmed the fix ({event.notes})"
+    notes = status_notes.closed(event.notes)
     await uow.store.set_status(cause.subject, MatterStatus("closed", notes), cause.time)
 
 
 async def on_lookback_failed(
     event: IssueLookbackFailed, cause: Envelope, uow: UnitOfWork[Reports], deps: None
 ) -> None:
-    notes = f"reopened: the look-back visit found it not fixed ({event.notes})"
+    notes = status_notes.reopened(event.notes)
     await uow.store.set_status(cause.subject, MatterStatus("open", notes), cause.time)
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 # Open311's tables are in this schema too: imported so that this module's ``metadata``
 # (migrations, the drift test) holds every intake table.
+from minqing.services.intake import status_notes
 from minqing.services.intake.channels.open311 import tables as _open311_tables  # noqa: F401
 from minqing.services.intake.domain import OpenMatter, ReportIssue
 from minqing.services.intake.handlers import MatterStatus, StoredReport
@@ -234,7 +235,7 @@ class SqlReports:
             "category": content.category,
             "title": content.title,
             "status": "open",
-            "status_notes": "reported; waiting to be assigned",
+            "status_notes": status_notes.REPORTED,
             "unit": None,
             "deadline": None,
             "reported_at": at,

@@ -248,7 +248,9 @@ async def test_status_agency_and_deadline_follow_the_matter(open311: Open311) ->
     assert now["expected_datetime"] == "2026-12-18T23:59:59+08:00"
     assert now["requested_datetime"] == "2026-11-26T09:00:00+08:00"  # intake's clock
     assert now["updated_datetime"] == "2026-11-27T09:00:00+08:00"  # the assignment's time
-    assert "assigned to town_construction" in now["status_notes"]
+    # In Chinese, the unit by name (never its code), the deadline and how it was counted.
+    assert now["status_notes"].startswith("已交由建设管理所办理，办结期限 2026-12-18（")
+    assert "town_construction" not in now["status_notes"]
 
     passed = IssueLookbackPassed(
         visitor="cadre-liu",
@@ -261,7 +263,7 @@ async def test_status_agency_and_deadline_follow_the_matter(open311: Open311) ->
         open311.settings, envelope(passed, request_id, actor="service:followup", service="x")
     )
     closed = await eventually(probe, lambda r: r["status"] == "closed")
-    assert "the road is patched" in closed["status_notes"]
+    assert closed["status_notes"] == "已闭环：回访核实问题已解决（the road is patched）"
     assert closed["updated_datetime"] == "2026-11-27T09:00:00+08:00"
 
     lists = open311.library("json")
@@ -520,8 +522,8 @@ async def test_a_second_report_of_the_same_problem_joins_the_first_matter(
         )
         shown = GeoReport(f"{url}/open311/v2").get_service_request
         joined = await call(lambda: shown(second["service_request_id"]))
-    assert joined["status_notes"].startswith(
-        f"Merged into service request {first['service_request_id']}"
+    assert joined["status_notes"] == (
+        f"已并入服务请求 {first['service_request_id']}（同一事项）。已受理，等待交办"
     )
 
 

@@ -8,6 +8,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from minqing.services.intake import status_notes
 from minqing.services.intake.channels.open311 import domain, formats
 from minqing.services.intake.channels.open311.domain import Open311Error, StoredRequest
 from minqing.services.intake.channels.open311.keys import key_hash, new_key
@@ -196,7 +197,7 @@ def stored(**changes: object) -> StoredRequest:
         "lon": 120.0,
         "received_at": datetime(2026, 11, 25, 1, 0, tzinfo=UTC),
         "status": "open",
-        "status_notes": "assigned to sanqi_branch",
+        "status_notes": "已交由三岐村党支部办理",
         "unit": "sanqi_branch",
         "deadline": date(2026, 12, 1),
         "updated_at": datetime(2026, 11, 25, 2, 0, tzinfo=UTC),
@@ -214,7 +215,7 @@ def test_a_request_shows_status_agency_deadline_in_the_town_time() -> None:
     assert (view["service_code"], view["media_url"]) == ("102", None)
     merged = stored(issue_id="01KB1Y8ZQ4J7ZKQ1V2S3T4W5X7", media_id="M1")
     view = domain.request_view(REF, merged, timezone="Asia/Shanghai", media_base="http://m")
-    assert view["status_notes"].startswith("Merged into service request 01KB1Y8ZQ4J7ZKQ1V2S3T4W5X7")
+    assert view["status_notes"].startswith("已并入服务请求 01KB1Y8ZQ4J7ZKQ1V2S3T4W5X7（同一事项）")
     assert view["media_url"] == "http://m/M1"
 
 
@@ -241,3 +242,11 @@ def test_keys_are_random_and_only_their_hash_is_kept() -> None:
     assert first != second and first.startswith("o311_") and len(first) >= 45
     assert key_hash(first) == key_hash(first) != key_hash(second)
     assert len(key_hash(first)) == 64 and first not in key_hash(first)
+
+
+def test_status_notes_are_in_chinese_and_name_the_unit_never_its_code() -> None:
+    branch = status_notes.assigned(REF, "sanqi_branch", date(2026, 12, 1), "cn-official")
+    assert branch == "已交由三岐村党支部办理，办结期限 2026-12-01（按国家法定工作日计）"
+    office = status_notes.resolved(REF, "water_station", "管道已修复", date(2026, 12, 8))
+    assert office == "水务站已办结：管道已修复；2026-12-08 前将回访核实（回头看）"
+    assert status_notes.unit_name(REF, "no_such_unit") == "责任单位"

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from minqing.services.intake import status_notes
 from minqing.services.intake.domain import Extras, ReportIssue
 from minqing.shared.contract.reference import ReferenceData, UnknownCode
 from minqing.shared.domain.text import Line, Text
@@ -443,7 +444,7 @@ def request_view(
     merged = row.issue_id != row.report_id
     notes = row.status_notes
     if merged:
-        notes = f"Merged into service request {row.issue_id} (the same matter). {notes}"
+        notes = status_notes.merged(row.issue_id, notes)
     media = f"{media_base}/{row.media_id}" if row.media_id else row.media_url
     return {
         "service_request_id": row.report_id,
