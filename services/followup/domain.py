@@ -30,6 +30,7 @@ from minqing.shared.contract.events import (
     IssueReported,
     IssueResolved,
     IssueResponsibleChanged,
+    IssueRevisitRecorded,
     IssueStatus,
     OverdueKind,
     PlannedMilestone,
@@ -322,6 +323,32 @@ def decide_lookback(
     if command.outcome == "passed":
         return IssueLookbackPassed(**recorded)
     return IssueLookbackFailed(**recorded, failures=case.lookback_failures + 1)
+
+
+def awaits_revisit(case: Case | None) -> bool:
+    """A closed matter a resident's low score sent line staff back to."""
+    return case is not None and case.status == "closed" and case.revisit_reason is not None
+
+
+def decide_revisit(case: Case, command: RecordLookback, today: date) -> IssueRevisitRecorded:
+    """Record the re-visit of a closed matter: the task is done, the matter stays closed."""
+    if case.revisit_reason is None or case.revisit_due is None:
+        raise WrongState("the matter is closed; its look-back has passed")
+    if command.outcome == "passed" and command.visitor == case.resolved_by:
+        raise WrongState(
+            f"{command.visitor} resolved the matter and cannot pass its re-visit; "
+            f"line staff of {case.lookback_unit or 'another unit'} go back"
+        )
+    return IssueRevisitRecorded(
+        outcome=command.outcome,
+        visitor=command.visitor,
+        notes=command.notes,
+        reason=case.revisit_reason,
+        due=case.revisit_due,
+        within_window=today <= case.revisit_due,
+        assignment_no=case.assignment_no,
+        on_behalf_of=command.on_behalf_of,
+    )
 
 
 def decide_lookback_escalation(
@@ -747,6 +774,12 @@ def _lookback_failed(event: IssueLookbackFailed, case: Case) -> Case:
         revisit_reason=None,
         revisit_due=None,
     )
+
+
+@_evolve.register(IssueRevisitRecorded)
+@_of_current
+def _revisit_recorded(event: IssueRevisitRecorded, case: Case) -> Case:
+    return replace(case, revisit_reason=None, revisit_due=None)
 
 
 def flag_revisit(case: Case | None, reason: str, due: date) -> Case | None:

@@ -18,6 +18,7 @@ from minqing.services.followup.domain import (
     ReportProgress,
     ResolveIssue,
     UnknownIssue,
+    awaits_revisit,
     check_line_staff,
     decide_deadline_checks,
     decide_funding,
@@ -28,6 +29,7 @@ from minqing.services.followup.domain import (
     decide_plan,
     decide_progress,
     decide_resolution,
+    decide_revisit,
     evolve,
     flag_revisit,
 )
@@ -253,9 +255,15 @@ async def record_lookback(
     reach: Reach = anywhere,
 ) -> Recorded:
     """Line staff record the look-back visit: passed closes the loop, failed reopens it,
-    and a second failure escalates."""
+    and a second failure escalates. On a closed matter a resident sent them back to, it
+    records the re-visit (the matter stays closed)."""
 
     def decide(case: Case | None, today: date) -> list[Event]:
+        if case is not None and awaits_revisit(case):
+            revisit = decide_revisit(case, command, today)
+            unit = lookback_unit_of(case, rules)
+            check_line_staff(command, unit, rules.unit_names.get(unit, unit))
+            return [revisit]
         visit = decide_lookback(case, command, today)
         assert case is not None  # deciding on an unknown matter raises UnknownIssue
         unit = lookback_unit_of(case, rules)

@@ -277,6 +277,27 @@ class IssueLookbackFailed(LookbackRecorded):
     failures: int = Field(default=1, ge=1)
 
 
+class IssueRevisitRecorded(Event):
+    """Line staff went back to a closed matter whose reporter was dissatisfied
+    (``issue.revisit_flagged``): the fix held (``passed``) or not (``failed``, the notes
+    say what is wrong). The matter stays closed either way; a failed re-visit is for a
+    supervisor to act on (re-assign by hand)."""
+
+    TYPE: ClassVar[str] = "issue.revisit_recorded"
+    EMITTED_BY: ClassVar[Emitter] = "followup"
+
+    outcome: Literal["passed", "failed"]
+    visitor: str
+    notes: str
+    reason: str  # why the re-visit was asked for (the score and the reporter's words)
+    due: date
+    within_window: bool
+    assignment_no: int = Field(ge=1)
+    # visitor: the authenticated principal who did it (the envelope's actor); on_behalf_of:
+    # the person on the ground they name, if another (recorded beside, never instead).
+    on_behalf_of: str | None = None
+
+
 class IssueSupervisorInvited(Event):
     """A resident was invited to supervise a matter (a project improving production or
     living facilities). The name and phone stay in intake: ``supervisor_ref`` and a masked

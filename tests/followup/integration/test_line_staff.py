@@ -1,7 +1,8 @@
 """Line staff over HTTP, on real PostgreSQL and NATS: the registry (seeded from
 linestaff.toml, changed by operators, each change an event whose actor is the operator),
-the check that only line staff of a matter's look-back unit record its look-back, and a
-member's own list of look-backs due, the earliest first."""
+the check that only line staff of a matter's look-back unit record its look-back, a
+member's own list of look-backs due, the earliest first, and the re-visits residents'
+low scores put on it."""
 
 from __future__ import annotations
 
@@ -327,3 +328,27 @@ async def test_a_residents_low_score_puts_a_revisit_on_the_same_list(
     )
     after = await tasks()
     assert pending not in {t["issue_id"] for t in after}  # back with its unit
+
+    # The re-visit of the closed matter is recorded like a look-back; it stays closed.
+    revisited = await followup.post(
+        f"/api/v1/issues/{closed}/lookback",
+        json={"outcome": "passed", "notes": "Pump runs; the resident saw it"},
+        headers=AS["line"],
+    )
+    assert revisited.status_code == 201, revisited.text
+    assert revisited.json()["status"] == "closed"
+    assert await tasks() == []
+    twice = await followup.post(
+        f"/api/v1/issues/{closed}/lookback",
+        json={"outcome": "passed", "notes": "again"},
+        headers=AS["line"],
+    )
+    assert twice.status_code == 409
+
+    async def revisits() -> list[dict[str, Any]]:
+        found = [json.loads(m.data) for m in await stream_messages(settings)]
+        return [e for e in found if e["type"] == "minqing.issue.revisit_recorded"]
+
+    (recorded,) = await eventually(revisits, lambda got: len(got) == 1)
+    assert (recorded["subject"], recorded["actor"]) == (closed, "person:line")
+    assert recorded["data"]["reason"] == "score 1: still broken"
