@@ -7,7 +7,8 @@ cannot read, still gets a sentence that says so, next to the raw data.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from copy import copy
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -53,8 +54,21 @@ class Sentence:
     en: str
 
 
+# Minqing's own services, as the audit trail's actor ``service:<name>`` (older events: the
+# bare name): what each does, in words.
+SERVICES = {
+    "intake": ("受理", "intake"),
+    "assignment": ("派单", "assignment"),
+    "followup": ("跟踪督办", "follow-up"),
+    "projection": ("台账", "the ledger"),
+}
+_KINDS = ("person:", "system:", "service:")
+
+
 class Names:
-    """Codes as people read them: ``三岐村`` / ``Sanqi Village`` for ``sanqi``."""
+    """Codes as people read them: ``三岐村`` / ``Sanqi Village`` for ``sanqi``; people
+    (``construction-head``, ``person:wu.jun``) by their names; a matter's reporters by
+    their place in it (``反映人`` / ``the reporter``, then ``第2位反映人``)."""
 
     def __init__(self, reference: ReferenceData) -> None:
         self._names: dict[str, dict[str, str]] = {
@@ -62,10 +76,21 @@ class Names:
             "villages": {k: v.name for k, v in reference.villages.items()},
             "sources": {k: v.name for k, v in reference.sources.items()},
             "units": {k: v.name for k, v in reference.units.items()},
+            "people": {v.responsible_id: v.responsible_name for v in reference.units.values()},
         }
         for code, village in reference.villages.items():
             zh, en = _parts(village.name)
             self._names["units"][village.branch(code)] = f"{zh}党支部 {en} party branch"
+            self._names["people"][village.secretary_id] = village.secretary_name
+        self._principals: Mapping[str, str] = {}
+        self._reporters: Mapping[str, int] = {}
+
+    def of_trail(self, principals: Mapping[str, str], reporters: Mapping[str, int]) -> Names:
+        """These names, with the principals' display names (by id, from the identity
+        tables) and the order of a matter's reporters (by reference) for one trail."""
+        found = copy(self)
+        found._principals, found._reporters = principals, reporters
+        return found
 
     def all(self) -> dict[str, dict[str, dict[str, str]]]:
         """Every code's name in both languages, by kind: for the desk's labels."""
@@ -82,6 +107,48 @@ class Names:
 
     def en(self, kind: str, code: str | None) -> str:
         return _parts(self._names[kind].get(code or "", code or "?"))[1]
+
+    def who(self, value: str | None) -> tuple[str, str]:
+        """Whoever did something, in words (Chinese, English): an actor
+        (``service:assignment`` -> 系统（派单）, ``person:wu.jun`` -> his display name), a
+        person or unit by code, or a name as written (``王工 Wang`` -> 王工 / Wang)."""
+        value = value or ""
+        kind, _, name = value.partition(":") if value.startswith(_KINDS) else ("", "", value)
+        if kind == "service" or (not kind and value in SERVICES):
+            zh, en = SERVICES.get(name, (name, name))
+            return f"系统（{zh}）", f"the system ({en})"
+        if value in self._principals:
+            return _parts(self._principals[value])
+        for found in (self._names["people"], self._names["units"]):
+            if name in found:
+                return _parts(found[name])
+        if kind == "person":
+            return "工作人员", "a staff member"
+        if kind == "system":
+            return "外部系统", "an external system"
+        return _parts(value)
+
+    def reporter(self, ref: str | None) -> tuple[str, str]:
+        """A reporter of this matter by their place in it, never by reference."""
+        place = self._reporters.get(ref or "")
+        if place is None or (place == 1 and len(self._reporters) == 1):
+            return "反映人", "the reporter"
+        return f"第{place}位反映人", f"reporter no. {place}"
+
+
+_CALENDARS = {
+    "weekdays": ("周一至周五", "Monday to Friday"),
+    "cn-official": ("国家法定工作日历", "the official calendar"),
+}
+
+
+def _calendar(name: str) -> tuple[str, str]:
+    return _CALENDARS.get(name, (name, name))
+
+
+def parts(name: str) -> tuple[str, str]:
+    """A name as written, in Chinese and in English."""
+    return _parts(name)
 
 
 def _parts(name: str) -> tuple[str, str]:
@@ -151,10 +218,10 @@ def _assigned(e: IssueAssigned, n: Names) -> Sentence:
     return Sentence(
         f"{'重新' if again else ''}交办{n.zh('units', e.unit)}，责任人"
         f"{_parts(e.responsible_person_name)[0]}，{e.working_days}个工作日内办结，期限 "
-        f"{e.deadline.isoformat()}{provisional[0]}（{e.calendar}）",
+        f"{e.deadline.isoformat()}{provisional[0]}（{_calendar(e.calendar)[0]}）",
         f"{'Re-assigned' if again else 'Assigned'} to {n.en('units', e.unit)}, responsible "
         f"{_parts(e.responsible_person_name)[1]}, within {e.working_days} working days: due "
-        f"{e.deadline.isoformat()}{provisional[1]} ({e.calendar})",
+        f"{e.deadline.isoformat()}{provisional[1]} ({_calendar(e.calendar)[1]})",
     )
 
 
@@ -163,18 +230,19 @@ def _recomputed(e: IssueDeadlineRecomputed, n: Names) -> Sentence:
     firm = ("已确定", "now firm") if not e.provisional else ("仍为暂定", "still provisional")
     return Sentence(
         f"期限按公布的工作日历重算：{e.previous_deadline.isoformat()} → "
-        f"{e.deadline.isoformat()}，{firm[0]}（{e.calendar}）",
+        f"{e.deadline.isoformat()}，{firm[0]}（{_calendar(e.calendar)[0]}）",
         f"Deadline recounted on the published calendar: {e.previous_deadline.isoformat()} → "
-        f"{e.deadline.isoformat()}, {firm[1]} ({e.calendar})",
+        f"{e.deadline.isoformat()}, {firm[1]} ({_calendar(e.calendar)[1]})",
     )
 
 
 @sentence(IssueResolved)
 def _resolved(e: IssueResolved, n: Names) -> Sentence:
+    by = n.who(e.resolved_by)
     return Sentence(
-        f"{n.zh('units', e.unit)}报告办结（销号），办理人 {e.resolved_by}：{e.summary}；"
+        f"{n.zh('units', e.unit)}报告办结（销号），办理人 {by[0]}：{e.summary}；"
         f"回头看期限 {e.lookback_due.isoformat()}",
-        f"{n.en('units', e.unit)} reported it solved (cancellation), by {e.resolved_by}: "
+        f"{n.en('units', e.unit)} reported it solved (cancellation), by {by[1]}: "
         f"{e.summary}; look-back due {e.lookback_due.isoformat()}",
     )
 
@@ -220,25 +288,28 @@ def _escalated(e: IssueEscalated, n: Names) -> Sentence:
 @sentence(IssueLookbackPassed)
 def _passed(e: IssueLookbackPassed, n: Names) -> Sentence:
     late = ("", "") if e.within_window else ("（超过回头看期限）", " (after its window)")
+    by = n.who(e.visitor)
     return Sentence(
-        f"回头看通过，{e.visitor}：{e.notes}{late[0]}。事项闭环",
-        f"Look-back passed, {e.visitor}: {e.notes}{late[1]}. The loop is closed",
+        f"回头看通过，{by[0]}：{e.notes}{late[0]}。事项闭环",
+        f"Look-back passed, {by[1]}: {e.notes}{late[1]}. The loop is closed",
     )
 
 
 @sentence(IssueLookbackFailed)
 def _failed(e: IssueLookbackFailed, n: Names) -> Sentence:
+    by = n.who(e.visitor)
     return Sentence(
-        f"回头看未通过，{e.visitor}：{e.notes}。事项重新打开",
-        f"Look-back failed, {e.visitor}: {e.notes}. The matter is reopened",
+        f"回头看未通过，{by[0]}：{e.notes}。事项重新打开",
+        f"Look-back failed, {by[1]}: {e.notes}. The matter is reopened",
     )
 
 
 @sentence(IssueSupervisorInvited)
 def _supervisor_invited(e: IssueSupervisorInvited, n: Names) -> Sentence:
+    by = n.who(e.invited_by)
     return Sentence(
-        f"邀请群众监督员 {e.supervisor_ref} 全程监督（{e.invited_by} 邀请）",
-        f"Resident supervisor {e.supervisor_ref} invited to oversee it (by {e.invited_by})",
+        f"邀请一位群众监督员全程监督（{by[0]}邀请）",
+        f"A resident supervisor invited to oversee it (by {by[1]})",
     )
 
 
@@ -247,29 +318,37 @@ def _supervision(e: IssueSupervisionRecorded, n: Names) -> Sentence:
     what = ("验收签字", "signed off") if e.kind == "sign_off" else ("检查", "checked it")
     verdict = ("满意", "satisfied") if e.satisfied else ("不满意", "not satisfied")
     return Sentence(
-        f"群众监督员 {e.supervisor_ref} {what[0]}，{verdict[0]}：{e.notes}",
-        f"Resident supervisor {e.supervisor_ref} {what[1]}, {verdict[1]}: {e.notes}",
+        f"群众监督员{what[0]}，{verdict[0]}：{e.notes}",
+        f"The resident supervisor {what[1]}, {verdict[1]}: {e.notes}",
     )
 
 
 _STAGE = {"resolved": ("办结", "resolution"), "closed": ("闭环", "closing")}
+_CHANNELS = {
+    "log": ("记入答复日志", "written to the replies' log"),
+    "webhook": ("经短信平台发送", "sent through the messaging gateway"),
+}
 
 
 @sentence(IssueReporterReplied)
 def _replied(e: IssueReporterReplied, n: Names) -> Sentence:
     zh, en = _STAGE.get(e.stage, (e.stage, e.stage))
+    how = _CHANNELS.get(e.channel, (e.channel, e.channel))
+    who = n.reporter(e.reporter_ref)
     return Sentence(
-        f"已就{zh}答复反映人 {e.reporter_ref}（{e.channel}）",
-        f"Reporter {e.reporter_ref} answered about its {en} ({e.channel})",
+        f"已就{zh}答复{who[0]}（{how[0]}）",
+        f"{who[1][0].upper()}{who[1][1:]} answered about its {en} ({how[1]})",
     )
 
 
 @sentence(IssueFeedbackRecorded)
 def _feedback(e: IssueFeedbackRecorded, n: Names) -> Sentence:
     comment = f"：{e.comment}" if e.comment else ""
+    who = n.reporter(e.reporter_ref)
     return Sentence(
-        f"反映人 {e.reporter_ref} 评价 {e.score}/5{comment}",
-        f"Reporter {e.reporter_ref} rated it {e.score}/5" + (f": {e.comment}" if e.comment else ""),
+        f"{who[0]}评价 {e.score}/5{comment}",
+        f"{who[1][0].upper()}{who[1][1:]} rated it {e.score}/5"
+        + (f": {e.comment}" if e.comment else ""),
     )
 
 
@@ -283,27 +362,28 @@ def _revisit(e: IssueRevisitFlagged, n: Names) -> Sentence:
 
 @sentence(IssueContactRevealed)
 def _contact_revealed(e: IssueContactRevealed, n: Names) -> Sentence:
-    refs = ", ".join(e.reporter_refs)
+    zh = "、".join(n.reporter(ref)[0] for ref in e.reporter_refs)
+    en = ", ".join(n.reporter(ref)[1] for ref in e.reporter_refs)
     return Sentence(
-        f"查看了反映人 {refs} 的姓名和电话，原因：{e.reason}",
-        f"The name and phone of reporter {refs} were read, because: {e.reason}",
+        f"查看了{zh}的姓名和电话，原因：{e.reason}",
+        f"The name and phone of {en} were read, because: {e.reason}",
     )
 
 
 @sentence(IssueReporterErased)
 def _reporter_erased(e: IssueReporterErased, n: Names) -> Sentence:
+    who = n.reporter(e.reporter_ref)
     return Sentence(
-        f"反映人 {e.reporter_ref} 的姓名和电话已删除，原因：{e.reason}",
-        f"The name and phone of reporter {e.reporter_ref} were erased, because: {e.reason}",
+        f"{who[0]}的姓名和电话已删除，原因：{e.reason}",
+        f"The name and phone of {who[1]} were erased, because: {e.reason}",
     )
 
 
 @sentence(IssueSupervisorErased)
 def _supervisor_erased(e: IssueSupervisorErased, n: Names) -> Sentence:
     return Sentence(
-        f"监督员 {e.supervisor_ref} 的姓名和电话已删除，原因：{e.reason}",
-        f"The name and phone of resident supervisor {e.supervisor_ref} were erased, "
-        f"because: {e.reason}",
+        f"群众监督员的姓名和电话已删除，原因：{e.reason}",
+        f"The name and phone of the resident supervisor were erased, because: {e.reason}",
     )
 
 
@@ -316,21 +396,27 @@ def _plan(e: IssuePlanSet, n: Names) -> Sentence:
         f"{m.number}. {_parts(m.title)[1]} {m.due.isoformat()}" for m in e.milestones
     )
     return Sentence(
-        f"制定分步实施计划（{len(e.milestones)}步，{e.set_by}）：{steps_zh}",
-        f"Staged plan set ({len(e.milestones)} steps, by {e.set_by}): {steps_en}",
+        f"制定分步实施计划（{len(e.milestones)}步，{n.who(e.set_by)[0]}）：{steps_zh}",
+        f"Staged plan set ({len(e.milestones)} steps, by {n.who(e.set_by)[1]}): {steps_en}",
     )
 
 
 @sentence(IssueProgressReported)
 def _progress(e: IssueProgressReported, n: Names) -> Sentence:
     done = ("已完成", "done") if e.done else ("进展", "progress")
+    by = n.who(e.reported_by)
     return Sentence(
-        f"第{e.milestone}步「{_parts(e.title)[0]}」{done[0]}（{e.reported_by}）：{e.note}",
-        f"Step {e.milestone} \u201c{_parts(e.title)[1]}\u201d {done[1]} ({e.reported_by}): "
-        f"{e.note}",
+        f"第{e.milestone}步「{_parts(e.title)[0]}」{done[0]}（{by[0]}）：{e.note}",
+        f"Step {e.milestone} \u201c{_parts(e.title)[1]}\u201d {done[1]} ({by[1]}): {e.note}",
     )
 
 
+FUNDING_STATUS = {
+    "applied": ("已申请", "applied for"),
+    "approved": ("已批准", "approved"),
+    "received": ("已到位", "received"),
+    "spent": ("已支出", "spent"),
+}
 _FUNDS = {
     "project_funds": ("项目资金", "project funds"),
     "self_raised": ("自筹资金", "self-raised funds"),
@@ -341,9 +427,11 @@ _FUNDS = {
 @sentence(IssueFundingRecorded)
 def _funding(e: IssueFundingRecorded, n: Names) -> Sentence:
     zh, en = _FUNDS.get(str(e.source), (str(e.source), str(e.source)))
+    state = FUNDING_STATUS.get(e.status, (e.status, e.status))
+    by = n.who(e.recorded_by)
     return Sentence(
-        f"资金：{zh} {e.amount:,.2f} 元，状态 {e.status}（{e.recorded_by}）",
-        f"Funds: {en}, {e.amount:,.2f} yuan, {e.status} ({e.recorded_by})",
+        f"资金：{zh} {e.amount:,.2f} 元，{state[0]}（{by[0]}）",
+        f"Funds: {en}, {e.amount:,.2f} yuan, {state[1]} ({by[1]})",
     )
 
 
@@ -359,21 +447,23 @@ def _milestone_recomputed(e: IssueMilestoneDueRecomputed, n: Names) -> Sentence:
 
 @sentence(IssueSentBack)
 def _sent_back(e: IssueSentBack, n: Names) -> Sentence:
+    by = n.who(e.sent_back_by)
     return Sentence(
-        f"{n.zh('units', e.unit)}退回（{e.sent_back_by}）：{e.reason}；在重新交办前，"
+        f"{n.zh('units', e.unit)}退回（{by[0]}）：{e.reason}；在重新交办前，"
         f"原期限 {e.deadline.isoformat()} 仍由其负责（首接负责）",
-        f"{n.en('units', e.unit)} sent it back ({e.sent_back_by}): {e.reason}; until it is "
+        f"{n.en('units', e.unit)} sent it back ({by[1]}): {e.reason}; until it is "
         f"re-routed, its deadline {e.deadline.isoformat()} stands (first-receiver responsibility)",
     )
 
 
 @sentence(IssueDeadlineExtended)
 def _extended(e: IssueDeadlineExtended, n: Names) -> Sentence:
+    by = n.who(e.extended_by)
     return Sentence(
         f"期限延长 {e.extra_working_days} 个工作日：{e.previous_deadline.isoformat()} → "
-        f"{e.deadline.isoformat()}（{e.extended_by}）：{e.reason}",
+        f"{e.deadline.isoformat()}（{by[0]}）：{e.reason}",
         f"Deadline extended by {e.extra_working_days} working days: "
-        f"{e.previous_deadline.isoformat()} → {e.deadline.isoformat()} ({e.extended_by}): "
+        f"{e.previous_deadline.isoformat()} → {e.deadline.isoformat()} ({by[1]}): "
         f"{e.reason}",
     )
 
@@ -392,8 +482,9 @@ def _responsible(e: IssueResponsibleChanged, n: Names) -> Sentence:
 def _unit_responsible(e: UnitResponsibleChanged, n: Names) -> Sentence:
     before, now = _parts(e.previous_person_name), _parts(e.person_name)
     return Sentence(
-        f"{_parts(e.unit_name)[0]}负责人变更：{before[0]} → {now[0]}（{e.changed_by}）",
-        f"{_parts(e.unit_name)[1]}: responsible person {before[1]} → {now[1]} ({e.changed_by})",
+        f"{_parts(e.unit_name)[0]}负责人变更：{before[0]} → {now[0]}（{n.who(e.changed_by)[0]}）",
+        f"{_parts(e.unit_name)[1]}: responsible person {before[1]} → {now[1]} "
+        f"({n.who(e.changed_by)[1]})",
     )
 
 
