@@ -491,14 +491,15 @@ def _unit_responsible(e: UnitResponsibleChanged, n: Names) -> Sentence:
 @sentence(IssueRevisitRecorded)
 def _revisit_recorded(e: IssueRevisitRecorded, n: Names) -> Sentence:
     late = ("", "") if e.within_window else ("（超过期限）", " (after its due date)")
+    by = n.who(e.visitor)
     if e.outcome == "passed":
         return Sentence(
-            f"回访复查：问题已解决{late[0]}，{e.visitor}：{e.notes}",
-            f"Re-visit: the fix holds{late[1]}, {e.visitor}: {e.notes}",
+            f"群众不满意后回访复查：问题已解决{late[0]}，{by[0]}：{e.notes}",
+            f"Re-visit after a low score: the fix holds{late[1]}, {by[1]}: {e.notes}",
         )
     return Sentence(
-        f"回访复查：问题仍未解决{late[0]}，{e.visitor}：{e.notes}",
-        f"Re-visit: still not fixed{late[1]}, {e.visitor}: {e.notes}",
+        f"群众不满意后回访复查：问题仍未解决{late[0]}，{by[0]}：{e.notes}",
+        f"Re-visit after a low score: still not fixed{late[1]}, {by[1]}: {e.notes}",
     )
 
 
