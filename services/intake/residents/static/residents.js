@@ -16,6 +16,7 @@ const T = {
     f_category: "事项类别", f_village: "村（社区）", f_description: "情况描述", f_address: "地点",
     f_location: "位置", f_photo: "照片（可不传）", f_name: "称呼", f_phone: "手机号",
     f_reference: "编号", f_score: "满意度（1 分最不满意，5 分最满意）", f_comment: "想说的话（可不填）",
+    n_photo: "照片", n_score: "满意度", n_comment: "想说的话",
     choose: "请选择",
     address_hint: "写清楚在哪里，或者用手机定位（两者有一个即可）。",
     locate: "使用手机定位", locating: "正在定位……",
@@ -74,6 +75,7 @@ const T = {
     f_category: "Category", f_village: "Village or community", f_description: "Description", f_address: "Place",
     f_location: "Location", f_photo: "Photo (optional)", f_name: "Name", f_phone: "Mobile phone",
     f_reference: "Reference", f_score: "Satisfaction (1 least satisfied, 5 most)", f_comment: "Comment (optional)",
+    n_photo: "Photo", n_score: "Satisfaction", n_comment: "Comment",
     choose: "Choose one",
     address_hint: "Say where it is, or use your phone's location (either will do).",
     locate: "Use my location", locating: "Finding your location…",
@@ -133,12 +135,12 @@ const FIELDS = {
   lat: ["location", "f_location"],
   long: ["location", "f_location"],
   location: ["location", "f_location"],
-  media: ["photo", "f_photo"],
+  media: ["photo", "n_photo"],
   first_name: ["name", "f_name"],
   last_name: ["name", "f_name"],
   phone: ["phone", "f_phone"],
-  score: ["score", "f_score"],
-  comment: ["comment", "f_comment"],
+  score: ["score", "n_score"],
+  comment: ["comment", "n_comment"],
   ref: ["ref", "f_reference"],
 };
 
@@ -233,7 +235,7 @@ function showErrors(faults) {
   const seen = new Set();
   for (const { field, message } of faults) {
     const [id, label] = FIELDS[field] || [null, null];
-    const line = label ? `${t(label).replace(/（.*）|\(.*\)/, "").trim()}：${message}` : message;
+    const line = label ? `${t(label)}${lang === "zh" ? "：" : ": "}${message}` : message;
     if (seen.has(line)) continue;
     seen.add(line);
     if (list) list.append(el("li", line));
