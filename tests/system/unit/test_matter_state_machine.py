@@ -305,6 +305,20 @@ class Matters(RuleBasedStateMachine):
         self.run(self._attempt(self.bus.followup, call))
 
     @precondition(lambda self: self.issues)
+    @rule(data=st.data(), passed=st.booleans())
+    def revisit(self, data: st.DataObject, passed: bool) -> None:
+        """Line staff go back where a resident's low score sent them (a closed matter's
+        re-visit is recorded and it stays closed), else to any matter."""
+        cases = self.bus.followup.store.rows
+        waiting = [i for i in self.issues if i in cases and cases[i].case.revisit_reason]
+        issue_id = data.draw(st.sampled_from(waiting or self.issues))
+        command = RecordLookback(
+            outcome="passed" if passed else "failed", visitor="person:grid-worker-7", notes="back"
+        )
+        call = followup.record_lookback(self.bus.followup, FOLLOWUP_RULES, issue_id, command)
+        self.run(self._attempt(self.bus.followup, call))
+
+    @precondition(lambda self: self.issues)
     @rule(score=st.integers(1, 5), data=st.data())
     def feedback(self, score: int, data: st.DataObject) -> None:
         async def go() -> None:
@@ -364,6 +378,13 @@ class Matters(RuleBasedStateMachine):
                     isinstance(e, IssueAssigned | IssueResolved)
                     for e in events_of(self.bus.log, issue_id)[self._index_of_close(issue_id) + 1 :]
                 )
+
+    @invariant()
+    def a_revisit_waits_only_on_a_resolved_or_closed_matter(self) -> None:
+        for issue_id, tracked in self.bus.followup.store.rows.items():
+            if tracked.case.revisit_reason is not None:
+                assert tracked.case.status in ("resolved", "closed"), issue_id
+                assert tracked.case.revisit_due is not None, issue_id
 
     def _index_of_close(self, issue_id: str) -> int:
         events = events_of(self.bus.log, issue_id)
