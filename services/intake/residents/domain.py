@@ -137,18 +137,17 @@ def decide_supervision(
 
 
 def reply_text(stage: Stage, title: str, detail: str) -> str:
-    """What a reporter is told (the feedback link, if any, is added when it is sent)."""
+    """What a reporter is told, in Chinese as the town writes to residents (the feedback
+    link, if any, is added when it is sent; its page switches to English)."""
     if stage == "resolved":
-        return (
-            f"Your report “{title}” has been resolved: {detail}. A look-back visit will check it."
-        )
-    return f"Your report “{title}” is closed: the look-back visit confirmed the fix ({detail})."
+        return f"您反映的“{title}”已办结：{detail}。我们还会回头看，核实是否真正解决。"
+    return f"您反映的“{title}”已办好，回头看确认问题已解决（{detail}）。"
 
 
 def with_link(text: str, feedback_url: str | None) -> str:
     if feedback_url is None:
         return text
-    return f"{text} How satisfied are you (1-5)? {feedback_url}"
+    return f"{text}您对办理结果满意吗？请点链接打分（1-5 分）：{feedback_url}"
 
 
 def decide_feedback(

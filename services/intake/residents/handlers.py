@@ -152,7 +152,7 @@ def token_hash(token: str) -> str:
 async def _queue(stage: Stage, detail: str, cause: Envelope, uow: UnitOfWork[Residents]) -> None:
     issue_id = cause.subject
     matter = await uow.store.matter(issue_id)
-    title = matter.title if matter else "your matter"
+    title = matter.title if matter else "您的事项"
     text = reply_text(stage, title, detail)
     replies = [
         NewReply(

@@ -7,7 +7,7 @@ or is unknown; the page's key can be revoked like any other."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -164,8 +164,6 @@ async def test_the_page_key_is_made_at_first_use_and_a_revoked_one_stays_revoked
         first = await client.post("/open311/v2/requests.json", data=PAGE_REPORT, headers=ANONYMOUS)
         assert first.status_code == 200, first.text
         engine = app.state.runtime.engine
-        from datetime import UTC, datetime
-
         await revoke_key(engine, "residents-page", datetime(2026, 12, 7, tzinfo=UTC))
         refused = await client.post(
             "/open311/v2/requests.json", data=PAGE_REPORT, headers=ANONYMOUS
@@ -175,3 +173,17 @@ async def test_the_page_key_is_made_at_first_use_and_a_revoked_one_stays_revoked
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def test_the_pages_and_their_answers_count_against_the_anonymous_budget(
+    settings: Settings,
+) -> None:
+    settings = settings.model_copy(update={"rate_limit_anonymous": "3/minute"})
+    async with serve(create_app(settings)) as client:
+        paths = ("/report", "/residents/residents.js", f"/api/v1/progress/{'0' * 26}")
+        answers = [(await client.get(path, headers=ANONYMOUS)).status_code for path in paths]
+        assert answers == [200, 200, 404]
+        over = await client.get("/follow", headers=ANONYMOUS)
+        assert over.status_code == 429 and int(over.headers["retry-after"]) > 0
+        posted = await client.post("/open311/v2/requests.json", data=PAGE_REPORT, headers=ANONYMOUS)
+        assert posted.status_code == 429
