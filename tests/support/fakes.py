@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from datetime import date, datetime
@@ -137,6 +137,24 @@ class InMemoryCases:
             if (t.case.source, t.case.external_ref) == (source, external_ref)
         )
         return next(found, None)
+
+    async def awaiting_lookback(
+        self, unit: str, reviewed: Sequence[str], villages: Sequence[str]
+    ) -> list[tuple[str, Case]]:
+        def ours(case: Case) -> bool:
+            named = case.lookback_unit == unit
+            return named or (case.lookback_unit is None and case.unit in reviewed)
+
+        def waiting(case: Case) -> bool:
+            return case.status == "resolved" or (
+                case.status == "closed" and case.revisit_reason is not None
+            )
+
+        return [
+            (i, t.case)
+            for i, t in self.rows.items()
+            if ours(t.case) and waiting(t.case) and (not villages or t.case.village in villages)
+        ]
 
 
 class InMemoryReports:

@@ -170,6 +170,12 @@ def case(**changes: object) -> Case:
         lookback_failures=1,
         source="hotline",
         external_ref="HL-7",
+        title="Street lights out",
+        village="shihu",
+        address="Shiguan Road",
+        summary="Replaced six lamps",
+        revisit_reason="score 1: still dark",
+        revisit_due=TOMORROW,
     )
     return replace(every_field, **changes)  # type: ignore[arg-type]
 
@@ -303,3 +309,29 @@ class TestCases:
             assert await store.by_external_ref("wechat", "HL-8") == "I2"
             assert await store.by_external_ref("wechat", "HL-7") is None
             assert await store.by_external_ref("hotline", "HL-8") is None
+
+    async def test_awaiting_lookback_lists_the_units_visits_in_its_villages(
+        self, cases: Stores[Cases]
+    ):
+        ours = {
+            "resolved": plain(status="resolved", lookback_unit="grid", revisit_reason=None),
+            "closed, a re-visit asked": plain(status="closed", lookback_unit="grid"),
+            "resolved before the unit was named": plain(
+                status="resolved", lookback_unit=None, unit="water", revisit_reason=None
+            ),
+        }
+        not_ours = {
+            "another unit's": plain(status="resolved", lookback_unit="civil"),
+            "closed": plain(status="closed", lookback_unit="grid", revisit_reason=None),
+            "assigned": plain(status="assigned", lookback_unit="grid"),
+            "another village": plain(status="resolved", lookback_unit="grid", village="sanqi"),
+            "not named, not reviewed": plain(status="resolved", lookback_unit=None, unit="x"),
+        }
+        async with cases() as store:
+            for issue_id, saved in {**ours, **not_ours}.items():
+                await store.save(issue_id, saved)
+        async with cases() as store:
+            found = await store.awaiting_lookback("grid", ["water"], ["shihu"])
+            every_village = await store.awaiting_lookback("grid", ["water"], [])
+        assert dict(found) == {i: t.case for i, t in ours.items()}
+        assert set(dict(every_village)) == {*ours, "another village"}
