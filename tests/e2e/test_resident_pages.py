@@ -1,5 +1,7 @@
 """The residents' pages in a real browser (Debian's chromium, driven by Playwright), on a
-phone (360 px) and on a desktop, under the front door's Content-Security-Policy: a resident
+phone (360 px) and on a desktop, through the front door (a real Caddy running the Caddyfile
+generated from the services as built now, its Content-Security-Policy on every answer): a
+resident
 sends an empty form and a file that is no photo and is told, in Chinese, which field is
 wrong; reports a broken street light with a photo and the phone's location, gets a
 reference, follows the matter by it as it is assigned and resolved (in Chinese, then in
@@ -13,19 +15,22 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import date
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from minqing.services.frontdoor import CONTENT_SECURITY_POLICY
 from minqing.services.intake.app import create_app
 from minqing.shared.contract.events import IssueResolved
 from minqing.shared.service.infra import free_port
 from minqing.shared.service.settings import Settings
-from tests.e2e.test_desk import ARTIFACTS, FrontDoorPolicy, chromium
+from tests.e2e.test_desk import ARTIFACTS, chromium
 from tests.support.events import assigned, envelope, publish
+from tests.support.frontdoor import front_door
 from tests.support.harness import eventually
 from tests.support.identity import DESK, enrol
 from tests.support.webhook import Receiver, answering_to, webhook_receiver
@@ -48,8 +53,8 @@ DESCRIPTION = "三岐村村口三盏路灯不亮，晚上看不见路"
 
 @contextlib.asynccontextmanager
 async def serving(app: FastAPI, port: int) -> AsyncIterator[str]:
-    """The app on ``port`` under the front door's policy (as Caddy would set it)."""
-    config = uvicorn.Config(FrontDoorPolicy(app), host="127.0.0.1", port=port, log_level="warning")
+    """The app, its lifespan run, on ``port`` (the front door's upstream, chosen before)."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
@@ -107,18 +112,32 @@ async def no_serious_violations(page: Page) -> None:
 
 
 async def test_a_resident_reports_follows_and_rates_a_matter_on_a_phone_and_a_desktop(
-    settings: Settings,
+    settings: Settings, tmp_path: Path
 ) -> None:
     from playwright.async_api import async_playwright, expect
 
     browser_path = chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
-    with webhook_receiver() as receiver:
-        settings = answering_to(settings, receiver, feedback_base_url=f"http://127.0.0.1:{port}")
+    elsewhere = "127.0.0.1:1"  # the other services are not needed by the residents' pages
+    upstreams: dict[Any, str] = {
+        "intake": f"127.0.0.1:{port}",
+        "assignment": elsewhere,
+        "followup": elsewhere,
+        "projection": elsewhere,
+    }
+    with webhook_receiver() as receiver, front_door(tmp_path, upstreams) as (door, _):
+        url = door.url.rstrip("/")
+        settings = answering_to(settings, receiver, feedback_base_url=url)
         app = create_app(settings)
-        async with serving(app, port) as url, async_playwright() as pw:
+        async with serving(app, port), async_playwright() as pw:
             await enrol(app.state.runtime.sessions)
+            async with httpx.AsyncClient(base_url=url) as anyone:
+                for path in ("/report", "/follow", "/feedback/x", "/residents/residents.js"):
+                    answer = await anyone.get(path)
+                    assert answer.status_code == 200, (path, answer.status_code)
+                    policy = answer.headers["content-security-policy"]
+                    assert policy == CONTENT_SECURITY_POLICY
             browser = await pw.chromium.launch(executable_path=browser_path, headless=True)
             watched: list[Watched] = []
             try:
