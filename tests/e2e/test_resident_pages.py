@@ -1,9 +1,8 @@
 """The residents' pages in a real browser (Debian's chromium, driven by Playwright), on a
 phone (360 px) and on a desktop, through the front door (a real Caddy running the Caddyfile
 generated from the services as built now, its Content-Security-Policy on every answer): a
-resident
-sends an empty form and a file that is no photo and is told, in Chinese, which field is
-wrong; reports a broken street light with a photo and the phone's location, gets a
+resident sends an empty form and a file that is no photo and is told, in Chinese, which
+field is wrong; reports a broken street light with a photo and the phone's location, gets a
 reference, follows the matter by it as it is assigned and resolved (in Chinese, then in
 English); opens the feedback link from the reply, rates it (a missing score named first),
 and opening the link again says kindly that it was used; an unknown link says it no longer

@@ -98,7 +98,14 @@ async def feedback_page(token: str) -> FileResponse:
     return _page("feedback.html")
 
 
-@router.get("/residents/{name}", response_class=FileResponse, responses={404: {}})
+@router.get(
+    "/residents/{name}",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {kind.split(";")[0]: {} for kind in FILES.values()}},
+        404: {"description": "No such file"},
+    },
+)
 async def page_file(name: str) -> FileResponse:
     """The pages' script and stylesheet."""
     if name not in FILES:
