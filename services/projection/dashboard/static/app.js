@@ -313,6 +313,10 @@ function drawTimeline() {
       el("div", {}, event.sentence[lang]),
       el("div", { class: "hash" }, `#${event.log_seq} ${event.hash}`)));
   }
+  // Below the header, so that the language switch and the tabs stay within reach.
+  const below = Math.max(0, $("header").getBoundingClientRect().bottom);
+  $("#timeline").style.top = `${below}px`;
+  $("#timeline").style.height = `calc(100% - ${below}px)`;
   $("#timeline").hidden = false;
 }
 
@@ -463,7 +467,7 @@ function showList(listUrl) {
 // --- who is logged in ------------------------------------------------------------------
 
 function showWho() {
-  $("#who-name").textContent = me ? me.display_name || me.name : "";
+  $("#who-name").textContent = me ? part(me.display_name) || me.name : "";
   $("#who-name").title = me ? me.id : "";
   $("#who-roles").textContent = (me?.memberships ?? [])
     .map((m) => `${t(`role_${m.role}`)}@${m.unit === "town" ? t("town") : name("units", m.unit)}`)
@@ -621,7 +625,9 @@ function wire() {
     localStorage.setItem("minqing-lang", lang);
     translate();
     drawTimeline();
-    return me ? reload() : null;
+    // body[data-drawn] names the language once everything on show is drawn in it again
+    document.body.dataset.drawn = "";
+    return (me ? reload() : Promise.resolve()).then(() => { document.body.dataset.drawn = lang; });
   }));
 }
 
