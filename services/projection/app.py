@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from minqing.services.projection import api, audit_api, dashboard
+from minqing.services.projection import api, audit_api, dashboard, report_api
 from minqing.services.projection.declaration import declaration
 from minqing.services.projection.sentences import Names
 from minqing.services.projection.store import plumbing
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     )
     app.include_router(api.router)
     app.include_router(audit_api.router)
+    app.include_router(report_api.router)
     # the pages log in here (one origin: the front door routes /api/v1/session to the desk)
     session_api.install(app, settings)
     map_errors(app, api.ERRORS)
