@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import struct
+import zlib
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
@@ -42,11 +45,26 @@ pytestmark = pytest.mark.e2e
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
 SANQI = {"latitude": 33.51, "longitude": 119.21}
-# A real (1x1, red) PNG: the page shows it before sending it.
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
-    "0000000c4944415408d763f8cfc000000301010018dd8db00000000049454e44ae426082"
-)
+
+
+def noisy_png(side: int) -> bytes:
+    """A real PNG of ``side`` x ``side`` random pixels: as large as a camera's photo, since
+    noise does not compress."""
+    rows = b"".join(b"\x00" + os.urandom(side * 3) for _ in range(side))
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows, 1))
+        + chunk(b"IEND", b"")
+    )
+
+
 DESCRIPTION = "三岐村村口三盏路灯不亮，晚上看不见路"
 
 
@@ -171,8 +189,11 @@ async def test_a_resident_reports_follows_and_rates_a_matter_on_a_phone_and_a_de
                 await expect(page.locator("#e-photo")).to_have_text("这个文件不是能打开的照片")
                 await expect(errors).to_contain_text("照片：这个文件不是能打开的照片")
 
-                # The real report: a photo (shown before it is sent), the phone's location.
-                photo = {"name": "lamp.png", "mimeType": "image/png", "buffer": PNG}
+                # The real report: a camera-sized photo (shown before it is sent, then made
+                # smaller), the phone's location.
+                big = noisy_png(1000)
+                assert len(big) > 2_500_000
+                photo = {"name": "lamp.png", "mimeType": "image/png", "buffer": big}
                 await page.set_input_files("#photo", files=[photo])
                 await expect(page.locator("#preview")).to_be_visible()
                 await page.click("#locate")
@@ -191,7 +212,9 @@ async def test_a_resident_reports_follows_and_rates_a_matter_on_a_phone_and_a_de
                     assert shown["media_url"] and shown["lat"] == SANQI["latitude"]
                     assert shown["description"] == DESCRIPTION
                     photo_back = await desk.get(shown["media_url"])
-                    assert photo_back.content == PNG
+                    assert photo_back.headers["content-type"] == "image/jpeg"
+                    assert photo_back.content[:3] == b"\xff\xd8\xff"
+                    assert len(photo_back.content) < len(big)
 
                 # Followed by the reference: received, then assigned and resolved.
                 await page.click("#follow-link")

@@ -310,6 +310,47 @@ function randomKey() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+// A large photo is made smaller before it is sent (the longest side at most 2048 px, as
+// JPEG): a village's weak signal carries it, and what a camera writes into the file (the
+// place it was taken, the phone) stays on the phone. A photo it cannot draw goes as it is.
+const RESIZE_ABOVE = 1536 * 1024;
+const LONGEST_SIDE = 2048;
+
+function readAsDataUrl(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader(); // a data: URL (the policy allows data: images, not blob:)
+    reader.addEventListener("load", () => resolve(reader.result));
+    reader.addEventListener("error", () => reject(reader.error));
+    reader.readAsDataURL(file);
+  });
+}
+
+function drawn(url) {
+  return new Promise((resolve, reject) => {
+    const image = new Image();
+    image.addEventListener("load", () => resolve(image));
+    image.addEventListener("error", () => reject(new Error("not drawable")));
+    image.src = url;
+  });
+}
+
+async function smaller(file) {
+  if (!file || file.size <= RESIZE_ABOVE || !/^image\/(jpeg|png|webp)$/.test(file.type)) return file;
+  try {
+    const image = await drawn(await readAsDataUrl(file));
+    const scale = Math.min(1, LONGEST_SIDE / Math.max(image.naturalWidth, image.naturalHeight));
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.max(1, Math.round(image.naturalWidth * scale));
+    canvas.height = Math.max(1, Math.round(image.naturalHeight * scale));
+    canvas.getContext("2d").drawImage(image, 0, 0, canvas.width, canvas.height);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.85));
+    if (!blob || blob.size >= file.size) return file;
+    return new File([blob], file.name.replace(/\.[^.]*$/, "") + ".jpg", { type: "image/jpeg" });
+  } catch (e) {
+    return file;
+  }
+}
+
 async function reportPage() {
   const form = $("#report-form");
   let services = [];
@@ -368,13 +409,11 @@ async function reportPage() {
     const preview = $("#preview");
     preview.hidden = true;
     if (!file || !/^image\/(jpeg|png|gif|webp)$/.test(file.type)) return;
-    const reader = new FileReader(); // a data: URL (the policy allows data: images, not blob:)
-    reader.addEventListener("load", () => {
-      preview.src = reader.result;
+    readAsDataUrl(file).then((url) => {
+      preview.src = url;
       preview.alt = file.name;
       preview.hidden = false;
     });
-    reader.readAsDataURL(file);
   });
 
   form.addEventListener("submit", async (event) => {
@@ -385,6 +424,11 @@ async function reportPage() {
     button.textContent = t("submitting");
     try {
       const body = new FormData(form);
+      const photo = $("#photo").files[0];
+      if (photo) {
+        const sent = await smaller(photo);
+        body.set("media", sent, sent.name);
+      }
       body.append("api_key", PAGE_KEY);
       const response = await fetch("/open311/v2/requests.json", {
         method: "POST",
