@@ -198,6 +198,16 @@ async def test_a_seeded_month_gives_the_figures_rankings_and_change_counted_by_h
     ranking = list(sheets["村排名"].iter_rows(values_only=True))
     assert ranking[1][:3] == (1, "徐马村", "xuma") and ranking[2][:3] == (2, "三岐村", "sanqi")
 
+    page = await projection.get(
+        "/api/v1/report", params={"period": "2026-11", "as_of": AS_OF, "format": "html"}
+    )
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    text = page.text
+    assert "民情办理通报 2026-11" in text and "Xuma Village" in text
+    assert text.index("徐马村") < text.index("三岐村")  # ranked
+    assert "75.0 (-25)" in text  # Xuma's score and its change from October
+    assert "<script" not in text and "style=" not in text  # the CSP's rules
+
 
 @pytest.mark.parametrize(
     ("params", "says"),
