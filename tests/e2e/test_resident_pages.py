@@ -178,11 +178,20 @@ async def test_a_resident_reports_follows_and_rates_a_matter_on_a_phone_and_a_de
                 await no_serious_violations(page)
                 await shot(page, "report-errors-phone")
 
-                # A file that is no photo: the photo is named.
+                # Too long a description and a phone that is not one: both named at once.
                 await page.select_option("#category", label="路灯")
                 await page.select_option("#village", label="三岐村")
-                await page.fill("#description", DESCRIPTION)
+                await page.fill("#description", "灯" * 4001)
                 await page.fill("#address", "三岐村村口")
+                await page.fill("#phone", "call me")
+                await page.click("#submit")
+                await expect(errors).to_contain_text("情况描述：太长了，最多 4000 个字")
+                await expect(errors).to_contain_text("手机号：手机号格式不对（只写数字）")
+                await expect(page.locator("#errors li")).to_have_count(2)
+                await page.fill("#description", DESCRIPTION)
+                await page.fill("#phone", "")
+
+                # A file that is no photo: the photo is named.
                 page_file = {"name": "lamp.png", "mimeType": "image/png", "buffer": b"<html>"}
                 await page.set_input_files("#photo", files=[page_file])
                 await page.click("#submit")

@@ -280,7 +280,7 @@ function open311Message(field, rest) {
   if (field === "phone") return /is required/.test(rest) ? t("e_required") : t("e_phone");
   if (field === "lat" || field === "long") return t("e_location_range");
   if (/is required|Field required/.test(rest)) return field === "service_code" ? t("e_choose") : t("e_required");
-  const long = /at most (\d+) characters/.exec(rest);
+  const long = /at most (\d+) (characters|items)/.exec(rest);
   if (long) return t("e_too_long", long[1]);
   if (/one line/.test(rest)) return t("e_one_line");
   return t("e_invalid");

@@ -187,3 +187,28 @@ async def test_the_pages_and_their_answers_count_against_the_anonymous_budget(
         assert over.status_code == 429 and int(over.headers["retry-after"]) > 0
         posted = await client.post("/open311/v2/requests.json", data=PAGE_REPORT, headers=ANONYMOUS)
         assert posted.status_code == 429
+
+
+async def test_a_report_that_joins_an_earlier_matter_follows_that_matter(
+    settings: Settings,
+) -> None:
+    settings = settings.model_copy(update={"duplicate_threshold": 80})
+    async with serve(create_app(settings)) as client:
+        refs = []
+        for words in ("村口三盏路灯不亮，晚上看不见路", "村口三盏路灯不亮，晚上看不清路"):
+            sent = await client.post(
+                "/open311/v2/requests.json",
+                data={**PAGE_REPORT, "description": words},
+                headers=ANONYMOUS,
+            )
+            assert sent.status_code == 200, sent.text
+            refs.append(sent.json()[0]["service_request_id"])
+        first, second = refs
+        assert (await progress(client, first))["joined"] is False
+        joined = await progress(client, second)
+        assert joined["joined"] is True and joined["reference"] == second
+        await publish(settings, assigned(first))
+        seen = await eventually(
+            lambda: progress(client, second), lambda p: p["stage"] != "received"
+        )
+        assert seen["stage"] == "assigned" and seen["unit"]["zh"] == "建设管理所"
