@@ -49,7 +49,7 @@ const T = {
     town: "全镇", role_reporter: "登记员", role_unit_staff: "承办单位人员",
     role_line_staff: "条线干部", role_supervisor: "督查员", role_inspector: "纪检监察",
     role_operator: "运维管理员",
-    close: "关闭", language: "切换语言", trends: "每周趋势", received: "受理",
+    close: "关闭", language: "切换语言", "cal_weekdays": "周一至周五", "cal_cn-official": "国家法定工作日历", trends: "每周趋势", received: "受理",
     closed_week: "闭环", overdue_week: "逾期（周末）", week_of: (d) => `${d} 起的一周`,
     trend_rising: (a, b) => `逾期上升：${b} → ${a}`, trend_falling: (a, b) => `逾期下降：${b} → ${a}`,
     trend_steady: (a) => `逾期持平：${a}`,
@@ -84,7 +84,8 @@ const T = {
     town: "the town", role_reporter: "reporter", role_unit_staff: "unit staff",
     role_line_staff: "line staff", role_supervisor: "supervisor", role_inspector: "inspector",
     role_operator: "operator",
-    close: "Close", language: "Switch language", trends: "Week by week", received: "Received",
+    close: "Close", language: "Switch language", "cal_weekdays": "Monday to Friday",
+    "cal_cn-official": "the official calendar", trends: "Week by week", received: "Received",
     closed_week: "Closed", overdue_week: "Overdue (week's end)", week_of: (d) => `week of ${d}`,
     trend_rising: (a, b) => `Overdue rising: ${b} → ${a}`, trend_falling: (a, b) => `Overdue falling: ${b} → ${a}`,
     trend_steady: (a) => `Overdue steady: ${a}`,
@@ -164,9 +165,12 @@ const guarded = (action) => (...args) => {
   }
 };
 
+let problemShown = null; // the message of the failure on show, kept to translate it
+
 function failed(error) {
   if (error instanceof LoggedOut) return;
-  $("#problem").textContent = t("problem", error.message);
+  problemShown = error.message;
+  $("#problem").textContent = t("problem", problemShown);
   $("#problem").hidden = false;
 }
 
@@ -183,6 +187,7 @@ function translate() {
   }
   showWho();
   showLoginProblem();
+  if (problemShown !== null) $("#problem").textContent = t("problem", problemShown);
 }
 
 function filters() {
@@ -207,7 +212,7 @@ function deadlineCell(item) {
   const cell = el("td", {}, item.deadline ?? "");
   if (item.deadline_provisional) cell.append(" ", el("span", { class: "badge provisional", title: item.deadline_note ?? "" }, t("provisional")));
   if (item.overdue) cell.append(" ", el("span", { class: "badge overdue" }, t("overdue")));
-  if (item.deadline_calendar) cell.title = `${t("calendar")}: ${item.deadline_calendar}`;
+  if (item.deadline_calendar) cell.title = `${t("calendar")}: ${t(`cal_${item.deadline_calendar}`)}`;
   return cell;
 }
 
