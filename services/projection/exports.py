@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 
-from minqing.services.projection.sentences import Names, describe
+from minqing.services.projection.sentences import Names, calendar_name, describe
 from minqing.services.projection.views import issues
 from minqing.services.projection.views.issues.fold import IssueView, is_overdue
 from minqing.shared.persistence.db import Sessions
@@ -50,7 +50,10 @@ def columns(names: Names, zone: ZoneInfo, today: date) -> list[Column]:
         ("责任人", lambda v: (v.responsible_person_name or "").partition(" ")[0]),
         ("办理期限", lambda v: v.deadline.isoformat() if v.deadline else ""),
         ("期限暂定", lambda v: "是" if v.deadline_provisional else ""),
-        ("工作日历", lambda v: v.deadline_calendar or ""),
+        (
+            "工作日历",
+            lambda v: calendar_name(v.deadline_calendar)[0] if v.deadline_calendar else "",
+        ),
         ("是否逾期", lambda v: "是" if is_overdue(v, today) else "否"),
         ("督办级别", lambda v: v.escalation_level or ""),
         ("督办至", lambda v: (v.escalated_to or "").partition(" ")[0]),

@@ -142,7 +142,8 @@ _CALENDARS = {
 }
 
 
-def _calendar(name: str) -> tuple[str, str]:
+def calendar_name(name: str) -> tuple[str, str]:
+    """A working calendar in words (Chinese, English)."""
     return _CALENDARS.get(name, (name, name))
 
 
@@ -218,10 +219,10 @@ def _assigned(e: IssueAssigned, n: Names) -> Sentence:
     return Sentence(
         f"{'重新' if again else ''}交办{n.zh('units', e.unit)}，责任人"
         f"{_parts(e.responsible_person_name)[0]}，{e.working_days}个工作日内办结，期限 "
-        f"{e.deadline.isoformat()}{provisional[0]}（{_calendar(e.calendar)[0]}）",
+        f"{e.deadline.isoformat()}{provisional[0]}（{calendar_name(e.calendar)[0]}）",
         f"{'Re-assigned' if again else 'Assigned'} to {n.en('units', e.unit)}, responsible "
         f"{_parts(e.responsible_person_name)[1]}, within {e.working_days} working days: due "
-        f"{e.deadline.isoformat()}{provisional[1]} ({_calendar(e.calendar)[1]})",
+        f"{e.deadline.isoformat()}{provisional[1]} ({calendar_name(e.calendar)[1]})",
     )
 
 
@@ -230,9 +231,9 @@ def _recomputed(e: IssueDeadlineRecomputed, n: Names) -> Sentence:
     firm = ("已确定", "now firm") if not e.provisional else ("仍为暂定", "still provisional")
     return Sentence(
         f"期限按公布的工作日历重算：{e.previous_deadline.isoformat()} → "
-        f"{e.deadline.isoformat()}，{firm[0]}（{_calendar(e.calendar)[0]}）",
+        f"{e.deadline.isoformat()}，{firm[0]}（{calendar_name(e.calendar)[0]}）",
         f"Deadline recounted on the published calendar: {e.previous_deadline.isoformat()} → "
-        f"{e.deadline.isoformat()}, {firm[1]} ({_calendar(e.calendar)[1]})",
+        f"{e.deadline.isoformat()}, {firm[1]} ({calendar_name(e.calendar)[1]})",
     )
 
 
