@@ -267,7 +267,9 @@ def up(
             }
             _migrate(env["MINQING_DATABASE_URL"])
             _first_operator(env["MINQING_DATABASE_URL"], settings)
-            _front_door(stack, root, settings, env)
+            url = _front_door(stack, root, settings, env)
+            # The replies' feedback links open the residents' page behind the front door.
+            env.setdefault("MINQING_FEEDBACK_BASE_URL", url.rstrip("/"))
             code = _run_services(env, level, own)
     except KeyboardInterrupt:
         code = 130
