@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from minqing.services.projection import api, audit_api, dashboard, report_api
+from minqing.services.projection import api, audit_api, dashboard, report_api, workbench
 from minqing.services.projection.declaration import declaration
 from minqing.services.projection.sentences import Names
 from minqing.services.projection.store import plumbing
@@ -45,4 +45,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     session_api.install(app, settings)
     map_errors(app, api.ERRORS)
     dashboard.install(app, names)
+    workbench.install(app, settings.reference_dir)  # the unit's workbench, /work
     return app
