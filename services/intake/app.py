@@ -26,6 +26,8 @@ from minqing.services.intake.store import (
     ingress_outcomes,
     plumbing,
 )
+from minqing.services.intake.visits import api as visits_api
+from minqing.services.intake.visits import pages as visit_pages
 from minqing.shared.contract import reference
 from minqing.shared.domain.clock import Clock, system_clock
 from minqing.shared.ingress.api import build_ingress_router
@@ -78,6 +80,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     app.include_router(build_ingress_router(rt, ingress, ingress_outcomes))
     _serve(app, residents_api.router, residents_api.ERRORS)
     app.include_router(residents_pages.router)  # the residents' public pages
+    app.include_router(visit_pages.router)  # grid workers' visit page, offline too
+    app.include_router(visits_api.router)  # visits that found nothing, counted per village
     _serve(app, personal_api.router, personal_api.ERRORS)
     return app
 

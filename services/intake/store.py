@@ -41,6 +41,7 @@ from minqing.services.intake.residents import tables as _residents_tables  # noq
 from minqing.services.intake.residents.tables import replies, supervisors
 from minqing.services.intake.schema import SCHEMA as SCHEMA
 from minqing.services.intake.schema import metadata as metadata
+from minqing.services.intake.visits import tables as _visit_tables  # noqa: F401
 from minqing.shared.contract.events import IssueReported
 from minqing.shared.ingress.outcomes import outcomes_table
 from minqing.shared.persistence.bulk import execute, plain_insert_sql
