@@ -37,12 +37,14 @@ const TEXT = {
     wrong_password: "登录名或密码不对", too_many: (s) => `尝试次数太多，请 ${s} 秒后再试`,
     unreachable: "没有信号，登录不了；有信号时再登录", login_failed: (s) => `登录失败（${s}）`,
     relogin: "登录已过期：请重新登录，等待的记录不会丢",
+    not_allowed: "这个账号没有上报权限：记下的会一直等着，请换有上报权限的账号登录，或找管理员开通",
     located: (lat, lon) => `已定位（${lat}，${lon}）`, locating: "正在定位…",
     no_location: "手机没有给出位置；可以在“地点”里写清楚",
     a_matter: "事项", a_visit: "走访无事项", households_n: (n) => `${n} 户`,
     recorded_at: "记下于", sent_at: "送达于", reference: "回执编号", tries: (n) => `已尝试 ${n} 次`,
     refused: "未被接收：", duplicate_of: "与已有事项合并",
     saved_offline: "已记下，等有信号时发送。", saved: "已记下。",
+    waits_for: (name) => `等${name}登录后发送`,
   },
   en: {
     title: "Visit records", login_title: "Log in", f_name: "Login name", f_password: "Password",
@@ -59,12 +61,14 @@ const TEXT = {
     wrong_password: "Wrong login name or password", too_many: (s) => `Too many attempts: try again in ${s} s`,
     unreachable: "No signal: log in when there is signal", login_failed: (s) => `Login failed (${s})`,
     relogin: "The session has ended: log in again; nothing waiting is lost",
+    not_allowed: "This account may not report: what is recorded waits; log in with a reporting account or ask the administrator",
     located: (lat, lon) => `Located (${lat}, ${lon})`, locating: "Locating…",
     no_location: "The phone gave no location; describe the place instead",
     a_matter: "Matter", a_visit: "Visit, nothing found", households_n: (n) => `${n} households`,
     recorded_at: "recorded", sent_at: "sent", reference: "Reference", tries: (n) => `${n} tries`,
     refused: "Not accepted: ", duplicate_of: "joined a matter already reported",
     saved_offline: "Recorded; it will be sent when there is signal.", saved: "Recorded.",
+    waits_for: (name) => `sent when ${name} logs in`,
   },
 };
 // Field names in error messages, in each language ("村（社区）：必须填写").
@@ -197,6 +201,7 @@ function row(item) {
   const parts = [`${t("recorded_at")} ${when(item.recordedAt)}`];
   if (item.state === "sent") parts.push(`${t("sent_at")} ${when(item.sentAt)}`);
   else if (item.tries) parts.push(t("tries", item.tries));
+  if (item.by && item.by !== me?.id) parts.push(t("waits_for", item.byName));
   meta.textContent = parts.join(" · ");
   li.append(meta);
   if (item.state === "sent" && item.reference) {
@@ -293,7 +298,8 @@ function record(event) {
     if (Object.keys(location).length) body.location = location;
     item = { kind: "matter", body };
   }
-  Object.assign(item, { key: newKey(), recordedAt, state: "waiting", tries: 0 });
+  // Sent only by the person who recorded it (a phone may be shared): it is their report.
+  Object.assign(item, { key: newKey(), recordedAt, state: "waiting", tries: 0, by: me?.id, byName: me?.display_name || me?.name });
   saveQueue([...queue(), item]);
   $("#description").value = "";
   $("#address").value = "";
@@ -338,7 +344,7 @@ async function sendWaiting() {
 
 async function sendAll() {
   for (const item of queue()) {
-    if (item.state !== "waiting") continue;
+    if (item.state !== "waiting" || (item.by && item.by !== me?.id)) continue;
     const outcome = await sendOne(item);
     drawLists();
     if (outcome === "stop") return; // no signal, or the session ended: try later
@@ -375,9 +381,19 @@ async function sendOne(item) {
     });
     return "sent";
   }
-  if (response.status === 401 || response.status === 403) {
+  if (response.status === 401) {
     sessionEnded = true;
     showLogin(t("relogin"));
+    return "stop";
+  }
+  if (response.status === 403) {
+    // A CSRF token from an older session (another tab logged in again): take the current
+    // one and try later. A role that may not report: said on the page, nothing is lost.
+    await refreshSession();
+    if (!mayReport()) {
+      sessionEnded = true;
+      $("#not-allowed").hidden = false;
+    }
     return "stop";
   }
   if (response.status === 422 || response.status === 409 || response.status === 400) {
@@ -395,6 +411,22 @@ async function sendOne(item) {
 }
 
 // ------------------------------------------------------------------ logging in
+
+function mayReport() {
+  return Boolean(me?.memberships?.some((m) => m.role === "reporter"));
+}
+
+async function refreshSession() {
+  try {
+    const response = await fetch("/api/v1/session", { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (response.ok) {
+      me = await response.json();
+      localStorage.setItem(ME_KEY, JSON.stringify(me));
+    }
+  } catch {
+    /* no signal: later */
+  }
+}
 
 function showLogin(problem) {
   $("#login-form").hidden = false;
@@ -437,6 +469,7 @@ async function enter(who) {
   $("#login-form").hidden = true;
   $("#work").hidden = false;
   $("#who").textContent = who.display_name || who.name;
+  $("#not-allowed").hidden = mayReport();
   await loadReference();
   translate();
   sendWaiting();
