@@ -33,6 +33,10 @@ from minqing.shared.identity.web import CallerDep
 from minqing.shared.web.deps import ClockDep
 
 router = APIRouter(prefix="/api/v1", tags=["visits"])
+# A phone may hold a visit recorded offline for days, not for years.
+OLDEST = timedelta(days=366)
+# The days a summary may ask about (beyond them, no visit can have been recorded).
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
 
 
 class VisitIn(Input):
@@ -90,6 +94,10 @@ async def post_visit(
     digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     location = body.location or LocationIn()
     visited_at = min(body.visited_at or now, now)  # a phone's clock ahead is not believed
+    if visited_at < now - OLDEST:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "visited_at: more than a year ago"
+        )
     row = {
         "visit_id": new_id(),
         "visitor": caller.id,
@@ -132,6 +140,11 @@ async def get_visit_summary(
 ) -> VisitSummary:
     """Per village, for the days ``from`` to ``to`` (inclusive, the town's calendar): the
     visits that found nothing and their households, and the matters reported on visits."""
+    if not FIRST_DAY <= start <= LAST_DAY or not FIRST_DAY <= end <= LAST_DAY:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"from, to: days from {FIRST_DAY} to {LAST_DAY}",
+        )
     if end < start:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "to: before from")
     if (end - start).days > 366:

@@ -80,3 +80,8 @@ async def test_visits_are_recorded_once_per_key_and_counted_per_village(
         assert (both["visits"], both["households"]) == (3, 13)
         backwards = await client.get("/api/v1/visits/summary?from=2026-11-04&to=2026-11-03")
         assert backwards.status_code == 422
+        for days in ("from=0001-01-01&to=0001-01-02", "from=9999-12-30&to=9999-12-31"):
+            assert (await client.get(f"/api/v1/visits/summary?{days}")).status_code == 422
+        ancient = {"village": "sanqi", "visited_at": "0001-01-01T00:00:00+14:00"}
+        old = await client.post("/api/v1/visits", json=ancient, headers=REPORTER)
+        assert old.status_code == 422 and "visited_at" in old.text
