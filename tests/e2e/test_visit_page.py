@@ -7,7 +7,8 @@ three matters and a visit that found nothing are recorded and wait on the phone;
 returns, the first answer is lost on the way back (the matter is made, the phone never
 hears), and everything arrives once: intake holds exactly three reports on three matters,
 the projection lists exactly three matters reported on visits, and the visit is counted.
-The page in English, then on a desktop. Screenshots in test-artifacts/."""
+The page in English, then on a desktop; axe-core finds no serious violation logged in,
+with records waiting, and with records sent. Screenshots in test-artifacts/."""
 
 from __future__ import annotations
 
@@ -158,6 +159,7 @@ async def test_a_grid_worker_records_three_matters_offline_and_they_arrive_once_
                 await expect(page.locator("#waiting-count")).to_have_text("4")
                 await expect(page.locator("#sent li")).to_have_count(0)
                 await expect(page.locator("#waiting")).to_contain_text("走访无事项 · 三岐村 · 4 户")
+                await no_serious_violations(page)
                 await shot(page, "waiting-phone")
 
                 # The signal returns; the answer to the first report is lost on its way
@@ -212,6 +214,7 @@ async def test_a_grid_worker_records_three_matters_offline_and_they_arrive_once_
                 await page.click("#lang")
                 await expect(page.locator("h1")).to_have_text("Visit records")
                 await expect(page.locator("#sent")).to_contain_text("Visit, nothing found")
+                await no_serious_violations(page)
                 await shot(page, "sent-phone-en")
                 await page.set_viewport_size(DESKTOP)
                 await shot(page, "sent-desktop-en")
