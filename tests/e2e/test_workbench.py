@@ -222,6 +222,7 @@ async def test_a_secretary_sends_back_and_resolves_and_a_failed_look_back_brings
             desk = await log_in(browser, url, DESKTOP, "zhou.min")
             visits = desk.page
             await visits.wait_for_selector("body[data-drawn=visits]")
+            await expect(visits.locator("#matter")).to_be_hidden()
             task = visits.locator(f"[data-task='{to_fix}']")
             await expect(task).to_contain_text("已组织清运")
             await expect(task).to_contain_text("三岐村党支部")
@@ -266,4 +267,83 @@ async def test_a_secretary_sends_back_and_resolves_and_a_failed_look_back_brings
             for watched in (phone, desk):
                 assert watched.errors == [], watched.errors
                 assert watched.refused == [], watched.refused
+            await browser.close()
+
+
+async def test_on_a_desktop_a_unit_sets_a_plan_reports_progress_and_records_funding(
+    town: dict[str, ServiceProcess], database_url: str, tmp_path: Path
+) -> None:
+    """The plan from a template (none chosen, then one that ends after the deadline: each
+    said in Chinese, naming the field), a milestone reported, funding recorded (an amount
+    that is no amount, a source not chosen: named); each step on the trail."""
+    from playwright.async_api import async_playwright, expect
+
+    browser_path = chromium()
+    ARTIFACTS.mkdir(exist_ok=True)
+    await people(database_url)
+    bridge = report(town["intake"].url, "村东小桥栏杆损坏")
+    projection = town["projection"].url
+    poll(lambda: status_of(projection, bridge), lambda s: s.get("unit") == "sanqi_branch")
+    upstreams: dict[Any, str] = {name: f"127.0.0.1:{s.port}" for name, s in town.items()}
+    with front_door(tmp_path, upstreams) as (door, _):
+        url = door.url.rstrip("/")
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=browser_path, headless=True)
+            watched = await log_in(browser, url, DESKTOP, "wang.jianguo")
+            page = watched.page
+            await page.wait_for_selector("body[data-drawn=unit]")
+            await group(page, "new", "村东小桥").click()
+            await page.wait_for_selector("body[data-drawn='matter:assigned']")
+
+            plan = page.locator("[data-action=plan]")
+            await page.click("[data-card=plan] summary")
+            await plan.locator("button[type=submit]").click()
+            await expect(plan.locator(".error")).to_have_text("请选择“计划模板”。")
+            await plan.locator("select").select_option(label="道路修复")
+            await plan.locator("button[type=submit]").click()
+            await expect(plan.locator(".error")).to_have_text(
+                "计划晚于办结期限：请填写“延长期限的理由”。"
+            )
+            await plan.locator("textarea").fill("道路修复需先落实资金，期限随计划顺延")
+            await plan.locator("button[type=submit]").click()
+            await expect(page.locator("#done")).to_have_text("办理计划已制定。")
+
+            progress = page.locator("[data-action=progress]")
+            await page.click("[data-card=progress] summary")
+            await progress.locator("select").select_option(index=1)
+            await progress.locator("button[type=submit]").click()
+            await expect(progress.locator(".error")).to_have_text("请填写“进展说明”。")
+            await progress.locator("textarea").fill("已完成现场勘查，预算三万元")
+            await progress.locator("input[name=done]").check()
+            await progress.locator("button[type=submit]").click()
+            await expect(page.locator("#done")).to_have_text("进度已报告。")
+
+            funding = page.locator("[data-action=funding]")
+            await page.click("[data-card=funding] summary")
+            await funding.locator("input[name=amount]").fill("三万")
+            await funding.locator("button[type=submit]").click()
+            await expect(funding.locator(".error")).to_have_text(
+                "“金额（元）”应为大于0的数字，最多两位小数。"
+            )
+            await funding.locator("input[name=amount]").fill("30000")
+            await funding.locator("button[type=submit]").click()
+            await expect(funding.locator(".error")).to_have_text("请选择“资金来源”。")
+            await funding.locator("select[name=source]").select_option("self_raised")
+            await funding.locator("select[name=status]").select_option("applied")
+            await funding.locator("button[type=submit]").click()
+            await expect(page.locator("#done")).to_have_text("资金已登记。")
+            await shot(page, "desktop-plan-progress-funding")
+
+            def kinds() -> list[str]:
+                events = httpx.get(f"{projection}/api/v1/issues/{bridge}/history", headers=DESK)
+                return [e["type"].rsplit(".", 1)[-1] for e in events.json()["events"]]
+
+            wanted = {"plan_set", "progress_reported", "funding_recorded"}
+            poll(kinds, lambda found: wanted <= set(found))
+            await page.reload()
+            await group(page, "new", "村东小桥").click()
+            await expect(page.locator("#trail li")).to_have_count(len(kinds()))
+            await expect(page.locator("#trail")).to_contain_text("已完成现场勘查")
+            await no_serious_violations(page)
+            assert watched.errors == [], watched.errors
             await browser.close()

@@ -44,7 +44,7 @@ const T = {
     required: (f) => `请填写“${f}”。`, choose: (f) => `请选择“${f}”。`, bad_amount: "“金额（元）”应为大于0的数字，最多两位小数。",
     too_long: (f, n) => `“${f}”最多${n}个字。`, field_bad: (f) => `“${f}”填写有误，请检查。`,
     login_failed: "用户名或密码不正确。", session_ended: "登录已过期，请重新登录。",
-    forbidden: "您没有权限进行此操作。", not_found: "找不到该事项，或不属于本单位。", conflict: "当前状态下不能这样操作：",
+    forbidden: "您没有权限进行此操作。", not_found: "找不到该事项，或不属于本单位。", conflict: "当前状态下不能这样操作。",
     unavailable: "服务暂时不可用，请稍后再试。", not_line_staff: "您不在回访人员名单中，请联系管理员。",
     failed_needs_notes: "回访未通过时，请在“回访情况”中写明仍存在的问题。",
     milestone_late: "计划晚于办结期限：请填写“延长期限的理由”。",
@@ -111,6 +111,13 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// "王建国 Wang Jianguo" in the page's language: the Chinese, or the English after it.
+function part(name) {
+  const [first, ...rest] = String(name || "").split(" ");
+  if (!rest.length || /^[\x00-\x7f]*$/.test(first)) return String(name || "");
+  return lang === "zh" ? first : rest.join(" ");
+}
+
 function named(kind, code) {
   if (!code) return "";
   const found = names[kind] && names[kind][code];
@@ -150,12 +157,13 @@ function refusal(error, labels) {
   }
   if (error.status === 422 && typeof error.detail === "string") {
     if (/deadline/.test(error.detail) && labels.extend_deadline_reason) return t("milestone_late");
-    return t("conflict") + error.detail;
+    return t("conflict") + (lang === "en" ? error.detail : "");
   }
   if (error.status === 401) return t("session_ended");
   if (error.status === 403) return t("forbidden");
   if (error.status === 404) return t("not_found");
-  if (error.status === 409) return t("conflict") + (typeof error.detail === "string" ? error.detail : "");
+  // the services say why in English: shown to those who read the page in English
+  if (error.status === 409) return t("conflict") + (lang === "en" && typeof error.detail === "string" ? error.detail : "");
   return t("unavailable");
 }
 
@@ -198,10 +206,7 @@ async function logOut() {
 const roles = () => new Set((me ? me.memberships : []).map((m) => m.role));
 const unitsOf = (role) => (me ? me.memberships : []).filter((m) => m.role === role).map((m) => m.unit);
 
-function displayName() {
-  const [zh, ...rest] = (me.display_name || "").split(" ");
-  return lang === "en" && rest.length && !/^[\x00-\x7f]*$/.test(zh) ? rest.join(" ") : zh || me.display_name;
-}
+const displayName = () => part(me.display_name);
 
 async function start() {
   $("login").hidden = true;
@@ -336,7 +341,7 @@ function drawHead(issue, assignment) {
       ["village", named("villages", issue.village)],
       ["category", named("categories", issue.category)],
       ["unit", named("units", issue.unit)],
-      ["responsible", issue.responsible_person_name ? issue.responsible_person_name.split(" ")[lang === "zh" ? 0 : 1] || issue.responsible_person_name : ""],
+      ["responsible", part(issue.responsible_person_name)],
       ["deadline", issue.deadline ? `${issue.deadline}${t("working_days")}` : ""],
       ["lookback_due", issue.status === "resolved" ? issue.lookback_due : ""],
       ["address", issue.address],
@@ -442,7 +447,7 @@ function drawActions(issue, assignment, kase) {
     if (milestones.length) {
       box.append(action("progress",
         [field("f-milestone", "milestone", options("milestone", milestones.map((m) => [String(m.number),
-          `${m.number}. ${m.title.split(" ")[lang === "zh" ? 0 : 1] || m.title} · ${m.done ? t("ms_done") : t("ms_due") + " " + m.due}`]))),
+          `${m.number}. ${part(m.title)} · ${m.done ? t("ms_done") : t("ms_due") + " " + m.due}`]))),
          field("f-note", "note", el("textarea", { name: "note", maxlength: "2000" })),
          el("label", { class: "check" }, el("input", { type: "checkbox", name: "done", value: "yes" }), " ", t("done_box"))],
         {
@@ -518,8 +523,7 @@ async function drawVisits() {
   } catch (e) {
     return say("visits-error", e.status === 403 ? t("not_line_staff") : refusal(e, {}));
   }
-  const [zh, ...en] = (mine.person_name || "").split(" ");
-  $("visits-who").textContent = t("v_who")(lang === "en" && en.length ? en.join(" ") : zh, named("units", mine.unit) || mine.unit_name);
+  $("visits-who").textContent = t("v_who")(part(mine.person_name), named("units", mine.unit) || part(mine.unit_name));
   if (!mine.tasks.length) list.append(el("li", { class: "muted", text: t("v_none") }));
   for (const task of mine.tasks) list.append(visitCard(task));
 }
