@@ -207,6 +207,10 @@ async def test_a_secretary_sends_back_and_resolves_and_a_failed_look_back_brings
             await shot(page, "phone-resolve")
             await page.click("[data-action=resolve] button[type=submit]")
             await expect(page.locator("#done")).to_have_text("已报告办结，等待回访。")
+            # redrawn once the projection holds the resolution: no reload needed
+            await expect(page.locator("#matter-head")).to_contain_text("已办结待回访")
+            await expect(page.locator("#trail")).to_contain_text("已组织清运")
+            await expect(page.locator("[data-card=resolve]")).to_have_count(0)
             # the reveal is on the trail, as the projection records it
             poll(
                 lambda: httpx.get(

@@ -306,17 +306,30 @@ async function drawUnit() {
 
 // ------------------------------------------------------------------------------ a matter
 
-async function openMatter(id, message = "") {
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// The trail once it holds the event just recorded (the projection follows the services a
+// moment behind), or as it is after a few seconds.
+async function trailWith(id, eventId) {
+  for (let tries = 0; ; tries += 1) {
+    const history = await api(`/api/v1/issues/${id}/history`).catch(() => ({ events: [] }));
+    if (!eventId || tries >= 20 || history.events.some((e) => e.id === eventId)) return history;
+    await pause(250);
+  }
+}
+
+async function openMatter(id, message = "", eventId = null) {
   current = id;
   view = "matter";
   showOnly("matter");
   say("done", message);
-  const [issue, history, assignment, kase] = await Promise.all([
+  const history = await trailWith(id, eventId);
+  const [issue, assignment, kase] = await Promise.all([
     api(`/api/v1/issues/${id}`),
-    api(`/api/v1/issues/${id}/history`).catch(() => ({ events: [] })),
     api(`/api/v1/issues/${id}/assignment`).catch(() => null),
     api(`/api/v1/issues/${id}/case`).catch(() => null),
   ]).catch((e) => { say("done", refusal(e, {})); return []; });
+  if (current !== id) return; // another matter was opened meanwhile
   if (!issue) return;
   drawHead(issue, assignment);
   drawTrail(history.events);
@@ -378,15 +391,16 @@ function action(key, fields, submit, labels) {
       error.textContent = String(message);
       return;
     }
+    let answer;
     try {
-      await submit.send(body);
+      answer = await submit.send(body);
     } catch (e) {
       if (!(e instanceof ApiError)) throw e;
       error.textContent = refusal(e, labels);
       return;
     }
     if (submit.stay) return; // the answer is shown in the card itself
-    await openMatter(current, submit.ok());
+    await openMatter(current, submit.ok(), answer && answer.event_id);
   });
   return el("details", { class: "card", "data-card": key }, el("summary", { text: t(`a_${key}`) }), form);
 }
