@@ -124,6 +124,12 @@ async def log_in(browser: Browser, url: str, viewport: dict[str, int], name: str
     return watched
 
 
+async def fits(page: Page) -> None:
+    """Nothing wider than the screen: no sideways scrolling on a phone."""
+    wide = await page.evaluate("document.documentElement.scrollWidth")
+    assert wide <= PHONE["width"], wide
+
+
 def group(page: Page, key: str, title: str) -> Any:
     return page.locator(f"[data-group={key}] .item", has_text=title)
 
@@ -169,6 +175,7 @@ async def test_a_secretary_sends_back_and_resolves_and_a_failed_look_back_brings
             await expect(group(page, "new", TO_FIX)).to_have_count(1)
             await expect(group(page, "new", TO_FIX)).to_contain_text("工作日")
             await assert_no_codes(page, codes)
+            await fits(page)
             await shot(page, "phone-list")
 
             await group(page, "new", NOT_OURS).click()
@@ -204,6 +211,7 @@ async def test_a_secretary_sends_back_and_resolves_and_a_failed_look_back_brings
                 "请填写“办理结果”。"
             )
             await page.fill("#f-summary", "已组织清运，村口垃圾清理完毕")
+            await fits(page)
             await shot(page, "phone-resolve")
             await page.click("[data-action=resolve] button[type=submit]")
             await expect(page.locator("#done")).to_have_text("已报告办结，等待回访。")
@@ -296,6 +304,7 @@ async def test_on_a_desktop_a_unit_sets_a_plan_reports_progress_and_records_fund
             watched = await log_in(browser, url, DESKTOP, "wang.jianguo")
             page = watched.page
             await page.wait_for_selector("body[data-drawn=unit]")
+            await shot(page, "desktop-list")
             await group(page, "new", "村东小桥").click()
             await page.wait_for_selector("body[data-drawn='matter:assigned']")
 

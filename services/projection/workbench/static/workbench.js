@@ -322,7 +322,7 @@ async function openMatter(id, message = "", eventId = null) {
   current = id;
   view = "matter";
   showOnly("matter");
-  say("done", message);
+  say("done", "");
   const history = await trailWith(id, eventId);
   const [issue, assignment, kase] = await Promise.all([
     api(`/api/v1/issues/${id}`),
@@ -334,6 +334,7 @@ async function openMatter(id, message = "", eventId = null) {
   drawHead(issue, assignment);
   drawTrail(history.events);
   drawActions(issue, assignment, kase);
+  say("done", message); // shown with the matter as it now stands
   document.body.dataset.drawn = `matter:${issue.status}`;
   window.scrollTo(0, 0);
 }
