@@ -269,13 +269,16 @@ function dueText(item) {
 
 async function drawUnit() {
   say("list-error", "");
-  let page;
+  // the open matters only, by status (a closed one needs nothing from the unit)
+  let pages;
   try {
-    page = await api("/api/v1/issues?limit=500&sort=deadline");
+    pages = await Promise.all(
+      ["assigned", "reopened", "resolved"].map((status) => api(`/api/v1/issues?status=${status}&sort=deadline&limit=500`)),
+    );
   } catch (e) {
-    try { page = await api("/api/v1/issues?limit=500"); } catch (e2) { return say("list-error", refusal(e2, {})); }
+    return say("list-error", refusal(e, {}));
   }
-  const open = page.items.filter((i) => ["assigned", "reopened", "resolved"].includes(i.status));
+  const open = pages.flatMap((page) => page.items);
   const assignments = await Promise.all(
     open.map((i) => (i.status === "resolved" ? null : api(`/api/v1/issues/${i.issue_id}/assignment`).catch(() => null))),
   );
