@@ -26,7 +26,7 @@ from tests.e2e.test_desk import ARTIFACTS, assert_no_codes, chromium, internal_c
 from tests.e2e.test_resident_pages import Watched, no_serious_violations
 from tests.support.frontdoor import front_door
 from tests.support.harness import isolated_settings
-from tests.support.identity import DESK, enrol, give_password
+from tests.support.identity import DESK, PEOPLE, enrol, give_password
 from tests.support.processes import ServiceProcess, poll, running_services
 
 if TYPE_CHECKING:
@@ -95,12 +95,12 @@ def prepare(town: dict[str, ServiceProcess]) -> tuple[str, str]:
 
 
 async def people(settings_url: str) -> None:
-    """The secretary and the line staff member, who log in with a password."""
+    """The secretary, the line staff member and a supervisor log in with a password."""
     engine = create_async_engine(settings_url, poolclass=NullPool)
     try:
         sessions = make_sessions(engine)
         await enrol(sessions, {"wang.jianguo": SECRETARY, "zhou.min": VISITOR})
-        for person in (SECRETARY, VISITOR):
+        for person in (SECRETARY, VISITOR, PEOPLE["supervisor"]):
             await give_password(sessions, person, PASSWORD)
     finally:
         await engine.dispose()
@@ -359,4 +359,7 @@ async def test_on_a_desktop_a_unit_sets_a_plan_reports_progress_and_records_fund
             await expect(page.locator("#trail")).to_contain_text("已完成现场勘查")
             await no_serious_violations(page)
             assert watched.errors == [], watched.errors
+            # a supervisor is sent to the desk, in words
+            other = await log_in(browser, url, DESKTOP, "supervisor")
+            await expect(other.page.locator("#list-error")).to_contain_text("督办台")
             await browser.close()

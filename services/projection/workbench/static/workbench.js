@@ -48,6 +48,7 @@ const T = {
     unavailable: "服务暂时不可用，请稍后再试。", not_line_staff: "您不在回访人员名单中，请联系管理员。",
     failed_needs_notes: "回访未通过时，请在“回访情况”中写明仍存在的问题。",
     milestone_late: "计划晚于办结期限：请填写“延长期限的理由”。",
+    no_role: "本页面供承办单位工作人员和回访人员使用；督办请使用督办台（网站首页）。",
   },
   en: {
     title: "Unit workbench", login: "Log in", name: "User name", password: "Password", do_login: "Log in",
@@ -87,6 +88,7 @@ const T = {
     unavailable: "The service is not available: try again later.", not_line_staff: "You are not registered as line staff: ask an operator.",
     failed_needs_notes: 'When the look-back fails, say in "What you found" what is still wrong.',
     milestone_late: 'The plan ends after the deadline: fill in "Why the deadline should follow the plan".',
+    no_role: "This page is for units' staff and line staff; supervisors use the desk (the site's home page).",
   },
 };
 
@@ -219,6 +221,11 @@ async function start() {
   $("tab-unit").hidden = !roles().has("unit_staff");
   $("tab-visits").hidden = !roles().has("line_staff");
   drawWho();
+  if (!roles().has("unit_staff") && !roles().has("line_staff")) {
+    showOnly("unit");
+    $("groups").replaceChildren();
+    return say("list-error", t("no_role"));
+  }
   await show(roles().has("unit_staff") ? "unit" : "visits");
 }
 
