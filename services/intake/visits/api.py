@@ -31,6 +31,7 @@ from minqing.shared.domain.ids import new_id
 from minqing.shared.domain.text import Line
 from minqing.shared.identity.web import CallerDep
 from minqing.shared.web.deps import ClockDep
+from minqing.shared.web.errors import unprocessable
 
 router = APIRouter(prefix="/api/v1", tags=["visits"])
 # A phone may hold a visit recorded offline for days, not for years.
@@ -79,6 +80,7 @@ class VisitSummary(BaseModel):
     responses={
         200: {"description": "A retry with the same Idempotency-Key"},
         409: {"description": "The Idempotency-Key was used for another visit"},
+        **unprocessable("A field that does not validate, or a visit over a year old"),
     },
 )
 async def post_visit(
@@ -130,7 +132,7 @@ async def post_visit(
     )
 
 
-@router.get("/visits/summary")
+@router.get("/visits/summary", responses=unprocessable("A range that cannot be counted"))
 async def get_visit_summary(
     sessions: SessionsDep,
     ref: Reference,
