@@ -143,8 +143,10 @@ _CALENDARS = {
 
 
 def calendar_name(name: str) -> tuple[str, str]:
-    """A working calendar in words (Chinese, English)."""
-    return _CALENDARS.get(name, (name, name))
+    """A working calendar in words (Chinese, English). Events name it with the package
+    that counted it (``cn-official (chinesecalendar 1.11.0)``): that stays in the data."""
+    kind = name.partition(" (")[0]
+    return _CALENDARS.get(kind, (name, name))
 
 
 def parts(name: str) -> tuple[str, str]:

@@ -48,11 +48,13 @@ def test_an_assignment_names_the_unit_the_person_the_deadline_and_its_calendar()
 
     said = describe("minqing.issue.assigned", 2, assigned.model_dump(mode="json"), NAMES)
 
+    # the calendar in words: the package that counted it stays in the event's data
     assert said.zh == (
         "交办三岐村党支部，责任人王建国，5个工作日内办结，期限 2027-01-04（暂定）"
-        "（cn-official (chinesecalendar 1.11.0)）"
+        "（国家法定工作日历）"
     )
     assert "Sanqi Village party branch" in said.en and "(provisional)" in said.en
+    assert said.en.endswith("(the official calendar)") and "chinesecalendar" not in said.en
 
 
 def test_an_unknown_type_a_newer_version_and_unreadable_data_still_get_a_sentence() -> None:
