@@ -1,4 +1,5 @@
-"""Assignment's HTTP edge: send back, re-assign, extend a deadline; the registry of units."""
+"""Assignment's HTTP edge: accept, send back, re-assign, extend a deadline; the registry of
+units."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from minqing.services.assignment.domain import (
+    Accept,
     Assignment,
     ChangeResponsible,
     ExtendDeadline,
@@ -23,6 +25,7 @@ from minqing.services.assignment.handlers import (
     Assignments,
     Recorded,
     Rules,
+    accept,
     change_responsible,
     extend_deadline,
     list_units,
@@ -46,6 +49,12 @@ UnitCode = Annotated[str, AfterValidator(code_of("units"))]
 
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class AcceptIn(_Input):
+    """The assigned unit accepts the matter (签收); the unit is the caller's."""
+
+    on_behalf_of: OnBehalfOf = None
 
 
 class SendBackIn(_Input):
@@ -125,6 +134,7 @@ class AssignmentOut(BaseModel):
     rule_id: str | None
     scale: str | None
     sent_back_reason: str | None
+    accepted_by: str | None  # who of its unit accepted it (签收), for this assignment
 
 
 class StepOut(BaseModel):
@@ -171,6 +181,20 @@ async def get_assignment(issue_id: IssueId, units: UnitsOfWork, grant: GrantDep)
     if current is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such matter assigned")
     return _assignment(issue_id, current)
+
+
+@router.post("/issues/{issue_id}/acceptance", status_code=201, responses=REFUSED)
+async def post_acceptance(
+    issue_id: IssueId,
+    body: AcceptIn,
+    units: UnitsOfWork,
+    caller: CallerDep,
+    grant: GrantDep,
+) -> StepOut:
+    """The assigned unit accepts the matter (签收), once per assignment; 409 when it is not
+    open with the unit, was sent back, or was already accepted."""
+    command = Accept(caller.id, on_behalf_of(body.on_behalf_of))
+    return _step(issue_id, await accept(units, issue_id, command, grant.reaches))
 
 
 @router.post("/issues/{issue_id}/send-back", status_code=201, responses=REFUSED)
@@ -252,6 +276,7 @@ def _assignment(issue_id: str, a: Assignment) -> AssignmentOut:
         rule_id=a.rule_id,
         scale=a.scale,
         sent_back_reason=a.sent_back_reason,
+        accepted_by=a.accepted_by,
     )
 
 

@@ -11,6 +11,7 @@ from typing import Literal, TypeVar
 from minqing.services.assignment.routing import Matter, Person, Route, Routing
 from minqing.shared.contract.events import (
     Event,
+    IssueAccepted,
     IssueAssigned,
     IssueDeadlineExtended,
     IssueDeadlineRecomputed,
@@ -60,6 +61,7 @@ class Assignment:
     responsible_unit: str | None = None
     rule_id: str | None = None
     sent_back_reason: str | None = None  # sent back by its unit, waiting to be re-routed
+    accepted_by: str | None = None  # who of its unit accepted it (签收), once per assignment
     # The matter's correlation id (its report's), so steps taken over HTTP stay in its chain.
     correlation_id: str | None = None
 
@@ -84,6 +86,12 @@ class SendBack:
     reason: str
     by: str  # the actor: an authenticated principal's id
     on_behalf_of: str | None = None  # the person on the ground the actor names
+
+
+@dataclass(frozen=True)
+class Accept:
+    by: str  # the actor: an authenticated principal's id
+    on_behalf_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -320,6 +328,23 @@ def decide_send_back(current: Assignment | None, command: SendBack) -> IssueSent
         on_behalf_of=command.on_behalf_of,
         assignment_no=current.assignment_no,
         deadline=current.deadline,
+    )
+
+
+def decide_acceptance(current: Assignment | None, command: Accept) -> IssueAccepted:
+    """The assigned unit accepts the matter (签收): once per assignment, while it is open
+    with the unit and not sent back."""
+    _open(current)
+    assert current is not None
+    if current.sent_back_reason is not None:
+        raise WrongState("the matter was sent back; the town office re-routes it")
+    if current.accepted_by is not None:
+        raise WrongState("the matter was already accepted for this assignment")
+    return IssueAccepted(
+        unit=current.unit,
+        accepted_by=command.by,
+        assignment_no=current.assignment_no,
+        on_behalf_of=command.on_behalf_of,
     )
 
 
@@ -581,6 +606,12 @@ def _extended(event: IssueDeadlineExtended, current: Assignment) -> Assignment:
 @_of_current
 def _sent_back(event: IssueSentBack, current: Assignment) -> Assignment:
     return replace(current, sent_back_reason=event.reason)
+
+
+@_evolve.register(IssueAccepted)
+@_of_current
+def _accepted(event: IssueAccepted, current: Assignment) -> Assignment:
+    return replace(current, accepted_by=event.accepted_by)
 
 
 @_evolve.register(IssueResponsibleChanged)

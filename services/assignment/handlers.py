@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from minqing.services.assignment.domain import (
+    Accept,
     Assignment,
     ChangeResponsible,
     ExtendDeadline,
@@ -16,6 +17,7 @@ from minqing.services.assignment.domain import (
     RegistryRow,
     SendBack,
     UnknownUnit,
+    decide_acceptance,
     decide_deadline_follows_plan,
     decide_extension,
     decide_initial,
@@ -184,6 +186,19 @@ async def send_back(
     async with units() as uow:
         current = _reached(await uow.store.get(issue_id), reach)
         event = decide_send_back(current, command)
+        return await _commit(uow, issue_id, current, event, command.by)
+
+
+async def accept(
+    units: UowFactory[Assignments],
+    issue_id: str,
+    command: Accept,
+    reach: Reach = anywhere,
+) -> Recorded:
+    """The assigned unit accepts a matter (签收), once per assignment."""
+    async with units() as uow:
+        current = _reached(await uow.store.get(issue_id), reach)
+        event = decide_acceptance(current, command)
         return await _commit(uow, issue_id, current, event, command.by)
 
 

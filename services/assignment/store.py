@@ -50,6 +50,7 @@ assignments = Table(
     Column("responsible_unit", Text),
     Column("rule_id", Text),
     Column("sent_back_reason", Text),
+    Column("accepted_by", Text),
     Column("correlation_id", Text),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

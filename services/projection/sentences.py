@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from minqing.shared.contract.envelope import NewerVersion, UnreadableEvent, read
 from minqing.shared.contract.events import (
     Event,
+    IssueAccepted,
     IssueAssigned,
     IssueContactRevealed,
     IssueDeadlineExtended,
@@ -445,6 +446,15 @@ def _milestone_recomputed(e: IssueMilestoneDueRecomputed, n: Names) -> Sentence:
         f"{e.due.isoformat()}",
         f"Step {e.milestone}'s due date recounted on the published calendar: "
         f"{e.previous_due.isoformat()} → {e.due.isoformat()}",
+    )
+
+
+@sentence(IssueAccepted)
+def _accepted(e: IssueAccepted, n: Names) -> Sentence:
+    by = n.who(e.accepted_by)
+    return Sentence(
+        f"{n.zh('units', e.unit)}签收（{by[0]}），开始办理",
+        f"{n.en('units', e.unit)} accepted the matter ({by[1]}) and is taking it on",
     )
 
 

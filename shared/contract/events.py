@@ -513,6 +513,21 @@ class IssueSentBack(Event):
     on_behalf_of: str | None = None
 
 
+class IssueAccepted(Event):
+    """The assigned unit accepted the matter (签收): it has seen it and takes it on. Once per
+    assignment; a re-assignment is accepted again by its new unit."""
+
+    TYPE: ClassVar[str] = "issue.accepted"
+    EMITTED_BY: ClassVar[Emitter] = "assignment"
+
+    unit: str
+    accepted_by: str
+    assignment_no: int = Field(ge=1)
+    # accepted_by: the authenticated principal who did it (the envelope's actor); on_behalf_of:
+    # the person on the ground they name, if another (recorded beside, never instead).
+    on_behalf_of: str | None = None
+
+
 class IssueDeadlineExtended(Event):
     """A supervisor extended the current assignment's deadline, with the reason."""
 

@@ -2,11 +2,12 @@
 the front door (a real Caddy running the Caddyfile generated from the services as built now,
 its Content-Security-Policy on every answer), the four services running as processes: a
 village party secretary logs in on a 360 px phone, finds his branch's two new matters, is
-told in Chinese which field is empty, sends one back with a reason, reveals the other's
-reporter (the reveal on the trail) and resolves it; line staff, on a desktop, find it among
-their look-backs due, are told the notes are missing, record it failed; the matter is back on
-the secretary's workbench, to do again. The English switch turns the page; no internal code
-is shown; axe-core finds nothing serious. Screenshots in test-artifacts/."""
+told in Chinese which field is empty, sends one back with a reason, accepts the other (签收,
+on its trail), reveals its reporter (the reveal on the trail) and resolves it; line staff,
+on a desktop, find it among their look-backs due, are told the notes are missing, record it
+failed; the matter is back on the secretary's workbench, to do again. The English switch
+turns the page; no internal code is shown; axe-core finds nothing serious. Screenshots in
+test-artifacts/."""
 
 from __future__ import annotations
 
@@ -197,6 +198,13 @@ async def test_a_secretary_sends_back_and_resolves_and_a_failed_look_back_brings
 
             await group(page, "new", TO_FIX).click()
             await page.wait_for_selector("body[data-drawn='matter:assigned']")
+            await page.click("[data-card=accept] summary")
+            await page.click("[data-action=accept] button[type=submit]")
+            await expect(page.locator("#done")).to_have_text("已签收，请按期办理。")
+            await expect(page.locator("#matter-head")).to_contain_text("已签收")
+            await expect(page.locator("#trail")).to_contain_text("三岐村党支部签收（王建国）")
+            await expect(page.locator("[data-card=accept]")).to_have_count(0)
+            await shot(page, "phone-accepted")
             await page.click("[data-card=contact] summary")
             await page.click("[data-action=contact] button[type=submit]")
             await expect(page.locator("[data-action=contact] .error")).to_have_text(

@@ -1,4 +1,4 @@
-"""Assignment over HTTP on real NATS and PostgreSQL: routing by the rules, send-back,
+"""Assignment over HTTP on real NATS and PostgreSQL: routing by the rules, acceptance, send-back,
 re-assignment, extension (which followup learns), and the registry of units."""
 
 from __future__ import annotations
@@ -57,6 +57,36 @@ async def test_a_report_is_routed_by_the_rules_and_the_rule_is_on_the_event(
     data = history[1]["data"]
     assert data["plan_template"] == "bridge_rebuild"
     assert "staged project" in data["rule_explanation"]
+
+
+async def test_the_assigned_unit_accepts_a_matter_once_and_the_event_says_who(
+    assignment: httpx.AsyncClient, settings: Settings
+) -> None:
+    matter = await a_matter(assignment, settings)
+    base = f"/api/v1/issues/{matter['issue_id']}"
+    assert matter["accepted_by"] is None
+
+    accepted = await assignment.post(f"{base}/acceptance", json={"on_behalf_of": "刘伟"})
+    assert accepted.status_code == 201, accepted.text
+    assert accepted.json()["assignment"]["accepted_by"] is not None
+    again = await assignment.post(f"{base}/acceptance", json={})
+    assert again.status_code == 409
+    assert "already accepted" in again.json()["detail"]
+    missing = await assignment.post(f"/api/v1/issues/{new_id()}/acceptance", json={})
+    assert missing.status_code == 404
+
+    history = await eventually(
+        lambda: events_of(settings, matter["issue_id"]), lambda e: len(e) == 3
+    )
+    assert history[2]["type"] == "minqing.issue.accepted"
+    data = history[2]["data"]
+    assert (data["unit"], data["assignment_no"], data["on_behalf_of"]) == (
+        "town_construction",
+        1,
+        "刘伟",
+    )
+    assert data["accepted_by"] == history[2]["actor"]
+    assert history[2]["correlationid"] == history[0]["id"]
 
 
 async def test_send_back_then_re_route_and_extension_with_their_refusals(

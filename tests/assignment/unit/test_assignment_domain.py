@@ -1,4 +1,4 @@
-"""Assignment: who is responsible for a matter, and by when; send-back, re-assignment,
+"""Assignment: who is responsible for a matter, and by when; acceptance, send-back, re-assignment,
 extension and the registry of units. Pure decisions on the shipped reference data."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import pytest
 
 from minqing.services.assignment.domain import (
     MANUAL,
+    Accept,
     Assignment,
     ChangeResponsible,
     ExtendDeadline,
@@ -19,6 +20,7 @@ from minqing.services.assignment.domain import (
     SendBack,
     UnknownUnit,
     WrongState,
+    decide_acceptance,
     decide_deadline_follows_plan,
     decide_extension,
     decide_initial,
@@ -196,6 +198,61 @@ def test_a_repeated_failure_for_an_earlier_assignment_is_ignored() -> None:
 def test_a_failed_look_back_for_a_matter_never_assigned_is_refused() -> None:
     with pytest.raises(IssueNotAssigned):
         decide_reassignment(None, failure(), ROUTING, MONDAY_AFTER_LOOKBACK, weekdays)
+
+
+# ------------------------------------------------------------------------------ acceptance
+
+
+def test_the_assigned_unit_accepts_a_matter_once_for_its_assignment() -> None:
+    current = state(assigned())
+
+    accepted = decide_acceptance(current, Accept("person:liu", on_behalf_of="Liu Wei"))
+    after = evolve(current, accepted)
+
+    assert (accepted.unit, accepted.accepted_by, accepted.assignment_no) == (
+        "town_construction",
+        "person:liu",
+        current.assignment_no,
+    )
+    assert accepted.on_behalf_of == "Liu Wei"
+    assert after == replace(current, accepted_by="person:liu")
+    with pytest.raises(WrongState, match="already accepted"):
+        decide_acceptance(after, Accept("person:liu"))
+
+
+def test_a_re_assigned_matter_is_accepted_again_by_its_new_unit() -> None:
+    first = state(assigned())
+    accepted = decide_acceptance(first, Accept("person:liu"))
+    sent = decide_send_back(evolve(first, accepted), SendBack("town_construction", "no", "Liu"))
+    back = state(assigned(), accepted, sent)
+    moved = decide_manual(
+        back, Reassign("water_station", "theirs", "s"), ROUTING, registry(), FRIDAY, weekdays
+    )
+    after = state(assigned(), accepted, sent, moved)
+
+    assert after.accepted_by is None
+    assert decide_acceptance(after, Accept("person:sun")).unit == "water_station"
+    stale = decide_acceptance(first, Accept("person:liu"))  # of the first assignment
+    assert evolve(after, stale) == after
+
+
+def test_a_sent_back_resolved_or_unknown_matter_cannot_be_accepted() -> None:
+    current = state(assigned())
+    sent = decide_send_back(current, SendBack("town_construction", "no", "Liu"))
+    resolved = IssueResolved(
+        unit="town_construction",
+        summary="fixed",
+        resolved_by="Liu",
+        assignment_no=1,
+        lookback_due=date(2026, 12, 8),
+    )
+
+    with pytest.raises(WrongState, match="sent back"):
+        decide_acceptance(state(assigned(), sent), Accept("person:liu"))
+    with pytest.raises(WrongState, match="resolved"):
+        decide_acceptance(state(assigned(), resolved), Accept("person:liu"))
+    with pytest.raises(IssueNotAssigned):
+        decide_acceptance(None, Accept("person:liu"))
 
 
 # ------------------------------------------------------------------------------- send back

@@ -60,6 +60,7 @@ STEPS = [
     ("followup", "POST", "progress", {"milestone": 1, "done": True}),
     ("followup", "POST", "funding", {"amount": "10", "source": "self_raised", "status": "applied"}),
     ("followup", "GET", "case", None),
+    ("assignment", "POST", "acceptance", {}),
     ("assignment", "POST", "send-back", {"unit": "town_construction", "reason": "not ours"}),
     ("assignment", "GET", "assignment", None),
     ("intake", "GET", "reports", None),

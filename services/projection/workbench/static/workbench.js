@@ -1,6 +1,6 @@
 // The unit's workbench: a unit's staff see their unit's matters by urgency (overdue, due
 // soon, new, sent back; then those resolved and waiting for the look-back), open one to read
-// its trail and act on it (send back with a reason, set a plan from a template, report a
+// its trail and act on it (accept a new one, send back with a reason, set a plan from a template, report a
 // milestone, record funding, resolve with a summary, reveal the reporter's contact); line
 // staff see their look-backs due, the earliest first, and record passed or failed with notes.
 // It logs in with the session API (cookie + X-CSRF-Token) and calls the APIs through the
@@ -22,6 +22,8 @@ const T = {
     days_over: (n) => `超期${n}天`, lookback_due: "回访期限", sent_back_reason: "退回理由",
     st_reported: "已受理", st_assigned: "办理中", st_resolved: "已办结待回访", st_closed: "已办结",
     st_reopened: "回访未通过，重新办理",
+    a_accept: "签收", do_accept: "确认签收", accept_note: "签收表示本单位已收到此事项并开始办理。",
+    accepted: "签收", accepted_yes: "已签收", accept_ok: "已签收，请按期办理。",
     a_send_back: "退回（不属于本单位）", reason: "退回理由", do_send_back: "确认退回",
     a_plan: "按模板制定办理计划", template: "计划模板", do_plan: "制定计划",
     extend_reason: "延长期限的理由（计划晚于办结期限时填写）",
@@ -62,6 +64,8 @@ const T = {
     days_over: (n) => `${n} days overdue`, lookback_due: "Look-back due", sent_back_reason: "Reason sent back",
     st_reported: "Received", st_assigned: "In hand", st_resolved: "Resolved, look-back due", st_closed: "Closed",
     st_reopened: "Look-back failed: to do again",
+    a_accept: "Accept", do_accept: "Accept the matter", accept_note: "Accepting says your unit has received the matter and is taking it on.",
+    accepted: "Accepted", accepted_yes: "Yes", accept_ok: "Accepted: please resolve it by the deadline.",
     a_send_back: "Send back (not our unit's)", reason: "Reason", do_send_back: "Send back",
     a_plan: "Set a plan from a template", template: "Plan template", do_plan: "Set the plan",
     extend_reason: "Why the deadline should follow the plan (when the plan ends after it)",
@@ -371,6 +375,7 @@ function drawHead(issue, assignment) {
       ["address", issue.address],
       ["description", issue.description],
       ["sent_back_reason", assignment && assignment.sent_back_reason],
+      ["accepted", assignment && assignment.accepted_by ? t("accepted_yes") : ""],
     ]),
   );
 }
@@ -442,6 +447,15 @@ function drawActions(issue, assignment, kase) {
   const unit = issue.unit;
   const mine = unitsOf("unit_staff").includes(unit);
   const working = mine && ["assigned", "reopened"].includes(issue.status);
+  if (working && assignment && !assignment.sent_back_reason && !assignment.accepted_by) {
+    box.append(action("accept",
+      [el("p", { class: "muted", text: t("accept_note") })],
+      {
+        check: () => ({}),
+        send: (b) => api(`/api/v1/issues/${id}/acceptance`, { method: "POST", body: b }),
+        ok: () => t("accept_ok"),
+      }, {}));
+  }
   if (working && !(assignment && assignment.sent_back_reason)) {
     box.append(action("send_back",
       [field("f-reason", "reason", el("textarea", { name: "reason", maxlength: "2000" }))],
