@@ -9,6 +9,12 @@ row exists: the second transaction waits for the first to commit, and its next s
 (a new snapshot under READ COMMITTED) reads what the first wrote. The locks of one
 transaction are taken in one statement in key order, so two transactions never wait for
 each other in a circle; they are released at commit or rollback.
+
+Matters share ``BUCKETS`` locks per schema (a matter's lock is its bucket's): an advisory
+lock takes a slot of PostgreSQL's shared lock table (``max_locks_per_transaction`` times
+the connections), and a batch of 500 new matters must not take 500 of them. Two
+transactions on different matters of one bucket wait for each other: a little less
+parallelism between replicas, never a wrong result.
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ from collections.abc import Iterable
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+BUCKETS = 256
 _LOCK = text(
     "select pg_advisory_xact_lock(hashtext(:space), key) from "
-    "(select distinct hashtext(m) as key from unnest(cast(:ids as text[])) as m "
-    "order by key) as keys"
+    f"(select distinct hashtext(m) & {BUCKETS - 1} as key "
+    "from unnest(cast(:ids as text[])) as m order by key) as keys"
 )
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from minqing.services.assignment.domain import Assignment
 from minqing.services.assignment.store import _table as assignments
 from minqing.shared.persistence.db import Sessions, make_engine, make_sessions
-from minqing.shared.persistence.matter_locks import lock_matters
+from minqing.shared.persistence.matter_locks import BUCKETS, lock_matters
 from minqing.shared.service.settings import Settings
 from tests.support.harness import eventually
 
@@ -83,3 +83,20 @@ async def test_a_new_matters_row_is_read_after_the_transaction_that_wrote_it(
                 await asyncio.gather(reading, return_exceptions=True)
         assert row is not None and assignments.state(row) == assigned
         await second.rollback()
+
+
+async def test_a_transaction_on_thousands_of_matters_takes_a_bounded_number_of_locks(
+    sessions: Sessions,
+) -> None:
+    """PostgreSQL's lock table is shared and bounded: a batch of many new matters must not
+    take a slot for each."""
+    async with sessions() as session:
+        await lock_matters(session, "assignment", [f"01MATTER{n:05d}" for n in range(3000)])
+        held = await session.scalar(
+            text(
+                "select count(*) from pg_locks where locktype = 'advisory' "
+                "and pid = pg_backend_pid()"
+            )
+        )
+        await session.rollback()
+    assert held is not None and 1 < held <= BUCKETS
