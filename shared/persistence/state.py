@@ -57,8 +57,9 @@ class StateTable(Generic[State]):
         return None if row is None else row._asdict()
 
     async def load_rows(self, session: AsyncSession, issue_ids: Sequence[str]) -> dict[str, Row]:
-        """The rows of several matters, locked (their matters' locks first)."""
-        await lock_matters(session, self._space, issue_ids)
+        """The rows of several matters, row-locked. No matter locks here: a consumer batch
+        reads them already holding its matters' locks (``BatchConsumer`` takes them), and a
+        job reads rows that exist, which their row locks guard."""
         rows = await session.execute(self._select_many_locked, {"ids": list(issue_ids)})
         return {row.issue_id: row._asdict() for row in rows}
 
