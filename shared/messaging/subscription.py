@@ -37,6 +37,7 @@ from minqing.shared.persistence.tables import Plumbing
 log = logging.getLogger(__name__)
 
 FETCH_WAIT_SECONDS = 0.5  # an idle fetch's wait: also the longest a stopping consumer waits
+LAST_WAIT = 0.05  # a stopping consumer's last fetch: only what already arrived
 
 
 @dataclass(frozen=True)
@@ -195,9 +196,14 @@ class PullConsumer:
         try:
             while True:
                 if pending is None:
-                    if self._stopping.is_set():
+                    if not self._stopping.is_set():
+                        pending = asyncio.create_task(_fetch(subscription, batch))
+                    elif subscription.pending_msgs:
+                        # What the server delivered as the last fetch stopped waiting sits
+                        # in the subscription's queue: a short fetch takes it first.
+                        pending = asyncio.create_task(_fetch(subscription, batch, LAST_WAIT))
+                    else:
                         break
-                    pending = asyncio.create_task(_fetch(subscription, batch))
                 messages = await pending
                 pending = None
                 if messages:
@@ -326,9 +332,11 @@ class _Unacked:
         pass
 
 
-async def _fetch(subscription: JetStreamContext.PullSubscription, batch: int) -> list[RawMessage]:
+async def _fetch(
+    subscription: JetStreamContext.PullSubscription, batch: int, wait: float = 0.0
+) -> list[RawMessage]:
     try:
-        return list(await subscription.fetch(batch=batch, timeout=FETCH_WAIT_SECONDS))
+        return list(await subscription.fetch(batch=batch, timeout=wait or FETCH_WAIT_SECONDS))
     except TimeoutError:
         return []  # nothing new; nats-py's own TimeoutError subclasses this one
 
