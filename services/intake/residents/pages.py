@@ -158,12 +158,15 @@ async def get_feedback(
 
 def progress(row: dict[str, Any], ref: ReferenceData, zone: ZoneInfo) -> Progress:
     """A report's row (``store.progress_of``) in words."""
-    answer = row["stage"]
+    answer = row["stage"]  # the residents' answer, kept by its own consumer
     stage: Stage
-    if row["status"] == "closed" or answer == "closed":
-        stage = "closed"
-    elif answer in ("resolved", "reopened"):
+    if answer in ("resolved", "closed", "reopened"):
+        # the answer leads where there is one: the matter's status is kept by another
+        # consumer and may be a step ahead of it, so a page never says "closed" before it
+        # can say what the look-back found
         stage = answer
+    elif row["status"] == "closed":
+        stage = "closed"
     elif row["unit"]:
         stage = "assigned"
     else:
