@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal, Self
@@ -28,6 +28,8 @@ from pydantic import (
 from minqing.services.intake import status_notes
 from minqing.services.intake.domain import Extras, ReportIssue
 from minqing.shared.contract.reference import ReferenceData, UnknownCode
+from minqing.shared.domain import photos
+from minqing.shared.domain.photos import IMAGE_TYPES
 from minqing.shared.domain.text import Line, Text
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
@@ -229,33 +231,16 @@ def _location_faults(values: Mapping[str, str]) -> list[str]:
     return []
 
 
-# What each accepted photo type's bytes begin with (the formats' own specifications). A
-# table of five signatures, not a dependency (``filetype``, ``puremagic``): the question
-# is only "are these bytes the type the client declared", for these five types exactly.
-# HEIC is an ISO base media file: a ``ftyp`` box whose major brand is one of HEIF's.
-_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1")
-_SIGNATURES: dict[str, Callable[[bytes], bool]] = {
-    "image/jpeg": lambda b: b.startswith(b"\xff\xd8\xff"),
-    "image/png": lambda b: b.startswith(b"\x89PNG\r\n\x1a\n"),
-    "image/gif": lambda b: b[:6] in (b"GIF87a", b"GIF89a"),
-    "image/webp": lambda b: b[:4] == b"RIFF" and b[8:12] == b"WEBP",
-    "image/heic": lambda b: b[4:8] == b"ftyp" and b[8:12] in _HEIF_BRANDS,
-}
-PHOTO_TYPES = tuple(_SIGNATURES)
-
-
-def photo_type(content: bytes) -> str | None:
-    """The accepted image type these bytes are, by their signature; None for any other."""
-    return next((t for t, matches in _SIGNATURES.items() if matches(content)), None)
+# The photo types a request's ``media`` may be (shared/domain/photos.py checks the bytes).
+PHOTO_TYPES = IMAGE_TYPES
+photo_type = photos.photo_type
 
 
 def check_photo(content_type: str, content: bytes) -> None:
     """A photo is stored and served as the type its client declared: refuse bytes of
     another type (a renamed file, or a page or script posing as an image)."""
-    found = photo_type(content)
-    if found != content_type:
-        actual = found or f"none of the accepted types ({', '.join(PHOTO_TYPES)})"
-        raise bad_request(f"media: declared {content_type}, but the bytes are {actual}")
+    if problem := photos.photo_mismatch(content_type, content, PHOTO_TYPES):
+        raise bad_request(f"media: {problem}")
 
 
 ALIASES = {"attribute[village]": "village", "attribute[title]": "title"}
