@@ -19,7 +19,9 @@ const MAY = {
   "GET /api/v1/issues/{issue_id}/history": ["unit_staff", "line_staff", "supervisor", "inspector"],
   "GET /api/v1/issues/{issue_id}/history.html": ["unit_staff", "line_staff", "supervisor", "inspector"],
   "GET /api/v1/stats": ["supervisor", "inspector"],
-  "GET /api/v1/stats/weekly": ["supervisor", "inspector"]
+  "GET /api/v1/stats/weekly": ["supervisor", "inspector"],
+  "GET /api/v1/report": ["supervisor", "inspector"],
+  "GET /api/v1/visits/summary": ["reporter", "supervisor", "inspector"]
 };
 
 const T = {
@@ -55,6 +57,23 @@ const T = {
     trend_steady: (a) => `逾期持平：${a}`,
     fund_project_funds: "项目资金", fund_self_raised: "自筹资金", fund_social_donations: "社会捐赠",
     fs_applied: "已申请", fs_approved: "已批准", fs_received: "已到位", fs_spent: "已支出",
+    tab_report: "月报", r_kind: "期间", r_month: "按月", r_quarter: "按季度", r_range: "起止日期",
+    r_which_month: "月份", r_year: "年份", r_which_quarter: "季度", r_q1: "第一季度", r_q2: "第二季度",
+    r_q3: "第三季度", r_q4: "第四季度", r_from: "从", r_to: "到", r_show: "查看",
+    r_print: "打印版（可存为 PDF）", r_xlsx: "下载 Excel 工作簿",
+    r_score_note: "综合得分（0–100）：办结率 30%，满意率 30%，按时办结率 20%，回头看通过率 20%；括号内为较上期的变化。",
+    r_villages: "各村（社区）排名", r_units: "各单位排名", r_visits: "走访情况（各村走访户数）",
+    r_households: "走访户数", r_nothing_visits: "无事项走访次数", r_visit_matters: "走访发现事项",
+    r_visits_total: (h, v, m) => `本期共走访 ${h} 户；无事项走访 ${v} 次；走访发现事项 ${m} 件。`,
+    r_title: (label) => `民情办理通报 ${label}`,
+    r_meta: (first, last, before) => `本期 ${first} 至 ${last}；与上期（${before}）比较`,
+    r_as_of: (when) => `；截至 ${when}`,
+    r_rank: "名次", r_name: "名称", r_score: "综合得分", r_escalated: "督办升级", r_no_rank: "—",
+    r_need_month: "请选择月份。", r_need_year: "请填写年份（2000–2999）。", r_need_range: "请填写起止日期。",
+    r_bad_range: "结束日期早于开始日期。", r_refused: (why) => `无法生成该期间的报告：${why}`,
+    r_matters: "受理", r_closed_loop: "闭环", r_overdue: "逾期",
+    r_response_rate: "响应率", r_resolution_rate: "办结率", r_satisfaction_rate: "满意率",
+    r_on_time_rate: "按时办结率", r_lookback_pass_rate: "回头看通过率",
   },
   en: {
     title: "Minqing · Matters", tab_list: "Matters", tab_overdue: "Overdue", tab_stats: "Statistics",
@@ -92,6 +111,23 @@ const T = {
     fund_project_funds: "Project funds", fund_self_raised: "Self-raised funds",
     fund_social_donations: "Social donations",
     fs_applied: "applied for", fs_approved: "approved", fs_received: "received", fs_spent: "spent",
+    tab_report: "Report", r_kind: "Period", r_month: "A month", r_quarter: "A quarter", r_range: "From a day to a day",
+    r_which_month: "Month", r_year: "Year", r_which_quarter: "Quarter", r_q1: "Q1 (Jan–Mar)", r_q2: "Q2 (Apr–Jun)",
+    r_q3: "Q3 (Jul–Sep)", r_q4: "Q4 (Oct–Dec)", r_from: "From", r_to: "To", r_show: "Show",
+    r_print: "Printable page (save as PDF)", r_xlsx: "Download the Excel workbook",
+    r_score_note: "Score (0–100): resolution 30%, satisfaction 30%, on time 20%, look-back passed 20%; in brackets, the change from the period before.",
+    r_villages: "Villages ranked", r_units: "Units ranked", r_visits: "Door-to-door visits (households per village)",
+    r_households: "Households visited", r_nothing_visits: "Visits that found nothing", r_visit_matters: "Matters found on visits",
+    r_visits_total: (h, v, m) => `${h} households visited in the period; ${v} visits found nothing; ${m} matters found on visits.`,
+    r_title: (label) => `Report on residents' matters, ${label}`,
+    r_meta: (first, last, before) => `From ${first} to ${last}; compared with ${before}`,
+    r_as_of: (when) => `; as it stood at ${when}`,
+    r_rank: "Rank", r_name: "Name", r_score: "Score", r_escalated: "Escalated", r_no_rank: "—",
+    r_need_month: "Choose a month.", r_need_year: "Fill in a year (2000–2999).", r_need_range: "Fill in both days.",
+    r_bad_range: "The last day is before the first.", r_refused: (why) => `No report for that period: ${why}`,
+    r_matters: "Received", r_closed_loop: "Closed loops", r_overdue: "Overdue",
+    r_response_rate: "Response rate", r_resolution_rate: "Resolution rate", r_satisfaction_rate: "Satisfaction rate",
+    r_on_time_rate: "On time", r_lookback_pass_rate: "Look-back pass rate",
   },
 };
 
@@ -105,6 +141,8 @@ let shown = "list"; // the tab on show
 let loginProblem = null; // [key, ...args] of the login form's message, kept to translate it
 let started = false; // the controls are wired once, whoever logs in
 let opened = null; // the matter on show in the timeline: [matter, history], redrawn on a switch
+let reported = null; // the report on show: [report, visits summary or null], redrawn on a switch
+let reportProblem = null; // [key, ...args] of the report's message, kept to translate it
 
 const $ = (selector) => document.querySelector(selector);
 const t = (key, ...args) => {
@@ -188,6 +226,7 @@ function translate() {
   showWho();
   showLoginProblem();
   if (problemShown !== null) $("#problem").textContent = t("problem", problemShown);
+  showReportProblem();
 }
 
 function filters() {
@@ -438,6 +477,134 @@ function trends(trend) {
       t(`trend_${trend.overdue_direction}`, last, before)));
 }
 
+// --- the periodic report (GET /api/v1/report) -----------------------------------------
+
+const R_COUNTS = ["matters", "closed_loop", "overdue", "escalated"];
+const R_RATES = ["response_rate", "resolution_rate", "satisfaction_rate", "on_time_rate", "lookback_pass_rate"];
+const rLabel = (key) => (key === "escalated" ? t("r_escalated") : key === "score" ? t("r_score") : t(`r_${key}`));
+
+// The month before this one, as the picker's first choice (the usual report: last month's).
+function choosePeriod() {
+  const now = new Date();
+  const before = new Date(now.getFullYear(), now.getMonth() - 1, 1);
+  const month = `${before.getFullYear()}-${String(before.getMonth() + 1).padStart(2, "0")}`;
+  if (!$("#r-month").value) $("#r-month").value = month;
+  if (!$("#r-year").value) $("#r-year").value = String(before.getFullYear());
+  $("#r-q").value = String(Math.floor(before.getMonth() / 3) + 1);
+  showPeriodFields();
+}
+
+function showPeriodFields() {
+  const kind = $("#r-kind").value;
+  $("#r-month-field").hidden = kind !== "month";
+  $("#r-quarter-field").hidden = kind !== "quarter";
+  $("#r-range-field").hidden = kind !== "range";
+}
+
+// The period's query (period=2026-11, period=2026-Q4, or from=&to=), with the desk's "as of"
+// day; or the key of what is missing.
+function reportQuery() {
+  const kind = $("#r-kind").value;
+  const params = new URLSearchParams();
+  if (kind === "month") {
+    if (!/^\d{4}-\d{2}$/.test($("#r-month").value)) return ["r_need_month"];
+    params.set("period", $("#r-month").value);
+  } else if (kind === "quarter") {
+    const year = Number($("#r-year").value);
+    if (!Number.isInteger(year) || year < 2000 || year > 2999) return ["r_need_year"];
+    params.set("period", `${year}-Q${$("#r-q").value}`);
+  } else {
+    const first = $("#r-from").value, last = $("#r-to").value;
+    if (!first || !last) return ["r_need_range"];
+    if (last < first) return ["r_bad_range"];
+    params.set("from", first);
+    params.set("to", last);
+  }
+  const asOf = asOfParam();
+  if (asOf) params.set("as_of", asOf);
+  return params;
+}
+
+function showReportProblem() {
+  $("#r-error").textContent = reportProblem ? t(...reportProblem) : "";
+  $("#r-error").hidden = !reportProblem;
+}
+
+async function loadReport() {
+  const query = reportQuery();
+  reportProblem = Array.isArray(query) ? query : null;
+  showReportProblem();
+  if (reportProblem) return;
+  const mine = epoch;
+  const response = await fetch(`/api/v1/report?${query}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
+  if (response.status === 401) return sessionEnded();
+  if (response.status === 422) {
+    const said = await response.json().catch(() => ({}));
+    reportProblem = ["r_refused", typeof said.detail === "string" ? said.detail : "422"];
+    return showReportProblem();
+  }
+  if (!response.ok) throw new Error(`report: ${response.status}`);
+  const found = await response.json();
+  let visits = null;
+  if (may("GET /api/v1/visits/summary")) {
+    const days = new URLSearchParams({ from: found.period.first, to: found.period.last });
+    visits = await api(`/api/v1/visits/summary?${days}`).catch((error) => {
+      if (error instanceof LoggedOut) throw error;
+      return null; // intake not reachable: the report stands without the visits
+    });
+  }
+  if (mine !== epoch) return;
+  query.set("format", "html");
+  $("#r-html").href = `/api/v1/report?${query}`;
+  query.set("format", "xlsx");
+  $("#r-xlsx").href = `/api/v1/report?${query}`;
+  reported = [found, visits];
+  drawReport();
+}
+
+const percent = (v) => (v === null || v === undefined ? "—" : `${(v * 100).toFixed(1)}%`);
+const plain = (v) => (v === null || v === undefined ? "—" : String(v));
+// A change from the period before: rates in percentage points, counts and scores as numbers.
+function changed(key, value) {
+  if (value === null || value === undefined) return "";
+  const shown = R_RATES.includes(key) ? (value * 100).toFixed(1) : key === "score" ? value.toFixed(1) : String(value);
+  return ` (${value > 0 ? "+" : ""}${shown})`;
+}
+const figure = (key, value) => (R_RATES.includes(key) ? percent(value) : plain(value));
+
+function rankTable(table, kind, rows) {
+  const columns = ["matters", "closed_loop", "overdue", ...R_RATES.slice(1), "score"];
+  table.querySelector("thead").replaceChildren(el("tr", {},
+    el("th", {}, t("r_rank")), el("th", {}, t("r_name")), ...columns.map((c) => el("th", {}, rLabel(c)))));
+  table.querySelector("tbody").replaceChildren(...rows.map((row) => el("tr", { "data-code": row.code, "data-rank": String(row.rank ?? "") },
+    el("td", {}, row.rank === null ? t("r_no_rank") : String(row.rank)),
+    el("td", {}, name(kind, row.code) || row.name),
+    ...columns.map((c) => el("td", { "data-col": c }, el("span", { class: "v" }, figure(c, row.figures[c])),
+      el("span", { class: "change" }, changed(c, row.change[c])))))));
+}
+
+function drawReport() {
+  if (!reported) return;
+  const [found, visits] = reported;
+  $("#r-title").textContent = t("r_title", found.period.label);
+  $("#r-meta").textContent = t("r_meta", found.period.first, found.period.last, found.previous.label) +
+    (found.as_of ? t("r_as_of", new Date(found.as_of).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB")) : "");
+  const keys = [...R_COUNTS, ...R_RATES, "score"];
+  $("#r-cards").replaceChildren(...keys.map((key) => el("div", { class: "card", "data-figure": key },
+    el("b", {}, figure(key, found.town[key])), rLabel(key), el("span", { class: "change" }, changed(key, found.town_change[key])))));
+  rankTable($("#r-villages"), "villages", found.villages);
+  rankTable($("#r-units"), "units", found.units);
+  $("#r-visits-box").hidden = !visits;
+  if (visits) {
+    $("#r-visits-total").textContent = t("r_visits_total", visits.households, visits.visits, visits.matters);
+    $("#r-visits tbody").replaceChildren(...visits.villages.map((v) => el("tr", { "data-village": v.village },
+      el("td", {}, name("villages", v.village)), el("td", { "data-col": "households" }, String(v.households)),
+      el("td", {}, String(v.visits)), el("td", {}, String(v.matters)))));
+  }
+  $("#r-body").hidden = false;
+  document.body.dataset.report = found.period.label;
+}
+
 function showTab(tab) {
   shown = tab;
   document.querySelectorAll("nav button").forEach((b) => b.classList.toggle("active", b.dataset.tab === tab));
@@ -445,7 +612,9 @@ function showTab(tab) {
   $("#overdue-board").hidden = tab !== "overdue";
   $("#lookbacks").hidden = tab !== "lookbacks";
   $("#stats").hidden = tab !== "stats";
+  $("#report").hidden = tab !== "report";
   if (tab === "overdue") return loadOverdue();
+  if (tab === "report") return reported ? drawReport() : loadReport();
   if (tab === "lookbacks") return loadLookbacks();
   if (tab === "stats") return loadStats();
   return null;
@@ -524,6 +693,10 @@ function forget() {
   $("#t-events").replaceChildren();
   $("#filters").reset();
   $("#problem").hidden = true;
+  reported = null;
+  reportProblem = null;
+  $("#r-body").hidden = true;
+  $("#r-error").hidden = true;
 }
 
 // Only what these roles may call: every part that names its endpoint in data-needs.
@@ -534,7 +707,7 @@ function applyRoles() {
   const tabs = [...document.querySelectorAll("nav button")].filter((b) => may(b.dataset.needs));
   $("#nothing").hidden = tabs.length > 0;
   if (!tabs.some((b) => b.dataset.tab === shown)) shown = tabs[0]?.dataset.tab ?? null;
-  if (!shown) for (const id of ["#list", "#overdue-board", "#lookbacks", "#stats"]) $(id).hidden = true;
+  if (!shown) for (const id of ["#list", "#overdue-board", "#lookbacks", "#stats", "#report"]) $(id).hidden = true;
 }
 
 async function loadNames() {
@@ -623,6 +796,9 @@ function wire() {
     return loadList();
   }));
   $("#more").addEventListener("click", guarded(() => loadList(true)));
+  $("#report-form").addEventListener("submit", guarded((e) => { e.preventDefault(); return loadReport(); }));
+  $("#r-kind").addEventListener("change", showPeriodFields);
+  choosePeriod();
   $("#close").addEventListener("click", () => { $("#timeline").hidden = true; opened = null; });
   document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click", guarded(() => showTab(b.dataset.tab))));
   $("#lang").addEventListener("click", guarded(() => {
@@ -630,6 +806,7 @@ function wire() {
     localStorage.setItem("minqing-lang", lang);
     translate();
     drawTimeline();
+    if (reported) drawReport();
     // body[data-drawn] names the language once everything on show is drawn in it again
     document.body.dataset.drawn = "";
     return (me ? reload() : Promise.resolve()).then(() => { document.body.dataset.drawn = lang; });
