@@ -147,33 +147,43 @@ class Overrides:
 
 class OfficialCalendar:
     """The Chinese official calendar: the override file first, then ``chinesecalendar``,
-    then (unknown, provisional) Monday to Friday."""
+    then (unknown, provisional) Monday to Friday.
+
+    Each day is looked up once and kept: the package validates every date it is asked
+    about against the range of its data (a ``min`` and ``max`` over every holiday it
+    knows, about 50 µs), and a deadline of ten working days asks about two weeks of days
+    twice. The answers cannot change while the process runs (the package and the override
+    file are read once), so they are kept for good; a year is 365 entries.
+    """
 
     def __init__(self, overrides: Overrides | None = None) -> None:
         self.overrides = overrides or Overrides()
         package = f"chinesecalendar {version('chinesecalendar')}"
         self.name = f"cn-official ({package}{' + overrides' if self.overrides.days else ''})"
+        self._days: dict[date, tuple[bool, bool]] = {}  # day -> (known, working)
 
     def knows(self, day: date) -> bool:
-        if day in self.overrides.days or day.year in self.overrides.complete_years:
-            return True
-        return _package_knows(day)
+        return self._day(day)[0]
 
     def is_working_day(self, day: date) -> bool:
+        return self._day(day)[1]
+
+    def _day(self, day: date) -> tuple[bool, bool]:
+        found = self._days.get(day)
+        if found is None:
+            found = self._days[day] = self._look_up(day)
+        return found
+
+    def _look_up(self, day: date) -> tuple[bool, bool]:
         kind = self.overrides.days.get(day)
         if kind is not None:
-            return kind == "workday"
-        if day.year not in self.overrides.complete_years and _package_knows(day):
-            return bool(chinese_calendar.is_workday(day))
-        return day.weekday() < 5
-
-
-def _package_knows(day: date) -> bool:
-    try:
-        chinese_calendar.is_workday(day)
-    except NotImplementedError:  # "no available data for year ..."
-        return False
-    return True
+            return True, kind == "workday"
+        if day.year in self.overrides.complete_years:
+            return True, day.weekday() < 5
+        try:
+            return True, bool(chinese_calendar.is_workday(day))
+        except NotImplementedError:  # "no available data for year ...": Monday to Friday
+            return False, day.weekday() < 5
 
 
 CALENDAR_FILE = "calendar.toml"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import chinese_calendar  # type: ignore[import-untyped]
 import pytest
 
 from minqing.shared.domain.calendar import (
@@ -149,3 +150,22 @@ def test_no_override_file_means_no_overrides(tmp_path: Path) -> None:
 def test_the_shipped_override_file_loads() -> None:
     assert isinstance(configured("cn-official", REFERENCE_DIR), OfficialCalendar)
     assert configured("weekdays", REFERENCE_DIR).name == "weekdays"
+
+
+def test_each_day_is_asked_of_the_package_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The package validates every date against its whole range (slow); the calendar keeps
+    each day's answer, and the answers are the package's."""
+    asked: list[date] = []
+    real = chinese_calendar.is_workday
+
+    def counting(day: date) -> bool:
+        asked.append(day)
+        return bool(real(day))
+
+    monkeypatch.setattr(chinese_calendar, "is_workday", counting)
+    calendar = OfficialCalendar()
+    first = deadline_after(calendar, date(2026, 9, 28), 7)  # across National Day week
+    again = deadline_after(calendar, date(2026, 9, 28), 7)
+    assert first == again
+    assert len(asked) == len(set(asked)) == (first.day - date(2026, 9, 28)).days
+    assert first.day > add_working_days(weekdays, date(2026, 9, 28), 7)  # the holiday week
