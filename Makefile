@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: up test lint unit install bench docs clean operations containers
+.PHONY: up test lint unit install bench docs clean operations containers screenshots
 
 up: $(STAMP)
 	$(BIN)/minqing up
@@ -36,6 +36,13 @@ containers: $(STAMP)
 	MINQING_CONTAINER_TESTS=1 $(BIN)/pytest -q -m containers tests/deploy --durations=0
 
 install: $(STAMP)
+
+# The README's tour of the people's pages (docs/images/tour/), taken by the browser tests
+# themselves (tests/support/tour.py lists which screens): run after changing a page.
+screenshots: $(STAMP)
+	rm -rf docs/images/tour
+	MINQING_TOUR_DIR=docs/images/tour $(BIN)/pytest -q tests/e2e/test_workbench.py \
+		tests/e2e/test_visit_page.py tests/e2e/test_resident_pages.py tests/e2e/test_desk.py
 
 # The benchmark (docs/developer/benchmarks.md): minutes of load on this machine, never part of `make test`.
 # Options after ARGS=, e.g. make bench ARGS='--quick' or ARGS='--only projection --profile'.

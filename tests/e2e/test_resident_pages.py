@@ -35,6 +35,7 @@ from tests.support.events import assigned, envelope, publish
 from tests.support.frontdoor import front_door
 from tests.support.harness import eventually
 from tests.support.identity import DESK, enrol
+from tests.support.tour import keep
 from tests.support.webhook import Receiver, answering_to, webhook_receiver
 
 if TYPE_CHECKING:
@@ -113,6 +114,7 @@ async def ready(page: Page, url: str) -> None:
 
 async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / f"residents-{name}.png"), full_page=True)
+    await keep(page, f"residents-{name}")
 
 
 async def no_serious_violations(page: Page) -> None:
