@@ -30,6 +30,26 @@ def test_the_script_builds_no_markup_from_text() -> None:
         assert risky not in script, risky
 
 
+def test_photos_are_taken_with_the_camera_made_smaller_and_shown_from_data_urls() -> None:
+    script = (STATIC / "workbench.js").read_text()
+    for wanted in (
+        'type: "file"',
+        'accept: "image/*"',
+        'capture: "environment"',
+        "multiple: true",
+        "const MAX_PHOTOS = 6;",
+        "const LONG_SIDE = 1600;",
+        'toBlob(resolve, "image/jpeg", QUALITY)',
+        'fetch("/api/v1/photos"',
+        "api(`/api/v1/issues/${id}/photos`)",
+        "`/api/v1/photos/${encodeURIComponent(photo.photo_id)}`",
+    ):
+        assert wanted in script, wanted
+    # thumbnails are data: URLs: the front door's img-src 'self' data: refuses blob: URLs
+    assert "createObjectURL" not in script
+    assert "photos_none" not in script  # "uploading photos is not supported yet" is gone
+
+
 def _labels(script: str, language: str) -> set[str]:
     block = script.split(f"\n  {language}: {{\n", 1)[1].split("\n  },\n", 1)[0]
     return set(re.findall(r"(?:^\s+|, )([a-z_]+): (?=[\"'(])", block, re.MULTILINE))

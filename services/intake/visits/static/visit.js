@@ -10,6 +10,18 @@
 // matter it made the first time (POST /api/v1/reports honours Idempotency-Key), so a record
 // never makes two matters. Two tabs do not send at once (a Web Lock).
 //
+// A matter may carry one photo. It is made smaller on the phone (a JPEG at most 1280 px on
+// its long side, quality 0.7: some 100–300 KB) and kept in the record itself, in the same
+// list (as a data: URL: the front door's policy lets images come from data: URLs, not from
+// blob: ones). Why localStorage rather than IndexedDB: a record and its photo are written in
+// one step, in the one list every tab already shares (the "storage" event), so a record is
+// never half there; the browser gives it some 5 MB, a dozen or more photos waiting. When the
+// list would overflow, the record is kept without its photo and the page says so, rather
+// than losing the record. A photo is sent first (POST /api/v1/photos: the same bytes from
+// the same person answer the same photo, so a retry makes no second one), then the report
+// naming it (photos: [{photo_id, sha256}]) with the record's Idempotency-Key; once the
+// report is sent the photo's bytes leave the phone's list.
+//
 // It logs in through the session API (POST /api/v1/session sets the session cookie; a
 // change sends the session's CSRF token in X-CSRF-Token), reads the categories and villages
 // from /api/v1/reference (kept for offline use) and registers the service worker (sw.js)
@@ -21,6 +33,8 @@ const ME_KEY = "minqing.visit.me";
 const REFERENCE_KEY = "minqing.visit.reference";
 const LANG_KEY = "minqing.visit.lang";
 const RETRY_MS = 5000;
+const PHOTO_SIDE = 1280; // px, the long side of a photo kept on the phone
+const PHOTO_QUALITY = 0.7;
 
 const TEXT = {
   zh: {
@@ -45,6 +59,11 @@ const TEXT = {
     refused: "未被接收：", duplicate_of: "与已有事项合并",
     saved_offline: "已记下，等有信号时发送。", saved: "已记下。",
     waits_for: (name) => `等${name}登录后发送`,
+    f_photo: "照片（可不拍）", photo_remove: "不要这张照片",
+    photo_hint: "拍一张现场照片；照片在手机上先压缩，随记录一起等待发送。",
+    photo_ready: (kb) => `照片已压缩（约 ${kb} KB），记下时一起保存。`, photo_unreadable: "这张照片打不开，请重新拍一张。",
+    photo_full: "手机里存不下这张照片了：记录已经保存（没有照片），其他记录也都在。请先发送等待的记录，再补拍。",
+    photo_refused: (why) => `照片未被接收（${why}），记录已不带照片发送。`, with_photo: "含照片", photo_of: "现场照片",
   },
   en: {
     title: "Visit records", login_title: "Log in", f_name: "Login name", f_password: "Password",
@@ -69,6 +88,11 @@ const TEXT = {
     refused: "Not accepted: ", duplicate_of: "joined a matter already reported",
     saved_offline: "Recorded; it will be sent when there is signal.", saved: "Recorded.",
     waits_for: (name) => `sent when ${name} logs in`,
+    f_photo: "Photo (optional)", photo_remove: "Remove this photo",
+    photo_hint: "Take a photo of the place; it is made smaller on the phone and waits with the record.",
+    photo_ready: (kb) => `Photo ready (about ${kb} KB): it is kept with the record.`, photo_unreadable: "This photo cannot be opened: take another one.",
+    photo_full: "The phone has no room left for this photo: the record is kept (without the photo), and so are the others. Send what is waiting, then take the photo again.",
+    photo_refused: (why) => `The photo was not accepted (${why}); the record was sent without it.`, with_photo: "with a photo", photo_of: "Photo of the place",
   },
 };
 // Field names in error messages, in each language ("村（社区）：必须填写").
@@ -84,6 +108,7 @@ let reference = readJson(REFERENCE_KEY);
 let position = null; // {lat, lon} when the phone gave it
 let sending = false;
 let sessionEnded = false;
+let photo = null; // the photo chosen for the next matter: a JPEG data: URL, or null
 
 function t(key, ...args) {
   const value = TEXT[lang][key];
@@ -103,6 +128,7 @@ function queue() {
 }
 
 function saveQueue(items) {
+  // Throws when the browser's storage is full (QuotaExceededError): the caller decides.
   localStorage.setItem(QUEUE_KEY, JSON.stringify(items));
 }
 
@@ -168,7 +194,8 @@ function describe(item) {
   const village = named(reference?.villages?.[body.village]?.name) || body.village;
   if (item.kind === "visit") return `${t("a_visit")} · ${village} · ${t("households_n", body.households)}`;
   const category = named(reference?.categories?.[body.category]?.name) || body.category;
-  return `${t("a_matter")} · ${village} · ${category}`;
+  const photoShown = item.photo || item.photoRef || item.hadPhoto ? ` · ${t("with_photo")}` : "";
+  return `${t("a_matter")} · ${village} · ${category}${photoShown}`;
 }
 
 function drawLists() {
@@ -187,6 +214,13 @@ function drawLists() {
 function row(item) {
   const li = document.createElement("li");
   li.dataset.key = item.key;
+  if (item.photo) {
+    const thumb = document.createElement("img");
+    thumb.className = "thumb";
+    thumb.src = item.photo;
+    thumb.alt = t("photo_of");
+    li.append(thumb);
+  }
   const what = document.createElement("div");
   what.className = "what";
   what.textContent = describe(item);
@@ -213,6 +247,12 @@ function row(item) {
     ref.append(code);
     if (item.duplicate) ref.append(` · ${t("duplicate_of")}`);
     li.append(ref);
+  }
+  if (item.photoProblem) {
+    const note = document.createElement("div");
+    note.className = "photo-note";
+    note.textContent = item.photoProblem === "full" ? t("photo_full") : t("photo_refused", item.photoProblem);
+    li.append(note);
   }
   if (item.state === "refused") {
     const refused = document.createElement("div");
@@ -300,13 +340,101 @@ function record(event) {
   }
   // Sent only by the person who recorded it (a phone may be shared): it is their report.
   Object.assign(item, { key: newKey(), recordedAt, state: "waiting", tries: 0, by: me?.id, byName: me?.display_name || me?.name });
-  saveQueue([...queue(), item]);
+  let full = false;
+  if (item.kind === "matter" && photo) item.photo = photo;
+  try {
+    saveQueue([...queue(), item]);
+  } catch {
+    // No room for the photo: the record is kept without it, and the page says so.
+    delete item.photo;
+    full = Boolean(photo);
+    if (full) item.photoProblem = "full";
+    saveQueue([...queue(), item]);
+  }
   $("#description").value = "";
   $("#address").value = "";
   position = null;
+  clearPhoto();
   $("#located").textContent = navigator.onLine ? t("saved") : t("saved_offline");
+  if (full) $("#photo-note").textContent = t("photo_full");
   drawLists();
   sendWaiting();
+}
+
+// ------------------------------------------------------------------ the photo
+
+function clearPhoto() {
+  photo = null;
+  $("#photo").value = "";
+  $("#photo-chosen").hidden = true;
+  $("#photo-preview").removeAttribute("src");
+  $("#photo-note").textContent = t("photo_hint");
+}
+
+function readAsDataUrl(file) {
+  return new Promise((resolve) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => resolve(null);
+    reader.readAsDataURL(file);
+  });
+}
+
+// The photo decoded (createImageBitmap, else an <img> from a data: URL), or null.
+async function decode(file) {
+  if (window.createImageBitmap) {
+    try {
+      return await createImageBitmap(file, { imageOrientation: "from-image" });
+    } catch {
+      /* below */
+    }
+  }
+  const url = await readAsDataUrl(file);
+  if (!url) return null;
+  return new Promise((resolve) => {
+    const image = new Image();
+    image.onload = () => resolve(image);
+    image.onerror = () => resolve(null);
+    image.src = url;
+  });
+}
+
+// A JPEG data: URL at most PHOTO_SIDE px on its long side.
+async function shrink(file) {
+  const image = await decode(file);
+  if (!image) return null;
+  const scale = Math.min(1, PHOTO_SIDE / Math.max(image.width, image.height));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.max(1, Math.round(image.width * scale));
+  canvas.height = Math.max(1, Math.round(image.height * scale));
+  canvas.getContext("2d").drawImage(image, 0, 0, canvas.width, canvas.height);
+  if (image.close) image.close();
+  return canvas.toDataURL("image/jpeg", PHOTO_QUALITY);
+}
+
+async function choosePhoto() {
+  const file = $("#photo").files[0];
+  if (!file) return;
+  const shrunk = await shrink(file);
+  if (!shrunk) {
+    clearPhoto();
+    $("#photo-note").textContent = t("photo_unreadable");
+    return;
+  }
+  photo = shrunk;
+  $("#photo-preview").src = shrunk;
+  $("#photo-preview").alt = t("photo_of");
+  $("#photo-chosen").hidden = false;
+  $("#photo-note").textContent = t("photo_ready", Math.round((shrunk.length * 3) / 4 / 1024));
+}
+
+// A data: URL's bytes as a Blob (not fetch(dataUrl): the policy's connect-src is 'self').
+function blobOf(dataUrl) {
+  const [head, data] = dataUrl.split(",", 2);
+  const bytes = atob(data);
+  const array = new Uint8Array(bytes.length);
+  for (let i = 0; i < bytes.length; i += 1) array[i] = bytes.charCodeAt(i);
+  return new Blob([array], { type: head.slice(5).split(";")[0] || "image/jpeg" });
 }
 
 function locate() {
@@ -351,36 +479,9 @@ async function sendAll() {
   }
 }
 
-async function sendOne(item) {
-  const url = item.kind === "visit" ? "/api/v1/visits" : "/api/v1/reports";
-  update(item.key, { tries: (item.tries || 0) + 1 });
-  let response;
-  try {
-    response = await fetch(url, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: {
-        Accept: "application/json",
-        "Content-Type": "application/json",
-        "Idempotency-Key": item.key,
-        "X-CSRF-Token": me?.csrf_token || "",
-      },
-      body: JSON.stringify(item.body),
-    });
-  } catch {
-    return "stop"; // no signal (or the answer was lost): the same key is sent again later
-  }
-  if (response.ok) {
-    const answer = await response.json();
-    update(item.key, {
-      state: "sent",
-      sentAt: new Date().toISOString(),
-      reference: answer.report_id || answer.visit_id,
-      issueId: answer.issue_id || null,
-      duplicate: Boolean(answer.duplicate_of),
-    });
-    return "sent";
-  }
+// A response that stops the sending for now (the session ended, or another tab's token),
+// handled as for a report; "stop", or null to carry on.
+async function stopped(response) {
   if (response.status === 401) {
     sessionEnded = true;
     showLogin(t("relogin"));
@@ -396,6 +497,82 @@ async function sendOne(item) {
     }
     return "stop";
   }
+  return null;
+}
+
+// The record's photo uploaded (once: the same bytes answer the same photo), its reference
+// kept on the record; "stop" when it must wait.
+async function sendPhoto(item) {
+  const form = new FormData();
+  form.append("photo", blobOf(item.photo), "photo.jpg");
+  let response;
+  try {
+    response = await fetch("/api/v1/photos", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRF-Token": me?.csrf_token || "" },
+      body: form,
+    });
+  } catch {
+    return "stop";
+  }
+  if (response.ok) {
+    const answer = await response.json();
+    item.photoRef = { photo_id: answer.photo_id, sha256: answer.sha256 };
+    update(item.key, { photoRef: item.photoRef });
+    return "uploaded";
+  }
+  const stop = await stopped(response);
+  if (stop) return stop;
+  if ([400, 413, 415, 422].includes(response.status)) {
+    // The photo itself is refused: the record goes without it rather than not at all.
+    item.photoProblem = String(response.status);
+    delete item.photo;
+    update(item.key, { photoProblem: item.photoProblem, photo: undefined });
+    return "refused";
+  }
+  return "stop"; // the server is busy or down: later
+}
+
+async function sendOne(item) {
+  const url = item.kind === "visit" ? "/api/v1/visits" : "/api/v1/reports";
+  update(item.key, { tries: (item.tries || 0) + 1 });
+  if (item.kind === "matter" && item.photo && !item.photoRef) {
+    if ((await sendPhoto(item)) === "stop") return "stop";
+  }
+  const body = item.photoRef ? { ...item.body, photos: [item.photoRef] } : item.body;
+  let response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {
+        Accept: "application/json",
+        "Content-Type": "application/json",
+        "Idempotency-Key": item.key,
+        "X-CSRF-Token": me?.csrf_token || "",
+      },
+      body: JSON.stringify(body),
+    });
+  } catch {
+    return "stop"; // no signal (or the answer was lost): the same key is sent again later
+  }
+  if (response.ok) {
+    const answer = await response.json();
+    update(item.key, {
+      state: "sent",
+      sentAt: new Date().toISOString(),
+      reference: answer.report_id || answer.visit_id,
+      issueId: answer.issue_id || null,
+      duplicate: Boolean(answer.duplicate_of),
+      // the photo's bytes leave the phone's list once the report names it
+      photo: undefined,
+      hadPhoto: Boolean(item.photoRef),
+    });
+    return "sent";
+  }
+  const stop = await stopped(response);
+  if (stop) return stop;
   if (response.status === 422 || response.status === 409 || response.status === 400) {
     let problem = String(response.status);
     try {
@@ -512,6 +689,8 @@ async function start() {
   $("#login-form").addEventListener("submit", logIn);
   $("#visit-form").addEventListener("submit", record);
   $("#locate").addEventListener("click", locate);
+  $("#photo").addEventListener("change", choosePhoto);
+  $("#photo-remove").addEventListener("click", clearPhoto);
   $("#logout").addEventListener("click", logOut);
   $("#send-now").addEventListener("click", () => sendWaiting());
   for (const radio of document.querySelectorAll("input[name=kind]")) radio.addEventListener("change", showKind);

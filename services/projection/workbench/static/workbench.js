@@ -30,7 +30,14 @@ const T = {
     a_progress: "报告进度", milestone: "节点", note: "进展说明", done_box: "该节点已完成", do_progress: "报告进度",
     a_funding: "登记资金", amount: "金额（元）", source: "资金来源", fstatus: "资金状态", fnote: "备注", do_funding: "登记资金",
     a_resolve: "办结", summary: "办理结果", do_resolve: "报告办结",
-    photos_none: "办结照片：系统暂不支持上传照片。",
+    photos: "照片（可选，最多6张）", photos_hint: "可直接拍照；照片在手机上先压缩再上传。",
+    photo_uploading: "正在上传…", photo_uploaded: "已上传", photo_failed: "上传失败：",
+    photo_remove: "删除这张照片", photo_retry: "重试", photo_too_many: "最多6张照片，多出的未添加。",
+    photo_too_large: "照片太大，无法上传。", photo_not_image: "这不是可用的照片格式（jpg、png、webp、heic）。",
+    photo_offline: "网络不通，照片未上传；内容已保留，请稍后重试。", photo_busy: "照片还在上传，请稍候再提交。",
+    photo_fix: "有照片上传失败：请点“重试”或删除它，再提交。", photo_n: (n) => `第${n}张照片`,
+    m_photos: "照片", photo_pruned: "已按保存期限规则删除", photo_at: (when) => `上传于 ${when}`,
+    stage_reported: "反映时", stage_resolution: "办结时", stage_lookback: "回访时", stage_revisit: "再次回访时", stage_other: "照片",
     a_contact: "联系反映人", contact_reason: "查看原因", do_contact: "查看联系方式",
     contact_recorded: "查看已记入办理过程。", no_contact: "没有可联系的反映人。",
     src_project_funds: "项目资金", src_self_raised: "自筹资金", src_social_donations: "社会捐助",
@@ -72,7 +79,14 @@ const T = {
     a_progress: "Report progress", milestone: "Milestone", note: "What was done", done_box: "This milestone is done", do_progress: "Report",
     a_funding: "Record funding", amount: "Amount (yuan)", source: "Source", fstatus: "Status", fnote: "Note", do_funding: "Record",
     a_resolve: "Resolve", summary: "What was done", do_resolve: "Report it resolved",
-    photos_none: "Photos of the result: uploading photos is not supported yet.",
+    photos: "Photos (optional, up to 6)", photos_hint: "Take them with the camera; each is made smaller on the phone before it is sent.",
+    photo_uploading: "Uploading…", photo_uploaded: "Uploaded", photo_failed: "Not uploaded: ",
+    photo_remove: "Remove this photo", photo_retry: "Try again", photo_too_many: "At most 6 photos: the others were not added.",
+    photo_too_large: "The photo is too large to upload.", photo_not_image: "Not a photo the system takes (jpg, png, webp, heic).",
+    photo_offline: "No connection: the photo was not uploaded; what you wrote is kept, try again later.", photo_busy: "A photo is still uploading: wait a moment, then send.",
+    photo_fix: 'A photo failed to upload: "Try again" or remove it, then send.', photo_n: (n) => `Photo ${n}`,
+    m_photos: "Photos", photo_pruned: "Removed by the retention rule", photo_at: (when) => `uploaded ${when}`,
+    stage_reported: "When reported", stage_resolution: "At the resolution", stage_lookback: "At the look-back", stage_revisit: "At the re-visit", stage_other: "Photo",
     a_contact: "Call the reporter", contact_reason: "Why you need it", do_contact: "Show the contact",
     contact_recorded: "This was recorded on the trail.", no_contact: "No reporter to call.",
     src_project_funds: "Project funds", src_self_raised: "Self-raised", src_social_donations: "Social donations",
@@ -332,20 +346,33 @@ async function trailWith(id, eventId) {
   }
 }
 
-async function openMatter(id, message = "", eventId = null) {
+// The matter's photos once they hold those just named in a step (intake attaches them as
+// the step's event reaches it, a moment later), or as they are after a few seconds.
+async function photosWith(id, named) {
+  for (let tries = 0; ; tries += 1) {
+    const photos = await api(`/api/v1/issues/${id}/photos`).catch(() => null);
+    const ids = new Set((photos || []).map((p) => p.photo_id));
+    if (!named || !named.length || tries >= 20 || named.every((p) => ids.has(p.photo_id))) return photos;
+    await pause(250);
+  }
+}
+
+async function openMatter(id, message = "", eventId = null, photosNamed = null) {
   current = id;
   view = "matter";
   showOnly("matter");
   say("done", "");
   const history = await trailWith(id, eventId);
-  const [issue, assignment, kase] = await Promise.all([
+  const [issue, assignment, kase, photos] = await Promise.all([
     api(`/api/v1/issues/${id}`),
     api(`/api/v1/issues/${id}/assignment`).catch(() => null),
     api(`/api/v1/issues/${id}/case`).catch(() => null),
+    photosWith(id, photosNamed),
   ]).catch((e) => { say("done", refusal(e, {})); return []; });
   if (current !== id) return; // another matter was opened meanwhile
   if (!issue) return;
   drawHead(issue, assignment);
+  drawPhotos(photos);
   drawTrail(history.events);
   drawActions(issue, assignment, kase);
   say("done", message); // shown with the matter as it now stands
@@ -378,6 +405,28 @@ function drawHead(issue, assignment) {
       ["accepted", assignment && assignment.accepted_by ? t("accepted_yes") : ""],
     ]),
   );
+}
+
+// The photos attached to the matter (at its report, its resolutions, its look-backs), each
+// from GET /api/v1/photos/{id} (private: the session's cookie goes with it); one pruned by
+// the retention rule is said to be.
+function drawPhotos(photos) {
+  const list = Array.isArray(photos) ? photos : (photos && photos.photos) || [];
+  if (!list.length) return;
+  const gallery = el("ul", { class: "gallery", "data-photos": "" });
+  list.forEach((photo, n) => {
+    const when = photo.uploaded_at
+      ? t("photo_at")(new Date(photo.uploaded_at).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { dateStyle: "short", timeStyle: "short" }))
+      : "";
+    const stage = ["reported", "resolution", "lookback", "revisit"].includes(photo.stage) ? t(`stage_${photo.stage}`) : t("stage_other");
+    const caption = el("figcaption", { text: [stage, when].filter(Boolean).join(" · ") });
+    const shown = photo.pruned
+      ? el("p", { class: "pruned", text: t("photo_pruned") })
+      : el("a", { href: `/api/v1/photos/${encodeURIComponent(photo.photo_id)}`, target: "_blank", rel: "noopener" },
+        el("img", { src: `/api/v1/photos/${encodeURIComponent(photo.photo_id)}`, alt: `${t("photo_n")(n + 1)} · ${stage}`, loading: "lazy" }));
+    gallery.append(el("li", { "data-photo": photo.photo_id }, el("figure", {}, shown, caption)));
+  });
+  $("matter-head").append(el("h3", { text: t("m_photos") }), gallery);
 }
 
 function drawTrail(events) {
@@ -416,7 +465,7 @@ function action(key, fields, submit, labels) {
       return;
     }
     if (submit.stay) return; // the answer is shown in the card itself
-    await openMatter(current, submit.ok(), answer && answer.event_id);
+    await openMatter(current, submit.ok(), answer && answer.event_id, body && body.photos);
   });
   return el("details", { class: "card", "data-card": key }, el("summary", { text: t(`a_${key}`) }), form);
 }
@@ -438,6 +487,146 @@ function need(data, name, labelKey, max) {
   if (!value) throw t("required")(t(labelKey));
   if (max && value.length > max) throw t("too_long")(t(labelKey), max);
   return value;
+}
+
+// ------------------------------------------------------------------------------ photos
+
+const MAX_PHOTOS = 6;
+const LONG_SIDE = 1600; // px: a phone's 5–12 MB photo becomes a few hundred KB
+const QUALITY = 0.82;
+
+// An image file decoded (createImageBitmap; else an <img> from a data: URL, which the
+// front door's policy allows where it refuses blob: URLs), or null if the browser cannot.
+async function decoded(file) {
+  if (window.createImageBitmap) {
+    try { return await createImageBitmap(file, { imageOrientation: "from-image" }); } catch (e) { /* below */ }
+  }
+  const url = await new Promise((resolve) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => resolve(null);
+    reader.readAsDataURL(file);
+  });
+  if (!url) return null;
+  return new Promise((resolve) => {
+    const image = new Image();
+    image.onload = () => resolve(image);
+    image.onerror = () => resolve(null);
+    image.src = url;
+  });
+}
+
+function drawn(image, longSide) {
+  const width = image.width, height = image.height;
+  const scale = Math.min(1, longSide / Math.max(width, height));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.max(1, Math.round(width * scale));
+  canvas.height = Math.max(1, Math.round(height * scale));
+  canvas.getContext("2d").drawImage(image, 0, 0, canvas.width, canvas.height);
+  return canvas;
+}
+
+// The photo made smaller: a JPEG at most LONG_SIDE px on its long side, and a thumbnail as a
+// data: URL. A photo the browser cannot decode (HEIC outside Safari) is sent as it is.
+async function shrink(file) {
+  const image = await decoded(file);
+  if (!image) return { blob: file, thumb: null };
+  const blob = await new Promise((resolve) => drawn(image, LONG_SIDE).toBlob(resolve, "image/jpeg", QUALITY));
+  const thumb = drawn(image, 160).toDataURL("image/jpeg", 0.7);
+  if (image.close) image.close();
+  return { blob: blob || file, thumb };
+}
+
+async function upload(blob) {
+  const form = new FormData();
+  form.append("photo", blob, blob.type === "image/jpeg" ? "photo.jpg" : (blob.name || "photo"));
+  const headers = { Accept: "application/json" };
+  if (me && me.csrf_token) headers["X-CSRF-Token"] = me.csrf_token;
+  let response;
+  try {
+    response = await fetch("/api/v1/photos", { method: "POST", headers, credentials: "same-origin", body: form });
+  } catch (e) {
+    throw new ApiError(0, null);
+  }
+  const data = await response.json().catch(() => null);
+  if (response.status === 401) sessionEnded();
+  if (!response.ok) throw new ApiError(response.status, data && data.detail);
+  return { photo_id: data.photo_id, sha256: data.sha256 };
+}
+
+function photoRefusal(error) {
+  if (error.status === 413) return t("photo_too_large");
+  if (error.status === 415 || error.status === 422) return t("photo_not_image");
+  if (error.status === 0) return t("photo_offline");
+  return refusal(error, {});
+}
+
+// A camera input and the photos taken with it: each made smaller, uploaded at once, shown
+// as a thumbnail with a remove button (and "try again" when its upload failed). refs() are
+// the uploaded photos for the step's body; it throws a message while one is not uploaded.
+function photoPicker(id) {
+  const input = el("input", { type: "file", id, accept: "image/*", capture: "environment", multiple: true, "data-photo-input": "" });
+  const list = el("ul", { class: "thumbs" });
+  const note = el("p", { class: "error", role: "alert" });
+  const items = [];
+  const redraw = () => {
+    list.replaceChildren(...items.map((item, n) => {
+      const remove = el("button", { type: "button", class: "secondary", text: "×", "aria-label": `${t("photo_remove")} (${n + 1})`, title: t("photo_remove") });
+      remove.addEventListener("click", () => { items.splice(items.indexOf(item), 1); redraw(); });
+      const state = item.ref ? t("photo_uploaded") : item.problem ? t("photo_failed") + item.problem : t("photo_uploading");
+      const parts = [
+        item.thumb ? el("img", { src: item.thumb, alt: t("photo_n")(n + 1) }) : el("span", { class: "nothumb", text: t("photo_n")(n + 1) }),
+        el("span", { class: item.problem ? "state error" : "state", text: state }),
+        remove,
+      ];
+      if (item.problem) {
+        const retry = el("button", { type: "button", class: "secondary", text: t("photo_retry") });
+        retry.addEventListener("click", () => send(item));
+        parts.splice(2, 0, retry);
+      }
+      return el("li", { "data-state": item.ref ? "uploaded" : item.problem ? "failed" : "uploading" }, ...parts);
+    }));
+  };
+  const send = async (item) => {
+    item.problem = null;
+    item.ref = null;
+    redraw();
+    try {
+      item.ref = await upload(item.blob);
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      item.problem = photoRefusal(e);
+    }
+    if (items.includes(item)) redraw();
+  };
+  input.addEventListener("change", async () => {
+    const files = [...input.files];
+    input.value = ""; // the same photo may be chosen again after a removal
+    note.textContent = files.length > MAX_PHOTOS - items.length ? t("photo_too_many") : "";
+    for (const file of files.slice(0, Math.max(0, MAX_PHOTOS - items.length))) {
+      const item = { blob: null, thumb: null, ref: null, problem: null };
+      items.push(item);
+      redraw();
+      Object.assign(item, await shrink(file));
+      send(item);
+    }
+  });
+  const node = el("div", { class: "photos" },
+    el("label", { for: id, text: t("photos") }), el("p", { class: "muted", text: t("photos_hint") }), input, note, list);
+  return {
+    node,
+    refs: () => {
+      if (items.some((item) => !item.ref && !item.problem)) throw t("photo_busy");
+      if (items.some((item) => item.problem)) throw t("photo_fix");
+      return items.map((item) => item.ref);
+    },
+  };
+}
+
+// A step's body with the photos uploaded for it (none: the body as it was).
+function withPhotos(body, photos) {
+  const refs = photos.refs();
+  return refs.length ? { ...body, photos: refs } : body;
 }
 
 function drawActions(issue, assignment, kase) {
@@ -518,11 +707,11 @@ function drawActions(issue, assignment, kase) {
         send: (b) => api(`/api/v1/issues/${id}/funding`, { method: "POST", body: b }),
         ok: () => t("funding_ok"),
       }, { amount: "amount", source: "source", status: "fstatus", note: "fnote" }));
+    const photos = photoPicker("f-photos");
     box.append(action("resolve",
-      [field("f-summary", "summary", el("textarea", { name: "summary", maxlength: "2000" })),
-       el("p", { class: "muted", text: t("photos_none") })],
+      [field("f-summary", "summary", el("textarea", { name: "summary", maxlength: "2000" })), photos.node],
       {
-        check: (d) => ({ unit, summary: need(d, "summary", "summary", 2000) }),
+        check: (d) => withPhotos({ unit, summary: need(d, "summary", "summary", 2000) }, photos),
         send: (b) => api(`/api/v1/issues/${id}/resolution`, { method: "POST", body: b }),
         ok: () => t("resolve_ok"),
       }, { summary: "summary", unit: "unit" }));
@@ -575,8 +764,9 @@ function visitCard(task) {
     radios.append(el("label", {}, el("input", { type: "radio", name: "outcome", value: outcome }), t(outcome)));
   }
   const error = el("p", { class: "error", role: "alert" });
-  form.append(radios, field(`${id}-notes`, "notes", el("textarea", { name: "notes", maxlength: "2000" })), error,
-    el("button", { type: "submit", text: t("do_lookback") }));
+  const photos = photoPicker(`${id}-photos`);
+  form.append(radios, field(`${id}-notes`, "notes", el("textarea", { name: "notes", maxlength: "2000" })), photos.node,
+    error, el("button", { type: "submit", text: t("do_lookback") }));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.textContent = "";
@@ -585,8 +775,14 @@ function visitCard(task) {
     const notes = String(data.get("notes") || "").trim();
     if (!outcome) return (error.textContent = t("choose")(t("outcome")));
     if (outcome === "failed" && !notes) return (error.textContent = t("failed_needs_notes"));
+    let body;
     try {
-      await api(`/api/v1/issues/${task.issue_id}/lookback`, { method: "POST", body: { outcome, notes } });
+      body = withPhotos({ outcome, notes }, photos);
+    } catch (message) {
+      return (error.textContent = String(message));
+    }
+    try {
+      await api(`/api/v1/issues/${task.issue_id}/lookback`, { method: "POST", body });
     } catch (e) {
       error.textContent = e.status === 422 ? refusal(e, { notes: "notes", outcome: "outcome" }) : refusal(e, {});
       return;
