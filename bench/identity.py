@@ -21,6 +21,8 @@ from sqlalchemy.pool import NullPool
 
 from bench.stack import SETTINGS, Failed
 from minqing.services.followup import lookback
+from minqing.services.followup.linestaff import Staff
+from minqing.services.followup.store import SqlLineStaff
 from minqing.shared.contract import reference
 from minqing.shared.domain.ids import new_id
 from minqing.shared.identity import credentials, store
@@ -104,11 +106,22 @@ class Callers:
         at = datetime.now(UTC)
         try:
             async with make_sessions(engine)() as session:
+                registry = SqlLineStaff(session, at)
                 for principal, token in self.people.values():
                     await _enrol(session, principal, token, at)
+                    await _register_line_staff(registry, principal)
                 await session.commit()
         finally:
             await engine.dispose()
+
+
+async def _register_line_staff(registry: SqlLineStaff, principal: Principal) -> None:
+    """Line staff look back only once followup's registry of line staff has them (issue
+    17): the bench's are registered in its unit, for every village, as by hand."""
+    for membership in principal.memberships:
+        if membership.role is Role.LINE_STAFF:
+            staff = Staff(principal.id, principal.display_name, membership.unit)
+            await registry.save(staff)
 
 
 async def _enrol(session: AsyncSession, principal: Principal, token: str, at: datetime) -> None:
