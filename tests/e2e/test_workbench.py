@@ -3,14 +3,18 @@ the front door (a real Caddy running the Caddyfile generated from the services a
 its Content-Security-Policy on every answer), the four services running as processes: a
 village party secretary logs in on a 360 px phone, finds his branch's two new matters, is
 told in Chinese which field is empty, sends one back with a reason, accepts the other (签收,
-on its trail), reveals its reporter (the reveal on the trail) and resolves it; line staff,
-on a desktop, find it among their look-backs due, are told the notes are missing, record it
-failed; the matter is back on the secretary's workbench, to do again. The English switch
+on its trail), reveals its reporter (the reveal on the trail) and resolves it with a photo
+(taken with the phone's camera input: the first upload fails on the way and is said to, the
+summary stays, "try again" uploads it; the matter's view then shows it, attached at the
+resolution); line staff, on a desktop, find it among their look-backs due, are told the
+notes are missing, record it failed with a photo of their own; the matter is back on the
+secretary's workbench, to do again, with both photos. The English switch
 turns the page; no internal code is shown; axe-core finds nothing serious. Screenshots in
 test-artifacts/."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,14 +28,14 @@ from minqing.shared.identity.principal import Kind, Membership, Principal, Role
 from minqing.shared.persistence.db import make_sessions
 from minqing.shared.service.settings import Settings
 from tests.e2e.test_desk import ARTIFACTS, assert_no_codes, chromium, internal_codes
-from tests.e2e.test_resident_pages import Watched, no_serious_violations
+from tests.e2e.test_resident_pages import Watched, no_serious_violations, noisy_png
 from tests.support.frontdoor import front_door
 from tests.support.harness import isolated_settings
 from tests.support.identity import DESK, PEOPLE, enrol, give_password
 from tests.support.processes import ServiceProcess, poll, running_services
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page
+    from playwright.async_api import Browser, Page, Route
 
 pytestmark = pytest.mark.e2e
 
@@ -219,10 +223,54 @@ async def test_a_secretary_sends_back_and_resolves_and_a_failed_look_back_brings
                 "请填写“办理结果”。"
             )
             await page.fill("#f-summary", "已组织清运，村口垃圾清理完毕")
+            # A photo from the camera input; the first upload is lost on the way.
+            resolve = page.locator("[data-action=resolve]")
+            camera = resolve.locator("input[type=file]")
+            assert await camera.get_attribute("accept") == "image/*"
+            assert await camera.get_attribute("capture") == "environment"
+
+            async def no_network(route: Route) -> None:
+                await route.abort("internetdisconnected")
+
+            await page.route("**/api/v1/photos", no_network)
+            picture = {"name": "cleared.png", "mimeType": "image/png", "buffer": noisy_png(900)}
+            await camera.set_input_files(files=[picture])
+            thumbs = resolve.locator(".thumbs li")
+            await expect(thumbs.locator(".state")).to_contain_text("上传失败：网络不通")
+            await resolve.locator("button[type=submit]").click()
+            await expect(page.locator("[data-action=resolve] > .error")).to_have_text(
+                "有照片上传失败：请点“重试”或删除它，再提交。"
+            )
+            await expect(page.locator("#f-summary")).to_have_value("已组织清运，村口垃圾清理完毕")
+            await page.unroute("**/api/v1/photos", no_network)
+            uploads: list[int] = []
+            page.on(
+                "request",
+                lambda r: (
+                    uploads.append(len(r.post_data_buffer or b""))
+                    if r.url.endswith("/api/v1/photos")
+                    else None
+                ),
+            )
+            await thumbs.locator("button", has_text="重试").click()
+            await expect(thumbs).to_have_attribute("data-state", "uploaded")
+            await expect(thumbs.locator("img")).to_have_attribute(
+                "src", re.compile("^data:image/jpeg")
+            )
+            # made smaller in the browser: a JPEG, not the 2.4 MB PNG the camera gave
+            assert uploads and uploads[0] < 1_000_000, uploads
             await fits(page)
             await shot(page, "phone-resolve")
-            await page.click("[data-action=resolve] button[type=submit]")
+            await resolve.locator("button[type=submit]").click()
             await expect(page.locator("#done")).to_have_text("已报告办结，等待回访。")
+            # the photo on the matter's view, attached at the resolution, loaded through the
+            # front door with the session's cookie
+            shown = page.locator("#matter-head [data-photos] li")
+            await expect(shown).to_have_count(1)
+            await expect(shown).to_contain_text("办结时")
+            await page.wait_for_function(
+                "document.querySelector('#matter-head [data-photos] img')?.naturalWidth === 900"
+            )
             # redrawn once the projection holds the resolution: no reload needed
             await expect(page.locator("#matter-head")).to_contain_text("已办结待回访")
             await expect(page.locator("#trail")).to_contain_text("已组织清运")
@@ -252,6 +300,9 @@ async def test_a_secretary_sends_back_and_resolves_and_a_failed_look_back_brings
                 "回访未通过时，请在“回访情况”中写明仍存在的问题。"
             )
             await task.locator("textarea").fill("村口仍有两处垃圾未清走")
+            still = {"name": "still.png", "mimeType": "image/png", "buffer": noisy_png(300)}
+            await task.locator("input[type=file]").set_input_files(files=[still])
+            await expect(task.locator(".thumbs li")).to_have_attribute("data-state", "uploaded")
             await shot(visits, "desktop-lookback")
             await task.locator("button[type=submit]").click()
             await expect(visits.locator("#visits-who")).to_have_text(
@@ -271,12 +322,22 @@ async def test_a_secretary_sends_back_and_resolves_and_a_failed_look_back_brings
             await page.wait_for_selector("body[data-drawn^='matter:']")
             await expect(page.locator("[data-card=resolve]")).to_be_visible()
             await expect(page.locator("#trail")).to_contain_text("村口仍有两处垃圾未清走")
+            # both photos on the matter: the unit's at the resolution, line staff's at the
+            # look-back (intake keeps them; the same list through its API)
+            async with httpx.AsyncClient(base_url=town["intake"].url, headers=DESK) as intake:
+                found = (await intake.get(f"/api/v1/issues/{to_fix}/photos")).json()
+            assert [p["stage"] for p in found] == ["resolution", "lookback"], found
+            await expect(page.locator("#matter-head [data-photos] li")).to_have_count(2)
+            await expect(page.locator("#matter-head [data-photos]")).to_contain_text("回访时")
             await shot(page, "phone-reopened")
 
             # --- in English, remembered
             await page.click("#lang")
             await expect(page.locator("#trail")).to_contain_text("Look-back failed")
             await expect(page.locator("[data-card=resolve] summary")).to_have_text("Resolve")
+            await expect(page.locator("#matter-head [data-photos]")).to_contain_text(
+                "At the resolution"
+            )
             await page.click("#back")
             await page.wait_for_selector("body[data-drawn=unit]")
             await expect(page.locator("[data-group=sent_back] h2")).to_contain_text("Sent back")

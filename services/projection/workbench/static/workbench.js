@@ -567,7 +567,7 @@ function photoRefusal(error) {
 function photoPicker(id) {
   const input = el("input", { type: "file", id, accept: "image/*", capture: "environment", multiple: true, "data-photo-input": "" });
   const list = el("ul", { class: "thumbs" });
-  const note = el("p", { class: "error", role: "alert" });
+  const note = el("p", { class: "photo-note", role: "alert" });
   const items = [];
   const redraw = () => {
     list.replaceChildren(...items.map((item, n) => {
@@ -576,7 +576,7 @@ function photoPicker(id) {
       const state = item.ref ? t("photo_uploaded") : item.problem ? t("photo_failed") + item.problem : t("photo_uploading");
       const parts = [
         item.thumb ? el("img", { src: item.thumb, alt: t("photo_n")(n + 1) }) : el("span", { class: "nothumb", text: t("photo_n")(n + 1) }),
-        el("span", { class: item.problem ? "state error" : "state", text: state }),
+        el("span", { class: item.problem ? "state failed" : "state", text: state }),
         remove,
       ];
       if (item.problem) {
