@@ -12,13 +12,16 @@ import sys
 import time
 import traceback
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 from nats.aio.client import Client
 
 from bench import catchup, events, http_load, reads, relay
+from bench.cpu import CpuMeter, CpuPerLoop
 from bench.identity import Callers, Refused
 from bench.report import Row, percent, rate, text_table, write_readme
 from bench.stack import (
@@ -40,6 +43,10 @@ SERVICES = ("intake", "assignment", "followup", "projection")
 CLIENTS = (16, 64)
 VISIBLE_RATE = 50.0
 RSS_LIMIT_MB = 150.0
+# Issue 18's targets for the closed loop, each beside the raw loop of the same run.
+LOOPS_MIN, LOOPS_SHARE_OF_RAW = 60.0, 0.33
+CPU_MAX_MS, CPU_MAX_TIMES_RAW = 35.0, 3.0
+RAW_LOOP_DATABASE = "raw_loop"
 
 
 @dataclass(frozen=True)
@@ -101,9 +108,28 @@ def selected(args: argparse.Namespace) -> list[str]:
     return [f for f in FIGURES if f in wanted]
 
 
+def reason_of(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
+
+
 def failed_row(figure: str, target: str, exc: BaseException) -> Row:
-    reason = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
-    return Row(figure, target, f"FAILED: {reason}", met=False)
+    return Row(figure, target, f"FAILED: {reason_of(exc)}", met=False)
+
+
+@dataclass(frozen=True)
+class LoopRun:
+    """One closed-loop load: loops/s and latency, and the CPU each process spent per loop."""
+
+    loops: http_load.Loops
+    cpu: CpuPerLoop
+
+
+def loops_target(clients: int) -> str:
+    later = f", ≥ {CLIENTS[0]}-client figure" if clients > CLIENTS[0] else ""
+    return f"≥ {LOOPS_MIN:.0f}/s, ≥ {LOOPS_SHARE_OF_RAW:.0%} of raw{later}"
+
+
+CPU_TARGET = f"≤ {CPU_MAX_MS:.0f} ms and ≤ {CPU_MAX_TIMES_RAW:.0f}× raw (servers)"
 
 
 class Bench:
@@ -112,6 +138,7 @@ class Bench:
         self.rows: list[Row] = []
         # Who the HTTP load acts as: enrolled in each database before the services start.
         self.callers = Callers.made()
+        self.services: dict[str, Process] = {}  # the four services while ``system`` runs
 
     async def guarded(
         self, label: str, targets: list[tuple[str, str]], step: Awaitable[None]
@@ -320,33 +347,99 @@ class Bench:
         await self.callers.enrol(database)
         await fresh_stream(self.nc, create=False)
         processes = [self.stack.start_service(name, database) for name in SERVICES]
+        self.services = {p.label: p for p in processes}
         try:
             for process in processes:
                 await wait_ready(process)
             await body({p.label: p.base_url for p in processes})
         finally:
+            self.services = {}
             for process in processes:
                 self.stack.stop(process)
 
-    async def loops(self, urls: dict[str, str]) -> None:
+    # --------------------------------------------------------------------- closed loops
+
+    async def closed_loops(self) -> None:
+        """The raw closed loop (bench/raw_loop.py), then ours, at each client count; each
+        with the CPU every process spent per loop in the measured window."""
+        raw: dict[int, LoopRun] | str
+        print("  raw loop: nats-py + asyncpg + uvicorn, four processes", flush=True)
+        try:
+            raw = await self.raw_loops()
+        except Exception as exc:
+            traceback.print_exc()
+            raw = f"FAILED: {reason_of(exc)}"
+        await self.system("loops", lambda urls: self.loops(urls, raw))
+
+    async def raw_loops(self) -> dict[int, LoopRun]:
+        dsn = await self.plain_database(RAW_LOOP_DATABASE)
+        await fresh_stream(self.nc)  # the services' stream, empty: the raw durables attach
+        env = {
+            "BENCH_PG": json.dumps(dsn),
+            "BENCH_NATS_URL": self.stack.nats_url,
+            "BENCH_STREAM": SETTINGS.stream_name,
+            "BENCH_PREFIX": SETTINGS.subject_prefix,
+            "BENCH_BATCH": str(SETTINGS.consumer_batch_size),
+        }
+        processes: dict[str, Process] = {}
+        try:
+            for role in SERVICES:
+                port = free_port()
+                argv = [sys.executable, "-m", "bench.raw_loop", role, str(port)]
+                processes[role] = self.stack.start_process(f"raw-{role}", argv, env, port)
+            for process in processes.values():
+                await wait_ready(process)
+            urls = {role: p.base_url for role, p in processes.items()}
+            return {c: await self.loop_run(urls, None, c, processes, "raw loop") for c in CLIENTS}
+        finally:
+            for process in processes.values():
+                self.stack.stop(process)
+
+    async def plain_database(self, name: str) -> dict[str, Any]:
+        """A fresh empty database (no migrations); its asyncpg keyword arguments."""
+        dsn = asyncpg_dsn(str(self.stack.postgres.url()))
+        conn = await asyncpg.connect(**dsn)
+        try:
+            await conn.execute(f"drop database if exists {name}")
+            await conn.execute(f"create database {name}")
+        finally:
+            await conn.close()
+        return {**dsn, "database": name}
+
+    def cpu_meter(self, processes: Mapping[str, Process]) -> CpuMeter:
+        """Watches each process, nats-server and the postmaster (each with its children)."""
+        pids = {label: process.pid for label, process in processes.items()}
+        pids["NATS"] = int(self.stack.nats_server.pid)
+        pids["PostgreSQL"] = int(self.stack.postgres.pid)
+        return CpuMeter(pids)
+
+    async def loop_run(
+        self,
+        urls: dict[str, str],
+        callers: Callers | None,
+        clients: int,
+        processes: Mapping[str, Process],
+        label: str,
+    ) -> LoopRun:
         sizes = self.sizes
-        results: dict[int, http_load.Loops] = {}
+        meter = self.cpu_meter(processes)
+        result = await http_load.closed_loops(
+            urls, callers, clients, sizes.http_seconds, sizes.warmup_seconds, meter
+        )
+        cpu = meter.per_loop_ms(result.completed)
+        why = http_load.why(result.reasons)
+        print(
+            f"  {label}, {clients} clients: {loops_text(result)}; CPU per loop {cpu.text()}{why}",
+            flush=True,
+        )
+        return LoopRun(result, cpu)
+
+    async def loops(self, urls: dict[str, str], raw: dict[int, LoopRun] | str) -> None:
+        ours: dict[int, LoopRun] = {}
         for clients in CLIENTS:
-            result = await http_load.closed_loops(
-                urls, self.callers, clients, sizes.http_seconds, sizes.warmup_seconds
-            )
-            results[clients] = result
-            why = http_load.why(result.reasons)
-            print(f"  closed loops, {clients} clients: {result.per_second:,.1f}/s{why}", flush=True)
-            target = "≥ 100/s" + (f" and ≥ {CLIENTS[0]}-client figure" if clients > 16 else "")
-            met = result.per_second >= 100 and all(
-                result.per_second >= earlier.per_second for earlier in results.values()
-            )
-            measured = (
-                f"{result.per_second:,.1f}/s (p50 {ms(result.p50)}, p99 {ms(result.p99)})"
-                + errors_note(result.failures)
-            )
-            self.rows.append(Row(f"closed loops, {clients} clients", target, measured, met=met))
+            run = await self.loop_run(urls, self.callers, clients, self.services, "closed loops")
+            ours[clients] = run
+            self.rows += loop_rows(clients, run, ours, raw)
 
     async def visible(self, urls: dict[str, str]) -> None:
         result = await http_load.visibility(
@@ -380,6 +473,54 @@ class Bench:
                         met=peak <= RSS_LIMIT_MB,
                     )
                 )
+
+
+def loop_rows(
+    clients: int, run: LoopRun, ours: dict[int, LoopRun], raw: dict[int, LoopRun] | str
+) -> list[Row]:
+    """``closed loops`` and ``CPU per closed loop`` at ``clients``, beside the raw loop's."""
+    result, cpu = run.loops, run.cpu
+    other = raw.get(clients) if isinstance(raw, dict) else None
+    missing = raw if isinstance(raw, str) else "—"
+    no_drop = all(result.per_second >= earlier.loops.per_second for earlier in ours.values())
+    measured = loops_text(result)
+    loops = Row(f"closed loops, {clients} clients", loops_target(clients), measured, missing)
+    usage = Row(f"CPU per closed loop, {clients} clients", CPU_TARGET, cpu.text(), missing)
+    if other is None:
+        return [
+            Row(**{**loops.__dict__, "met": False}),
+            Row(**{**usage.__dict__, "met": False}),
+        ]
+    theirs = other.loops
+    loops = Row(
+        loops.figure,
+        loops.target,
+        loops.measured,
+        loops_text(theirs),
+        percent(result.per_second, theirs.per_second),
+        result.per_second >= LOOPS_MIN
+        and no_drop
+        and result.per_second >= LOOPS_SHARE_OF_RAW * theirs.per_second,
+    )
+    times = cpu.servers_ms / other.cpu.servers_ms if other.cpu.servers_ms > 0 else float("nan")
+    usage = Row(
+        usage.figure,
+        usage.target,
+        usage.measured,
+        other.cpu.text(),
+        f"{times:.1f}×" if times == times else "—",  # NaN: no loop ended in the window
+        cpu.servers_ms <= CPU_MAX_MS and times <= CPU_MAX_TIMES_RAW,
+    )
+    return [loops, usage]
+
+
+def loops_text(result: http_load.Loops) -> str:
+    """``"61.2/s (p50 250 ms, p99 410 ms, 3.1 GETs/loop)"``: the polls are part of a loop's
+    CPU, and a slower loop polls more."""
+    return (
+        f"{result.per_second:,.1f}/s (p50 {ms(result.p50)}, p99 {ms(result.p99)}, "
+        f"{result.polls:,.1f} GETs/loop)" + errors_note(result.failures)
+    )
 
 
 def catchup_target(service: str) -> str:
@@ -429,8 +570,9 @@ async def measure(stack: Stack, args: argparse.Namespace, sizes: Sizes) -> list[
             targets = [(f"intake reports, {c} clients", "≥ 60% of raw") for c in CLIENTS]
             await bench.guarded("intake over HTTP", targets, bench.intake())
         if "loops" in figures:
-            targets = [(f"closed loops, {c} clients", "≥ 100/s") for c in CLIENTS]
-            await bench.guarded("closed loops", targets, bench.system("loops", bench.loops))
+            targets = [(f"closed loops, {c} clients", loops_target(c)) for c in CLIENTS]
+            targets += [(f"CPU per closed loop, {c} clients", CPU_TARGET) for c in CLIENTS]
+            await bench.guarded("closed loops", targets, bench.closed_loops())
         if "visible" in figures:
             targets = [(f"report-to-visible at {VISIBLE_RATE:.0f}/s", "p99 ≤ 250 ms")]
             await bench.guarded(

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -60,6 +60,14 @@ def why(failures: Counter[str]) -> str:
     return "; failed: " + ", ".join(f"{reason} ×{n}" for reason, n in failures.most_common())
 
 
+class Window(Protocol):
+    """Told when the measured window opens and closes (a ``cpu.CpuMeter``)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Throughput:
     per_second: float
@@ -68,13 +76,18 @@ class Throughput:
 
 
 async def run_clients(
-    clients: int, seconds: float, warmup: float, work: Callable[[int], Awaitable[float | str]]
+    clients: int,
+    seconds: float,
+    warmup: float,
+    work: Callable[[int], Awaitable[float | str]],
+    window: Window | None = None,
 ) -> tuple[list[float], Counter[str], float]:
     """``clients`` workers repeat ``work`` until the end; counts what ends inside the window.
 
     ``work`` returns its latency, or why it failed. Returns (latencies, failures by reason,
     window). An exception out of ``work`` (a refusal by the guard) stops every worker and
-    is raised.
+    is raised. ``window``, if given, is started when the measured window opens (after the
+    warm-up) and stopped when it closes.
     """
     start = time.monotonic()
     measure_from, end = start + warmup, start + warmup + seconds
@@ -99,10 +112,19 @@ async def run_clients(
             problems.append(exc)
             stopped.set()
 
+    async def mark(window: Window) -> None:
+        await asyncio.sleep(max(0.0, measure_from - time.monotonic()))
+        window.start()
+        await asyncio.sleep(max(0.0, end - time.monotonic()))
+        window.stop()
+
     tasks = [asyncio.create_task(worker(c)) for c in range(clients)]
+    marker = asyncio.create_task(mark(window)) if window is not None else None
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stopped.wait(), max(0.0, end - time.monotonic()))
-    for task in tasks:
+    if marker is not None and not problems:
+        await marker  # closes the window at ``end``, before the workers are cancelled
+    for task in (*tasks, *([marker] if marker else [])):
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     if problems:
@@ -139,18 +161,23 @@ class Loops:
     p99: float
     failures: int
     reasons: Counter[str] = field(default_factory=Counter)
+    completed: int = 0  # loops that ended inside the window (what CPU per loop divides by)
+    polls: float = float("nan")  # GETs per successful loop while waiting (whole run)
 
 
 async def wait_for(
     http: aiohttp.ClientSession,
     url: str,
     accept: Callable[[dict[str, Any]], bool],
-    headers: Headers,
+    headers: Headers | None,
+    polled: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
-    """GET ``url`` until it answers 200 with a body ``accept`` likes; back off while waiting."""
+    """GET ``url`` until it answers 200 with a body ``accept`` likes; back off while waiting.
+    ``polled`` is called once per GET."""
     delay = POLL_MIN_SECONDS
     deadline = time.monotonic() + LOOP_TIMEOUT_SECONDS
     while True:
+        polled()
         async with http.get(url, headers=headers) as response:
             if response.status == 200:
                 body: dict[str, Any] = await response.json()
@@ -165,21 +192,44 @@ async def wait_for(
 
 
 async def closed_loops(
-    urls: dict[str, str], callers: Callers, clients: int, seconds: float, warmup: float
+    urls: dict[str, str],
+    callers: Callers | None,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    window: Window | None = None,
 ) -> Loops:
     """Each client: report (a reporter), wait for assignment (a supervisor watching),
     resolve (the assigned unit's staff), pass the look-back (line staff of the unit that
-    looks back at that unit's work), wait for closed (the supervisor)."""
+    looks back at that unit's work), wait for closed (the supervisor). ``callers`` None:
+    no credentials (the raw loop has no guard). ``window`` (a CPU meter) is told when the
+    measured window opens and closes."""
+    reporter = callers.reporter if callers else None
+    supervisor = callers.supervisor if callers else None
+
+    def staff(unit: str) -> Headers | None:
+        return callers.staff(unit) if callers else None
+
+    def line_staff(unit: str) -> Headers | None:
+        return callers.line_staff(unit) if callers else None
+
+    polls: list[int] = []  # GETs of each successful loop
+
     async with session(clients) as http:
 
         async def loop(i: int) -> float | str:
             started = time.monotonic()
             stage = "report"  # for a failure's reason
+            gets = [0]
+
+            def polled() -> None:
+                gets[0] += 1
+
             try:
                 async with http.post(
                     f"{urls['intake']}/api/v1/reports",
                     json=report_body(i),
-                    headers=callers.reporter,
+                    headers=reporter,
                 ) as response:
                     if response.status != 201:
                         check(response.status, "POST /api/v1/reports", await response.text())
@@ -190,19 +240,20 @@ async def closed_loops(
                     http,
                     f"{urls['followup']}/api/v1/issues/{issue_id}/case",
                     lambda body: body.get("status") == "assigned",
-                    callers.supervisor,
+                    supervisor,
+                    polled,
                 )
                 unit = case["unit"]
                 steps = [
                     (
                         "resolution",
                         {"unit": unit, "summary": "Fixed", "resolved_by": "wu"},
-                        callers.staff(unit),
+                        staff(unit),
                     ),
                     (
                         "lookback",
                         {"outcome": "passed", "visitor": "gw-7", "notes": "All lit"},
-                        callers.line_staff(unit),
+                        line_staff(unit),
                     ),
                 ]
                 for step, body, headers in steps:
@@ -218,19 +269,23 @@ async def closed_loops(
                     http,
                     f"{urls['projection']}/api/v1/issues/{issue_id}",
                     lambda body: body.get("status") == "closed",
-                    callers.supervisor,
+                    supervisor,
+                    polled,
                 )
             except (aiohttp.ClientError, TimeoutError, KeyError) as exc:
                 return f"{stage}: {type(exc).__name__}"
+            polls.append(gets[0])
             return time.monotonic() - started
 
-        latencies, failures, window = await run_clients(clients, seconds, warmup, loop)
+        latencies, failures, span = await run_clients(clients, seconds, warmup, loop, window)
     return Loops(
-        len(latencies) / window,
+        len(latencies) / span,
         quantile(latencies, 0.5),
         quantile(latencies, 0.99),
         failures.total(),
         failures,
+        len(latencies),
+        statistics.fmean(polls) if polls else float("nan"),
     )
 
 
