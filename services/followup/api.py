@@ -58,6 +58,7 @@ from minqing.shared.web.acting import Legacy, OnBehalfOf, on_behalf_of
 from minqing.shared.web.deps import from_state
 from minqing.shared.web.edge import IssueId
 from minqing.shared.web.errors import unprocessable
+from minqing.shared.web.photos import PhotosIn, photo_refs
 
 Summary = Annotated[Text, StringConstraints(min_length=1, max_length=5000)]
 Reason = Annotated[Text, StringConstraints(min_length=1, max_length=1000)]
@@ -79,6 +80,7 @@ class ResolutionIn(_Input):
     evidence: list[HttpUrl] = Field(default=[], max_length=20, description="http(s) links")
     cost: Yuan | None = Field(default=None, description="yuan, at most 2 decimals")
     funding_source: FundingSource | None = None
+    photos: PhotosIn = Field(default_factory=list)  # uploaded first, to intake
 
     def to_command(self, actor: str) -> ResolveIssue:
         return ResolveIssue(
@@ -89,6 +91,7 @@ class ResolutionIn(_Input):
             evidence=tuple(str(link) for link in self.evidence),
             cost=self.cost,
             funding_source=self.funding_source,
+            photos=photo_refs(self.photos),
         )
 
 
@@ -215,6 +218,7 @@ class LookbackIn(_Input):
     notes: Text = ""
     on_behalf_of: OnBehalfOf = None
     visitor: Legacy = None
+    photos: PhotosIn = Field(default_factory=list)  # uploaded first, to intake
 
     def to_command(self, caller: Principal, staff: Staff | None) -> RecordLookback:
         """The caller is the visitor, checked against the registry of line staff."""
@@ -226,6 +230,7 @@ class LookbackIn(_Input):
             visitor_units=caller.units(),
             line_staff_of=staff.unit if staff is not None else None,
             checked=True,
+            photos=photo_refs(self.photos),
         )
 
     @model_validator(mode="after")

@@ -33,6 +33,7 @@ from minqing.shared.contract.events import (
     IssueRevisitRecorded,
     IssueStatus,
     OverdueKind,
+    PhotoRef,
     PlannedMilestone,
 )
 from minqing.shared.domain.calendar import (
@@ -126,6 +127,7 @@ class ResolveIssue:
     cost: Decimal | None = None
     funding_source: FundingSource | None = None
     on_behalf_of: str | None = None  # the person on the ground the actor names
+    photos: tuple[PhotoRef, ...] = ()  # uploaded first to intake's photo store
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ class RecordLookback:
     # (``checked=False``: the rules' own tests) decide without the registry.
     line_staff_of: str | None = None
     checked: bool = False
+    photos: tuple[PhotoRef, ...] = ()  # uploaded first to intake's photo store
 
 
 class NotLineStaff(Exception):
@@ -238,6 +241,7 @@ def decide_resolution(
         funding_source=command.funding_source,
         lookback_unit=lookback_unit,
         on_behalf_of=command.on_behalf_of,
+        photos=command.photos,
     )
 
 
@@ -319,6 +323,7 @@ def decide_lookback(
         "assignment_no": case.assignment_no,
         "lookback_due": case.lookback_due,
         "within_window": today <= case.lookback_due,
+        "photos": command.photos,
     }
     if command.outcome == "passed":
         return IssueLookbackPassed(**recorded)
@@ -348,6 +353,7 @@ def decide_revisit(case: Case, command: RecordLookback, today: date) -> IssueRev
         within_window=today <= case.revisit_due,
         assignment_no=case.assignment_no,
         on_behalf_of=command.on_behalf_of,
+        photos=command.photos,
     )
 
 

@@ -16,6 +16,9 @@ from minqing.services.intake.channels.open311.store import Open311Reports
 from minqing.services.intake.declaration import declaration
 from minqing.services.intake.handlers import HANDLERS, Policy
 from minqing.services.intake.imports import ImportWorker, process_batch, prune_imports
+from minqing.services.intake.photos import api as photos_api
+from minqing.services.intake.photos import wiring as photos
+from minqing.services.intake.photos.store import SqlReportsWithPhotos
 from minqing.services.intake.residents import api as residents_api
 from minqing.services.intake.residents import pages as residents_pages
 from minqing.services.intake.residents import wiring as residents
@@ -61,17 +64,22 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     ingress.subscribe()
     # Residents: supervisors, answers to every reporter (durable, through a notifier), feedback.
     supervision = residents.install(rt, ref)
+    # Staff's photos: a private store; followup's steps name photos, attached as read.
+    photo_units = photos.install(rt)
 
     app = create_service_app(
         rt,
         title="Minqing intake",
         description="Accepts residents' matters from every channel.",
-        # A list, and a photo with an Open311 request, may be larger than a report.
-        upload_paths=(lists.PREFIX, f"{open311.PREFIX}/requests"),
+        # A list, a photo with an Open311 request and a staff's photo may be larger than a
+        # report.
+        upload_paths=(lists.PREFIX, f"{open311.PREFIX}/requests", photos_api.PREFIX),
     )
     # What the routes depend on (minqing.services.intake.deps and each channel's own).
     app.state.reference, app.state.policy = ref, policy
-    app.state.reports = rt.units_of_work(SqlReports)
+    # A report over HTTP attaches its photos in its transaction.
+    app.state.reports = rt.units_of_work(SqlReportsWithPhotos)
+    app.state.photos = photo_units
     app.state.imports, app.state.residents = imports, supervision
     app.state.contacts = rt.units_of_work(SqlContacts)  # reporters' names and phones
     _serve(app, http.router, http.ERRORS)
@@ -83,6 +91,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     app.include_router(visit_pages.router)  # grid workers' visit page, offline too
     app.include_router(visits_api.router)  # visits that found nothing, counted per village
     _serve(app, personal_api.router, personal_api.ERRORS)
+    _serve(app, photos_api.router, photos_api.ERRORS)
     return app
 
 

@@ -1,5 +1,6 @@
 """Intake's commands: import a compiled list through intake's HTTP API, manage the api keys
-of Open311 apps, and erase a reporter's or a resident supervisor's name and phone."""
+of Open311 apps, erase a reporter's or a resident supervisor's name and phone, and prune
+staff's photos by the retention rule."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(open311_key, name="open311-key")
     app.add_typer(reporter, name="reporter")
     app.add_typer(resident_supervisor, name="resident-supervisor")
+    app.add_typer(photos, name="photos")
 
 
 def import_command(
@@ -241,3 +243,25 @@ def resident_supervisor_erase(
 
     issue_id = _erase(data_dir, reason, erase, NoSuchSupervisor)
     typer.echo(f"erased {supervisor_ref}: recorded on matter {issue_id}")
+
+
+photos = typer.Typer(
+    help="Staff's photos (intake's private store). Works on MINQING_DATABASE_URL, else on "
+    "the embedded database of `minqing up` in --data-dir.",
+    no_args_is_help=True,
+)
+
+
+@photos.command("prune")
+def photos_prune(data_dir: DataDir = Path(".minqing")) -> None:
+    """Apply the retention rule now (intake also does every
+    MINQING_PHOTO_PRUNE_INTERVAL_SECONDS): delete the bytes of photos never attached to a
+    matter after MINQING_PHOTO_ORPHAN_HOURS, and of the others MINQING_PHOTO_RETENTION_DAYS
+    after their upload. Their ids and SHA-256 stay, as the audit trail names them."""
+    from minqing.services.intake.photos.prune import prune_on
+    from minqing.services.intake.photos.wiring import said
+
+    settings = Settings()
+    with database(data_dir, settings) as run:
+        pruned = run(lambda engine: prune_on(engine, settings))
+    typer.echo(said(pruned))

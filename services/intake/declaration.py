@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from minqing.services.intake.channels.nats.consumer import ingress_channels
 from minqing.services.intake.handlers import HANDLERS
+from minqing.services.intake.photos.handlers import PHOTO_HANDLERS
 from minqing.services.intake.residents.handlers import REPLY_HANDLERS
 from minqing.shared.contract.declaration import Declaration
 from minqing.shared.service.settings import Settings
@@ -12,6 +13,10 @@ from minqing.shared.service.settings import Settings
 def declaration(settings: Settings) -> Declaration:
     return Declaration(
         "intake",
-        {"intake-status": list(HANDLERS), "intake-replies": list(REPLY_HANDLERS)},
+        {
+            "intake-status": list(HANDLERS),
+            "intake-replies": list(REPLY_HANDLERS),
+            "intake-photos": list(PHOTO_HANDLERS),
+        },
         ingress_channels(settings),
     )

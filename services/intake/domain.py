@@ -13,7 +13,7 @@ from typing import Literal
 
 from rapidfuzz import fuzz, utils
 
-from minqing.shared.contract.events import IssueDuplicateReported, IssueReported
+from minqing.shared.contract.events import IssueDuplicateReported, IssueReported, PhotoRef
 from minqing.shared.domain.text import mask_phone
 
 __all__ = ["mask_phone"]  # where intake's residents take it from
@@ -43,6 +43,8 @@ class ReportIssue:
     # The authenticated principal that put it on the list (a staff member's login, a
     # system's token, an Open311 key); None: the department system of ``source`` (NATS).
     actor_id: str | None = None
+    # Photos the actor uploaded first (intake's photo store), attached with the report.
+    photos: tuple[PhotoRef, ...] = ()
 
     @property
     def has_reporter(self) -> bool:
@@ -72,6 +74,7 @@ def decide_report(command: ReportIssue, reporter_ref: str | None) -> IssueReport
         external_ref=command.external_ref,
         scale=command.scale,
         on_behalf_of=command.recorded_by,
+        photos=command.photos,
     )
 
 
@@ -133,6 +136,7 @@ def decide_duplicate(
         reporter_phone_masked=mask_phone(command.reporter_phone),
         external_ref=command.external_ref,
         on_behalf_of=command.recorded_by,
+        photos=command.photos,
     )
 
 

@@ -37,6 +37,7 @@ from minqing.services.intake.domain import OpenMatter, ReportIssue
 from minqing.services.intake.handlers import MatterStatus, StoredReport
 from minqing.services.intake.imports import ImportJob, ImportProgress, ListRow, PendingRow
 from minqing.services.intake.personal import Contact
+from minqing.services.intake.photos import tables as _photo_tables  # noqa: F401
 from minqing.services.intake.residents import tables as _residents_tables  # noqa: F401
 from minqing.services.intake.residents.tables import replies, supervisors
 from minqing.services.intake.schema import SCHEMA as SCHEMA

@@ -50,6 +50,24 @@ class Event(BaseModel):
 FundingSource = Literal["project_funds", "self_raised", "social_donations"]
 FundingStatus = Literal["applied", "approved", "received", "spent"]
 
+# Photos a step names, at most this many: intake's photo store keeps the bytes (private);
+# an event names each by id and SHA-256, so the audit trail's hash covers what was seen.
+MAX_PHOTOS = 10
+
+
+class PhotoRef(BaseModel):
+    """A photo in intake's store: its id and the SHA-256 of its bytes (hex)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    photo_id: str
+    sha256: str
+
+
+def _photos() -> Any:
+    """The ``photos`` field of a step that may name photos (absent on events from before)."""
+    return Field(default=(), max_length=MAX_PHOTOS)
+
 
 class IssueReported(Event):
     """A matter was accepted onto the list.
@@ -79,6 +97,7 @@ class IssueReported(Event):
     # The staff member who recorded it, as the actor (the envelope's: the authenticated
     # principal, or the department system that sent it) named them.
     on_behalf_of: str | None = None
+    photos: tuple[PhotoRef, ...] = _photos()  # taken on the spot (intake's photo store)
 
 
 class IssueDuplicateReported(Event):
@@ -99,6 +118,7 @@ class IssueDuplicateReported(Event):
     # The staff member who recorded it, as the actor (the envelope's: the authenticated
     # principal, or the department system that sent it) named them.
     on_behalf_of: str | None = None
+    photos: tuple[PhotoRef, ...] = _photos()  # taken on the spot (intake's photo store)
 
 
 class IssueDuplicateSplit(Event):
@@ -194,6 +214,7 @@ class IssueResolved(Event):
     # resolved_by: the authenticated principal who did it (the envelope's actor); on_behalf_of:
     # the person on the ground they name, if another (recorded beside, never instead).
     on_behalf_of: str | None = None
+    photos: tuple[PhotoRef, ...] = _photos()  # taken on the spot (intake's photo store)
 
 
 class IssueLookbackDueRecomputed(Event):
@@ -258,6 +279,7 @@ class LookbackRecorded(Event):
     # visitor: the authenticated principal who did it (the envelope's actor); on_behalf_of:
     # the person on the ground they name, if another (recorded beside, never instead).
     on_behalf_of: str | None = None
+    photos: tuple[PhotoRef, ...] = _photos()  # taken on the spot (intake's photo store)
 
 
 class IssueLookbackPassed(LookbackRecorded):
@@ -296,6 +318,7 @@ class IssueRevisitRecorded(Event):
     # visitor: the authenticated principal who did it (the envelope's actor); on_behalf_of:
     # the person on the ground they name, if another (recorded beside, never instead).
     on_behalf_of: str | None = None
+    photos: tuple[PhotoRef, ...] = _photos()  # taken on the spot (intake's photo store)
 
 
 class IssueSupervisorInvited(Event):

@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     # Paths that take files (an Open311 photo, a compiled list): a larger body is a 413.
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # Staff's photos (POST /api/v1/photos, intake's private store): a larger photo is a 413.
+    # A photo on a matter is kept photo_retention_days after its upload, one never attached
+    # to a matter photo_orphan_hours; then its bytes are deleted (its id and SHA-256 stay,
+    # as the events name them). Intake prunes every photo_prune_interval_seconds.
+    photo_max_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    photo_retention_days: float = Field(1095.0, gt=0)
+    photo_orphan_hours: float = Field(24.0, gt=0)
+    photo_prune_interval_seconds: float = Field(3600.0, gt=0)
     # Database waits: opening a connection, one statement (the client gives up one second
     # after the server should have), and waiting for a free connection from the pool.
     database_connect_timeout_seconds: float = Field(5.0, gt=0)

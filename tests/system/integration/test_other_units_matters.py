@@ -67,6 +67,7 @@ STEPS = [
     ("intake", "GET", "supervisors", None),
     ("intake", "GET", "supervision", None),
     ("intake", "GET", "replies", None),
+    ("intake", "GET", "photos", None),
     ("projection", "GET", "", None),
     ("projection", "GET", "history", None),
     ("projection", "GET", "history.html", None),

@@ -7,9 +7,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
 from pydantic import (
     BaseModel,
+    Field,
     StringConstraints,
 )
 
@@ -25,10 +26,25 @@ from minqing.services.intake.handlers import (
     split_duplicate,
 )
 from minqing.services.intake.inputs import Input, ReportIn
+from minqing.services.intake.photos.domain import PhotosRefused
+from minqing.services.intake.photos.handlers import ReportsWithPhotos, report_photos
 from minqing.shared.domain.text import Line, Text
 from minqing.shared.identity.web import CallerDep, GrantDep
+from minqing.shared.persistence.uow import UowFactory
 from minqing.shared.web.acting import Legacy, OnBehalfOf, on_behalf_of
+from minqing.shared.web.deps import from_state
 from minqing.shared.web.edge import IssueId
+from minqing.shared.web.errors import unprocessable
+from minqing.shared.web.photos import PhotosIn, photo_refs
+
+# Reports, with the photos a report attaches in its transaction (``app.py`` puts them).
+ReportPhotoUnits = Annotated[UowFactory[ReportsWithPhotos], Depends(from_state("reports"))]
+
+
+class StaffReportIn(ReportIn):
+    """A report over HTTP, with the photos taken on the spot (uploaded first)."""
+
+    photos: PhotosIn = Field(default_factory=list)
 
 
 class ReportAccepted(BaseModel):
@@ -92,6 +108,7 @@ class SplitIn(Input):
 ERRORS: dict[type[Exception], int] = {
     IdempotencyKeyReused: status.HTTP_409_CONFLICT,
     NotADuplicate: status.HTTP_404_NOT_FOUND,
+    PhotosRefused: status.HTTP_422_UNPROCESSABLE_CONTENT,
 }
 """Intake's domain errors as HTTP statuses (registered on the app by ``app.py``)."""
 
@@ -101,12 +118,15 @@ router = APIRouter(prefix="/api/v1", tags=["intake"])
 @router.post(
     "/reports",
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"description": "A retry with the same Idempotency-Key"}},
+    responses={
+        200: {"description": "A retry with the same Idempotency-Key"},
+        **unprocessable("A photo named is unknown, not the caller's, or already on a matter"),
+    },
 )
 async def post_report(
-    body: ReportIn,
+    body: StaffReportIn,
     response: Response,
-    units: ReportUnits,
+    units: ReportPhotoUnits,
     policy: PolicyDep,
     caller: CallerDep,
     idempotency_key: Annotated[Line | None, Header(max_length=200)] = None,
@@ -120,13 +140,15 @@ async def post_report(
             status.HTTP_403_FORBIDDEN,
             f"{caller.id} reports as {caller.source!r}, not {body.source!r}",
         )
+    photos = photo_refs(body.photos)
     accepted = await report_issue(
         units,
-        replace(body.to_command(), actor_id=caller.id),
+        replace(body.to_command(), actor_id=caller.id, photos=photos),
         policy=policy,
         idempotency_key=idempotency_key,
         request_hash=digest,
         correlation_id=x_correlation_id,
+        beside=report_photos(photos, caller.id) if photos else None,
     )
     if not accepted.created:
         response.status_code = status.HTTP_200_OK
