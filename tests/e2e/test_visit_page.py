@@ -3,15 +3,20 @@ phone, through the front door (a real Caddy running the Caddyfile generated from
 services as built now, its Content-Security-Policy on every answer): a grid worker logs in,
 sends an empty form and is told in Chinese which fields are missing; the signal goes
 (``context.set_offline``), the page is opened again from the service worker's copy, and
-three matters and a visit that found nothing are recorded and wait on the phone; the signal
-returns, the first answer is lost on the way back (the matter is made, the phone never
-hears), and everything arrives once: intake holds exactly three reports on three matters,
-the projection lists exactly three matters reported on visits, and the visit is counted.
+three matters (the first with a photo from the camera, made smaller on the phone) and a
+visit that found nothing are recorded and wait on the phone; the signal returns, the first
+answers to the photo's upload and to the first report are lost on the way back (each was
+kept, the phone never hears), and everything arrives once: intake holds exactly three
+reports on three matters and one photo, attached to the first matter, the projection lists
+exactly three matters reported on visits, and the visit is counted.
 The page in English, then on a desktop; axe-core finds no serious violation logged in,
 with records waiting, and with records sent. Screenshots in test-artifacts/."""
 
 from __future__ import annotations
 
+import os
+import struct
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +26,7 @@ from sqlalchemy import func, select
 
 from minqing.services.frontdoor import CONTENT_SECURITY_POLICY
 from minqing.services.intake.app import create_app as create_intake
+from minqing.services.intake.photos.tables import photos
 from minqing.services.intake.store import reports
 from minqing.services.intake.visits.tables import visits
 from minqing.services.projection.app import create_app as create_projection
@@ -28,7 +34,12 @@ from minqing.shared.identity.principal import Kind, Membership, Principal, Role
 from minqing.shared.service.infra import free_port
 from minqing.shared.service.settings import Settings
 from tests.e2e.test_desk import ARTIFACTS, chromium
-from tests.e2e.test_resident_pages import SANQI, Watched, no_serious_violations, serving
+from tests.e2e.test_resident_pages import (
+    SANQI,
+    Watched,
+    no_serious_violations,
+    serving,
+)
 from tests.support.frontdoor import front_door
 from tests.support.harness import eventually
 from tests.support.identity import DESK, TOWN, enrol, give_password
@@ -48,6 +59,34 @@ MATTERS = [
     ("qizhuang", "water", "戚庄村东头自来水三天没来，十几户在挑井水"),
     ("xuma", "neighbour_dispute", "徐马村两户为宅基地边界争吵，已经动手推搡"),
 ]
+
+
+def camera_png(width: int, height: int) -> bytes:
+    """A real PNG as large as a phone's photo, of something like a scene (smooth shades with
+    a little grain; pure noise would not compress as a photo does)."""
+    grain = os.urandom(width * 3)
+    rows = []
+    for y in range(height):
+        shade = 255 * y // height
+        row = bytearray(b"\x00")
+        for x in range(width):
+            row += bytes(
+                (
+                    (255 * x // width + grain[3 * x] % 9) & 255,
+                    (shade + grain[3 * x + 1] % 9) & 255,
+                    (128 + grain[(3 * x + 2 + y) % len(grain)] % 9) & 255,
+                )
+            )
+        rows.append(bytes(row))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    pixels = zlib.compress(b"".join(rows), 1)
+    signature = b"\x89PNG\r\n\x1a\n"
+    return signature + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 async def shot(page: Page, name: str) -> None:
@@ -143,6 +182,13 @@ async def test_a_grid_worker_records_three_matters_offline_and_they_arrive_once_
                     if n == 0:
                         await page.click("#locate")
                         await expect(page.locator("#located")).to_contain_text("已定位（33.51000")
+                        # a photo of the dark lamps: 2 MB from the camera, kept much smaller
+                        camera = {"name": "lamps.png", "mimeType": "image/png"}
+                        await page.set_input_files(
+                            "#photo", files=[{**camera, "buffer": camera_png(2000, 1500)}]
+                        )
+                        await expect(page.locator("#photo-chosen")).to_be_visible()
+                        await expect(page.locator("#photo-note")).to_contain_text("照片已压缩")
                     await page.click("#submit")
                     await expect(page.locator("#waiting li")).to_have_count(n + 1)
                 await expect(errors).to_be_hidden()
@@ -159,6 +205,20 @@ async def test_a_grid_worker_records_three_matters_offline_and_they_arrive_once_
                 await expect(page.locator("#waiting-count")).to_have_text("4")
                 await expect(page.locator("#sent li")).to_have_count(0)
                 await expect(page.locator("#waiting")).to_contain_text("走访无事项 · 三岐村 · 4 户")
+                await expect(page.locator("#waiting li img.thumb")).to_have_count(1)
+                await expect(page.locator("#waiting")).to_contain_text("路灯 · 含照片")
+                kept = await page.evaluate(
+                    "JSON.parse(localStorage.getItem('minqing.visit.queue'))[0].photo.length"
+                )
+                assert 10_000 < kept < 600_000, kept  # a JPEG at most 1280 px, not megabytes
+                side = await page.evaluate(
+                    """new Promise((done) => {
+                      const image = new Image();
+                      image.onload = () => done([image.naturalWidth, image.naturalHeight]);
+                      image.src = JSON.parse(localStorage.getItem('minqing.visit.queue'))[0].photo;
+                    })"""
+                )
+                assert side == [1280, 960], side
                 await no_serious_violations(page)
                 await shot(page, "waiting-phone")
 
@@ -175,6 +235,19 @@ async def test_a_grid_worker_records_three_matters_offline_and_they_arrive_once_
                     else:
                         await route.fulfill(response=answer)
 
+                uploaded: list[str] = []
+
+                async def lose_first_upload(route: Route) -> None:
+                    answer = await route.fetch()
+                    uploaded.append((await answer.json())["photo_id"])
+                    if len(uploaded) == 1:
+                        assert answer.status == 201
+                        await route.abort("connectionreset")
+                    else:
+                        assert answer.status == 200  # the same bytes: the same photo
+                        await route.fulfill(response=answer)
+
+                await page.route("**/api/v1/photos", lose_first_upload)
                 await page.route("**/api/v1/reports", lose_first_answer)
                 await context.set_offline(False)
                 await expect(page.locator("#sent li")).to_have_count(4, timeout=30_000)
@@ -182,6 +255,11 @@ async def test_a_grid_worker_records_three_matters_offline_and_they_arrive_once_
                 await expect(page.locator("#signal")).to_have_text("有信号")
                 assert sent_keys[0] == sent_keys[1]  # the retry carried the same key
                 assert len(sent_keys) == 4 and len(set(sent_keys)) == 3
+                assert len(uploaded) == 2 and uploaded[0] == uploaded[1]
+                # the photo's bytes left the phone's list with the report
+                assert await page.evaluate(
+                    "JSON.parse(localStorage.getItem('minqing.visit.queue')).every((i) => !i.photo)"
+                )
                 references = await page.locator("#sent .reference").all_inner_texts()
                 assert len(set(references)) == 4 and all(len(r) == 26 for r in references)
                 await shot(page, "sent-phone")
@@ -196,6 +274,14 @@ async def test_a_grid_worker_records_three_matters_offline_and_they_arrive_once_
                     assert tuple(held.one()) == (3, 3)
                     described = set((await session.scalars(select(reports.c.description))).all())
                     assert described == {d for _, _, d in MATTERS}
+                    lamps = await session.scalar(
+                        select(reports.c.issue_id).where(reports.c.description == MATTERS[0][2])
+                    )
+                    kept_photos = (await session.execute(select(photos))).mappings().all()
+                    assert [(p["issue_id"], p["stage"]) for p in kept_photos] == [
+                        (lamps, "reported")
+                    ]
+                    assert kept_photos[0]["content_type"] == "image/jpeg"
                     recorded = (await session.execute(select(visits))).mappings().all()
                     assert [(v["village"], v["households"]) for v in recorded] == [("sanqi", 4)]
                     assert recorded[0]["visitor_name"] == "周敏"
