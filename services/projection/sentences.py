@@ -44,6 +44,7 @@ from minqing.shared.contract.events import (
     IssueSupervisorErased,
     IssueSupervisorInvited,
     LineStaffChanged,
+    PhotoRef,
     UnitResponsibleChanged,
 )
 from minqing.shared.contract.reference import ReferenceData
@@ -183,6 +184,13 @@ def sentence(cls: type[Event]) -> Callable[[D], D]:
     return register
 
 
+def _photos(photos: tuple[PhotoRef, ...]) -> tuple[str, str]:
+    """How many photos a step names (they are in intake's store), said after the step."""
+    if not photos:
+        return "", ""
+    return f"（附照片 {len(photos)} 张）", f" ({len(photos)} photo{'s' if len(photos) > 1 else ''})"
+
+
 @sentence(IssueReported)
 def _reported(e: IssueReported, n: Names) -> Sentence:
     split = (
@@ -190,11 +198,12 @@ def _reported(e: IssueReported, n: Names) -> Sentence:
         if e.split_from
         else ("", "")
     )
+    shot = _photos(e.photos)
     return Sentence(
         f"经{n.zh('sources', e.source)}反映：「{e.title}」，{n.zh('villages', e.village)}，"
-        f"{n.zh('categories', e.category)}{split[0]}",
+        f"{n.zh('categories', e.category)}{split[0]}{shot[0]}",
         f"Reported through {n.en('sources', e.source)}: \u201c{e.title}\u201d, "
-        f"{n.en('villages', e.village)}, {n.en('categories', e.category)}{split[1]}",
+        f"{n.en('villages', e.village)}, {n.en('categories', e.category)}{split[1]}{shot[1]}",
     )
 
 
@@ -243,11 +252,12 @@ def _recomputed(e: IssueDeadlineRecomputed, n: Names) -> Sentence:
 @sentence(IssueResolved)
 def _resolved(e: IssueResolved, n: Names) -> Sentence:
     by = n.who(e.resolved_by)
+    shot = _photos(e.photos)
     return Sentence(
-        f"{n.zh('units', e.unit)}报告办结（销号），办理人 {by[0]}：{e.summary}；"
+        f"{n.zh('units', e.unit)}报告办结（销号），办理人 {by[0]}：{e.summary}{shot[0]}；"
         f"回头看期限 {e.lookback_due.isoformat()}",
         f"{n.en('units', e.unit)} reported it solved (cancellation), by {by[1]}: "
-        f"{e.summary}; look-back due {e.lookback_due.isoformat()}",
+        f"{e.summary}{shot[1]}; look-back due {e.lookback_due.isoformat()}",
     )
 
 
@@ -293,18 +303,20 @@ def _escalated(e: IssueEscalated, n: Names) -> Sentence:
 def _passed(e: IssueLookbackPassed, n: Names) -> Sentence:
     late = ("", "") if e.within_window else ("（超过回头看期限）", " (after its window)")
     by = n.who(e.visitor)
+    shot = _photos(e.photos)
     return Sentence(
-        f"回头看通过，{by[0]}：{e.notes}{late[0]}。事项闭环",
-        f"Look-back passed, {by[1]}: {e.notes}{late[1]}. The loop is closed",
+        f"回头看通过，{by[0]}：{e.notes}{shot[0]}{late[0]}。事项闭环",
+        f"Look-back passed, {by[1]}: {e.notes}{shot[1]}{late[1]}. The loop is closed",
     )
 
 
 @sentence(IssueLookbackFailed)
 def _failed(e: IssueLookbackFailed, n: Names) -> Sentence:
     by = n.who(e.visitor)
+    shot = _photos(e.photos)
     return Sentence(
-        f"回头看未通过，{by[0]}：{e.notes}。事项重新打开",
-        f"Look-back failed, {by[1]}: {e.notes}. The matter is reopened",
+        f"回头看未通过，{by[0]}：{e.notes}{shot[0]}。事项重新打开",
+        f"Look-back failed, {by[1]}: {e.notes}{shot[1]}. The matter is reopened",
     )
 
 
