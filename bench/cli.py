@@ -21,7 +21,7 @@ import asyncpg  # type: ignore[import-untyped]
 from nats.aio.client import Client
 
 from bench import catchup, events, http_load, reads, relay
-from bench.cpu import CpuMeter, CpuPerLoop
+from bench.cpu import LOAD_GENERATOR, CpuMeter, CpuPerLoop
 from bench.identity import Callers, Refused
 from bench.report import Row, percent, rate, text_table, write_readme
 from bench.stack import (
@@ -58,10 +58,14 @@ class Sizes:
     visible_seconds: float
     matters: int  # the read side's dataset (kept under .bench-data/reads/<N>)
     read_requests: int
+    # A closed loop takes seconds on a loaded machine: its warm-up must outlast one loop,
+    # or the window opens before the first loops end.
+    loop_seconds: float
+    loop_warmup_seconds: float
 
 
-FULL = Sizes(500_000, 20_000, 10.0, 2.0, 20.0, 1_000_000, reads.REQUESTS)
-QUICK = Sizes(10_000, 2_000, 3.0, 0.5, 5.0, 20_000, 50)
+FULL = Sizes(500_000, 20_000, 10.0, 2.0, 20.0, 1_000_000, reads.REQUESTS, 10.0, 2.0)
+QUICK = Sizes(10_000, 2_000, 3.0, 0.5, 5.0, 20_000, 50, 5.0, 2.0)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -122,6 +126,7 @@ class LoopRun:
 
     loops: http_load.Loops
     cpu: CpuPerLoop
+    idle_cores: float  # the servers' CPU while no load ran, in cores (seconds per second)
 
 
 def loops_target(clients: int) -> str:
@@ -390,7 +395,10 @@ class Bench:
             for process in processes.values():
                 await wait_ready(process)
             urls = {role: p.base_url for role, p in processes.items()}
-            return {c: await self.loop_run(urls, None, c, processes, "raw loop") for c in CLIENTS}
+            idle = await self.idle_cores(processes, "raw loop")
+            return {
+                c: await self.loop_run(urls, None, c, processes, "raw loop", idle) for c in CLIENTS
+            }
         finally:
             for process in processes.values():
                 self.stack.stop(process)
@@ -413,6 +421,21 @@ class Bench:
         pids["PostgreSQL"] = int(self.stack.postgres.pid)
         return CpuMeter(pids)
 
+    async def idle_cores(self, processes: Mapping[str, Process], label: str) -> float:
+        """The servers' CPU with no load, in cores, over the loops' warm-up time: what each
+        process spends on its own (fetches that wait, periodic jobs) and every loop figure
+        shares; at a low loop rate it is a large part of the CPU per loop."""
+        meter = self.cpu_meter(processes)
+        meter.start()
+        seconds = self.sizes.loop_warmup_seconds
+        await asyncio.sleep(seconds)
+        meter.stop()
+        cores = {p: s / seconds for p, s in meter.seconds.items() if p != LOAD_GENERATOR}
+        detail = ", ".join(f"{p} {c:.3f}" for p, c in cores.items())
+        idle = meter.servers() / seconds
+        print(f"  {label}, idle for {seconds:.0f} s: {idle:.3f} cores ({detail})", flush=True)
+        return idle
+
     async def loop_run(
         self,
         urls: dict[str, str],
@@ -420,24 +443,31 @@ class Bench:
         clients: int,
         processes: Mapping[str, Process],
         label: str,
+        idle: float,
     ) -> LoopRun:
         sizes = self.sizes
         meter = self.cpu_meter(processes)
         result = await http_load.closed_loops(
-            urls, callers, clients, sizes.http_seconds, sizes.warmup_seconds, meter
+            urls, callers, clients, sizes.loop_seconds, sizes.loop_warmup_seconds, meter
         )
         cpu = meter.per_loop_ms(result.completed)
         why = http_load.why(result.reasons)
+        if result.in_flight:
+            stages = ", ".join(f"{s} ×{n}" for s, n in result.in_flight.most_common())
+            why += f"; under way at the end: {stages}"
         print(
             f"  {label}, {clients} clients: {loops_text(result)}; CPU per loop {cpu.text()}{why}",
             flush=True,
         )
-        return LoopRun(result, cpu)
+        return LoopRun(result, cpu, idle)
 
     async def loops(self, urls: dict[str, str], raw: dict[int, LoopRun] | str) -> None:
         ours: dict[int, LoopRun] = {}
+        idle = await self.idle_cores(self.services, "closed loops")
         for clients in CLIENTS:
-            run = await self.loop_run(urls, self.callers, clients, self.services, "closed loops")
+            run = await self.loop_run(
+                urls, self.callers, clients, self.services, "closed loops", idle
+            )
             ours[clients] = run
             self.rows += loop_rows(clients, run, ours, raw)
 
@@ -485,7 +515,8 @@ def loop_rows(
     no_drop = all(result.per_second >= earlier.loops.per_second for earlier in ours.values())
     measured = loops_text(result)
     loops = Row(f"closed loops, {clients} clients", loops_target(clients), measured, missing)
-    usage = Row(f"CPU per closed loop, {clients} clients", CPU_TARGET, cpu.text(), missing)
+    figure = f"CPU per closed loop, {clients} clients"
+    usage = Row(figure, CPU_TARGET, cpu_text(cpu, run.idle_cores), missing)
     if other is None:
         return [
             Row(**{**loops.__dict__, "met": False}),
@@ -507,11 +538,15 @@ def loop_rows(
         usage.figure,
         usage.target,
         usage.measured,
-        other.cpu.text(),
+        cpu_text(other.cpu, other.idle_cores),
         f"{times:.1f}×" if times == times else "—",  # NaN: no loop ended in the window
         cpu.servers_ms <= CPU_MAX_MS and times <= CPU_MAX_TIMES_RAW,
     )
     return [loops, usage]
+
+
+def cpu_text(cpu: CpuPerLoop, idle_cores: float) -> str:
+    return f"{cpu.text()}; idle {idle_cores:.2f} cores"
 
 
 def loops_text(result: http_load.Loops) -> str:
@@ -599,7 +634,9 @@ def context(args: argparse.Namespace, sizes: Sizes) -> str:
         f"({platform.machine()}, Python {platform.python_version()}): backlog "
         f"{events.backlog_size(sizes.events):,} events, consumer batch "
         f"{SETTINGS.consumer_batch_size}, relay {sizes.relay_rows:,} rows, "
-        f"{sizes.http_seconds:.0f} s per HTTP load, read side at {sizes.matters:,} matters "
+        f"{sizes.http_seconds:.0f} s per HTTP load (closed loops {sizes.loop_seconds:.0f} s "
+        f"after {sizes.loop_warmup_seconds:.0f} s of warm-up), read side at {sizes.matters:,} "
+        "matters "
         f"({sizes.read_requests} sequential requests per query). Indicative: other work on "
         "the machine moves these figures."
         + (" Catch-up ran under py-spy (--profile), which slows it." if args.profile else "")
@@ -617,6 +654,8 @@ def main(argv: list[str] | None = None) -> None:
         base.visible_seconds,
         args.matters or base.matters,
         base.read_requests,
+        base.loop_seconds,
+        base.loop_warmup_seconds,
     )
     stack = Stack()
     try:

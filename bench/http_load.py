@@ -163,6 +163,7 @@ class Loops:
     reasons: Counter[str] = field(default_factory=Counter)
     completed: int = 0  # loops that ended inside the window (what CPU per loop divides by)
     polls: float = float("nan")  # GETs per successful loop while waiting (whole run)
+    in_flight: Counter[str] = field(default_factory=Counter)  # by stage, when the run ended
 
 
 async def wait_for(
@@ -214,12 +215,19 @@ async def closed_loops(
         return callers.line_staff(unit) if callers else None
 
     polls: list[int] = []  # GETs of each successful loop
+    stages: dict[int, str] = {}  # each client's loop under way, by the step it is at
 
     async with session(clients) as http:
 
         async def loop(i: int) -> float | str:
+            result = await one_loop(i)  # cancelled at the end: its stage stays in ``stages``
+            stages.pop(i // 1_000_000, None)
+            return result
+
+        async def one_loop(i: int) -> float | str:
             started = time.monotonic()
-            stage = "report"  # for a failure's reason
+            client = i // 1_000_000
+            stage = stages[client] = "report"  # for a failure's reason
             gets = [0]
 
             def polled() -> None:
@@ -235,7 +243,7 @@ async def closed_loops(
                         check(response.status, "POST /api/v1/reports", await response.text())
                         return f"report: HTTP {response.status}"
                     issue_id = (await response.json())["issue_id"]
-                stage = "waiting for assigned"
+                stage = stages[client] = "waiting for assigned"
                 case = await wait_for(
                     http,
                     f"{urls['followup']}/api/v1/issues/{issue_id}/case",
@@ -257,14 +265,14 @@ async def closed_loops(
                     ),
                 ]
                 for step, body, headers in steps:
-                    stage = step
+                    stage = stages[client] = step
                     url = f"{urls['followup']}/api/v1/issues/{issue_id}/{step}"
                     async with http.post(url, json=body, headers=headers) as response:
                         text = await response.text()
                         if response.status != 201:
                             check(response.status, f"POST /api/v1/issues/{{id}}/{step}", text)
                             return f"{step}: HTTP {response.status}"
-                stage = "waiting for closed"
+                stage = stages[client] = "waiting for closed"
                 await wait_for(
                     http,
                     f"{urls['projection']}/api/v1/issues/{issue_id}",
@@ -286,6 +294,7 @@ async def closed_loops(
         failures,
         len(latencies),
         statistics.fmean(polls) if polls else float("nan"),
+        Counter(stages.values()),
     )
 
 
