@@ -419,7 +419,8 @@ class Bench:
         pids = {label: process.pid for label, process in processes.items()}
         pids["NATS"] = int(self.stack.nats_server.pid)
         pids["PostgreSQL"] = int(self.stack.postgres.pid)
-        return CpuMeter(pids)
+        sampler = self.stack.rss.thread_id
+        return CpuMeter(pids, lambda: () if sampler is None else (sampler,))
 
     async def idle_cores(self, processes: Mapping[str, Process], label: str) -> float:
         """The servers' CPU with no load, in cores, over the loops' warm-up time: what each
@@ -452,6 +453,9 @@ class Bench:
         )
         cpu = meter.per_loop_ms(result.completed)
         why = http_load.why(result.reasons)
+        if result.stage_p50:
+            steps = ", ".join(f"{s} {ms(t)}" for s, t in result.stage_p50.items())
+            why += f"; p50 by step: {steps}"
         if result.in_flight:
             stages = ", ".join(f"{s} ×{n}" for s, n in result.in_flight.most_common())
             why += f"; under way at the end: {stages}"
@@ -470,6 +474,14 @@ class Bench:
             )
             ours[clients] = run
             self.rows += loop_rows(clients, run, ours, raw)
+            other = raw.get(clients) if isinstance(raw, dict) else None
+            if other is not None:
+                times = [
+                    f"{label} {ms / other.cpu.by_process[label]:.1f}×"
+                    for label, ms in run.cpu.by_process.items()
+                    if other.cpu.by_process.get(label)
+                ]
+                print(f"  CPU per loop, ours over raw: {', '.join(times)}", flush=True)
 
     async def visible(self, urls: dict[str, str]) -> None:
         result = await http_load.visibility(

@@ -6,13 +6,15 @@ live descendant's own time and reaped time. PostgreSQL is watched by its postmas
 backends come and go, and one that exits inside the window moves from "live child" at the
 start to the postmaster's reaped-children time at the end, so nothing it spent is lost or
 counted twice. The load generator (the bench's own process) is counted alone, without its
-children (the servers and services it started).
+children (the servers and services it started), without the threads it is told to leave out
+(the RSS sampler's: it scans /proc several times a second), and without the meter's own
+reads (taken outside its window: the others first at the start, itself first at the end).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 import psutil  # type: ignore[import-untyped]
@@ -34,10 +36,17 @@ def tree_seconds(process: psutil.Process) -> float:
     return float(total + times.user + times.system + times.children_user + times.children_system)
 
 
-def own_seconds(process: psutil.Process) -> float:
-    """CPU seconds (user + system) of ``process`` alone."""
+def own_seconds(process: psutil.Process, leave_out: Collection[int] = ()) -> float:
+    """CPU seconds (user + system) of ``process`` alone, less its threads ``leave_out``
+    (native thread ids)."""
     times = process.cpu_times()
-    return float(times.user + times.system)
+    total = times.user + times.system
+    if leave_out:
+        with contextlib.suppress(psutil.Error):
+            for thread in process.threads():
+                if thread.id in leave_out:
+                    total -= thread.user_time + thread.system_time
+    return float(total)
 
 
 @dataclass
@@ -46,6 +55,9 @@ class CpuMeter:
     the load generator (this process) apart."""
 
     pids: Mapping[str, int]
+    # native ids of this process's threads that are not load (the RSS sampler's), read
+    # when the window opens and closes
+    not_load: Callable[[], Collection[int]] = lambda: ()
     seconds: dict[str, float] = field(default_factory=dict)
     _processes: dict[str, psutil.Process] = field(default_factory=dict)
     _started: dict[str, float] = field(default_factory=dict)
@@ -54,18 +66,18 @@ class CpuMeter:
     def __post_init__(self) -> None:
         self._processes = {label: psutil.Process(pid) for label, pid in self.pids.items()}
 
-    def _snapshot(self) -> dict[str, float]:
-        snapshot = {label: tree_seconds(p) for label, p in self._processes.items()}
-        snapshot[LOAD_GENERATOR] = own_seconds(self._me)
-        return snapshot
+    def _others(self) -> dict[str, float]:
+        return {label: tree_seconds(p) for label, p in self._processes.items()}
 
     def start(self) -> None:
-        self._started = self._snapshot()
+        self._started = self._others()
+        self._started[LOAD_GENERATOR] = own_seconds(self._me, self.not_load())
 
     def stop(self) -> None:
         if not self._started:
             raise RuntimeError("CpuMeter.stop() before start()")
-        ended = self._snapshot()
+        me = own_seconds(self._me, self.not_load())
+        ended = {**self._others(), LOAD_GENERATOR: me}
         self.seconds = {label: ended[label] - self._started[label] for label in ended}
 
     def servers(self) -> float:

@@ -164,6 +164,7 @@ class Loops:
     completed: int = 0  # loops that ended inside the window (what CPU per loop divides by)
     polls: float = float("nan")  # GETs per successful loop while waiting (whole run)
     in_flight: Counter[str] = field(default_factory=Counter)  # by stage, when the run ended
+    stage_p50: dict[str, float] = field(default_factory=dict)  # each step's median, seconds
 
 
 async def wait_for(
@@ -216,6 +217,7 @@ async def closed_loops(
 
     polls: list[int] = []  # GETs of each successful loop
     stages: dict[int, str] = {}  # each client's loop under way, by the step it is at
+    took: dict[str, list[float]] = {}  # each step's durations, in successful loops
 
     async with session(clients) as http:
 
@@ -229,6 +231,13 @@ async def closed_loops(
             client = i // 1_000_000
             stage = stages[client] = "report"  # for a failure's reason
             gets = [0]
+            steps_took: list[tuple[str, float]] = []
+            since = [started]
+
+            def step_done(name: str) -> None:
+                now = time.monotonic()
+                steps_took.append((name, now - since[0]))
+                since[0] = now
 
             def polled() -> None:
                 gets[0] += 1
@@ -243,6 +252,7 @@ async def closed_loops(
                         check(response.status, "POST /api/v1/reports", await response.text())
                         return f"report: HTTP {response.status}"
                     issue_id = (await response.json())["issue_id"]
+                step_done(stage)
                 stage = stages[client] = "waiting for assigned"
                 case = await wait_for(
                     http,
@@ -252,6 +262,7 @@ async def closed_loops(
                     polled,
                 )
                 unit = case["unit"]
+                step_done(stage)
                 steps = [
                     (
                         "resolution",
@@ -272,6 +283,7 @@ async def closed_loops(
                         if response.status != 201:
                             check(response.status, f"POST /api/v1/issues/{{id}}/{step}", text)
                             return f"{step}: HTTP {response.status}"
+                    step_done(stage)
                 stage = stages[client] = "waiting for closed"
                 await wait_for(
                     http,
@@ -282,7 +294,10 @@ async def closed_loops(
                 )
             except (aiohttp.ClientError, TimeoutError, KeyError) as exc:
                 return f"{stage}: {type(exc).__name__}"
+            step_done(stage)
             polls.append(gets[0])
+            for name, seconds in steps_took:
+                took.setdefault(name, []).append(seconds)
             return time.monotonic() - started
 
         latencies, failures, span = await run_clients(clients, seconds, warmup, loop, window)
@@ -295,6 +310,7 @@ async def closed_loops(
         len(latencies),
         statistics.fmean(polls) if polls else float("nan"),
         Counter(stages.values()),
+        {name: statistics.median(values) for name, values in took.items()},
     )
 
 

@@ -162,6 +162,11 @@ class RssSampler:
         while not self._stop.wait(RSS_SAMPLE_SECONDS):
             self.sample()
 
+    @property
+    def thread_id(self) -> int | None:
+        """The sampling thread's native id (its CPU is not the load generator's)."""
+        return self._thread.native_id
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
