@@ -27,7 +27,7 @@ from minqing.services.intake.photos.tables import photos
 from minqing.services.intake.photos.wiring import retention
 from minqing.services.intake.store import reports
 from minqing.shared.contract.envelope import Envelope, wrap
-from minqing.shared.contract.events import IssueResolved, PhotoRef
+from minqing.shared.contract.events import IssueResolved, IssueRevisitRecorded, PhotoRef
 from minqing.shared.domain.ids import new_id
 from minqing.shared.service.runtime import Runtime
 from minqing.shared.service.settings import Settings
@@ -313,6 +313,34 @@ async def test_a_resolution_read_from_the_stream_attaches_only_its_actors_photos
     assert any("uploaded by someone else" in w and issue_id in w for w in warnings)
     assert any("another SHA-256" in w for w in warnings)
     assert not any("construction" in w or "water" in w for w in warnings)  # ids only
+
+
+async def test_a_revisit_read_from_the_stream_attaches_its_photos(intake: Intake) -> None:
+    created = await report(intake, "reporter")
+    issue_id = created.json()["issue_id"]
+    seen = await intake.uploaded(who="line")
+    revisit = IssueRevisitRecorded(
+        outcome="passed",
+        visitor="person:line",
+        notes="The lamps stay lit",
+        reason="score 2: dark again at night",
+        due=FRIDAY_MORNING.date() + timedelta(days=7),
+        within_window=True,
+        assignment_no=1,
+        photos=(PhotoRef(**ref(seen)),),
+    )
+    await publish(
+        intake.settings,
+        wrap(
+            revisit, issue_id=issue_id, service="followup", actor="person:line", time=FRIDAY_MORNING
+        ),
+    )
+
+    async def stages() -> list[tuple[str, str]]:
+        response = await intake.listed(issue_id, "supervisor")
+        return [(p["photo_id"], p["stage"]) for p in response.json()]
+
+    await eventually(stages, lambda found: found == [(seen["photo_id"], "revisit")])
 
 
 async def test_followup_resolution_and_lookback_carry_photos_that_intake_attaches(
