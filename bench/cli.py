@@ -459,11 +459,13 @@ class Bench:
         if result.in_flight:
             stages = ", ".join(f"{s} ×{n}" for s, n in result.in_flight.most_common())
             why += f"; under way at the end: {stages}"
+        run = LoopRun(result, cpu, idle)
         print(
-            f"  {label}, {clients} clients: {loops_text(result)}; CPU per loop {cpu.text()}{why}",
+            f"  {label}, {clients} clients: {loops_text(result)}; "
+            f"CPU per loop {cpu_text(run, clients)}{why}",
             flush=True,
         )
-        return LoopRun(result, cpu, idle)
+        return run
 
     async def loops(self, urls: dict[str, str], raw: dict[int, LoopRun] | str) -> None:
         ours: dict[int, LoopRun] = {}
@@ -528,7 +530,7 @@ def loop_rows(
     measured = loops_text(result)
     loops = Row(f"closed loops, {clients} clients", loops_target(clients), measured, missing)
     figure = f"CPU per closed loop, {clients} clients"
-    usage = Row(figure, CPU_TARGET, cpu_text(cpu, run.idle_cores), missing)
+    usage = Row(figure, CPU_TARGET, cpu_text(run, clients), missing)
     if other is None:
         return [
             Row(**{**loops.__dict__, "met": False}),
@@ -550,15 +552,20 @@ def loop_rows(
         usage.figure,
         usage.target,
         usage.measured,
-        cpu_text(other.cpu, other.idle_cores),
+        cpu_text(other, clients),
         f"{times:.1f}×" if times == times else "—",  # NaN: no loop ended in the window
         cpu.servers_ms <= CPU_MAX_MS and times <= CPU_MAX_TIMES_RAW,
     )
     return [loops, usage]
 
 
-def cpu_text(cpu: CpuPerLoop, idle_cores: float) -> str:
-    return f"{cpu.text()}; idle {idle_cores:.2f} cores"
+def cpu_text(run: LoopRun, clients: int) -> str:
+    """CPU per loop with the idle CPU; flagged when fewer loops ended in the window than
+    twice the clients (loops longer than the window, or in waves: the figure is rough)."""
+    text = f"{run.cpu.text()}; idle {run.idle_cores:.2f} cores"
+    if run.loops.completed < 2 * clients:
+        text += f"; ROUGH: {run.loops.completed} loops ended in the window"
+    return text
 
 
 def loops_text(result: http_load.Loops) -> str:

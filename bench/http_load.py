@@ -22,6 +22,7 @@ from bench.events import SOURCES, VILLAGES
 from bench.identity import Callers, Headers, Refused, check
 
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
+KEEPALIVE_SECONDS = 4.0  # below uvicorn's timeout_keep_alive (5 s), the services' and raw's
 LOOP_TIMEOUT_SECONDS = 30.0
 # Waiting for another service: look again at once, then back off to this interval.
 POLL_MIN_SECONDS, POLL_MAX_SECONDS = 0.005, 0.1
@@ -43,7 +44,12 @@ def report_body(i: int) -> dict[str, Any]:
 
 
 def session(connections: int) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=connections)
+    """Idle connections are let go before uvicorn's keep-alive (5 s) closes them: a loop
+    that comes back to a service later than that would otherwise, now and then, reuse a
+    connection the server is closing (ServerDisconnectedError, ClientOSError)."""
+    connector = aiohttp.TCPConnector(
+        limit=0, limit_per_host=connections, keepalive_timeout=KEEPALIVE_SECONDS
+    )
     return aiohttp.ClientSession(connector=connector, timeout=REQUEST_TIMEOUT)
 
 
