@@ -89,6 +89,21 @@ def camera_png(width: int, height: int) -> bytes:
     return signature + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
+STORAGE_FULL = "三岐村南路面塌陷一处，约两米见方"
+# localStorage filled to the last character, then 8 KB freed: room for a record, not a photo
+FILL_STORAGE = """() => {
+  let n = 0;
+  for (let size = 1 << 20; size >= 1; size = Math.floor(size / 2)) {
+    const chunk = "x".repeat(size);
+    for (;;) {
+      try { localStorage.setItem(`filler-${n}`, chunk); n += 1; } catch { break; }
+    }
+  }
+  localStorage.removeItem("filler-0");
+  localStorage.setItem("filler-0", "x".repeat((1 << 20) - 8192));
+}"""
+
+
 async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / f"visit-{name}.png"), full_page=True)
 
@@ -295,6 +310,39 @@ async def test_a_grid_worker_records_three_matters_offline_and_they_arrive_once_
 
                     found = await eventually(listed, lambda items: len(items) >= 3)
                     assert sorted(i["village"] for i in found) == ["qizhuang", "sanqi", "xuma"]
+
+                # The phone's storage nearly full: a matter with a photo is kept without the
+                # photo, the page says so kindly, and the record still arrives.
+                await context.set_offline(True)
+                await page.check("input[name=kind][value=matter]")
+                await page.select_option("#village", "sanqi")
+                await page.select_option("#category", "roads")
+                await page.fill("#description", STORAGE_FULL)
+                await page.set_input_files(
+                    "#photo", files=[{**camera, "buffer": camera_png(1600, 1200)}]
+                )
+                await expect(page.locator("#photo-chosen")).to_be_visible()
+                await page.evaluate(FILL_STORAGE)
+                await page.click("#submit")
+                await expect(page.locator("#waiting li")).to_have_count(1)
+                await expect(page.locator("#photo-note")).to_contain_text("手机里存不下这张照片了")
+                await expect(page.locator("#waiting li")).to_contain_text(
+                    "记录已经保存（没有照片）"
+                )
+                await expect(page.locator("#waiting li img.thumb")).to_have_count(0)
+                await shot(page, "storage-full-phone")
+                await page.evaluate(
+                    "Object.keys(localStorage).filter((k) => k.startsWith('filler-'))"
+                    ".forEach((k) => localStorage.removeItem(k))"
+                )
+                await context.set_offline(False)
+                await expect(page.locator("#sent li")).to_have_count(5, timeout=30_000)
+                async with sessions() as session:
+                    held = await session.scalar(
+                        select(func.count()).where(reports.c.description == STORAGE_FULL)
+                    )
+                    assert held == 1
+                    assert await session.scalar(select(func.count()).select_from(photos)) == 1
 
                 # English, then a desktop.
                 await page.click("#lang")

@@ -30,7 +30,7 @@ const T = {
     a_progress: "报告进度", milestone: "节点", note: "进展说明", done_box: "该节点已完成", do_progress: "报告进度",
     a_funding: "登记资金", amount: "金额（元）", source: "资金来源", fstatus: "资金状态", fnote: "备注", do_funding: "登记资金",
     a_resolve: "办结", summary: "办理结果", do_resolve: "报告办结",
-    photos: "照片（可选，最多6张）", photos_hint: "可直接拍照；照片在手机上先压缩再上传。",
+    photos: "照片（可选，最多6张）", photo_take: "拍照或选照片", photos_hint: "可直接拍照；照片在手机上先压缩再上传。",
     photo_uploading: "正在上传…", photo_uploaded: "已上传", photo_failed: "上传失败：",
     photo_remove: "删除这张照片", photo_retry: "重试", photo_too_many: "最多6张照片，多出的未添加。",
     photo_too_large: "照片太大，无法上传。", photo_not_image: "这不是可用的照片格式（jpg、png、webp、heic）。",
@@ -79,7 +79,7 @@ const T = {
     a_progress: "Report progress", milestone: "Milestone", note: "What was done", done_box: "This milestone is done", do_progress: "Report",
     a_funding: "Record funding", amount: "Amount (yuan)", source: "Source", fstatus: "Status", fnote: "Note", do_funding: "Record",
     a_resolve: "Resolve", summary: "What was done", do_resolve: "Report it resolved",
-    photos: "Photos (optional, up to 6)", photos_hint: "Take them with the camera; each is made smaller on the phone before it is sent.",
+    photos: "Photos (optional, up to 6)", photo_take: "Take or choose photos", photos_hint: "Take them with the camera; each is made smaller on the phone before it is sent.",
     photo_uploading: "Uploading…", photo_uploaded: "Uploaded", photo_failed: "Not uploaded: ",
     photo_remove: "Remove this photo", photo_retry: "Try again", photo_too_many: "At most 6 photos: the others were not added.",
     photo_too_large: "The photo is too large to upload.", photo_not_image: "Not a photo the system takes (jpg, png, webp, heic).",
@@ -565,7 +565,9 @@ function photoRefusal(error) {
 // as a thumbnail with a remove button (and "try again" when its upload failed). refs() are
 // the uploaded photos for the step's body; it throws a message while one is not uploaded.
 function photoPicker(id) {
-  const input = el("input", { type: "file", id, accept: "image/*", capture: "environment", multiple: true, "data-photo-input": "" });
+  // the browser's own file input (its words in the browser's language) hidden to the eye:
+  // its label is the button, in the page's language
+  const input = el("input", { type: "file", id, class: "camera", accept: "image/*", capture: "environment", multiple: true });
   const list = el("ul", { class: "thumbs" });
   const note = el("p", { class: "photo-note", role: "alert" });
   const items = [];
@@ -612,7 +614,8 @@ function photoPicker(id) {
     }
   });
   const node = el("div", { class: "photos" },
-    el("label", { for: id, text: t("photos") }), el("p", { class: "muted", text: t("photos_hint") }), input, note, list);
+    el("label", { for: id, text: t("photos") }), el("p", { class: "muted", text: t("photos_hint") }),
+    input, el("label", { for: id, class: "camera-button", text: t("photo_take") }), note, list);
   return {
     node,
     refs: () => {
