@@ -415,7 +415,14 @@ async function shrink(file) {
 async function choosePhoto() {
   const file = $("#photo").files[0];
   if (!file) return;
-  const shrunk = await shrink(file);
+  // "Record" waits for the photo: a tap meanwhile would keep the record without it
+  $("#submit").disabled = true;
+  let shrunk;
+  try {
+    shrunk = await shrink(file);
+  } finally {
+    $("#submit").disabled = false;
+  }
   if (!shrunk) {
     clearPhoto();
     $("#photo-note").textContent = t("photo_unreadable");
