@@ -21,6 +21,7 @@ from minqing.shared.contract.events import (
     IssueReported,
     IssueResolved,
     IssueResponsibleChanged,
+    IssueRevisitRecorded,
     IssueSentBack,
     UnitResponsibleChanged,
 )
@@ -191,17 +192,42 @@ def responsible_unit(route: Route, village: str, routing: Routing) -> str | None
     return None
 
 
+@dataclass(frozen=True)
+class Reopening:
+    """A visit that found a matter not fixed: a failed look-back of a resolved matter, or
+    a failed re-visit of a closed one after a resident's low score."""
+
+    visit: Literal["look-back", "re-visit"]
+    visitor: str
+    notes: str
+    assignment_no: int
+
+
+def reopening(event: Event) -> Reopening | None:
+    """The reopening an event records, if any: the one rule by which a failed look-back
+    and a failed re-visit both send the matter back to its unit."""
+    if isinstance(event, IssueLookbackFailed):
+        return Reopening("look-back", event.visitor, event.notes, event.assignment_no)
+    if isinstance(event, IssueRevisitRecorded) and event.reopens:
+        return Reopening("re-visit", event.visitor, event.notes, event.assignment_no)
+    return None
+
+
 def decide_reassignment(
     current: Assignment | None,
-    failed: IssueLookbackFailed,
+    visit: Event,
     routing: Routing,
     today: date,
     calendar: WorkingCalendar,
 ) -> IssueAssigned | None:
-    """After a failed look-back the matter returns to its unit and responsible person with
-    a new deadline (the rules' time limit); ``None`` if already done."""
+    """After a failed look-back, or a failed re-visit, the matter returns to its unit and
+    responsible person with a new deadline (the rules' time limit); ``None`` if the visit
+    reopens nothing or was already acted on."""
+    failed = reopening(visit)
+    if failed is None:
+        return None  # a passed re-visit (or one from before re-visits reopened matters)
     if current is None:
-        raise IssueNotAssigned("look-back failed for a matter that was never assigned")
+        raise IssueNotAssigned(f"{failed.visit} failed for a matter that was never assigned")
     if failed.assignment_no != current.assignment_no:
         return None  # a repeat of a failure this service has already acted on
     matter = _matter(current, routing)
@@ -214,9 +240,9 @@ def decide_reassignment(
         today,
         calendar,
         assignment_no=current.assignment_no + 1,
-        reason=f"look-back failed ({failed.visitor}): {failed.notes}",
+        reason=f"{failed.visit} failed ({failed.visitor}): {failed.notes}",
         rule_id=current.rule_id,
-        explanation="returned to its unit after a failed look-back",
+        explanation=f"returned to its unit after a failed {failed.visit}",
         plan=None,
         responsible_from=current.responsible_unit,
     )

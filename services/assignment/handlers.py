@@ -40,6 +40,7 @@ from minqing.shared.contract.events import (
     IssuePlanSet,
     IssueReported,
     IssueResolved,
+    IssueRevisitRecorded,
     UnitResponsibleChanged,
 )
 from minqing.shared.contract.reference import Responsible, UnknownCode
@@ -109,10 +110,14 @@ async def on_issue_reported(
         uow.record(assigned, issue_id=cause.subject, actor=ACTOR, cause=cause)
 
 
-async def on_lookback_failed(
-    event: IssueLookbackFailed, cause: Envelope, uow: UnitOfWork[Assignments], rules: Rules
+async def on_visit(
+    event: IssueLookbackFailed | IssueRevisitRecorded,
+    cause: Envelope,
+    uow: UnitOfWork[Assignments],
+    rules: Rules,
 ) -> None:
-    """Return a matter whose look-back failed to its unit, with a new deadline."""
+    """Return a matter whose look-back, or re-visit, failed to its unit, with a new
+    deadline (a passed re-visit changes nothing)."""
     current = await uow.store.get(cause.subject)
     today = local_date(cause.time, rules.timezone)
     try:
@@ -330,7 +335,8 @@ async def recompute_deadlines(units: UowFactory[Assignments], rules: Rules) -> i
 
 HANDLERS: Handlers = {
     IssueReported: on_issue_reported,
-    IssueLookbackFailed: on_lookback_failed,
+    IssueLookbackFailed: on_visit,
+    IssueRevisitRecorded: on_visit,
     IssuePlanSet: on_plan_set,
     IssueResolved: on_status_event,
     IssueLookbackPassed: on_status_event,

@@ -336,7 +336,8 @@ def awaits_revisit(case: Case | None) -> bool:
 
 
 def decide_revisit(case: Case, command: RecordLookback, today: date) -> IssueRevisitRecorded:
-    """Record the re-visit of a closed matter: the task is done, the matter stays closed."""
+    """Record the re-visit of a closed matter: passed, it stays closed; failed, it is
+    reopened as a failed look-back reopens it (and counts as one)."""
     if case.revisit_reason is None or case.revisit_due is None:
         raise WrongState("the matter is closed; its look-back has passed")
     if command.outcome == "passed" and command.visitor == case.resolved_by:
@@ -353,15 +354,42 @@ def decide_revisit(case: Case, command: RecordLookback, today: date) -> IssueRev
         within_window=today <= case.revisit_due,
         assignment_no=case.assignment_no,
         on_behalf_of=command.on_behalf_of,
+        failures=case.lookback_failures + 1 if command.outcome == "failed" else None,
         photos=command.photos,
     )
 
 
-def decide_lookback_escalation(
-    failed: IssueLookbackFailed, case: Case, ladder: Ladder
-) -> IssueEscalated | None:
-    """The second failed look-back goes to the town leader in charge of the unit, once."""
-    if failed.failures != LOOKBACK_FAILURES_ESCALATED:
+@dataclass(frozen=True)
+class Reopening:
+    """A visit that found a matter not fixed and reopened it: a failed look-back, or a
+    failed re-visit of a closed matter after a resident's low score. Both count as failed
+    look-backs (``failures``: this matter's, this one included)."""
+
+    visit: Literal["look-back", "re-visit"]
+    notes: str
+    due: date
+    failures: int
+    assignment_no: int
+
+
+def reopening(event: Event) -> Reopening | None:
+    """The reopening an event records, if it records one: the one rule by which
+    followup's state and escalation treat a failed look-back and a failed re-visit alike."""
+    if isinstance(event, IssueLookbackFailed):
+        return Reopening(
+            "look-back", event.notes, event.lookback_due, event.failures, event.assignment_no
+        )
+    if isinstance(event, IssueRevisitRecorded) and event.reopens:
+        assert event.failures is not None  # a re-visit that reopens counts
+        return Reopening("re-visit", event.notes, event.due, event.failures, event.assignment_no)
+    return None
+
+
+def decide_lookback_escalation(visit: Event, case: Case, ladder: Ladder) -> IssueEscalated | None:
+    """The second failed look-back (a failed re-visit counts as one) goes to the town
+    leader in charge of the unit, once."""
+    reopened = reopening(visit)
+    if reopened is None or reopened.failures != LOOKBACK_FAILURES_ESCALATED:
         return None
     leader = ladder.leader_of(case.unit)
     return IssueEscalated(
@@ -370,9 +398,13 @@ def decide_lookback_escalation(
         to_role="leader_in_charge",
         to_person_id=leader.id,
         to_person_name=leader.name,
-        due=failed.lookback_due,
-        assignment_no=failed.assignment_no,
-        reason=f"the look-back failed a second time: {failed.notes}",
+        due=reopened.due,
+        assignment_no=reopened.assignment_no,
+        reason=(
+            f"the look-back failed a second time: {reopened.notes}"
+            if reopened.visit == "look-back"
+            else f"the re-visit failed, the matter's second failed visit: {reopened.notes}"
+        ),
     )
 
 
@@ -769,23 +801,24 @@ def _lookback_passed(event: IssueLookbackPassed, case: Case) -> Case:
 
 
 @_evolve.register(IssueLookbackFailed)
+@_evolve.register(IssueRevisitRecorded)
 @_of_current
-def _lookback_failed(event: IssueLookbackFailed, case: Case) -> Case:
-    if case.status != "resolved":
+def _visited(event: IssueLookbackFailed | IssueRevisitRecorded, case: Case) -> Case:
+    """A look-back that failed, or a re-visit: the re-visit task is done; a reopening (a
+    failed look-back of a resolved matter, a failed re-visit of a closed one) sends the
+    matter back to be assigned again."""
+    reopened = reopening(event)
+    if reopened is None:
+        return replace(case, revisit_reason=None, revisit_due=None)
+    if case.status not in ("resolved", "closed"):
         return case
     return replace(
         case,
         status="reopened",
-        lookback_failures=event.failures,
+        lookback_failures=reopened.failures,
         revisit_reason=None,
         revisit_due=None,
     )
-
-
-@_evolve.register(IssueRevisitRecorded)
-@_of_current
-def _revisit_recorded(event: IssueRevisitRecorded, case: Case) -> Case:
-    return replace(case, revisit_reason=None, revisit_due=None)
 
 
 def flag_revisit(case: Case | None, reason: str, due: date) -> Case | None:

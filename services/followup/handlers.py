@@ -43,7 +43,6 @@ from minqing.shared.contract.events import (
     IssueAssigned,
     IssueDeadlineExtended,
     IssueDeadlineRecomputed,
-    IssueLookbackFailed,
     IssueReported,
     IssueResponsibleChanged,
     IssueRevisitFlagged,
@@ -256,22 +255,20 @@ async def record_lookback(
 ) -> Recorded:
     """Line staff record the look-back visit: passed closes the loop, failed reopens it,
     and a second failure escalates. On a closed matter a resident sent them back to, it
-    records the re-visit (the matter stays closed)."""
+    records the re-visit: passed, the matter stays closed; failed, it is reopened and
+    counts as a failed look-back."""
 
     def decide(case: Case | None, today: date) -> list[Event]:
+        visit: Event
         if case is not None and awaits_revisit(case):
-            revisit = decide_revisit(case, command, today)
-            unit = lookback_unit_of(case, rules)
-            check_line_staff(command, unit, rules.unit_names.get(unit, unit))
-            return [revisit]
-        visit = decide_lookback(case, command, today)
+            visit = decide_revisit(case, command, today)
+        else:
+            visit = decide_lookback(case, command, today)
         assert case is not None  # deciding on an unknown matter raises UnknownIssue
         unit = lookback_unit_of(case, rules)
         check_line_staff(command, unit, rules.unit_names.get(unit, unit))
-        if isinstance(visit, IssueLookbackFailed):
-            escalated = decide_lookback_escalation(visit, case, rules.ladder)
-            return [visit, escalated] if escalated else [visit]
-        return [visit]
+        escalated = decide_lookback_escalation(visit, case, rules.ladder)
+        return [visit, escalated] if escalated else [visit]
 
     return await _decide_and_record(units, rules, issue_id, command.visitor, decide, reach)
 

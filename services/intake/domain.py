@@ -13,7 +13,14 @@ from typing import Literal
 
 from rapidfuzz import fuzz, utils
 
-from minqing.shared.contract.events import IssueDuplicateReported, IssueReported, PhotoRef
+from minqing.shared.contract.events import (
+    Event,
+    IssueDuplicateReported,
+    IssueLookbackFailed,
+    IssueReported,
+    IssueRevisitRecorded,
+    PhotoRef,
+)
 from minqing.shared.domain.text import mask_phone
 
 __all__ = ["mask_phone"]  # where intake's residents take it from
@@ -149,3 +156,14 @@ class Extras:
     account_id: str | None
     address_id: str | None
     media_url: str | None
+
+
+def reopening_notes(event: Event) -> str | None:
+    """What the visitor found, when ``event`` reopened the matter: a failed look-back, or a
+    failed re-visit of a closed matter after a resident's low score; ``None`` otherwise.
+    The one rule by which the channels' status and the residents' pages treat both alike."""
+    if isinstance(event, IssueLookbackFailed):
+        return event.notes
+    if isinstance(event, IssueRevisitRecorded) and event.reopens:
+        return event.notes
+    return None

@@ -20,6 +20,7 @@ from minqing.services.intake.domain import (
     decide_duplicate,
     decide_report,
     find_duplicate,
+    reopening_notes,
 )
 from minqing.shared.contract.envelope import Envelope
 from minqing.shared.contract.events import (
@@ -30,6 +31,7 @@ from minqing.shared.contract.events import (
     IssueLookbackPassed,
     IssueReported,
     IssueResolved,
+    IssueRevisitRecorded,
 )
 from minqing.shared.contract.reference import active
 from minqing.shared.domain.ids import new_id
@@ -383,16 +385,24 @@ async def on_lookback_passed(
     await uow.store.set_status(cause.subject, MatterStatus("closed", notes), cause.time)
 
 
-async def on_lookback_failed(
-    event: IssueLookbackFailed, cause: Envelope, uow: UnitOfWork[Reports], deps: None
+async def on_visit(
+    event: IssueLookbackFailed | IssueRevisitRecorded,
+    cause: Envelope,
+    uow: UnitOfWork[Reports],
+    deps: None,
 ) -> None:
-    notes = status_notes.reopened(event.notes)
-    await uow.store.set_status(cause.subject, MatterStatus("open", notes), cause.time)
+    """A failed look-back or a failed re-visit reopens the matter; a passed re-visit leaves
+    it closed."""
+    found = reopening_notes(event)
+    if found is not None:
+        notes = status_notes.reopened(found)
+        await uow.store.set_status(cause.subject, MatterStatus("open", notes), cause.time)
 
 
 HANDLERS: Handlers = {
     IssueAssigned: on_assigned,
     IssueResolved: on_resolved,
     IssueLookbackPassed: on_lookback_passed,
-    IssueLookbackFailed: on_lookback_failed,
+    IssueLookbackFailed: on_visit,
+    IssueRevisitRecorded: on_visit,
 }

@@ -522,9 +522,10 @@ def _revisit_recorded(e: IssueRevisitRecorded, n: Names) -> Sentence:
             f"群众不满意后回访复查：问题已解决{late[0]}，{by[0]}：{e.notes}",
             f"Re-visit after a low score: the fix holds{late[1]}, {by[1]}: {e.notes}",
         )
+    reopened = ("。事项重新打开", ". The matter is reopened") if e.reopens else ("", "")
     return Sentence(
-        f"群众不满意后回访复查：问题仍未解决{late[0]}，{by[0]}：{e.notes}",
-        f"Re-visit after a low score: still not fixed{late[1]}, {by[1]}: {e.notes}",
+        f"群众不满意后回访复查：问题仍未解决{late[0]}，{by[0]}：{e.notes}{reopened[0]}",
+        f"Re-visit after a low score: still not fixed{late[1]}, {by[1]}: {e.notes}{reopened[1]}",
     )
 
 

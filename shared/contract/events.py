@@ -301,9 +301,13 @@ class IssueLookbackFailed(LookbackRecorded):
 
 class IssueRevisitRecorded(Event):
     """Line staff went back to a closed matter whose reporter was dissatisfied
-    (``issue.revisit_flagged``): the fix held (``passed``) or not (``failed``, the notes
-    say what is wrong). The matter stays closed either way; a failed re-visit is for a
-    supervisor to act on (re-assign by hand)."""
+    (``issue.revisit_flagged``): the fix held (``passed``, the matter stays closed) or not
+    (``failed``, the notes say what is wrong). A failed re-visit reopens the matter as a
+    failed look-back does: it goes back to its unit with a new deadline, and ``failures``
+    counts this matter's failed look-backs and re-visits, this one included (the second
+    goes to the leader in charge). ``failures`` is absent on a passed re-visit, and on
+    failed ones recorded before re-visits reopened matters: those left the matter closed
+    (``reopens`` is false), for a supervisor to re-assign by hand."""
 
     TYPE: ClassVar[str] = "issue.revisit_recorded"
     EMITTED_BY: ClassVar[Emitter] = "followup"
@@ -319,6 +323,12 @@ class IssueRevisitRecorded(Event):
     # the person on the ground they name, if another (recorded beside, never instead).
     on_behalf_of: str | None = None
     photos: tuple[PhotoRef, ...] = _photos()  # taken on the spot (intake's photo store)
+    failures: int | None = Field(default=None, ge=1)  # additive: set when it reopens
+
+    @property
+    def reopens(self) -> bool:
+        """Whether this re-visit reopened the matter (a failed one, recorded since)."""
+        return self.outcome == "failed" and self.failures is not None
 
 
 class IssueSupervisorInvited(Event):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn, Protocol
 
-from minqing.services.intake.domain import mask_phone
+from minqing.services.intake.domain import mask_phone, reopening_notes
 from minqing.services.intake.residents.domain import (
     Answer,
     FeedbackAlreadyGiven,
@@ -34,6 +34,7 @@ from minqing.shared.contract.events import (
     IssueLookbackPassed,
     IssueReporterReplied,
     IssueResolved,
+    IssueRevisitRecorded,
     IssueSupervisorInvited,
 )
 from minqing.shared.domain.ids import new_id
@@ -187,18 +188,27 @@ async def on_lookback_passed(
     await _queue("closed", event.notes, cause, uow)
 
 
-async def on_lookback_failed(
-    event: IssueLookbackFailed, cause: Envelope, uow: UnitOfWork[Residents], deps: None
+async def on_visit(
+    event: IssueLookbackFailed | IssueRevisitRecorded,
+    cause: Envelope,
+    uow: UnitOfWork[Residents],
+    deps: None,
 ) -> None:
+    """A failed look-back or a failed re-visit reopens the matter: the follow page says so,
+    with what the visitor found; a passed re-visit changes nothing."""
+    notes = reopening_notes(event)
+    if notes is None:
+        return
     await uow.store.set_resolved(cause.subject, False, cause.time)
-    answer = answer_after_lookback(await uow.store.answer(cause.subject), False, event.notes)
+    answer = answer_after_lookback(await uow.store.answer(cause.subject), False, notes)
     await uow.store.set_answer(cause.subject, answer, cause.time)
 
 
 REPLY_HANDLERS: Handlers = {
     IssueResolved: on_resolved,
     IssueLookbackPassed: on_lookback_passed,
-    IssueLookbackFailed: on_lookback_failed,
+    IssueLookbackFailed: on_visit,
+    IssueRevisitRecorded: on_visit,
 }
 
 

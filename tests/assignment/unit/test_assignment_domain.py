@@ -17,6 +17,7 @@ from minqing.services.assignment.domain import (
     IssueNotAssigned,
     Reassign,
     RegistryRow,
+    Reopening,
     SendBack,
     UnknownUnit,
     WrongState,
@@ -32,6 +33,7 @@ from minqing.services.assignment.domain import (
     decide_send_back,
     evolve,
     evolve_registry,
+    reopening,
 )
 from minqing.services.assignment.routing import Person, Routing, load
 from minqing.shared.contract.events import (
@@ -42,6 +44,7 @@ from minqing.shared.contract.events import (
     IssuePlanSet,
     IssueReported,
     IssueResolved,
+    IssueRevisitRecorded,
     PlannedMilestone,
     UnitResponsibleChanged,
 )
@@ -198,6 +201,61 @@ def test_a_repeated_failure_for_an_earlier_assignment_is_ignored() -> None:
 def test_a_failed_look_back_for_a_matter_never_assigned_is_refused() -> None:
     with pytest.raises(IssueNotAssigned):
         decide_reassignment(None, failure(), ROUTING, MONDAY_AFTER_LOOKBACK, weekdays)
+
+
+def revisit(outcome: str = "failed", failures: int | None = 1) -> IssueRevisitRecorded:
+    return IssueRevisitRecorded(
+        outcome=outcome,  # type: ignore[arg-type]
+        visitor="grid-worker-7",
+        notes="Two lamps are dark again",
+        reason="score 1: still dark",
+        due=date(2026, 12, 15),
+        within_window=True,
+        assignment_no=1,
+        failures=failures,
+    )
+
+
+def test_a_failed_revisit_of_a_closed_matter_returns_it_to_its_unit_as_a_look_back_does() -> None:
+    closed = state(
+        assigned(),
+        IssueResolved(
+            unit="town_construction",
+            summary="Lamps replaced",
+            resolved_by="person:wu",
+            assignment_no=1,
+            lookback_due=date(2026, 12, 8),
+        ),
+        IssueLookbackPassed(
+            visitor="grid-li",
+            notes="lit",
+            assignment_no=1,
+            lookback_due=date(2026, 12, 8),
+            within_window=True,
+        ),
+    )
+    assert closed.status == "closed"
+
+    again = decide_reassignment(closed, revisit(), ROUTING, MONDAY_AFTER_LOOKBACK, weekdays)
+
+    assert again is not None
+    assert (again.assignment_no, again.unit) == (2, "town_construction")
+    assert again.responsible_person_id == closed.person_id
+    assert again.deadline == date(2026, 12, 21)  # the rule's time limit, as after a look-back
+    assert again.reason == "re-visit failed (grid-worker-7): Two lamps are dark again"
+    assert again.rule_explanation == "returned to its unit after a failed re-visit"
+    reopened = evolve(closed, again)
+    assert reopened is not None and reopened.status == "assigned"
+
+
+def test_a_passed_revisit_or_a_failed_one_from_before_reopening_changes_nothing() -> None:
+    current = state(assigned())
+    for visit in (revisit("passed", None), revisit("failed", None)):
+        assert reopening(visit) is None
+        assert decide_reassignment(current, visit, ROUTING, FRIDAY, weekdays) is None
+    assert reopening(failure()) == Reopening(
+        "look-back", "grid-worker-7", "The lamp is dark again", 1
+    )
 
 
 # ------------------------------------------------------------------------------ acceptance

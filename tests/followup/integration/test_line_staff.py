@@ -352,3 +352,62 @@ async def test_a_residents_low_score_puts_a_revisit_on_the_same_list(
     (recorded,) = await eventually(revisits, lambda got: len(got) == 1)
     assert (recorded["subject"], recorded["actor"]) == (closed, "person:line")
     assert recorded["data"]["reason"] == "score 1: still broken"
+
+
+async def test_a_failed_revisit_reopens_the_closed_matter_and_counts_as_a_failed_look_back(
+    followup: httpx.AsyncClient, settings: Settings
+) -> None:
+    issue_id = await a_resolved_matter(followup, settings, village="xuma", title="Well")
+    failed = await followup.post(
+        f"/api/v1/issues/{issue_id}/lookback",
+        json={"outcome": "failed", "notes": "Well still muddy"},
+        headers=AS["line"],
+    )
+    assert failed.json()["status"] == "reopened"
+    # (assignment, not running here, would send it back; the test plays its part)
+    await publish(settings, assigned(issue_id, number=2))
+    await eventually(lambda: status_of(followup, issue_id), lambda s: s == "assigned")
+    again = await followup.post(
+        f"/api/v1/issues/{issue_id}/resolution",
+        json={"unit": "town_construction", "summary": "Well: new filter"},
+    )
+    assert again.status_code == 201, again.text
+    passed = await followup.post(
+        f"/api/v1/issues/{issue_id}/lookback",
+        json={"outcome": "passed", "notes": "Water clear"},
+        headers=AS["line"],
+    )
+    assert passed.json()["status"] == "closed"
+    flag = IssueRevisitFlagged(
+        reply_id=f"rep_{issue_id}", reporter_ref="rpt_1", score=1, reason="muddy again"
+    )
+    await publish(settings, envelope(flag, issue_id, actor="resident:rpt_1", service="intake"))
+
+    async def revisit_listed() -> list[dict[str, Any]]:
+        mine = await followup.get("/api/v1/lookbacks/mine", headers=AS["line"])
+        return [t for t in mine.json()["tasks"] if t["issue_id"] == issue_id]
+
+    await eventually(revisit_listed, lambda got: [t["kind"] for t in got] == ["revisit"])
+    revisited = await followup.post(
+        f"/api/v1/issues/{issue_id}/lookback",
+        json={"outcome": "failed", "notes": "Muddy after the rain"},
+        headers=AS["line"],
+    )
+    assert revisited.status_code == 201, revisited.text
+    assert revisited.json()["status"] == "reopened"
+    assert await revisit_listed() == []  # back with its unit, off the list
+
+    async def recorded() -> list[dict[str, Any]]:
+        found = [json.loads(m.data) for m in await stream_messages(settings)]
+        return [e for e in found if e["subject"] == issue_id]
+
+    events = await eventually(recorded, lambda got: got[-1]["type"].endswith("escalated"))
+    revisit, escalated = events[-2:]
+    assert revisit["type"] == "minqing.issue.revisit_recorded"
+    assert (revisit["data"]["outcome"], revisit["data"]["failures"]) == ("failed", 2)
+    # the look-back that failed first, then this re-visit: the leader in charge is told
+    assert (escalated["data"]["kind"], escalated["data"]["to_role"]) == (
+        "lookback_failed",
+        "leader_in_charge",
+    )
+    assert escalated["causationid"] == revisit["id"]

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 import pytest
 
+from minqing.services.intake.domain import reopening_notes
 from minqing.services.intake.residents.domain import (
     FeedbackAlreadyGiven,
     Matter,
@@ -41,7 +42,12 @@ from minqing.services.intake.residents.notifier import (
     WebhookNotifier,
 )
 from minqing.shared.contract.envelope import Envelope, decode, wrap
-from minqing.shared.contract.events import IssueLookbackFailed, IssueLookbackPassed, IssueResolved
+from minqing.shared.contract.events import (
+    IssueLookbackFailed,
+    IssueLookbackPassed,
+    IssueResolved,
+    IssueRevisitRecorded,
+)
 from minqing.shared.service.settings import Settings
 from tests.support.fakes import InMemoryUnitOfWork, Units
 from tests.support.residents import InMemoryResidents
@@ -115,6 +121,51 @@ async def apply(cause: Envelope, store: InMemoryResidents) -> None:
     assert event is not None
     uow = InMemoryUnitOfWork(store, service="intake", now=NOW)
     await REPLY_HANDLERS[type(event)](event, cause, uow, None)
+
+
+def revisit_event(outcome: str, failures: int | None) -> Envelope:
+    event = IssueRevisitRecorded(
+        outcome=outcome,  # type: ignore[arg-type]
+        visitor="grid-7",
+        notes="the deck still shakes",
+        reason="score 1: shaky",
+        due=date(2026, 12, 15),
+        within_window=True,
+        assignment_no=1,
+        failures=failures,
+    )
+    return wrap(event, issue_id=ISSUE, service="followup", actor="grid-7", time=NOW)
+
+
+def test_a_failed_look_back_or_a_failed_revisit_reopens_with_what_the_visitor_found() -> None:
+    failed = decode(revisit_event("failed", 1))
+    assert failed is not None and reopening_notes(failed) == "the deck still shakes"
+    for leaves_closed in (revisit_event("passed", None), revisit_event("failed", None)):
+        event = decode(leaves_closed)  # a pass; a failure from before re-visits reopened
+        assert event is not None and reopening_notes(event) is None
+    look_back = IssueLookbackFailed(
+        visitor="g", notes="loose", assignment_no=1, lookback_due=NOW.date(), within_window=True
+    )
+    assert reopening_notes(look_back) == "loose"
+    assert reopening_notes(decode(passed_event()) or look_back) is None
+
+
+async def test_a_failed_revisit_tells_the_follow_page_the_matter_is_reopened() -> None:
+    store = residents_with_reporters("rpt_a")
+    await apply(resolved_event(), store)
+    await apply(passed_event(), store)
+    await apply(revisit_event("passed", None), store)
+    closed = store.answers[ISSUE]
+    assert (closed.stage, closed.notes) == ("closed", "railing solid")
+
+    await apply(revisit_event("failed", 1), store)
+
+    answer = store.answers[ISSUE]
+    assert (answer.stage, answer.notes) == ("reopened", "the deck still shakes")
+    assert answer.summary == "New railing and deck"  # what the unit said it did stays
+    matter = await store.matter(ISSUE)
+    assert matter is not None and not matter.resolved
+    assert sorted(r.new.stage for r in store.replies.values()) == ["closed", "resolved"]
 
 
 # ------------------------------------------------------------------ pure rules

@@ -23,6 +23,7 @@ from minqing.shared.contract.events import (
     IssueLookbackPassed,
     IssueReported,
     IssueResolved,
+    IssueRevisitRecorded,
     IssueStatus,
 )
 
@@ -203,6 +204,40 @@ def test_a_failed_look_back_reopens_the_matter_and_the_next_assignment_is_number
     assert view.resolved_at is None
     assert view.reported_at == at(1)
     assert view.event_count == 5
+
+
+def revisit(outcome: str, failures: int | None) -> IssueRevisitRecorded:
+    return IssueRevisitRecorded(
+        outcome=outcome,  # type: ignore[arg-type]
+        visitor="grid-worker-7",
+        notes="two lamps dark again",
+        reason="score 1: still dark",
+        due=date(2026, 12, 22),
+        within_window=True,
+        assignment_no=1,
+        failures=failures,
+    )
+
+
+def test_a_failed_revisit_of_a_closed_matter_reopens_it_as_a_failed_look_back_does() -> None:
+    closed = [*history(), recorded(4, lookback(IssueLookbackPassed))]
+    assert fold("issue-1", closed).closed_at == at(4)
+
+    view = fold("issue-1", [*closed, recorded(5, revisit("failed", 1))])
+    assert (view.status, view.closed_at) == ("reopened", None)
+
+    again = fold(
+        "issue-1", [*closed, recorded(5, revisit("failed", 1)), recorded(6, assignment(2))]
+    )
+    assert (again.status, again.assignment_no, again.deadline) == ("assigned", 2, DEADLINE)
+    assert again.lookback_due is None and again.resolved_at is None
+
+
+def test_a_passed_revisit_or_a_failed_one_from_before_reopening_leaves_it_closed() -> None:
+    closed = [*history(), recorded(4, lookback(IssueLookbackPassed))]
+    for visit in (revisit("passed", None), revisit("failed", None)):
+        view = fold("issue-1", [*closed, recorded(5, visit)])
+        assert (view.status, view.closed_at) == ("closed", at(4))
 
 
 def test_an_unknown_event_type_is_counted_but_does_not_change_the_status() -> None:

@@ -49,6 +49,7 @@ def test_the_consumers_listen_to_what_their_routing_tables_handle() -> None:
     assert consumed_types(ASSIGNMENT) == [
         "issue.reported",
         "issue.lookback_failed",
+        "issue.revisit_recorded",  # a failed re-visit reopens the matter, as a look-back
         "issue.plan_set",  # a major affair's deadline follows its plan
         "issue.resolved",
         "issue.lookback_passed",

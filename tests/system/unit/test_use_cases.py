@@ -11,7 +11,7 @@ from minqing.services.assignment.handlers import HANDLERS as ASSIGNMENT
 from minqing.services.assignment.handlers import Rules as AssignmentRules
 from minqing.services.assignment.handlers import (
     on_issue_reported,
-    on_lookback_failed,
+    on_visit,
     recompute_deadlines,
 )
 from minqing.services.followup.app import load_rules
@@ -47,6 +47,7 @@ from minqing.shared.contract.events import (
     IssueResolved,
     IssueResponsibleChanged,
     IssueRevisitFlagged,
+    IssueRevisitRecorded,
 )
 from minqing.shared.domain.calendar import WeekdayCalendar, WorkingCalendar
 from minqing.shared.messaging.consumer import Rejected
@@ -277,7 +278,7 @@ async def test_a_failed_look_back_is_assigned_again() -> None:
         within_window=True,
     )
 
-    await on_lookback_failed(failed, as_published(failed), uow, rules)
+    await on_visit(failed, as_published(failed), uow, rules)
 
     assert [e.data["assignment_no"] for e in uow.recorded] == [1, 2]
 
@@ -287,6 +288,7 @@ def test_assignment_reacts_to_reports_plans_resolutions_and_look_backs_only() ->
         IssueReported,
         IssuePlanSet,  # a major affair's deadline follows its plan
         IssueLookbackFailed,
+        IssueRevisitRecorded,  # a failed re-visit reopens the matter, as a look-back
         IssueResolved,
         IssueLookbackPassed,
     }

@@ -25,6 +25,7 @@ from minqing.shared.contract.events import (
     IssueOverdue,
     IssueReported,
     IssueResolved,
+    IssueRevisitRecorded,
     IssueStatus,
 )
 
@@ -270,8 +271,15 @@ def _lookback_passed(event: IssueLookbackPassed, view: IssueView, at: datetime) 
 
 
 @_apply.register(IssueLookbackFailed)
-def _lookback_failed(event: IssueLookbackFailed, view: IssueView, at: datetime) -> IssueView:
-    return with_changes(view, status="reopened")
+@_apply.register(IssueRevisitRecorded)
+def _visited(
+    event: IssueLookbackFailed | IssueRevisitRecorded, view: IssueView, at: datetime
+) -> IssueView:
+    # One rule: a failed look-back, or a failed re-visit of a closed matter, reopens it
+    # (a passed re-visit, or a failed one from before re-visits reopened, leaves it).
+    if isinstance(event, IssueRevisitRecorded) and not event.reopens:
+        return view
+    return with_changes(view, status="reopened", closed_at=None)
 
 
 def is_overdue(view: IssueView, today: date) -> bool:
