@@ -193,9 +193,17 @@ async def for_login(session: AsyncSession, name: str) -> tuple[Principal, str | 
 
 async def by_token(session: AsyncSession, token_hash: str, now: datetime) -> Principal | None:
     """The enabled principal holding this live token."""
+    held = await token_holder(session, token_hash, now)
+    return held[0] if held is not None else None
+
+
+async def token_holder(
+    session: AsyncSession, token_hash: str, now: datetime
+) -> tuple[Principal, datetime | None] | None:
+    """The enabled principal holding this live token, and when the token expires."""
     rows = (
         await session.execute(
-            select(principals)
+            select(principals, tokens.c.expires_at.label("token_expires_at"))
             .join(tokens, tokens.c.principal_id == principals.c.principal_id)
             .where(
                 tokens.c.token_hash == token_hash,
@@ -206,7 +214,9 @@ async def by_token(session: AsyncSession, token_hash: str, now: datetime) -> Pri
         )
     ).all()
     found = await _principals(session, rows)
-    return next(iter(found.values()), None)
+    if not rows:
+        return None
+    return found[rows[0].principal_id], rows[0].token_expires_at
 
 
 async def add_token(

@@ -28,12 +28,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
+import asyncpg  # type: ignore[import-untyped]
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from minqing.shared.domain.clock import Clock
 from minqing.shared.identity import credentials, store
+from minqing.shared.identity.cache import LISTENER_NAME, PrincipalCache, listening
 from minqing.shared.identity.limits import RequestLimits
 from minqing.shared.identity.oidc import (
     Oidc,
@@ -84,10 +86,24 @@ class Authenticator:
         # built); None when it is off. ``oidc`` is its client, open during the lifespan.
         self.oidc_config = OidcConfig.from_settings(settings)
         self.oidc: Oidc | None = None
+        self.tokens = PrincipalCache(settings.identity_cache_seconds)
 
     @contextlib.asynccontextmanager
-    async def provider(self) -> AsyncIterator[None]:
-        """The identity provider's client, open while this runs (the app's lifespan)."""
+    async def running(self) -> AsyncIterator[None]:
+        """While the app's lifespan runs: the identity provider's client open (with OIDC
+        on), and the token cache listening for changes of the identity schema."""
+        async with self._provider(), listening(self.tokens, self._listener_connection):
+            yield
+
+    async def _listener_connection(self) -> Any:
+        """A connection of its own (not one of the pool's) to LISTEN on."""
+        engine = self._sessions.kw["bind"]
+        args, kwargs = engine.dialect.create_connect_args(engine.url)
+        settings = {**kwargs.pop("server_settings", {}), "application_name": LISTENER_NAME}
+        return await asyncpg.connect(*args, server_settings=settings, **kwargs)
+
+    @contextlib.asynccontextmanager
+    async def _provider(self) -> AsyncIterator[None]:
         if self.oidc_config is None:
             yield
             return
@@ -119,11 +135,18 @@ class Authenticator:
     async def _token(self, token: str) -> Caller:
         if self.oidc is not None and looks_like_jwt(token):
             return await self._provider_token(self.oidc, token)
+        digest, now = credentials.digest(token), self._clock()
+        kept = self.tokens.get(digest, now)
+        if kept is not None:
+            return Caller(kept)
+        generation = self.tokens.generation
         async with self._sessions() as session:
-            found = await store.by_token(session, credentials.digest(token), self._clock())
+            found = await store.token_holder(session, digest, now)
         if found is None:
             raise _unauthorized("the token is unknown, revoked or expired", invalid=True)
-        return Caller(found)
+        principal, expires_at = found
+        self.tokens.put(digest, principal, expires_at, generation)
+        return Caller(principal)
 
     async def _session(self, cookie: str) -> Caller:
         async with self._sessions() as session:
@@ -290,7 +313,7 @@ def install(app: FastAPI, sessions: Sessions, clock: Clock, settings: Settings) 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[Any]:
-        async with authenticator.provider(), inner(app) as state:
+        async with authenticator.running(), inner(app) as state:
             yield state
 
     app.router.lifespan_context = lifespan

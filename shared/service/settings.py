@@ -173,6 +173,11 @@ class Settings(BaseSettings):
     rate_limit_per_principal: str = "600/minute"
     rate_limit_per_source: str = "600/minute"
     rate_limit_anonymous: str = "120/minute"
+    # Who holds a bearer token is kept in memory between requests while a connection
+    # listens for changes of the identity schema (shared/identity/cache.py: a revoked token
+    # or a disabled person is refused within milliseconds), at most this many seconds.
+    # 0: every request reads the database.
+    identity_cache_seconds: float = Field(300.0, ge=0)
     # OpenID Connect, for a county or city with an identity provider (shared/identity/oidc.py;
     # docs/operator/identity-provider.md). Off while oidc_issuer is unset. APIs take bearer
     # JWTs whose `aud` holds oidc_audience; the pages log in with the authorization code
