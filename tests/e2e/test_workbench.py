@@ -8,7 +8,8 @@ on its trail), reveals its reporter (the reveal on the trail) and resolves it wi
 summary stays, "try again" uploads it; the matter's view then shows it, attached at the
 resolution); line staff, on a desktop, find it among their look-backs due, are told the
 notes are missing, record it failed with a photo of their own; the matter is back on the
-secretary's workbench, to do again, with both photos. The English switch
+secretary's workbench, to do again, with both photos; once intake's retention rule has
+removed their bytes, the matter says so in place of each. The English switch
 turns the page; no internal code is shown; axe-core finds nothing serious. Screenshots in
 test-artifacts/."""
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,8 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from minqing.services.intake.photos.handlers import Pruned
+from minqing.services.intake.photos.prune import prune_on
 from minqing.shared.identity.principal import Kind, Membership, Principal, Role
 from minqing.shared.persistence.db import make_sessions
 from minqing.shared.service.settings import Settings
@@ -111,6 +115,15 @@ async def people(settings_url: str) -> None:
         await engine.dispose()
 
 
+async def prune(database_url: str, nats_url: str, at: datetime) -> Pruned:
+    """Intake's retention rule, run by hand (as ``minqing photos prune`` does) at ``at``."""
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        return await prune_on(engine, isolated_settings(nats_url, database_url), lambda: at)
+    finally:
+        await engine.dispose()
+
+
 async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / f"workbench-{name}.png"), full_page=True)
 
@@ -155,7 +168,7 @@ async def reload_until(page: Page, key: str, title: str) -> None:
 
 
 async def test_a_secretary_sends_back_and_resolves_and_a_failed_look_back_brings_it_back(
-    town: dict[str, ServiceProcess], database_url: str, tmp_path: Path
+    town: dict[str, ServiceProcess], nats_url: str, database_url: str, tmp_path: Path
 ) -> None:
     from playwright.async_api import async_playwright, expect
 
@@ -344,6 +357,22 @@ async def test_a_secretary_sends_back_and_resolves_and_a_failed_look_back_brings
             await assert_no_codes(page, codes)
             await shot(page, "phone-english")
             await no_serious_violations(page)
+
+            # --- three years on, intake's retention rule removes the photos' bytes: the
+            # matter says so where each was (its id and SHA-256 stay), and the image is gone
+            pruned = await prune(database_url, nats_url, datetime.now(UTC) + timedelta(days=1100))
+            assert pruned.total == 2, pruned
+            await group(page, "new", TO_FIX).click()
+            await page.wait_for_selector("body[data-drawn^='matter:']")
+            gone = page.locator("#matter-head [data-photos] .pruned")
+            await expect(gone).to_have_count(2)
+            await expect(gone.first).to_have_text("Removed by the retention rule")
+            assert await page.locator("#matter-head [data-photos] img").count() == 0
+            photo_id = await page.locator("#matter-head [data-photo]").first.get_attribute(
+                "data-photo"
+            )
+            assert (await page.request.get(f"{url}/api/v1/photos/{photo_id}")).status == 410
+            await shot(page, "phone-pruned-english")
             await no_serious_violations(visits)
             for watched in (phone, desk):
                 assert watched.errors == [], watched.errors
