@@ -100,7 +100,9 @@ class EmbeddedPostgres(ServerProcess):
             # `pg_ctl -w stop` on a killed postmaster, or never stop one a dead process shared.
             with adopting_orphans():
                 server = get_server(self.data_dir, cleanup_mode=None)
-                if not server.get_postmaster_info().is_running():
+                cached = server.get_postmaster_info().pid
+                # pgserver's own check takes an unreaped zombie for a running server
+                if cached is None or not process_alive(cached):
                     # pgserver cached the handle of a server we stopped: ask for a fresh one.
                     server = PostgresServer(self.data_dir, cleanup_mode=None)
             return server

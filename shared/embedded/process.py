@@ -158,6 +158,7 @@ def wait_gone(pid: int, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
     while True:
         reap(pid)
         if not process_alive(pid):
+            reap(pid)  # it may have exited just after the first: no zombie is left behind
             return
         if time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
