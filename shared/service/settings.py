@@ -140,7 +140,10 @@ class Settings(BaseSettings):
     # each. A reply not delivered is tried again later (doubling, up to
     # reply_retry_max_seconds), never dropped. The worker looks for due replies every
     # reply_poll_seconds. A reply's feedback link is <feedback_base_url>/feedback/<token>
-    # (none when unset).
+    # (none when unset), and takes an answer for feedback_days after the reply was sent:
+    # 30 by default, long enough for a resident away over a week's holiday (and for the
+    # reply on closing, which brings its own link, to come ~2 weeks after the one on
+    # resolution), short enough that a score still speaks of the work just done.
     notifier_kind: Literal["log", "webhook"] = "log"
     notifier_webhook_url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
     notifier_timeout_seconds: float = Field(5.0, gt=0, le=120)
@@ -149,6 +152,7 @@ class Settings(BaseSettings):
     reply_batch_size: int = Field(50, ge=1, le=1000)
     reply_retry_max_seconds: float = Field(600.0, gt=0)
     feedback_base_url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
+    feedback_days: int = Field(30, ge=1, le=366)
     # Residents may be invited to supervise matters of these category groups (projects that
     # improve production and living facilities).
     supervision_groups: list[str] = Field(default_factory=lambda: ["livelihood"])

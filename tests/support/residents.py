@@ -19,6 +19,7 @@ class StoredReply:
     held_until: datetime | None = None
     last_error: str | None = None
     token: str | None = None
+    sent_at: datetime | None = None
 
 
 class InMemoryResidents:
@@ -99,6 +100,7 @@ class InMemoryResidents:
         if r.status != "pending":
             return False
         r.status, r.attempts, r.held_until, r.token = "sent", attempts, None, None
+        r.sent_at = at
         return True
 
     async def mark_failed(
@@ -120,6 +122,7 @@ class InMemoryResidents:
                     text=r.new.text,
                     sent=r.status == "sent",
                     answered=r.new.reply_id in self.feedback,
+                    sent_at=r.sent_at,
                 )
         return None
 

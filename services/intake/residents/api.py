@@ -14,7 +14,10 @@ from minqing.services.intake.handlers import reached
 from minqing.services.intake.inputs import Phone
 from minqing.services.intake.residents import store
 from minqing.services.intake.residents.domain import (
+    FEEDBACK_TERMS,
     FeedbackAlreadyGiven,
+    FeedbackExpired,
+    FeedbackTerms,
     MatterClosed,
     MatterNotFound,
     NotSupervisable,
@@ -47,6 +50,7 @@ ERRORS: dict[type[Exception], int] = {
     MatterClosed: status.HTTP_409_CONFLICT,
     NotYetResolved: status.HTTP_409_CONFLICT,
     FeedbackAlreadyGiven: status.HTTP_409_CONFLICT,
+    FeedbackExpired: status.HTTP_410_GONE,
 }
 """Residents' domain errors as HTTP statuses (registered on the app by ``app.py``)."""
 
@@ -91,11 +95,12 @@ class FeedbackOut(BaseModel):
 
 @dataclass(frozen=True)
 class Supervision:
-    """What the residents' routes use: units of work on residents' tables, and the groups
-    of categories whose matters residents may supervise."""
+    """What the residents' routes use: units of work on residents' tables, the groups of
+    categories whose matters residents may supervise, and how long a feedback link lasts."""
 
     units: UowFactory[Residents]
     groups: frozenset[str]
+    feedback: FeedbackTerms = FEEDBACK_TERMS
 
 
 SupervisionDep = Annotated[Supervision, Depends(from_state("residents"))]  # from ``app.py``
@@ -111,6 +116,7 @@ REFUSED: dict[int | str, dict[str, Any]] = {
 FEEDBACK: dict[int | str, dict[str, Any]] = {
     404: {"description": "No reply carries this token"},
     409: {"description": "This reply was already answered"},
+    410: {"description": "This feedback link expired (MINQING_FEEDBACK_DAYS after the reply)"},
 }
 
 
@@ -187,8 +193,11 @@ async def get_replies(
 @router.post("/feedback/{token}", status_code=status.HTTP_201_CREATED, responses=FEEDBACK)
 async def post_feedback(token: Token, body: FeedbackIn, residents: SupervisionDep) -> FeedbackOut:
     """A reporter rates how the matter was handled (1-5), with the token of the reply's
-    link; 2 or less flags the matter for a re-visit. One answer per reply."""
-    taken = await give_feedback(residents.units, token, body.score, body.comment)
+    link; 2 or less flags the matter for a re-visit. One answer per reply, within
+    MINQING_FEEDBACK_DAYS of the reply being sent (410 after, saying when it expired)."""
+    taken = await give_feedback(
+        residents.units, token, body.score, body.comment, residents.feedback
+    )
     return FeedbackOut(
         issue_id=taken.issue_id, event_id=taken.event_id, revisit_flagged=taken.revisit_flagged
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from minqing.shared.contract.events import (
     IssueFeedbackRecorded,
@@ -45,6 +46,10 @@ class UnknownToken(Exception):
     """No reply carries this feedback token."""
 
 
+class FeedbackExpired(Exception):
+    """The reply's feedback link is past its time: it takes no answer any more."""
+
+
 class FeedbackAlreadyGiven(Exception):
     """This reply was already answered; each reply takes one answer."""
 
@@ -71,6 +76,29 @@ class Reply:
     text: str
     sent: bool = False
     answered: bool = False
+    sent_at: datetime | None = None  # when it was delivered (its link with it)
+
+
+@dataclass(frozen=True)
+class FeedbackTerms:
+    """How long a reply's feedback link takes an answer after the reply was sent, and the
+    town's time zone, in which its last day is named."""
+
+    days: int = 30
+    timezone: str = "Asia/Shanghai"
+
+    def expires_at(self, sent_at: datetime | None) -> datetime | None:
+        """When a link sent at ``sent_at`` stops taking answers (none before it is sent)."""
+        return None if sent_at is None else sent_at + timedelta(days=self.days)
+
+    def last_day(self, sent_at: datetime | None) -> date | None:
+        """The link's last day in the town, as residents are told it."""
+        ends = self.expires_at(sent_at)
+        return None if ends is None else ends.astimezone(ZoneInfo(self.timezone)).date()
+
+    def expired(self, sent_at: datetime | None, now: datetime) -> bool:
+        ends = self.expires_at(sent_at)
+        return ends is not None and now >= ends
 
 
 @dataclass(frozen=True)
@@ -150,14 +178,34 @@ def with_link(text: str, feedback_url: str | None) -> str:
     return f"{text}您对办理结果满意吗？请点链接打分（1-5 分）：{feedback_url}"
 
 
+FEEDBACK_TERMS = FeedbackTerms()  # the settings' defaults
+
+
+def expired_sentence(terms: FeedbackTerms, expired_on: date) -> str:
+    """What a link past its time answers."""
+    return (
+        f"this feedback link expired on {expired_on.isoformat()} ({terms.days} days after "
+        "the answer was sent); if the problem is not solved, please report it again"
+    )
+
+
 def decide_feedback(
-    reply: Reply | None, score: int, comment: str
+    reply: Reply | None,
+    score: int,
+    comment: str,
+    now: datetime,
+    terms: FeedbackTerms = FEEDBACK_TERMS,
 ) -> tuple[IssueFeedbackRecorded, IssueRevisitFlagged | None]:
-    """A reporter's satisfaction; dissatisfaction flags the matter for a re-visit."""
+    """A reporter's satisfaction; dissatisfaction flags the matter for a re-visit. A link
+    answered already says so first; one past its time (``terms``) takes no answer."""
     if reply is None:
         raise UnknownToken("no reply carries this feedback token")
     if reply.answered:
         raise FeedbackAlreadyGiven("this reply was already answered")
+    if terms.expired(reply.sent_at, now):
+        last = terms.last_day(reply.sent_at)
+        assert last is not None  # an expired link was sent
+        raise FeedbackExpired(expired_sentence(terms, last))
     feedback = IssueFeedbackRecorded(
         reply_id=reply.reply_id,
         reporter_ref=reply.reporter_ref,

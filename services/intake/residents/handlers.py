@@ -13,8 +13,10 @@ from typing import NoReturn, Protocol
 
 from minqing.services.intake.domain import mask_phone, reopening_notes
 from minqing.services.intake.residents.domain import (
+    FEEDBACK_TERMS,
     Answer,
     FeedbackAlreadyGiven,
+    FeedbackTerms,
     Matter,
     Reply,
     Stage,
@@ -308,12 +310,17 @@ class FeedbackTaken:
 
 
 async def give_feedback(
-    units: UowFactory[Residents], token: str, score: int, comment: str
+    units: UowFactory[Residents],
+    token: str,
+    score: int,
+    comment: str,
+    terms: FeedbackTerms = FEEDBACK_TERMS,
 ) -> FeedbackTaken:
-    """A reporter answers one reply (the token in its link) with a score and a comment."""
+    """A reporter answers one reply (the token in its link) with a score and a comment,
+    within ``terms.days`` of the reply being sent (by the unit of work's clock)."""
 
     async def give() -> FeedbackTaken:
-        return await _give_feedback(units, token, score, comment)
+        return await _give_feedback(units, token, score, comment, terms)
 
     async def answered() -> NoReturn:  # the same reply answered twice at once: one wins
         raise FeedbackAlreadyGiven("this reply was already answered")
@@ -322,11 +329,11 @@ async def give_feedback(
 
 
 async def _give_feedback(
-    units: UowFactory[Residents], token: str, score: int, comment: str
+    units: UowFactory[Residents], token: str, score: int, comment: str, terms: FeedbackTerms
 ) -> FeedbackTaken:
     async with units() as uow:
         reply = await uow.store.reply_by_token(token_hash(token), lock=True)
-        feedback, revisit = decide_feedback(reply, score, comment)
+        feedback, revisit = decide_feedback(reply, score, comment, uow.now, terms)
         assert reply is not None
         # the reporter, who alone holds the reply's token
         resident = f"resident:{reply.reporter_ref}"

@@ -17,12 +17,13 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
-from minqing.services.intake.deps import Reference, SessionsDep, SettingsDep
+from minqing.services.intake.deps import ClockDep, Reference, SessionsDep, SettingsDep
 from minqing.services.intake.residents import store
-from minqing.services.intake.residents.api import Token
+from minqing.services.intake.residents.api import SupervisionDep, Token
+from minqing.services.intake.residents.domain import expired_sentence
 from minqing.services.intake.residents.handlers import token_hash
 from minqing.shared.contract.reference import ReferenceData
 
@@ -125,25 +126,48 @@ async def get_progress(
     return progress(row, ref, ZoneInfo(settings.timezone))
 
 
+class FeedbackExpiredOut(BaseModel):
+    """A link past its time: the sentence, and its last day for the page to say kindly."""
+
+    detail: str
+    expired_on: date
+
+
 @router.get(
     "/api/v1/feedback/{token}",
     response_model=FeedbackAsked,
     responses={
         303: {"description": "A browser (asking for HTML) is sent to the feedback page"},
         404: {"description": "No reply carries this token"},
+        410: {
+            "description": "The link expired (MINQING_FEEDBACK_DAYS after the reply was sent)",
+            "model": FeedbackExpiredOut,
+        },
     },
 )
 async def get_feedback(
-    token: Token, request: Request, sessions: SessionsDep, ref: Reference
+    token: Token,
+    request: Request,
+    sessions: SessionsDep,
+    ref: Reference,
+    residents: SupervisionDep,
+    clock: ClockDep,
 ) -> FeedbackAsked | Response:
-    """What a reply's token asks feedback about, and whether it was given already. A
-    browser opening a link sent before the feedback page existed is sent to the page."""
+    """What a reply's token asks feedback about, and whether it was given already; a link
+    not answered and past its time is a 410 saying when it expired. A browser opening a
+    link sent before the feedback page existed is sent to the page."""
     if "text/html" in request.headers.get("accept", ""):
         return RedirectResponse(f"/feedback/{token}", status.HTTP_303_SEE_OTHER)
     async with sessions() as session:
         row = await store.feedback_asked(session, token_hash(token))
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no reply carries this token")
+    terms = residents.feedback
+    if row["answered"] is None and terms.expired(row["sent_at"], clock()):
+        last = terms.last_day(row["sent_at"])
+        assert last is not None  # an expired link was sent
+        gone = FeedbackExpiredOut(detail=expired_sentence(terms, last), expired_on=last)
+        return JSONResponse(gone.model_dump(mode="json"), status.HTTP_410_GONE)
     return FeedbackAsked(
         answered=row["answered"] is not None,
         stage=row["stage"],

@@ -193,6 +193,7 @@ class SqlResidents:
             text=row.text,
             sent=row.status == "sent",
             answered=row.answered is not None,
+            sent_at=row.sent_at,
         )
 
     async def add_feedback(
@@ -359,13 +360,15 @@ async def progress_of(session: AsyncSession, report_id: str) -> dict[str, Any] |
 
 
 async def feedback_asked(session: AsyncSession, token_hash: str) -> dict[str, Any] | None:
-    """What the feedback page shows for a reply's token: the stage it answered, whether it
-    was answered already, the matter's category and village, and the unit's summary."""
+    """What the feedback page shows for a reply's token: the stage it answered, when it was
+    sent (its link's time counts from then), whether it was answered already, the matter's
+    category and village, and the unit's summary."""
     r, m, a, f = replies.c, matters.c, answers.c, feedback.c
     query = (
         select(
             r.stage,
             r.status,
+            r.sent_at,
             f.reply_id.label("answered"),
             m.category,
             m.village,

@@ -10,7 +10,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from minqing.services.intake.residents.api import Supervision
-from minqing.services.intake.residents.domain import supervised_groups
+from minqing.services.intake.residents.domain import FeedbackTerms, supervised_groups
 from minqing.services.intake.residents.handlers import (
     REPLY_HANDLERS,
     ReplyPolicy,
@@ -51,7 +51,8 @@ def install(rt: Runtime, ref: ReferenceData) -> Supervision:
         await send_replies(units, settings, policy, wake)
 
     rt.workers.append(worker)
-    return Supervision(units, supervised)
+    terms = FeedbackTerms(days=settings.feedback_days, timezone=settings.timezone)
+    return Supervision(units, supervised, terms)
 
 
 def reply_policy(settings: Settings) -> ReplyPolicy:

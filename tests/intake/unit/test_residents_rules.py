@@ -13,6 +13,8 @@ import pytest
 from minqing.services.intake.domain import reopening_notes
 from minqing.services.intake.residents.domain import (
     FeedbackAlreadyGiven,
+    FeedbackExpired,
+    FeedbackTerms,
     Matter,
     MatterClosed,
     NotSupervisable,
@@ -173,18 +175,41 @@ async def test_a_failed_revisit_tells_the_follow_page_the_matter_is_reopened() -
 
 def test_dissatisfaction_flags_a_revisit_and_satisfaction_does_not() -> None:
     reply = Reply("r1", ISSUE, "rpt_1", "resolved", "text")
-    feedback, revisit = decide_feedback(reply, 2, "still wobbly")
+    feedback, revisit = decide_feedback(reply, 2, "still wobbly", NOW)
     assert feedback.score == 2 and revisit is not None
     assert "still wobbly" in revisit.reason and revisit.score == 2
-    assert decide_feedback(reply, 3, "")[1] is None
+    assert decide_feedback(reply, 3, "", NOW)[1] is None
 
 
 def test_a_reply_takes_one_answer_and_an_unknown_token_none() -> None:
     answered = Reply("r1", ISSUE, "rpt_1", "closed", "text", sent=True, answered=True)
     with pytest.raises(FeedbackAlreadyGiven):
-        decide_feedback(answered, 5, "")
+        decide_feedback(answered, 5, "", NOW)
     with pytest.raises(UnknownToken):
-        decide_feedback(None, 5, "")
+        decide_feedback(None, 5, "", NOW)
+
+
+def test_a_feedback_link_takes_an_answer_for_its_days_after_the_reply_was_sent() -> None:
+    terms = FeedbackTerms(days=30, timezone="Asia/Shanghai")
+    sent = datetime(2026, 11, 27, 17, 0, tzinfo=UTC)  # 01:00 on the 28th in Shihu
+    reply = Reply("r1", ISSUE, "rpt_1", "closed", "text", sent=True, sent_at=sent)
+    ends = sent + timedelta(days=30)
+    assert terms.expires_at(sent) == ends
+    assert terms.last_day(sent) == date(2026, 12, 28)  # named in the town's time zone
+    assert decide_feedback(reply, 4, "", ends - timedelta(seconds=1), terms)[0].score == 4
+    with pytest.raises(FeedbackExpired) as expired:
+        decide_feedback(reply, 4, "", ends, terms)
+    assert str(expired.value) == (
+        "this feedback link expired on 2026-12-28 (30 days after the answer was sent); "
+        "if the problem is not solved, please report it again"
+    )
+    # answered already says so first; a reply not sent yet has no time running
+    answered = Reply("r1", ISSUE, "rpt_1", "closed", "text", sent=True, answered=True, sent_at=sent)
+    with pytest.raises(FeedbackAlreadyGiven):
+        decide_feedback(answered, 4, "", ends, terms)
+    unsent = Reply("r2", ISSUE, "rpt_1", "closed", "text")
+    assert decide_feedback(unsent, 4, "", ends + timedelta(days=400), terms)[1] is None
+    assert Settings().feedback_days == 30
 
 
 def test_only_open_facility_projects_are_supervised() -> None:

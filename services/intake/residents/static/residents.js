@@ -39,6 +39,8 @@ const T = {
     used_text: "每次答复只能评价一次。谢谢您！如果问题又出现了，欢迎再反映。",
     gone_title: "这条评价链接用不了了",
     gone_text: "链接可能不完整，或者已经失效。如果问题还没解决，欢迎再反映一次。",
+    expired_title: "这条评价链接已经过期了",
+    expired_text: (day) => `评价要在收到答复后的一段时间内进行，这条链接已于 ${day} 到期。谢谢您的关心！如果问题还没解决，欢迎再反映一次。`,
     // errors, by kind
     e_required: "必须填写", e_choose: "请从列表中选一项", e_too_long: (n) => `太长了，最多 ${n} 个字`,
     e_one_line: "只能写一行", e_invalid: "填写得不对，请检查",
@@ -98,6 +100,8 @@ const T = {
     used_text: "Each answer can be rated once. Thank you! If the problem comes back, please report it again.",
     gone_title: "This rating link no longer works",
     gone_text: "The link may be incomplete, or it has expired. If the problem is not solved, please report it again.",
+    expired_title: "This rating link has expired",
+    expired_text: (day) => `Answers are rated for a while after they are sent, and this link expired on ${day}. Thank you for caring! If the problem is not solved, please report it again.`,
     e_required: "is required", e_choose: "choose one from the list", e_too_long: (n) => `is too long: at most ${n} characters`,
     e_one_line: "must be one line", e_invalid: "is not valid, please check it",
     e_phone: "is not a phone number (digits only)", e_location: "use your phone's location, or write the place",
@@ -572,8 +576,10 @@ async function feedbackPage() {
   const token = decodeURIComponent(location.pathname.split("/").pop() || "");
   const url = `/api/v1/feedback/${encodeURIComponent(token)}`;
   let asked = null;
-  let outcome = null; // "thanks" | "used" | "gone"
+  let outcome = null; // "thanks" | "used" | "gone" | "expired"
+  let expiredOn = null; // the link's last day, when it expired
   state.render = () => {
+    if (expiredOn) $("#expired-text").textContent = t("expired_text", expiredOn);
     if (asked) {
       const about = asked.stage === "closed" ? "about_closed" : "about_resolved";
       $("#fb-about").textContent = t(about, words(asked.category), words(asked.village));
@@ -586,7 +592,19 @@ async function feedbackPage() {
     outcome = which;
     $("#loading").hidden = true;
     $("#feedback-form").hidden = true;
-    for (const id of ["thanks", "used", "gone"]) $(`#${id}`).hidden = id !== outcome;
+    for (const id of ["thanks", "used", "gone", "expired"]) $(`#${id}`).hidden = id !== outcome;
+  }
+
+  // A link past its time (410) says when it expired, kindly and apart from a used one.
+  async function expired(response) {
+    try {
+      expiredOn = (await response.json()).expired_on || null;
+    } catch (e) {
+      expiredOn = null;
+    }
+    $("#expired-text").hidden = !expiredOn;
+    state.render();
+    finish("expired");
   }
 
   let response;
@@ -599,6 +617,10 @@ async function feedbackPage() {
   }
   if (response.status === 404 || response.status === 422) {
     finish("gone");
+    return;
+  }
+  if (response.status === 410) {
+    await expired(response);
     return;
   }
   if (!response.ok) {
@@ -638,6 +660,8 @@ async function feedbackPage() {
         finish("used");
       } else if (sent.status === 404) {
         finish("gone");
+      } else if (sent.status === 410) {
+        await expired(sent);
       } else if (sent.status === 422) {
         showErrors(validationFaults((await sent.json()).detail));
       } else if (sent.status === 429) {
