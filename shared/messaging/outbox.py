@@ -164,6 +164,7 @@ class Relay:
         while not self._stopping:
             try:
                 async with self._engine.connect() as conn:
+                    await _autocommit(conn)
                     if await self._lock(conn):
                         await self._drain_forever(conn)
                         await self._unlock(conn)
@@ -197,6 +198,7 @@ class Relay:
     async def relay_once(self) -> int:
         """Publish one batch (for tests and tools); returns how many rows were sent."""
         async with self._engine.connect() as conn:
+            await _autocommit(conn)
             return await self._relay_batch(conn)
 
     async def _relay_batch(self, conn: AsyncConnection) -> int:
@@ -260,6 +262,14 @@ class Relay:
             async with asyncio.timeout(self._poll_seconds):
                 await self._wakeup.wait()
         self._wakeup.clear()
+
+
+async def _autocommit(conn: AsyncConnection) -> None:
+    """Each of the relay's statements stands alone (a read of the unpublished rows, the
+    marks of what was published; the relay's lock is the session's): no BEGIN and COMMIT
+    around each, two round trips fewer per statement (measured in the closed loop: the
+    relays made a fifth of the services' round trips to PostgreSQL)."""
+    await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _outgoing(row: Any, routed: bool) -> Outgoing:
