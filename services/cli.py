@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from minqing.services import natsconfig
+from minqing.services.followup import cli as followup_cli
 from minqing.services.intake import cli as intake_cli
 from minqing.services.projection import cli as projection_cli
 from minqing.shared.backup import cli as backup_cli
@@ -23,6 +24,7 @@ from minqing.shared.service import logs, tracing
 from minqing.shared.service.settings import SERVICES, ServiceName, Settings
 
 intake_cli.register(app)
+followup_cli.register(app)
 projection_cli.register(app)
 natsconfig.register(app)
 identity_cli.register(app)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from minqing.services.followup import escalation, linestaff, lookback, plans
 from minqing.services.followup.api import ERRORS, funds_router, router
+from minqing.services.followup.backfill import missing_cases
 from minqing.services.followup.declaration import declaration
 from minqing.services.followup.handlers import HANDLERS, Rules, check_deadlines, recompute_lookbacks
 from minqing.services.followup.ingress_consumer import CONSUMER, FollowupIngress
@@ -25,6 +28,12 @@ from minqing.shared.service.runtime import build_runtime
 from minqing.shared.service.settings import Settings
 from minqing.shared.web.app import create_service_app
 from minqing.shared.web.errors import map_errors
+
+log = logging.getLogger("minqing.followup")
+UNFILLED = (
+    "%d cases lack the title, village or resolution summary a look-back shows (stored "
+    "before migration followup_0007): run `minqing followup backfill-cases`"
+)
 
 
 def create_app(
@@ -71,6 +80,16 @@ def create_app(
         return f"{await check_deadlines(units, rules, today)} overdue and escalation events"
 
     rt.every(settings.deadline_check_seconds, "followup-deadlines", deadlines)
+
+    async def warn_unfilled() -> None:
+        # Cases stored before followup_0007 lack what a look-back shows: say so, once.
+        with contextlib.suppress(Exception):  # a database outage is reported elsewhere
+            async with rt.sessions() as session:
+                count = await missing_cases(await session.connection())
+            if count:
+                log.warning(UNFILLED, count)
+
+    rt.workers.append(warn_unfilled)
     # Departments' progress and resolutions on NATS (CloudEvents), answered on the outcomes
     # stream.
     ingress = FollowupIngress(rt, reference.active(), rules, IngressMetrics(CONSUMER))
@@ -81,6 +100,7 @@ def create_app(
         description="Cancellation by the assigned unit and the look-back visit that verifies it.",
     )
     app.state.units, app.state.rules = units, rules  # what the routes depend on
+    app.state.reads = rt.read_units_of_work(lambda session: SqlCases(session, clock()))
     app.state.staff_units, app.state.staff_files = staff_units, staff_files
     app.include_router(router)
     app.include_router(line_staff_router)
