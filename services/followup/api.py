@@ -289,6 +289,7 @@ REFUSED: dict[int | str, dict[str, Any]] = {**NOT_FOUND, 409: {"description": "W
 
 # The units of work, and followup's rules (calendar, ladder, plans, reviewers), on the app.
 UnitsOfWork = Annotated[UowFactory[Cases], Depends(from_state("units"))]
+Reads = Annotated[UowFactory[Cases], Depends(from_state("reads"))]  # one round trip a query
 StaffUnits = Annotated[UowFactory[LineStaffStore], Depends(from_state("staff_units"))]
 RulesDep = Annotated[Rules, Depends(from_state("rules"))]
 router = APIRouter(prefix="/api/v1/issues", tags=["followup"])
@@ -382,9 +383,7 @@ async def post_funding(
 
 
 @router.get("/{issue_id}/case", responses=NOT_FOUND)
-async def get_case(
-    issue_id: IssueId, units: UnitsOfWork, rules: RulesDep, grant: GrantDep
-) -> CaseOut:
+async def get_case(issue_id: IssueId, units: Reads, rules: RulesDep, grant: GrantDep) -> CaseOut:
     """What followup knows of the matter: whether it can be resolved or visited now (the
     matter itself, as people read it, is the projection's ``GET /api/v1/issues/{issue_id}``)."""
     tracked = await load_case(units, issue_id, grant.reaches)

@@ -35,8 +35,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     )
     names = Names(ref)
     # what the routes depend on (api.DeskDep)
-    app.state.desk = api.Desk(
-        rt.sessions, clock, settings.timezone, names, settings.list_count_limit
+    app.state.desk = api.Desk(  # the desk only reads: one round trip per query
+        rt.reads, clock, settings.timezone, names, settings.list_count_limit
     )
     app.include_router(api.router)
     app.include_router(audit_api.router)

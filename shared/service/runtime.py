@@ -73,6 +73,7 @@ class Runtime:
     channels: list[Channel] = field(default_factory=list)
     # Intake keeps accepting reports into its outbox while NATS is away: still ready then.
     accepts_without_nats: bool = False
+    _reads: Sessions | None = None
     jobs: list[Job] = field(default_factory=list)
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
 
@@ -111,10 +112,26 @@ class Runtime:
             rows = (await session.execute(query)).all()
         return [_dead_letter_out(row._asdict()) for row in rows]
 
+    @property
+    def reads(self) -> Sessions:
+        """Sessions for reads alone: each statement stands on its own (autocommit), so a
+        read is one round trip, not BEGIN, the query and ROLLBACK. What it sees is what a
+        READ COMMITTED transaction (PostgreSQL's default, ours) sees: each statement its
+        own snapshot. Nothing written through them is kept together; never write with them."""
+        if self._reads is None:
+            self._reads = make_sessions(self.engine.execution_options(isolation_level="AUTOCOMMIT"))
+        return self._reads
+
     def units_of_work(self, store: Callable[[AsyncSession], S]) -> Callable[[], Any]:
         """A factory of units of work over this service's database and outbox."""
         return sql_units_of_work(
             self.sessions, store, self.outbox, service=self.name, clock=self.clock
+        )
+
+    def read_units_of_work(self, store: Callable[[AsyncSession], S]) -> Callable[[], Any]:
+        """Units of work that only read (``reads``); never record or commit through one."""
+        return sql_units_of_work(
+            self.reads, store, self.outbox, service=self.name, clock=self.clock
         )
 
     def batch_unit_of_work(self, session: AsyncSession, store: S) -> SqlUnitOfWork[S]:
