@@ -281,9 +281,9 @@ async def test_a_secretary_sends_back_and_resolves_and_a_failed_look_back_brings
             shown = page.locator("#matter-head [data-photos] li")
             await expect(shown).to_have_count(1)
             await expect(shown).to_contain_text("办结时")
-            await page.wait_for_function(
-                "document.querySelector('#matter-head [data-photos] img')?.naturalWidth === 900"
-            )
+            # (not wait_for_function: its polling evaluates a string, which the policy refuses)
+            image = page.locator("#matter-head [data-photos] img")
+            await expect(image).to_have_js_property("naturalWidth", 900)
             # redrawn once the projection holds the resolution: no reload needed
             await expect(page.locator("#matter-head")).to_contain_text("已办结待回访")
             await expect(page.locator("#trail")).to_contain_text("已组织清运")
