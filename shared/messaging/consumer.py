@@ -35,7 +35,7 @@ from minqing.shared.contract.envelope import Envelope, NewerVersion, UnreadableE
 from minqing.shared.messaging.dead_letters import DeadLetter, DeadLetterSink, TableDeadLetters
 from minqing.shared.messaging.faults import OutageLog, is_transient
 from minqing.shared.persistence.db import Sessions, reachable
-from minqing.shared.persistence.matter_locks import lock_matters
+from minqing.shared.persistence.matter_locks import locking
 from minqing.shared.persistence.tables import Plumbing
 from minqing.shared.service import tracing
 
@@ -310,11 +310,11 @@ class BatchConsumer:
                 if not items:
                     return result
             readable = [i for i in items if i.delivery is not None]
-            fresh = await self._claim(session, readable)
+            # a replica's batch may hold events of the same matters: an unordered consumer
+            # takes its matters' locks with the claim (the ordered one reads alone)
+            fresh = await self._claim(session, readable, lock=not self.ordered)
             fresh_ids = {id(i) for i in fresh}
             deliveries = [i.delivery for i in fresh if i.delivery is not None]
-            if not self.ordered:  # a replica's batch may hold events of the same matters
-                await lock_matters(session, self._space, (d.envelope.subject for d in deliveries))
             outcomes = await self._apply_batch(session, deliveries) if deliveries else {}
             for item in items:
                 if item.reason is not None:
@@ -369,15 +369,26 @@ class BatchConsumer:
             self._sql.position, {"consumer": self.name, "epoch": epoch, "seq": seq}
         )
 
-    async def _claim(self, session: AsyncSession, items: Sequence[_Item]) -> list[_Item]:
-        """Insert the inbox rows first, in one statement: the items it inserted are fresh;
-        the rest were processed before (or repeat in this batch). A concurrent replica that
-        claimed the same event makes this wait for its commit, then see it as processed."""
+    async def _claim(
+        self, session: AsyncSession, items: Sequence[_Item], *, lock: bool
+    ) -> list[_Item]:
+        """Insert the inbox rows first: the items it inserted are fresh; the rest were
+        processed before (or repeat in this batch). A concurrent replica that claimed the
+        same event makes this wait for its commit, then see it as processed. With ``lock``,
+        the same statement then takes the locks of the items' matters (matter_locks), once
+        every inbox row is in (so it never holds a lock while it waits for a replica's
+        commit): one round trip for both."""
         if not items:
             return []
         ids = list(dict.fromkeys(_event_id(i) for i in items))
-        params = {"consumer": self.name, "ids": ids}
-        claimed = set(await session.scalars(self._sql.inbox_claim, params))
+        params: dict[str, object] = {"consumer": self.name, "ids": ids}
+        if lock:
+            params["space"] = self._space
+            params["matters"] = list(dict.fromkeys(_subject(i) for i in items))
+            row = (await session.execute(self._sql.claim_and_lock, params)).one()
+            claimed = set(row.ids)
+        else:
+            claimed = set(await session.scalars(self._sql.inbox_claim, params))
         fresh = []
         for item in items:
             if _event_id(item) in claimed:
@@ -476,6 +487,17 @@ class _Statements:
             "select :consumer, unnest(cast(:ids as text[])) on conflict do nothing "
             "returning event_id"
         )
+        # The inbox rows first (all of them: the aggregate reads the insert to its end),
+        # then the matters' locks in key order: the subquery in the select list runs when
+        # the one row is produced (not a filter, which would run before the insert).
+        self.claim_and_lock = text(
+            f"with claimed as (insert into {inbox} (consumer, event_id) "
+            "select :consumer, unnest(cast(:ids as text[])) on conflict do nothing "
+            "returning event_id), "
+            "fresh as (select coalesce(array_agg(event_id), '{}') as ids from claimed) "
+            f"select ids, (select count(*) from ({locking(':space', ':matters')}) as locks) "
+            "as locked from fresh"
+        )
         self.inbox_release = text(
             f"delete from {inbox} where consumer = :consumer "
             "and event_id = any(cast(:ids as text[]))"
@@ -505,6 +527,11 @@ def _log_ids(item: _Item) -> dict[str, str]:
         return {}
     envelope = item.delivery.envelope
     return {"event_id": envelope.id, "correlation_id": envelope.correlationid}
+
+
+def _subject(item: _Item) -> str:
+    assert item.delivery is not None
+    return item.delivery.envelope.subject
 
 
 def _event_id(item: _Item) -> str:

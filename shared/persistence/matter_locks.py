@@ -25,11 +25,19 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 BUCKETS = 256
-_LOCK = text(
-    "select pg_advisory_xact_lock(hashtext(:space), key) from "
-    f"(select distinct hashtext(m) & {BUCKETS - 1} as key "
-    "from unnest(cast(:ids as text[])) as m order by key) as keys"
-)
+
+
+def locking(space: str, ids: str) -> str:
+    """SQL that takes the locks of the matters in the text-array parameter ``ids`` in the
+    schema named by the text parameter ``space``, in key order, one row per lock."""
+    return (
+        f"select pg_advisory_xact_lock(hashtext({space}), key) from "
+        f"(select distinct hashtext(m) & {BUCKETS - 1} as key "
+        f"from unnest(cast({ids} as text[])) as m order by key) as keys"
+    )
+
+
+_LOCK = text(locking(":space", ":ids"))
 
 
 async def lock_matters(session: AsyncSession, space: str, issue_ids: Iterable[str]) -> None:

@@ -13,6 +13,8 @@ from sqlalchemy import text
 
 from minqing.services.assignment.domain import Assignment
 from minqing.services.assignment.store import _table as assignments
+from minqing.services.assignment.store import plumbing
+from minqing.shared.messaging.consumer import _Statements
 from minqing.shared.persistence.db import Sessions, make_engine, make_sessions
 from minqing.shared.persistence.matter_locks import BUCKETS, lock_matters
 from minqing.shared.service.settings import Settings
@@ -100,3 +102,38 @@ async def test_a_transaction_on_thousands_of_matters_takes_a_bounded_number_of_l
         )
         await session.rollback()
     assert held is not None and 1 < held <= BUCKETS
+
+
+async def test_a_consumer_claims_its_events_before_it_takes_their_matters_locks(
+    sessions: Sessions,
+) -> None:
+    """One statement claims the inbox rows and takes the matters' locks, in that order:
+    while a replica's uncommitted claim of the same event holds it up, it holds no lock
+    (else the replica, wanting that lock before it commits, would wait for it in a
+    circle), and it sees the event as processed once the replica commits."""
+    claim = _Statements(plumbing).claim_and_lock
+    params = {"consumer": "c", "ids": ["E1", "E2"], "space": "assignment", "matters": ["M1"]}
+    held = "select count(*) from pg_locks where locktype = 'advisory' and pid = :pid"
+    async with sessions() as replica, sessions() as consumer:
+        await replica.execute(
+            text("insert into assignment.inbox (consumer, event_id) values ('c', 'E1')")
+        )
+        pid = await consumer.scalar(text("select pg_backend_pid()"))
+        claiming = asyncio.create_task(consumer.execute(claim, params))
+        async with sessions() as look:
+            await eventually(
+                lambda: look.scalar(
+                    text(
+                        "select count(*) from pg_stat_activity "
+                        "where pid = :pid and wait_event_type = 'Lock'"
+                    ),
+                    {"pid": pid},
+                ),
+                lambda n: n == 1,
+            )
+            assert await look.scalar(text(held), {"pid": pid}) == 0
+            await replica.commit()
+            row = (await asyncio.wait_for(claiming, 5)).one()
+            assert (sorted(row.ids), row.locked) == (["E2"], 1)
+            assert await look.scalar(text(held), {"pid": pid}) == 1
+        await consumer.rollback()
