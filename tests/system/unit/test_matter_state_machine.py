@@ -1,6 +1,7 @@
 """Random lives of matters, on the real use cases and in-memory stores, with events passed
 between the services as the bus would: reports, assignments, send-backs, re-assignments,
-extensions, progress, resolutions, look-backs, feedback and clock jumps across the
+extensions, progress, resolutions, look-backs, feedback, re-visits (a failed one reopens a
+closed matter) and clock jumps across the
 official holidays (Spring Festival and National Day 2026). After every step, the
 invariants hold: no matter both closed and open, no date on a non-working day, no
 escalation without a missed date, no resolution by a unit that was not assigned."""
@@ -8,6 +9,7 @@ escalation without a missed date, no resolution by a unit that was not assigned.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -55,6 +57,7 @@ from minqing.shared.contract.events import (
     IssueOverdue,
     IssuePlanSet,
     IssueResolved,
+    IssueRevisitRecorded,
     IssueSentBack,
 )
 from minqing.shared.domain.calendar import add_working_days, official
@@ -308,7 +311,8 @@ class Matters(RuleBasedStateMachine):
     @rule(data=st.data(), passed=st.booleans())
     def revisit(self, data: st.DataObject, passed: bool) -> None:
         """Line staff go back where a resident's low score sent them (a closed matter's
-        re-visit is recorded and it stays closed), else to any matter."""
+        re-visit is recorded: passed, it stays closed; failed, it is reopened and goes back
+        to its unit as after a failed look-back), else to any matter."""
         cases = self.bus.followup.store.rows
         waiting = [i for i in self.issues if i in cases and cases[i].case.revisit_reason]
         issue_id = data.draw(st.sampled_from(waiting or self.issues))
@@ -364,6 +368,7 @@ class Matters(RuleBasedStateMachine):
                 if isinstance(
                     e, IssueAssigned | IssueResolved | IssueLookbackPassed | IssueLookbackFailed
                 )
+                or (isinstance(e, IssueRevisitRecorded) and e.reopens)  # a failed re-visit
             ]
             closed = bool(steps) and isinstance(steps[-1], IssueLookbackPassed)
             assigned = self._assignment(issue_id)
@@ -372,8 +377,13 @@ class Matters(RuleBasedStateMachine):
             assert (status.status == "closed") == closed, (issue_id, status)
             assert (case.status == "closed") == closed, (issue_id, case.status)
             assert (assigned.status == "closed") == closed, (issue_id, assigned.status)
+            # closed again only after a failed re-visit reopened it
+            closes = [i for i, e in enumerate(steps) if isinstance(e, IssueLookbackPassed)]
+            for before, after in itertools.pairwise(closes):
+                assert any(isinstance(e, IssueRevisitRecorded) for e in steps[before:after]), (
+                    issue_id
+                )
             if closed:
-                assert sum(isinstance(e, IssueLookbackPassed) for e in steps) == 1
                 assert not any(
                     isinstance(e, IssueAssigned | IssueResolved)
                     for e in events_of(self.bus.log, issue_id)[self._index_of_close(issue_id) + 1 :]
@@ -387,8 +397,9 @@ class Matters(RuleBasedStateMachine):
                 assert tracked.case.revisit_due is not None, issue_id
 
     def _index_of_close(self, issue_id: str) -> int:
+        """Where the matter was last closed."""
         events = events_of(self.bus.log, issue_id)
-        return next(i for i, e in enumerate(events) if isinstance(e, IssueLookbackPassed))
+        return max(i for i, e in enumerate(events) if isinstance(e, IssueLookbackPassed))
 
     @invariant()
     def every_actor_is_a_principal(self) -> None:
