@@ -101,7 +101,6 @@ def create_app(
     )
     app.state.units, app.state.rules = units, rules  # what the routes depend on
     app.state.reads = rt.read_units_of_work(lambda session: SqlCases(session, clock()))
-    app.state.reads = rt.read_units_of_work(lambda session: SqlCases(session, clock()))
     app.state.staff_units, app.state.staff_files = staff_units, staff_files
     app.include_router(router)
     app.include_router(line_staff_router)
