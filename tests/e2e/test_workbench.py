@@ -37,6 +37,7 @@ from tests.support.frontdoor import front_door
 from tests.support.harness import isolated_settings
 from tests.support.identity import DESK, PEOPLE, enrol, give_password
 from tests.support.processes import ServiceProcess, poll, running_services
+from tests.support.tour import keep
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page, Route
@@ -126,6 +127,7 @@ async def prune(database_url: str, nats_url: str, at: datetime) -> Pruned:
 
 async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / f"workbench-{name}.png"), full_page=True)
+    await keep(page, f"workbench-{name}")
 
 
 async def log_in(browser: Browser, url: str, viewport: dict[str, int], name: str) -> Watched:
@@ -267,6 +269,8 @@ async def test_a_secretary_sends_back_and_resolves_and_a_failed_look_back_brings
             )
             await thumbs.locator("button", has_text="重试").click()
             await expect(thumbs).to_have_attribute("data-state", "uploaded")
+            # every photo is up: the word about the failed one goes
+            await expect(page.locator("[data-action=resolve] > .error")).to_have_text("")
             await expect(thumbs.locator("img")).to_have_attribute(
                 "src", re.compile("^data:image/jpeg")
             )

@@ -574,7 +574,11 @@ function photoPicker(id) {
   const redraw = () => {
     list.replaceChildren(...items.map((item, n) => {
       const remove = el("button", { type: "button", class: "secondary", text: "×", "aria-label": `${t("photo_remove")} (${n + 1})`, title: t("photo_remove") });
-      remove.addEventListener("click", () => { items.splice(items.indexOf(item), 1); redraw(); });
+      remove.addEventListener("click", () => {
+        items.splice(items.indexOf(item), 1);
+        redraw();
+        if (items.every((i) => i.ref)) settled();
+      });
       const state = item.ref ? t("photo_uploaded") : item.problem ? t("photo_failed") + item.problem : t("photo_uploading");
       const parts = [
         item.thumb ? el("img", { src: item.thumb, alt: t("photo_n")(n + 1) }) : el("span", { class: "nothumb", text: t("photo_n")(n + 1) }),
@@ -600,6 +604,13 @@ function photoPicker(id) {
       item.problem = photoRefusal(e);
     }
     if (items.includes(item)) redraw();
+    if (items.every((i) => i.ref)) settled();
+  };
+  // every photo uploaded now: the form's word about them ("try again", "wait") is stale
+  const settled = () => {
+    const form = node.closest("form");
+    const error = form && form.querySelector(":scope > .error");
+    if (error && [t("photo_fix"), t("photo_busy")].includes(error.textContent)) error.textContent = "";
   };
   input.addEventListener("change", async () => {
     const files = [...input.files];
