@@ -42,7 +42,8 @@ install: $(STAMP)
 screenshots: $(STAMP)
 	rm -rf docs/images/tour
 	MINQING_TOUR_DIR=docs/images/tour $(BIN)/pytest -q tests/e2e/test_workbench.py \
-		tests/e2e/test_visit_page.py tests/e2e/test_resident_pages.py tests/e2e/test_desk.py
+		tests/e2e/test_visit_page.py tests/e2e/test_resident_pages.py tests/e2e/test_desk.py \
+		tests/e2e/test_desk_report.py
 
 # The benchmark (docs/developer/benchmarks.md): minutes of load on this machine, never part of `make test`.
 # Options after ARGS=, e.g. make bench ARGS='--quick' or ARGS='--only projection --profile'.

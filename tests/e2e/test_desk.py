@@ -47,6 +47,7 @@ from tests.support.events import assigned, envelope, publish, reported
 from tests.support.harness import eventually
 from tests.support.identity import AS, PEOPLE, TOWN, enrol, give_password
 from tests.support.paths import ROOT
+from tests.support.tour import keep
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
@@ -313,6 +314,7 @@ async def test_a_supervisor_finds_the_bridge_reads_its_timeline_and_exports_the_
             await assert_all_english(page)
             await assert_no_codes(page, codes)
             await page.screenshot(path=str(ARTIFACTS / "desk-timeline-en.png"), full_page=True)
+            await keep(page, "desk-timeline-en")
             await page.click("#close")
             await page.click("button[data-tab='overdue']")
             await assert_all_english(page)
@@ -328,6 +330,7 @@ async def test_a_supervisor_finds_the_bridge_reads_its_timeline_and_exports_the_
             await assert_all_english(page)
             await assert_no_codes(page, codes)
             await page.screenshot(path=str(ARTIFACTS / "desk-statistics.png"), full_page=True)
+            await keep(page, "desk-statistics")
             # The choice is remembered: the page loaded again is in English.
             await page.reload()
             await page.wait_for_selector("body[data-ready=true]")

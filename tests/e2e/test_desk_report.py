@@ -32,6 +32,7 @@ from tests.support.events import FRIDAY_MORNING, assigned, envelope, publish, re
 from tests.support.frontdoor import front_door
 from tests.support.harness import eventually
 from tests.support.identity import AS, PEOPLE, TOWN, enrol, give_password
+from tests.support.tour import keep
 
 pytestmark = pytest.mark.e2e
 
@@ -222,6 +223,7 @@ async def test_a_supervisor_reads_the_monthly_report_and_the_visits_on_the_desk(
                 assert content[:2] == b"PK"  # a zip: an XLSX workbook
                 await no_serious_violations(page)
                 await page.screenshot(path=str(ARTIFACTS / "desk-report.png"), full_page=True)
+                await keep(page, "desk-report")
 
                 # A quarter, and a range of days.
                 await page.select_option("#r-kind", "quarter")

@@ -43,6 +43,7 @@ from tests.e2e.test_resident_pages import (
 from tests.support.frontdoor import front_door
 from tests.support.harness import eventually
 from tests.support.identity import DESK, TOWN, enrol, give_password
+from tests.support.tour import keep
 
 if TYPE_CHECKING:
     from playwright.async_api import Page, Route
@@ -106,6 +107,7 @@ FILL_STORAGE = """() => {
 
 async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / f"visit-{name}.png"), full_page=True)
+    await keep(page, f"visit-{name}")
 
 
 async def ready(page: Page) -> None:

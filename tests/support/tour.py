@@ -18,14 +18,11 @@ TOUR = {
     "workbench-phone-list": "workbench-phone.jpg",
     "workbench-phone-resolve": "workbench-resolve-phone.jpg",
     "workbench-desktop-lookback": "lookbacks-desktop.jpg",
-    "workbench-desktop-plan-progress-funding": "workbench-desktop.jpg",
     "visit-waiting-phone": "visit-offline-phone.jpg",
-    "visit-sent-phone": "visit-sent-phone.jpg",
     "residents-report-phone": "report-phone.jpg",
     "residents-follow-phone": "follow-phone.jpg",
     "residents-feedback-thanks-phone": "feedback-phone.jpg",
     "desk-statistics": "desk-statistics.jpg",
-    "desk-timeline-en": "desk-timeline.jpg",
     "desk-report": "desk-report.jpg",
 }
 
