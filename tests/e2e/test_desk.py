@@ -153,6 +153,20 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
         await task
 
 
+async def no_serious_violations(page: Page) -> None:
+    """axe-core on the page as it is: nothing serious or critical (every page's tests
+    use this one)."""
+    from axe_playwright_python.async_playwright import Axe
+
+    results = await Axe().run(page)
+    serious = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]])
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == [], serious
+
+
 async def test_a_supervisor_finds_the_bridge_reads_its_timeline_and_exports_the_list(
     settings: Settings,
 ) -> None:
@@ -283,6 +297,7 @@ async def test_a_supervisor_finds_the_bridge_reads_its_timeline_and_exports_the_
             codes = internal_codes(settings)
             await assert_no_codes(page, codes)
             await page.screenshot(path=str(ARTIFACTS / "desk-timeline.png"), full_page=True)
+            await no_serious_violations(page)
 
             async with page.expect_download() as download:
                 await page.click("#close")
@@ -298,6 +313,7 @@ async def test_a_supervisor_finds_the_bridge_reads_its_timeline_and_exports_the_
             await expect(page.locator("#charts")).to_contain_text("Xu Haijun")  # not xuma-secretary
             await assert_no_codes(page, codes)
             await page.screenshot(path=str(ARTIFACTS / "desk-statistics-zh.png"), full_page=True)
+            await no_serious_violations(page)
 
             await page.click("button[data-tab='lookbacks']")
             await expect(page.locator("#lookback-table")).to_be_visible()
@@ -496,6 +512,7 @@ async def test_on_a_phone_the_desk_names_people_and_switches_wholly_to_english(
             await assert_no_codes(page, codes)
             await assert_fits(page, 360)
             await page.screenshot(path=str(ARTIFACTS / "desk-phone-list.png"), full_page=True)
+            await no_serious_violations(page)
 
             await bridge_row.click()
             timeline = page.locator("#t-events")

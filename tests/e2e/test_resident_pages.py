@@ -30,7 +30,7 @@ from minqing.services.intake.app import create_app
 from minqing.shared.contract.events import IssueResolved
 from minqing.shared.service.infra import free_port
 from minqing.shared.service.settings import Settings
-from tests.e2e.test_desk import ARTIFACTS, chromium
+from tests.e2e.test_desk import ARTIFACTS, chromium, no_serious_violations
 from tests.support.events import assigned, envelope, publish
 from tests.support.frontdoor import front_door
 from tests.support.harness import eventually
@@ -115,19 +115,6 @@ async def ready(page: Page, url: str) -> None:
 async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / f"residents-{name}.png"), full_page=True)
     await keep(page, f"residents-{name}")
-
-
-async def no_serious_violations(page: Page) -> None:
-    """axe-core on the page as it is: nothing serious or critical."""
-    from axe_playwright_python.async_playwright import Axe
-
-    results = await Axe().run(page)
-    serious = [
-        (v["id"], v["impact"], [n["target"] for n in v["nodes"]])
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert serious == [], serious
 
 
 async def test_a_resident_reports_follows_and_rates_a_matter_on_a_phone_and_a_desktop(

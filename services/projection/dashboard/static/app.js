@@ -29,6 +29,7 @@ const T = {
     title: "民情 · 台账", tab_list: "台账", tab_overdue: "逾期督办", tab_stats: "统计",
     tab_lookbacks: "待回头看", h_lookback: "回头看期限", by_responsible: "按责任人",
     search: "搜索标题、描述、地址、编号", all_villages: "全部村（社区）", all_statuses: "全部状态",
+    by_village: "按村（社区）筛选", by_status: "按状态筛选",
     s_reported: "已受理", s_assigned: "已交办", s_resolved: "已办结", s_closed: "已闭环",
     s_reopened: "重新办理", only_overdue: "只看逾期", search_button: "查询",
     export_csv: "导出 CSV", export_xlsx: "导出 Excel", h_title: "事项", h_status: "状态",
@@ -79,6 +80,7 @@ const T = {
     title: "Minqing · Matters", tab_list: "Matters", tab_overdue: "Overdue", tab_stats: "Statistics",
     tab_lookbacks: "Look-backs due", h_lookback: "Look-back due", by_responsible: "By responsible person",
     search: "Search titles, descriptions, addresses, ticket ids", all_villages: "All villages",
+    by_village: "Filter by village", by_status: "Filter by status",
     all_statuses: "All statuses", s_reported: "Reported", s_assigned: "Assigned",
     s_resolved: "Resolved", s_closed: "Closed", s_reopened: "Reopened",
     only_overdue: "Overdue only", search_button: "Search", export_csv: "Export CSV",
@@ -217,6 +219,7 @@ function translate() {
   document.title = t("title");
   document.querySelectorAll("[data-t]").forEach((node) => { node.textContent = t(node.dataset.t); });
   document.querySelectorAll("[data-tp]").forEach((node) => { node.placeholder = t(node.dataset.tp); });
+  document.querySelectorAll("[data-ta]").forEach((node) => { node.setAttribute("aria-label", t(node.dataset.ta)); });
   $("#lang").textContent = t("lang");
   $("#lang").setAttribute("aria-label", t("language"));
   $("#close").setAttribute("aria-label", t("close"));
