@@ -95,13 +95,19 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     return app
 
 
+HANDLER_TYPES = frozenset(consumed_types(HANDLERS))
+
+
 def _report_status(rt: Runtime) -> None:
-    """Each matter's status, to report back to the channels (Open311, outcomes)."""
+    """Each matter's status, to report back to the channels (Open311, outcomes), and the
+    photos its steps name."""
 
     def unit_of_work(session: AsyncSession) -> SqlUnitOfWork[SqlReports]:
         return rt.batch_unit_of_work(session, SqlReports(session))
 
-    rt.subscribe("status", event_applier(HANDLERS, None, unit_of_work), consumed_types(HANDLERS))
+    status = event_applier(HANDLERS, None, unit_of_work)
+    types = consumed_types(HANDLERS) + [t for t in photos.PHOTO_TYPES if t not in HANDLER_TYPES]
+    rt.subscribe("status", photos.with_photos(rt, status), sorted(types))
 
 
 def _imports(rt: Runtime, policy: Policy) -> lists.Imports:

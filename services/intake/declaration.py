@@ -14,9 +14,9 @@ def declaration(settings: Settings) -> Declaration:
     return Declaration(
         "intake",
         {
-            "intake-status": list(HANDLERS),
+            # the status consumer attaches the photos steps name (photos/wiring.py)
+            "intake-status": list({**HANDLERS, **PHOTO_HANDLERS}),
             "intake-replies": list(REPLY_HANDLERS),
-            "intake-photos": list(PHOTO_HANDLERS),
         },
         ingress_channels(settings),
     )

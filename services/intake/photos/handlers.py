@@ -2,7 +2,8 @@
 step names (a report here and then; a resolution, look-back or re-visit when intake reads
 followup's event), and prune by the retention rule.
 
-Ends with the routing table of intake's ``intake-photos`` consumer (``PHOTO_HANDLERS``).
+Ends with the routing table of the photos steps name (``PHOTO_HANDLERS``), which intake's
+status consumer applies after its own (photos/wiring.py).
 """
 
 from __future__ import annotations

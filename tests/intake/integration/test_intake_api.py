@@ -237,7 +237,6 @@ async def test_health_and_readiness_report_their_connections(
         "consumer intake-status": "ok",
         "consumer intake-ingress": "ok",
         "consumer intake-replies": "ok",
-        "consumer intake-photos": "ok",
     }
 
 

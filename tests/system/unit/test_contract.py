@@ -65,7 +65,6 @@ def test_the_consumers_listen_to_what_their_routing_tables_handle() -> None:
     assert set(consumers()) == {
         "intake-status",
         "intake-replies",
-        "intake-photos",
         "assignment",
         "followup",
         "projection-history",
