@@ -129,7 +129,11 @@ def through_the_front_door(up: Up) -> None:
             lambda: front.get(f"/api/v1/issues/{issue_id}").json().get("status"),
             lambda status: status == "closed",
         )
-        trail = front.get(f"/api/v1/issues/{issue_id}/history").json()["events"]
+        # the trail is another read model (its own consumer): it may be a step behind
+        trail = poll(
+            lambda: front.get(f"/api/v1/issues/{issue_id}/history").json()["events"],
+            lambda events: len(events) >= len(LOOP),
+        )
         assert [e["type"].removeprefix("minqing.") for e in trail] == LOOP
         # The operations endpoints under each service's name; health and metrics not at all.
         assert front.get("/intake/api/v1/dead-letters").status_code == 200

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -138,8 +138,12 @@ def due(new: NewReply, *, attempts: int = 0, name: str | None = None, phone: str
     )
 
 
-def reply(new: NewReply, *, sent: bool = False, answered: bool = False) -> Reply:
-    return Reply(new.reply_id, new.issue_id, new.reporter_ref, new.stage, new.text, sent, answered)
+def reply(
+    new: NewReply, *, sent: bool = False, answered: bool = False, sent_at: datetime | None = None
+) -> Reply:
+    return Reply(
+        new.reply_id, new.issue_id, new.reporter_ref, new.stage, new.text, sent, answered, sent_at
+    )
 
 
 def supervisor(ref: str, issue_id: str = "I1") -> Supervisor:
@@ -281,11 +285,11 @@ class TestReplies:
             await store.mark_sent("Y1", "sms", 1, NOW)
         async with residents() as store:
             found = await store.reply_by_token(token_hash("token-1"), lock=True)
-            assert found == reply(first, sent=True)
+            assert found == reply(first, sent=True, sent_at=NOW)  # its link's time starts
             await store.add_feedback(found, 2, "still dark", True, LATER)
         async with residents() as store:
             found = await store.reply_by_token(token_hash("token-1"), lock=False)
-            assert found == reply(first, sent=True, answered=True)
+            assert found == reply(first, sent=True, answered=True, sent_at=NOW)
 
     async def test_a_reply_is_answered_once(self, residents: Stores[Residents]):
         async with residents() as store:
