@@ -85,18 +85,8 @@ class App:
         report = json.loads(body)
         now = datetime.now(UTC)
         issue_id, event_id, reporter_ref = str(ULID()), str(ULID()), f"rpt_{ULID()}"
-        reporter, location = report.get("reporter") or {}, report.get("location") or {}
-        data = {
-            "title": report["title"],
-            "description": report["description"],
-            "category": report["category"],
-            "village": report["village"],
-            "source": report["source"],
-            "reporter_ref": reporter_ref,
-            "address": location.get("address"),
-            "lat": location.get("lat"),
-            "lon": location.get("lon"),
-        }
+        reporter = report.get("reporter") or {}
+        data = reported_data(report, reporter_ref)
         event = {
             "specversion": "1.0",
             "id": event_id,
@@ -135,6 +125,22 @@ class App:
                 json.dumps(event),
             )
         await respond(send, 201, {"issue_id": issue_id, "event_id": event_id})
+
+
+def reported_data(report: dict[str, Any], reporter_ref: str) -> dict[str, Any]:
+    """The ``issue.reported`` data of a report body (README "Try the loop")."""
+    location = report.get("location") or {}
+    return {
+        "title": report["title"],
+        "description": report["description"],
+        "category": report["category"],
+        "village": report["village"],
+        "source": report["source"],
+        "reporter_ref": reporter_ref,
+        "address": location.get("address"),
+        "lat": location.get("lat"),
+        "lon": location.get("lon"),
+    }
 
 
 async def respond(send: Send, status: int, body: dict[str, Any]) -> None:

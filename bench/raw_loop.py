@@ -58,6 +58,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from ulid import ULID
 
+from bench.raw_endpoint import reported_data
+
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -397,18 +399,8 @@ class Raw:
         assert self.pool is not None and self.relay is not None
         now = datetime.now(UTC)
         issue_id, reporter_ref = str(ULID()), f"rpt_{ULID()}"
-        reporter, location = report.get("reporter") or {}, report.get("location") or {}
-        data = {
-            "title": report["title"],
-            "description": report["description"],
-            "category": report["category"],
-            "village": report["village"],
-            "source": report["source"],
-            "reporter_ref": reporter_ref,
-            "address": location.get("address"),
-            "lat": location.get("lat"),
-            "lon": location.get("lon"),
-        }
+        reporter = report.get("reporter") or {}
+        data = reported_data(report, reporter_ref)
         event = self.events.make(REPORTED, issue_id, report["source"], data, None)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(

@@ -18,6 +18,7 @@ from minqing.services.intake.handlers import HANDLERS, Policy
 from minqing.services.intake.imports import ImportWorker, process_batch, prune_imports
 from minqing.services.intake.photos import api as photos_api
 from minqing.services.intake.photos import wiring as photos
+from minqing.services.intake.photos.handlers import PHOTO_HANDLERS
 from minqing.services.intake.photos.store import SqlReportsWithPhotos
 from minqing.services.intake.residents import api as residents_api
 from minqing.services.intake.residents import pages as residents_pages
@@ -95,9 +96,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     return app
 
 
-HANDLER_TYPES = frozenset(consumed_types(HANDLERS))
-
-
 def _report_status(rt: Runtime) -> None:
     """Each matter's status, to report back to the channels (Open311, outcomes), and the
     photos its steps name."""
@@ -106,8 +104,8 @@ def _report_status(rt: Runtime) -> None:
         return rt.batch_unit_of_work(session, SqlReports(session))
 
     status = event_applier(HANDLERS, None, unit_of_work)
-    types = consumed_types(HANDLERS) + [t for t in photos.PHOTO_TYPES if t not in HANDLER_TYPES]
-    rt.subscribe("status", photos.with_photos(rt, status), sorted(types))
+    types = consumed_types({**HANDLERS, **PHOTO_HANDLERS})  # as the declaration says
+    rt.subscribe("status", photos.with_photos(rt, status), types)
 
 
 def _imports(rt: Runtime, policy: Policy) -> lists.Imports:

@@ -18,7 +18,13 @@ from minqing.shared.contract.events import IssueResolved
 from minqing.shared.service.infra import free_port
 from minqing.shared.service.settings import Settings
 from tests.e2e.test_desk import ARTIFACTS, chromium
-from tests.e2e.test_resident_pages import no_serious_violations, open_page, ready, serving
+from tests.e2e.test_resident_pages import (
+    intake_only,
+    no_serious_violations,
+    open_page,
+    ready,
+    serving,
+)
 from tests.support.clock import SetClock
 from tests.support.events import FRIDAY_MORNING, assigned, envelope, publish
 from tests.support.frontdoor import front_door
@@ -39,13 +45,7 @@ async def test_an_expired_feedback_link_says_so_kindly_in_both_languages(
     browser_path = chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
-    elsewhere = "127.0.0.1:1"  # the other services are not needed by the residents' pages
-    upstreams: dict[Any, str] = {
-        "intake": f"127.0.0.1:{port}",
-        "assignment": elsewhere,
-        "followup": elsewhere,
-        "projection": elsewhere,
-    }
+    upstreams = intake_only(port)
     clock = SetClock(FRIDAY_MORNING)
     with webhook_receiver() as receiver, front_door(tmp_path, upstreams) as (door, _):
         url = door.url.rstrip("/")

@@ -107,6 +107,18 @@ async def open_page(browser: Browser, viewport: dict[str, int]) -> tuple[Browser
     return context, Watched(await context.new_page())
 
 
+def intake_only(port: int) -> dict[Any, str]:
+    """The front door's upstreams for the residents' pages: intake on ``port``; the other
+    services are not needed by them."""
+    elsewhere = "127.0.0.1:1"
+    return {
+        "intake": f"127.0.0.1:{port}",
+        "assignment": elsewhere,
+        "followup": elsewhere,
+        "projection": elsewhere,
+    }
+
+
 async def ready(page: Page, url: str) -> None:
     await page.goto(url)
     await page.wait_for_selector("body[data-ready=true]")
@@ -125,13 +137,7 @@ async def test_a_resident_reports_follows_and_rates_a_matter_on_a_phone_and_a_de
     browser_path = chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
-    elsewhere = "127.0.0.1:1"  # the other services are not needed by the residents' pages
-    upstreams: dict[Any, str] = {
-        "intake": f"127.0.0.1:{port}",
-        "assignment": elsewhere,
-        "followup": elsewhere,
-        "projection": elsewhere,
-    }
+    upstreams = intake_only(port)
     with webhook_receiver() as receiver, front_door(tmp_path, upstreams) as (door, _):
         url = door.url.rstrip("/")
         settings = answering_to(settings, receiver, feedback_base_url=url)
